@@ -1,0 +1,18 @@
+/* lamina.h: the umbrella header, the only one a user needs to include.
+ * Each area has its own header under lamina/. */
+#ifndef LAMINA_H
+#define LAMINA_H
+
+#include "lamina/status.h"
+#include "lamina/runtime.h"
+#include "lamina/tensor.h"
+#include "lamina/elementwise.h"
+#include "lamina/reduce.h"
+#include "lamina/linalg.h"
+#include "lamina/shape.h"
+#include "lamina/rng.h"
+#include "lamina/init.h"
+#include "lamina/ptree.h"
+#include "lamina/autodiff.h"
+
+#endif

@@ -1,0 +1,106 @@
+/* lamina/runtime.h: devices and contexts.
+ *
+ * A lam_ctx owns one OpenCL device, one in-order queue, the kernel program
+ * cache (in memory and on disk) and a buffer pool. Device choice, in order:
+ * lam_ctx_options.device, the LAMINA_DEVICE environment variable (an index,
+ * "cpu", "gpu", or a case-insensitive substring of the platform or device
+ * name), else the first GPU, else the first CPU. A context is used from one
+ * thread at a time. */
+#ifndef LAMINA_RUNTIME_H
+#define LAMINA_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lamina/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lam_ctx lam_ctx;
+
+typedef enum lam_device_type {
+  LAM_DEVICE_CPU = 1,
+  LAM_DEVICE_GPU = 2,
+  LAM_DEVICE_ACCELERATOR = 4,
+  LAM_DEVICE_OTHER = 8
+} lam_device_type;
+
+/* What lamina knows of one device; capabilities decide, never vendor names. */
+typedef struct lam_device_info {
+  int index;                 /* position in lam_devices_list order */
+  char platform_name[128];
+  char name[128];
+  char vendor[128];
+  char driver_version[64];
+  char opencl_c_version[64]; /* e.g. "OpenCL C 1.2 PoCL" */
+  lam_device_type type;
+  uint32_t compute_units;
+  uint64_t global_mem_bytes;
+  uint64_t local_mem_bytes;
+  uint64_t max_alloc_bytes;
+  size_t max_work_group_size;
+  bool fp16;                 /* cl_khr_fp16 */
+  bool fp64;                 /* cl_khr_fp64 */
+  bool subgroups;            /* cl_khr_subgroups or cl_intel_subgroups */
+} lam_device_info;
+
+/* Lists the devices of all platforms into `out` (up to `capacity` entries;
+ * `out` may be NULL to only count) and stores the total in `*count`.
+ * Returns LAM_OK, or LAM_ERR_DEVICE_NOT_FOUND when no OpenCL device exists. */
+lam_status lam_devices_list(lam_device_info *out, int capacity, int *count);
+
+/* Resolves a selector ("2", "cpu", "gpu", a name substring; NULL or "" means
+ * LAMINA_DEVICE, else the default rule) to a device index in `*index`.
+ * Returns LAM_OK or LAM_ERR_DEVICE_NOT_FOUND with the selector named. */
+lam_status lam_device_choose(const char *selector, int *index);
+
+typedef struct lam_ctx_options {
+  const char *device;       /* selector as for lam_device_choose; NULL: env/default */
+  const char *cache_dir;    /* kernel binary cache; NULL: LAMINA_CACHE_DIR, else user cache */
+  bool disable_disk_cache;  /* build every program from source */
+  bool cpu_gemm_tuning;     /* apply lamina's tuned CLBlast values on CPU devices (default on) */
+} lam_ctx_options;
+
+/* Returns the default options (every field as for opts == NULL). */
+lam_ctx_options lam_ctx_options_default(void);
+
+/* Creates a context on the chosen device (opts NULL: defaults) in `*out`.
+ * Returns LAM_OK, or a status with the reason in lam_last_error(). */
+lam_status lam_ctx_create(const lam_ctx_options *opts, lam_ctx **out);
+
+/* Waits for queued work, releases every cached buffer and program, frees the
+ * context. Tensors still alive must not be used afterwards. NULL is a no-op. */
+void lam_ctx_free(lam_ctx *ctx);
+
+/* Returns the context's device description (borrowed, lives with ctx). */
+const lam_device_info *lam_ctx_device(const lam_ctx *ctx);
+
+/* Memory and cache figures of a context. */
+typedef struct lam_stats {
+  int64_t live_tensors;     /* tensor handles not yet freed */
+  int64_t live_bytes;       /* device bytes held by live buffers */
+  int64_t pool_bytes;       /* device bytes cached for reuse */
+  int64_t peak_bytes;       /* highest live_bytes seen */
+  int64_t programs_built;   /* programs compiled from source */
+  int64_t programs_loaded;  /* programs loaded from the disk cache */
+} lam_stats;
+
+/* Stores the context's figures in `*out`. Returns LAM_OK or LAM_ERR_NULL. */
+lam_status lam_ctx_stats(const lam_ctx *ctx, lam_stats *out);
+
+/* Blocks until all queued work has finished. Returns LAM_OK or the error. */
+lam_status lam_ctx_finish(lam_ctx *ctx);
+
+/* Releases the buffers cached in the pool. Returns LAM_OK. */
+lam_status lam_ctx_trim(lam_ctx *ctx);
+
+/* Returns the directory used for kernel binaries ("" when disabled). */
+const char *lam_ctx_cache_dir(const lam_ctx *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,137 @@
+/* runtime/context.c: creating and freeing a context (device, OpenCL context,
+ * in-order queue, cache directory) and reporting its figures. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "runtime/runtime_internal.h"
+
+lam_status lam__device_ids(int index, cl_platform_id *platform, cl_device_id *device,
+                           lam_device_info *info);
+void lam__pool_free_all(lam_ctx *ctx);
+
+lam_ctx_options lam_ctx_options_default(void) {
+  lam_ctx_options o;
+  memset(&o, 0, sizeof o);
+  o.cpu_gemm_tuning = true;
+  return o;
+}
+
+/* Creates dir and its parents (mkdir -p); returns 0 on success. */
+static int lam__mkdirs(const char *dir) {
+  char tmp[1024];
+  size_t n = strlen(dir);
+  if (n == 0 || n >= sizeof tmp) return -1;
+  memcpy(tmp, dir, n + 1);
+  for (size_t i = 1; i <= n; i++) {
+    if (tmp[i] == '/' || tmp[i] == '\0') {
+      char c = tmp[i];
+      tmp[i] = '\0';
+      if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+      tmp[i] = c;
+    }
+  }
+  return 0;
+}
+
+/* Resolves the cache directory: option, LAMINA_CACHE_DIR, XDG_CACHE_HOME or
+ * ~/.cache. An unusable directory silently disables the disk cache (a cache
+ * is an optimisation, never a reason to fail). */
+static void lam__resolve_cache_dir(const lam_ctx_options *o, char *out, size_t cap) {
+  out[0] = '\0';
+  if (o->disable_disk_cache) return;
+  const char *dir = o->cache_dir;
+  if (!dir || !*dir) dir = getenv("LAMINA_CACHE_DIR");
+  char buf[1024];
+  if (!dir || !*dir) {
+    const char *xdg = getenv("XDG_CACHE_HOME");
+    const char *home = getenv("HOME");
+    if (xdg && *xdg)
+      snprintf(buf, sizeof buf, "%s/lamina", xdg);
+    else if (home && *home)
+      snprintf(buf, sizeof buf, "%s/.cache/lamina", home);
+    else
+      return;
+    dir = buf;
+  }
+  if (strlen(dir) + 1 > cap || lam__mkdirs(dir) != 0) return;
+  snprintf(out, cap, "%s", dir);
+}
+
+lam_status lam_ctx_create(const lam_ctx_options *opts, lam_ctx **out) {
+  if (!out) return lam__fail(LAM_ERR_NULL, "lam_ctx_create: out is NULL");
+  *out = NULL;
+  lam_ctx_options o = opts ? *opts : lam_ctx_options_default();
+  int index = -1;
+  lam_status st = lam_device_choose(o.device, &index);
+  if (st != LAM_OK) return st;
+
+  lam_ctx *ctx = calloc(1, sizeof *ctx);
+  if (!ctx) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_ctx_create: out of host memory");
+  st = lam__device_ids(index, &ctx->platform, &ctx->device, &ctx->info);
+  if (st != LAM_OK) {
+    free(ctx);
+    return lam__fail(st, "lam_ctx_create: device %d disappeared", index);
+  }
+  cl_int err = CL_SUCCESS;
+  cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)ctx->platform, 0};
+  ctx->context = clCreateContext(props, 1, &ctx->device, NULL, NULL, &err);
+  if (err != CL_SUCCESS) {
+    free(ctx);
+    return lam__cl_fail(err, "lam_ctx_create", "clCreateContext");
+  }
+  ctx->queue = clCreateCommandQueue(ctx->context, ctx->device, 0, &err);
+  if (err != CL_SUCCESS) {
+    clReleaseContext(ctx->context);
+    free(ctx);
+    return lam__cl_fail(err, "lam_ctx_create", "clCreateCommandQueue");
+  }
+  lam__resolve_cache_dir(&o, ctx->cache_dir, sizeof ctx->cache_dir);
+  /* 256 work-items per group streams well on GPUs and on PoCL (which pays
+   * per group; 8-item groups are ~6x slower there). */
+  ctx->wg_1d = ctx->info.max_work_group_size < 256 ? ctx->info.max_work_group_size : 256;
+  if (ctx->wg_1d == 0) ctx->wg_1d = 1;
+  ctx->grad_enabled = true;
+  ctx->cpu_gemm_tuning = o.cpu_gemm_tuning;
+  *out = ctx;
+  return LAM_OK;
+}
+
+void lam_ctx_free(lam_ctx *ctx) {
+  if (!ctx) return;
+  clFinish(ctx->queue);
+  if (ctx->blas_free) ctx->blas_free(ctx->blas);
+  lam__programs_free(ctx);
+  lam__pool_free_all(ctx);
+  clReleaseCommandQueue(ctx->queue);
+  clReleaseContext(ctx->context);
+  free(ctx);
+}
+
+const lam_device_info *lam_ctx_device(const lam_ctx *ctx) {
+  if (!ctx) return lam__null_input("lam_ctx_device", "ctx");
+  return &ctx->info;
+}
+
+lam_status lam_ctx_stats(const lam_ctx *ctx, lam_stats *out) {
+  if (!ctx || !out)
+    return lam__fail(LAM_ERR_NULL, "lam_ctx_stats: %s is NULL", ctx ? "out" : "ctx");
+  *out = ctx->stats;
+  return LAM_OK;
+}
+
+lam_status lam_ctx_finish(lam_ctx *ctx) {
+  if (!ctx) return lam__fail(LAM_ERR_NULL, "lam_ctx_finish: ctx is NULL");
+  cl_int err = clFinish(ctx->queue);
+  return err == CL_SUCCESS ? LAM_OK : lam__cl_fail(err, "lam_ctx_finish", "clFinish");
+}
+
+lam_status lam_ctx_trim(lam_ctx *ctx) {
+  if (!ctx) return lam__fail(LAM_ERR_NULL, "lam_ctx_trim: ctx is NULL");
+  lam__pool_free_all(ctx);
+  return LAM_OK;
+}
+
+const char *lam_ctx_cache_dir(const lam_ctx *ctx) { return ctx ? ctx->cache_dir : ""; }
