@@ -20,5 +20,6 @@ write_basic_package_version_file(${CMAKE_BINARY_DIR}/laminaConfigVersion.cmake
 install(FILES ${CMAKE_BINARY_DIR}/laminaConfig.cmake ${CMAKE_BINARY_DIR}/laminaConfigVersion.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/lamina)
 
+file(RELATIVE_PATH LAMINA_PC_TO_PREFIX /prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig /prefix)
 configure_file(${CMAKE_SOURCE_DIR}/cmake/lamina.pc.in ${CMAKE_BINARY_DIR}/lamina.pc @ONLY)
 install(FILES ${CMAKE_BINARY_DIR}/lamina.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# tools/build.sh: the one entry point for building lamina on Debian/Ubuntu.
+#
+#   tools/build.sh example   install missing packages, build, run the main example
+#   tools/build.sh test      install missing packages, build, run every test suite
+#   tools/build.sh deps      only install the missing Debian packages
+#   tools/build.sh build     only configure and build (into ./build)
+#
+# Packages are installed with apt-get when missing (as root, or through sudo).
+# Environment: BUILD_DIR (default build), BUILD_TYPE (default Release),
+# CC (compiler), LAMINA_DEVICE (device choice for the example and tests).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build_dir=${BUILD_DIR:-$root/build}
+build_type=${BUILD_TYPE:-Release}
+
+packages=(build-essential cmake pkg-config opencl-headers ocl-icd-opencl-dev pocl-opencl-icd
+  libclblast-dev libcriterion-dev libcjson-dev oclgrind libopenblas-dev)
+
+deps() {
+  local missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "Installing missing packages: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build() {
+  cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" >/dev/null
+  cmake --build "$build_dir" -j"$(nproc)"
+}
+
+case "${1:-example}" in
+  deps) deps ;;
+  build) deps; build ;;
+  example)
+    deps; build
+    example=$build_dir/examples/digits
+    [ -x "$example" ] || example=$build_dir/examples/devices
+    "$example"
+    ;;
+  test)
+    deps; build
+    ctest --test-dir "$build_dir" --output-on-failure -j2
+    ;;
+  *) echo "usage: tools/build.sh [example|test|deps|build]" >&2; exit 2 ;;
+esac
