@@ -14,5 +14,6 @@
 #include "lamina/init.h"
 #include "lamina/ptree.h"
 #include "lamina/autodiff.h"
+#include "lamina/layer.h"
 
 #endif
