@@ -1,0 +1,431 @@
+/* ops/matmul.c: lam_matmul and lam_matmul_t (batched, NumPy-broadcast batch
+ * dims, transposes of the last two dims, rank-1 operands as vectors) and
+ * their backward rule.
+ *
+ * Every call is reduced to one description: C[batch] = op(A[batch]) @
+ * op(B[batch]) with M, N, K, the transposes and per-operand batch strides (0
+ * where an operand broadcasts); C is always a new contiguous tensor. A batch
+ * where only A varies and A is not transposed is folded into M (one GEMM).
+ * Then, on CPU devices whose context asks for tuned CPU GEMM
+ * (cpu_gemm_tuning), lamina's register-tiled kernels in cl/gemm.cl run the
+ * product (one launch for any batch, see gemm_tuning.c for why); elsewhere
+ * CLBlast does: Xgemm for one matrix, XgemmStridedBatched when the batch
+ * offsets are uniform (stride 0 included), XgemmBatched with offset arrays
+ * otherwise. CLBlast status codes pass through as lam_status where
+ * status.h mirrors them, else LAM_ERR_CLBLAST, with a message. */
+#include <clblast_c.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* gemm_tuning.c */
+int lam__gemm_cpu_set_count(lam_dtype dtype);
+int lam__gemm_cpu_params(lam_dtype dtype, int index, int native_width, const char **name,
+                         char *opts, size_t cap, int nn_tile[2], int nt_tile[2], int *ly);
+
+/* Per-context state (ctx->blas): the device's native vector widths, read
+ * once, which pick the CPU tuning set. */
+typedef struct lam__blas {
+  int width_f32, width_f64;
+} lam__blas;
+
+static void lam__blas_free(void *p) { free(p); }
+
+static lam__blas *lam__blas_get(lam_ctx *ctx, const char *fn) {
+  if (ctx->blas) return ctx->blas;
+  lam__blas *s = calloc(1, sizeof *s);
+  if (!s) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn), NULL;
+  cl_uint w = 0;
+  if (clGetDeviceInfo(ctx->device, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof w, &w, NULL) ==
+      CL_SUCCESS)
+    s->width_f32 = (int)w;
+  w = 0;
+  if (clGetDeviceInfo(ctx->device, CL_DEVICE_NATIVE_VECTOR_WIDTH_DOUBLE, sizeof w, &w, NULL) ==
+      CL_SUCCESS)
+    s->width_f64 = (int)w;
+  ctx->blas = s;
+  ctx->blas_free = lam__blas_free;
+  return s;
+}
+
+/* One product C[batch] = op(A[batch]) @ op(B[batch]). */
+typedef struct lam__gemm {
+  lam_tensor *a, *b, *c;
+  int ta, tb;
+  int64_t M, N, K;
+  int nbd;                   /* batch dims */
+  int64_t bshape[LAM_MAX_DIMS];
+  int64_t sa[LAM_MAX_DIMS];  /* element strides of A and B per batch dim */
+  int64_t sb[LAM_MAX_DIMS];
+  int64_t nbatch;
+} lam__gemm;
+
+/* Element offsets of batch bi in A and B. */
+static void lam__gemm_offsets(const lam__gemm *g, int64_t bi, int64_t *oa, int64_t *ob) {
+  int64_t a = 0, b = 0;
+  for (int d = g->nbd - 1; d >= 0; d--) {
+    int64_t idx = bi % g->bshape[d];
+    bi /= g->bshape[d];
+    a += idx * g->sa[d];
+    b += idx * g->sb[d];
+  }
+  *oa = a;
+  *ob = b;
+}
+
+/* ---- CLBlast ------------------------------------------------------------ */
+
+static lam_status lam__clblast_fail(CLBlastStatusCode code, const char *fn, const char *routine) {
+  const char *s = lam_status_string((lam_status)code);
+  lam_status st = strcmp(s, "unknown status") == 0 ? LAM_ERR_CLBLAST : (lam_status)code;
+  return lam__fail(st, "%s: %s failed with CLBlast status %d%s%s", fn, routine, (int)code,
+                   st == LAM_ERR_CLBLAST ? "" : ": ", st == LAM_ERR_CLBLAST ? "" : s);
+}
+
+static lam_status lam__gemm_clblast(lam_ctx *ctx, const lam__gemm *g, const char *fn) {
+  const bool f64 = g->a->dtype == LAM_F64;
+  const CLBlastLayout row = CLBlastLayoutRowMajor;
+  const CLBlastTranspose ta = g->ta ? CLBlastTransposeYes : CLBlastTransposeNo;
+  const CLBlastTranspose tb = g->tb ? CLBlastTransposeYes : CLBlastTransposeNo;
+  const size_t M = (size_t)g->M, N = (size_t)g->N, K = (size_t)g->K;
+  const size_t lda = g->ta ? M : K, ldb = g->tb ? K : N, ldc = N;
+  cl_mem am = g->a->buf->mem, bm = g->b->buf->mem, cm = g->c->buf->mem;
+  const size_t ao = g->a->offset, bo = g->b->offset, co = g->c->offset;
+  CLBlastStatusCode s;
+  if (g->nbatch == 1) {
+    s = f64 ? CLBlastDgemm(row, ta, tb, M, N, K, 1.0, am, ao, lda, bm, bo, ldb, 0.0, cm, co, ldc,
+                           &ctx->queue, NULL)
+            : CLBlastSgemm(row, ta, tb, M, N, K, 1.0f, am, ao, lda, bm, bo, ldb, 0.0f, cm, co, ldc,
+                           &ctx->queue, NULL);
+    return s == CLBlastSuccess ? LAM_OK : lam__clblast_fail(s, fn, f64 ? "CLBlastDgemm" : "CLBlastSgemm");
+  }
+  const size_t nb = (size_t)g->nbatch;
+  size_t *off = malloc(3 * nb * sizeof *off);
+  if (!off) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn);
+  size_t *aoff = off, *boff = off + nb, *coff = off + 2 * nb;
+  bool strided = true;
+  for (size_t i = 0; i < nb; i++) {
+    int64_t oa, ob;
+    lam__gemm_offsets(g, (int64_t)i, &oa, &ob);
+    aoff[i] = ao + (size_t)oa;
+    boff[i] = bo + (size_t)ob;
+    coff[i] = co + i * M * N;
+    if (i >= 2 && (aoff[i] - aoff[i - 1] != aoff[1] - aoff[0] || boff[i] - boff[i - 1] != boff[1] - boff[0]))
+      strided = false;
+  }
+  /* Offsets grow with the batch index in row-major order, so consecutive
+   * differences are never negative. */
+  if (strided) {
+    const size_t sa = aoff[1] - aoff[0], sb = boff[1] - boff[0], sc = M * N;
+    s = f64 ? CLBlastDgemmStridedBatched(row, ta, tb, M, N, K, 1.0, am, ao, lda, sa, bm, bo, ldb, sb,
+                                         0.0, cm, co, ldc, sc, nb, &ctx->queue, NULL)
+            : CLBlastSgemmStridedBatched(row, ta, tb, M, N, K, 1.0f, am, ao, lda, sa, bm, bo, ldb,
+                                         sb, 0.0f, cm, co, ldc, sc, nb, &ctx->queue, NULL);
+    free(off);
+    return s == CLBlastSuccess ? LAM_OK
+                               : lam__clblast_fail(s, fn, f64 ? "CLBlastDgemmStridedBatched"
+                                                              : "CLBlastSgemmStridedBatched");
+  }
+  void *scal = malloc(2 * nb * (f64 ? sizeof(double) : sizeof(float)));
+  if (!scal) {
+    free(off);
+    return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn);
+  }
+  if (f64) {
+    double *al = scal, *be = al + nb;
+    for (size_t i = 0; i < nb; i++) al[i] = 1.0, be[i] = 0.0;
+    s = CLBlastDgemmBatched(row, ta, tb, M, N, K, al, am, aoff, lda, bm, boff, ldb, be, cm, coff,
+                            ldc, nb, &ctx->queue, NULL);
+  } else {
+    float *al = scal, *be = al + nb;
+    for (size_t i = 0; i < nb; i++) al[i] = 1.0f, be[i] = 0.0f;
+    s = CLBlastSgemmBatched(row, ta, tb, M, N, K, al, am, aoff, lda, bm, boff, ldb, be, cm, coff,
+                            ldc, nb, &ctx->queue, NULL);
+  }
+  free(scal);
+  free(off);
+  return s == CLBlastSuccess ? LAM_OK
+                             : lam__clblast_fail(s, fn, f64 ? "CLBlastDgemmBatched" : "CLBlastSgemmBatched");
+}
+
+/* ---- lamina's CPU kernels (cl/gemm.cl) ----------------------------------- */
+
+/* Work-group rows: the tuned count, halved (powers of two only, so PoCL
+ * specialises few group sizes) until the grid has work for every core. */
+static size_t lam__gemm_group_rows(lam_ctx *ctx, int ly, int64_t rows, int64_t groups_per_row) {
+  size_t l = (size_t)ly;
+  const int64_t want = 4 * (int64_t)(ctx->info.compute_units ? ctx->info.compute_units : 1);
+  while (l > 1 && (l / 2 >= (size_t)rows ||
+                   groups_per_row * ((rows + (int64_t)l - 1) / (int64_t)l) < want))
+    l /= 2;
+  return l;
+}
+
+static lam_status lam__gemm_cpu(lam_ctx *ctx, const lam__gemm *g, int set, const char *fn) {
+  lam__blas *bs = lam__blas_get(ctx, fn);
+  if (!bs) return lam_last_status();
+  const lam_dtype dt = g->a->dtype;
+  const char *name;
+  char opts[256];
+  int nn[2], nt[2], ly;
+  if (lam__gemm_cpu_params(dt, set, dt == LAM_F64 ? bs->width_f64 : bs->width_f32, &name, opts,
+                           sizeof opts, nn, nt, &ly) != 0)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: no CPU GEMM tuning set %d for %s", fn, set,
+                     lam_dtype_name(dt));
+  const int64_t M = g->M, N = g->N, K = g->K;
+  /* op(A)[i,k] = a[i*sam + k*sak], op(B)[k,j] = b[k*sbk + j*sbn] */
+  int64_t sam = g->ta ? 1 : K, sak = g->ta ? M : 1;
+  int64_t sbk = g->tb ? 1 : N, sbn = g->tb ? K : 1;
+  const bool a_k_unit = sak == 1 || K == 1, b_k_unit = sbk == 1 || K == 1;
+  lam_tensor *a = g->a, *b = g->b, *tmp = NULL;
+  const int64_t *bsa = g->sa, *bsb = g->sb;
+  int64_t m = M, n = N;
+  enum { NN, NT } kind;
+  if (N == 1 && a_k_unit && b_k_unit) {
+    kind = NT; /* matrix @ vector: dot products along k */
+  } else if (N == 1) {
+    /* A^T @ v: C^T = v^T @ A, the same memory for a vector result. */
+    kind = NN;
+    a = g->b, b = g->a, bsa = g->sb, bsb = g->sa;
+    m = 1, n = M;
+    sam = 0, sak = sbk;
+    sbk = M; /* row stride of A as stored ([K, M]) */
+    sbn = 1;
+  } else if (sbn == 1) {
+    kind = NN;
+  } else if (a_k_unit) {
+    kind = NT;
+  } else {
+    /* A^T @ B^T: transpose B ([.., N, K] -> [.., K, N]) and run gemm_nn. */
+    kind = NN;
+    int64_t shape[1] = {b->numel};
+    tmp = lam__tensor_new(ctx, dt, 1, shape, fn);
+    if (!tmp) return lam_last_status();
+    cl_kernel k;
+    lam_status st = lam__kernel_dt(ctx, "gemm", "transpose", dt, opts, &k);
+    if (st == LAM_OK) {
+      lam__arg args[] = {LAM__ARG_T(b), LAM__ARG_T(tmp), lam__arg_int(N), lam__arg_int(K)};
+      size_t global[3] = {(size_t)((K + 15) / 16), (size_t)((N + 15) / 16),
+                          (size_t)(b->numel / (N * K))};
+      st = lam__launch(ctx, k, fn, 6, args, 3, global, NULL);
+    }
+    if (st != LAM_OK) {
+      lam_tensor_free(tmp);
+      return st;
+    }
+    b = tmp;
+    sbk = N, sbn = 1;
+  }
+  cl_kernel k;
+  lam_status st = lam__kernel_dt(ctx, "gemm", kind == NN ? "gemm_nn" : "gemm_nt", dt, opts, &k);
+  if (st == LAM_OK) {
+    const int *tile = kind == NN ? nn : nt;
+    const int64_t tj = (n + tile[1] - 1) / tile[1], ti = (m + tile[0] - 1) / tile[0];
+    size_t l = lam__gemm_group_rows(ctx, ly, ti, tj * g->nbatch);
+    size_t local[3] = {1, l, 1};
+    size_t global[3] = {(size_t)tj, ((size_t)ti + l - 1) / l * l, (size_t)g->nbatch};
+    lam__arg args[16] = {LAM__ARG_T(a), LAM__ARG_T(b), LAM__ARG_T(g->c), lam__arg_int(m),
+                         lam__arg_int(n), lam__arg_int(K)};
+    int na = 9;
+    if (kind == NN) {
+      args[na++] = lam__arg_int(sam);
+      args[na++] = lam__arg_int(sak);
+      args[na++] = lam__arg_int(sbk);
+    } else {
+      args[na++] = lam__arg_int(sam);
+      args[na++] = lam__arg_int(sbn);
+    }
+    args[na++] = lam__arg_int(g->nbd);
+    args[na++] = lam__arg_int8(g->nbd, g->bshape);
+    args[na++] = lam__arg_int8(g->nbd, bsa);
+    args[na++] = lam__arg_int8(g->nbd, bsb);
+    st = lam__launch(ctx, k, fn, na, args, 3, global, local);
+  }
+  lam_tensor_free(tmp); /* the in-order queue runs the launch before any reuse */
+  return st;
+}
+
+/* ---- the op ------------------------------------------------------------- */
+
+static lam_status lam__matmul_backward(lam__node *node, lam_tensor *g, lam_tensor **gin);
+
+/* The matrix view of an operand as (rows, cols) of its stored layout: a
+ * vector is a row [1, K] on the left and a column [K, 1] on the right. */
+static void lam__matrix_dims(const lam_tensor *t, int left, int64_t *rows, int64_t *cols) {
+  if (t->ndim == 1) {
+    *rows = left ? 1 : t->shape[0];
+    *cols = left ? t->shape[0] : 1;
+  } else {
+    *rows = t->shape[t->ndim - 2];
+    *cols = t->shape[t->ndim - 1];
+  }
+}
+
+/* set: -1 for the context's own choice, else a CPU GEMM tuning set (tests). */
+static lam_tensor *lam__matmul(lam_tensor *a, lam_tensor *b, int ta, int tb, const char *fn,
+                               int set) {
+  if (!a) return lam__null_input(fn, "a");
+  if (!b) return lam__null_input(fn, "b");
+  lam_ctx *ctx = a->ctx;
+  if (b->ctx != ctx)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: a and b belong to different contexts", fn), NULL;
+  for (int i = 0; i < 2; i++) {
+    const lam_tensor *t = i ? b : a;
+    if (t->dtype != LAM_F32 && t->dtype != LAM_F64)
+      return lam__fail(LAM_ERR_DTYPE, "%s: %s has dtype %s; matmul takes f32 or f64", fn,
+                       i ? "b" : "a", lam_dtype_name(t->dtype)), NULL;
+    if (t->ndim < 1)
+      return lam__fail(LAM_ERR_SHAPE, "%s: %s is 0-dim; operands need at least 1 dim", fn,
+                       i ? "b" : "a"), NULL;
+  }
+  if (a->dtype != b->dtype)
+    return lam__fail(LAM_ERR_DTYPE, "%s: dtypes differ: a is %s, b is %s", fn,
+                     lam_dtype_name(a->dtype), lam_dtype_name(b->dtype)), NULL;
+  if (lam__check_dtype_supported(ctx, a->dtype, fn) != LAM_OK) return NULL;
+  /* Transposing a vector changes nothing (as numpy.matmul has no flags). */
+  ta = a->ndim > 1 && ta;
+  tb = b->ndim > 1 && tb;
+  int64_t ar, ac, br, bc;
+  lam__matrix_dims(a, 1, &ar, &ac);
+  lam__matrix_dims(b, 0, &br, &bc);
+  const int64_t M = ta ? ac : ar, Ka = ta ? ar : ac, Kb = tb ? bc : br, N = tb ? br : bc;
+  if (Ka != Kb) {
+    char s1[LAM__SHAPE_STR], s2[LAM__SHAPE_STR];
+    return lam__fail(LAM_ERR_SHAPE, "%s: inner dims differ: a is %s%s, b is %s%s", fn,
+                     lam__shape_str(a->ndim, a->shape, s1), ta ? " (transposed)" : "",
+                     lam__shape_str(b->ndim, b->shape, s2), tb ? " (transposed)" : ""), NULL;
+  }
+  /* Batch dims broadcast right-aligned; strides are 0 where an operand has 1. */
+  lam__gemm g;
+  memset(&g, 0, sizeof g);
+  const int nba = a->ndim > 2 ? a->ndim - 2 : 0, nbb = b->ndim > 2 ? b->ndim - 2 : 0;
+  g.nbd = nba > nbb ? nba : nbb;
+  int64_t stra = ar * ac, strb = br * bc;
+  for (int d = g.nbd - 1; d >= 0; d--) {
+    const int ia = d - (g.nbd - nba), ib = d - (g.nbd - nbb);
+    const int64_t da = ia >= 0 ? a->shape[ia] : 1, db = ib >= 0 ? b->shape[ib] : 1;
+    if (da != db && da != 1 && db != 1) {
+      char s1[LAM__SHAPE_STR], s2[LAM__SHAPE_STR];
+      return lam__fail(LAM_ERR_SHAPE,
+                       "%s: batch dims do not broadcast: a is %s, b is %s (%lld vs %lld)", fn,
+                       lam__shape_str(a->ndim, a->shape, s1), lam__shape_str(b->ndim, b->shape, s2),
+                       (long long)da, (long long)db), NULL;
+    }
+    g.bshape[d] = da > db ? da : db;
+    g.sa[d] = da == 1 ? 0 : stra;
+    g.sb[d] = db == 1 ? 0 : strb;
+    stra *= da;
+    strb *= db;
+  }
+  /* Output: batch + [M] (unless a is a vector) + [N] (unless b is a vector). */
+  int64_t full[LAM_MAX_DIMS + 2], oshape[LAM_MAX_DIMS + 2];
+  int fnd = 0, ond = 0;
+  g.nbatch = 1;
+  for (int d = 0; d < g.nbd; d++) {
+    full[fnd++] = oshape[ond++] = g.bshape[d];
+    g.nbatch *= g.bshape[d];
+  }
+  full[fnd++] = M;
+  full[fnd++] = N;
+  if (a->ndim > 1) oshape[ond++] = M;
+  if (b->ndim > 1) oshape[ond++] = N;
+  lam_tensor *out = lam__tensor_new(ctx, a->dtype, ond, oshape, fn);
+  if (!out) return NULL;
+  g.a = a, g.b = b, g.c = out;
+  g.ta = ta, g.tb = tb;
+  g.M = M, g.N = N, g.K = Ka;
+  /* B shared by the whole batch and A not transposed: the batch is more rows of A. */
+  bool b_shared = true;
+  for (int d = 0; d < g.nbd; d++) b_shared = b_shared && g.sb[d] == 0;
+  if (g.nbatch > 1 && b_shared && !ta) {
+    g.M *= g.nbatch;
+    g.nbatch = 1;
+    g.nbd = 0;
+  }
+  lam_status st = (set >= 0 || (ctx->cpu_gemm_tuning && (ctx->info.type & LAM_DEVICE_CPU)))
+                      ? lam__gemm_cpu(ctx, &g, set, fn)
+                      : lam__gemm_clblast(ctx, &g, fn);
+  if (st != LAM_OK) {
+    lam_tensor_free(out);
+    return NULL;
+  }
+  lam__node *node = lam__tape_record(out, fn, lam__matmul_backward, 2, (lam_tensor *[]){a, b});
+  if (node) {
+    lam__node_save(node, a);
+    lam__node_save(node, b);
+    node->i[0] = ta;
+    node->i[1] = tb;
+    node->i[2] = fnd;
+    for (int d = 0; d < fnd; d++) node->i[3 + d] = full[d];
+  }
+  return out;
+}
+
+lam_tensor *lam_matmul(lam_tensor *a, lam_tensor *b) {
+  return lam__matmul(a, b, 0, 0, "lam_matmul", -1);
+}
+
+lam_tensor *lam_matmul_t(lam_tensor *a, lam_tensor *b, int transpose_a, int transpose_b) {
+  return lam__matmul(a, b, transpose_a, transpose_b, "lam_matmul_t", -1);
+}
+
+/* For tests: as lam_matmul_t with CPU GEMM tuning set `set` forced, on any
+ * device. Returns NULL with a message when set is out of range. */
+lam_tensor *lam__matmul_with_set(lam_tensor *a, lam_tensor *b, int ta, int tb, int set) {
+  if (set < 0 || (a && set >= lam__gemm_cpu_set_count(a->dtype)))
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam__matmul_with_set: no tuning set %d", set), NULL;
+  return lam__matmul(a, b, ta, tb, "lam_matmul_t", set);
+}
+
+/* ---- backward ----------------------------------------------------------- */
+
+/* dop(A) = G @ op(B)^T and dop(B) = op(A)^T @ G on the matrix views (vectors
+ * as [1,K] / [K,1], G with the dims the vectors dropped), transposed back
+ * through the flags, then summed over the batch dims an operand broadcast. */
+static lam_status lam__matmul_backward(lam__node *node, lam_tensor *g, lam_tensor **gin) {
+  lam_tensor *a = node->saved[0], *b = node->saved[1];
+  const int ta = (int)node->i[0], tb = (int)node->i[1], fnd = (int)node->i[2];
+  const int64_t *full = &node->i[3];
+  const int64_t M = full[fnd - 2], N = full[fnd - 1];
+  int64_t ar, ac, br, bc;
+  lam__matrix_dims(a, 1, &ar, &ac);
+  lam__matrix_dims(b, 0, &br, &bc);
+  const int64_t K = ta ? ar : ac;
+  lam_tensor *A = a->ndim == 1 ? lam_tensor_reshape(a, 2, (int64_t[]){1, K}) : lam_tensor_retain(a);
+  lam_tensor *B = b->ndim == 1 ? lam_tensor_reshape(b, 2, (int64_t[]){K, 1}) : lam_tensor_retain(b);
+  lam_tensor *G = lam_tensor_reshape(g, fnd, full);
+  lam_status st = (A && B && G) ? LAM_OK : lam_last_status();
+  for (int i = 0; i < 2 && st == LAM_OK; i++) {
+    if (!lam__node_needs(node, i)) continue;
+    const lam_tensor *x = i ? B : A;
+    const int64_t nbatch = G->numel / (M * N);
+    lam_tensor *d;
+    if (i == 0) {
+      d = ta ? lam_matmul_t(B, G, tb, 1) : lam_matmul_t(G, B, 0, !tb);
+    } else if (B->ndim == 2 && !ta && nbatch > 1 && A->numel == nbatch * M * K) {
+      /* B shared by a full batch of A: one GEMM over the stacked rows. */
+      lam_tensor *Af = lam_tensor_reshape(A, 2, (int64_t[]){nbatch * M, K});
+      lam_tensor *Gf = lam_tensor_reshape(G, 2, (int64_t[]){nbatch * M, N});
+      d = tb ? lam_matmul_t(Gf, Af, 1, 0) : lam_matmul_t(Af, Gf, 1, 0);
+      lam_tensor_free(Af);
+      lam_tensor_free(Gf);
+    } else {
+      d = tb ? lam_matmul_t(G, A, 1, ta) : lam_matmul_t(A, G, !ta, 0);
+    }
+    lam_tensor *r = lam__sum_to_shape(d, x->ndim, x->shape);
+    lam_tensor_free(d);
+    lam_tensor *orig = i ? b : a;
+    if (r && orig->ndim == 1) {
+      lam_tensor *v = lam_tensor_reshape(r, 1, orig->shape);
+      lam_tensor_free(r);
+      r = v;
+    }
+    if (!r) st = lam_last_status();
+    gin[i] = r;
+  }
+  lam_tensor_free(A);
+  lam_tensor_free(B);
+  lam_tensor_free(G);
+  return st;
+}
