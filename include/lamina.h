@@ -15,5 +15,7 @@
 #include "lamina/ptree.h"
 #include "lamina/autodiff.h"
 #include "lamina/layer.h"
+#include "lamina/nn.h"
+#include "lamina/loss.h"
 
 #endif

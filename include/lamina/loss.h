@@ -1,0 +1,76 @@
+/* lamina/loss.h: loss functions (MLX's list) with PyTorch's semantics.
+ * Each returns a new tensor: a scalar for mean/sum, per-element (or
+ * per-sample) for none; NULL with a message on bad input. All are built from
+ * differentiable ops, so gradients flow through lam_value_and_grad. */
+#ifndef LAMINA_LOSS_H
+#define LAMINA_LOSS_H
+
+#include <stdbool.h>
+
+#include "lamina/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum lam_reduction {
+  LAM_REDUCTION_MEAN = 0,
+  LAM_REDUCTION_SUM,
+  LAM_REDUCTION_NONE,
+  LAM_REDUCTION_BATCHMEAN /* kl_div only: sum / batch size, as PyTorch */
+} lam_reduction;
+
+/* One options struct for every loss; each loss reads the fields it names. */
+typedef struct lam_loss_opts {
+  lam_reduction reduction; /* default mean */
+  lam_tensor *weight;      /* cross_entropy/nll: class weights [C]; bce: elementwise weight; NULL: none */
+  double label_smoothing;  /* cross_entropy, default 0 */
+  int ignore_index;        /* cross_entropy/nll with class indices, default -100 */
+  bool from_logits;        /* binary_cross_entropy: input is logits (default true, as MLX) */
+  double beta;             /* smooth_l1 (default 1) */
+  double delta;            /* huber (default 1) */
+  double margin;           /* NAN: the loss's default (margin_ranking 0, triplet 1) */
+  double p;                /* triplet norm degree (default 2) */
+  double eps;              /* 0: the loss's default (triplet 1e-6, cosine 1e-8, gaussian_nll 1e-6) */
+  bool swap;               /* triplet distance swap (default false) */
+  bool full;               /* gaussian_nll: add the constant term (default false) */
+  bool log_target;         /* kl_div: target given as log-probabilities (default false) */
+  int axis;                /* cosine_similarity axis (default 1, as MLX) */
+} lam_loss_opts;
+
+/* Returns the defaults listed above. */
+lam_loss_opts lam_loss_defaults(void);
+
+/* logits [N, C] or [N, C, d1, ...]; target i32 class indices [N, d1, ...]
+ * or float probabilities shaped like logits. Class weights, label smoothing
+ * and ignore_index as torch.nn.functional.cross_entropy. */
+lam_tensor *lam_cross_entropy(lam_tensor *logits, lam_tensor *target, const lam_loss_opts *opts);
+/* log-probabilities [N, C, ...] and i32 targets: torch.nn.functional.nll_loss. */
+lam_tensor *lam_nll_loss(lam_tensor *log_probs, lam_tensor *target, const lam_loss_opts *opts);
+/* Logits (from_logits) or probabilities against float targets in [0, 1]. */
+lam_tensor *lam_binary_cross_entropy(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts);
+lam_tensor *lam_mse_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts);
+lam_tensor *lam_l1_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts);
+lam_tensor *lam_smooth_l1_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts);
+lam_tensor *lam_huber_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts);
+/* input: log-probabilities; target: probabilities (or log-probabilities with log_target). */
+lam_tensor *lam_kl_div_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts);
+/* max(0, 1 - input * target) with targets in {-1, 1} (MLX hinge_loss). */
+lam_tensor *lam_hinge_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts);
+/* max(0, -y (x1 - x2) + margin). */
+lam_tensor *lam_margin_ranking_loss(lam_tensor *x1, lam_tensor *x2, lam_tensor *y,
+                                    const lam_loss_opts *opts);
+/* max(d(a, p) - d(a, n) + margin, 0) with d the p-norm of the difference (+eps) over the last axis. */
+lam_tensor *lam_triplet_margin_loss(lam_tensor *anchor, lam_tensor *positive, lam_tensor *negative,
+                                    const lam_loss_opts *opts);
+/* Cosine similarity along opts->axis: dot / max(|x1| |x2|, eps) (MLX
+ * cosine_similarity_loss), reduced; default reduction for it is still mean. */
+lam_tensor *lam_cosine_similarity_loss(lam_tensor *x1, lam_tensor *x2, const lam_loss_opts *opts);
+/* 0.5 (log(max(var, eps)) + (input - target)^2 / max(var, eps)) [+ 0.5 log(2 pi)]. */
+lam_tensor *lam_gaussian_nll_loss(lam_tensor *input, lam_tensor *target, lam_tensor *var,
+                                  const lam_loss_opts *opts);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

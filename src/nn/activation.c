@@ -1,0 +1,138 @@
+/* nn/activation.c: activations as layers (any unary op, softmax,
+ * log_softmax, GLU) and PReLU with its learnable slope. */
+#include <stdlib.h>
+
+#include "nn/nn_internal.h"
+
+typedef struct {
+  int kind; /* 0 unary, 1 softmax, 2 log_softmax, 3 glu */
+  lam_unary_op op;
+  double p0, p1;
+  int axis;
+} lam__act;
+
+static lam_status lam__act_apply(lam_layer *self, lam_ptree *params, lam_ptree *state,
+                                 lam_tensor *x, const lam_apply_opts *opts, lam_tensor **out) {
+  lam__act *a = self->impl;
+  switch (a->kind) {
+    case 0: *out = lam_unary(a->op, x, a->p0, a->p1); break;
+    case 1: *out = lam_softmax(x, a->axis); break;
+    case 2: *out = lam_log_softmax(x, a->axis); break;
+    default: *out = lam_glu(x, a->axis); break;
+  }
+  return *out ? LAM_OK : lam_last_status();
+}
+
+static const lam_layer_vtable lam__act_vt = {"activation", lam__no_params_init, lam__act_apply,
+                                             lam__free_impl};
+
+static lam_layer *lam__act_new(int kind, lam_unary_op op, double p0, double p1, int axis,
+                               const char *fn) {
+  if (kind == 0 && !lam_unary_name(op))
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: unknown unary op %d", fn, (int)op), NULL;
+  lam__act *a = calloc(1, sizeof *a);
+  if (!a) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn), NULL;
+  *a = (lam__act){kind, op, p0, p1, axis};
+  lam_layer *l = lam_layer_custom(&lam__act_vt, a);
+  if (!l) free(a);
+  return l;
+}
+
+lam_layer *lam_activation(lam_unary_op op, double p0, double p1) {
+  return lam__act_new(0, op, p0, p1, 0, "lam_activation");
+}
+lam_layer *lam_relu_layer(void) { return lam_activation(LAM_RELU, 0, 0); }
+lam_layer *lam_gelu_layer(void) { return lam_activation(LAM_GELU, 0, 0); }
+lam_layer *lam_tanh_layer(void) { return lam_activation(LAM_TANH, 0, 0); }
+lam_layer *lam_sigmoid_layer(void) { return lam_activation(LAM_SIGMOID, 0, 0); }
+lam_layer *lam_silu_layer(void) { return lam_activation(LAM_SILU, 0, 0); }
+lam_layer *lam_softmax_layer(int axis) { return lam__act_new(1, LAM_NEG, 0, 0, axis, "lam_softmax_layer"); }
+lam_layer *lam_log_softmax_layer(int axis) {
+  return lam__act_new(2, LAM_NEG, 0, 0, axis, "lam_log_softmax_layer");
+}
+lam_layer *lam_glu_layer(int axis) { return lam__act_new(3, LAM_NEG, 0, 0, axis, "lam_glu_layer"); }
+
+lam_tensor *lam_glu(lam_tensor *x, int axis) {
+  if (!x) return lam__null_input("lam_glu", "x");
+  int ax = lam__axis(axis, x->ndim);
+  if (ax < 0 || x->shape[ax] % 2 != 0) {
+    char b[LAM__SHAPE_STR];
+    return lam__fail(LAM_ERR_SHAPE, "lam_glu: axis %d of %s must exist and have an even size", axis,
+                     lam__shape_str(x->ndim, x->shape, b)), NULL;
+  }
+  lam_tensor *h[2] = {0};
+  if (lam_split(x, ax, 2, NULL, h) != LAM_OK) return NULL;
+  lam_tensor *g = lam_sigmoid(h[1]);
+  lam_tensor *y = g ? lam_mul(h[0], g) : NULL;
+  lam_tensor_free(g);
+  lam_tensor_free(h[0]);
+  lam_tensor_free(h[1]);
+  return y;
+}
+
+/* PReLU: max(0, x) + weight * min(0, x), weight broadcast along axis 1. */
+lam_tensor *lam_prelu_forward(lam_tensor *x, lam_tensor *weight) {
+  const char *fn = "lam_prelu_forward";
+  if (!x) return lam__null_input(fn, "x");
+  if (!weight) return lam__null_input(fn, "weight");
+  int64_t n = lam_tensor_numel(weight);
+  if (weight->ndim != 1 || (n != 1 && (x->ndim < 2 || x->shape[1] != n))) {
+    char b1[LAM__SHAPE_STR], b2[LAM__SHAPE_STR];
+    return lam__fail(LAM_ERR_SHAPE, "%s: weight %s must have 1 or x.shape[1] elements (x is %s)", fn,
+                     lam__shape_str(weight->ndim, weight->shape, b1), lam__shape_str(x->ndim, x->shape, b2)), NULL;
+  }
+  lam_tensor *w = lam_tensor_retain(weight);
+  if (n != 1 && x->ndim > 2) {
+    int64_t s[LAM_MAX_DIMS];
+    for (int i = 0; i < x->ndim - 1; i++) s[i] = i == 0 ? n : 1;
+    lam_tensor_free(w);
+    w = lam_reshape(weight, x->ndim - 1, s);
+  }
+  lam_tensor *pos = lam_relu(x);
+  lam_tensor *negx = lam_neg(x);
+  lam_tensor *rn = lam_relu(negx);        /* -min(0, x) */
+  lam_tensor *wn = lam_mul(w, rn);        /* -w min(0, x) */
+  lam_tensor *y = lam_sub(pos, wn);
+  lam_tensor_free(w);
+  lam_tensor_free(pos);
+  lam_tensor_free(negx);
+  lam_tensor_free(rn);
+  lam_tensor_free(wn);
+  return y;
+}
+
+typedef struct {
+  int64_t n;
+  double init;
+} lam__prelu;
+
+static lam_status lam__prelu_init(lam_layer *self, lam_ctx *ctx, lam_rng_key key, lam_dtype dtype,
+                                  lam_ptree *params, lam_ptree *state) {
+  lam__prelu *p = self->impl;
+  lam_init init = lam_init_constant(p->init);
+  return lam__param_make(params, "weight", &init, ctx, key, dtype, 1, &p->n);
+}
+
+static lam_status lam__prelu_apply(lam_layer *self, lam_ptree *params, lam_ptree *state,
+                                   lam_tensor *x, const lam_apply_opts *opts, lam_tensor **out) {
+  lam__prelu *p = self->impl;
+  lam_tensor *w = lam__param_get(params, "prelu", "weight", 1, &p->n);
+  if (!w) return lam_last_status();
+  *out = lam_prelu_forward(x, w);
+  return *out ? LAM_OK : lam_last_status();
+}
+
+static const lam_layer_vtable lam__prelu_vt = {"prelu", lam__prelu_init, lam__prelu_apply, lam__free_impl};
+
+lam_layer *lam_prelu(int64_t num_parameters, double init) {
+  if (num_parameters < 1)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_prelu: num_parameters %lld must be >= 1",
+                     (long long)num_parameters), NULL;
+  lam__prelu *p = calloc(1, sizeof *p);
+  if (!p) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_prelu: out of host memory"), NULL;
+  p->n = num_parameters;
+  p->init = init;
+  lam_layer *l = lam_layer_custom(&lam__prelu_vt, p);
+  if (!l) free(p);
+  return l;
+}

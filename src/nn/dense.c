@@ -1,0 +1,247 @@
+/* nn/dense.c: linear, bilinear, identity, flatten and embedding layers.
+ * All are compositions of lamina ops, so their gradients come from the ops'
+ * backward rules. Params follow PyTorch's state_dict names and layouts. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "nn/nn_internal.h"
+
+/* ---- linear ------------------------------------------------------------ */
+
+typedef struct {
+  int64_t in, out, in2; /* in2 > 0 for bilinear */
+  lam_linear_opts o;
+} lam__linear;
+
+lam_linear_opts lam_linear_defaults(void) {
+  lam_linear_opts o;
+  o.bias = true;
+  o.weight_init = lam_init_glorot_uniform();
+  o.bias_init = lam_init_zeros();
+  return o;
+}
+
+static lam_status lam__linear_init(lam_layer *self, lam_ctx *ctx, lam_rng_key key, lam_dtype dtype,
+                                   lam_ptree *params, lam_ptree *state) {
+  lam__linear *l = self->impl;
+  /* Defaults (a zeroed lam_init): Kaun's glorot_uniform weight and zero bias. */
+  lam_init w_init = lam_init_or(&l->o.weight_init, lam_init_glorot_uniform());
+  lam_init b_init = lam_init_or(&l->o.bias_init, lam_init_zeros());
+  lam_status st = l->in2 > 0
+                      ? lam__param_make(params, "weight", &w_init, ctx, key, dtype, 3,
+                                        (int64_t[]){l->out, l->in, l->in2})
+                      : lam__param_make(params, "weight", &w_init, ctx, key, dtype, 2,
+                                        (int64_t[]){l->out, l->in});
+  if (st == LAM_OK && l->o.bias)
+    st = lam__param_make(params, "bias", &b_init, ctx, key, dtype, 1, &l->out);
+  return st;
+}
+
+static lam_status lam__linear_apply(lam_layer *self, lam_ptree *params, lam_ptree *state,
+                                    lam_tensor *x, const lam_apply_opts *opts, lam_tensor **out) {
+  lam__linear *l = self->impl;
+  lam_tensor *w = lam__param_get(params, "linear", "weight", 2, (int64_t[]){l->out, l->in});
+  lam_tensor *b = l->o.bias ? lam__param_get(params, "linear", "bias", 1, &l->out) : NULL;
+  if (!w || (l->o.bias && !b)) return lam_last_status();
+  lam_status st = lam__check_input("linear", x, l->in, w->dtype);
+  if (st != LAM_OK) return st;
+  lam_tensor *y = lam_matmul_t(x, w, 0, 1);
+  if (y && b) {
+    lam_tensor *yb = lam_add(y, b);
+    lam_tensor_free(y);
+    y = yb;
+  }
+  *out = y;
+  return y ? LAM_OK : lam_last_status();
+}
+
+static const lam_layer_vtable lam__linear_vt = {"linear", lam__linear_init, lam__linear_apply,
+                                                lam__free_impl};
+
+lam_layer *lam_linear(int64_t in_features, int64_t out_features, const lam_linear_opts *opts) {
+  if (in_features < 1 || out_features < 1)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_linear: in_features %lld and out_features %lld must be >= 1",
+                     (long long)in_features, (long long)out_features), NULL;
+  lam__linear *l = calloc(1, sizeof *l);
+  if (!l) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_linear: out of host memory"), NULL;
+  l->in = in_features;
+  l->out = out_features;
+  l->o = opts ? *opts : lam_linear_defaults();
+  lam_layer *layer = lam_layer_custom(&lam__linear_vt, l);
+  if (!layer) free(l);
+  return layer;
+}
+
+/* ---- bilinear -------------------------------------------------------------- */
+
+lam_tensor *lam_bilinear_forward(lam_tensor *x1, lam_tensor *x2, lam_tensor *weight, lam_tensor *bias) {
+  const char *fn = "lam_bilinear_forward";
+  if (!x1) return lam__null_input(fn, "x1");
+  if (!x2) return lam__null_input(fn, "x2");
+  if (!weight) return lam__null_input(fn, "weight");
+  if (weight->ndim != 3 || x1->ndim < 1 || x2->ndim != x1->ndim ||
+      lam_tensor_dim(x1, -1) != weight->shape[1] || lam_tensor_dim(x2, -1) != weight->shape[2]) {
+    char b1[LAM__SHAPE_STR], b2[LAM__SHAPE_STR], b3[LAM__SHAPE_STR];
+    return lam__fail(LAM_ERR_SHAPE, "%s: x1 %s and x2 %s do not fit weight %s [out, in1, in2]", fn,
+                     lam__shape_str(x1->ndim, x1->shape, b1), lam__shape_str(x2->ndim, x2->shape, b2),
+                     lam__shape_str(weight->ndim, weight->shape, b3)), NULL;
+  }
+  int64_t out = weight->shape[0], in1 = weight->shape[1], in2 = weight->shape[2];
+  /* t[..., k, j] = sum_i x1[..., i] W[k, i, j]  via  x1 @ permute(W, [1, 0, 2]).reshape(in1, out*in2) */
+  lam_tensor *wp = lam_permute(weight, (int[]){1, 0, 2});
+  lam_tensor *w2 = lam_reshape(wp, 2, (int64_t[]){in1, out * in2});
+  lam_tensor *t = lam_matmul(x1, w2);
+  int64_t tshape[LAM_MAX_DIMS + 1];
+  int nd = x1->ndim;
+  for (int i = 0; i < nd - 1; i++) tshape[i] = x1->shape[i];
+  tshape[nd - 1] = out;
+  tshape[nd] = in2;
+  lam_tensor *t3 = t ? lam_reshape(t, nd + 1, tshape) : NULL;
+  lam_tensor *x2u = lam_unsqueeze(x2, -2);
+  lam_tensor *prod = t3 && x2u ? lam_mul(t3, x2u) : NULL;
+  lam_tensor *y = prod ? lam_sum(prod, 1, (int[]){-1}, 0) : NULL;
+  lam_tensor_free(wp);
+  lam_tensor_free(w2);
+  lam_tensor_free(t);
+  lam_tensor_free(t3);
+  lam_tensor_free(x2u);
+  lam_tensor_free(prod);
+  if (y && bias) {
+    lam_tensor *yb = lam_add(y, bias);
+    lam_tensor_free(y);
+    y = yb;
+  }
+  return y;
+}
+
+static lam_status lam__bilinear_apply(lam_layer *self, lam_ptree *params, lam_ptree *state,
+                                      lam_tensor *x, const lam_apply_opts *opts, lam_tensor **out) {
+  lam__linear *l = self->impl;
+  lam_tensor *w = lam__param_get(params, "bilinear", "weight", 3, (int64_t[]){l->out, l->in, l->in2});
+  lam_tensor *b = l->o.bias ? lam__param_get(params, "bilinear", "bias", 1, &l->out) : NULL;
+  if (!w || (l->o.bias && !b)) return lam_last_status();
+  lam_status st = lam__check_input("bilinear", x, l->in + l->in2, w->dtype);
+  if (st != LAM_OK) return st;
+  lam_tensor *parts[2] = {0};
+  st = lam_split(x, -1, 2, (int64_t[]){l->in, l->in2}, parts);
+  if (st != LAM_OK) return st;
+  *out = lam_bilinear_forward(parts[0], parts[1], w, b);
+  lam_tensor_free(parts[0]);
+  lam_tensor_free(parts[1]);
+  return *out ? LAM_OK : lam_last_status();
+}
+
+static const lam_layer_vtable lam__bilinear_vt = {"bilinear", lam__linear_init, lam__bilinear_apply,
+                                                  lam__free_impl};
+
+lam_layer *lam_bilinear(int64_t in1_features, int64_t in2_features, int64_t out_features,
+                        const lam_linear_opts *opts) {
+  if (in1_features < 1 || in2_features < 1 || out_features < 1)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_bilinear: features %lld, %lld, %lld must be >= 1",
+                     (long long)in1_features, (long long)in2_features, (long long)out_features), NULL;
+  lam__linear *l = calloc(1, sizeof *l);
+  if (!l) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_bilinear: out of host memory"), NULL;
+  l->in = in1_features;
+  l->in2 = in2_features;
+  l->out = out_features;
+  if (opts) l->o = *opts;
+  else {
+    /* PyTorch's nn.Bilinear: U(-1/sqrt(in1), 1/sqrt(in1)) for weight and bias. */
+    l->o = lam_linear_defaults();
+  }
+  lam_layer *layer = lam_layer_custom(&lam__bilinear_vt, l);
+  if (!layer) free(l);
+  return layer;
+}
+
+/* ---- identity and flatten ---------------------------------------------------- */
+
+static lam_status lam__identity_apply(lam_layer *self, lam_ptree *params, lam_ptree *state,
+                                      lam_tensor *x, const lam_apply_opts *opts, lam_tensor **out) {
+  *out = lam_tensor_retain(x);
+  return LAM_OK;
+}
+
+static const lam_layer_vtable lam__identity_vt = {"identity", lam__no_params_init, lam__identity_apply, NULL};
+
+lam_layer *lam_identity(void) { return lam_layer_custom(&lam__identity_vt, NULL); }
+
+typedef struct {
+  int start, end;
+} lam__flatten;
+
+static lam_status lam__flatten_apply(lam_layer *self, lam_ptree *params, lam_ptree *state,
+                                     lam_tensor *x, const lam_apply_opts *opts, lam_tensor **out) {
+  lam__flatten *f = self->impl;
+  *out = lam_flatten(x, f->start, f->end);
+  return *out ? LAM_OK : lam_last_status();
+}
+
+static const lam_layer_vtable lam__flatten_vt = {"flatten", lam__no_params_init, lam__flatten_apply,
+                                                 lam__free_impl};
+
+lam_layer *lam_flatten_layer(int start_axis, int end_axis) {
+  lam__flatten *f = calloc(1, sizeof *f);
+  if (!f) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_flatten_layer: out of host memory"), NULL;
+  f->start = start_axis;
+  f->end = end_axis;
+  lam_layer *layer = lam_layer_custom(&lam__flatten_vt, f);
+  if (!layer) free(f);
+  return layer;
+}
+
+/* ---- embedding ------------------------------------------------------------------ */
+
+typedef struct {
+  int64_t vocab, dim;
+  lam_embedding_opts o;
+} lam__embedding;
+
+lam_embedding_opts lam_embedding_defaults(void) {
+  lam_embedding_opts o;
+  o.scale = true;
+  o.init = lam_init_normal(0.02);
+  return o;
+}
+
+static lam_status lam__embedding_init(lam_layer *self, lam_ctx *ctx, lam_rng_key key, lam_dtype dtype,
+                                      lam_ptree *params, lam_ptree *state) {
+  lam__embedding *e = self->impl;
+  lam_init init = lam_init_or(&e->o.init, lam_init_normal(0.02));
+  return lam__param_make(params, "weight", &init, ctx, key, dtype, 2, (int64_t[]){e->vocab, e->dim});
+}
+
+static lam_status lam__embedding_apply(lam_layer *self, lam_ptree *params, lam_ptree *state,
+                                       lam_tensor *x, const lam_apply_opts *opts, lam_tensor **out) {
+  lam__embedding *e = self->impl;
+  lam_tensor *w = lam__param_get(params, "embedding", "weight", 2, (int64_t[]){e->vocab, e->dim});
+  if (!w) return lam_last_status();
+  if (x->dtype != LAM_I32)
+    return lam__fail(LAM_ERR_DTYPE, "lam_layer_apply: embedding expects i32 indices, got %s",
+                     lam_dtype_name(x->dtype));
+  lam_tensor *y = lam_take(w, x, 0);
+  if (y && e->o.scale) {
+    lam_tensor *s = lam_mul_scalar(y, sqrt((double)e->dim));
+    lam_tensor_free(y);
+    y = s;
+  }
+  *out = y;
+  return y ? LAM_OK : lam_last_status();
+}
+
+static const lam_layer_vtable lam__embedding_vt = {"embedding", lam__embedding_init,
+                                                   lam__embedding_apply, lam__free_impl};
+
+lam_layer *lam_embedding(int64_t vocab_size, int64_t embed_dim, const lam_embedding_opts *opts) {
+  if (vocab_size < 1 || embed_dim < 1)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_embedding: vocab_size %lld and embed_dim %lld must be >= 1",
+                     (long long)vocab_size, (long long)embed_dim), NULL;
+  lam__embedding *e = calloc(1, sizeof *e);
+  if (!e) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_embedding: out of host memory"), NULL;
+  e->vocab = vocab_size;
+  e->dim = embed_dim;
+  e->o = opts ? *opts : lam_embedding_defaults();
+  lam_layer *layer = lam_layer_custom(&lam__embedding_vt, e);
+  if (!layer) free(e);
+  return layer;
+}

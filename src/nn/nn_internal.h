@@ -1,0 +1,21 @@
+/* nn/nn_internal.h: helpers shared by the built-in layers (never installed). */
+#ifndef LAMINA_NN_INTERNAL_H
+#define LAMINA_NN_INTERNAL_H
+
+#include "internal.h"
+
+/* Initialises a parameter with init (keyed by key and path) and stores it at path. */
+lam_status lam__param_make(lam_ptree *params, const char *path, const lam_init *init, lam_ctx *ctx,
+                           lam_rng_key key, lam_dtype dtype, int ndim, const int64_t *shape);
+/* Returns the parameter at path (borrowed) if it has exactly shape; else
+ * NULL with "lam_layer_apply: <layer>: ..." recorded. */
+lam_tensor *lam__param_get(lam_ptree *params, const char *layer, const char *path, int ndim,
+                           const int64_t *shape);
+/* Checks x is [..., features] of dtype; records a message naming the layer. */
+lam_status lam__check_input(const char *layer, lam_tensor *x, int64_t features, lam_dtype dtype);
+/* vtable helpers: free(self->impl), and an init for layers without params. */
+void lam__free_impl(lam_layer *self);
+lam_status lam__no_params_init(lam_layer *self, lam_ctx *ctx, lam_rng_key key, lam_dtype dtype,
+                               lam_ptree *params, lam_ptree *state);
+
+#endif
