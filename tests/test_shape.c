@@ -890,6 +890,12 @@ Test(shape, bad_input) {
   tu_assert_fails(lam_pad(x, pads, LAM_PAD_CONSTANT, 0), LAM_ERR_INVALID_ARGUMENT, "pads[2] is -1");
   tu_assert_fails(lam_pad(x, pads, (lam_pad_mode)7, 0), LAM_ERR_INVALID_ARGUMENT, "mode 7");
   tu_assert_fails(lam_pad(x, NULL, LAM_PAD_CONSTANT, 0), LAM_ERR_NULL, "pads is NULL");
+  lam_tensor *xu = lam_tensor_zeros(ctx, LAM_U8, 1, (int64_t[]){3});
+  tu_assert_fails(lam_pad(xu, (int64_t[]){1, 1}, LAM_PAD_CONSTANT, 256), LAM_ERR_INVALID_ARGUMENT,
+                  "value 256 does not fit dtype u8");
+  tu_assert_fails(lam_pad(xu, (int64_t[]){1, 1}, LAM_PAD_CONSTANT, NAN), LAM_ERR_INVALID_ARGUMENT,
+                  "does not fit");
+  lam_tensor_free(xu);
   lam_clear_error();
   tu_assert_fails(lam_pad(NULL, pads, LAM_PAD_CONSTANT, 0), LAM_ERR_NULL, "lam_pad: x is NULL");
   tu_assert_no_leak(ctx, m2);

@@ -6,7 +6,9 @@
  * up to 8 dims read through source strides and written through destination
  * strides. The host merges dims that are contiguous on both sides and drops
  * size-1 dims, so most copies become 1-2 dims or a plain clEnqueueCopyBuffer
- * (concat/split along a leading axis, contiguous copies). When the result of
+ * (concat/split along a leading axis, contiguous copies); a box that is a
+ * transpose of contiguous dims goes through the tiled kernel (local memory)
+ * instead, so both sides are read and written along rows. When the result of
  * a permute/broadcast/slice/split occupies one contiguous run of the input,
  * the op returns a view on the input's buffer instead of copying, as
  * lam_tensor_reshape does. */
@@ -704,6 +706,10 @@ lam_tensor *lam_pad(lam_tensor *x, const int64_t *pads, lam_pad_mode mode, doubl
   if (mode != LAM_PAD_CONSTANT && mode != LAM_PAD_REFLECT && mode != LAM_PAD_REPLICATE)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: unknown pad mode %d", fn, (int)mode), NULL;
   if (!pads && x->ndim > 0) return lam__fail(LAM_ERR_NULL, "%s: pads is NULL", fn), NULL;
+  double lo = x->dtype == LAM_I32 ? -2147483648.0 : 0, hi = x->dtype == LAM_I32 ? 2147483647.0 : 255;
+  if (mode == LAM_PAD_CONSTANT && !lam_dtype_is_float(x->dtype) && !(value >= lo && value <= hi))
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: value %g does not fit dtype %s", fn, value,
+                     lam_dtype_name(x->dtype)), NULL;
   int nd = x->ndim;
   int64_t oshape[LAM_MAX_DIMS] = {0}, before[LAM_MAX_DIMS] = {0};
   for (int d = 0; d < nd; d++) {
