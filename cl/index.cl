@@ -25,103 +25,142 @@
  * spread it. Embedding/index_select backward (columns = feature size) and
  * gather along a class axis (K small) are the cases it serves well. */
 
-/* gather: y (contiguous, shape oshape) from x along `axis`:
- * y[c] = x[c with c[axis] replaced by idx[c]]. x is addressed through
- * xstride (its dims other than `axis` must cover oshape), idx through
- * istride (numpy.take passes 0 strides for the dims idx does not have), and
- * `dim` is x's size along the axis. */
-kernel void gather(global const REAL *x, int x_off, global const int *idx, int idx_off,
-                   global REAL *y, int y_off, int n, int ndim, int axis, int dim, int8 oshape,
-                   int8 xstride, int8 istride) {
-  int i = get_global_id(0);
-  if (i >= n) return;
-  int os[8] = {oshape.s0, oshape.s1, oshape.s2, oshape.s3, oshape.s4, oshape.s5, oshape.s6, oshape.s7};
-  int xs[8] = {xstride.s0, xstride.s1, xstride.s2, xstride.s3,
-               xstride.s4, xstride.s5, xstride.s6, xstride.s7};
-  int is[8] = {istride.s0, istride.s1, istride.s2, istride.s3,
-               istride.s4, istride.s5, istride.s6, istride.s7};
-  int rem = i, xo = 0, io = 0;
-  for (int d = ndim - 1; d >= 0; d--) {
-    int c = rem % os[d];
-    rem /= os[d];
-    io += c * is[d];
-    if (d != axis) xo += c * xs[d];
+/* Launch shape and argument layout as in cl/shape.cl: a 3-D range with
+ * the innermost dim as range dim 0, the next as dim 1, the outer dims folded
+ * into dim 2; shapes and strides innermost-first in int8 vectors padded with
+ * size-1 dims (0 strides), read through fixed components. */
+#define COMP0(v) (v).s0
+#define COMP1(v) (v).s1
+#define COMP2(v) (v).s2
+#define COMP3(v) (v).s3
+#define COMP4(v) (v).s4
+#define COMP5(v) (v).s5
+#define COMP6(v) (v).s6
+#define COMP7(v) (v).s7
+#define COMP(v, k) COMP##k(v)
+
+/* gather: y (contiguous, oshape) from x along axis `ax` (innermost-first
+ * numbering): y[c] = x[c with c[ax] replaced by idx[c]]. x is addressed
+ * through xstride (xsa: its stride along the axis), idx through istride
+ * (numpy.take passes 0 strides for the dims idx does not have), and `dim` is
+ * x's size along the axis. */
+#define G_DIM(k, cexpr)                      \
+  {                                          \
+    int c = (cexpr);                         \
+    io += c * COMP(istride, k);              \
+    if (ax != k) xo += c * COMP(xstride, k); \
   }
+#define G_OUTER(k)                \
+  if (ndim > k) {                 \
+    int co = r % COMP(oshape, k); \
+    r /= COMP(oshape, k);         \
+    G_DIM(k, co)                  \
+  }
+
+kernel void gather(global const REAL *x, int x_off, global const int *idx, int idx_off,
+                   global REAL *y, int y_off, int ndim, int ax, int dim, int xsa, int8 oshape,
+                   int8 xstride, int8 istride) {
+  int i0 = get_global_id(0), i1 = get_global_id(1);
+  if (i0 >= oshape.s0 || i1 >= oshape.s1) return;
+  int r = get_global_id(2);
+  int yo = (r * oshape.s1 + i1) * oshape.s0 + i0;
+  int xo = 0, io = 0;
+  G_DIM(0, i0) G_DIM(1, i1)
+  G_OUTER(2) G_OUTER(3) G_OUTER(4) G_OUTER(5) G_OUTER(6) G_OUTER(7)
   int t = idx[idx_off + io];
   if (t < 0) t += dim;
-  if (t >= 0 && t < dim) y[y_off + i] = x[x_off + xo + t * xs[axis]];
-  else y[y_off + i] = (REAL)0;
+  if (t >= 0 && t < dim) y[y_off + yo] = x[x_off + xo + t * xsa];
+  else y[y_off + yo] = (REAL)0;
 }
 
 /* scatter_cols: y (contiguous, shape dshape, already holding the base)
  * gets, for every index entry k of each column, s[k] added at
- * y[.., idx[k], ..] along `axis`. idx and s are addressed with istride /
- * sstride over the index's extent ishape (ishape[d] <= dshape[d] for
- * d != axis; columns beyond it get nothing). Work-item w owns column w
- * (consecutive work-items take neighbouring columns, which are neighbouring
- * addresses when the axis is not the last). */
-kernel void scatter_cols(global REAL *y, int y_off, global const int *idx, int idx_off,
-                         global const REAL *s, int s_off, int ncols, int ndim, int axis,
-                         int8 dshape, int8 ishape, int8 istride, int8 sstride) {
-  int w = get_global_id(0);
-  if (w >= ncols) return;
-  int ds[8] = {dshape.s0, dshape.s1, dshape.s2, dshape.s3, dshape.s4, dshape.s5, dshape.s6, dshape.s7};
-  int ish[8] = {ishape.s0, ishape.s1, ishape.s2, ishape.s3, ishape.s4, ishape.s5, ishape.s6, ishape.s7};
-  int ist[8] = {istride.s0, istride.s1, istride.s2, istride.s3,
-                istride.s4, istride.s5, istride.s6, istride.s7};
-  int sst[8] = {sstride.s0, sstride.s1, sstride.s2, sstride.s3,
-                sstride.s4, sstride.s5, sstride.s6, sstride.s7};
-  int rem = w, yo = y_off, io = idx_off, so = s_off, ystr = 1, ysa = 1;
-  for (int d = ndim - 1; d >= 0; d--) {
-    if (d == axis) {
-      ysa = ystr;
-    } else {
-      int c = rem % ds[d];
-      rem /= ds[d];
-      if (c >= ish[d]) return;
-      yo += c * ystr;
-      io += c * ist[d];
-      so += c * sst[d];
-    }
-    ystr *= ds[d];
+ * y[.., idx[k], ..] along axis `ax` (innermost-first numbering). idx and s
+ * are addressed with istride / sstride (isa / ssa along the axis) over the
+ * index's extent ishape (ishape <= dshape off the axis; columns beyond it
+ * get nothing), K = ishape along the axis. 1-D launch.
+ *
+ * Work-item w owns `cpw` neighbouring columns along the innermost dim (when
+ * the axis is not the innermost; else cpw is 1): chunk w % nchunks of that
+ * dim, and the other coordinates from w / nchunks. On GPUs cpw is 1, so
+ * consecutive work-items take neighbouring columns (coalesced). On CPUs a
+ * work-item runs its k loop to the end before the next one starts, so with
+ * one column each every k would touch a fresh cache line; a run of cpw
+ * columns makes each k a short contiguous row update instead (the
+ * embedding backward case). */
+#define SC_DIM(k)                       \
+  if (ndim > k) {                       \
+    if (ax == k) {                      \
+      ysa = ystr;                       \
+    } else if (k > 0 || ax == 0) {      \
+      int c = rem % COMP(dshape, k);    \
+      rem /= COMP(dshape, k);           \
+      if (c >= COMP(ishape, k)) return; \
+      yo += c * ystr;                   \
+      io += c * COMP(istride, k);       \
+      so += c * COMP(sstride, k);       \
+    }                                   \
+    ystr *= COMP(dshape, k);            \
   }
-  int J = ds[axis], K = ish[axis], ika = ist[axis], ska = sst[axis];
+
+kernel void scatter_cols(global REAL *y, int y_off, global const int *idx, int idx_off,
+                         global const REAL *s, int s_off, int nitems, int nchunks, int cpw,
+                         int ndim, int ax, int J, int K, int isa, int ssa, int8 dshape,
+                         int8 ishape, int8 istride, int8 sstride) {
+  int w = get_global_id(0);
+  if (w >= nitems) return;
+  /* columns [c0, c1) of the innermost dim (just one column when ax == 0) */
+  int c0 = 0, c1 = 1, rem = w;
+  if (ax != 0) {
+    c0 = (w % nchunks) * cpw;
+    c1 = min(c0 + cpw, ishape.s0);
+    rem = w / nchunks;
+  }
+  int yo = y_off, io = idx_off, so = s_off, ystr = 1, ysa = 1;
+  SC_DIM(0) SC_DIM(1) SC_DIM(2) SC_DIM(3) SC_DIM(4) SC_DIM(5) SC_DIM(6) SC_DIM(7)
+  int is0 = ax != 0 ? istride.s0 : 0, ss0 = ax != 0 ? sstride.s0 : 0;
+  if (is0 == 0) { /* one index per k for the whole run (take/index_select) */
+    for (int k = 0; k < K; k++) {
+      int t = idx[io + k * isa];
+      if (t < 0) t += J;
+      if (t < 0 || t >= J) continue;
+      global REAL *yr = y + yo + t * ysa;
+      global const REAL *sr = s + so + k * ssa;
+      for (int c = c0; c < c1; c++) STORE(yr, c, LOAD(yr, c) + LOAD(sr, c * ss0));
+    }
+    return;
+  }
   for (int k = 0; k < K; k++) {
-    int t = idx[io + k * ika];
-    if (t < 0) t += J;
-    if (t >= 0 && t < J) {
-      int p = yo + t * ysa;
-      STORE(y, p, LOAD(y, p) + LOAD(s, so + k * ska));
+    for (int c = c0; c < c1; c++) {
+      int t = idx[io + c * is0 + k * isa];
+      if (t < 0) t += J;
+      if (t >= 0 && t < J) {
+        int p = yo + c + t * ysa;
+        STORE(y, p, LOAD(y, p) + LOAD(s, so + c * ss0 + k * ssa));
+      }
     }
   }
 }
 
-/* one_hot: y[r, c] = (idx[r] == c) for r over the indices, c over `classes`
- * (an index outside [0, classes) gives a row of zeros). */
-kernel void one_hot(global const int *idx, int idx_off, global REAL *y, int y_off, int n,
+/* one_hot: y[r, c] = (idx[r] == c) over rows r (range dim 1) and classes c
+ * (range dim 0); an index outside [0, classes) gives a row of zeros. */
+kernel void one_hot(global const int *idx, int idx_off, global REAL *y, int y_off, int rows,
                     int classes) {
-  int i = get_global_id(0);
-  if (i >= n) return;
-  int r = i / classes, c = i - r * classes;
-  y[y_off + i] = (REAL)(idx[idx_off + r] == c ? 1 : 0);
+  int c = get_global_id(0), r = get_global_id(1);
+  if (c >= classes || r >= rows) return;
+  y[y_off + r * classes + c] = (REAL)(idx[idx_off + r] == c ? 1 : 0);
 }
 
 /* tri: y = x where (col - row <= k) (lower) or (col - row >= k) (upper), else
- * 0, over the last two dims (rows x cols) of a contiguous tensor. */
-kernel void tri(global const REAL *x, int x_off, global REAL *y, int y_off, int n, int rows,
+ * 0, over the last two dims (rows x cols; range dims 0 = col, 1 = row,
+ * 2 = matrix) of a contiguous tensor. With has_x 0, x is not read and the
+ * kernel writes the keep flag as 1/0 (tril_mask / triu_mask, built as u8). */
+kernel void tri(global const REAL *x, int x_off, int has_x, global REAL *y, int y_off, int rows,
                 int cols, int k, int upper) {
-  int i = get_global_id(0);
-  if (i >= n) return;
-  int c = i % cols, r = (i / cols) % rows;
+  int c = get_global_id(0), r = get_global_id(1);
+  if (c >= cols || r >= rows) return;
+  int i = (get_global_id(2) * rows + r) * cols + c;
   int keep = upper ? (c - r >= k) : (c - r <= k);
-  y[y_off + i] = keep ? x[x_off + i] : (REAL)0;
-}
-
-/* tri_mask: the keep flag of `tri` as 1/0 for a rows x cols matrix. */
-kernel void tri_mask(global REAL *y, int y_off, int n, int cols, int k, int upper) {
-  int i = get_global_id(0);
-  if (i >= n) return;
-  int c = i % cols, r = i / cols;
-  int keep = upper ? (c - r >= k) : (c - r <= k);
-  y[y_off + i] = (REAL)(keep ? 1 : 0);
+  if (has_x) y[y_off + i] = keep ? x[x_off + i] : (REAL)0;
+  else y[y_off + i] = (REAL)(keep ? 1 : 0);
 }

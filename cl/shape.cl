@@ -5,62 +5,127 @@
  * box of up to 8 dims, a source and a destination stride per dim (negative
  * for reversed slices, 0 for broadcast) and element offsets, collapses
  * mergeable dims and drops size-1 dims first, and uses clEnqueueCopyBuffer
- * instead when the box is one contiguous run. All kernels are one work-item
- * per written element, with no local memory and no barriers (streaming; on
- * PoCL this vectorises across work-items). Index math is int: every tensor
- * holds fewer than 2^31 elements. */
+ * instead when the box is one contiguous run.
+ *
+ * Launch shape: every kernel here runs on a 3-D range over its box with the
+ * innermost dim as range dim 0, the next as dim 1 and all outer dims folded
+ * into dim 2 (local size (l0, l1, 1), dims 0 and 1 rounded up and guarded).
+ * Dims 0 and 1 then need no division, and the outer coordinates are
+ * uniform across a work-group. Shapes and strides arrive innermost-first in
+ * int8 vectors, padded with size-1 dims, and are read through fixed vector
+ * components (macros unrolled over 8 dims): dynamically indexed private
+ * arrays would live on the stack and stop PoCL vectorising across
+ * work-items. No local memory, no barriers. */
 
-/* strided_copy: for each point c of the box `shape` (ndim dims, row-major
- * order of work-items), y[y_off + sum c[d]*ys[d]] = x[x_off + sum c[d]*xs[d]].
- * Work-item i walks dims from the innermost, so consecutive work-items touch
- * consecutive innermost elements (coalesced when the inner strides are 1).
- * The destination regions of different points never overlap (the host only
- * writes boxes of distinct elements), so no ordering is needed. */
-kernel void strided_copy(global const REAL *x, int x_off, global REAL *y, int y_off, int n,
-                         int ndim, int8 shape, int8 xstride, int8 ystride) {
-  int i = get_global_id(0);
-  if (i >= n) return;
-  int sh[8] = {shape.s0, shape.s1, shape.s2, shape.s3, shape.s4, shape.s5, shape.s6, shape.s7};
-  int xs[8] = {xstride.s0, xstride.s1, xstride.s2, xstride.s3,
-               xstride.s4, xstride.s5, xstride.s6, xstride.s7};
-  int ys[8] = {ystride.s0, ystride.s1, ystride.s2, ystride.s3,
-               ystride.s4, ystride.s5, ystride.s6, ystride.s7};
-  int rem = i, xo = x_off, yo = y_off;
-  for (int d = ndim - 1; d >= 0; d--) {
-    int c = rem % sh[d];
-    rem /= sh[d];
-    xo += c * xs[d];
-    yo += c * ys[d];
+#define COMP0(v) (v).s0
+#define COMP1(v) (v).s1
+#define COMP2(v) (v).s2
+#define COMP3(v) (v).s3
+#define COMP4(v) (v).s4
+#define COMP5(v) (v).s5
+#define COMP6(v) (v).s6
+#define COMP7(v) (v).s7
+#define COMP(v, k) COMP##k(v)
+
+/* strided_copy: for each point c of the box (n0 x n1 x outer dims oshape,
+ * innermost first), y[y_off + sum c*ys] = x[x_off + sum c*xs]. Destination
+ * points never overlap (the host only writes boxes of distinct elements). */
+#define OUTER_STEP(k)                              \
+  if (nouter > k) {                                \
+    int c = r % COMP(oshape, k);                   \
+    r /= COMP(oshape, k);                          \
+    xo += c * COMP(oxs, k);                        \
+    yo += c * COMP(oys, k);                        \
   }
+
+kernel void strided_copy(global const REAL *x, int x_off, global REAL *y, int y_off, int n0,
+                         int n1, int xs0, int ys0, int xs1, int ys1, int nouter, int8 oshape,
+                         int8 oxs, int8 oys) {
+  int i0 = get_global_id(0), i1 = get_global_id(1);
+  if (i0 >= n0 || i1 >= n1) return;
+  int r = get_global_id(2);
+  int xo = x_off + i0 * xs0 + i1 * xs1, yo = y_off + i0 * ys0 + i1 * ys1;
+  OUTER_STEP(0) OUTER_STEP(1) OUTER_STEP(2) OUTER_STEP(3) OUTER_STEP(4) OUTER_STEP(5)
   y[yo] = x[xo];
 }
 
-/* pad: y (contiguous, yshape) from x (contiguous, xshape) with `before`
- * elements added in front of each dim. mode 0 constant (`value`), 1 reflect
- * (mirror without repeating the edge; the host checks pad < dim so one
- * reflection suffices), 2 replicate (clamp to the edge). */
-kernel void pad(global const REAL *x, int x_off, global REAL *y, int y_off, int n, int ndim,
-                int8 yshape, int8 xshape, int8 before, int mode, ACC value) {
-  int i = get_global_id(0);
-  if (i >= n) return;
-  int ys[8] = {yshape.s0, yshape.s1, yshape.s2, yshape.s3, yshape.s4, yshape.s5, yshape.s6, yshape.s7};
-  int xs[8] = {xshape.s0, xshape.s1, xshape.s2, xshape.s3, xshape.s4, xshape.s5, xshape.s6, xshape.s7};
-  int bf[8] = {before.s0, before.s1, before.s2, before.s3, before.s4, before.s5, before.s6, before.s7};
-  int rem = i, xo = 0, stride = 1, inside = 1;
-  for (int d = ndim - 1; d >= 0; d--) {
-    int c = rem % ys[d] - bf[d];
-    rem /= ys[d];
-    int dim = xs[d];
-    if (c < 0 || c >= dim) {
-      if (mode == 0) inside = 0;
-      else if (mode == 1) c = c < 0 ? -c : 2 * (dim - 1) - c;
-      else c = c < 0 ? 0 : dim - 1;
-    }
-    xo += c * stride;
-    stride *= dim;
+/* transpose_tile: the strided copy for boxes whose destination is
+ * contiguous along range dim 0 (y stride 1, x stride xs0) while the source
+ * is contiguous along range dim 1 (x stride 1, y stride ys1): a transpose in
+ * the last two dims, NCHW <-> NHWC. Reading the source through xs0 would
+ * touch a new cache line (or memory transaction) per element, so a 16x16
+ * work-group loads a tile along the source's contiguous dim into local
+ * memory, waits at one barrier (outside any loop, so cheap on PoCL too) and
+ * writes it along the destination's contiguous dim. Tiles are 32x32 moved
+ * by 32x8 work-items (4 rows each), so there are few, large work-groups:
+ * PoCL pays a fixed cost per group. The range is rounded up to whole tiles
+ * and every work-item reaches the barrier (loads and stores are guarded
+ * instead), so partial tiles are safe. Needs 256 work-items per group; the
+ * host falls back to strided_copy otherwise. */
+#define TILE 32
+#define ROWS 8
+kernel void transpose_tile(global const REAL *x, int x_off, global REAL *y, int y_off, int n0,
+                           int n1, int xs0, int ys1, int nouter, int8 oshape, int8 oxs,
+                           int8 oys) {
+  local REAL tile[TILE][TILE + 1];
+  int lx = get_local_id(0), ly = get_local_id(1);
+  int b0 = get_group_id(0) * TILE, b1 = get_group_id(1) * TILE;
+  int r = get_global_id(2);
+  int xo = x_off, yo = y_off;
+  OUTER_STEP(0) OUTER_STEP(1) OUTER_STEP(2) OUTER_STEP(3) OUTER_STEP(4) OUTER_STEP(5)
+  int i1 = b1 + lx; /* load: consecutive lx read consecutive x */
+  for (int j = ly; j < TILE; j += ROWS) {
+    int i0 = b0 + j;
+    if (i0 < n0 && i1 < n1) tile[j][lx] = x[xo + i0 * xs0 + i1];
   }
-  if (inside) y[y_off + i] = x[x_off + xo];
-  else STORE(y + y_off, i, value);
+  barrier(CLK_LOCAL_MEM_FENCE);
+  int i0 = b0 + lx; /* store: consecutive lx write consecutive y */
+  for (int j = ly; j < TILE; j += ROWS) {
+    i1 = b1 + j;
+    if (i0 < n0 && i1 < n1) y[yo + i0 + i1 * ys1] = tile[lx][j];
+  }
+}
+
+/* Maps output coordinate c of a dim (already minus its `before` pad) to the
+ * input coordinate: mode 0 constant (-1 outside), 1 reflect (mirror without
+ * repeating the edge; the host checks pad < dim so one reflection is
+ * enough), 2 replicate (clamp to the edge). */
+inline int pad_map(int c, int dim, int mode) {
+  if (c >= 0 && c < dim) return c;
+  if (mode == 0) return -1;
+  if (mode == 1) return c < 0 ? -c : 2 * (dim - 1) - c;
+  return c < 0 ? 0 : dim - 1;
+}
+
+/* pad: y (contiguous, yshape) from x (contiguous, xshape) with `before`
+ * elements in front of each dim; shapes innermost first, padded with 1s.
+ * Launched over y as (yshape.s0, yshape.s1, rest). */
+#define PAD_DIM(k, cexpr)                                  \
+  {                                                        \
+    int q = pad_map((cexpr) - COMP(before, k), COMP(xshape, k), mode); \
+    if (q < 0) inside = 0;                                 \
+    xo += q * xst;                                         \
+    xst *= COMP(xshape, k);                                \
+  }
+#define PAD_OUTER(k)                                       \
+  if (ndim > k) {                                          \
+    int co = r % COMP(yshape, k);                          \
+    r /= COMP(yshape, k);                                  \
+    PAD_DIM(k, co)                                         \
+  }
+
+kernel void pad(global const REAL *x, int x_off, global REAL *y, int y_off, int ndim,
+                int8 yshape, int8 xshape, int8 before, int mode, ACC value) {
+  int i0 = get_global_id(0), i1 = get_global_id(1);
+  if (i0 >= yshape.s0 || i1 >= yshape.s1) return;
+  int r = get_global_id(2);
+  int yo = (r * yshape.s1 + i1) * yshape.s0 + i0;
+  int xo = 0, xst = 1, inside = 1;
+  PAD_DIM(0, i0)
+  PAD_DIM(1, i1)
+  PAD_OUTER(2) PAD_OUTER(3) PAD_OUTER(4) PAD_OUTER(5) PAD_OUTER(6) PAD_OUTER(7)
+  if (inside) y[y_off + yo] = x[x_off + xo];
+  else STORE(y + y_off, yo, value);
 }
 
 /* pad_backward: gx[c] = sum of g over every padded position that read x[c].
@@ -68,48 +133,60 @@ kernel void pad(global const REAL *x, int x_off, global REAL *y, int y_off, int 
  * scattering (no float atomics in OpenCL 1.2, and the order of the sum is
  * fixed, so results are deterministic). Per dim the positions reading
  * coordinate c form at most 3 runs: the copy itself (constant), plus the
- * mirrored points (reflect), or the whole edge run (replicate). The work-item
- * walks the product of those runs; its cost is its number of contributions. */
-kernel void pad_backward(global const REAL *g, int g_off, global REAL *gx, int gx_off, int n,
-                         int ndim, int8 gshape, int8 xshape, int8 before, int mode) {
-  int i = get_global_id(0);
-  if (i >= n) return;
-  int gs[8] = {gshape.s0, gshape.s1, gshape.s2, gshape.s3, gshape.s4, gshape.s5, gshape.s6, gshape.s7};
-  int xs[8] = {xshape.s0, xshape.s1, xshape.s2, xshape.s3, xshape.s4, xshape.s5, xshape.s6, xshape.s7};
-  int bf[8] = {before.s0, before.s1, before.s2, before.s3, before.s4, before.s5, before.s6, before.s7};
-  int lo[8][3], len[8][3], cnt[8], gst[8];
-  int rem = i, stride = 1, total = 1;
-  for (int d = ndim - 1; d >= 0; d--) {
-    int dim = xs[d], b = bf[d], after = gs[d] - dim - b;
-    int c = rem % dim;
-    rem /= dim;
-    gst[d] = stride;
-    stride *= gs[d];
-    lo[d][0] = c + b;
-    len[d][0] = 1;
-    len[d][1] = 0;
-    len[d][2] = 0;
-    if (mode == 1) {
-      if (c > 0 && c <= b) { lo[d][1] = b - c; len[d][1] = 1; }
-      if (c < dim - 1 && c >= dim - 1 - after) { lo[d][2] = b + 2 * (dim - 1) - c; len[d][2] = 1; }
-    } else if (mode == 2) {
-      if (c == 0) { lo[d][0] = 0; len[d][0] = b + 1; }
-      if (c == dim - 1) len[d][0] = gs[d] - lo[d][0];
-    }
-    cnt[d] = len[d][0] + len[d][1] + len[d][2];
-    total *= cnt[d];
+ * mirrored points (reflect), or the whole edge run (replicate). The
+ * work-item walks the product of those runs, so its cost is its number of
+ * contributions (1 for constant, a crop). Launched over x as
+ * (xshape.s0, xshape.s1, rest); shapes innermost first, padded with 1s. */
+#define BW_DIM(k, cexpr)                                                          \
+  int lo0_##k, len0_##k = 1, lo1_##k = 0, len1_##k = 0, lo2_##k = 0, len2_##k = 0, \
+      gst_##k = gstr;                                                             \
+  {                                                                               \
+    int c = (cexpr), dim = COMP(xshape, k), b = COMP(before, k);                  \
+    int after = COMP(gshape, k) - dim - b;                                        \
+    lo0_##k = c + b;                                                              \
+    if (mode == 1) {                                                              \
+      if (c > 0 && c <= b) { lo1_##k = b - c; len1_##k = 1; }                     \
+      if (c < dim - 1 && c >= dim - 1 - after) { lo2_##k = b + 2 * (dim - 1) - c; len2_##k = 1; } \
+    } else if (mode == 2) {                                                       \
+      if (c == 0) { lo0_##k = 0; len0_##k = b + 1; }                              \
+      if (c == dim - 1) len0_##k = COMP(gshape, k) - lo0_##k;                     \
+    }                                                                             \
+    gstr *= COMP(gshape, k);                                                      \
+    total *= len0_##k + len1_##k + len2_##k;                                      \
   }
+#define BW_OUTER_C(k) (ndim > k ? (rem % COMP(xshape, k)) : 0)
+#define BW_NEXT(k) if (ndim > k) rem /= COMP(xshape, k);
+#define BW_PICK(k)                                                \
+  {                                                               \
+    int cnt = len0_##k + len1_##k + len2_##k;                     \
+    int j = q % cnt;                                              \
+    q /= cnt;                                                     \
+    int p = j < len0_##k ? lo0_##k + j                            \
+          : j < len0_##k + len1_##k ? lo1_##k + j - len0_##k      \
+          : lo2_##k + j - len0_##k - len1_##k;                    \
+    off += p * gst_##k;                                           \
+  }
+
+kernel void pad_backward(global const REAL *g, int g_off, global REAL *gx, int gx_off, int ndim,
+                         int8 gshape, int8 xshape, int8 before, int mode) {
+  int i0 = get_global_id(0), i1 = get_global_id(1);
+  if (i0 >= xshape.s0 || i1 >= xshape.s1) return;
+  int r = get_global_id(2), rem = r;
+  int xo = (r * xshape.s1 + i1) * xshape.s0 + i0;
+  int gstr = 1, total = 1;
+  BW_DIM(0, i0)
+  BW_DIM(1, i1)
+  BW_DIM(2, BW_OUTER_C(2)) BW_NEXT(2)
+  BW_DIM(3, BW_OUTER_C(3)) BW_NEXT(3)
+  BW_DIM(4, BW_OUTER_C(4)) BW_NEXT(4)
+  BW_DIM(5, BW_OUTER_C(5)) BW_NEXT(5)
+  BW_DIM(6, BW_OUTER_C(6)) BW_NEXT(6)
+  BW_DIM(7, BW_OUTER_C(7))
   ACC acc = 0;
-  for (int r = 0; r < total; r++) {
-    int q = r, off = 0;
-    for (int d = ndim - 1; d >= 0; d--) {
-      int j = q % cnt[d];
-      q /= cnt[d];
-      int k = 0;
-      while (j >= len[d][k]) { j -= len[d][k]; k++; }
-      off += (lo[d][k] + j) * gst[d];
-    }
+  for (int t = 0; t < total; t++) {
+    int q = t, off = 0;
+    BW_PICK(0) BW_PICK(1) BW_PICK(2) BW_PICK(3) BW_PICK(4) BW_PICK(5) BW_PICK(6) BW_PICK(7)
     acc += LOAD(g + g_off, off);
   }
-  STORE(gx + gx_off, i, acc);
+  STORE(gx + gx_off, xo, acc);
 }

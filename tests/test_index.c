@@ -144,16 +144,18 @@ Test(index, gather_random) {
   tu_rng r = tu_rng_make(1);
   tu_mark m = tu_mark_now(ctx);
   int oor = 0;
-  for (int it = 0; it < 40; it++) {
+  for (int it = 0; it < 44; it++) {
     lam_dtype dt = dts[it % N_DTS];
     if (!dt_ok(ctx, dt)) continue;
     size_t es = lam_dtype_size(dt);
-    int nd = 1 + it % 4;
-    int64_t xs[8], is[8], xst[8], c[8];
-    rand_shape(&r, nd, 5000, xs);
+    int nd = it < 40 ? 1 + it % 4 : 8; /* the last few at rank 8, every dim > 1 */
+    int64_t xs[8] = {2, 3, 2, 2, 3, 2, 2, 3}, is[8], xst[8], c[8];
+    if (nd < 8) rand_shape(&r, nd, 5000, xs);
     strides(nd, xs, xst);
     int axis = (int)tu_randint(&r, -nd, nd), a = (axis + nd) % nd;
     for (int d = 0; d < nd; d++) is[d] = d == a ? tu_randint(&r, 1, 9) : tu_randint(&r, 1, xs[d] + 1);
+    if (nd == 8)
+      for (int d = 0; d < nd; d++) is[d] = d == a ? 3 : xs[d];
     unsigned char *h;
     int32_t *ih;
     lam_tensor *x = rand_t(ctx, &r, dt, nd, xs, &h);
@@ -292,6 +294,10 @@ Test(index, scatter_add_random) {
     for (int d = 0; d < nd; d++) is[d] = d == a ? tu_randint(&r, 1, 12) : tu_randint(&r, 1, xs[d] + 1);
     scatter_case(ctx, &r, dt, nd, xs, is, axis, "scatter_add");
   }
+  /* rank 8 (every dim > 1 in the index extent) */
+  for (int a = 0; a < 8; a += 7)
+    scatter_case(ctx, &r, LAM_F32, 8, (int64_t[]){2, 3, 2, 2, 3, 2, 2, 3},
+                 (int64_t[]){a == 0 ? 4 : 2, 3, 2, 2, 2, 2, 2, a == 7 ? 4 : 3}, a, "scatter_add rank 8");
   /* one long column (a single work-item), and many repeats into 7 rows */
   for (int di = 0; di < N_DTS; di++) {
     if (!dt_ok(ctx, dts[di])) continue;
@@ -345,7 +351,7 @@ Test(index, gather_backward_large) {
   tu_rng r = tu_rng_make(4);
   tu_mark m = tu_mark_now(ctx);
   /* embedding-like take: table [V, D], M indices with repeats */
-  int64_t V = 1023, D = 3, M = tu_small() ? 200 : 4000;
+  int64_t V = 1023, D = 37, M = tu_small() ? 200 : 2000; /* D > 32: two column runs */
   lam_tensor *table = tu_rand_f64(ctx, &r, 2, (int64_t[]){V, D}, -1, 1);
   int32_t *ih;
   lam_tensor *idx = rand_idx(ctx, &r, 1, &M, -V, V, &ih);

@@ -250,6 +250,33 @@ Test(shape, permute_random_all_dtypes) {
   lam_ctx_free(ctx);
 }
 
+/* Rank 8: boxes that keep 8 dims (6 outer dims in the kernels), through
+ * both the strided and the tiled (two dims >= 8) copies. */
+Test(shape, permute_rank8) {
+  lam_ctx *ctx = tu_ctx();
+  tu_rng r = tu_rng_make(12);
+  int64_t s[8] = {2, 3, 2, 3, 2, 3, 9, 10}, os[8];
+  int perms[3][8] = {{7, 6, 5, 4, 3, 2, 1, 0}, {1, 0, 3, 2, 5, 4, 7, 6}, {6, 0, 2, 4, 1, 3, 5, 7}};
+  for (int di = 0; di < N_DTS; di++) {
+    lam_dtype dt = dts[di];
+    if (!dt_ok(ctx, dt)) continue;
+    unsigned char *h;
+    lam_tensor *x = rand_t(ctx, &r, dt, 8, s, &h);
+    for (int p = 0; p < 3; p++) {
+      int64_t *map = permute_map(8, s, perms[p], os);
+      unsigned char *want = apply_map(h, lam_dtype_size(dt), map, prod(8, s), NULL);
+      lam_tensor *y = lam_permute(x, perms[p]);
+      expect(y, 8, os, want, "permute rank 8");
+      lam_tensor_free(y);
+      free(map);
+      free(want);
+    }
+    lam_tensor_free(x);
+    free(h);
+  }
+  lam_ctx_free(ctx);
+}
+
 /* The one case above 2^22 elements: a transpose of [2049, 2051] f32. */
 Test(shape, transpose_large) {
   lam_ctx *ctx = tu_ctx();
@@ -572,15 +599,15 @@ Test(shape, pad_random_all_modes_dtypes) {
   lam_ctx *ctx = tu_ctx();
   tu_rng r = tu_rng_make(8);
   tu_mark m = tu_mark_now(ctx);
-  for (int it = 0; it < 60; it++) {
+  for (int it = 0; it < 66; it++) {
     lam_dtype dt = dts[it % N_DTS];
     if (!dt_ok(ctx, dt)) continue;
-    int nd = 1 + (it / 3) % 5, mode = it % 3;
-    int64_t s[8], st[8], os[8], pads[16], c[8];
-    rand_shape(&r, nd, 5000, s);
+    int nd = it < 60 ? 1 + (it / 3) % 5 : 8, mode = it % 3; /* the last few at rank 8 */
+    int64_t s[8] = {2, 3, 2, 2, 3, 2, 2, 3}, st[8], os[8], pads[16], c[8];
+    if (nd < 8) rand_shape(&r, nd, 5000, s);
     strides(nd, s, st);
     for (int d = 0; d < nd; d++) {
-      int64_t lim = mode == 1 ? s[d] : 5;
+      int64_t lim = mode == 1 ? s[d] : nd == 8 ? 2 : 5;
       pads[2 * d] = tu_randint(&r, 0, lim);
       pads[2 * d + 1] = tu_randint(&r, 0, lim);
       os[d] = s[d] + pads[2 * d] + pads[2 * d + 1];
@@ -773,6 +800,12 @@ Test(shape, gradcheck_slice_pad) {
     tu_gradcheck(ctx, f_pad, &d, &p, 1, 1e-6, 1e-6, 1, 1e-3,
                  mode == 0 ? "pad constant" : mode == 1 ? "pad reflect" : "pad replicate");
   }
+  lam_tensor *p8 = tu_rand_f64(ctx, &r, 8, (int64_t[]){2, 1, 1, 2, 1, 1, 1, 2}, -1, 1);
+  for (int mode = 0; mode < 3; mode++) {
+    gargs d = {.mode = mode, .pads = {1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 1}};
+    tu_gradcheck(ctx, f_pad, &d, &p8, 1, 1e-6, 1e-6, 1, 1e-3, "pad rank 8");
+  }
+  lam_tensor_free(p8);
   lam_tensor *q = tu_rand_f64(ctx, &r, 2, (int64_t[]){1, 3}, -1, 1);
   gargs e = {.mode = 2, .pads = {2, 1, 0, 3}};
   tu_gradcheck(ctx, f_pad, &e, &q, 1, 1e-6, 1e-6, 1, 1e-3, "pad replicate on a size-1 axis");
@@ -857,6 +890,12 @@ Test(shape, bad_input) {
   tu_assert_fails(lam_pad(x, pads, LAM_PAD_CONSTANT, 0), LAM_ERR_INVALID_ARGUMENT, "pads[2] is -1");
   tu_assert_fails(lam_pad(x, pads, (lam_pad_mode)7, 0), LAM_ERR_INVALID_ARGUMENT, "mode 7");
   tu_assert_fails(lam_pad(x, NULL, LAM_PAD_CONSTANT, 0), LAM_ERR_NULL, "pads is NULL");
+  lam_tensor *xu = lam_tensor_zeros(ctx, LAM_U8, 1, (int64_t[]){3});
+  tu_assert_fails(lam_pad(xu, (int64_t[]){1, 1}, LAM_PAD_CONSTANT, 256), LAM_ERR_INVALID_ARGUMENT,
+                  "value 256 does not fit dtype u8");
+  tu_assert_fails(lam_pad(xu, (int64_t[]){1, 1}, LAM_PAD_CONSTANT, NAN), LAM_ERR_INVALID_ARGUMENT,
+                  "does not fit");
+  lam_tensor_free(xu);
   lam_clear_error();
   tu_assert_fails(lam_pad(NULL, pads, LAM_PAD_CONSTANT, 0), LAM_ERR_NULL, "lam_pad: x is NULL");
   tu_assert_no_leak(ctx, m2);

@@ -67,7 +67,7 @@ lam_tensor *lam_slice(lam_tensor *x, const int64_t *start, const int64_t *stop, 
 lam_tensor *lam_slice_axis(lam_tensor *x, int axis, int64_t start, int64_t stop, int64_t step);
 /* Pads with pads[2*i] before and pads[2*i+1] after axis i (ndim pairs, each
  * >= 0; crop with lam_slice). Constant fills with `value` converted to x's
- * dtype; reflect mirrors without repeating the edge and needs pad < dim, as
+ * dtype (for i32/u8 it must lie in the dtype's range; fractions truncate); reflect mirrors without repeating the edge and needs pad < dim, as
  * PyTorch; replicate repeats the edge (any pad). The gradient crops
  * (constant) or also sums the mirrored / repeated positions. */
 lam_tensor *lam_pad(lam_tensor *x, const int64_t *pads, lam_pad_mode mode, double value);

@@ -16,6 +16,24 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
+/* 3-D range over (n0, n1, n2) as in ops/shape.c: local (l0, l1, 1), dims 0
+ * and 1 rounded up and guarded by the kernels. */
+static lam_status lam__launch_box(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs,
+                                  const lam__arg *args, int64_t n0, int64_t n1, int64_t n2) {
+  size_t wg = ctx->wg_1d, l0 = 1, l1 = 1;
+  while (l0 < (size_t)n0 && l0 * 2 <= wg) l0 *= 2;
+  while (l1 < (size_t)n1 && l0 * l1 * 2 <= wg) l1 *= 2;
+  size_t global[3] = {((size_t)n0 + l0 - 1) / l0 * l0, ((size_t)n1 + l1 - 1) / l1 * l1,
+                      (size_t)n2};
+  size_t local[3] = {l0, l1, 1};
+  return lam__launch(ctx, k, fn, nargs, args, 3, global, local);
+}
+
+/* out[k] = v[nd-1-k] (innermost first) for k < nd, else fill. */
+static void lam__rev8(int nd, const int64_t *v, int64_t fill, int64_t *out) {
+  for (int k = 0; k < 8; k++) out[k] = k < nd ? v[nd - 1 - k] : fill;
+}
+
 /* Checks that index is an i32 tensor on x's context. */
 static lam_status lam__check_index(const char *fn, const lam_tensor *x, const lam_tensor *index,
                                    const char *name) {
@@ -40,14 +58,17 @@ static int lam__check_axis(const char *fn, int axis, int ndim) {
 static lam_status lam__gather_launch(const char *fn, const lam_tensor *x, const int64_t *xstride,
                                      int64_t dim, const lam_tensor *idx, const int64_t *istride,
                                      lam_tensor *y, int ndim, int axis, const int64_t *oshape) {
+  int64_t ro[8], rxs[8], ris[8];
+  lam__rev8(ndim, oshape, 1, ro);
+  lam__rev8(ndim, xstride, 0, rxs);
+  lam__rev8(ndim, istride, 0, ris);
   cl_kernel k;
   lam_status st = lam__kernel_dt(x->ctx, "index", "gather", x->dtype, NULL, &k);
   if (st != LAM_OK) return st;
-  lam__arg args[] = {LAM__ARG_T(x), LAM__ARG_T(idx), LAM__ARG_T(y), lam__arg_int(y->numel),
-                     lam__arg_int(ndim), lam__arg_int(axis), lam__arg_int(dim),
-                     lam__arg_int8(ndim, oshape), lam__arg_int8(ndim, xstride),
-                     lam__arg_int8(ndim, istride)};
-  return lam__launch_1d(x->ctx, k, fn, 13, args, (size_t)y->numel);
+  lam__arg args[] = {LAM__ARG_T(x), LAM__ARG_T(idx), LAM__ARG_T(y), lam__arg_int(ndim),
+                     lam__arg_int(ndim - 1 - axis), lam__arg_int(dim), lam__arg_int(xstride[axis]),
+                     lam__arg_int8(8, ro), lam__arg_int8(8, rxs), lam__arg_int8(8, ris)};
+  return lam__launch_box(x->ctx, k, fn, 13, args, ro[0], ro[1], y->numel / (ro[0] * ro[1]));
 }
 
 /* y (contiguous, dshape) = base (NULL: zeros) plus s scattered along axis
@@ -71,15 +92,29 @@ static lam_status lam__scatter_cols(const char *fn, lam_tensor *y, int ndim, int
                               (size_t)y->numel * es, 0, NULL, NULL);
   }
   if (err != CL_SUCCESS) return lam__cl_fail(err, fn, base ? "clEnqueueCopyBuffer" : "clEnqueueFillBuffer");
-  int64_t ncols = y->numel / dshape[axis];
+  /* columns per work-item along the innermost dim: 1 on GPUs (coalescing),
+   * runs of 32 on other devices (cache lines; see cl/index.cl) */
+  int64_t ncols = y->numel / dshape[axis], rd[8], ri[8], ris[8], rss[8];
+  int64_t inner = axis == ndim - 1 ? 1 : ishape[ndim - 1];
+  int64_t cpw = axis == ndim - 1 || ctx->info.type == LAM_DEVICE_GPU ? 1 : 32;
+  if (cpw > inner) cpw = inner;
+  int64_t nchunks = (inner + cpw - 1) / cpw;
+  int64_t items = axis == ndim - 1 ? ncols : ncols / dshape[ndim - 1] * nchunks;
+  lam__rev8(ndim, dshape, 1, rd);
+  lam__rev8(ndim, ishape, 1, ri);
+  lam__rev8(ndim, istride, 0, ris);
+  lam__rev8(ndim, sstride, 0, rss);
   cl_kernel k;
   lam_status st = lam__kernel_dt(ctx, "index", "scatter_cols", y->dtype, NULL, &k);
   if (st != LAM_OK) return st;
-  lam__arg args[] = {LAM__ARG_T(y), LAM__ARG_T(idx), LAM__ARG_T(s), lam__arg_int(ncols),
-                     lam__arg_int(ndim), lam__arg_int(axis), lam__arg_int8(ndim, dshape),
-                     lam__arg_int8(ndim, ishape), lam__arg_int8(ndim, istride),
-                     lam__arg_int8(ndim, sstride)};
-  return lam__launch_1d(ctx, k, fn, 13, args, (size_t)ncols);
+  lam__arg args[] = {LAM__ARG_T(y), LAM__ARG_T(idx), LAM__ARG_T(s), lam__arg_int(items),
+                     lam__arg_int(nchunks), lam__arg_int(cpw), lam__arg_int(ndim),
+                     lam__arg_int(ndim - 1 - axis),
+                     lam__arg_int(dshape[axis]), lam__arg_int(ishape[axis]),
+                     lam__arg_int(istride[axis]), lam__arg_int(sstride[axis]),
+                     lam__arg_int8(8, rd), lam__arg_int8(8, ri), lam__arg_int8(8, ris),
+                     lam__arg_int8(8, rss)};
+  return lam__launch_1d(ctx, k, fn, 19, args, (size_t)items);
 }
 
 /* ---- gather ------------------------------------------------------------ */
@@ -293,9 +328,10 @@ lam_tensor *lam_one_hot(lam_tensor *indices, int num_classes, lam_dtype dtype) {
   cl_kernel k;
   lam_status st = lam__kernel_dt(y->ctx, "index", "one_hot", dtype, NULL, &k);
   if (st == LAM_OK) {
-    lam__arg args[] = {LAM__ARG_T(indices), LAM__ARG_T(y), lam__arg_int(y->numel),
+    int64_t rows = indices->numel;
+    lam__arg args[] = {LAM__ARG_T(indices), LAM__ARG_T(y), lam__arg_int(rows),
                        lam__arg_int(num_classes)};
-    st = lam__launch_1d(y->ctx, k, fn, 6, args, (size_t)y->numel);
+    st = lam__launch_box(y->ctx, k, fn, 6, args, num_classes, rows, 1);
   }
   if (st != LAM_OK) {
     lam_tensor_free(y);
@@ -311,10 +347,10 @@ static lam_status lam__tri_launch(const char *fn, const lam_tensor *x, lam_tenso
   cl_kernel kern;
   lam_status st = lam__kernel_dt(x->ctx, "index", "tri", x->dtype, NULL, &kern);
   if (st != LAM_OK) return st;
-  lam__arg args[] = {LAM__ARG_T(x), LAM__ARG_T(y), lam__arg_int(x->numel),
-                     lam__arg_int(x->shape[x->ndim - 2]), lam__arg_int(x->shape[x->ndim - 1]),
-                     lam__arg_int(k), lam__arg_int(upper)};
-  return lam__launch_1d(x->ctx, kern, fn, 9, args, (size_t)x->numel);
+  int64_t rows = x->shape[x->ndim - 2], cols = x->shape[x->ndim - 1];
+  lam__arg args[] = {LAM__ARG_T(x), lam__arg_int(1), LAM__ARG_T(y), lam__arg_int(rows),
+                     lam__arg_int(cols), lam__arg_int(k), lam__arg_int(upper)};
+  return lam__launch_box(x->ctx, kern, fn, 9, args, cols, rows, x->numel / (rows * cols));
 }
 
 /* The same mask applied to g. */
@@ -356,11 +392,11 @@ static lam_tensor *lam__tri_mask(const char *fn, lam_ctx *ctx, int64_t rows, int
   lam_tensor *y = lam__tensor_new(ctx, LAM_U8, 2, shape, fn);
   if (!y) return NULL;
   cl_kernel kern;
-  lam_status st = lam__kernel_dt(ctx, "index", "tri_mask", LAM_U8, NULL, &kern);
+  lam_status st = lam__kernel_dt(ctx, "index", "tri", LAM_U8, NULL, &kern);
   if (st == LAM_OK) {
-    lam__arg args[] = {LAM__ARG_T(y), lam__arg_int(y->numel), lam__arg_int(cols), lam__arg_int(k),
-                       lam__arg_int(upper)};
-    st = lam__launch_1d(ctx, kern, fn, 6, args, (size_t)y->numel);
+    lam__arg args[] = {LAM__ARG_T(y), lam__arg_int(0), LAM__ARG_T(y), lam__arg_int(rows),
+                       lam__arg_int(cols), lam__arg_int(k), lam__arg_int(upper)};
+    st = lam__launch_box(ctx, kern, fn, 9, args, cols, rows, 1);
   }
   if (st != LAM_OK) {
     lam_tensor_free(y);

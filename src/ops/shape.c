@@ -6,7 +6,9 @@
  * up to 8 dims read through source strides and written through destination
  * strides. The host merges dims that are contiguous on both sides and drops
  * size-1 dims, so most copies become 1-2 dims or a plain clEnqueueCopyBuffer
- * (concat/split along a leading axis, contiguous copies). When the result of
+ * (concat/split along a leading axis, contiguous copies); a box that is a
+ * transpose of contiguous dims goes through the tiled kernel (local memory)
+ * instead, so both sides are read and written along rows. When the result of
  * a permute/broadcast/slice/split occupies one contiguous run of the input,
  * the op returns a view on the input's buffer instead of copying, as
  * lam_tensor_reshape does. */
@@ -17,6 +19,25 @@
 #include "internal.h"
 
 /* ---- helpers ----------------------------------------------------------- */
+
+/* Launches a cl/shape.cl-style 3-D range over (n0, n1, n2): local size
+ * (l0, l1, 1) with l0*l1 up to the 1-D work-group size, dims 0 and 1
+ * rounded up (kernels guard them), dim 2 exact. */
+static lam_status lam__launch_box(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs,
+                                  const lam__arg *args, int64_t n0, int64_t n1, int64_t n2) {
+  size_t wg = ctx->wg_1d, l0 = 1, l1 = 1;
+  while (l0 < (size_t)n0 && l0 * 2 <= wg) l0 *= 2;
+  while (l1 < (size_t)n1 && l0 * l1 * 2 <= wg) l1 *= 2;
+  size_t global[3] = {((size_t)n0 + l0 - 1) / l0 * l0, ((size_t)n1 + l1 - 1) / l1 * l1,
+                      (size_t)n2};
+  size_t local[3] = {l0, l1, 1};
+  return lam__launch(ctx, k, fn, nargs, args, 3, global, local);
+}
+
+/* out[k] = v[nd-1-k] (innermost first) for k < nd, else fill. */
+static void lam__rev8(int nd, const int64_t *v, int64_t fill, int64_t *out) {
+  for (int k = 0; k < 8; k++) out[k] = k < nd ? v[nd - 1 - k] : fill;
+}
 
 /* Copies the box `shape` (ndim dims) from x (element offset xo past
  * x->offset, strides xs) to y (offset yo past y->offset, strides ys). */
@@ -49,14 +70,55 @@ static lam_status lam__box_copy(const char *fn, const lam_tensor *x, int64_t xo,
                                      NULL, NULL);
     return err == CL_SUCCESS ? LAM_OK : lam__cl_fail(err, fn, "clEnqueueCopyBuffer");
   }
+  /* a transpose-like box (y contiguous along the innermost dim, x along
+   * another): tiled through local memory */
+  int jt = -1;
+  if (b[nd - 1] == 1 && a[nd - 1] != 1 && sh[nd - 1] >= 8 && ctx->info.max_work_group_size >= 256)
+    for (int j = 0; j < nd - 1; j++)
+      if (a[j] == 1 && sh[j] >= 8) jt = j;
+  if (jt >= 0) {
+    int64_t os[8] = {1, 1, 1, 1, 1, 1, 1, 1}, oa[8] = {0}, ob[8] = {0}, n2 = 1;
+    int nouter = 0;
+    for (int j = nd - 2; j >= 0; j--) {
+      if (j == jt) continue;
+      os[nouter] = sh[j];
+      oa[nouter] = a[j];
+      ob[nouter++] = b[j];
+      n2 *= sh[j];
+    }
+    cl_kernel k;
+    lam_status st = lam__kernel_dt(ctx, "shape", "transpose_tile", y->dtype, NULL, &k);
+    if (st != LAM_OK) return st;
+    lam__arg args[] = {lam__arg_mem(x->buf->mem), lam__arg_int((int64_t)x->offset + xo),
+                       lam__arg_mem(y->buf->mem), lam__arg_int((int64_t)y->offset + yo),
+                       lam__arg_int(sh[nd - 1]), lam__arg_int(sh[jt]), lam__arg_int(a[nd - 1]),
+                       lam__arg_int(b[jt]), lam__arg_int(nouter), lam__arg_int8(8, os),
+                       lam__arg_int8(8, oa), lam__arg_int8(8, ob)};
+    size_t global[3] = {((size_t)sh[nd - 1] + 31) / 32 * 32, ((size_t)sh[jt] + 31) / 32 * 8,
+                        (size_t)n2};
+    size_t local[3] = {32, 8, 1};
+    return lam__launch(ctx, k, fn, 12, args, 3, global, local);
+  }
+  /* innermost dim -> range dim 0, next -> dim 1, the rest (innermost first) -> dim 2 */
+  int64_t n0 = sh[nd - 1], n1 = nd > 1 ? sh[nd - 2] : 1, n2 = 1;
+  int64_t os[8] = {1, 1, 1, 1, 1, 1, 1, 1}, oa[8] = {0}, ob[8] = {0};
+  int nouter = nd > 2 ? nd - 2 : 0;
+  for (int j = 0; j < nouter; j++) {
+    os[j] = sh[nouter - 1 - j];
+    oa[j] = a[nouter - 1 - j];
+    ob[j] = b[nouter - 1 - j];
+    n2 *= os[j];
+  }
   cl_kernel k;
   lam_status st = lam__kernel_dt(ctx, "shape", "strided_copy", y->dtype, NULL, &k);
   if (st != LAM_OK) return st;
   lam__arg args[] = {lam__arg_mem(x->buf->mem), lam__arg_int((int64_t)x->offset + xo),
                      lam__arg_mem(y->buf->mem), lam__arg_int((int64_t)y->offset + yo),
-                     lam__arg_int(n), lam__arg_int(nd), lam__arg_int8(nd, sh),
-                     lam__arg_int8(nd, a), lam__arg_int8(nd, b)};
-  return lam__launch_1d(ctx, k, fn, 9, args, (size_t)n);
+                     lam__arg_int(n0), lam__arg_int(n1), lam__arg_int(a[nd - 1]),
+                     lam__arg_int(b[nd - 1]), lam__arg_int(nd > 1 ? a[nd - 2] : 0),
+                     lam__arg_int(nd > 1 ? b[nd - 2] : 0), lam__arg_int(nouter),
+                     lam__arg_int8(8, os), lam__arg_int8(8, oa), lam__arg_int8(8, ob)};
+  return lam__launch_box(ctx, k, fn, 14, args, n0, n1, n2);
 }
 
 /* True when reading `shape` through strides xs visits memory in row-major
@@ -625,15 +687,17 @@ static lam_status lam__pad_backward(lam__node *node, lam_tensor *g, lam_tensor *
   lam_tensor *gx = lam__tensor_new(g->ctx, g->dtype, nd, node->in_shape[0], node->op);
   if (!gx) return lam_last_status();
   gin[0] = gx;
-  int64_t before[LAM_MAX_DIMS];
+  int64_t before[LAM_MAX_DIMS], rb[8], rg[8], rx[8];
   for (int d = 0; d < nd; d++) before[d] = node->i[2 * d];
+  lam__rev8(nd, before, 0, rb);
+  lam__rev8(nd, g->shape, 1, rg);
+  lam__rev8(nd, gx->shape, 1, rx);
   cl_kernel k;
   lam_status st = lam__kernel_dt(g->ctx, "shape", "pad_backward", g->dtype, NULL, &k);
   if (st != LAM_OK) return st;
-  lam__arg args[] = {LAM__ARG_T(g), LAM__ARG_T(gx), lam__arg_int(gx->numel), lam__arg_int(nd),
-                     lam__arg_int8(nd, g->shape), lam__arg_int8(nd, gx->shape),
-                     lam__arg_int8(nd, before), lam__arg_int(node->i[16])};
-  return lam__launch_1d(g->ctx, k, node->op, 10, args, (size_t)gx->numel);
+  lam__arg args[] = {LAM__ARG_T(g), LAM__ARG_T(gx), lam__arg_int(nd), lam__arg_int8(8, rg),
+                     lam__arg_int8(8, rx), lam__arg_int8(8, rb), lam__arg_int(node->i[16])};
+  return lam__launch_box(g->ctx, k, node->op, 9, args, rx[0], rx[1], gx->numel / (rx[0] * rx[1]));
 }
 
 lam_tensor *lam_pad(lam_tensor *x, const int64_t *pads, lam_pad_mode mode, double value) {
@@ -642,8 +706,12 @@ lam_tensor *lam_pad(lam_tensor *x, const int64_t *pads, lam_pad_mode mode, doubl
   if (mode != LAM_PAD_CONSTANT && mode != LAM_PAD_REFLECT && mode != LAM_PAD_REPLICATE)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: unknown pad mode %d", fn, (int)mode), NULL;
   if (!pads && x->ndim > 0) return lam__fail(LAM_ERR_NULL, "%s: pads is NULL", fn), NULL;
+  double lo = x->dtype == LAM_I32 ? -2147483648.0 : 0, hi = x->dtype == LAM_I32 ? 2147483647.0 : 255;
+  if (mode == LAM_PAD_CONSTANT && !lam_dtype_is_float(x->dtype) && !(value >= lo && value <= hi))
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: value %g does not fit dtype %s", fn, value,
+                     lam_dtype_name(x->dtype)), NULL;
   int nd = x->ndim;
-  int64_t oshape[LAM_MAX_DIMS], before[LAM_MAX_DIMS];
+  int64_t oshape[LAM_MAX_DIMS] = {0}, before[LAM_MAX_DIMS] = {0};
   for (int d = 0; d < nd; d++) {
     int64_t b = pads[2 * d], a = pads[2 * d + 1];
     if (b < 0 || a < 0 || b > LAM__MAX_NUMEL || a > LAM__MAX_NUMEL)
@@ -659,14 +727,26 @@ lam_tensor *lam_pad(lam_tensor *x, const int64_t *pads, lam_pad_mode mode, doubl
   }
   lam_tensor *y = lam__tensor_new(x->ctx, x->dtype, nd, oshape, fn);
   if (!y) return NULL;
+  /* size-1 dims without pads change nothing: drop them so the two range
+   * dims carry real extents */
+  int kd = 0;
+  int64_t ks[LAM_MAX_DIMS], kx[LAM_MAX_DIMS], kb[LAM_MAX_DIMS], ry[8], rx[8], rb[8];
+  for (int d = 0; d < nd; d++)
+    if (oshape[d] != 1) {
+      ks[kd] = oshape[d];
+      kx[kd] = x->shape[d];
+      kb[kd++] = before[d];
+    }
+  lam__rev8(kd, ks, 1, ry);
+  lam__rev8(kd, kx, 1, rx);
+  lam__rev8(kd, kb, 0, rb);
   cl_kernel k;
   lam_status st = lam__kernel_dt(x->ctx, "shape", "pad", x->dtype, NULL, &k);
   if (st == LAM_OK) {
-    lam__arg args[] = {LAM__ARG_T(x), LAM__ARG_T(y), lam__arg_int(y->numel), lam__arg_int(nd),
-                       lam__arg_int8(nd, oshape), lam__arg_int8(nd, x->shape),
-                       lam__arg_int8(nd, before), lam__arg_int(mode),
+    lam__arg args[] = {LAM__ARG_T(x), LAM__ARG_T(y), lam__arg_int(kd), lam__arg_int8(8, ry),
+                       lam__arg_int8(8, rx), lam__arg_int8(8, rb), lam__arg_int(mode),
                        lam__arg_real(x->dtype, value)};
-    st = lam__launch_1d(x->ctx, k, fn, 11, args, (size_t)y->numel);
+    st = lam__launch_box(x->ctx, k, fn, 10, args, ry[0], ry[1], y->numel / (ry[0] * ry[1]));
   }
   if (st != LAM_OK) {
     lam_tensor_free(y);
