@@ -17,5 +17,8 @@
 #include "lamina/layer.h"
 #include "lamina/nn.h"
 #include "lamina/loss.h"
+#include "lamina/optim.h"
+#include "lamina/io.h"
+#include "lamina/train.h"
 
 #endif
