@@ -259,7 +259,12 @@ lam_status lam_fit(lam_layer *model, lam_vars *vars, lam_optimizer *opt, lam_ten
     if (st == LAM_OK && o.val_x && o.val_y)
       st = lam__evaluate(model, vars, &o, o.val_x, o.val_y, &r.val_loss, &r.val_accuracy);
     r.seconds = lam__seconds() - t0;
-    if (st == LAM_OK && o.on_epoch) st = o.on_epoch(&r, o.user);
+    if (st == LAM_OK && o.on_epoch) {
+      st = o.on_epoch(&r, o.user);
+      if (st != LAM_OK && lam_last_status() != st)
+        lam__fail(st, "lam_fit: the epoch callback stopped training at epoch %d (%s)", epoch,
+                  lam_status_string(st));
+    }
   }
   return st;
 }
