@@ -256,7 +256,7 @@ INL void binary_bwd(int op, ACC a, ACC b, ACC g, ACC *ga, ACC *gb) {
 
 #define UNARY_FWD_OPS(X)              \
   X(U_NEG, -x)                        \
-  X(U_ABS, x < 0 ? -x : x)            \
+  X(U_ABS, (ACC)abs(x))               \
   X(U_SIGN, (ACC)((x > 0) - (x < 0))) \
   X(U_SQUARE, x * x)
 
@@ -525,6 +525,7 @@ kernel void unary_backward(global const REAL *px, int x_off, global const REAL *
   case code:                                \
     for (int c = c0; c < c1; c++) {         \
       ACC x = LOAD(xp, c), g = LOAD(gp, c); \
+      (void)x; /* unused by neg */          \
       STORE(dp, c, expr);                   \
     }                                       \
     break;
