@@ -169,7 +169,7 @@ static lam_status lam__where_backward(lam__node *node, lam_tensor *g, lam_tensor
   lam_tensor *cond = node->saved[0];
   lam__ew_layout L;
   lam__ew_layout_make(g->ndim, g->shape, 1, &cond->ndim,
-                      (const int64_t(*)[LAM_MAX_DIMS])cond->shape, &L);
+                      (const int64_t(*)[LAM_MAX_DIMS]) &cond->shape, &L);
   cl_kernel k;
   int chunk = lam__ew_chunk(g->ctx);
   lam_status st = lam__kernel_dt(g->ctx, "elementwise", "where_backward", g->dtype, NULL, &k);
