@@ -95,7 +95,7 @@ static double ref_unary(lam_unary_op op, double x, double p0, double p1) {
   case LAM_ELU: return x > 0 ? x : p0 * (exp(x) - 1);
   case LAM_CELU: return fmax(0, x) + fmin(0, p0 * (exp(x / p0) - 1));
   case LAM_SELU: return ss * (x > 0 ? x : sa * (exp(x) - 1));
-  case LAM_GELU: return 0.5 * x * (1 + erf(x / sqrt(2.0)));
+  case LAM_GELU: return 0.5 * x * erfc(-x / sqrt(2.0)); /* 1 + erf cancels in the tail */
   case LAM_GELU_TANH:
     return 0.5 * x * (1 + tanh(0.79788456080286535587989211986876 /* sqrt(2/pi) */ * (x + 0.044715 * x * x * x)));
   case LAM_SILU: return x * sigmoid_ref(x);
@@ -316,6 +316,90 @@ Test(unary, large_sigmoid_above_2_22) {
   free(want);
   lam_tensor_free(y);
   lam_tensor_free(t);
+  lam_ctx_free(ctx);
+}
+
+/* Float programs compute log, log1p, expm1 and gelu's normal CDF with
+ * lamina's own inline versions (see cl/elementwise.cl): hold them to a few
+ * ulp of a double reference over wide ranges, subnormals included. */
+static double ulp_f32(double w) {
+  float a = fabsf((float)w);
+  double u = (double)nextafterf(a, INFINITY) - (double)a;
+  return u < 0x1p-149 ? 0x1p-149 : u;
+}
+
+Test(unary, float_math_within_a_few_ulp) {
+  lam_ctx *ctx = tu_ctx();
+  tu_mark m = tu_mark_now(ctx);
+  const struct {
+    lam_unary_op op;
+    double lo, hi;
+    int log10_range; /* values 10^u (alternately negated where noted) */
+    double max_ulp;
+  } cases[] = {
+      {LAM_LOG, -44.5, 38, 1, 4},        {LAM_LOG1P, -0.999, 3, 0, 6},
+      {LAM_LOG1P, -40, 30, 1, 6},        {LAM_EXPM1, -20, 20, 0, 4},
+      {LAM_EXPM1, -30, -0.3, 1, 4},      {LAM_GELU, -13, 14, 0, 10},
+      {LAM_SOFTPLUS, -100, 100, 0, 6},   {LAM_LOG_SIGMOID, -100, 100, 0, 6},
+      {LAM_ELU, -20, 5, 0, 4},           {LAM_SELU, -3, 1, 0, 5},
+      {LAM_MISH, -20, 30, 0, 8},
+  };
+  int64_t n = tu_small() ? 2000 : 50000;
+  float *x = malloc((size_t)n * sizeof *x);
+  tu_rng r = tu_rng_make(9);
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    for (int64_t i = 0; i < n; i++) {
+      double v = tu_uniform(&r, cases[c].lo, cases[c].hi);
+      if (cases[c].log10_range) {
+        v = pow(10, v);
+        if (cases[c].op == LAM_EXPM1 && (i & 1)) v = -v;
+        if (cases[c].op == LAM_LOG1P && (i & 1)) v = -v * 1e-3;
+      }
+      x[i] = (float)v;
+    }
+    lam_tensor *t = lam_tensor_from_host(ctx, LAM_F32, 1, &n, x);
+    lam_tensor *y = lam_unary(cases[c].op, t, 1.0, 0);
+    float *got = tu_read_f32(y);
+    for (int64_t i = 0; i < n; i++) {
+      double want = ref_unary(cases[c].op, x[i], 1.0, 0);
+      if (isnan(want)) {
+        cr_assert(isnan(got[i]), "%s(%.9g) = %.9g, want NaN", lam_unary_name(cases[c].op), x[i], got[i]);
+        continue;
+      }
+      cr_assert(fabs(got[i] - want) <= cases[c].max_ulp * ulp_f32(want),
+                "%s(%.9g) = %.9g, want %.9g (%.1f ulp)", lam_unary_name(cases[c].op), x[i], got[i],
+                want, fabs(got[i] - want) / ulp_f32(want));
+    }
+    free(got);
+    lam_tensor_free(y);
+    lam_tensor_free(t);
+  }
+  free(x);
+  /* C99's special values */
+  const struct {
+    lam_unary_op op;
+    float x, want;
+  } sp[] = {{LAM_LOG, 0, -INFINITY},       {LAM_LOG, -1, NAN},         {LAM_LOG, INFINITY, INFINITY},
+            {LAM_LOG, NAN, NAN},           {LAM_LOG, 1, 0},            {LAM_LOG, 0x1p-149f, -103.278929f},
+            {LAM_LOG1P, -1, -INFINITY},    {LAM_LOG1P, -2, NAN},       {LAM_LOG1P, INFINITY, INFINITY},
+            {LAM_LOG1P, -0.0f, -0.0f},     {LAM_LOG1P, 1e-30f, 1e-30f}, {LAM_LOG1P, NAN, NAN},
+            {LAM_EXPM1, -INFINITY, -1},    {LAM_EXPM1, INFINITY, INFINITY}, {LAM_EXPM1, NAN, NAN},
+            {LAM_EXPM1, 1e-30f, 1e-30f},   {LAM_EXPM1, -0.0f, -0.0f},  {LAM_GELU, INFINITY, INFINITY},
+            {LAM_GELU, -INFINITY, NAN},    {LAM_GELU, NAN, NAN},       {LAM_GELU, 0, 0}};
+  for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++) {
+    lam_tensor *t = lam_tensor_from_host(ctx, LAM_F32, 0, NULL, &sp[i].x);
+    lam_tensor *y = lam_unary(sp[i].op, t, 0, 0);
+    float *got = tu_read_f32(y);
+    if (isnan(sp[i].want)) cr_assert(isnan(got[0]), "%s(%g) = %g", lam_unary_name(sp[i].op), sp[i].x, got[0]);
+    else
+      cr_assert((got[0] == sp[i].want && signbit(got[0]) == signbit(sp[i].want)) ||
+                    (isfinite(sp[i].want) && fabsf(got[0] - sp[i].want) <= 1e-5f * fabsf(sp[i].want)),
+                "%s(%g) = %g, want %g", lam_unary_name(sp[i].op), sp[i].x, got[0], sp[i].want);
+    free(got);
+    lam_tensor_free(y);
+    lam_tensor_free(t);
+  }
+  tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
 }
 
