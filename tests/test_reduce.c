@@ -273,6 +273,9 @@ static void odd_and_chunked(lam_ctx *ctx, uint64_t seed) {
       {2, {1023, 7}, 1, {0}},    {3, {7, 33, 3}, 2, {0, 2}}, {1, {70001}, 0, {0}},
       {2, {3, 50001}, 1, {-1}},  {2, {40001, 3}, 1, {0}},    {3, {5, 3, 20011}, 2, {0, 2}},
       {3, {4099, 2, 7}, 2, {0, 2}}, {2, {129, 4097}, 1, {1}},
+      /* innermost axis kept and >= 16 wide (CPU: reduce_cols, with tails) */
+      {2, {1023, 33}, 1, {0}},   {2, {50001, 17}, 1, {-2}},  {3, {3, 4099, 40}, 2, {0, 1}},
+      {3, {9, 2000, 16}, 1, {1}}, {3, {2, 3, 64}, 1, {1}},
   };
   const lam_dtype dts[] = {LAM_F32, LAM_F64, LAM_I32};
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -576,6 +579,19 @@ Test(reduce, gradcheck_all_ops) {
       tu_gradcheck(ctx, grad_fn, &c, &x, 1, 1e-6, 1e-6, 1, 2e-3, what);
       lam_tensor_free(x);
     }
+  /* innermost axis kept and wider than 16 (16-wide broadcast with a tail) */
+  int64_t wide[3] = {3, 2, 20};
+  const gcase wide_sets[] = {{R_SUM, 1, {1}, 0, 0},  {R_MEAN, 2, {0, 1}, 1, 0}, {R_MAX, 1, {0}, 0, 0},
+                             {R_PROD, 1, {-2}, 0, 0}, {R_VAR, 1, {0}, 1, 1},     {R_LSE, 2, {1, 0}, 0, 0}};
+  for (size_t a = 0; a < sizeof wide_sets / sizeof wide_sets[0]; a++) {
+    gcase c = wide_sets[a];
+    lam_tensor *x = c.op == R_PROD ? tu_rand_f64(ctx, &r, 3, wide, 0.5, 1.5)
+                                   : tu_rand_f64(ctx, &r, 3, wide, -2, 2);
+    char what[64];
+    snprintf(what, sizeof what, "%s wide set %zu", rop_name[c.op], a);
+    tu_gradcheck(ctx, grad_fn, &c, &x, 1, 1e-6, 1e-6, 1, 2e-3, what);
+    lam_tensor_free(x);
+  }
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
 }
