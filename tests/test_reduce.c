@@ -378,6 +378,26 @@ Test(reduce, nan_propagates_in_max_min) {
     lam_tensor *all[] = {x, mx, mn, am, an, full};
     for (int i = 0; i < 6; i++) lam_tensor_free(all[i]);
   }
+  /* Long rows take the 16-wide loops: NaN must survive the lane trees. */
+  double *w = malloc(2 * 1000 * sizeof *w);
+  tu_rng r = tu_rng_make(2);
+  for (int i = 0; i < 2000; i++) w[i] = tu_uniform(&r, -1, 1);
+  w[517] = NAN;
+  w[700] = NAN;
+  w[1000 + 333] = 5;
+  w[1000 + 334] = -5;
+  for (int dt = 0; dt < 2; dt++) {
+    lam_tensor *x = from_f64(ctx, dt ? LAM_F64 : LAM_F32, 2, (int64_t[]){2, 1000}, w);
+    lam_tensor *mx = lam_max(x, 1, (int[]){1}, 0), *mn = lam_min(x, 1, (int[]){-1}, 1);
+    lam_tensor *am = lam_argmax(x, 1, 0), *an = lam_argmin(x, -1, 0);
+    double *a = to_f64(mx), *b = to_f64(mn), *ia = to_f64(am), *ib = to_f64(an);
+    cr_assert(isnan(a[0]) && a[1] == 5 && isnan(b[0]) && b[1] == -5, "long max/min %g %g %g %g", a[0], a[1], b[0], b[1]);
+    cr_assert(ia[0] == 517 && ia[1] == 333 && ib[0] == 517 && ib[1] == 334, "long arg %g %g %g %g", ia[0], ia[1], ib[0], ib[1]);
+    free(a), free(b), free(ia), free(ib);
+    lam_tensor *all[] = {x, mx, mn, am, an};
+    for (int i = 0; i < 5; i++) lam_tensor_free(all[i]);
+  }
+  free(w);
   lam_ctx_free(ctx);
 }
 

@@ -2,8 +2,9 @@
  * backward rules. x is viewed as [outer, D, inner]. Three paths:
  *  rows:   one work-item per row (max, sum of exp, write; stride `inner` for
  *          axes other than the last, 16-wide when inner is 1);
- *  cols:   CPUs with inner >= 16: 16 neighbouring rows per work-item, one
- *          16-wide load per step, so memory streams instead of striding;
+ *  cols:   CPUs with inner >= 16 and D <= 256: 16 neighbouring rows per
+ *          work-item, one 16-wide load per step (memory streams instead of
+ *          striding column by column);
  *  reduce: few long rows: the chunked reduce kernel (max, then sum of
  *          exp(x - max)) and the bcast kernel spread one row over every core.
  * rows/cols are taken when they give enough work-items to fill the device
@@ -34,15 +35,26 @@ static void lam__softmax_geom(lam_ctx *ctx, int ndim, const int64_t *shape, int 
     if (d > axis) s->inner *= shape[d];
   }
   s->nblk = (s->inner + 15) / 16;
-  s->path = ctx->info.type == LAM_DEVICE_CPU && s->inner >= 16 ? LAM__SM_COLS : LAM__SM_ROWS;
+  /* CPUs take cols when inner >= 16. Rows of a cols block lie far apart
+   * (often a page each): beyond a few hundred, TLB misses cost more than the
+   * reduce path's extra pass, so long ones go there unless the tensor is
+   * small. Rows and cols need enough work-items to fill the device. */
+  const int64_t target = lam__reduce_par_target(ctx);
+  const int small = s->outer * s->D * s->inner <= 65536;
+  int ok;
+  if (ctx->info.type == LAM_DEVICE_CPU && s->inner >= 16) {
+    s->path = LAM__SM_COLS;
+    ok = s->D <= 256 && s->outer * s->nblk >= target;
+  } else {
+    s->path = LAM__SM_ROWS;
+    ok = s->outer * s->inner >= target;
+  }
+  if (!ok && !small) s->path = LAM__SM_REDUCE;
   const char *e = getenv("LAMINA_SOFTMAX_PATH");
   if (e && strcmp(e, "rows") == 0) s->path = LAM__SM_ROWS;
   if (e && strcmp(e, "cols") == 0) s->path = LAM__SM_COLS;
+  if (e && strcmp(e, "reduce") == 0) s->path = LAM__SM_REDUCE;
   s->nwork = s->path == LAM__SM_COLS ? s->outer * s->nblk : s->outer * s->inner;
-  if (e && (strcmp(e, "rows") == 0 || strcmp(e, "cols") == 0)) return;
-  if ((e && strcmp(e, "reduce") == 0) ||
-      (s->nwork < lam__reduce_par_target(ctx) && s->outer * s->D * s->inner > 65536))
-    s->path = LAM__SM_REDUCE;
 }
 
 /* Reduce-geometry of the softmax axis (generic path). */
