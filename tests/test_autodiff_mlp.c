@@ -150,8 +150,10 @@ static void check_variant(lam_ctx *ctx, lam_dtype dt, variant v, double atol, do
   cr_assert_eq(m.calls, 1);
   bool ce = v <= CE_LOSS;
   double want_loss = ce ? lam_mlp_ce_loss : lam_mlp_mse_loss;
-  const double *want[4] = {ce ? lam_mlp_ce_gw1 : lam_mlp_mse_gw1, ce ? lam_mlp_ce_gb1 : lam_mlp_mse_gb1,
-                           ce ? lam_mlp_ce_gw2 : lam_mlp_mse_gw2, ce ? lam_mlp_ce_gb2 : lam_mlp_mse_gb2};
+  const double *want[4] = {ce ? lam_mlp_ce_gw1 : lam_mlp_mse_gw1,
+                           ce ? lam_mlp_ce_gb1 : lam_mlp_mse_gb1,
+                           ce ? lam_mlp_ce_gw2 : lam_mlp_mse_gw2,
+                           ce ? lam_mlp_ce_gb2 : lam_mlp_mse_gb2};
   static const char *paths[4] = {"0.weight", "0.bias", "2.weight", "2.bias"};
   char what[96];
   lam_tensor *l64 = lam_tensor_cast(loss, LAM_F64);
@@ -159,7 +161,8 @@ static void check_variant(lam_ctx *ctx, lam_dtype dt, variant v, double atol, do
   cr_assert_eq(lam_tensor_item(l64, &lv), LAM_OK);
   snprintf(what, sizeof what, "%s %s loss", variant_name(v), lam_dtype_name(dt));
   tu_assert_close_f64(&lv, &want_loss, 1, atol, rtol, what);
-  cr_assert_eq(lam_ptree_num_leaves(grads), 4, "%s: %d gradients", what, lam_ptree_num_leaves(grads));
+  cr_assert_eq(lam_ptree_num_leaves(grads), 4, "%s: %d gradients", what,
+               lam_ptree_num_leaves(grads));
   for (int k = 0; k < 4; k++) {
     lam_tensor *g = lam_ptree_get(grads, paths[k]);
     cr_assert(g, "%s: no gradient for %s", variant_name(v), paths[k]);

@@ -422,7 +422,8 @@ static lam_tensor *make_input(lam_ctx *ctx, tu_rng *r, const grow *row, int i) {
     int tries = 0;
     do {
       v[e] = tu_uniform(r, g->lo, g->hi);
-      cr_assert(++tries < 1000, "%s: input %d range [%g, %g) is all kinks", row->name, i, g->lo, g->hi);
+      cr_assert(++tries < 1000, "%s: input %d range [%g, %g) is all kinks", row->name, i, g->lo,
+                g->hi);
     } while (near_kink(row, v[e]));
   }
   lam_tensor *t = lam_tensor_from_host(ctx, LAM_F64, g->nd, g->nd ? g->s : NULL, v);
@@ -503,7 +504,8 @@ Test(grad_ops, table_covers_every_op_code) {
     const char *nm = lam_unary_name((lam_unary_op)op);
     cr_assert(nm && find_row(nm) >= 0, "no gradient row for unary op %d (%s)", op, nm ? nm : "?");
   }
-  static const char *bin[LAM_BINARY_COUNT] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum"};
+  static const char *bin[LAM_BINARY_COUNT] = {"add", "sub",     "mul",    "div",
+                                              "pow", "maximum", "minimum"};
   for (int op = 0; op < LAM_BINARY_COUNT; op++)
     cr_assert(find_row(bin[op]) >= 0, "no gradient row for binary op %s", bin[op]);
   for (int i = 0; i < N_ROWS; i++) {
@@ -561,7 +563,8 @@ Test(grad_ops, checker_exact_values) {
   double v[3] = {3, -0.5, 1};
   lam_tensor *x = lam_tensor_from_host(ctx, LAM_F64, 1, (int64_t[]){3}, v);
   lam_tensor *g = NULL, *loss = NULL;
-  cr_assert_eq(lam_grad(ctx, sum_x_times_x, NULL, &x, 1, &loss, &g), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_grad(ctx, sum_x_times_x, NULL, &x, 1, &loss, &g), LAM_OK, "%s",
+               lam_last_error());
   double lv, *gv = tu_read_f64(g);
   cr_assert_eq(lam_tensor_item(loss, &lv), LAM_OK);
   cr_assert(lv == 10.25, "loss %g", lv);
@@ -616,7 +619,8 @@ Test(grad_ops, checker_catches_a_wrong_gradient) {
       lam_tensor_free(xp);
     }
     double num = (f[0] - f[1]) / (2 * eps);
-    cr_assert(fabs(num - 2 * v[e]) < 1e-6 * fmax(1, fabs(num)), "numeric %g for 2x = %g", num, 2 * v[e]);
+    cr_assert(fabs(num - 2 * v[e]) < 1e-6 * fmax(1, fabs(num)), "numeric %g for 2x = %g", num,
+              2 * v[e]);
     cr_assert(ga[e] == v[e], "tape gradient %g, expected the (wrong) %g", ga[e], v[e]);
     if (fabs(ga[e] - num) > 1e-6 * fmax(1.0, fabs(num))) caught++;
   }
