@@ -1,0 +1,392 @@
+/* norm.cl: the normalization layers' kernels: row norms (layer, RMS, group,
+ * instance and channel layer norm) forward and backward, channel statistics
+ * (batch norm forward and backward, and the weight/bias gradients of every
+ * norm), and DropBlock's block mask.
+ *
+ * Teams. A statistic (one row of a layer norm, one channel of a batch norm)
+ * is owned by a team of T work-items (T a power of two dividing the
+ * work-group size L; L/T teams per group). Each lane accumulates a strided
+ * part of its statistic in registers (Welford for mean/variance, plain sums
+ * elsewhere), writes it to local memory, and after ONE barrier lane 0 merges
+ * the T partials (Chan's formula) and publishes the result in local memory;
+ * after a second barrier every lane finishes its elements (normalize, or the
+ * input gradient). So a kernel has two or three barriers and none inside a
+ * loop (PoCL runs the code between barriers as one loop over the group's
+ * work-items: a barrier inside a loop costs ~30x). T = 1 gives one
+ * work-item per statistic (short rows: neighbouring work-items take
+ * neighbouring rows, coalesced for channel layer norm, and the weight
+ * gradients' column sums); large T gives neighbouring lanes neighbouring
+ * elements (long rows: contiguous vector loads on CPUs, coalesced on GPUs).
+ * Teams past the last statistic still reach every barrier (no early return),
+ * so partial work-groups are correct. The DRAM traffic of the row forward is
+ * one read and one write: the second read of a row for the normalization hits
+ * the cache (a row of a team is at most a few hundred KB only for huge D). */
+
+#if defined(LAM_F32) || defined(LAM_F16) || defined(LAM_F64)
+#define LAM_FLOAT 1
+#endif
+
+#ifdef LAM_FLOAT
+
+/* Elements lane k of a team of T walks in a stride-T loop over n elements. */
+inline int lane_count(int k, int n, int T) { return k < n ? (n - 1 - k) / T + 1 : 0; }
+
+/* Merges Welford partials (mean, M2, count) of lanes 1..T-1 of a team into
+ * lane 0's (Chan et al.); returns the merged M2 in *q and count in *cnt. */
+inline ACC welford_merge(local const ACC *lm, local const ACC *lq, local const ACC *lc, int T,
+                         ACC *q, ACC *cnt) {
+  ACC m = lm[0], Q = lq[0], n = lc[0];
+  for (int k = 1; k < T; k++) {
+    ACC nb = lc[k];
+    if (nb == (ACC)0) continue;
+    ACC nn = n + nb;
+    ACC d = lm[k] - m;
+    m += d * (nb / nn);
+    Q += lq[k] + d * d * (n * nb / nn);
+    n = nn;
+  }
+  *q = Q;
+  *cnt = n;
+  return m;
+}
+
+/* ---- row norms ---------------------------------------------------------- */
+
+/* Row r of `rows` (n = r / Sx, s = r % Sx) holds D elements at
+ * n*D*Sx + s + j*Sx (Sx = 1: contiguous rows; Sx = spatial size: channel
+ * layer norm over axis 1 of [N, C, S]). Affine index of element j of row r:
+ * (r % G) * Cg + j / Sw (layer norm G = 1, Sw = 1: j; group norm: channel
+ * of the group; instance norm: Cg = 1, Sw = D: the row's channel). rms != 0:
+ * no centring, rstd = 1 / sqrt(mean(x^2) + eps). Writes y, and mean/rstd
+ * per row (mean only when !rms). Local arrays: 3 * L ACCs. */
+kernel void rownorm_fwd(global const REAL *x, int x_off, global const REAL *w, int w_off,
+                        global const REAL *b, int b_off, global REAL *y, int y_off,
+                        global REAL *mean, int mean_off, global REAL *rstd, int rstd_off,
+                        int rows, int D, int Sx, int T, int rms, int has_w, int has_b, int G,
+                        int Cg, int Sw, ACC eps, local ACC *lm, local ACC *lq, local ACC *lc) {
+  const int lid = get_local_id(0);
+  const int team = lid / T, lane = lid - team * T;
+  const int r = get_group_id(0) * (get_local_size(0) / T) + team;
+  const bool active = r < rows;
+  const int n = active ? r / Sx : 0;
+  const int base = active ? n * D * Sx + (r - n * Sx) : 0;
+  x += x_off + base;
+  y += y_off + base;
+  w += w_off;
+  b += b_off;
+  ACC m = 0, q = 0, c = 0;
+  if (active) {
+    if (rms) {
+      ACC q0 = 0, q1 = 0;
+      int j = lane;
+      for (; j + T < D; j += 2 * T) {
+        ACC v0 = LOAD(x, j * Sx), v1 = LOAD(x, (j + T) * Sx);
+        q0 += v0 * v0;
+        q1 += v1 * v1;
+      }
+      if (j < D) {
+        ACC v = LOAD(x, j * Sx);
+        q0 += v * v;
+      }
+      q = q0 + q1;
+    } else {
+      /* Welford: stable for any offset (constant rows give exactly 0). */
+      for (int j = lane; j < D; j += T) {
+        ACC v = LOAD(x, j * Sx);
+        c += (ACC)1;
+        ACC d = v - m;
+        m += d / c;
+        q += d * (v - m);
+      }
+    }
+  }
+  lm[lid] = m;
+  lq[lid] = q;
+  lc[lid] = c;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  if (active && lane == 0) {
+    ACC M = 0, Q, cnt;
+    if (rms) {
+      Q = 0;
+      for (int k = 0; k < T; k++) Q += lq[lid + k];
+    } else {
+      M = welford_merge(lm + lid, lq + lid, lc + lid, T, &Q, &cnt);
+    }
+    ACC rs = rsqrt(Q / (ACC)D + eps);
+    if (!rms) mean[mean_off + r] = (REAL)M;
+    rstd[rstd_off + r] = (REAL)rs;
+    lm[lid] = M;
+    lq[lid] = rs;
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+  if (!active) return; /* no barrier below */
+  const ACC M = lm[team * T], rs = lq[team * T];
+  const int goff = (r % G) * Cg;
+  if (Sx == 1 && Sw == 1 && has_w && has_b) {
+    /* layer norm with weight and bias: the benchmarked path */
+    w += goff;
+    b += goff;
+    for (int j = lane; j < D; j += T)
+      STORE(y, j, (LOAD(x, j) - M) * rs * LOAD(w, j) + LOAD(b, j));
+  } else {
+    for (int j = lane; j < D; j += T) {
+      ACC v = (LOAD(x, j * Sx) - M) * rs;
+      int wi = goff + (Sw == 1 ? j : j / Sw);
+      if (has_w) v *= LOAD(w, wi);
+      if (has_b) v += LOAD(b, wi);
+      STORE(y, j * Sx, v);
+    }
+  }
+}
+
+/* Input gradient of a row norm, geometry as rownorm_fwd. With g = dy * w
+ * (w = 1 without weight) and xhat = (x - mean) * rstd (rms: x * rstd):
+ * dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) (rms: no mean(g) term).
+ * Local arrays: 2 * L ACCs. */
+kernel void rownorm_bwd(global const REAL *x, int x_off, global const REAL *dy, int dy_off,
+                        global const REAL *w, int w_off, global const REAL *mean, int mean_off,
+                        global const REAL *rstd, int rstd_off, global REAL *dx, int dx_off,
+                        int rows, int D, int Sx, int T, int rms, int has_w, int G, int Cg, int Sw,
+                        local ACC *la, local ACC *lb) {
+  const int lid = get_local_id(0);
+  const int team = lid / T, lane = lid - team * T;
+  const int r = get_group_id(0) * (get_local_size(0) / T) + team;
+  const bool active = r < rows;
+  const int n = active ? r / Sx : 0;
+  const int base = active ? n * D * Sx + (r - n * Sx) : 0;
+  x += x_off + base;
+  dy += dy_off + base;
+  dx += dx_off + base;
+  w += w_off + (active ? (r % G) * Cg : 0);
+  ACC M = 0, rs = 0;
+  if (active) {
+    M = rms ? (ACC)0 : LOAD(mean, mean_off + r);
+    rs = LOAD(rstd, rstd_off + r);
+  }
+  ACC sa = 0, sb = 0;
+  if (active) {
+    for (int j = lane; j < D; j += T) {
+      ACC g = LOAD(dy, j * Sx);
+      if (has_w) g *= LOAD(w, Sw == 1 ? j : j / Sw);
+      ACC xh = (LOAD(x, j * Sx) - M) * rs;
+      sa += g;
+      sb += g * xh;
+    }
+  }
+  la[lid] = sa;
+  lb[lid] = sb;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  if (active && lane == 0) {
+    ACC A = 0, B = 0;
+    for (int k = 0; k < T; k++) {
+      A += la[lid + k];
+      B += lb[lid + k];
+    }
+    la[lid] = rms ? (ACC)0 : A / (ACC)D;
+    lb[lid] = B / (ACC)D;
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+  if (!active) return;
+  const ACC A = la[team * T], B = lb[team * T];
+  for (int j = lane; j < D; j += T) {
+    ACC g = LOAD(dy, j * Sx);
+    if (has_w) g *= LOAD(w, Sw == 1 ? j : j / Sw);
+    ACC xh = (LOAD(x, j * Sx) - M) * rs;
+    STORE(dx, j * Sx, rs * (g - A - xh * B));
+  }
+}
+
+/* ---- channel statistics ---------------------------------------------------- */
+
+/* Walks the elements of channel c of x viewed as [N, C, S] for one lane of a
+ * team (stride T over the N*S elements), with BODY seeing the element offset
+ * `o` and its (nn, s). S == 1: rows of a matrix; S >= T: a run over s per n
+ * (contiguous lanes, no division); else the flat index is divided. */
+#define CHAN_LOOP(BODY)                                                         \
+  if (S == 1) {                                                                 \
+    for (int nn = lane; nn < N; nn += T) {                                      \
+      const int s = 0, o = nn * C + c;                                          \
+      BODY                                                                      \
+    }                                                                           \
+  } else if (S >= T) {                                                          \
+    for (int nn = 0; nn < N; nn++)                                              \
+      for (int s = lane; s < S; s += T) {                                       \
+        const int o = (nn * C + c) * S + s;                                     \
+        BODY                                                                    \
+      }                                                                         \
+  } else {                                                                      \
+    for (int t = lane; t < N * S; t += T) {                                     \
+      const int nn = t / S, s = t - nn * S, o = (nn * C + c) * S + s;           \
+      BODY                                                                      \
+    }                                                                           \
+  }
+
+/* Batch norm in training: team per channel c of x [N, C, S]. Mean and biased
+ * variance by Welford; writes mean/rstd per channel (saved for backward),
+ * y = (x - mean) * rstd * w + b, and with upd the new running statistics
+ * (1 - mom) * old + mom * stat with the unbiased variance (PyTorch).
+ * Local arrays: 3 * L ACCs. */
+kernel void chan_fwd(global const REAL *x, int x_off, global const REAL *w, int w_off,
+                     global const REAL *b, int b_off, global REAL *y, int y_off,
+                     global REAL *mean, int mean_off, global REAL *rstd, int rstd_off,
+                     global const REAL *rm, int rm_off, global const REAL *rv, int rv_off,
+                     global REAL *nrm, int nrm_off, global REAL *nrv, int nrv_off, int N, int C,
+                     int S, int T, int has_w, int has_b, int upd, ACC mom, ACC eps,
+                     local ACC *lm, local ACC *lq, local ACC *lc) {
+  const int lid = get_local_id(0);
+  const int team = lid / T, lane = lid - team * T;
+  const int c = get_group_id(0) * (get_local_size(0) / T) + team;
+  const bool active = c < C;
+  x += x_off;
+  y += y_off;
+  ACC m = 0, q = 0, cnt = 0;
+  if (active) {
+    CHAN_LOOP({
+      ACC v = LOAD(x, o);
+      cnt += (ACC)1;
+      ACC d = v - m;
+      m += d / cnt;
+      q += d * (v - m);
+    })
+  }
+  lm[lid] = m;
+  lq[lid] = q;
+  lc[lid] = cnt;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  if (active && lane == 0) {
+    ACC Q, n;
+    ACC M = welford_merge(lm + lid, lq + lid, lc + lid, T, &Q, &n);
+    ACC var = Q / n;
+    ACC rs = rsqrt(var + eps);
+    mean[mean_off + c] = (REAL)M;
+    rstd[rstd_off + c] = (REAL)rs;
+    if (upd) {
+      nrm[nrm_off + c] = (REAL)(((ACC)1 - mom) * LOAD(rm, rm_off + c) + mom * M);
+      nrv[nrv_off + c] = (REAL)(((ACC)1 - mom) * LOAD(rv, rv_off + c) + mom * (Q / (n - (ACC)1)));
+    }
+    ACC a = has_w ? rs * LOAD(w, w_off + c) : rs;
+    lm[lid] = M;
+    lq[lid] = a;
+    lc[lid] = has_b ? LOAD(b, b_off + c) : (ACC)0;
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+  if (!active) return;
+  const ACC M = lm[team * T], a = lq[team * T], bb = lc[team * T];
+  CHAN_LOOP({ STORE(y, o, (LOAD(x, o) - M) * a + bb); })
+}
+
+/* Channel sums of a norm's backward: team per channel c of x/dy [N, C, S].
+ * The statistic of element (nn, c, s) is si = nn*Gn + (c/Cg)*Gc + s*Gs
+ * (batch norm: c; group norm [N, C, S]: nn*G + c/Cg; layer norm as
+ * [rows, D, 1]: nn; channel layer norm: nn*S + s); xhat = (x - mean[si]) *
+ * rstd[si] (has_mean 0: x * rstd[si], RMS). Writes db[c] = sum dy and
+ * dw[c] = sum dy * xhat where requested. With want_dx (batch norm in
+ * training, si = c) also dx = w*rstd*(dy - mean(dy) - xhat*mean(dy*xhat)).
+ * Local arrays: 2 * L ACCs. */
+kernel void chan_bwd(global const REAL *x, int x_off, global const REAL *dy, int dy_off,
+                     global const REAL *mean, int mean_off, global const REAL *rstd, int rstd_off,
+                     global const REAL *w, int w_off, global REAL *dx, int dx_off,
+                     global REAL *dw, int dw_off, global REAL *db, int db_off, int N, int C, int S,
+                     int T, int Gn, int Cg, int Gc, int Gs, int has_mean, int has_w, int want_dx,
+                     int want_dw, int want_db, local ACC *la, local ACC *lb) {
+  const int lid = get_local_id(0);
+  const int team = lid / T, lane = lid - team * T;
+  const int c = get_group_id(0) * (get_local_size(0) / T) + team;
+  const bool active = c < C;
+  x += x_off;
+  dy += dy_off;
+  mean += mean_off;
+  rstd += rstd_off;
+  const int cpart = active ? (c / Cg) * Gc : 0;
+  ACC sa = 0, sb = 0;
+  if (active) {
+    if (Gn == 0 && Gs == 0) { /* one statistic per channel (batch norm) */
+      const ACC M = has_mean ? LOAD(mean, cpart) : (ACC)0, rs = LOAD(rstd, cpart);
+      CHAN_LOOP({
+        ACC g = LOAD(dy, o);
+        sa += g;
+        sb += g * ((LOAD(x, o) - M) * rs);
+      })
+    } else {
+      CHAN_LOOP({
+        const int si = nn * Gn + cpart + s * Gs;
+        ACC g = LOAD(dy, o);
+        ACC M = has_mean ? LOAD(mean, si) : (ACC)0;
+        sa += g;
+        sb += g * ((LOAD(x, o) - M) * LOAD(rstd, si));
+      })
+    }
+  }
+  la[lid] = sa;
+  lb[lid] = sb;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  if (active && lane == 0) {
+    ACC A = 0, B = 0;
+    for (int k = 0; k < T; k++) {
+      A += la[lid + k];
+      B += lb[lid + k];
+    }
+    if (want_db) db[db_off + c] = (REAL)A;
+    if (want_dw) dw[dw_off + c] = (REAL)B;
+    la[lid] = A / (ACC)(N * S);
+    lb[lid] = B / (ACC)(N * S);
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+  if (!active || !want_dx) return;
+  const ACC A = la[team * T], B = lb[team * T];
+  const ACC M = has_mean ? LOAD(mean, cpart) : (ACC)0, rs = LOAD(rstd, cpart);
+  const ACC k = has_w ? rs * LOAD(w, w_off + c) : rs;
+  dx += dx_off;
+  CHAN_LOOP({
+    ACC xh = (LOAD(x, o) - M) * rs;
+    STORE(dx, o, k * (LOAD(dy, o) - A - xh * B));
+  })
+}
+
+/* y = (x - m[c]) * a[c] + b[c] on x [N, C, S] (evaluation-mode batch and
+ * instance norm: m the running mean, a = weight / sqrt(running_var + eps);
+ * also the input gradient dy * a). m and b are optional (has_m, has_b).
+ * Work-item i takes `chunk`-th part of one (n, c) plane: a contiguous run
+ * per work-item (vectorised by PoCL across the run's neighbours), the
+ * channel constants loaded once. */
+kernel void chan_affine(global const REAL *x, int x_off, global const REAL *m, int m_off,
+                        global const REAL *a, int a_off, global const REAL *b, int b_off,
+                        global REAL *y, int y_off, int planes, int C, int S, int chunks,
+                        int has_m, int has_b) {
+  const int i = get_global_id(0);
+  if (i >= planes * chunks) return;
+  const int p = i / chunks, k = i - p * chunks;
+  const int len = (S + chunks - 1) / chunks;
+  const int s0 = k * len, s1 = min(S, s0 + len);
+  const int c = p % C;
+  const ACC mv = has_m ? LOAD(m, m_off + c) : (ACC)0;
+  const ACC av = LOAD(a, a_off + c);
+  const ACC bv = has_b ? LOAD(b, b_off + c) : (ACC)0;
+  x += x_off + p * S;
+  y += y_off + p * S;
+  for (int s = s0; s < s1; s++) STORE(y, s, (LOAD(x, s) - mv) * av + bv);
+}
+
+/* ---- DropBlock ------------------------------------------------------------- */
+
+/* mask = 1 - maxpool(seed, k x k, stride 1, pad k/2) on seed [P, H, W] (u8,
+ * 1 = block centre), window rows h - k/2 .. h - k/2 + k - 1 clipped to the
+ * plane (Metalhead's dropblock mask; for even k the last output row and
+ * column of the padded pool are cut so the mask keeps x's shape). */
+kernel void dropblock_mask(global const uchar *seed, int seed_off, global REAL *mask, int mask_off,
+                           int n, int H, int W, int k) {
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  const int plane = i / (H * W), rem = i - plane * H * W;
+  const int h = rem / W, wc = rem - h * W;
+  const int p = k / 2;
+  const int h0 = max(h - p, 0), h1 = min(h - p + k, H);
+  const int w0 = max(wc - p, 0), w1 = min(wc - p + k, W);
+  seed += seed_off + plane * H * W;
+  int hit = 0;
+  for (int hh = h0; hh < h1; hh++)
+    for (int ww = w0; ww < w1; ww++) hit |= seed[hh * W + ww];
+  STORE(mask + mask_off, i, hit ? (ACC)0 : (ACC)1);
+}
+
+#endif
