@@ -367,6 +367,427 @@ kernel void chan_affine(global const REAL *x, int x_off, global const REAL *m, i
   for (int s = s0; s < s1; s++) STORE(y, s, (LOAD(x, s) - mv) * av + bv);
 }
 
+/* ---- CPU variants: one work-item per statistic, explicit vectors ------------
+ *
+ * On PoCL the team kernels above measured 20-40x off the bytes-moved limit:
+ * the per-element division of Welford stays scalar and the strided lanes
+ * do not vectorise. These variants give a whole statistic to one work-item
+ * and walk contiguous runs with explicit VW-wide vectors (float16 / double8:
+ * one AVX-512 register), with Welford per vector lane (the lanes share the
+ * count, so the division is one scalar reciprocal per VW elements) merged by
+ * Chan's formula; no local memory and no barriers. Channel statistics are
+ * split into chunks (partials per (channel, chunk), then a merge kernel),
+ * and the per-element work of batch norm is a separate streaming kernel.
+ * Storage is ACC here (f32, f64), so vloads give ACC vectors directly. */
+
+#ifdef LAM_F64
+#define VW 8
+#define VACC double8
+#define VLOAD(p) vload8(0, p)
+#define VSTORE(v, p) vstore8(v, 0, p)
+#define VSUM(v) ((((v).s0 + (v).s1) + ((v).s2 + (v).s3)) + (((v).s4 + (v).s5) + ((v).s6 + (v).s7)))
+#else
+#define VW 16
+#define VACC float16
+#define VLOAD(p) vload16(0, p)
+#define VSTORE(v, p) vstore16(v, 0, p)
+#define VSUM(v)                                                                          \
+  (((((v).s0 + (v).s1) + ((v).s2 + (v).s3)) + (((v).s4 + (v).s5) + ((v).s6 + (v).s7))) + \
+   ((((v).s8 + (v).s9) + ((v).sa + (v).sb)) + (((v).sc + (v).sd) + ((v).se + (v).sf))))
+#endif
+
+/* Merges a Welford partial (nb, mb, qb) into (n, m, q). */
+inline void chan_merge1(ACC *n, ACC *m, ACC *q, ACC nb, ACC mb, ACC qb) {
+  if (nb == (ACC)0) return;
+  ACC nn = *n + nb, d = mb - *m;
+  *m += d * (nb / nn);
+  *q += qb + d * d * (*n * nb / nn);
+  *n = nn;
+}
+
+/* Welford over p[0..len) merged into (n, m, q). */
+inline void welford_run(global const REAL *p, int len, ACC *n, ACC *m, ACC *q) {
+  VACC vm = 0, vq = 0;
+  ACC c = 0;
+  int j = 0;
+  for (; j + VW <= len; j += VW) {
+    VACC v = VLOAD(p + j);
+    c += (ACC)1;
+    VACC d = v - vm;
+    vm += d * ((ACC)1 / c);
+    vq += d * (v - vm);
+  }
+  if (c > (ACC)0) {
+    ACC bm = VSUM(vm) / (ACC)VW;
+    VACC dm = vm - bm;
+    chan_merge1(n, m, q, c * (ACC)VW, bm, VSUM(vq) + c * VSUM(dm * dm));
+  }
+  for (; j < len; j++) {
+    ACC v = LOAD(p, j);
+    *n += (ACC)1;
+    ACC d = v - *m;
+    *m += d / *n;
+    *q += d * (v - *m);
+  }
+}
+
+/* Sum of squares of p[0..len). */
+inline ACC sumsq_run(global const REAL *p, int len) {
+  VACC a = 0;
+  int j = 0;
+  for (; j + VW <= len; j += VW) {
+    VACC v = VLOAD(p + j);
+    a += v * v;
+  }
+  ACC t = VSUM(a);
+  for (; j < len; j++) t += LOAD(p, j) * LOAD(p, j);
+  return t;
+}
+
+/* y[j] = (x[j] - M) * rs * w[j] + b[j] for j < len (w/b optional). */
+inline void norm_run(global const REAL *x, global REAL *y, global const REAL *w,
+                     global const REAL *b, int len, int has_w, int has_b, ACC M, ACC rs) {
+  int j = 0;
+  if (has_w && has_b) {
+    for (; j + VW <= len; j += VW) VSTORE((VLOAD(x + j) - M) * rs * VLOAD(w + j) + VLOAD(b + j), y + j);
+  } else if (has_w) {
+    for (; j + VW <= len; j += VW) VSTORE((VLOAD(x + j) - M) * rs * VLOAD(w + j), y + j);
+  } else if (has_b) {
+    for (; j + VW <= len; j += VW) VSTORE((VLOAD(x + j) - M) * rs + VLOAD(b + j), y + j);
+  } else {
+    for (; j + VW <= len; j += VW) VSTORE((VLOAD(x + j) - M) * rs, y + j);
+  }
+  for (; j < len; j++) {
+    ACC v = (LOAD(x, j) - M) * rs;
+    if (has_w) v *= LOAD(w, j);
+    if (has_b) v += LOAD(b, j);
+    STORE(y, j, v);
+  }
+}
+
+/* Row norm forward, one work-item per row; geometry as rownorm_fwd. */
+kernel void rownorm_fwd_wi(global const REAL *x, int x_off, global const REAL *w, int w_off,
+                           global const REAL *b, int b_off, global REAL *y, int y_off,
+                           global REAL *mean, int mean_off, global REAL *rstd, int rstd_off,
+                           int rows, int D, int Sx, int rms, int has_w, int has_b, int G, int Cg,
+                           int Sw, ACC eps) {
+  const int r = get_global_id(0);
+  if (r >= rows) return;
+  const int n = r / Sx;
+  const int base = n * D * Sx + (r - n * Sx);
+  x += x_off + base;
+  y += y_off + base;
+  const int goff = (r % G) * Cg;
+  w += w_off + goff;
+  b += b_off + goff;
+  ACC cnt = 0, M = 0, Q = 0;
+  if (Sx == 1) {
+    if (rms) Q = sumsq_run(x, D);
+    else welford_run(x, D, &cnt, &M, &Q);
+  } else { /* strided (channel layer norm): neighbouring work-items are neighbours in memory */
+    for (int j = 0; j < D; j++) {
+      ACC v = LOAD(x, j * Sx);
+      if (rms) {
+        Q += v * v;
+      } else {
+        cnt += (ACC)1;
+        ACC d = v - M;
+        M += d / cnt;
+        Q += d * (v - M);
+      }
+    }
+  }
+  const ACC rs = rsqrt(Q / (ACC)D + eps);
+  if (!rms) mean[mean_off + r] = (REAL)M;
+  rstd[rstd_off + r] = (REAL)rs;
+  if (Sx != 1) {
+    for (int j = 0; j < D; j++) {
+      ACC v = (LOAD(x, j * Sx) - M) * rs;
+      if (has_w) v *= LOAD(w, j);
+      if (has_b) v += LOAD(b, j);
+      STORE(y, j * Sx, v);
+    }
+  } else if (Sw == 1) {
+    norm_run(x, y, w, b, D, has_w, has_b, M, rs);
+  } else { /* one affine value per run of Sw elements (group / instance norm) */
+    for (int cc = 0; cc < D / Sw; cc++) {
+      const ACC a = has_w ? rs * LOAD(w, cc) : rs, bb = has_b ? LOAD(b, cc) : (ACC)0;
+      global const REAL *xc = x + cc * Sw;
+      global REAL *yc = y + cc * Sw;
+      int j = 0;
+      for (; j + VW <= Sw; j += VW) VSTORE((VLOAD(xc + j) - M) * a + bb, yc + j);
+      for (; j < Sw; j++) STORE(yc, j, (LOAD(xc, j) - M) * a + bb);
+    }
+  }
+}
+
+/* Row norm input gradient, one work-item per row; as rownorm_bwd. */
+kernel void rownorm_bwd_wi(global const REAL *x, int x_off, global const REAL *dy, int dy_off,
+                           global const REAL *w, int w_off, global const REAL *mean, int mean_off,
+                           global const REAL *rstd, int rstd_off, global REAL *dx, int dx_off,
+                           int rows, int D, int Sx, int rms, int has_w, int G, int Cg, int Sw) {
+  const int r = get_global_id(0);
+  if (r >= rows) return;
+  const int n = r / Sx;
+  const int base = n * D * Sx + (r - n * Sx);
+  x += x_off + base;
+  dy += dy_off + base;
+  dx += dx_off + base;
+  w += w_off + (r % G) * Cg;
+  const ACC M = rms ? (ACC)0 : LOAD(mean, mean_off + r), rs = LOAD(rstd, rstd_off + r);
+  ACC A = 0, B = 0;
+  if (Sx != 1) {
+    for (int j = 0; j < D; j++) {
+      ACC g = LOAD(dy, j * Sx) * (has_w ? LOAD(w, j) : (ACC)1);
+      A += g;
+      B += g * (LOAD(x, j * Sx) - M);
+    }
+  } else {
+    /* runs of Sw elements sharing one weight (Sw = D: none or per element) */
+    const int run = Sw == 1 ? D : Sw;
+    for (int cc = 0; cc < D / run; cc++) {
+      global const REAL *xc = x + cc * run, *gc = dy + cc * run;
+      const bool pw = has_w && Sw == 1;
+      const ACC wc = has_w && Sw != 1 ? LOAD(w, cc) : (ACC)1;
+      VACC va = 0, vb = 0;
+      int j = 0;
+      for (; j + VW <= run; j += VW) {
+        VACC g = VLOAD(gc + j);
+        if (pw) g *= VLOAD(w + j);
+        va += g;
+        vb += g * (VLOAD(xc + j) - M);
+      }
+      ACC ta = VSUM(va), tb = VSUM(vb);
+      for (; j < run; j++) {
+        ACC g = LOAD(gc, j) * (pw ? LOAD(w, j) : (ACC)1);
+        ta += g;
+        tb += g * (LOAD(xc, j) - M);
+      }
+      A += ta * wc;
+      B += tb * wc;
+    }
+  }
+  /* dx = rs * (g - A/D - xhat * B'/D) with xhat = (x - M) rs, B' = B rs */
+  const ACC a = rms ? (ACC)0 : A / (ACC)D, bq = B * rs * rs / (ACC)D;
+  if (Sx != 1) {
+    for (int j = 0; j < D; j++) {
+      ACC g = LOAD(dy, j * Sx) * (has_w ? LOAD(w, j) : (ACC)1);
+      STORE(dx, j * Sx, rs * (g - a - (LOAD(x, j * Sx) - M) * bq));
+    }
+    return;
+  }
+  const int run = Sw == 1 ? D : Sw;
+  for (int cc = 0; cc < D / run; cc++) {
+    global const REAL *xc = x + cc * run, *gc = dy + cc * run;
+    global REAL *dc = dx + cc * run;
+    const bool pw = has_w && Sw == 1;
+    const ACC wc = has_w && Sw != 1 ? LOAD(w, cc) : (ACC)1;
+    int j = 0;
+    for (; j + VW <= run; j += VW) {
+      VACC g = VLOAD(gc + j) * wc;
+      if (pw) g *= VLOAD(w + j);
+      VSTORE(rs * (g - a - (VLOAD(xc + j) - M) * bq), dc + j);
+    }
+    for (; j < run; j++) {
+      ACC g = LOAD(gc, j) * wc * (pw ? LOAD(w, j) : (ACC)1);
+      STORE(dc, j, rs * (g - a - (LOAD(xc, j) - M) * bq));
+    }
+  }
+}
+
+/* Partial channel statistics of x [N, C, S] (and dy): work-item i takes
+ * channel c = i % C and chunk p = i / C of the channel's N*S elements (flat
+ * index t = n*S + s, chunk [p*len, (p+1)*len)), walking each plane's run
+ * with vectors; for S == 1 see below (VW channels per work-item). mode 0: Welford
+ * partials (count, mean, M2) into part [3, P, C]; mode 1: sums of dy and
+ * dy*(x - mean[si])*rstd[si] (statistic index as chan_bwd) into part [2, P, C]. */
+kernel void chan_part_wi(global const REAL *x, int x_off, global const REAL *dy, int dy_off,
+                         global const REAL *mean, int mean_off, global const REAL *rstd,
+                         int rstd_off, global REAL *part, int part_off, int N, int C, int S,
+                         int P, int len, int mode, int Gn, int Cg, int Gc, int Gs, int has_mean) {
+  const int i = get_global_id(0);
+  x += x_off;
+  dy += dy_off;
+  mean += mean_off;
+  rstd += rstd_off;
+  part += part_off;
+  if (S == 1) {
+    /* [N, C] rows: work-item p takes rows [p*len, (p+1)*len) whole
+     * (contiguous vector loads) and accumulates every channel's partial in
+     * its row of `part` (C values per quantity: stays in the L1 cache). The
+     * statistic is per row (Gc == 0), per channel (batch norm) or per group
+     * of channels (group norm of [N, C]: the scalar path). */
+    if (i >= P) return;
+    const int p = i, t0 = p * len, t1 = min(N, t0 + len);
+    global REAL *p0 = part + p * C, *p1 = part + (P + p) * C, *p2 = part + (2 * P + p) * C;
+    for (int c = 0; c < C; c++) {
+      STORE(p0, c, (ACC)0);
+      STORE(p1, c, (ACC)0);
+      if (mode == 0) STORE(p2, c, (ACC)0);
+    }
+    const bool per_row = Gc == 0, per_chan = Gn == 0 && Cg == 1;
+    for (int t = t0; t < t1; t++) {
+      global const REAL *xr = x + t * C, *gr = dy + t * C;
+      const ACC inv = (ACC)1 / (ACC)(t - t0 + 1);
+      const ACC Mr = per_row && mode == 1 && has_mean ? LOAD(mean, t * Gn) : (ACC)0;
+      const ACC Rr = per_row && mode == 1 ? LOAD(rstd, t * Gn) : (ACC)0;
+      int c = 0;
+      if (mode == 0) { /* Welford per channel; every channel has the same count */
+        for (; c + VW <= C; c += VW) {
+          VACC v = VLOAD(xr + c), m = VLOAD(p1 + c), d = v - m;
+          m += d * inv;
+          VSTORE(m, p1 + c);
+          VSTORE(VLOAD(p2 + c) + d * (v - m), p2 + c);
+        }
+        for (; c < C; c++) {
+          ACC v = LOAD(xr, c), m = LOAD(p1, c), d = v - m;
+          m += d * inv;
+          STORE(p1, c, m);
+          STORE(p2, c, LOAD(p2, c) + d * (v - m));
+        }
+      } else if (per_row || per_chan) {
+        for (; c + VW <= C; c += VW) {
+          VACC g = VLOAD(gr + c), xh;
+          if (per_row) xh = (VLOAD(xr + c) - Mr) * Rr;
+          else xh = (VLOAD(xr + c) - (has_mean ? VLOAD(mean + c) : (VACC)0)) * VLOAD(rstd + c);
+          VSTORE(VLOAD(p0 + c) + g, p0 + c);
+          VSTORE(VLOAD(p1 + c) + g * xh, p1 + c);
+        }
+      }
+      for (; c < C && mode == 1; c++) {
+        const int si = t * Gn + (c / Cg) * Gc;
+        ACC g = LOAD(gr, c);
+        STORE(p0, c, LOAD(p0, c) + g);
+        STORE(p1, c, LOAD(p1, c) + g * (LOAD(xr, c) - (has_mean ? LOAD(mean, si) : (ACC)0)) *
+                                   LOAD(rstd, si));
+      }
+    }
+    if (mode == 0)
+      for (int c = 0; c < C; c++) STORE(p0, c, (ACC)(t1 - t0));
+    return;
+  }
+  if (i >= C * P) return;
+  const int c = i % C, p = i / C;
+  const int t0 = p * len, t1 = min(N * S, t0 + len);
+  const int cpart = (c / Cg) * Gc;
+  ACC n = 0, m = 0, q = 0, A = 0, B = 0;
+  int t = t0;
+  while (t < t1) {
+    const int nn = t / S, s = t - nn * S;
+    const int run = min(S - s, t1 - t);
+    const int o = (nn * C + c) * S + s;
+    if (mode == 0) {
+      welford_run(x + o, run, &n, &m, &q);
+    } else {
+      global const REAL *xp = x + o, *gp = dy + o;
+      const int si = nn * Gn + cpart + s * Gs;
+      VACC va = 0, vb = 0;
+      int j = 0;
+      if (Gs == 0) { /* one statistic for the run */
+        const ACC M = has_mean ? LOAD(mean, si) : (ACC)0;
+        for (; j + VW <= run; j += VW) {
+          VACC g = VLOAD(gp + j);
+          va += g;
+          vb += g * (VLOAD(xp + j) - M);
+        }
+        ACC tb = VSUM(vb);
+        for (; j < run; j++) tb += LOAD(gp, j) * (LOAD(xp, j) - M);
+        B += tb * LOAD(rstd, si);
+      } else { /* a statistic per position (channel layer norm: Gs = 1) */
+        for (; j + VW <= run; j += VW) {
+          VACC g = VLOAD(gp + j);
+          VACC M = has_mean ? VLOAD(mean + si + j) : (VACC)0;
+          va += g;
+          vb += g * (VLOAD(xp + j) - M) * VLOAD(rstd + si + j);
+        }
+        ACC tb = VSUM(vb);
+        for (; j < run; j++)
+          tb += LOAD(gp, j) * (LOAD(xp, j) - (has_mean ? LOAD(mean, si + j) : (ACC)0)) *
+                LOAD(rstd, si + j);
+        B += tb;
+      }
+      ACC ta = VSUM(va);
+      for (j = run - run % VW; j < run; j++) ta += LOAD(gp, j);
+      A += ta;
+    }
+    t += run;
+  }
+  if (mode == 0) {
+    STORE(part, p * C + c, n);
+    STORE(part, (P + p) * C + c, m);
+    STORE(part, (2 * P + p) * C + c, q);
+  } else {
+    STORE(part, p * C + c, A);
+    STORE(part, (P + p) * C + c, B);
+  }
+}
+
+/* Merges the P partials of each channel (one work-item per channel).
+ * mode 0 (batch norm forward): mean, rstd (saved), a = rstd * w for the
+ * normalization, and with upd the running statistics as chan_fwd. mode 1:
+ * db = sum dy, dw = sum dy * xhat where wanted, and with want_dx batch
+ * norm's dx coefficients coef [3, C]: dx = dy*k + (x - mean)*k2 + k0. */
+kernel void chan_merge_wi(global const REAL *part, int part_off, global const REAL *w, int w_off,
+                          global REAL *mean, int mean_off, global REAL *rstd, int rstd_off,
+                          global REAL *a, int a_off, global const REAL *rm, int rm_off,
+                          global const REAL *rv, int rv_off, global REAL *nrm, int nrm_off,
+                          global REAL *nrv, int nrv_off, global REAL *dw, int dw_off,
+                          global REAL *db, int db_off, int C, int P, int mode, int has_w, int upd,
+                          int want_dw, int want_db, int want_dx, ACC mom, ACC eps, ACC cnt) {
+  const int c = get_global_id(0);
+  if (c >= C) return;
+  part += part_off;
+  if (mode == 0) {
+    ACC n = 0, m = 0, q = 0;
+    for (int p = 0; p < P; p++)
+      chan_merge1(&n, &m, &q, LOAD(part, p * C + c), LOAD(part, (P + p) * C + c),
+                  LOAD(part, (2 * P + p) * C + c));
+    const ACC rs = rsqrt(q / n + eps);
+    mean[mean_off + c] = (REAL)m;
+    rstd[rstd_off + c] = (REAL)rs;
+    a[a_off + c] = (REAL)(has_w ? rs * LOAD(w, w_off + c) : rs);
+    if (upd) {
+      nrm[nrm_off + c] = (REAL)(((ACC)1 - mom) * LOAD(rm, rm_off + c) + mom * m);
+      nrv[nrv_off + c] = (REAL)(((ACC)1 - mom) * LOAD(rv, rv_off + c) + mom * (q / (n - (ACC)1)));
+    }
+    return;
+  }
+  ACC A = 0, B = 0;
+  for (int p = 0; p < P; p++) {
+    A += LOAD(part, p * C + c);
+    B += LOAD(part, (P + p) * C + c);
+  }
+  if (want_db) db[db_off + c] = (REAL)A;
+  if (want_dw) dw[dw_off + c] = (REAL)B;
+  if (want_dx) { /* mean/rstd are inputs here; `a` receives the coefficients */
+    const ACC rs = LOAD(rstd, rstd_off + c);
+    const ACC k = has_w ? rs * LOAD(w, w_off + c) : rs;
+    a[a_off + c] = (REAL)k;
+    a[a_off + C + c] = (REAL)(-k * rs * B / cnt);
+    a[a_off + 2 * C + c] = (REAL)(-k * A / cnt);
+  }
+}
+
+/* Batch norm input gradient from the coefficients of chan_merge_wi:
+ * dx = dy * k[c] + (x - mean[c]) * k2[c] + k0[c]; work split as chan_affine. */
+kernel void chan_bwd_dx(global const REAL *x, int x_off, global const REAL *dy, int dy_off,
+                        global const REAL *mean, int mean_off, global const REAL *coef,
+                        int coef_off, global REAL *dx, int dx_off, int planes, int C, int S,
+                        int chunks) {
+  const int i = get_global_id(0);
+  if (i >= planes * chunks) return;
+  const int p = i / chunks, k = i - p * chunks;
+  const int len = (S + chunks - 1) / chunks;
+  const int s0 = k * len, s1 = min(S, s0 + len);
+  const int c = p % C;
+  const ACC M = LOAD(mean, mean_off + c), k1 = LOAD(coef, coef_off + c);
+  const ACC k2 = LOAD(coef, coef_off + C + c), k0 = LOAD(coef, coef_off + 2 * C + c);
+  x += x_off + p * S;
+  dy += dy_off + p * S;
+  dx += dx_off + p * S;
+  for (int s = s0; s < s1; s++) STORE(dx, s, LOAD(dy, s) * k1 + (LOAD(x, s) - M) * k2 + k0);
+}
+
 /* ---- DropBlock ------------------------------------------------------------- */
 
 /* mask = 1 - maxpool(seed, k x k, stride 1, pad k/2) on seed [P, H, W] (u8,

@@ -9,6 +9,7 @@
  * training steps against nn.BatchNorm2d, evaluation mode, cumulative
  * momentum, instance norm tracking, LayerNormV2, ChannelLayerNorm,
  * LayerScale); and bad input with its status and message, without leaks. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -384,7 +385,7 @@ static void run_rcase(lam_ctx *ctx, tu_rng *r, lam_dtype dt, const rcase *c, int
 /* Row norms on shapes that take each path: one work-item per row (short
  * rows, partial work-groups), teams of 4..64 lanes, strided rows (channel
  * layer norm), odd sizes 1, 3, 7, 33, 1023. */
-Test(norm, row_norms_vs_reference) {
+static void row_norm_cases(void) {
   lam_ctx *ctx = tu_ctx();
   tu_rng r = tu_rng_make(7);
   tu_mark m = tu_mark_now(ctx);
@@ -408,6 +409,8 @@ Test(norm, row_norms_vs_reference) {
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
 }
+
+Test(norm, row_norms_vs_reference) { row_norm_cases(); }
 
 /* One layer norm above 2^22 elements (streaming, long rows) and one with
  * many short rows; forward and backward against the reference in f32. */
@@ -503,7 +506,7 @@ static void run_bcase(lam_ctx *ctx, tu_rng *r, lam_dtype dt, bool affine, int nd
 
 /* Batch norm on each channel-loop path: S == 1 (rank 2, one lane or many
  * per channel), S >= T (planes), S < T (flat index), batch size 1. */
-Test(norm, batch_norm_vs_reference) {
+static void batch_norm_cases(void) {
   lam_ctx *ctx = tu_ctx();
   tu_rng r = tu_rng_make(9);
   tu_mark m = tu_mark_now(ctx);
@@ -518,6 +521,34 @@ Test(norm, batch_norm_vs_reference) {
       run_bcase(ctx, &r, d ? LAM_F32 : LAM_F64, i % 2 == 0, cases[i].ndim, cases[i].shape);
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
+}
+
+Test(norm, batch_norm_vs_reference) { batch_norm_cases(); }
+
+/* The other kernel layout than the device's own (teams with local-memory
+ * reductions on a CPU; one work-item per statistic elsewhere), so both
+ * layouts are tested on every machine. */
+static void other_layout(void) {
+  lam_ctx *ctx = tu_ctx();
+  bool cpu = lam_ctx_device(ctx)->type == LAM_DEVICE_CPU;
+  lam_ctx_free(ctx);
+  setenv("LAMINA_NORM_LAYOUT", cpu ? "gpu" : "cpu", 1);
+}
+
+Test(norm, other_layout_row_norms) {
+  other_layout();
+  row_norm_cases();
+}
+
+Test(norm, other_layout_batch_norm) {
+  other_layout();
+  batch_norm_cases();
+}
+
+Test(norm, other_layout_golden) {
+  other_layout();
+  run_golden(LAM_F64);
+  run_golden(LAM_F32);
 }
 
 /* ---- gradient checks ------------------------------------------------------------------ */

@@ -82,6 +82,40 @@ static lam_status lam__team_launch(lam_ctx *ctx, cl_kernel k, const char *fn, in
   return lam__launch(ctx, k, fn, nargs, args, 1, &global, &local);
 }
 
+/* True when the work-item-per-statistic kernels run (CPU devices: see the
+ * CPU section of cl/norm.cl); LAMINA_NORM_LAYOUT=cpu|gpu overrides the
+ * device type, so tests take both paths on any device. */
+static bool lam__norm_cpu(const lam_ctx *ctx) {
+  const char *e = getenv("LAMINA_NORM_LAYOUT");
+  if (e && strcmp(e, "gpu") == 0) return false;
+  if (e && strcmp(e, "cpu") == 0) return true;
+  return ctx->info.type == LAM_DEVICE_CPU;
+}
+
+/* 1-D launch of n long-running work-items in groups small enough that every
+ * compute unit gets some (PoCL runs a work-group on one core). */
+static lam_status lam__spread_launch(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs,
+                                     const lam__arg *args, size_t n) {
+  size_t cu = ctx->info.compute_units ? ctx->info.compute_units : 1;
+  size_t local = ctx->wg_1d, want = (n + 4 * cu - 1) / (4 * cu);
+  if (want < local) local = want;
+  if (local < 1) local = 1;
+  size_t global = (n + local - 1) / local * local;
+  return lam__launch(ctx, k, fn, nargs, args, 1, &global, &local);
+}
+
+/* Chunks of a channel's NS elements for chan_part_wi: enough (channel,
+ * chunk) work-items for the device, each at least a few thousand elements. */
+static void lam__chan_chunks(const lam_ctx *ctx, int64_t NS, int64_t C, int64_t *P, int64_t *len) {
+  int64_t cu = ctx->info.compute_units ? ctx->info.compute_units : 1;
+  int64_t p = (64 * cu + C - 1) / C;
+  int64_t most = (NS + 2047) / 2048;
+  if (p > most) p = most;
+  if (p < 1) p = 1;
+  *len = (NS + p - 1) / p;
+  *P = (NS + *len - 1) / *len;
+}
+
 /* ---- row norms ------------------------------------------------------------- */
 
 /* Geometry of a row norm (see rownorm_fwd) and of its weight gradient as
@@ -127,9 +161,22 @@ static lam_status lam__rownorm_run(const char *fn, lam_tensor *x, lam_tensor *w,
   *rstd = lam__tensor_new(ctx, x->dtype, 1, &g->rows, fn);
   if (!g->rms) *mean = lam__tensor_new(ctx, x->dtype, 1, &g->rows, fn);
   if (!*y || !*rstd || (!g->rms && !*mean)) goto fail;
+  lam_tensor *m = *mean ? *mean : *rstd;
+  if (lam__norm_cpu(ctx)) {
+    st = lam__kernel_dt(ctx, "norm", "rownorm_fwd_wi", x->dtype, NULL, &k);
+    if (st != LAM_OK) goto fail;
+    lam__arg a[] = {LAM__ARG_T(x),          LAM__ARG_T(w ? w : x),     LAM__ARG_T(b ? b : x),
+                    LAM__ARG_T(*y),         LAM__ARG_T(m),             LAM__ARG_T(*rstd),
+                    lam__arg_int(g->rows),  lam__arg_int(g->D),        lam__arg_int(g->Sx),
+                    lam__arg_int(g->rms),   lam__arg_int(w != NULL),   lam__arg_int(b != NULL),
+                    lam__arg_int(g->G),     lam__arg_int(g->Cg),       lam__arg_int(g->Sw),
+                    lam__arg_real(x->dtype, eps)};
+    st = lam__spread_launch(ctx, k, fn, (int)(sizeof a / sizeof a[0]), a, (size_t)g->rows);
+    if (st == LAM_OK) return LAM_OK;
+    goto fail;
+  }
   int L = lam__norm_wg(ctx), T = lam__row_team(ctx, g->D);
   size_t acc = lam_dtype_size(x->dtype);
-  lam_tensor *m = *mean ? *mean : *rstd;
   lam__arg args[] = {LAM__ARG_T(x),
                      LAM__ARG_T(w ? w : x),
                      LAM__ARG_T(b ? b : x),
@@ -161,6 +208,132 @@ fail:
   return st;
 }
 
+/* Partial channel statistics (chan_part_wi) into a new [3 or 2, P, C] tensor. */
+static lam_tensor *lam__chan_part(const char *fn, lam_tensor *x, lam_tensor *dy, lam_tensor *mean,
+                                  lam_tensor *rstd, int64_t N, int64_t C, int64_t S, int mode,
+                                  int64_t Gn, int64_t Cg, int64_t Gc, int64_t Gs, int64_t *P) {
+  lam_ctx *ctx = x->ctx;
+  int64_t len, items;
+  if (S == 1) { /* [N, C]: a work-item takes whole rows (see the kernel) */
+    int64_t cu = ctx->info.compute_units ? ctx->info.compute_units : 1;
+    int64_t p = (N + 15) / 16;
+    if (p > 64 * cu) p = 64 * cu;
+    len = (N + p - 1) / p;
+    *P = items = (N + len - 1) / len;
+  } else {
+    lam__chan_chunks(ctx, N * S, C, P, &len);
+    items = C * *P;
+  }
+  cl_kernel k;
+  if (lam__kernel_dt(ctx, "norm", "chan_part_wi", x->dtype, NULL, &k) != LAM_OK) return NULL;
+  int64_t pshape[3] = {mode == 0 ? 3 : 2, *P, C};
+  lam_tensor *part = lam__tensor_new(ctx, x->dtype, 3, pshape, fn);
+  if (!part) return NULL;
+  lam_tensor *any = rstd ? rstd : x;
+  lam__arg args[] = {LAM__ARG_T(x),          LAM__ARG_T(dy ? dy : x),       LAM__ARG_T(mean ? mean : any),
+                     LAM__ARG_T(any),        LAM__ARG_T(part),              lam__arg_int(N),
+                     lam__arg_int(C),        lam__arg_int(S),               lam__arg_int(*P),
+                     lam__arg_int(len),      lam__arg_int(mode),            lam__arg_int(Gn),
+                     lam__arg_int(Cg),       lam__arg_int(Gc),              lam__arg_int(Gs),
+                     lam__arg_int(mean != NULL)};
+  if (lam__spread_launch(ctx, k, fn, (int)(sizeof args / sizeof args[0]), args, (size_t)items) !=
+      LAM_OK) {
+    lam_tensor_free(part);
+    return NULL;
+  }
+  return part;
+}
+
+/* Runs chan_merge_wi; unused tensors may be NULL. */
+static lam_status lam__chan_merge(const char *fn, lam_tensor *part, int64_t C, int64_t P, int mode,
+                                  lam_tensor *w, lam_tensor *mean, lam_tensor *rstd, lam_tensor *a,
+                                  lam_tensor *rm, lam_tensor *rv, lam_tensor *nrm, lam_tensor *nrv,
+                                  lam_tensor *dw, lam_tensor *db, bool want_dx, double mom, double eps,
+                                  double cnt) {
+  lam_ctx *ctx = part->ctx;
+  cl_kernel k;
+  lam_status st = lam__kernel_dt(ctx, "norm", "chan_merge_wi", part->dtype, NULL, &k);
+  if (st != LAM_OK) return st;
+  lam__arg args[] = {LAM__ARG_T(part),
+                     LAM__ARG_T(w ? w : part),
+                     LAM__ARG_T(mean ? mean : part),
+                     LAM__ARG_T(rstd ? rstd : part),
+                     LAM__ARG_T(a ? a : part),
+                     LAM__ARG_T(rm ? rm : part),
+                     LAM__ARG_T(rv ? rv : part),
+                     LAM__ARG_T(nrm ? nrm : part),
+                     LAM__ARG_T(nrv ? nrv : part),
+                     LAM__ARG_T(dw ? dw : part),
+                     LAM__ARG_T(db ? db : part),
+                     lam__arg_int(C),
+                     lam__arg_int(P),
+                     lam__arg_int(mode),
+                     lam__arg_int(w != NULL),
+                     lam__arg_int(nrm != NULL),
+                     lam__arg_int(dw != NULL),
+                     lam__arg_int(db != NULL),
+                     lam__arg_int(want_dx),
+                     lam__arg_real(part->dtype, mom),
+                     lam__arg_real(part->dtype, eps),
+                     lam__arg_real(part->dtype, cnt)};
+  return lam__spread_launch(ctx, k, fn, (int)(sizeof args / sizeof args[0]), args, (size_t)C);
+}
+
+/* Per-plane work split of the streaming per-channel kernels (chan_affine,
+ * chan_bwd_dx): enough work-items, long contiguous runs each. */
+static int64_t lam__plane_chunks(const lam_ctx *ctx, int64_t planes, int64_t S) {
+  int64_t target = ctx->info.type == LAM_DEVICE_CPU ? 256 : 65536;
+  int64_t chunks = planes >= target ? 1 : (target + planes - 1) / planes;
+  int64_t minrun = ctx->info.type == LAM_DEVICE_CPU ? 256 : 1;
+  if (chunks > S / minrun) chunks = S / minrun;
+  return chunks < 1 ? 1 : chunks;
+}
+
+/* CPU form of lam__chan_bwd_run: partial sums, merge (with batch norm's dx
+ * coefficients), and the streaming dx kernel. */
+static lam_status lam__chan_bwd_cpu(const char *fn, lam_tensor *x, lam_tensor *dy, lam_tensor *mean,
+                                    lam_tensor *rstd, lam_tensor *w, int64_t N, int64_t C,
+                                    int64_t S, int64_t Gn, int64_t Cg, int64_t Gc, int64_t Gs,
+                                    lam_tensor **dx, lam_tensor **dw, lam_tensor **db) {
+  lam_ctx *ctx = x->ctx;
+  int64_t P;
+  lam_tensor *part = lam__chan_part(fn, x, dy, mean, rstd, N, C, S, 1, Gn, Cg, Gc, Gs, &P);
+  if (!part) return lam_last_status();
+  int64_t cshape[2] = {3, C};
+  lam_tensor *tdw = dw ? lam__tensor_new(ctx, x->dtype, 1, &C, fn) : NULL;
+  lam_tensor *tdb = db ? lam__tensor_new(ctx, x->dtype, 1, &C, fn) : NULL;
+  lam_tensor *coef = dx ? lam__tensor_new(ctx, x->dtype, 2, cshape, fn) : NULL;
+  lam_tensor *tdx = dx ? lam__tensor_new(ctx, x->dtype, x->ndim, x->shape, fn) : NULL;
+  lam_status st = LAM_OK;
+  if ((dw && !tdw) || (db && !tdb) || (dx && (!coef || !tdx))) st = lam_last_status();
+  if (st == LAM_OK)
+    st = lam__chan_merge(fn, part, C, P, 1, w, mean, rstd, coef, NULL, NULL, NULL, NULL, tdw, tdb,
+                         dx != NULL, 0, 0, (double)(N * S));
+  if (st == LAM_OK && dx) {
+    cl_kernel k;
+    st = lam__kernel_dt(ctx, "norm", "chan_bwd_dx", x->dtype, NULL, &k);
+    int64_t planes = N * C, chunks = lam__plane_chunks(ctx, planes, S);
+    lam__arg args[] = {LAM__ARG_T(x),       LAM__ARG_T(dy),       LAM__ARG_T(mean),
+                       LAM__ARG_T(coef),    LAM__ARG_T(tdx),      lam__arg_int(planes),
+                       lam__arg_int(C),     lam__arg_int(S),      lam__arg_int(chunks)};
+    if (st == LAM_OK)
+      st = lam__launch_1d(ctx, k, fn, (int)(sizeof args / sizeof args[0]), args,
+                          (size_t)(planes * chunks));
+  }
+  lam_tensor_free(part);
+  lam_tensor_free(coef);
+  if (st != LAM_OK) {
+    lam_tensor_free(tdw);
+    lam_tensor_free(tdb);
+    lam_tensor_free(tdx);
+    return st;
+  }
+  if (dx) *dx = tdx;
+  if (dw) *dw = tdw;
+  if (db) *db = tdb;
+  return LAM_OK;
+}
+
 /* Channel sums of dy and dy * xhat (and, with want_dx, batch norm's input
  * gradient into *dx). Results are new tensors of [C] (dw, db) and x's shape (dx). */
 static lam_status lam__chan_bwd_run(const char *fn, lam_tensor *x, lam_tensor *dy, lam_tensor *mean,
@@ -168,6 +341,8 @@ static lam_status lam__chan_bwd_run(const char *fn, lam_tensor *x, lam_tensor *d
                                     int64_t S, int64_t Gn, int64_t Cg, int64_t Gc, int64_t Gs,
                                     lam_tensor **dx, lam_tensor **dw, lam_tensor **db) {
   lam_ctx *ctx = x->ctx;
+  if (lam__norm_cpu(ctx))
+    return lam__chan_bwd_cpu(fn, x, dy, mean, rstd, w, N, C, S, Gn, Cg, Gc, Gs, dx, dw, db);
   cl_kernel k;
   lam_status st = lam__kernel_dt(ctx, "norm", "chan_bwd", x->dtype, NULL, &k);
   if (st != LAM_OK) return st;
@@ -237,7 +412,24 @@ static lam_status lam__rownorm_bw(lam__node *node, lam_tensor *gy, lam_tensor **
   lam__rowgeo g;
   lam__rowgeo_load(node, &g);
   lam_ctx *ctx = x->ctx;
-  if (lam__node_needs(node, 0)) {
+  if (lam__node_needs(node, 0) && lam__norm_cpu(ctx)) {
+    cl_kernel k;
+    lam_status st = lam__kernel_dt(ctx, "norm", "rownorm_bwd_wi", x->dtype, NULL, &k);
+    if (st != LAM_OK) return st;
+    lam_tensor *dx = lam__tensor_new(ctx, x->dtype, x->ndim, x->shape, fn);
+    if (!dx) return lam_last_status();
+    lam__arg args[] = {LAM__ARG_T(x),         LAM__ARG_T(gy),          LAM__ARG_T(w ? w : rstd),
+                       LAM__ARG_T(mean ? mean : rstd), LAM__ARG_T(rstd), LAM__ARG_T(dx),
+                       lam__arg_int(g.rows),  lam__arg_int(g.D),       lam__arg_int(g.Sx),
+                       lam__arg_int(g.rms),   lam__arg_int(w != NULL), lam__arg_int(g.G),
+                       lam__arg_int(g.Cg),    lam__arg_int(g.Sw)};
+    st = lam__spread_launch(ctx, k, fn, (int)(sizeof args / sizeof args[0]), args, (size_t)g.rows);
+    if (st != LAM_OK) {
+      lam_tensor_free(dx);
+      return st;
+    }
+    gin[0] = dx;
+  } else if (lam__node_needs(node, 0)) {
     cl_kernel k;
     lam_status st = lam__kernel_dt(ctx, "norm", "rownorm_bwd", x->dtype, NULL, &k);
     if (st != LAM_OK) return st;
@@ -399,12 +591,7 @@ static lam_tensor *lam__chan_affine_run(const char *fn, lam_tensor *x, lam_tenso
   if (lam__kernel_dt(ctx, "norm", "chan_affine", x->dtype, NULL, &k) != LAM_OK) return NULL;
   lam_tensor *y = lam__tensor_new(ctx, x->dtype, x->ndim, x->shape, fn);
   if (!y) return NULL;
-  /* Enough work-items for the device with long contiguous runs each. */
-  int64_t target = ctx->info.type == LAM_DEVICE_CPU ? 256 : 65536;
-  int64_t chunks = planes >= target ? 1 : (target + planes - 1) / planes;
-  int64_t minrun = ctx->info.type == LAM_DEVICE_CPU ? 256 : 1;
-  if (chunks > S / minrun) chunks = S / minrun;
-  if (chunks < 1) chunks = 1;
+  int64_t chunks = lam__plane_chunks(ctx, planes, S);
   lam__arg args[] = {LAM__ARG_T(x),         LAM__ARG_T(m ? m : a), LAM__ARG_T(a),
                      LAM__ARG_T(b ? b : a), LAM__ARG_T(y),         lam__arg_int(planes),
                      lam__arg_int(C),       lam__arg_int(S),       lam__arg_int(chunks),
@@ -531,6 +718,19 @@ lam_tensor *lam_batch_norm_forward(lam_tensor *x, lam_tensor *running_mean,
   lam_status st = LAM_OK;
   if (!y || !mean || !rstd || (upd && (!nrm || !nrv))) {
     st = lam_last_status();
+  } else if (lam__norm_cpu(ctx)) {
+    /* partial Welford statistics, merge (mean, rstd, scale, running stats), normalize */
+    int64_t P;
+    lam_tensor *part = lam__chan_part(fn, x, NULL, NULL, NULL, N, C, S, 0, 0, 1, 1, 0, &P);
+    lam_tensor *a = part ? lam__tensor_new(ctx, x->dtype, 1, &C, fn) : NULL;
+    st = a ? lam__chan_merge(fn, part, C, P, 0, weight, mean, rstd, a, running_mean, running_var,
+                             nrm, nrv, NULL, NULL, false, momentum, eps, 0)
+           : lam_last_status();
+    lam_tensor_free(y);
+    y = st == LAM_OK ? lam__chan_affine_run(fn, x, mean, a, bias) : NULL;
+    if (!y) st = lam_last_status();
+    lam_tensor_free(part);
+    lam_tensor_free(a);
   } else {
     int L = lam__norm_wg(ctx), T = lam__chan_team(ctx, N, C, S);
     size_t acc = lam_dtype_size(x->dtype);
