@@ -20,7 +20,12 @@
  * Teams past the last statistic still reach every barrier (no early return),
  * so partial work-groups are correct. The DRAM traffic of the row forward is
  * one read and one write: the second read of a row for the normalization hits
- * the cache (a row of a team is at most a few hundred KB only for huge D). */
+ * the cache (a row of a team is at most a few hundred KB only for huge D).
+ *
+ * Two layouts, picked on the host (src/ops/norm.c) by device type: the team
+ * kernels above for GPUs (coalesced lanes, reductions in local memory), and
+ * the "_wi" kernels of the CPU section below (one work-item per statistic,
+ * explicit vectors, no barriers), which measured 10-40x faster on PoCL. */
 
 #if defined(LAM_F32) || defined(LAM_F16) || defined(LAM_F64)
 #define LAM_FLOAT 1
@@ -105,7 +110,7 @@ kernel void rownorm_fwd(global const REAL *x, int x_off, global const REAL *w, i
   lc[lid] = c;
   barrier(CLK_LOCAL_MEM_FENCE);
   if (active && lane == 0) {
-    ACC M = 0, Q, cnt;
+    ACC M = 0, Q = 0, cnt = 0;
     if (rms) {
       Q = 0;
       for (int k = 0; k < T; k++) Q += lq[lid + k];

@@ -11,7 +11,13 @@
  * norm: chan_fwd (statistics, running-stat update, y) and chan_bwd (sums and
  * input gradient) are one kernel each. Evaluation-mode batch/instance norm
  * is one per-channel affine kernel (chan_affine). Work split (teams of T
- * work-items per statistic) is chosen here; see the kernel file's banner. */
+ * work-items per statistic) is chosen here; see the kernel file's banner.
+ *
+ * On CPU devices (PoCL) the same ops run the "_wi" kernels instead: row
+ * norms one work-item per row with explicit vectors (still one kernel each
+ * way), channel statistics as per-(channel, chunk) partials plus a merge
+ * kernel, then a streaming per-channel kernel for y or dx (batch norm: three
+ * launches each way, each pass over the data vectorised). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
