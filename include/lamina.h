@@ -20,5 +20,6 @@
 #include "lamina/optim.h"
 #include "lamina/io.h"
 #include "lamina/train.h"
+#include "lamina/norm.h"
 
 #endif
