@@ -183,3 +183,175 @@ lam_layer *lam_conv_transpose3d(int64_t in_channels, int64_t out_channels,
                                 const lam_conv_transpose_opts *opts) {
   return lam__convl_new(3, 1, in_channels, out_channels, NULL, opts, "lam_conv_transpose3d");
 }
+
+/* ---- pooling and upsampling (no params) ---------------------------------------- */
+
+enum {
+  LAM__L_MAX,
+  LAM__L_AVG,
+  LAM__L_AMAX,
+  LAM__L_AAVG,
+  LAM__L_MEANMAX,
+  LAM__L_GAVG,
+  LAM__L_GMAX,
+  LAM__L_UPS
+};
+
+typedef struct {
+  int kind, nsp;
+  lam_pool_opts p;
+  int64_t out[3];
+  bool concat;
+  lam_upsample_opts u;
+} lam__nopar;
+
+static lam_status lam__nopar_apply(lam_layer *self, lam_ptree *params, lam_ptree *state,
+                                   lam_tensor *x, const lam_apply_opts *opts, lam_tensor **out) {
+  lam__nopar *l = self->impl;
+  lam_status st = lam__check_spatial(self->vt->name, x, l->nsp, 0);
+  if (st != LAM_OK) return st;
+  lam_tensor *y = NULL;
+  const int n = l->nsp;
+  switch (l->kind) {
+    case LAM__L_MAX:
+      y = n == 1 ? lam_max_pool1d_forward(x, &l->p)
+        : n == 2 ? lam_max_pool2d_forward(x, &l->p)
+                 : lam_max_pool3d_forward(x, &l->p);
+      break;
+    case LAM__L_AVG:
+      y = n == 1 ? lam_avg_pool1d_forward(x, &l->p)
+        : n == 2 ? lam_avg_pool2d_forward(x, &l->p)
+                 : lam_avg_pool3d_forward(x, &l->p);
+      break;
+    case LAM__L_AMAX:
+      y = n == 1 ? lam_adaptive_max_pool1d_forward(x, l->out[0])
+                 : lam_adaptive_max_pool2d_forward(x, l->out[0], l->out[1]);
+      break;
+    case LAM__L_AAVG:
+      y = n == 1 ? lam_adaptive_avg_pool1d_forward(x, l->out[0])
+                 : lam_adaptive_avg_pool2d_forward(x, l->out[0], l->out[1]);
+      break;
+    case LAM__L_MEANMAX:
+      y = lam_adaptive_mean_max_pool2d_forward(x, l->out[0], l->out[1], l->concat);
+      break;
+    case LAM__L_GAVG: y = lam_global_avg_pool_forward(x); break;
+    case LAM__L_GMAX: y = lam_global_max_pool_forward(x); break;
+    default:
+      y = n == 1 ? lam_upsample1d_forward(x, &l->u) : lam_upsample2d_forward(x, &l->u);
+      break;
+  }
+  *out = y;
+  return y ? LAM_OK : lam_last_status();
+}
+
+#define LAM__NP(name) {name, lam__no_params_init, lam__nopar_apply, lam__free_impl}
+/* [kind][nsp] (global pools at nsp 0), named as lam__nopar_name. */
+static const lam_layer_vtable lam__nopar_vt[][4] = {
+    {LAM__NP(""), LAM__NP("max_pool1d"), LAM__NP("max_pool2d"), LAM__NP("max_pool3d")},
+    {LAM__NP(""), LAM__NP("avg_pool1d"), LAM__NP("avg_pool2d"), LAM__NP("avg_pool3d")},
+    {LAM__NP(""), LAM__NP("adaptive_max_pool1d"), LAM__NP("adaptive_max_pool2d"), LAM__NP("")},
+    {LAM__NP(""), LAM__NP("adaptive_avg_pool1d"), LAM__NP("adaptive_avg_pool2d"), LAM__NP("")},
+    {LAM__NP(""), LAM__NP(""), LAM__NP("adaptive_mean_max_pool2d"), LAM__NP("")},
+    {LAM__NP("global_avg_pool"), LAM__NP(""), LAM__NP(""), LAM__NP("")},
+    {LAM__NP("global_max_pool"), LAM__NP(""), LAM__NP(""), LAM__NP("")},
+    {LAM__NP(""), LAM__NP("upsample1d"), LAM__NP("upsample2d"), LAM__NP("")}};
+#undef LAM__NP
+
+static lam_layer *lam__nopar_new(const lam__nopar *cfg, const char *fn) {
+  lam__nopar *l = malloc(sizeof *l);
+  if (!l) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn), NULL;
+  *l = *cfg;
+  lam_layer *layer = lam_layer_custom(&lam__nopar_vt[l->kind][l->nsp], l);
+  if (!layer) free(l);
+  return layer;
+}
+
+static lam_layer *lam__pool_layer(int kind, int nsp, const lam_pool_opts *opts, const char *fn) {
+  lam__nopar c;
+  memset(&c, 0, sizeof c);
+  c.kind = kind, c.nsp = nsp;
+  c.p = opts ? *opts : lam_pool_defaults();
+  for (int i = 0; i < nsp; i++) {
+    const int k = c.p.kernel[i] ? c.p.kernel[i] : 2;
+    if (c.p.kernel[i] < 0 || c.p.stride[i] < 0 || c.p.dilation[i] < 0 || c.p.padding[i] < 0)
+      return lam__fail(LAM_ERR_INVALID_ARGUMENT,
+                       "%s: kernel %d, stride %d, dilation %d and padding %d of spatial dim %d "
+                       "must be >= 0 (0: default)",
+                       fn, c.p.kernel[i], c.p.stride[i], c.p.dilation[i], c.p.padding[i], i), NULL;
+    if (c.p.padding[i] > k / 2)
+      return lam__fail(LAM_ERR_INVALID_ARGUMENT,
+                       "%s: padding %d must be at most half the kernel %d in spatial dim %d", fn,
+                       c.p.padding[i], k, i), NULL;
+    if (kind == LAM__L_AVG && c.p.dilation[i] > 1)
+      return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: average pools take no dilation", fn), NULL;
+  }
+  return lam__nopar_new(&c, fn);
+}
+
+lam_layer *lam_max_pool1d(const lam_pool_opts *opts) { return lam__pool_layer(LAM__L_MAX, 1, opts, "lam_max_pool1d"); }
+lam_layer *lam_max_pool2d(const lam_pool_opts *opts) { return lam__pool_layer(LAM__L_MAX, 2, opts, "lam_max_pool2d"); }
+lam_layer *lam_max_pool3d(const lam_pool_opts *opts) { return lam__pool_layer(LAM__L_MAX, 3, opts, "lam_max_pool3d"); }
+lam_layer *lam_avg_pool1d(const lam_pool_opts *opts) { return lam__pool_layer(LAM__L_AVG, 1, opts, "lam_avg_pool1d"); }
+lam_layer *lam_avg_pool2d(const lam_pool_opts *opts) { return lam__pool_layer(LAM__L_AVG, 2, opts, "lam_avg_pool2d"); }
+lam_layer *lam_avg_pool3d(const lam_pool_opts *opts) { return lam__pool_layer(LAM__L_AVG, 3, opts, "lam_avg_pool3d"); }
+
+static lam_layer *lam__adaptive_layer(int kind, int nsp, int64_t a, int64_t b, bool concat,
+                                      const char *fn) {
+  if (a < 1 || (nsp == 2 && b < 1))
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: output sizes must be >= 1, got %lld%s%lld", fn,
+                     (long long)a, nsp == 2 ? ", " : "", nsp == 2 ? (long long)b : 0LL), NULL;
+  lam__nopar c;
+  memset(&c, 0, sizeof c);
+  c.kind = kind, c.nsp = nsp, c.out[0] = a, c.out[1] = b, c.concat = concat;
+  return lam__nopar_new(&c, fn);
+}
+
+lam_layer *lam_adaptive_avg_pool1d(int64_t out_l) {
+  return lam__adaptive_layer(LAM__L_AAVG, 1, out_l, 1, false, "lam_adaptive_avg_pool1d");
+}
+lam_layer *lam_adaptive_avg_pool2d(int64_t out_h, int64_t out_w) {
+  return lam__adaptive_layer(LAM__L_AAVG, 2, out_h, out_w, false, "lam_adaptive_avg_pool2d");
+}
+lam_layer *lam_adaptive_max_pool1d(int64_t out_l) {
+  return lam__adaptive_layer(LAM__L_AMAX, 1, out_l, 1, false, "lam_adaptive_max_pool1d");
+}
+lam_layer *lam_adaptive_max_pool2d(int64_t out_h, int64_t out_w) {
+  return lam__adaptive_layer(LAM__L_AMAX, 2, out_h, out_w, false, "lam_adaptive_max_pool2d");
+}
+lam_layer *lam_adaptive_mean_max_pool2d(int64_t out_h, int64_t out_w, bool concat) {
+  return lam__adaptive_layer(LAM__L_MEANMAX, 2, out_h, out_w, concat, "lam_adaptive_mean_max_pool2d");
+}
+
+lam_layer *lam_global_avg_pool(void) {
+  lam__nopar c;
+  memset(&c, 0, sizeof c);
+  c.kind = LAM__L_GAVG;
+  return lam__nopar_new(&c, "lam_global_avg_pool");
+}
+
+lam_layer *lam_global_max_pool(void) {
+  lam__nopar c;
+  memset(&c, 0, sizeof c);
+  c.kind = LAM__L_GMAX;
+  return lam__nopar_new(&c, "lam_global_max_pool");
+}
+
+static lam_layer *lam__upsample_layer(int nsp, const lam_upsample_opts *opts, const char *fn) {
+  lam__nopar c;
+  memset(&c, 0, sizeof c);
+  c.kind = LAM__L_UPS, c.nsp = nsp;
+  c.u = opts ? *opts : lam_upsample_defaults();
+  if ((int)c.u.mode < 0 || c.u.mode > LAM_UPSAMPLE_LINEAR)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: unknown mode %d", fn, (int)c.u.mode), NULL;
+  if (c.u.align_corners && c.u.mode != LAM_UPSAMPLE_LINEAR)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: align_corners is only for linear mode", fn), NULL;
+  for (int i = 0; i < nsp; i++)
+    if (c.u.size[i] < 0 || c.u.scale[i] < 0 || (c.u.size[i] == 0 && !(c.u.scale[i] >= 0)))
+      return lam__fail(LAM_ERR_INVALID_ARGUMENT,
+                       "%s: size %lld and scale %g of spatial dim %d must be >= 0 (0: default)", fn,
+                       (long long)c.u.size[i], c.u.scale[i], i), NULL;
+  return lam__nopar_new(&c, fn);
+}
+
+lam_layer *lam_upsample1d(const lam_upsample_opts *opts) { return lam__upsample_layer(1, opts, "lam_upsample1d"); }
+lam_layer *lam_upsample2d(const lam_upsample_opts *opts) { return lam__upsample_layer(2, opts, "lam_upsample2d"); }
