@@ -47,20 +47,16 @@ lam_status lam__conv_check_float(lam_ctx *ctx, const lam_tensor *t, const char *
 }
 
 lam_status lam__launch_rows(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs,
-                            const lam__arg *args, int64_t inner, int64_t rows) {
-  size_t l0 = 1;
-  while (l0 < (size_t)inner && l0 < 64) l0 *= 2;
-  size_t l1 = 64 / l0;
-  if (l1 > (size_t)rows) {
-    l1 = 1;
-    while (l1 * 2 <= (size_t)rows) l1 *= 2;
-  }
+                            const lam__arg *args, int64_t rows) {
+  /* Work-groups small enough that every core gets several (a row is a lot
+   * of work), at most 64 items. */
+  const int64_t cu = ctx->info.compute_units ? ctx->info.compute_units : 1;
+  size_t local = 1;
+  while (local < 64 && (int64_t)local * 2 * 8 * cu <= rows) local *= 2;
   const size_t maxwg = ctx->info.max_work_group_size ? ctx->info.max_work_group_size : 1;
-  while (l0 * l1 > maxwg && l1 > 1) l1 /= 2;
-  while (l0 * l1 > maxwg && l0 > 1) l0 /= 2;
-  size_t local[2] = {l0, l1};
-  size_t global[2] = {((size_t)inner + l0 - 1) / l0 * l0, ((size_t)rows + l1 - 1) / l1 * l1};
-  return lam__launch(ctx, k, fn, nargs, args, 2, global, local);
+  while (local > maxwg) local /= 2;
+  size_t global = ((size_t)rows + local - 1) / local * local;
+  return lam__launch(ctx, k, fn, nargs, args, 1, &global, &local);
 }
 
 void lam__conv_shapes(const lam__conv_geom *g, int64_t *xs, int64_t *ws, int64_t *ys) {
@@ -166,7 +162,7 @@ static lam_tensor *lam__im2col(lam_tensor *x, const lam__conv_geom *g, int64_t n
                       lam__arg_int((int64_t)x->offset + n0 * g->C * lam__lin(g)),
                       LAM__ARG_T(cols), lam__arg_int(rows)};
     lam__conv_vecs(g, nb, a + 5);
-    st = lam__launch_rows(x->ctx, k, fn, 9, a, g->out[2], rows);
+    st = lam__launch_rows(x->ctx, k, fn, 9, a, rows);
   }
   if (st != LAM_OK) {
     lam_tensor_free(cols);
@@ -186,7 +182,7 @@ static lam_status lam__chan_swap(lam_tensor *src, size_t src_off, lam_tensor *ds
                   lam__arg_mem(dst->buf->mem), lam__arg_int((int64_t)dst_off),
                   LAM__ARG_T(b), lam__arg_int(bias != NULL), lam__arg_int(P), lam__arg_int(Q),
                   lam__arg_int(L)};
-  return lam__launch_rows(src->ctx, k, fn, 10, a, L, P * Q);
+  return lam__launch_rows(src->ctx, k, fn, 10, a, P * Q);
 }
 
 /* The weight as GEMM operand [G, O/G, C/G*KV] (a view, not recorded). */
@@ -261,7 +257,7 @@ static lam_tensor *lam__direct_fwd(lam_tensor *x, lam_tensor *w, lam_tensor *bia
                       lam__arg_int(rows)};
     lam__conv_vecs(g, g->N, a + 9);
     lam__direct_w(g, bias != NULL, a + 13);
-    st = lam__launch_rows(x->ctx, k, fn, 14, a, g->out[2], rows);
+    st = lam__launch_rows(x->ctx, k, fn, 14, a, rows);
   }
   if (st != LAM_OK) {
     lam_tensor_free(y);
@@ -284,7 +280,7 @@ static lam_tensor *lam__direct_bwd_data(lam_tensor *dy, lam_tensor *w, lam_tenso
                       lam__arg_int(rows)};
     lam__conv_vecs(g, g->N, a + 9);
     lam__direct_w(g, bias != NULL, a + 13);
-    st = lam__launch_rows(dy->ctx, k, fn, 14, a, g->in[2], rows);
+    st = lam__launch_rows(dy->ctx, k, fn, 14, a, rows);
   }
   if (st != LAM_OK) {
     lam_tensor_free(dx);
@@ -300,12 +296,11 @@ static lam_tensor *lam__direct_bwd_weight(lam_tensor *dy, lam_tensor *x, const l
   cl_kernel k;
   lam_status st = lam__kernel_dt(dy->ctx, "conv", "direct_bwd_weight", dy->dtype, NULL, &k);
   if (st == LAM_OK) {
-    const int64_t rows = g->O * (g->C / g->G) * g->k[0] * g->k[1];
-    lam__arg a[13] = {LAM__ARG_T(dy), LAM__ARG_T(x), LAM__ARG_T(dw), lam__arg_int(rows),
-                      lam__arg_int(0)};
-    lam__conv_vecs(g, g->N, a + 8);
-    lam__direct_w(g, 0, a + 12);
-    st = lam__launch_rows(dy->ctx, k, fn, 13, a, g->k[2], rows);
+    const int64_t rows = g->O * (g->C / g->G) * lam__kvol(g);
+    lam__arg a[12] = {LAM__ARG_T(dy), LAM__ARG_T(x), LAM__ARG_T(dw), lam__arg_int(rows)};
+    lam__conv_vecs(g, g->N, a + 7);
+    lam__direct_w(g, 0, a + 11);
+    st = lam__launch_rows(dy->ctx, k, fn, 12, a, rows);
   }
   if (st != LAM_OK) {
     lam_tensor_free(dw);
@@ -374,7 +369,7 @@ static lam_status lam__col2im(lam_tensor *dcols, lam_tensor *dx, lam_tensor *bia
                     lam__arg_int((int64_t)dx->offset + n0 * g->C * lam__lin(g)), LAM__ARG_T(b),
                     lam__arg_int(bias != NULL), lam__arg_int(rows)};
   lam__conv_vecs(g, nb, a + 8);
-  return lam__launch_rows(dx->ctx, k, fn, 12, a, g->in[2], rows);
+  return lam__launch_rows(dx->ctx, k, fn, 12, a, rows);
 }
 
 lam_tensor *lam__conv_bwd_data(lam_tensor *dy, lam_tensor *w, lam_tensor *bias,

@@ -39,11 +39,11 @@ lam_tensor *lam__conv_bwd_weight(lam_tensor *dy, lam_tensor *x, const lam__conv_
 /* The bias gradient: dy [N, O, ...] summed over every axis but 1 -> [O]. */
 lam_tensor *lam__conv_bias_grad(lam_tensor *dy);
 
-/* 2-D launch for kernels whose dim 0 runs along an inner extent `inner`
- * and dim 1 over `rows` (work-groups of about 64 items, dim-0 extent a power
- * of two up to 64); kernels guard both indices. */
+/* 1-D launch of one work-item per row (the conv, pool and upsample kernels
+ * loop over a row inside the work-item), with work-groups small enough to
+ * give every core several; kernels guard `if (r >= rows) return;`. */
 lam_status lam__launch_rows(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs,
-                            const lam__arg *args, int64_t inner, int64_t rows);
+                            const lam__arg *args, int64_t rows);
 
 /* Checks that t is f32 or f64 and supported; records "fn: what is <dtype>...". */
 lam_status lam__conv_check_float(lam_ctx *ctx, const lam_tensor *t, const char *fn,

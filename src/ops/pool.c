@@ -74,7 +74,7 @@ static lam_status lam__pool_backward(lam__node *node, lam_tensor *gy, lam_tensor
     if (!g.adaptive) a[na++] = lam__arg_int(g.exclude_pad);
     lam__pool_vecs(&g, a + na, !g.adaptive);
     na += g.adaptive ? 2 : 4;
-    st = lam__launch_rows(gy->ctx, k, node->op, na, a, g.in[2], rows);
+    st = lam__launch_rows(gy->ctx, k, node->op, na, a, rows);
   }
   if (st != LAM_OK) {
     lam_tensor_free(dx);
@@ -109,7 +109,7 @@ static lam_tensor *lam__pool_run(lam_tensor *x, const lam__pool_geom *g, const c
     if (!g->adaptive) a[na++] = lam__arg_int(g->exclude_pad);
     lam__pool_vecs(g, a + na, !g->adaptive);
     na += g->adaptive ? 2 : 4;
-    st = lam__launch_rows(ctx, k, fn, na, a, g->out[2], rows);
+    st = lam__launch_rows(ctx, k, fn, na, a, rows);
   }
   if (st != LAM_OK) {
     lam_tensor_free(y);

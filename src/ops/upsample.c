@@ -106,7 +106,7 @@ static lam_status lam__ups_launch(lam_ctx *ctx, const char *kname, lam_tensor *s
   const int64_t rows = v[0] * (fwd ? v[3] : v[1]);
   lam__arg a[] = {LAM__ARG_T(src), LAM__ARG_T(dst), LAM__ARG_T(ti), LAM__ARG_T(tr),
                   lam__arg_int(rows), lam__arg_int8(4, v + 1), lam__arg_int8(4, v + 5)};
-  return lam__launch_rows(ctx, k, fn, 11, a, fwd ? v[4] : v[2], rows);
+  return lam__launch_rows(ctx, k, fn, 11, a, rows);
 }
 
 static lam_status lam__ups_backward(lam__node *node, lam_tensor *gy, lam_tensor **gin) {
