@@ -9,7 +9,10 @@
  * ResNet's convs before batch norm), best of --reps runs after a warm-up,
  * and prints lamina, PyTorch and the ratio lamina/PyTorch (lower is better;
  * < 1 means lamina is faster), then totals weighted by how often each layer
- * occurs in the network.
+ * occurs in the network. With --rounds R (default 3) the PyTorch and the
+ * lamina measurements alternate R times and each figure is the best over
+ * the rounds, so both sides get the machine's quietest moments (the
+ * development machines are shared; single runs vary by 2x and more).
  *
  * PyTorch runs in a child /usr/bin/python3 (the script is embedded below,
  * written to a temporary file and run through popen with the same layer
@@ -17,7 +20,7 @@
  * python3 or torch the PyTorch columns read "n/a". The machine is shared:
  * best-of-N is the reported figure.
  *
- * Usage: bench_conv [--reps N] [--threads T] [--quick] [--no-torch]
+ * Usage: bench_conv [--reps N] [--rounds R] [--threads T] [--quick] [--no-torch]
  *   --quick  only the 224x224 batch-1 set. LAMINA_DEVICE picks the device. */
 #define _POSIX_C_SOURCE 200809L
 #include <lamina.h>
@@ -43,29 +46,30 @@ typedef struct layer {
   double pt_fwd, pt_bwd; /* PyTorch best seconds, < 0: n/a */
 } layer;
 
+/* t_fwd/t_bwd start at 1e30 and keep the best over rounds. */
 static layer layers[] = {
-    {"224", "conv1 7x7/2 3->64", 1, 3, 64, 224, 7, 2, 3, 1, 0, 0, -1, -1},
-    {"224", "layer1 3x3 64->64", 1, 64, 64, 56, 3, 1, 1, 4, 0, 0, -1, -1},
-    {"224", "layer2.0 3x3/2 64->128", 1, 64, 128, 56, 3, 2, 1, 1, 0, 0, -1, -1},
-    {"224", "layer2 3x3 128->128", 1, 128, 128, 28, 3, 1, 1, 3, 0, 0, -1, -1},
-    {"224", "layer2 down 1x1/2 64->128", 1, 64, 128, 56, 1, 2, 0, 1, 0, 0, -1, -1},
-    {"224", "layer3.0 3x3/2 128->256", 1, 128, 256, 28, 3, 2, 1, 1, 0, 0, -1, -1},
-    {"224", "layer3 3x3 256->256", 1, 256, 256, 14, 3, 1, 1, 3, 0, 0, -1, -1},
-    {"224", "layer3 down 1x1/2 128->256", 1, 128, 256, 28, 1, 2, 0, 1, 0, 0, -1, -1},
-    {"224", "layer4.0 3x3/2 256->512", 1, 256, 512, 14, 3, 2, 1, 1, 0, 0, -1, -1},
-    {"224", "layer4 3x3 512->512", 1, 512, 512, 7, 3, 1, 1, 3, 0, 0, -1, -1},
-    {"224", "layer4 down 1x1/2 256->512", 1, 256, 512, 14, 1, 2, 0, 1, 0, 0, -1, -1},
-    {"cifar32", "conv1 3x3 3->64", 32, 3, 64, 32, 3, 1, 1, 1, 0, 0, -1, -1},
-    {"cifar32", "layer1 3x3 64->64", 32, 64, 64, 32, 3, 1, 1, 4, 0, 0, -1, -1},
-    {"cifar32", "layer2.0 3x3/2 64->128", 32, 64, 128, 32, 3, 2, 1, 1, 0, 0, -1, -1},
-    {"cifar32", "layer2 3x3 128->128", 32, 128, 128, 16, 3, 1, 1, 3, 0, 0, -1, -1},
-    {"cifar32", "layer2 down 1x1/2 64->128", 32, 64, 128, 32, 1, 2, 0, 1, 0, 0, -1, -1},
-    {"cifar32", "layer3.0 3x3/2 128->256", 32, 128, 256, 16, 3, 2, 1, 1, 0, 0, -1, -1},
-    {"cifar32", "layer3 3x3 256->256", 32, 256, 256, 8, 3, 1, 1, 3, 0, 0, -1, -1},
-    {"cifar32", "layer3 down 1x1/2 128->256", 32, 128, 256, 16, 1, 2, 0, 1, 0, 0, -1, -1},
-    {"cifar32", "layer4.0 3x3/2 256->512", 32, 256, 512, 8, 3, 2, 1, 1, 0, 0, -1, -1},
-    {"cifar32", "layer4 3x3 512->512", 32, 512, 512, 4, 3, 1, 1, 3, 0, 0, -1, -1},
-    {"cifar32", "layer4 down 1x1/2 256->512", 32, 256, 512, 8, 1, 2, 0, 1, 0, 0, -1, -1},
+    {"224", "conv1 7x7/2 3->64", 1, 3, 64, 224, 7, 2, 3, 1, 1e30, 1e30, -1, -1},
+    {"224", "layer1 3x3 64->64", 1, 64, 64, 56, 3, 1, 1, 4, 1e30, 1e30, -1, -1},
+    {"224", "layer2.0 3x3/2 64->128", 1, 64, 128, 56, 3, 2, 1, 1, 1e30, 1e30, -1, -1},
+    {"224", "layer2 3x3 128->128", 1, 128, 128, 28, 3, 1, 1, 3, 1e30, 1e30, -1, -1},
+    {"224", "layer2 down 1x1/2 64->128", 1, 64, 128, 56, 1, 2, 0, 1, 1e30, 1e30, -1, -1},
+    {"224", "layer3.0 3x3/2 128->256", 1, 128, 256, 28, 3, 2, 1, 1, 1e30, 1e30, -1, -1},
+    {"224", "layer3 3x3 256->256", 1, 256, 256, 14, 3, 1, 1, 3, 1e30, 1e30, -1, -1},
+    {"224", "layer3 down 1x1/2 128->256", 1, 128, 256, 28, 1, 2, 0, 1, 1e30, 1e30, -1, -1},
+    {"224", "layer4.0 3x3/2 256->512", 1, 256, 512, 14, 3, 2, 1, 1, 1e30, 1e30, -1, -1},
+    {"224", "layer4 3x3 512->512", 1, 512, 512, 7, 3, 1, 1, 3, 1e30, 1e30, -1, -1},
+    {"224", "layer4 down 1x1/2 256->512", 1, 256, 512, 14, 1, 2, 0, 1, 1e30, 1e30, -1, -1},
+    {"cifar32", "conv1 3x3 3->64", 32, 3, 64, 32, 3, 1, 1, 1, 1e30, 1e30, -1, -1},
+    {"cifar32", "layer1 3x3 64->64", 32, 64, 64, 32, 3, 1, 1, 4, 1e30, 1e30, -1, -1},
+    {"cifar32", "layer2.0 3x3/2 64->128", 32, 64, 128, 32, 3, 2, 1, 1, 1e30, 1e30, -1, -1},
+    {"cifar32", "layer2 3x3 128->128", 32, 128, 128, 16, 3, 1, 1, 3, 1e30, 1e30, -1, -1},
+    {"cifar32", "layer2 down 1x1/2 64->128", 32, 64, 128, 32, 1, 2, 0, 1, 1e30, 1e30, -1, -1},
+    {"cifar32", "layer3.0 3x3/2 128->256", 32, 128, 256, 16, 3, 2, 1, 1, 1e30, 1e30, -1, -1},
+    {"cifar32", "layer3 3x3 256->256", 32, 256, 256, 8, 3, 1, 1, 3, 1e30, 1e30, -1, -1},
+    {"cifar32", "layer3 down 1x1/2 128->256", 32, 128, 256, 16, 1, 2, 0, 1, 1e30, 1e30, -1, -1},
+    {"cifar32", "layer4.0 3x3/2 256->512", 32, 256, 512, 8, 3, 2, 1, 1, 1e30, 1e30, -1, -1},
+    {"cifar32", "layer4 3x3 512->512", 32, 512, 512, 4, 3, 1, 1, 3, 1e30, 1e30, -1, -1},
+    {"cifar32", "layer4 down 1x1/2 256->512", 32, 256, 512, 8, 1, 2, 0, 1, 1e30, 1e30, -1, -1},
 };
 #define NLAYERS ((int)(sizeof layers / sizeof *layers))
 
@@ -100,7 +104,6 @@ static int time_lamina(lam_ctx *ctx, layer *l, int reps) {
   r.o.padding = LAM_PADDING_EXPLICIT;
   for (int i = 0; i < 2; i++) r.o.stride[i] = l->s, r.o.pad[i][0] = r.o.pad[i][1] = l->p;
   int rc = 0;
-  l->t_fwd = l->t_bwd = 1e30;
   for (int rep = -2; rep < reps && rc == 0; rep++) { /* two warm-ups: kernel builds, pool */
     double t0 = now();
     lam_tensor *y = lam_conv2d_forward(x, w, NULL, &r.o);
@@ -191,8 +194,8 @@ static int time_torch(int n, int reps, int threads, char *version, size_t vcap) 
       int i;
       double a, b;
       if (line[0] == 'T' && sscanf(line + 1, "%d %lf %lf", &i, &a, &b) == 3 && i >= 0 && i < n) {
-        layers[i].pt_fwd = a * 1e-3;
-        layers[i].pt_bwd = b * 1e-3;
+        if (layers[i].pt_fwd < 0 || a * 1e-3 < layers[i].pt_fwd) layers[i].pt_fwd = a * 1e-3;
+        if (layers[i].pt_bwd < 0 || b * 1e-3 < layers[i].pt_bwd) layers[i].pt_bwd = b * 1e-3;
         got++;
       } else if (line[0] == 'V' || line[0] == 'E') {
         line[strcspn(line, "\n")] = 0;
@@ -251,18 +254,21 @@ static void print_set(const char *set, const char *title, int n) {
 }
 
 int main(int argc, char **argv) {
-  int reps = 5, threads = 2, quick = 0, torch = 1;
+  int reps = 5, rounds = 3, threads = 2, quick = 0, torch = 1;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--quick")) quick = 1;
     else if (!strcmp(argv[i], "--no-torch")) torch = 0;
     else {
-      fprintf(stderr, "usage: %s [--reps N] [--threads T] [--quick] [--no-torch]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--reps N] [--rounds R] [--threads T] [--quick] [--no-torch]\n",
+              argv[0]);
       return 2;
     }
   }
   if (reps < 1) reps = 1;
+  if (rounds < 1) rounds = 1;
   lam_ctx *ctx;
   if (lam_ctx_create(NULL, &ctx) != LAM_OK) {
     fprintf(stderr, "bench_conv: %s\n", lam_last_error());
@@ -272,18 +278,22 @@ int main(int argc, char **argv) {
   int n = 0;
   while (n < NLAYERS && (!quick || strcmp(layers[n].set, "224") == 0)) n++;
   char version[256] = "not run";
-  if (torch && time_torch(n, reps, threads, version, sizeof version) != 0 &&
-      strcmp(version, "not run") == 0)
-    snprintf(version, sizeof version, "unavailable (no /usr/bin/python3 or it failed)");
-  printf("device: %s (%s), %u compute units; PyTorch: %s; best of %d runs, f32\n", dev->name,
-         dev->platform_name, dev->compute_units, version, reps);
-  for (int i = 0; i < n; i++) {
-    if (time_lamina(ctx, &layers[i], reps) != 0) {
-      fprintf(stderr, "bench_conv: %s: %s\n", layers[i].name, lam_last_error());
-      lam_ctx_free(ctx);
-      return 1;
+  for (int round = 0; round < rounds; round++) {
+    if (torch && time_torch(n, reps, threads, version, sizeof version) != 0 &&
+        strcmp(version, "not run") == 0) {
+      snprintf(version, sizeof version, "unavailable (no /usr/bin/python3 or it failed)");
+      torch = 0;
+    }
+    for (int i = 0; i < n; i++) {
+      if (time_lamina(ctx, &layers[i], reps) != 0) {
+        fprintf(stderr, "bench_conv: %s: %s\n", layers[i].name, lam_last_error());
+        lam_ctx_free(ctx);
+        return 1;
+      }
     }
   }
+  printf("device: %s (%s), %u compute units; PyTorch: %s; best of %d runs x %d rounds, f32\n",
+         dev->name, dev->platform_name, dev->compute_units, version, reps, rounds);
   print_set("224", "ResNet-18 conv layers, input 1x3x224x224 (ms)", n);
   if (!quick) print_set("cifar32", "CIFAR ResNet-18 conv layers, batch 32 x 3x32x32 (ms)", n);
   printf("\nratio = lamina time / PyTorch time (lower is better); f+b = forward + backward "

@@ -303,3 +303,43 @@ kernel void direct_bwd_weight(global const REAL *dy, int dy_off, global const RE
   const CONV_CAT(REAL, 4) h4 = h8.lo + h8.hi;
   dw[dw_off + r] = acc + ((h4.x + h4.y) + (h4.z + h4.w));
 }
+
+/* transpose_tiles: batched 2-D transpose in 16x16 tiles. Source matrix b
+ * (b = n*G + g over nb images and G groups) is [R, Cc] at src_off + b*R*Cc;
+ * it lands as [Cc, R] at dst_off + (g*nb + n)*R*Cc, i.e. the batch order
+ * moves from (image, group) to (group, image). Lays the output gradient
+ * [nb, G*Og, L] out as [G, nb*L, Og] for the weight gradient's GEMM (an NN
+ * product, faster than the NT product on the CPU GEMM kernels), and that
+ * GEMM's [G, Kg, Og] result back as the weight layout [G, Og, Kg]. One
+ * work-item per tile: 16 vector loads into private memory, 16 vector stores
+ * of its columns; edge tiles go element by element. */
+kernel void transpose_tiles(global const REAL *src, int src_off, global REAL *dst, int dst_off,
+                            int R, int Cc, int nb, int G, int ntiles) {
+  const int i = get_global_id(0);
+  if (i >= ntiles) return;
+  const int ntr = (R + 15) / 16, ntc = (Cc + 15) / 16;
+  int t = i;
+  const int tc = t % ntc; t /= ntc;
+  const int tr = t % ntr;
+  const int b = t / ntr;
+  const int n = b / G, g = b % G;
+  global const REAL *s = src + src_off + b * R * Cc;
+  global REAL *d = dst + dst_off + (g * nb + n) * R * Cc;
+  const int r0 = tr * 16, c0 = tc * 16;
+  if (r0 + 16 <= R && c0 + 16 <= Cc) {
+    REAL tile[16][17];
+    for (int r = 0; r < 16; r++) {
+      const RV16 v = vload16(0, s + (r0 + r) * Cc + c0);
+      vstore16(v, 0, &tile[r][0]);
+    }
+    for (int c = 0; c < 16; c++) {
+      REAL col[16];
+      for (int r = 0; r < 16; r++) col[r] = tile[r][c];
+      vstore16(vload16(0, col), 0, d + (c0 + c) * R + r0);
+    }
+  } else {
+    const int rn = min(16, R - r0), cn = min(16, Cc - c0);
+    for (int r = 0; r < rn; r++)
+      for (int c = 0; c < cn; c++) d[(c0 + c) * R + r0 + r] = s[(r0 + r) * Cc + c0 + c];
+  }
+}
