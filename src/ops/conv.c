@@ -14,14 +14,18 @@
  *    is small, then chan_swap moves [O, nb, L] to [nb, O, L] adding the bias.
  *    A 1x1, stride-1, unpadded conv of one image skips im2col (x already is
  *    the column matrix) and one image needs no chan_swap (bias in place).
- * Chunks keep the column matrix under LAM__COLS_BUDGET elements, so memory
- * stays bounded for large batches. Backward: dx = col2im(W^T @ dy) (a
- * gather, deterministic), dW = dy @ cols^T (run as its transpose
- * cols @ dy^T, an NN product, see lam__conv_bwd_weight) recomputing im2col
- * per chunk (keeping the columns alive on the tape would cost KV times the
- * input per layer), db = sum of dy. LAMINA_CONV_PATH=gemm|direct forces a path and
- * LAMINA_CONV_CHUNK=n caps the images per chunk (tests run every path on
- * the same cases).
+ * Chunks keep the column matrix cache-sized (LAM__COLS_BUDGET elements), so
+ * im2col writes into cache rather than DRAM and memory stays bounded for
+ * large batches. Backward: dx = col2im(W^T @ dy) (a gather, deterministic);
+ * dW = dy @ cols^T, run as its transpose cols @ dy^T (an NN product, see
+ * lam__conv_bwd_weight), recomputing im2col per chunk (keeping the columns
+ * alive on the tape would cost KV times the input per layer); db = sum of
+ * dy. LAMINA_CONV_PATH=gemm|direct forces a path and LAMINA_CONV_CHUNK=n
+ * caps the images per chunk (tests run every path on the same cases).
+ *
+ * An implicit-GEMM kernel (B read straight from x, no column matrix) was
+ * prototyped: on PoCL it ran at ~230 GFLOP/s against ~290 for im2col into
+ * cache + the tuned GEMM, so it was not kept.
  *
  * CLBlast's Xconvgemm was considered: it covers 2-D, groups 1 and symmetric
  * padding only, and on PoCL CLBlast's GEMM runs at a fraction of lamina's
@@ -154,7 +158,7 @@ static lam_status lam__check_cols(const lam__conv_geom *g, const char *fn) {
   return LAM_OK;
 }
 
-/* cols [C*KV, nb*L] from images n0.. of x (x_base: x's element offset of image 0). */
+/* cols [G, C/G*KV, nb*L] (= [C*KV, nb*L]) from images n0..n0+nb of x. */
 static lam_tensor *lam__im2col(lam_tensor *x, const lam__conv_geom *g, int64_t n0, int64_t nb,
                                const char *fn) {
   const int64_t kv = lam__kvol(g), L = lam__lout(g);
