@@ -5,6 +5,7 @@
  * batch chunks; PyTorch golden outputs and gradients (tools/
  * gen_conv_golden.py); finite-difference gradient checks; bad
  * configurations; and the conv layers (parameter names, shapes, defaults). */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
