@@ -21,5 +21,6 @@
 #include "lamina/io.h"
 #include "lamina/train.h"
 #include "lamina/norm.h"
+#include "lamina/conv.h"
 
 #endif

@@ -1,0 +1,227 @@
+/* pool.cl: max and average pooling (fixed windows and adaptive windows)
+ * with their backward rules, as direct kernels.
+ *
+ * Every geometry is 3-D (1-D and 2-D pools have leading spatial dims of size
+ * 1); x is a stack of planes [N*C, ID, IH, IW]. One work-item per row along
+ * the innermost dim (as in conv.cl: on PoCL a work-item per element with
+ * its index divisions is many times slower): forward kernels own an output
+ * row, backward kernels an input row, which they zero and then accumulate
+ * into from every output whose window reaches the row, in a fixed order
+ * (no float atomics in OpenCL 1.2; deterministic). Max pools record the
+ * in-plane index of each window's maximum (first maximum; NaN wins, as in
+ * PyTorch) when a gradient will be needed; the backward pass adds g[o] at
+ * that index when it lies in the row. No barriers, no local memory.
+ * Geometry vectors:
+ *   gin  = (ID, IH, IW, -...)          gout = (OD, OH, OW, -...)
+ *   gk   = (KD, KH, KW, SD, SH, SW)    gdp  = (DD, DH, DW, PD, PH, PW) */
+
+/* The average pool's divisor for the window starting at (d0, h0, w0)
+ * (padding included in the coordinates), as PyTorch: the window clipped to
+ * the padded input, or to the input when exclude_pad. */
+inline int avg_divisor(int d0, int h0, int w0, int8 gin, int8 gk, int8 gdp, int exclude_pad) {
+  int d1 = min(d0 + gk.s0, gin.s0 + gdp.s3), h1 = min(h0 + gk.s1, gin.s1 + gdp.s4);
+  int w1 = min(w0 + gk.s2, gin.s2 + gdp.s5);
+  if (!exclude_pad) return (d1 - d0) * (h1 - h0) * (w1 - w0);
+  d0 = max(d0, 0), h0 = max(h0, 0), w0 = max(w0, 0);
+  d1 = min(d1, gin.s0), h1 = min(h1, gin.s1), w1 = min(w1, gin.s2);
+  return (d1 - d0) * (h1 - h0) * (w1 - w0);
+}
+
+inline void zero_row(global REAL *d, int n) {
+  for (int i = 0; i < n; i++) d[i] = (REAL)0;
+}
+
+/* pool_fwd: output row r = (plane, od, oh); mode 0 max (idx written when
+ * want_idx), 1 average. */
+kernel void pool_fwd(global const REAL *x, int x_off, global REAL *y, int y_off,
+                     global int *idx, int idx_off, int want_idx, int rows, int mode,
+                     int exclude_pad, int8 gin, int8 gout, int8 gk, int8 gdp) {
+  const int r = get_global_id(0);
+  if (r >= rows) return;
+  const int ID = gin.s0, IH = gin.s1, IW = gin.s2, OD = gout.s0, OH = gout.s1, OW = gout.s2;
+  int t = r;
+  const int oh = t % OH; t /= OH;
+  const int od = t % OD;
+  const int plane = t / OD;
+  const int d0 = od * gk.s3 - gdp.s3, h0 = oh * gk.s4 - gdp.s4;
+  global const REAL *xp = x + x_off + plane * ID * IH * IW;
+  global REAL *yr = y + y_off + r * OW;
+  for (int ow = 0; ow < OW; ow++) {
+    const int w0 = ow * gk.s5 - gdp.s5;
+    if (mode == 0) {
+      ACC best = -INFINITY;
+      int bi = -1;
+      for (int kd = 0; kd < gk.s0; kd++) {
+        const int id = d0 + kd * gdp.s0;
+        if (id < 0 || id >= ID) continue;
+        for (int kh = 0; kh < gk.s1; kh++) {
+          const int ih = h0 + kh * gdp.s1;
+          if (ih < 0 || ih >= IH) continue;
+          for (int kw = 0; kw < gk.s2; kw++) {
+            const int iw = w0 + kw * gdp.s2;
+            if (iw < 0 || iw >= IW) continue;
+            const int e = (id * IH + ih) * IW + iw;
+            const ACC v = LOAD(xp, e);
+            if (bi < 0) bi = e; /* PyTorch starts from the first tap inside the input */
+            if (v > best || isnan(v)) {
+              best = v;
+              bi = e;
+            }
+          }
+        }
+      }
+      STORE(yr, ow, best);
+      if (want_idx) idx[idx_off + r * OW + ow] = bi;
+    } else {
+      ACC acc = (ACC)0;
+      const int id0 = max(d0, 0), id1 = min(d0 + gk.s0, ID);
+      const int ih0 = max(h0, 0), ih1 = min(h0 + gk.s1, IH);
+      const int iw0 = max(w0, 0), iw1 = min(w0 + gk.s2, IW);
+      for (int id = id0; id < id1; id++)
+        for (int ih = ih0; ih < ih1; ih++)
+          for (int iw = iw0; iw < iw1; iw++) acc += LOAD(xp, (id * IH + ih) * IW + iw);
+      STORE(yr, ow, acc / (ACC)avg_divisor(d0, h0, w0, gin, gk, gdp, exclude_pad));
+    }
+  }
+}
+
+/* pool_bwd: input row r = (plane, id, ih). An output row (od, oh) reaches
+ * it through tap (kd, kh) when od = (id + PD - kd*DD) / SD divides evenly
+ * (likewise h); each such output row's every output then adds g[o] at its
+ * recorded maximum if that lies in this row (max), or g[o] / divisor(o) over
+ * its window's part of this row (average). */
+kernel void pool_bwd(global const REAL *g, int g_off, global const int *idx, int idx_off,
+                     global REAL *dx, int dx_off, int rows, int mode, int exclude_pad, int8 gin,
+                     int8 gout, int8 gk, int8 gdp) {
+  const int r = get_global_id(0);
+  if (r >= rows) return;
+  const int ID = gin.s0, IH = gin.s1, IW = gin.s2, OD = gout.s0, OH = gout.s1, OW = gout.s2;
+  int t = r;
+  const int ih = t % IH; t /= IH;
+  const int id = t % ID;
+  const int plane = t / ID;
+  const int rowbase = (id * IH + ih) * IW;
+  global REAL *d = dx + dx_off + r * IW;
+  zero_row(d, IW);
+  for (int kd = 0; kd < gk.s0; kd++) {
+    const int td = id + gdp.s3 - kd * gdp.s0;
+    if (td < 0) break;
+    if (td % gk.s3) continue;
+    const int od = td / gk.s3;
+    if (od >= OD) continue;
+    for (int kh = 0; kh < gk.s1; kh++) {
+      const int th = ih + gdp.s4 - kh * gdp.s1;
+      if (th < 0) break;
+      if (th % gk.s4) continue;
+      const int oh = th / gk.s4;
+      if (oh >= OH) continue;
+      const int ob = (plane * OD + od) * OH * OW + oh * OW;
+      global const REAL *gr = g + g_off + ob;
+      if (mode == 0) {
+        global const int *ir = idx + idx_off + ob;
+        for (int ow = 0; ow < OW; ow++) {
+          const int e = ir[ow] - rowbase;
+          if (e >= 0 && e < IW) d[e] += gr[ow];
+        }
+      } else {
+        for (int ow = 0; ow < OW; ow++) {
+          const int w0 = ow * gk.s5 - gdp.s5;
+          const ACC v = LOAD(gr, ow) / (ACC)avg_divisor(od * gk.s3 - gdp.s3, oh * gk.s4 - gdp.s4,
+                                                        w0, gin, gk, gdp, exclude_pad);
+          const int iw1 = min(w0 + gk.s2, IW);
+          for (int iw = max(w0, 0); iw < iw1; iw++) d[iw] += (REAL)v;
+        }
+      }
+    }
+  }
+}
+
+/* Adaptive windows: output cell o of a dim with input size n and output
+ * size m covers [floor(o n / m), ceil((o + 1) n / m)). */
+inline int ad_start(int o, int n, int m) { return (o * n) / m; }
+inline int ad_end(int o, int n, int m) { return ((o + 1) * n + m - 1) / m; }
+
+/* adaptive_fwd: output row r = (plane, od, oh); mode 0 max (idx when
+ * want_idx), 1 average. */
+kernel void adaptive_fwd(global const REAL *x, int x_off, global REAL *y, int y_off,
+                         global int *idx, int idx_off, int want_idx, int rows, int mode,
+                         int8 gin, int8 gout) {
+  const int r = get_global_id(0);
+  if (r >= rows) return;
+  const int ID = gin.s0, IH = gin.s1, IW = gin.s2, OD = gout.s0, OH = gout.s1, OW = gout.s2;
+  int t = r;
+  const int oh = t % OH; t /= OH;
+  const int od = t % OD;
+  const int plane = t / OD;
+  const int d0 = ad_start(od, ID, OD), d1 = ad_end(od, ID, OD);
+  const int h0 = ad_start(oh, IH, OH), h1 = ad_end(oh, IH, OH);
+  global const REAL *xp = x + x_off + plane * ID * IH * IW;
+  global REAL *yr = y + y_off + r * OW;
+  for (int ow = 0; ow < OW; ow++) {
+    const int w0 = ad_start(ow, IW, OW), w1 = ad_end(ow, IW, OW);
+    if (mode == 0) {
+      ACC best = -INFINITY;
+      int bi = (d0 * IH + h0) * IW + w0;
+      for (int id = d0; id < d1; id++)
+        for (int ih = h0; ih < h1; ih++)
+          for (int iw = w0; iw < w1; iw++) {
+            const int e = (id * IH + ih) * IW + iw;
+            const ACC v = LOAD(xp, e);
+            if (v > best || isnan(v)) {
+              best = v;
+              bi = e;
+            }
+          }
+      STORE(yr, ow, best);
+      if (want_idx) idx[idx_off + r * OW + ow] = bi;
+    } else {
+      ACC acc = (ACC)0;
+      for (int id = d0; id < d1; id++)
+        for (int ih = h0; ih < h1; ih++)
+          for (int iw = w0; iw < w1; iw++) acc += LOAD(xp, (id * IH + ih) * IW + iw);
+      STORE(yr, ow, acc / (ACC)((d1 - d0) * (h1 - h0) * (w1 - w0)));
+    }
+  }
+}
+
+/* adaptive_bwd: input row r = (plane, id, ih); the output rows holding it
+ * are od in [floor(id OD / ID), ceil((id + 1) OD / ID)) (each checked
+ * again), likewise oh; their outputs add as in pool_bwd. */
+kernel void adaptive_bwd(global const REAL *g, int g_off, global const int *idx, int idx_off,
+                         global REAL *dx, int dx_off, int rows, int mode, int8 gin, int8 gout) {
+  const int r = get_global_id(0);
+  if (r >= rows) return;
+  const int ID = gin.s0, IH = gin.s1, IW = gin.s2, OD = gout.s0, OH = gout.s1, OW = gout.s2;
+  int t = r;
+  const int ih = t % IH; t /= IH;
+  const int id = t % ID;
+  const int plane = t / ID;
+  const int rowbase = (id * IH + ih) * IW;
+  global REAL *d = dx + dx_off + r * IW;
+  zero_row(d, IW);
+  const int od1 = min(((id + 1) * OD + ID - 1) / ID, OD);
+  const int oh1 = min(((ih + 1) * OH + IH - 1) / IH, OH);
+  for (int od = (id * OD) / ID; od < od1; od++) {
+    const int d0 = ad_start(od, ID, OD), d1 = ad_end(od, ID, OD);
+    if (id < d0 || id >= d1) continue;
+    for (int oh = (ih * OH) / IH; oh < oh1; oh++) {
+      const int h0 = ad_start(oh, IH, OH), h1 = ad_end(oh, IH, OH);
+      if (ih < h0 || ih >= h1) continue;
+      const int ob = (plane * OD + od) * OH * OW + oh * OW;
+      global const REAL *gr = g + g_off + ob;
+      if (mode == 0) {
+        global const int *ir = idx + idx_off + ob;
+        for (int ow = 0; ow < OW; ow++) {
+          const int e = ir[ow] - rowbase;
+          if (e >= 0 && e < IW) d[e] += gr[ow];
+        }
+      } else {
+        for (int ow = 0; ow < OW; ow++) {
+          const int w0 = ad_start(ow, IW, OW), w1 = ad_end(ow, IW, OW);
+          const ACC v = LOAD(gr, ow) / (ACC)((d1 - d0) * (h1 - h0) * (w1 - w0));
+          for (int iw = w0; iw < w1; iw++) d[iw] += (REAL)v;
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,52 @@
+/* ops/conv_internal.h: the convolution geometry and the three convolution
+ * primitives (forward, adjoint w.r.t. the input, gradient w.r.t. the
+ * weight) that conv.c and conv_transpose.c share, plus a 2-D launch helper
+ * for the conv, pool and upsample kernels (never installed). */
+#ifndef LAMINA_OPS_CONV_INTERNAL_H
+#define LAMINA_OPS_CONV_INTERNAL_H
+
+#include "internal.h"
+
+/* A convolution of x [N, C, in...] with w [O, C/G, k...] giving
+ * y [N, O, out...]. Spatial arrays always have 3 entries (D, H, W); a conv
+ * with nsp < 3 spatial dims uses the last nsp and has size 1, kernel 1,
+ * stride 1, dilation 1 and no padding in the others. Only the padding
+ * before each dim matters to the kernels (out[] fixes the rest). */
+typedef struct lam__conv_geom {
+  int nsp;
+  int64_t N, C, O, G;
+  int64_t in[3], out[3], k[3], s[3], d[3], pb[3];
+} lam__conv_geom;
+
+/* Fills the row-major shapes of x, w and y ([N, C, in...], [O, C/G, k...],
+ * [N, O, out...]; nsp + 2 dims each). */
+void lam__conv_shapes(const lam__conv_geom *g, int64_t *xs, int64_t *ws, int64_t *ys);
+
+/* Stores / loads a geometry in a tape node's int parameters i[at..at+23). */
+void lam__conv_geom_save(int64_t *dst, const lam__conv_geom *g);
+void lam__conv_geom_load(const int64_t *src, lam__conv_geom *g);
+
+/* y = conv(x, w) (+ bias [O], may be NULL). Returns a new tensor [N, O, out...]. */
+lam_tensor *lam__conv_fwd(lam_tensor *x, lam_tensor *w, lam_tensor *bias, const lam__conv_geom *g,
+                          const char *fn);
+/* The adjoint in x: dx [N, C, in...] = conv^T(dy, w) (+ bias [C], may be NULL:
+ * the transposed convolution's forward). */
+lam_tensor *lam__conv_bwd_data(lam_tensor *dy, lam_tensor *w, lam_tensor *bias,
+                               const lam__conv_geom *g, const char *fn);
+/* The gradient in w: dw [O, C/G, k...] = sum over n and out of dy * x-taps. */
+lam_tensor *lam__conv_bwd_weight(lam_tensor *dy, lam_tensor *x, const lam__conv_geom *g,
+                                 const char *fn);
+/* The bias gradient: dy [N, O, ...] summed over every axis but 1 -> [O]. */
+lam_tensor *lam__conv_bias_grad(lam_tensor *dy);
+
+/* 1-D launch of one work-item per row (the conv, pool and upsample kernels
+ * loop over a row inside the work-item), with work-groups small enough to
+ * give every core several; kernels guard `if (r >= rows) return;`. */
+lam_status lam__launch_rows(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs,
+                            const lam__arg *args, int64_t rows);
+
+/* Checks that t is f32 or f64 and supported; records "fn: what is <dtype>...". */
+lam_status lam__conv_check_float(lam_ctx *ctx, const lam_tensor *t, const char *fn,
+                                 const char *what);
+
+#endif
