@@ -55,9 +55,12 @@
 #define NV 2           /* vectors per score-tile row */
 #define BN (NV * VW)   /* keys (forward, dq) or queries (dkv) per tile */
 #ifndef BM
-#define BM 6           /* rows per work-item */
+#define BM 12           /* rows per work-item */
 #endif
-#define MAX_D 256      /* LAM_SDPA_FUSED_MAX_HEAD_DIM */
+#ifndef ATT_MAX_D
+#define ATT_MAX_D 128  /* the host asks for 256 (LAM_SDPA_FUSED_MAX_HEAD_DIM) when needed */
+#endif
+#define MAX_D ATT_MAX_D
 #define MAX_C (MAX_D / VW)
 
 /* flags (must match src/ops/attention_internal.h) */
@@ -161,14 +164,20 @@ inline RV att_bias_queries(global const REAL *bp, int ist, int i, int Sq) {
 /* ---- helpers ------------------------------------------------------------- */
 
 /* x [N, S, Dd] with head stride hs and row stride rs -> y [N, Dd, Sp], zero
- * for s >= S. One work-item per output element. */
+ * for s >= S. One work-item per (n, block of VW positions, d), d fastest, so
+ * neighbouring work-items read the same rows of x and each writes one
+ * vector of y. */
 kernel void transpose_pad(global const REAL *x, int x_off, global REAL *y, int y_off, int S,
                           int Dd, int hs, int rs, int Sp, int n) {
   int id = get_global_id(0);
   if (id >= n) return;
-  int s = id % Sp, t = id / Sp;
-  int d = t % Dd, nn = t / Dd;
-  y[y_off + id] = s < S ? x[x_off + nn * hs + s * rs + d] : (REAL)0;
+  int d = id % Dd, t = id / Dd;
+  int nsb = Sp / VW;
+  int s0 = (t % nsb) * VW, nn = t / nsb;
+  global const REAL *xp = x + x_off + nn * hs + d;
+  REAL v[VW];
+  for (int e = 0; e < VW; e++) v[e] = s0 + e < S ? xp[(s0 + e) * rs] : (REAL)0;
+  VSTORE(VLOAD(0, v), 0, y + y_off + (nn * Dd + d) * Sp + s0);
 }
 
 /* Key-padding mask [B, Sk] -> keep flags [B, Skp] (1 / 0, padding 0). */

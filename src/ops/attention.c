@@ -42,6 +42,13 @@ lam_status lam__att_kernel(lam_ctx *ctx, const char *name, lam_dtype dtype, cl_k
   return lam__kernel_dt(ctx, "attention", name, dtype, NULL, k);
 }
 
+lam_status lam__att_kernel_d(lam_ctx *ctx, const char *name, lam_dtype dtype, int64_t max_d,
+                             cl_kernel *k) {
+  /* Private accumulators hold ATT_MAX_D columns: 128 unless a head needs more
+   * (a second program, built only by models with such heads). */
+  return lam__kernel_dt(ctx, "attention", name, dtype, max_d > 128 ? "-DATT_MAX_D=256" : NULL, k);
+}
+
 lam_status lam__att_launch(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs,
                            const lam__arg *args, int64_t n_items) {
   /* Each work-item is heavy (a block of rows against every key): aim for
@@ -63,10 +70,11 @@ lam_tensor *lam__att_transpose_pad(const char *fn, lam_ctx *ctx, lam_dtype dtype
   if (lam__att_kernel(ctx, "transpose_pad", dtype, &k) != LAM_OK) return NULL;
   lam_tensor *y = lam__tensor_new(ctx, dtype, 3, (int64_t[]){N, Dd, Sp}, fn);
   if (!y) return NULL;
+  int64_t n = y->numel / lam__att_bn(dtype) * 2; /* Sp is a multiple of BN = 2 vectors */
   lam__arg args[] = {lam__arg_mem(x),     lam__arg_int(x_off), LAM__ARG_T(y),      lam__arg_int(S),
                      lam__arg_int(Dd),    lam__arg_int(hs),    lam__arg_int(rs),   lam__arg_int(Sp),
-                     lam__arg_int(y->numel)};
-  if (lam__launch_1d(ctx, k, fn, LAM__NARGS(args), args, (size_t)y->numel) != LAM_OK) {
+                     lam__arg_int(n)};
+  if (lam__launch_1d(ctx, k, fn, LAM__NARGS(args), args, (size_t)n) != LAM_OK) {
     lam_tensor_free(y);
     return NULL;
   }
@@ -341,7 +349,7 @@ static lam_tensor *lam__sdpa_fused(const char *fn, const lam__sdpa_in *in, lam__
   lam_tensor *inputs[4] = {in->q, in->k, in->v, umask && umask->dtype != LAM_U8 ? umask : NULL};
   const bool recording = lam__any_tracked(inputs, 4);
   cl_kernel kf;
-  if (lam__att_kernel(ctx, "sdpa_fwd", dt, &kf) != LAM_OK) return NULL;
+  if (lam__att_kernel_d(ctx, "sdpa_fwd", dt, g->D > g->Dv ? g->D : g->Dv, &kf) != LAM_OK) return NULL;
 
   /* Pack: [out | lse | bias (u8 mask converted, or a float mask kept for the
    * backward) | keep flags (bytes)]. */

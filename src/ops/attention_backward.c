@@ -34,8 +34,9 @@ lam_status lam__sdpa_backward(lam__node *node, lam_tensor *gout, lam_tensor **gi
   lam_status st;
   cl_kernel kp, kq, kkv;
   if ((st = lam__att_kernel(ctx, "sdpa_bwd_prep", dt, &kp)) != LAM_OK) return st;
-  if ((st = lam__att_kernel(ctx, "sdpa_bwd_dq", dt, &kq)) != LAM_OK) return st;
-  if ((st = lam__att_kernel(ctx, "sdpa_bwd_dkv", dt, &kkv)) != LAM_OK) return st;
+  const int64_t max_d = g->D > g->Dv ? g->D : g->Dv;
+  if ((st = lam__att_kernel_d(ctx, "sdpa_bwd_dq", dt, max_d, &kq)) != LAM_OK) return st;
+  if ((st = lam__att_kernel_d(ctx, "sdpa_bwd_dkv", dt, max_d, &kkv)) != LAM_OK) return st;
 
   /* tmp: lu, dl, kt, vt, qt, gt, ds */
   lam_tensor *tmp[7] = {0};

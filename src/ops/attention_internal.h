@@ -18,7 +18,7 @@
 #define LAM__NARGS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 /* Rows per work-item of the fused kernels (BM in cl/attention.cl). */
-#define LAM__ATT_BM 6
+#define LAM__ATT_BM 12
 
 /* Everything the fused kernels need to know about one call; kept in the
  * tape node (node->extra) for the backward pass. */
@@ -55,6 +55,11 @@ lam_status lam__att_launch(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs,
 
 /* A plain 1-D launch of the attention program's kernel `name` for dtype. */
 lam_status lam__att_kernel(lam_ctx *ctx, const char *name, lam_dtype dtype, cl_kernel *k);
+
+/* As lam__att_kernel for the fused kernels, whose private accumulators
+ * must hold max_d (the larger head dim) columns. */
+lam_status lam__att_kernel_d(lam_ctx *ctx, const char *name, lam_dtype dtype, int64_t max_d,
+                             cl_kernel *k);
 
 /* x [N, S, Dd] (head stride hs, row stride rs, element offset x_off in its
  * buffer) -> new [N, Dd, Sp] zero-padded; NULL with a message on failure. */
