@@ -119,8 +119,10 @@ inline uint4 att_philox(uint4 c, uint2 k) {
 inline uint att_word(ulong m, uint k0, uint k1) {
   ulong blk = m >> 2;
   uint4 w = att_philox((uint4)((uint)blk, (uint)(blk >> 32), 0u, 0u), (uint2)(k0, k1));
-  uint e = (uint)(m & 3);
-  return e == 0 ? w.x : e == 1 ? w.y : e == 2 ? w.z : w.w;
+  /* an array, not a chain of ?: on the components (Oclgrind 21.10 picks the
+   * wrong component for that) */
+  uint ws[4] = {w.x, w.y, w.z, w.w};
+  return ws[m & 3];
 }
 /* Keep flags (1/0) of the BN consecutive words m0 .. m0 + BN - 1 into out. */
 inline void att_keep_run(ulong m0, uint k0, uint k1, uint thr, uint *out) {
