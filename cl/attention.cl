@@ -140,10 +140,10 @@ inline void att_keep_run(ulong m0, uint k0, uint k1, uint thr, uint *out) {
 }
 
 /* Geometry shared by the fused kernels (int16 argument). */
-#define GEO_UNPACK                                                                   \
+#define GEO_UNPACK                                                                      \
   const int B = geo.s0, H = geo.s1, G = geo.s2, Sq = geo.s3, Sk = geo.s4, Skp = geo.s5, \
-            Sqp = geo.s6, D = geo.s7, Dv = geo.s8, q_pos = geo.s9, flags = geo.sa,    \
-            k_hs = geo.sb, k_rs = geo.sc, v_hs = geo.sd, v_rs = geo.se, Hkv = geo.sf; \
+            Sqp = geo.s6, D = geo.s7, Dv = geo.s8, q_pos = geo.s9, flags = geo.sa,      \
+            k_hs = geo.sb, k_rs = geo.sc, v_hs = geo.sd, v_rs = geo.se, Hkv = geo.sf;   \
   (void)B; (void)Sqp; (void)Skp; (void)Hkv
 
 /* Bias for query row pointer bp (already offset to (b, h, i)) at keys j.. j+VW-1:
@@ -228,20 +228,20 @@ kernel void sdpa_bwd_prep(global const REAL *o, int o_off, global const REAL *g,
 
 /* s[r][n] = sum_d a[row r][d] * bt[d][j0 + n*VW ..] for BM rows of a (row
  * offsets arow[r], contiguous rows) and a transposed, padded operand. */
-#define SCORE_TILE(s, a, arow, bt, ld, Dd)                                       \
-  do {                                                                           \
-    _Pragma("unroll") for (int r_ = 0; r_ < BM; r_++)                            \
-      _Pragma("unroll") for (int n_ = 0; n_ < NV; n_++) s[r_][n_] = (RV)0;       \
-    global const REAL *bt_ = (bt);                                               \
-    for (int d_ = 0; d_ < (Dd); d_++, bt_ += (ld)) {                             \
-      RV kv_[NV];                                                                \
+#define SCORE_TILE(s, a, arow, bt, ld, Dd)                                        \
+  do {                                                                            \
+    _Pragma("unroll") for (int r_ = 0; r_ < BM; r_++)                             \
+      _Pragma("unroll") for (int n_ = 0; n_ < NV; n_++) s[r_][n_] = (RV)0;        \
+    global const REAL *bt_ = (bt);                                                \
+    for (int d_ = 0; d_ < (Dd); d_++, bt_ += (ld)) {                              \
+      RV kv_[NV];                                                                 \
       _Pragma("unroll") for (int n_ = 0; n_ < NV; n_++) kv_[n_] = VLOAD(n_, bt_); \
-      _Pragma("unroll") for (int r_ = 0; r_ < BM; r_++) {                        \
-        RV av_ = (RV)((a)[(arow)[r_] + d_]);                                     \
-        _Pragma("unroll") for (int n_ = 0; n_ < NV; n_++)                        \
-          s[r_][n_] = fma(av_, kv_[n_], s[r_][n_]);                              \
-      }                                                                          \
-    }                                                                            \
+      _Pragma("unroll") for (int r_ = 0; r_ < BM; r_++) {                         \
+        RV av_ = (RV)((a)[(arow)[r_] + d_]);                                      \
+        _Pragma("unroll") for (int n_ = 0; n_ < NV; n_++)                         \
+          s[r_][n_] = fma(av_, kv_[n_], s[r_][n_]);                               \
+      }                                                                           \
+    }                                                                             \
   } while (0)
 
 /* Applies scale, bias, alibi and the masks to score tile s of query rows
@@ -501,33 +501,33 @@ kernel void sdpa_bwd_dq(global const REAL *q, int q_off, global const REAL *kt, 
 
 /* acc[r][c] += sum_ii w[r][ii] * x[row ii][c] over ni rows (row stride rs) for
  * the chunks of a Dd-wide operand (guarded last chunk). */
-#define ROWS_UPDATE(acc, w, x, rs, ni, Dd)                                          \
-  do {                                                                              \
-    const int ncf_ = (Dd) / VW, nc_ = ((Dd) + VW - 1) / VW;                        \
-    for (int c_ = 0; c_ < ncf_; c_++) {                                             \
-      RV a_[BM];                                                                    \
-      _Pragma("unroll") for (int r_ = 0; r_ < BM; r_++) a_[r_] = acc[r_][c_];       \
-      global const REAL *xr_ = (x) + c_ * VW;                                       \
-      for (int ii_ = 0; ii_ < (ni); ii_++, xr_ += (rs)) {                           \
-        RV xv_ = VLOAD(0, xr_);                                                     \
-        _Pragma("unroll") for (int r_ = 0; r_ < BM; r_++)                           \
-          a_[r_] = fma((RV)((w)[r_ * BN + ii_]), xv_, a_[r_]);                        \
-      }                                                                             \
-      _Pragma("unroll") for (int r_ = 0; r_ < BM; r_++) acc[r_][c_] = a_[r_];       \
-    }                                                                               \
-    if (ncf_ < nc_) {                                                               \
-      RV a_[BM];                                                                    \
-      _Pragma("unroll") for (int r_ = 0; r_ < BM; r_++) a_[r_] = acc[r_][ncf_];     \
-      for (int ii_ = 0; ii_ < (ni); ii_++) {                                        \
-        REAL t_[VW];                                                                \
-        for (int e_ = 0; e_ < VW; e_++)                                             \
+#define ROWS_UPDATE(acc, w, x, rs, ni, Dd)                                             \
+  do {                                                                                 \
+    const int ncf_ = (Dd) / VW, nc_ = ((Dd) + VW - 1) / VW;                            \
+    for (int c_ = 0; c_ < ncf_; c_++) {                                                \
+      RV a_[BM];                                                                       \
+      _Pragma("unroll") for (int r_ = 0; r_ < BM; r_++) a_[r_] = acc[r_][c_];          \
+      global const REAL *xr_ = (x) + c_ * VW;                                          \
+      for (int ii_ = 0; ii_ < (ni); ii_++, xr_ += (rs)) {                              \
+        RV xv_ = VLOAD(0, xr_);                                                        \
+        _Pragma("unroll") for (int r_ = 0; r_ < BM; r_++)                              \
+          a_[r_] = fma((RV)((w)[r_ * BN + ii_]), xv_, a_[r_]);                         \
+      }                                                                                \
+      _Pragma("unroll") for (int r_ = 0; r_ < BM; r_++) acc[r_][c_] = a_[r_];          \
+    }                                                                                  \
+    if (ncf_ < nc_) {                                                                  \
+      RV a_[BM];                                                                       \
+      _Pragma("unroll") for (int r_ = 0; r_ < BM; r_++) a_[r_] = acc[r_][ncf_];        \
+      for (int ii_ = 0; ii_ < (ni); ii_++) {                                           \
+        REAL t_[VW];                                                                   \
+        for (int e_ = 0; e_ < VW; e_++)                                                \
           t_[e_] = ncf_ * VW + e_ < (Dd) ? (x)[ii_ * (rs) + ncf_ * VW + e_] : (REAL)0; \
-        RV xv_ = VLOAD(0, t_);                                                      \
-        _Pragma("unroll") for (int r_ = 0; r_ < BM; r_++)                           \
-          a_[r_] = fma((RV)((w)[r_ * BN + ii_]), xv_, a_[r_]);                        \
-      }                                                                             \
-      _Pragma("unroll") for (int r_ = 0; r_ < BM; r_++) acc[r_][ncf_] = a_[r_];     \
-    }                                                                               \
+        RV xv_ = VLOAD(0, t_);                                                         \
+        _Pragma("unroll") for (int r_ = 0; r_ < BM; r_++)                              \
+          a_[r_] = fma((RV)((w)[r_ * BN + ii_]), xv_, a_[r_]);                         \
+      }                                                                                \
+      _Pragma("unroll") for (int r_ = 0; r_ < BM; r_++) acc[r_][ncf_] = a_[r_];        \
+    }                                                                                  \
   } while (0)
 
 /* One work-item per (b, kv head, block of BM key rows); loops over the G
