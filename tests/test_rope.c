@@ -142,6 +142,17 @@ Test(rope, matches_reference) {
   lam_ctx_free(ctx);
 }
 
+/* One tensor above 2^22 elements (the rope kernel streams one element per work-item). */
+Test(rope, large) {
+  lam_ctx *ctx = tu_ctx();
+  tu_mark m = tu_mark_now(ctx);
+  rope_case c = {4, {1, 16, 2049, 128}, -2, 96, 0, 7, 1, 0};
+  if (tu_small()) c.shape[2] = 33;
+  rope_check(ctx, LAM_F32, &c, 99);
+  tu_assert_no_leak(ctx, m);
+  lam_ctx_free(ctx);
+}
+
 Test(rope, huggingface_golden) {
   lam_ctx *ctx = tu_ctx();
   ag_file f;
