@@ -474,8 +474,9 @@ Test(sdpa, fused_grads_match_unfused) {
       {1, 2, 1, 33, 70, 32, 32, 0, 0, 1, 2, 1, 0},
       {2, 2, 2, 64, 64, 80, 80, 1, 0, 0, 3, 0, 0},
       {1, 3, 3, 7, 100, 16, 16, 1, 93, 2, 1, 0, 0},
+      {1, 2, 1, 20, 30, 160, 144, 1, 0, 0, 0, 1, 0}, /* the 256-column program */
   };
-  int nc = tu_small() ? 2 : 4;
+  int nc = tu_small() ? 2 : 5;
   for (int i = 0; i < nc; i++) fused_vs_unfused_grads(ctx, &cs[i], 0.0, i);
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
