@@ -158,7 +158,9 @@ static int torch_times(const cfg *c, int reps, double *fwd, double *fb, char *ki
   fputs(TORCH_SCRIPT, f);
   fclose(f);
   char cmd[512];
-  snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %lld %lld %lld %lld %d %d 2>/dev/null", path,
+  /* passive OpenMP waits: spinning threads distort small cases on a shared machine */
+  snprintf(cmd, sizeof cmd,
+           "OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} /usr/bin/python3 %s %lld %lld %lld %lld %d %d 2>/dev/null", path,
            (long long)c->B, (long long)c->H, (long long)c->S, (long long)c->D, c->causal, reps);
   FILE *p = popen(cmd, "r");
   int rc = -1;
