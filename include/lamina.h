@@ -22,5 +22,6 @@
 #include "lamina/train.h"
 #include "lamina/norm.h"
 #include "lamina/conv.h"
+#include "lamina/attention.h"
 
 #endif
