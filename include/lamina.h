@@ -17,5 +17,6 @@
 #include "lamina/layer.h"
 #include "lamina/nn.h"
 #include "lamina/loss.h"
+#include "lamina/rnn.h"
 
 #endif
