@@ -2,9 +2,9 @@
  * (PyTorch's nn.RNN / LSTM / GRU) and their functional forms.
  *
  * A layer runs, per stacked layer and direction, one input-projection GEMM
- * over all T steps (x W_ih^T + biases, through lam_matmul_t and lam_add, so
- * their gradients come from those ops) and then the recurrent scan of
- * ops/rnn_gates.c, a single autodiff op returning the outputs and final
+ * over all T steps (x W_ih^T through lam_matmul_t, whose backward gives dx
+ * and dW_ih) and then the recurrent scan of ops/rnn_gates.c (biases added in
+ * its fused kernels), a single autodiff op returning the outputs and final
  * states in one tensor that is cut with lam_tensor_slice0 views. Directions
  * are joined with lam_concat, batch_first is a lam_transpose on the way in
  * and out, dropout between layers is lam_dropout_forward. Everything is
@@ -21,9 +21,8 @@
 enum { LAM__RNN_TANH = 0, LAM__RNN_RELU = 1, LAM__RNN_LSTM = 2, LAM__RNN_GRU = 3 };
 
 /* ops/rnn_gates.c */
-lam_tensor *lam__rnn_scan(int mode, lam_tensor *xw, lam_tensor *w_hh, lam_tensor *b_hh,
-                          lam_tensor *h0, lam_tensor *c0, lam_tensor *mask, int reverse,
-                          const char *fn);
+lam_tensor *lam__rnn_scan(int mode, lam_tensor *xw, lam_tensor *w_hh, lam_tensor *bias,
+                          lam_tensor *state, lam_tensor *mask, int reverse, const char *fn);
 
 /* Shared with nn/rnn_cells.c (declared there too). */
 lam_status lam__rnn_param_init(lam_ptree *params, const char *path, const lam_init *init,
@@ -87,26 +86,35 @@ lam_tensor *lam__rnn_param(lam_ptree *params, const char *fn, const char *layer,
   return t;
 }
 
-/* One direction of one layer: xw = x2d W_ih^T + b_ih (+ b_hh, except GRU
- * whose b_hh goes into the scan), then the scan. x2d is [T*B, in]. */
+/* One direction of one layer: xw = x2d W_ih^T (one GEMM over all steps),
+ * then the scan with the biases packed [2, G*H] and the initial states
+ * packed [S, B, H] (tiny lam_stack / reshape ops, differentiable, so the
+ * scan node stays within four inputs). x2d is [T*B, in]; h0, c0 [B, H] or
+ * NULL. */
 lam_tensor *lam__rnn_direction(int mode, lam_tensor *x2d, int64_t T, int64_t B, lam_tensor *w_ih,
                                lam_tensor *w_hh, lam_tensor *b_ih, lam_tensor *b_hh,
                                lam_tensor *h0, lam_tensor *c0, lam_tensor *mask, int reverse,
                                const char *fn) {
+  const int64_t H = w_hh->shape[1];
   lam_tensor *xw = lam_matmul_t(x2d, w_ih, 0, 1);
-  if (xw && b_ih) {
-    lam_tensor *b = mode != LAM__RNN_GRU && b_hh ? lam_add(b_ih, b_hh) : lam_tensor_retain(b_ih);
-    lam_tensor *xb = b ? lam_add(xw, b) : NULL;
-    lam_tensor_free(b);
-    lam_tensor_free(xw);
-    xw = xb;
-  }
   lam_tensor *xw3 = xw ? lam_tensor_reshape(xw, 3, (int64_t[]){T, B, w_ih->shape[0]}) : NULL;
-  lam_tensor *z = xw3 ? lam__rnn_scan(mode, xw3, w_hh, mode == LAM__RNN_GRU ? b_hh : NULL, h0, c0,
-                                      mask, reverse, fn)
-                      : NULL;
+  lam_tensor *bias = b_ih && b_hh ? lam_stack((lam_tensor *[]){b_ih, b_hh}, 2, 0) : NULL;
+  lam_tensor *state = NULL;
+  bool ok = xw3 && (bias || !b_ih || !b_hh);
+  if (ok && mode == LAM__RNN_LSTM && (h0 || c0)) {
+    lam_tensor *zeros = h0 && c0 ? NULL : lam_tensor_zeros(x2d->ctx, x2d->dtype, 2, (int64_t[]){B, H});
+    state = h0 || zeros ? lam_stack((lam_tensor *[]){h0 ? h0 : zeros, c0 ? c0 : zeros}, 2, 0) : NULL;
+    lam_tensor_free(zeros);
+    ok = state != NULL;
+  } else if (ok && h0) {
+    state = lam_tensor_reshape(h0, 3, (int64_t[]){1, B, H});
+    ok = state != NULL;
+  }
+  lam_tensor *z = ok ? lam__rnn_scan(mode, xw3, w_hh, bias, state, mask, reverse, fn) : NULL;
   lam_tensor_free(xw);
   lam_tensor_free(xw3);
+  lam_tensor_free(bias);
+  lam_tensor_free(state);
   return z;
 }
 
