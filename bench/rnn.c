@@ -44,8 +44,8 @@ static lam_tensor *loss_fn(lam_ptree *params, void *user) {
 }
 
 /* Times one pass (backward when bwd) reps times after a warm-up; 0 on success. */
-static int time_lamina(lam_ctx *ctx, bench_user *u, lam_ptree *params, int bwd, int reps, double *best,
-                       double *median) {
+static int time_lamina(lam_ctx *ctx, bench_user *u, lam_ptree *params, int bwd, int reps,
+                       double *best, double *median) {
   double *t = malloc(sizeof(double) * (size_t)reps);
   int rc = 0;
   for (int r = -1; r < reps && rc == 0; r++) {
@@ -59,7 +59,8 @@ static int time_lamina(lam_ctx *ctx, bench_user *u, lam_ptree *params, int bwd, 
       lam_ptree_free(grads);
     } else {
       lam_tensor *y = NULL;
-      if (lam_lstm_forward(u->layer, params, u->x, NULL, NULL, NULL, NULL, &y, NULL, NULL) != LAM_OK ||
+      if (lam_lstm_forward(u->layer, params, u->x, NULL, NULL, NULL, NULL, &y, NULL, NULL) !=
+              LAM_OK ||
           lam_ctx_finish(ctx) != LAM_OK)
         rc = -1;
       lam_tensor_free(y);
@@ -114,14 +115,22 @@ static int time_torch(int B, int T, int H, int L, int bidir, int reps, double ou
 int main(int argc, char **argv) {
   int reps = 5, B = 32, T = 100, H = 256, L = 1, bidir = 0;
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--seq") && i + 1 < argc) T = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--hidden") && i + 1 < argc) H = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--layers") && i + 1 < argc) L = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--bidirectional")) bidir = 1;
+    if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+      reps = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+      B = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--seq") && i + 1 < argc)
+      T = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--hidden") && i + 1 < argc)
+      H = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--layers") && i + 1 < argc)
+      L = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--bidirectional"))
+      bidir = 1;
     else {
-      fprintf(stderr, "usage: %s [--reps N] [--batch B] [--seq T] [--hidden H] [--layers L] [--bidirectional]\n",
+      fprintf(stderr,
+              "usage: %s [--reps N] [--batch B] [--seq T] [--hidden H] [--layers L] "
+              "[--bidirectional]\n",
               argv[0]);
       return 2;
     }
@@ -140,7 +149,8 @@ int main(int argc, char **argv) {
   o.bidirectional = bidir;
   lam_layer *layer = lam_lstm(H, H, &o);
   lam_vars *vars = NULL;
-  lam_tensor *x = lam_random_uniform(ctx, lam_rng_key_make(1), LAM_F32, 3, (int64_t[]){T, B, H}, -1, 1);
+  lam_tensor *x =
+      lam_random_uniform(ctx, lam_rng_key_make(1), LAM_F32, 3, (int64_t[]){T, B, H}, -1, 1);
   if (!layer || !x || lam_layer_init(layer, ctx, lam_rng_key_make(0), LAM_F32, &vars) != LAM_OK) {
     fprintf(stderr, "bench_rnn: %s\n", lam_last_error());
     return 1;
@@ -154,17 +164,19 @@ int main(int argc, char **argv) {
     }
   double tt[4];
   const int have_torch = time_torch(B, T, H, L, bidir, reps, tt) == 0;
-  printf("LSTM f32: batch %d, seq %d, input = hidden %d, %d layer(s)%s; %d reps (best / median ms)\n", B,
-         T, H, L, bidir ? ", bidirectional" : "", reps);
+  printf(
+      "LSTM f32: batch %d, seq %d, input = hidden %d, %d layer(s)%s; %d reps (best / median ms)\n",
+      B, T, H, L, bidir ? ", bidirectional" : "", reps);
   printf("device: %s\n", lam_ctx_device(ctx)->name);
   printf("%-18s %10s %10s   %10s %10s   %8s\n", "pass", "lamina", "", "torch-cpu2", "", "ratio");
   const char *names[2] = {"forward", "forward+backward"};
   for (int i = 0; i < 2; i++) {
     if (have_torch)
-      printf("%-18s %10.2f %10.2f   %10.2f %10.2f   %7.2fx\n", names[i], lb[i] * 1e3, lm[i] * 1e3, tt[2 * i],
-             tt[2 * i + 1], lb[i] * 1e3 / tt[2 * i]);
+      printf("%-18s %10.2f %10.2f   %10.2f %10.2f   %7.2fx\n", names[i], lb[i] * 1e3, lm[i] * 1e3,
+             tt[2 * i], tt[2 * i + 1], lb[i] * 1e3 / tt[2 * i]);
     else
-      printf("%-18s %10.2f %10.2f   %10s %10s   %8s\n", names[i], lb[i] * 1e3, lm[i] * 1e3, "n/a", "n/a", "n/a");
+      printf("%-18s %10.2f %10.2f   %10s %10s   %8s\n", names[i], lb[i] * 1e3, lm[i] * 1e3, "n/a",
+             "n/a", "n/a");
   }
   printf("ratio: lamina best / torch best (lower is better for lamina)\n");
   lam_tensor_free(x);

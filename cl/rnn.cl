@@ -31,7 +31,8 @@ kernel void copy_add(global REAL *dst, int dst_off, global const REAL *a, int a_
                      global const REAL *b, int b_off, int has_b, int n) {
   int i = get_global_id(0);
   if (i >= n) return;
-  STORE(dst, dst_off + i, (has_a ? LOAD(a, a_off + i) : (ACC)0) + (has_b ? LOAD(b, b_off + i) : (ACC)0));
+  STORE(dst, dst_off + i,
+        (has_a ? LOAD(a, a_off + i) : (ACC)0) + (has_b ? LOAD(b, b_off + i) : (ACC)0));
 }
 
 /* out[c] (and out[W + c] when dup) = sum over the B rows of acc[B, W]: the
@@ -61,13 +62,13 @@ kernel void colsum(global const REAL *acc, int acc_off, int B, int W, global REA
  * code): the host never passes one buffer region as two parameters where
  * either is written (gates and states are disjoint parts of one buffer).
  * On a GPU chunk 1 keeps accesses coalesced. */
-#define ROWS_BEGIN                                                           \
-  int i = get_global_id(0);                                                  \
-  int nch = (H + chunk - 1) / chunk;                                         \
-  if (i >= B * nch) return;                                                  \
-  int b = i / nch, j0 = (i - b * nch) * chunk, j1 = min(j0 + chunk, H);      \
-  int valid = !has_mask || mask[m_off + b];                                  \
-  for (int j = j0; j < j1; j++) {                                            \
+#define ROWS_BEGIN                                                      \
+  int i = get_global_id(0);                                             \
+  int nch = (H + chunk - 1) / chunk;                                    \
+  if (i >= B * nch) return;                                             \
+  int b = i / nch, j0 = (i - b * nch) * chunk, j1 = min(j0 + chunk, H); \
+  int valid = !has_mask || mask[m_off + b];                             \
+  for (int j = j0; j < j1; j++) {                                       \
     int e = b * H + j;
 #define ROWS_END }
 #define HW(k) ((ACC)has_hw * LOAD(hw, hw_off + (k)))
@@ -78,10 +79,11 @@ kernel void colsum(global const REAL *acc, int acc_off, int B, int W, global REA
 /* hw is absent (has_hw 0) at a first step from a zero state. The output row y
  * is written too (0 at masked steps). Gates are not stored: the backward
  * derives act' from h itself. */
-kernel void rnn_fwd(global const REAL *restrict xw, int xw_off, global const REAL *restrict hw, int hw_off,
-                    int has_hw, global const REAL *restrict bias, int b_off, global REAL *restrict hs, int hp_off, int hn_off, global REAL *restrict y, int y_off,
-                    global const uchar *restrict mask, int m_off, int has_mask, int B, int H, int relu,
-                    int chunk) {
+kernel void rnn_fwd(global const REAL *restrict xw, int xw_off, global const REAL *restrict hw,
+                    int hw_off, int has_hw, global const REAL *restrict bias, int b_off,
+                    global REAL *restrict hs, int hp_off, int hn_off, global REAL *restrict y,
+                    int y_off, global const uchar *restrict mask, int m_off, int has_mask, int B,
+                    int H, int relu, int chunk) {
   ROWS_BEGIN
   ACC pre = LOAD(xw, xw_off + e) + HW(e) + LOAD(bias, b_off + j) + LOAD(bias, b_off + H + j);
   ACC h = relu ? fmax(pre, (ACC)0) : tanh(pre);
@@ -93,11 +95,11 @@ kernel void rnn_fwd(global const REAL *restrict xw, int xw_off, global const REA
 /* dh = dy + dhg (the later step's GEMM dG @ W_hh, absent at the last step) +
  * dhp (the gradient carried past masked steps, in/out). Writes the
  * pre-activation gradient dg (0 at masked steps) and the new carry. */
-kernel void rnn_bwd(global const REAL *restrict hs, int hn_off, global const REAL *restrict dz, int dy_off,
-                    global const REAL *restrict dhg, int dhg_off, int has_dhg, global REAL *restrict dhp, int dhp_off,
-                    global REAL *restrict dg, int dg_off, global REAL *restrict db, int db_off,
-                    global const uchar *restrict mask, int m_off, int has_mask, int B, int H, int relu,
-                    int chunk) {
+kernel void rnn_bwd(global const REAL *restrict hs, int hn_off, global const REAL *restrict dz,
+                    int dy_off, global const REAL *restrict dhg, int dhg_off, int has_dhg,
+                    global REAL *restrict dhp, int dhp_off, global REAL *restrict dg, int dg_off,
+                    global REAL *restrict db, int db_off, global const uchar *restrict mask,
+                    int m_off, int has_mask, int B, int H, int relu, int chunk) {
   ROWS_BEGIN
   ACC dh = LOAD(dhp, dhp_off + e) + DHG(e);
   ACC dt = dh + LOAD(dz, dy_off + e);
@@ -113,15 +115,17 @@ kernel void rnn_bwd(global const REAL *restrict hs, int hn_off, global const REA
 /* ---- LSTM: gates i f g o; c = f c_prev + i g; h = o tanh(c) ------------- */
 
 /* Stores the activated gates (i, f, g, o) of the step in gates[B, 4H]. */
-kernel void lstm_fwd(global const REAL *restrict xw, int xw_off, global const REAL *restrict hw, int hw_off,
-                     int has_hw, global const REAL *restrict bias, int b_off, global REAL *restrict gates, int g_off, global REAL *restrict hs, int hp_off,
-                     int hn_off, global REAL *restrict cs, int cp_off, int cn_off, global REAL *restrict y, int y_off,
-                     global const uchar *restrict mask, int m_off, int has_mask, int B, int H, int chunk) {
+kernel void lstm_fwd(global const REAL *restrict xw, int xw_off, global const REAL *restrict hw,
+                     int hw_off, int has_hw, global const REAL *restrict bias, int b_off,
+                     global REAL *restrict gates, int g_off, global REAL *restrict hs, int hp_off,
+                     int hn_off, global REAL *restrict cs, int cp_off, int cn_off,
+                     global REAL *restrict y, int y_off, global const uchar *restrict mask,
+                     int m_off, int has_mask, int B, int H, int chunk) {
   ROWS_BEGIN
   int g = b * 4 * H + j;
-#define LSTM_PRE(k)                                                    \
-  (LOAD(xw, xw_off + g + (k) * H) + HW(g + (k) * H) +                   \
-   LOAD(bias, b_off + (k) * H + j) + LOAD(bias, b_off + (4 + (k)) * H + j))
+#define LSTM_PRE(k)                                                               \
+  (LOAD(xw, xw_off + g + (k)*H) + HW(g + (k)*H) + LOAD(bias, b_off + (k)*H + j) + \
+   LOAD(bias, b_off + (4 + (k)) * H + j))
   ACC pi = LSTM_PRE(0), pf = LSTM_PRE(1), pg = LSTM_PRE(2), po = LSTM_PRE(3);
 #undef LSTM_PRE
   ACC gi = lam_sigmoid(pi), gf = lam_sigmoid(pf), gg = tanh(pg), go = lam_sigmoid(po);
@@ -140,11 +144,13 @@ kernel void lstm_fwd(global const REAL *restrict xw, int xw_off, global const RE
 
 /* dh as in rnn_bwd; dc (in/out) is the cell-state gradient carried from the
  * later step. Writes dg[B, 4H] = d pre-activations. */
-kernel void lstm_bwd(global const REAL *restrict gates, int g_off, global const REAL *restrict cs, int cp_off,
-                     int cn_off, global const REAL *restrict dz, int dy_off, global const REAL *restrict dhg,
-                     int dhg_off, int has_dhg, global REAL *restrict dhp, int dhp_off, global REAL *restrict dc,
-                     int dc_off, global REAL *restrict dg, int dg_off, global REAL *restrict db, int db_off,
-                     global const uchar *restrict mask, int m_off, int has_mask, int B, int H, int chunk) {
+kernel void lstm_bwd(global const REAL *restrict gates, int g_off, global const REAL *restrict cs,
+                     int cp_off, int cn_off, global const REAL *restrict dz, int dy_off,
+                     global const REAL *restrict dhg, int dhg_off, int has_dhg,
+                     global REAL *restrict dhp, int dhp_off, global REAL *restrict dc, int dc_off,
+                     global REAL *restrict dg, int dg_off, global REAL *restrict db, int db_off,
+                     global const uchar *restrict mask, int m_off, int has_mask, int B, int H,
+                     int chunk) {
   ROWS_BEGIN
   int g = b * 4 * H + j;
   ACC dh = LOAD(dhp, dhp_off + e) + DHG(e);
@@ -176,15 +182,16 @@ kernel void lstm_bwd(global const REAL *restrict gates, int g_off, global const 
 
 /* b_hn sits inside r * (.), so the biases are added here rather than
  * folded into xw. Stores r, z, n and hn = W_n h + b_hn in gates[B, 4H]. */
-kernel void gru_fwd(global const REAL *restrict xw, int xw_off, global const REAL *restrict hw, int hw_off,
-                    int has_hw, global const REAL *restrict bias, int b_off,
-                    global REAL *restrict gates, int g_off, global REAL *restrict hs, int hp_off, int hn_off,
-                    global REAL *restrict y, int y_off, global const uchar *restrict mask, int m_off, int has_mask,
-                    int B, int H, int chunk) {
+kernel void gru_fwd(global const REAL *restrict xw, int xw_off, global const REAL *restrict hw,
+                    int hw_off, int has_hw, global const REAL *restrict bias, int b_off,
+                    global REAL *restrict gates, int g_off, global REAL *restrict hs, int hp_off,
+                    int hn_off, global REAL *restrict y, int y_off,
+                    global const uchar *restrict mask, int m_off, int has_mask, int B, int H,
+                    int chunk) {
   ROWS_BEGIN
   int g = b * 3 * H + j;
-#define GRU_X(k) (LOAD(xw, xw_off + g + (k) * H) + LOAD(bias, b_off + (k) * H + j))
-#define GRU_H(k) (HW(g + (k) * H) + LOAD(bias, b_off + (3 + (k)) * H + j))
+#define GRU_X(k) (LOAD(xw, xw_off + g + (k)*H) + LOAD(bias, b_off + (k)*H + j))
+#define GRU_H(k) (HW(g + (k)*H) + LOAD(bias, b_off + (3 + (k)) * H + j))
   ACC q2 = GRU_H(2);
   ACC r = lam_sigmoid(GRU_X(0) + GRU_H(0));
   ACC z = lam_sigmoid(GRU_X(1) + GRU_H(1));
@@ -206,11 +213,13 @@ kernel void gru_fwd(global const REAL *restrict xw, int xw_off, global const REA
 /* Writes dg[B, 3H] (gradient of xw's pre-activations) and dhw[B, 3H]
  * (gradient of h W_hh^T + b_hh, which differs from dg in the n block by the
  * factor r); the carry dhp becomes dh z, the direct path to h_prev. */
-kernel void gru_bwd(global const REAL *restrict gates, int g_off, global const REAL *restrict hs, int hp_off,
-                    global const REAL *restrict dz, int dy_off, global const REAL *restrict dhg, int dhg_off,
-                    int has_dhg, global REAL *restrict dhp, int dhp_off, global REAL *restrict dg, int dg_off,
+kernel void gru_bwd(global const REAL *restrict gates, int g_off, global const REAL *restrict hs,
+                    int hp_off, global const REAL *restrict dz, int dy_off,
+                    global const REAL *restrict dhg, int dhg_off, int has_dhg,
+                    global REAL *restrict dhp, int dhp_off, global REAL *restrict dg, int dg_off,
                     global REAL *restrict dhw, int dhw_off, global REAL *restrict db, int db_off,
-                    global const uchar *restrict mask, int m_off, int has_mask, int B, int H, int chunk) {
+                    global const uchar *restrict mask, int m_off, int has_mask, int B, int H,
+                    int chunk) {
   ROWS_BEGIN
   int g = b * 3 * H + j, s = b * 4 * H + j;
   ACC dh = LOAD(dhp, dhp_off + e) + DHG(e);

@@ -35,7 +35,8 @@ Test(rnn, variable_lengths_match_pytorch) {
     const lam_rnn_golden *g = &lam_rnn_golden_cases[i];
     if (!g->lengths) continue;
     for (int bf = 0; bf < 2; bf++)
-      for (int as_mask = 0; as_mask < 2; as_mask++) rc_golden(ctx, g, LAM_F64, bf, 0, as_mask, 1e-10, 1e-8);
+      for (int as_mask = 0; as_mask < 2; as_mask++)
+        rc_golden(ctx, g, LAM_F64, bf, 0, as_mask, 1e-10, 1e-8);
     rc_golden(ctx, g, LAM_F64, 1, 1, 0, 1e-10, 1e-8);
     rc_golden(ctx, g, LAM_F64, 0, 1, 1, 1e-10, 1e-8);
     rc_golden(ctx, g, LAM_F32, 0, 0, 0, 1e-4, 1e-3);
@@ -68,16 +69,19 @@ static lam_tensor *host_param(lam_ptree *p, const char *name, double **out) {
 }
 
 /* One layer with random params, x, h0/c0 and mask; compares y, h_n, c_n. */
-static void ref_case(lam_ctx *ctx, int mode, int D, int T, int B, int I, int H, int holes, int use_len,
-                     lam_dtype dt, double tol, uint64_t seed) {
+static void ref_case(lam_ctx *ctx, int mode, int D, int T, int B, int I, int H, int holes,
+                     int use_len, lam_dtype dt, double tol, uint64_t seed) {
   tu_mark m = tu_mark_now(ctx);
   tu_rng r = tu_rng_make(seed);
   lam_rnn_opts o = lam_rnn_defaults();
   o.bidirectional = D == 2;
   o.nonlinearity = mode == M_RELU ? LAM_RNN_RELU : LAM_RNN_TANH;
-  lam_layer *layer = mode == M_LSTM ? lam_lstm(I, H, &o) : mode == M_GRU ? lam_gru(I, H, &o) : lam_rnn(I, H, &o);
+  lam_layer *layer = mode == M_LSTM  ? lam_lstm(I, H, &o)
+                     : mode == M_GRU ? lam_gru(I, H, &o)
+                                     : lam_rnn(I, H, &o);
   lam_vars *vars = NULL;
-  cr_assert_eq(lam_layer_init(layer, ctx, lam_rng_key_make(seed), dt, &vars), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_layer_init(layer, ctx, lam_rng_key_make(seed), dt, &vars), LAM_OK, "%s",
+               lam_last_error());
   lam_ptree *p = lam_vars_params(vars);
   double *w[8] = {0};
   const char *kinds[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
@@ -93,24 +97,29 @@ static void ref_case(lam_ctx *ctx, int mode, int D, int T, int B, int I, int H, 
   int32_t *len = malloc(sizeof(int32_t) * (size_t)B);
   for (int b = 0; b < B; b++) len[b] = 1 + (int32_t)tu_randint(&r, 0, T);
   for (int t = 0; t < T; t++)
-    for (int b = 0; b < B; b++) mk[t * B + b] = holes ? (b == 0 ? 0 : tu_next(&r) % 3 != 0) : t < len[b];
+    for (int b = 0; b < B; b++)
+      mk[t * B + b] = holes ? (b == 0 ? 0 : tu_next(&r) % 3 != 0) : t < len[b];
   lam_tensor *xt = rc_tensor(ctx, dt, x, 3, (int64_t[]){T, B, I});
   lam_tensor *h0t = rc_tensor(ctx, dt, h0, 3, (int64_t[]){D, B, H});
   lam_tensor *c0t = mode == M_LSTM ? rc_tensor(ctx, dt, c0, 3, (int64_t[]){D, B, H}) : NULL;
   lam_tensor *lt = use_len ? lam_tensor_from_host(ctx, LAM_I32, 1, (int64_t[]){B}, len)
                            : lam_tensor_from_host(ctx, LAM_U8, 2, (int64_t[]){T, B}, mk);
   lam_tensor *y = NULL, *hn = NULL, *cn = NULL;
-  lam_status st = mode == M_LSTM ? lam_lstm_forward(layer, p, xt, h0t, c0t, lt, NULL, &y, &hn, &cn)
+  lam_status st = mode == M_LSTM  ? lam_lstm_forward(layer, p, xt, h0t, c0t, lt, NULL, &y, &hn, &cn)
                   : mode == M_GRU ? lam_gru_forward(layer, p, xt, h0t, lt, NULL, &y, &hn)
                                   : lam_rnn_forward(layer, p, xt, h0t, lt, NULL, &y, &hn);
   cr_assert_eq(st, LAM_OK, "%s", lam_last_error());
-  double *ry = malloc(sizeof(double) * (size_t)(T * B * D * H)), *rh = malloc(sizeof(double) * (size_t)ns);
+  double *ry = malloc(sizeof(double) * (size_t)(T * B * D * H)),
+         *rh = malloc(sizeof(double) * (size_t)ns);
   double *rc = malloc(sizeof(double) * (size_t)ns);
-  rc_ref_layer(mode, D, T, B, I, H, x, (const double *const *)w, h0, mode == M_LSTM ? c0 : NULL, mk, ry, rh,
-               mode == M_LSTM ? rc : NULL);
+  rc_ref_layer(mode, D, T, B, I, H, x, (const double *const *)w, h0, mode == M_LSTM ? c0 : NULL, mk,
+               ry, rh, mode == M_LSTM ? rc : NULL);
   char what[96];
   snprintf(what, sizeof what, "mode %d D %d T %d B %d H %d %s %s", mode, D, T, B, H,
-           holes ? "holes" : use_len ? "lengths" : "prefix mask", lam_dtype_name(dt));
+           holes     ? "holes"
+           : use_len ? "lengths"
+                     : "prefix mask",
+           lam_dtype_name(dt));
   double *gy = rc_read(y), *gh = rc_read(hn);
   rc_expect(gy, ry, (int64_t)T * B * D * H, tol, tol, "y", what);
   rc_expect(gh, rh, ns, tol, tol, "h_n", what);
@@ -178,7 +187,8 @@ static void gradcheck_mode(int mode, int holes) {
     lam_tensor *xs[8];
     for (int i = 0; i < n; i++) c.sel[i] = start + i, xs[i] = c.all[start + i];
     char what[64];
-    snprintf(what, sizeof what, "mode %d inputs %d..%d%s", mode, start, start + n - 1, holes ? " holes" : "");
+    snprintf(what, sizeof what, "mode %d inputs %d..%d%s", mode, start, start + n - 1,
+             holes ? " holes" : "");
     tu_gradcheck(ctx, rc_fn, &c, xs, n, 1e-6, 1e-6, 0, 0, what); /* f32: the golden tests */
   }
   lam_tensor_free(len);
@@ -215,8 +225,8 @@ Test(rnn, unbatched_equals_batch_of_one) {
   lam_tensor *x = tu_rand_f64(ctx, &r, 2, (int64_t[]){5, 3}, -1, 1);
   lam_tensor *h0 = tu_rand_f64(ctx, &r, 2, (int64_t[]){4, 4}, -1, 1);
   lam_tensor *y = NULL, *hn = NULL, *cn = NULL, *y1 = NULL, *hn1 = NULL, *cn1 = NULL;
-  cr_assert_eq(lam_lstm_forward(l, lam_vars_params(v), x, h0, NULL, NULL, NULL, &y, &hn, &cn), LAM_OK, "%s",
-               lam_last_error());
+  cr_assert_eq(lam_lstm_forward(l, lam_vars_params(v), x, h0, NULL, NULL, NULL, &y, &hn, &cn),
+               LAM_OK, "%s", lam_last_error());
   cr_assert_eq(lam_tensor_ndim(y), 2);
   cr_assert_eq(lam_tensor_dim(y, 0), 5);
   cr_assert_eq(lam_tensor_dim(y, 1), 8);
@@ -224,7 +234,8 @@ Test(rnn, unbatched_equals_batch_of_one) {
   cr_assert_eq(lam_tensor_dim(cn, 0), 4);
   lam_tensor *xb = lam_reshape(x, 3, (int64_t[]){1, 5, 3}); /* batch_first [B=1, T, I] */
   lam_tensor *hb = lam_reshape(h0, 3, (int64_t[]){4, 1, 4});
-  cr_assert_eq(lam_lstm_forward(l, lam_vars_params(v), xb, hb, NULL, NULL, NULL, &y1, &hn1, &cn1), LAM_OK);
+  cr_assert_eq(lam_lstm_forward(l, lam_vars_params(v), xb, hb, NULL, NULL, NULL, &y1, &hn1, &cn1),
+               LAM_OK);
   double *a = rc_read(y), *b = rc_read(y1);
   rc_expect(a, b, 40, 1e-14, 0, "y", "unbatched");
   free(a), free(b);
@@ -247,14 +258,15 @@ Test(rnn, init_names_shapes_and_bounds) {
   o.bidirectional = true;
   lam_layer *l = lam_gru(5, 16, &o);
   lam_vars *v = NULL, *v2 = NULL, *v3 = NULL;
-  cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(9), LAM_F32, &v), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(9), LAM_F32, &v), LAM_OK, "%s",
+               lam_last_error());
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(9), LAM_F32, &v2), LAM_OK);
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(10), LAM_F32, &v3), LAM_OK);
   lam_ptree *p = lam_vars_params(v);
   cr_assert_eq(lam_ptree_num_leaves(p), 16);
-  const char *want[] = {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",
-                        "weight_ih_l0_reverse", "weight_hh_l0_reverse", "bias_ih_l0_reverse",
-                        "bias_hh_l0_reverse", "weight_ih_l1"};
+  const char *want[] = {"weight_ih_l0",       "weight_hh_l0",         "bias_ih_l0",
+                        "bias_hh_l0",         "weight_ih_l0_reverse", "weight_hh_l0_reverse",
+                        "bias_ih_l0_reverse", "bias_hh_l0_reverse",   "weight_ih_l1"};
   for (int i = 0; i < 9; i++) {
     const char *path;
     lam_tensor *t;
@@ -266,7 +278,8 @@ Test(rnn, init_names_shapes_and_bounds) {
   cr_assert_eq(lam_tensor_dim(w, 1), 32);
   cr_assert_eq(lam_tensor_dim(lam_ptree_get(p, "bias_hh_l1"), 0), 48);
   /* U(-1/4, 1/4): bounded, centred, spread; deterministic per key */
-  float *a = tu_read_f32(w), *b = tu_read_f32(lam_ptree_get(lam_vars_params(v2), "weight_ih_l1_reverse"));
+  float *a = tu_read_f32(w),
+        *b = tu_read_f32(lam_ptree_get(lam_vars_params(v2), "weight_ih_l1_reverse"));
   float *c = tu_read_f32(lam_ptree_get(lam_vars_params(v3), "weight_ih_l1_reverse"));
   double mean = 0, mx = 0;
   int same = 0;
@@ -282,7 +295,8 @@ Test(rnn, init_names_shapes_and_bounds) {
   cr_assert(same < 10);
   free(a), free(b), free(c);
   /* different params of one layer differ */
-  float *bi = tu_read_f32(lam_ptree_get(p, "bias_ih_l0")), *bh = tu_read_f32(lam_ptree_get(p, "bias_hh_l0"));
+  float *bi = tu_read_f32(lam_ptree_get(p, "bias_ih_l0")),
+        *bh = tu_read_f32(lam_ptree_get(p, "bias_hh_l0"));
   cr_assert(bi[0] != bh[0] || bi[1] != bh[1]);
   free(bi), free(bh);
   lam_vars_free(v), lam_vars_free(v2), lam_vars_free(v3);
@@ -317,7 +331,8 @@ Test(rnn, dropout_between_layers) {
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(2), LAM_F64, &v), LAM_OK);
   lam_tensor *x = tu_rand_f64(ctx, &r, 3, (int64_t[]){4, 2, 3}, -1, 1);
   lam_rng_key k1 = lam_rng_key_make(11), k2 = lam_rng_key_make(12);
-  lam_apply_opts ev = {false, NULL, NULL, NULL}, tr1 = {true, &k1, NULL, NULL}, tr2 = {true, &k2, NULL, NULL};
+  lam_apply_opts ev = {false, NULL, NULL, NULL}, tr1 = {true, &k1, NULL, NULL},
+                 tr2 = {true, &k2, NULL, NULL};
   lam_tensor *ye = NULL, *y0 = NULL, *ya = NULL, *yb = NULL, *yc = NULL;
   cr_assert_eq(lam_layer_apply(l, v, x, &ev, &ye), LAM_OK);
   cr_assert_eq(lam_layer_apply(l0, v, x, &tr1, &y0), LAM_OK); /* rate 0: no rng needed either */
@@ -338,7 +353,8 @@ Test(rnn, dropout_between_layers) {
   lam_apply_opts norng = {true, NULL, NULL, NULL};
   tu_assert_status(lam_layer_apply(l, v, x, &norng, &bad), LAM_ERR_INVALID_ARGUMENT, "rng key");
   cr_assert_null(bad);
-  lam_tensor_free(ye), lam_tensor_free(y0), lam_tensor_free(ya), lam_tensor_free(yb), lam_tensor_free(yc);
+  lam_tensor_free(ye), lam_tensor_free(y0), lam_tensor_free(ya), lam_tensor_free(yb),
+      lam_tensor_free(yc);
   lam_tensor_free(x);
   lam_vars_free(v);
   lam_layer_free(l), lam_layer_free(l0);
@@ -375,7 +391,8 @@ Test(rnn, inside_sequential_with_value_and_grad) {
   lam_layer *model = lam_sequential((lam_layer *[]){lam_gru(3, 5, &o), lam_linear(10, 2, NULL)}, 2);
   cr_assert(model, "%s", lam_last_error());
   lam_vars *v = NULL;
-  cr_assert_eq(lam_layer_init(model, ctx, lam_rng_key_make(4), LAM_F32, &v), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_layer_init(model, ctx, lam_rng_key_make(4), LAM_F32, &v), LAM_OK, "%s",
+               lam_last_error());
   cr_assert(lam_ptree_get(lam_vars_params(v), "0.weight_hh_l0_reverse"));
   seq_user u = {model, tu_rand_f32(ctx, &r, 3, (int64_t[]){3, 6, 3}, -1, 1), lam_aux_create(),
                 lam_vars_state(v)};
@@ -383,8 +400,8 @@ Test(rnn, inside_sequential_with_value_and_grad) {
   lam_aux_set(u.aux, "lengths", len);
   lam_tensor *loss = NULL;
   lam_ptree *grads = NULL;
-  cr_assert_eq(lam_value_and_grad(ctx, seq_loss, &u, lam_vars_params(v), &loss, &grads), LAM_OK, "%s",
-               lam_last_error());
+  cr_assert_eq(lam_value_and_grad(ctx, seq_loss, &u, lam_vars_params(v), &loss, &grads), LAM_OK,
+               "%s", lam_last_error());
   cr_assert_eq(lam_ptree_num_leaves(grads), 10);
   float *g = tu_read_f32(lam_ptree_get(grads, "0.weight_ih_l0_reverse"));
   double s = 0;
@@ -426,7 +443,8 @@ Test(rnn, bad_input) {
   lam_layer *l = lam_lstm(3, 4, &o), *g = lam_gru(3, 4, NULL);
   lam_vars *v = NULL;
   if (lam_ctx_device(ctx)->fp16) {
-    tu_assert_status(lam_layer_init(l, ctx, lam_rng_key_make(1), LAM_F16, &v), LAM_ERR_DTYPE, "not f16");
+    tu_assert_status(lam_layer_init(l, ctx, lam_rng_key_make(1), LAM_F16, &v), LAM_ERR_DTYPE,
+                     "not f16");
   }
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(1), LAM_F32, &v), LAM_OK);
   lam_ptree *p = lam_vars_params(v);
@@ -442,32 +460,43 @@ Test(rnn, bad_input) {
   lam_tensor *len6 = lam_tensor_from_host(ctx, LAM_I32, 1, (int64_t[]){2}, (int32_t[]){6, 5});
   lam_tensor *len3 = lam_tensor_from_host(ctx, LAM_I32, 1, (int64_t[]){3}, (int32_t[]){1, 2, 3});
   lam_tensor *lenf = lam_tensor_full(ctx, LAM_F32, 1, (int64_t[]){2}, 3);
-  lam_tensor *mbad = lam_tensor_zeros(ctx, LAM_U8, 2, (int64_t[]){2, 5}); /* [B, T] but time-major */
+  lam_tensor *mbad =
+      lam_tensor_zeros(ctx, LAM_U8, 2, (int64_t[]){2, 5}); /* [B, T] but time-major */
   lam_tensor *y = NULL, *hn = NULL, *cn = NULL;
   lam_tensor *xnull = NULL;
-#define FAILS(call, status, needle)                     \
-  do {                                                  \
-    tu_assert_status((call), status, needle);           \
-    cr_assert(y == NULL && hn == NULL && cn == NULL);   \
+#define FAILS(call, status, needle)                   \
+  do {                                                \
+    tu_assert_status((call), status, needle);         \
+    cr_assert(y == NULL && hn == NULL && cn == NULL); \
   } while (0)
-  FAILS(lam_lstm_forward(NULL, p, x, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_NULL, "layer is NULL");
-  FAILS(lam_lstm_forward(l, NULL, x, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_NULL, "params is NULL");
+  FAILS(lam_lstm_forward(NULL, p, x, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_NULL,
+        "layer is NULL");
+  FAILS(lam_lstm_forward(l, NULL, x, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_NULL,
+        "params is NULL");
   lam_clear_error();
-  FAILS(lam_lstm_forward(l, p, xnull, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_NULL, "x is NULL");
-  FAILS(lam_gru_forward(l, p, x, NULL, NULL, NULL, &y, &hn), LAM_ERR_INVALID_ARGUMENT, "expected a \"gru\"");
-  FAILS(lam_rnn_forward(g, p, x, NULL, NULL, NULL, &y, &hn), LAM_ERR_INVALID_ARGUMENT, "is a \"gru\"");
-  FAILS(lam_lstm_forward(l, p, x64, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_DTYPE, "x is f64");
+  FAILS(lam_lstm_forward(l, p, xnull, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_NULL,
+        "x is NULL");
+  FAILS(lam_gru_forward(l, p, x, NULL, NULL, NULL, &y, &hn), LAM_ERR_INVALID_ARGUMENT,
+        "expected a \"gru\"");
+  FAILS(lam_rnn_forward(g, p, x, NULL, NULL, NULL, &y, &hn), LAM_ERR_INVALID_ARGUMENT,
+        "is a \"gru\"");
+  FAILS(lam_lstm_forward(l, p, x64, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_DTYPE,
+        "x is f64");
   FAILS(lam_lstm_forward(l, p, xw, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_SHAPE, "[5,2,4]");
-  FAILS(lam_lstm_forward(l, p, x4, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_SHAPE, "x is [5,2,3,1]");
-  FAILS(lam_lstm_forward(l, p, x, hbad, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_SHAPE, "h0 is [1,2,4]");
+  FAILS(lam_lstm_forward(l, p, x4, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_SHAPE,
+        "x is [5,2,3,1]");
+  FAILS(lam_lstm_forward(l, p, x, hbad, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_SHAPE,
+        "h0 is [1,2,4]");
   FAILS(lam_lstm_forward(l, p, x, h, h64, NULL, NULL, &y, &hn, &cn), LAM_ERR_DTYPE, "c0 is f64");
   FAILS(lam_lstm_forward(l, p, x, NULL, NULL, len0, NULL, &y, &hn, &cn), LAM_ERR_INVALID_ARGUMENT,
         "lengths[0] = 0");
   FAILS(lam_lstm_forward(l, p, x, NULL, NULL, len6, NULL, &y, &hn, &cn), LAM_ERR_INVALID_ARGUMENT,
         "outside 1..5");
-  FAILS(lam_lstm_forward(l, p, x, NULL, NULL, len3, NULL, &y, &hn, &cn), LAM_ERR_SHAPE, "lengths is [3]");
+  FAILS(lam_lstm_forward(l, p, x, NULL, NULL, len3, NULL, &y, &hn, &cn), LAM_ERR_SHAPE,
+        "lengths is [3]");
   FAILS(lam_lstm_forward(l, p, x, NULL, NULL, lenf, NULL, &y, &hn, &cn), LAM_ERR_DTYPE, "u8 mask");
-  FAILS(lam_lstm_forward(l, p, x, NULL, NULL, mbad, NULL, &y, &hn, &cn), LAM_ERR_SHAPE, "mask is [2,5]");
+  FAILS(lam_lstm_forward(l, p, x, NULL, NULL, mbad, NULL, &y, &hn, &cn), LAM_ERR_SHAPE,
+        "mask is [2,5]");
   lam_tensor *x2 = lam_reshape(x, 2, (int64_t[]){10, 3});
   FAILS(lam_lstm_forward(l, p, x2, NULL, NULL, len3, NULL, &y, &hn, &cn), LAM_ERR_INVALID_ARGUMENT,
         "batched input");
@@ -475,13 +504,15 @@ Test(rnn, bad_input) {
   /* parameters: missing, wrong shape, wrong dtype */
   lam_ptree *p2 = lam_ptree_copy(p);
   lam_ptree_remove(p2, "bias_hh_l1");
-  FAILS(lam_lstm_forward(l, p2, x, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_NOT_FOUND, "\"bias_hh_l1\"");
+  FAILS(lam_lstm_forward(l, p2, x, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_NOT_FOUND,
+        "\"bias_hh_l1\"");
   lam_ptree_set(p2, "bias_hh_l1", h);
   FAILS(lam_lstm_forward(l, p2, x, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_SHAPE,
         "param \"bias_hh_l1\" is [2,2,4], expected [16]");
   lam_tensor *w64 = lam_tensor_zeros(ctx, LAM_F64, 2, (int64_t[]){16, 4});
   lam_ptree_set(p2, "weight_hh_l0", w64);
-  FAILS(lam_lstm_forward(l, p2, x, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_DTYPE, "\"weight_hh_l0\" is f64");
+  FAILS(lam_lstm_forward(l, p2, x, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_DTYPE,
+        "\"weight_hh_l0\" is f64");
   lam_tensor_free(w64);
   lam_ptree_free(p2);
   /* through lam_layer_apply: aux misuse, dropout without rng */
@@ -489,7 +520,8 @@ Test(rnn, bad_input) {
   lam_aux_set(aux, "lengths", len6);
   lam_aux_set(aux, "mask", mbad);
   lam_apply_opts ao = {false, NULL, aux, NULL};
-  FAILS(lam_layer_apply(l, v, x, &ao, &y), LAM_ERR_INVALID_ARGUMENT, "both \"lengths\" and \"mask\"");
+  FAILS(lam_layer_apply(l, v, x, &ao, &y), LAM_ERR_INVALID_ARGUMENT,
+        "both \"lengths\" and \"mask\"");
   lam_aux_free(aux);
   aux = lam_aux_create();
   lam_aux_set(aux, "c0", h);

@@ -27,7 +27,8 @@ Test(rnn_cells, gradcheck) {
     for (int has_h = 0; has_h < 2; has_h++) {
       rcase c;
       memset(&c, 0, sizeof c);
-      c.mode = mode, c.layers = 0, c.T = 1, c.B = 2, c.I = 3, c.H = 2, c.has_h0 = has_h, c.dt = LAM_F64;
+      c.mode = mode, c.layers = 0, c.T = 1, c.B = 2, c.I = 3, c.H = 2, c.has_h0 = has_h,
+      c.dt = LAM_F64;
       c.layer = rc_layer(&c);
       rc_setup(ctx, &c, 31 + mode);
       char what[40];
@@ -73,7 +74,7 @@ static lam_tensor *loop_fn_impl(lam_tensor *const *xs, loop_case *u, int use_cel
       lam_tensor *row = lam_tensor_slice0(xs[0], t, t + 1);
       lam_tensor *xt = lam_reshape(row, 2, (int64_t[]){u->B, u->I});
       lam_tensor *h1 = NULL, *c1 = NULL;
-      lam_status st = lstm ? lam_lstm_cell_forward(u->cell, p, xt, h, c, &h1, &c1)
+      lam_status st = lstm               ? lam_lstm_cell_forward(u->cell, p, xt, h, c, &h1, &c1)
                       : u->mode == M_GRU ? lam_gru_cell_forward(u->cell, p, xt, h, &h1)
                                          : lam_rnn_cell_forward(u->cell, p, xt, h, &h1);
       cr_assert_eq(st, LAM_OK, "%s", lam_last_error());
@@ -93,8 +94,12 @@ static lam_tensor *loop_fn_impl(lam_tensor *const *xs, loop_case *u, int use_cel
   return out;
 }
 
-static lam_tensor *loop_seq_fn(lam_tensor *const *xs, int n, void *user) { return loop_fn_impl(xs, user, 0); }
-static lam_tensor *loop_cell_fn(lam_tensor *const *xs, int n, void *user) { return loop_fn_impl(xs, user, 1); }
+static lam_tensor *loop_seq_fn(lam_tensor *const *xs, int n, void *user) {
+  return loop_fn_impl(xs, user, 0);
+}
+static lam_tensor *loop_cell_fn(lam_tensor *const *xs, int n, void *user) {
+  return loop_fn_impl(xs, user, 1);
+}
 
 Test(rnn_cells, loop_equals_sequence_layer) {
   lam_ctx *ctx = tu_ctx();
@@ -105,13 +110,18 @@ Test(rnn_cells, loop_equals_sequence_layer) {
     lam_rnn_opts so = lam_rnn_defaults();
     lam_rnn_cell_opts co = lam_rnn_cell_defaults();
     so.nonlinearity = co.nonlinearity = mode == M_RELU ? LAM_RNN_RELU : LAM_RNN_TANH;
-    u.seq = mode == M_LSTM ? lam_lstm(4, 5, &so) : mode == M_GRU ? lam_gru(4, 5, &so) : lam_rnn(4, 5, &so);
-    u.cell = mode == M_LSTM ? lam_lstm_cell(4, 5, &co) : mode == M_GRU ? lam_gru_cell(4, 5, &co) : lam_rnn_cell(4, 5, &co);
+    u.seq = mode == M_LSTM  ? lam_lstm(4, 5, &so)
+            : mode == M_GRU ? lam_gru(4, 5, &so)
+                            : lam_rnn(4, 5, &so);
+    u.cell = mode == M_LSTM  ? lam_lstm_cell(4, 5, &co)
+             : mode == M_GRU ? lam_gru_cell(4, 5, &co)
+                             : lam_rnn_cell(4, 5, &co);
     const int64_t GH = rc_gates(mode) * 5;
     lam_tensor *xs[7] = {tu_rand_f64(ctx, &r, 3, (int64_t[]){6, 3, 4}, -1, 1),
                          tu_rand_f64(ctx, &r, 2, (int64_t[]){GH, 4}, -0.6, 0.6),
                          tu_rand_f64(ctx, &r, 2, (int64_t[]){GH, 5}, -0.6, 0.6),
-                         tu_rand_f64(ctx, &r, 1, &GH, -0.6, 0.6), tu_rand_f64(ctx, &r, 1, &GH, -0.6, 0.6),
+                         tu_rand_f64(ctx, &r, 1, &GH, -0.6, 0.6),
+                         tu_rand_f64(ctx, &r, 1, &GH, -0.6, 0.6),
                          tu_rand_f64(ctx, &r, 2, (int64_t[]){3, 5}, -1, 1),
                          tu_rand_f64(ctx, &r, 2, (int64_t[]){3, 5}, -1, 1)};
     const int n = mode == M_LSTM ? 7 : 6;
@@ -125,8 +135,10 @@ Test(rnn_cells, loop_equals_sequence_layer) {
     lam_tensor *w = rc_tensor(ctx, LAM_F64, wv, 1, &no);
     free(wv);
     lam_tensor *ga[7] = {0}, *gb[7] = {0};
-    cr_assert_eq(lam__vjp(ctx, loop_seq_fn, &u, xs, n, w, NULL, ga), LAM_OK, "%s", lam_last_error());
-    cr_assert_eq(lam__vjp(ctx, loop_cell_fn, &u, xs, n, w, NULL, gb), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam__vjp(ctx, loop_seq_fn, &u, xs, n, w, NULL, ga), LAM_OK, "%s",
+                 lam_last_error());
+    cr_assert_eq(lam__vjp(ctx, loop_cell_fn, &u, xs, n, w, NULL, gb), LAM_OK, "%s",
+                 lam_last_error());
     for (int i = 0; i < n; i++) {
       a = rc_read(ga[i]), b = rc_read(gb[i]);
       char what[32];
@@ -151,7 +163,8 @@ Test(rnn_cells, apply_aux_summaries_and_unbatched) {
   tu_rng r = tu_rng_make(23);
   lam_layer *cell = lam_lstm_cell(3, 4, NULL);
   lam_vars *v = NULL;
-  cr_assert_eq(lam_layer_init(cell, ctx, lam_rng_key_make(3), LAM_F64, &v), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_layer_init(cell, ctx, lam_rng_key_make(3), LAM_F64, &v), LAM_OK, "%s",
+               lam_last_error());
   cr_assert_eq(lam_ptree_num_leaves(lam_vars_params(v)), 4);
   cr_assert_eq(lam_tensor_dim(lam_ptree_get(lam_vars_params(v), "weight_ih"), 0), 16);
   cr_assert_eq(lam_tensor_dim(lam_ptree_get(lam_vars_params(v), "weight_hh"), 1), 4);
@@ -166,17 +179,19 @@ Test(rnn_cells, apply_aux_summaries_and_unbatched) {
   lam_aux_set(aux, "c0", c);
   lam_apply_opts o = {false, NULL, aux, sm};
   cr_assert_eq(lam_layer_apply(cell, v, x, &o, &ha), LAM_OK, "%s", lam_last_error());
-  double *a = rc_read(h1), *b = rc_read(ha), *cs = rc_read(c1), *cb = rc_read(lam_summaries_find(sm, "c_n"));
+  double *a = rc_read(h1), *b = rc_read(ha), *cs = rc_read(c1),
+         *cb = rc_read(lam_summaries_find(sm, "c_n"));
   rc_expect(b, a, 8, 0, 0, "h'", "apply");
   rc_expect(cb, cs, 8, 0, 0, "c'", "summary");
   free(a), free(b), free(cs), free(cb);
   /* unbatched: x [3], h [4] -> [4], equal to row 1 of the batch */
-  lam_tensor *x1 = lam_tensor_slice0(x, 1, 2), *h1r = lam_tensor_slice0(h, 1, 2), *c1r = lam_tensor_slice0(c, 1, 2);
+  lam_tensor *x1 = lam_tensor_slice0(x, 1, 2), *h1r = lam_tensor_slice0(h, 1, 2),
+             *c1r = lam_tensor_slice0(c, 1, 2);
   lam_tensor *xu = lam_reshape(x1, 1, (int64_t[]){3}), *hu = lam_reshape(h1r, 1, (int64_t[]){4});
   lam_tensor *cu = lam_reshape(c1r, 1, (int64_t[]){4});
   lam_tensor *hu1 = NULL, *cu1 = NULL;
-  cr_assert_eq(lam_lstm_cell_forward(cell, lam_vars_params(v), xu, hu, cu, &hu1, &cu1), LAM_OK, "%s",
-               lam_last_error());
+  cr_assert_eq(lam_lstm_cell_forward(cell, lam_vars_params(v), xu, hu, cu, &hu1, &cu1), LAM_OK,
+               "%s", lam_last_error());
   cr_assert_eq(lam_tensor_ndim(hu1), 1);
   cr_assert_eq(lam_tensor_dim(cu1, 0), 4);
   a = rc_read(h1), b = rc_read(hu1);
@@ -190,11 +205,13 @@ Test(rnn_cells, apply_aux_summaries_and_unbatched) {
   rc_expect(a, b, 8, 1e-15, 0, "h'", "zero state");
   free(a), free(b);
   lam_tensor_free(hz), lam_tensor_free(z), lam_tensor_free(hzz);
-  lam_tensor_free(x1), lam_tensor_free(h1r), lam_tensor_free(c1r), lam_tensor_free(xu), lam_tensor_free(hu);
+  lam_tensor_free(x1), lam_tensor_free(h1r), lam_tensor_free(c1r), lam_tensor_free(xu),
+      lam_tensor_free(hu);
   lam_tensor_free(cu), lam_tensor_free(hu1), lam_tensor_free(cu1);
   lam_summaries_free(sm);
   lam_aux_free(aux);
-  lam_tensor_free(x), lam_tensor_free(h), lam_tensor_free(c), lam_tensor_free(h1), lam_tensor_free(c1);
+  lam_tensor_free(x), lam_tensor_free(h), lam_tensor_free(c), lam_tensor_free(h1),
+      lam_tensor_free(c1);
   lam_tensor_free(ha);
   lam_vars_free(v);
   lam_layer_free(cell);
@@ -246,18 +263,23 @@ Test(rnn_cells, bad_input) {
   FAILS(lam_lstm_cell_forward(cell, NULL, x, h, h, &h1, &c1), LAM_ERR_NULL, "params is NULL");
   lam_clear_error();
   FAILS(lam_lstm_cell_forward(cell, p, xnull, h, h, &h1, &c1), LAM_ERR_NULL, "x is NULL");
-  FAILS(lam_lstm_cell_forward(seq, p, x, h, h, &h1, &c1), LAM_ERR_INVALID_ARGUMENT, "is a \"lstm\"");
-  FAILS(lam_gru_cell_forward(cell, p, x, h, &h1), LAM_ERR_INVALID_ARGUMENT, "expected a \"gru_cell\"");
-  FAILS(lam_rnn_cell_forward(gcell, p, x, h, &h1), LAM_ERR_INVALID_ARGUMENT, "expected a \"rnn_cell\"");
+  FAILS(lam_lstm_cell_forward(seq, p, x, h, h, &h1, &c1), LAM_ERR_INVALID_ARGUMENT,
+        "is a \"lstm\"");
+  FAILS(lam_gru_cell_forward(cell, p, x, h, &h1), LAM_ERR_INVALID_ARGUMENT,
+        "expected a \"gru_cell\"");
+  FAILS(lam_rnn_cell_forward(gcell, p, x, h, &h1), LAM_ERR_INVALID_ARGUMENT,
+        "expected a \"rnn_cell\"");
   FAILS(lam_lstm_cell_forward(cell, p, x64, h, h, &h1, &c1), LAM_ERR_DTYPE, "x is f64");
   FAILS(lam_lstm_cell_forward(cell, p, x3, h, h, &h1, &c1), LAM_ERR_SHAPE, "x is [1,2,3]");
-  FAILS(lam_lstm_cell_forward(cell, p, x, hb, h, &h1, &c1), LAM_ERR_SHAPE, "h is [3,4], expected [2,4]");
+  FAILS(lam_lstm_cell_forward(cell, p, x, hb, h, &h1, &c1), LAM_ERR_SHAPE,
+        "h is [3,4], expected [2,4]");
   FAILS(lam_lstm_cell_forward(cell, p, x, h, hb, &h1, &c1), LAM_ERR_SHAPE, "c is [3,4]");
   lam_ptree *p2 = lam_ptree_copy(p);
   lam_ptree_remove(p2, "weight_hh");
   FAILS(lam_lstm_cell_forward(cell, p2, x, h, h, &h1, &c1), LAM_ERR_NOT_FOUND, "\"weight_hh\"");
   lam_ptree_set(p2, "weight_hh", x);
-  FAILS(lam_lstm_cell_forward(cell, p2, x, h, h, &h1, &c1), LAM_ERR_SHAPE, "\"weight_hh\" is [2,3], expected [16,4]");
+  FAILS(lam_lstm_cell_forward(cell, p2, x, h, h, &h1, &c1), LAM_ERR_SHAPE,
+        "\"weight_hh\" is [2,3], expected [16,4]");
   lam_ptree_free(p2);
   lam_aux *aux = lam_aux_create();
   lam_aux_set(aux, "c0", h);
@@ -266,11 +288,13 @@ Test(rnn_cells, bad_input) {
   cr_assert_eq(lam_layer_init(gcell, ctx, lam_rng_key_make(1), LAM_F32, &gv), LAM_OK);
   FAILS(lam_layer_apply(gcell, gv, x, &o, &h1), LAM_ERR_INVALID_ARGUMENT, "LSTM cells only");
   lam_aux_set(aux, "h0", hb);
-  FAILS(lam_layer_apply(cell, v, x, &o, &h1), LAM_ERR_SHAPE, "lam_layer_apply: lstm_cell: h is [3,4]");
+  FAILS(lam_layer_apply(cell, v, x, &o, &h1), LAM_ERR_SHAPE,
+        "lam_layer_apply: lstm_cell: h is [3,4]");
 #undef FAILS
   lam_aux_free(aux);
   lam_vars_free(gv);
-  lam_tensor_free(x), lam_tensor_free(x64), lam_tensor_free(x3), lam_tensor_free(h), lam_tensor_free(hb);
+  lam_tensor_free(x), lam_tensor_free(x64), lam_tensor_free(x3), lam_tensor_free(h),
+      lam_tensor_free(hb);
   tu_assert_no_leak(ctx, m);
   lam_vars_free(v);
   lam_layer_free(cell), lam_layer_free(gcell), lam_layer_free(seq);

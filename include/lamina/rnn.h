@@ -62,15 +62,15 @@ extern "C" {
 typedef enum lam_rnn_nonlinearity { LAM_RNN_TANH = 0, LAM_RNN_RELU = 1 } lam_rnn_nonlinearity;
 
 typedef struct lam_rnn_opts {
-  int num_layers;                      /* stacked layers, >= 1; default 1 */
-  bool bias;                           /* bias_ih / bias_hh; default true */
-  bool batch_first;                    /* x and output are [B, T, .]; default false */
-  bool bidirectional;                  /* default false */
-  double dropout;                      /* on every layer's output but the last, in
-                                          training (needs an rng key); default 0 */
-  lam_rnn_nonlinearity nonlinearity;   /* lam_rnn only; default tanh */
-  lam_init weight_init;                /* zeroed (default): U(-1/sqrt(H), 1/sqrt(H)) */
-  lam_init bias_init;                  /* zeroed (default): U(-1/sqrt(H), 1/sqrt(H)) */
+  int num_layers;                    /* stacked layers, >= 1; default 1 */
+  bool bias;                         /* bias_ih / bias_hh; default true */
+  bool batch_first;                  /* x and output are [B, T, .]; default false */
+  bool bidirectional;                /* default false */
+  double dropout;                    /* on every layer's output but the last, in
+                                        training (needs an rng key); default 0 */
+  lam_rnn_nonlinearity nonlinearity; /* lam_rnn only; default tanh */
+  lam_init weight_init;              /* zeroed (default): U(-1/sqrt(H), 1/sqrt(H)) */
+  lam_init bias_init;                /* zeroed (default): U(-1/sqrt(H), 1/sqrt(H)) */
 } lam_rnn_opts;
 /* Returns PyTorch's defaults (one layer, bias, time-major, unidirectional). */
 lam_rnn_opts lam_rnn_defaults(void);
@@ -106,9 +106,9 @@ lam_status lam_gru_forward(lam_layer *layer, lam_ptree *params, lam_tensor *x, l
 /* ---- cells: one time step, for user loops ------------------------------- */
 
 typedef struct lam_rnn_cell_opts {
-  bool bias;                           /* default true */
-  lam_rnn_nonlinearity nonlinearity;   /* lam_rnn_cell only; default tanh */
-  lam_init weight_init;                /* zeroed (default): U(-1/sqrt(H), 1/sqrt(H)) */
+  bool bias;                         /* default true */
+  lam_rnn_nonlinearity nonlinearity; /* lam_rnn_cell only; default tanh */
+  lam_init weight_init;              /* zeroed (default): U(-1/sqrt(H), 1/sqrt(H)) */
   lam_init bias_init;
 } lam_rnn_cell_opts;
 lam_rnn_cell_opts lam_rnn_cell_defaults(void);

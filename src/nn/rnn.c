@@ -31,9 +31,8 @@ lam_status lam__rnn_param_init(lam_ptree *params, const char *path, const lam_in
 lam_tensor *lam__rnn_param(lam_ptree *params, const char *fn, const char *layer, const char *path,
                            lam_dtype dtype, int ndim, const int64_t *shape);
 lam_tensor *lam__rnn_direction(int mode, lam_tensor *x2d, int64_t T, int64_t B, lam_tensor *w_ih,
-                               lam_tensor *w_hh, lam_tensor *b_ih, lam_tensor *b_hh,
-                               lam_tensor *h0, lam_tensor *c0, lam_tensor *mask, int reverse,
-                               const char *fn);
+                               lam_tensor *w_hh, lam_tensor *b_ih, lam_tensor *b_hh, lam_tensor *h0,
+                               lam_tensor *c0, lam_tensor *mask, int reverse, const char *fn);
 int lam__rnn_num_gates(int mode);
 lam_status lam__rnn_check_init(const lam_init *init, const char *fn, const char *what);
 
@@ -61,8 +60,7 @@ lam_status lam__rnn_param_init(lam_ptree *params, const char *path, const lam_in
 lam_status lam__rnn_check_init(const lam_init *init, const char *fn, const char *what) {
   if (init->kind == LAM_INIT_DEFAULT) return LAM_OK;
   lam_status st = lam_init_check(init);
-  if (st != LAM_OK)
-    return lam__fail(st, "%s: bad %s: %s", fn, what, lam_last_error());
+  if (st != LAM_OK) return lam__fail(st, "%s: bad %s: %s", fn, what, lam_last_error());
   return LAM_OK;
 }
 
@@ -75,13 +73,15 @@ lam_tensor *lam__rnn_param(lam_ptree *params, const char *fn, const char *layer,
     return lam__fail(LAM_ERR_NOT_FOUND, "%s: %s: missing param \"%s\"", fn, layer, path), NULL;
   if (t->dtype != dtype)
     return lam__fail(LAM_ERR_DTYPE, "%s: %s: param \"%s\" is %s, expected %s", fn, layer, path,
-                     lam_dtype_name(t->dtype), lam_dtype_name(dtype)), NULL;
+                     lam_dtype_name(t->dtype), lam_dtype_name(dtype)),
+           NULL;
   bool ok = t->ndim == ndim;
   for (int d = 0; ok && d < ndim; d++) ok = t->shape[d] == shape[d];
   if (!ok) {
     char b1[LAM__SHAPE_STR], b2[LAM__SHAPE_STR];
     return lam__fail(LAM_ERR_SHAPE, "%s: %s: param \"%s\" is %s, expected %s", fn, layer, path,
-                     lam__shape_str(t->ndim, t->shape, b1), lam__shape_str(ndim, shape, b2)), NULL;
+                     lam__shape_str(t->ndim, t->shape, b1), lam__shape_str(ndim, shape, b2)),
+           NULL;
   }
   return t;
 }
@@ -92,9 +92,8 @@ lam_tensor *lam__rnn_param(lam_ptree *params, const char *fn, const char *layer,
  * scan node stays within four inputs). x2d is [T*B, in]; h0, c0 [B, H] or
  * NULL. */
 lam_tensor *lam__rnn_direction(int mode, lam_tensor *x2d, int64_t T, int64_t B, lam_tensor *w_ih,
-                               lam_tensor *w_hh, lam_tensor *b_ih, lam_tensor *b_hh,
-                               lam_tensor *h0, lam_tensor *c0, lam_tensor *mask, int reverse,
-                               const char *fn) {
+                               lam_tensor *w_hh, lam_tensor *b_ih, lam_tensor *b_hh, lam_tensor *h0,
+                               lam_tensor *c0, lam_tensor *mask, int reverse, const char *fn) {
   const int64_t H = w_hh->shape[1];
   lam_tensor *xw = lam_matmul_t(x2d, w_ih, 0, 1);
   lam_tensor *xw3 = xw ? lam_tensor_reshape(xw, 3, (int64_t[]){T, B, w_ih->shape[0]}) : NULL;
@@ -102,8 +101,10 @@ lam_tensor *lam__rnn_direction(int mode, lam_tensor *x2d, int64_t T, int64_t B, 
   lam_tensor *state = NULL;
   bool ok = xw3 && (bias || !b_ih || !b_hh);
   if (ok && mode == LAM__RNN_LSTM && (h0 || c0)) {
-    lam_tensor *zeros = h0 && c0 ? NULL : lam_tensor_zeros(x2d->ctx, x2d->dtype, 2, (int64_t[]){B, H});
-    state = h0 || zeros ? lam_stack((lam_tensor *[]){h0 ? h0 : zeros, c0 ? c0 : zeros}, 2, 0) : NULL;
+    lam_tensor *zeros =
+        h0 && c0 ? NULL : lam_tensor_zeros(x2d->ctx, x2d->dtype, 2, (int64_t[]){B, H});
+    state =
+        h0 || zeros ? lam_stack((lam_tensor *[]){h0 ? h0 : zeros, c0 ? c0 : zeros}, 2, 0) : NULL;
     lam_tensor_free(zeros);
     ok = state != NULL;
   } else if (ok && h0) {
@@ -162,9 +163,11 @@ static lam_status lam__rnn_init(lam_layer *self, lam_ctx *ctx, lam_rng_key key, 
                                  (int64_t[]){GH, H}, H);
       if (!r->o.bias) continue;
       snprintf(p, sizeof p, "bias_ih_l%d%s", l, sfx);
-      if (st == LAM_OK) st = lam__rnn_param_init(params, p, &r->o.bias_init, ctx, key, dtype, 1, &GH, H);
+      if (st == LAM_OK)
+        st = lam__rnn_param_init(params, p, &r->o.bias_init, ctx, key, dtype, 1, &GH, H);
       snprintf(p, sizeof p, "bias_hh_l%d%s", l, sfx);
-      if (st == LAM_OK) st = lam__rnn_param_init(params, p, &r->o.bias_init, ctx, key, dtype, 1, &GH, H);
+      if (st == LAM_OK)
+        st = lam__rnn_param_init(params, p, &r->o.bias_init, ctx, key, dtype, 1, &GH, H);
     }
   return st;
 }
@@ -211,7 +214,8 @@ static lam_status lam__rnn_mask(lam_tensor *lengths, int64_t T, int64_t B, bool 
       char b2[LAM__SHAPE_STR];
       return lam__fail(LAM_ERR_SHAPE, "%s: %s: mask is %s, expected %s (x's %s axes)", fn, name,
                        lam__shape_str(lengths->ndim, lengths->shape, b1),
-                       lam__shape_str(2, want, b2), batch_first ? "batch and time" : "time and batch");
+                       lam__shape_str(2, want, b2),
+                       batch_first ? "batch and time" : "time and batch");
     }
     *mask = batch_first ? lam_transpose(lengths, 0, 1) : lam_tensor_retain(lengths);
     return *mask ? LAM_OK : lam_last_status();
@@ -335,9 +339,10 @@ static lam_status lam__rnn_run(lam_layer *layer, lam_ptree *params, lam_tensor *
                    lam__shape_str(x->ndim, x->shape, b1));
   const bool drop = opts->training && r->o.dropout > 0 && L > 1;
   if (st == LAM_OK && drop && !opts->rng)
-    st = lam__fail(LAM_ERR_INVALID_ARGUMENT,
-                   "%s: %s: dropout %g between layers in training needs an rng key (lam_apply_opts.rng)",
-                   fn, name, r->o.dropout);
+    st = lam__fail(
+        LAM_ERR_INVALID_ARGUMENT,
+        "%s: %s: dropout %g between layers in training needs an rng key (lam_apply_opts.rng)", fn,
+        name, r->o.dropout);
   lam_tensor *mask = NULL;
   if (st == LAM_OK && lengths) st = lam__rnn_mask(lengths, T, B, bf, fn, name, &mask);
   if (st != LAM_OK) {
@@ -350,9 +355,11 @@ static lam_status lam__rnn_run(lam_layer *layer, lam_ptree *params, lam_tensor *
                     : bf      ? lam_transpose(x, 0, 1)
                               : lam_tensor_retain(x);
   lam_tensor *h0r = h0 && unbatched ? lam_tensor_reshape(h0, 3, (int64_t[]){LD, 1, H})
-                                    : h0 ? lam_tensor_retain(h0) : NULL;
+                    : h0            ? lam_tensor_retain(h0)
+                                    : NULL;
   lam_tensor *c0r = c0 && unbatched ? lam_tensor_reshape(c0, 3, (int64_t[]){LD, 1, H})
-                                    : c0 ? lam_tensor_retain(c0) : NULL;
+                    : c0            ? lam_tensor_retain(c0)
+                                    : NULL;
   if (!inp || (h0 && !h0r) || (c0 && !c0r)) st = lam_last_status();
   for (int l = 0; l < L && st == LAM_OK; l++) {
     const int64_t in = l ? D * H : r->in;
@@ -381,7 +388,8 @@ static lam_status lam__rnn_run(lam_layer *layer, lam_ptree *params, lam_tensor *
     if (st == LAM_OK) {
       y = D == 2 ? lam_concat(ys, 2, 2) : lam_tensor_retain(ys[0]);
       if (y && drop && l < L - 1) {
-        lam_tensor *yd = lam_dropout_forward(y, r->o.dropout, lam_rng_fold_in(*opts->rng, (uint32_t)l), false);
+        lam_tensor *yd =
+            lam_dropout_forward(y, r->o.dropout, lam_rng_fold_in(*opts->rng, (uint32_t)l), false);
         lam_tensor_free(y);
         y = yd;
       }
@@ -430,7 +438,8 @@ static lam_status lam__rnn_apply(lam_layer *self, lam_ptree *params, lam_ptree *
   lam_tensor *h0 = lam_aux_get(aux, "h0"), *c0 = lam_aux_get(aux, "c0");
   lam_tensor *lengths = lam_aux_get(aux, "lengths"), *mask = lam_aux_get(aux, "mask");
   if (lengths && mask)
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: %s: aux has both \"lengths\" and \"mask\"", fn, name);
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: %s: aux has both \"lengths\" and \"mask\"", fn,
+                     name);
   if (c0 && r->mode != LAM__RNN_LSTM)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: %s: aux \"c0\" is for LSTMs only", fn, name);
   if (lengths && lengths->dtype != LAM_I32)
@@ -455,37 +464,46 @@ static lam_status lam__rnn_apply(lam_layer *self, lam_ptree *params, lam_ptree *
 }
 
 static const lam_layer_vtable lam__rnn_vt = {"rnn", lam__rnn_init, lam__rnn_apply, lam__free_impl};
-static const lam_layer_vtable lam__lstm_vt = {"lstm", lam__rnn_init, lam__rnn_apply, lam__free_impl};
+static const lam_layer_vtable lam__lstm_vt = {"lstm", lam__rnn_init, lam__rnn_apply,
+                                              lam__free_impl};
 static const lam_layer_vtable lam__gru_vt = {"gru", lam__rnn_init, lam__rnn_apply, lam__free_impl};
 
 static lam_layer *lam__rnn_new(int mode, int64_t input_size, int64_t hidden_size,
                                const lam_rnn_opts *opts, const char *fn) {
   lam_rnn_opts o = opts ? *opts : lam_rnn_defaults();
   if (input_size < 1 || hidden_size < 1)
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: input_size %lld and hidden_size %lld must be >= 1",
-                     fn, (long long)input_size, (long long)hidden_size), NULL;
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT,
+                     "%s: input_size %lld and hidden_size %lld must be >= 1", fn,
+                     (long long)input_size, (long long)hidden_size),
+           NULL;
   if (o.num_layers < 1)
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: num_layers %d must be >= 1", fn, o.num_layers), NULL;
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: num_layers %d must be >= 1", fn, o.num_layers),
+           NULL;
   if (!(o.dropout >= 0 && o.dropout < 1))
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: dropout %g must be in [0, 1)", fn, o.dropout), NULL;
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: dropout %g must be in [0, 1)", fn, o.dropout),
+           NULL;
   if (o.nonlinearity != LAM_RNN_TANH && o.nonlinearity != LAM_RNN_RELU)
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: unknown nonlinearity %d (LAM_RNN_TANH or LAM_RNN_RELU)",
-                     fn, (int)o.nonlinearity), NULL;
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT,
+                     "%s: unknown nonlinearity %d (LAM_RNN_TANH or LAM_RNN_RELU)", fn,
+                     (int)o.nonlinearity),
+           NULL;
   if (lam__rnn_check_init(&o.weight_init, fn, "weight_init") != LAM_OK ||
       lam__rnn_check_init(&o.bias_init, fn, "bias_init") != LAM_OK)
     return NULL;
   const int64_t GH = lam__rnn_num_gates(mode) * hidden_size;
   const int64_t widest = input_size > 2 * hidden_size ? input_size : 2 * hidden_size;
   if (GH > LAM__MAX_NUMEL / widest)
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: input_size %lld / hidden_size %lld are too large",
-                     fn, (long long)input_size, (long long)hidden_size), NULL;
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT,
+                     "%s: input_size %lld / hidden_size %lld are too large", fn,
+                     (long long)input_size, (long long)hidden_size),
+           NULL;
   lam__rnn *r = calloc(1, sizeof *r);
   if (!r) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn), NULL;
   r->mode = mode == LAM__RNN_TANH && o.nonlinearity == LAM_RNN_RELU ? LAM__RNN_RELU : mode;
   r->in = input_size;
   r->hidden = hidden_size;
   r->o = o;
-  const lam_layer_vtable *vt = mode == LAM__RNN_LSTM ? &lam__lstm_vt
+  const lam_layer_vtable *vt = mode == LAM__RNN_LSTM  ? &lam__lstm_vt
                                : mode == LAM__RNN_GRU ? &lam__gru_vt
                                                       : &lam__rnn_vt;
   lam_layer *layer = lam_layer_custom(vt, r);
@@ -506,10 +524,9 @@ lam_layer *lam_gru(int64_t input_size, int64_t hidden_size, const lam_rnn_opts *
 /* ---- functional forms ------------------------------------------------------ */
 
 static lam_status lam__rnn_forward(const lam_layer_vtable *vt, const char *fn, lam_layer *layer,
-                                   lam_ptree *params, lam_tensor *x, lam_tensor *h0,
-                                   lam_tensor *c0, lam_tensor *lengths,
-                                   const lam_apply_opts *opts, lam_tensor **out, lam_tensor **h_n,
-                                   lam_tensor **c_n) {
+                                   lam_ptree *params, lam_tensor *x, lam_tensor *h0, lam_tensor *c0,
+                                   lam_tensor *lengths, const lam_apply_opts *opts,
+                                   lam_tensor **out, lam_tensor **h_n, lam_tensor **c_n) {
   if (out) *out = NULL;
   if (h_n) *h_n = NULL;
   if (c_n) *c_n = NULL;

@@ -20,9 +20,8 @@ lam_status lam__rnn_param_init(lam_ptree *params, const char *path, const lam_in
 lam_tensor *lam__rnn_param(lam_ptree *params, const char *fn, const char *layer, const char *path,
                            lam_dtype dtype, int ndim, const int64_t *shape);
 lam_tensor *lam__rnn_direction(int mode, lam_tensor *x2d, int64_t T, int64_t B, lam_tensor *w_ih,
-                               lam_tensor *w_hh, lam_tensor *b_ih, lam_tensor *b_hh,
-                               lam_tensor *h0, lam_tensor *c0, lam_tensor *mask, int reverse,
-                               const char *fn);
+                               lam_tensor *w_hh, lam_tensor *b_ih, lam_tensor *b_hh, lam_tensor *h0,
+                               lam_tensor *c0, lam_tensor *mask, int reverse, const char *fn);
 int lam__rnn_num_gates(int mode);
 lam_status lam__rnn_check_init(const lam_init *init, const char *fn, const char *what);
 
@@ -109,7 +108,8 @@ static lam_status lam__cell_run(lam_layer *cell, lam_ptree *params, lam_tensor *
     return lam__fail(LAM_ERR_DTYPE, "%s: %s: params are %s; f32 or f64 only", fn, name,
                      lam_dtype_name(dt));
   w_ih = lam__rnn_param(params, fn, name, "weight_ih", dt, 2, (int64_t[]){GH, cc->in});
-  lam_tensor *w_hh = w_ih ? lam__rnn_param(params, fn, name, "weight_hh", dt, 2, (int64_t[]){GH, H}) : NULL;
+  lam_tensor *w_hh =
+      w_ih ? lam__rnn_param(params, fn, name, "weight_hh", dt, 2, (int64_t[]){GH, H}) : NULL;
   lam_tensor *b_ih = NULL, *b_hh = NULL;
   if (w_hh && cc->o.bias) {
     b_ih = lam__rnn_param(params, fn, name, "bias_ih", dt, 1, &GH);
@@ -129,15 +129,17 @@ static lam_status lam__cell_run(lam_layer *cell, lam_ptree *params, lam_tensor *
   if (h) st = lam__cell_check_state(h, "h", B, H, unbatched, dt, fn, name);
   if (st == LAM_OK && c) st = lam__cell_check_state(c, "c", B, H, unbatched, dt, fn, name);
   if (st == LAM_OK && c && mode != LAM__RNN_LSTM)
-    st = lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: %s: a cell state c is for LSTM cells only", fn, name);
+    st = lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: %s: a cell state c is for LSTM cells only", fn,
+                   name);
   if (st != LAM_OK) return st;
   const int64_t bh[2] = {B, H};
   lam_tensor *x2d = lam_tensor_reshape(x, 2, (int64_t[]){B, cc->in});
   lam_tensor *h2 = h ? lam_tensor_reshape(h, 2, bh) : NULL;
   lam_tensor *c2 = c ? lam_tensor_reshape(c, 2, bh) : NULL;
-  lam_tensor *z = x2d && (!h || h2) && (!c || c2)
-                      ? lam__rnn_direction(mode, x2d, 1, B, w_ih, w_hh, b_ih, b_hh, h2, c2, NULL, 0, fn)
-                      : NULL;
+  lam_tensor *z =
+      x2d && (!h || h2) && (!c || c2)
+          ? lam__rnn_direction(mode, x2d, 1, B, w_ih, w_hh, b_ih, b_hh, h2, c2, NULL, 0, fn)
+          : NULL;
   const int nd = unbatched ? 1 : 2;
   const int64_t *shape = unbatched ? bh + 1 : bh;
   lam_tensor *h1 = z ? lam__cell_row(z, 1, nd, shape) : NULL;
@@ -163,11 +165,13 @@ static lam_status lam__cell_apply(lam_layer *self, lam_ptree *params, lam_ptree 
   const lam_aux *aux = opts ? opts->aux : NULL;
   lam_tensor *h0 = lam_aux_get(aux, "h0"), *c0 = lam_aux_get(aux, "c0");
   if (c0 && c->mode != LAM__RNN_LSTM)
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_layer_apply: %s: aux \"c0\" is for LSTM cells only",
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT,
+                     "lam_layer_apply: %s: aux \"c0\" is for LSTM cells only",
                      lam__cell_name(c->mode));
   lam_tensor *c1 = NULL;
   const bool want_c = c->mode == LAM__RNN_LSTM && opts && opts->summaries;
-  lam_status st = lam__cell_run(self, params, x, h0, c0, "lam_layer_apply", out, want_c ? &c1 : NULL);
+  lam_status st =
+      lam__cell_run(self, params, x, h0, c0, "lam_layer_apply", out, want_c ? &c1 : NULL);
   if (st == LAM_OK) st = lam_add_summary(opts, "h_n", *out);
   if (st == LAM_OK && c1) st = lam_add_summary(opts, "c_n", c1);
   lam_tensor_free(c1);
@@ -189,26 +193,32 @@ static lam_layer *lam__cell_new(int mode, int64_t input_size, int64_t hidden_siz
                                 const lam_rnn_cell_opts *opts, const char *fn) {
   lam_rnn_cell_opts o = opts ? *opts : lam_rnn_cell_defaults();
   if (input_size < 1 || hidden_size < 1)
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: input_size %lld and hidden_size %lld must be >= 1",
-                     fn, (long long)input_size, (long long)hidden_size), NULL;
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT,
+                     "%s: input_size %lld and hidden_size %lld must be >= 1", fn,
+                     (long long)input_size, (long long)hidden_size),
+           NULL;
   if (o.nonlinearity != LAM_RNN_TANH && o.nonlinearity != LAM_RNN_RELU)
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: unknown nonlinearity %d (LAM_RNN_TANH or LAM_RNN_RELU)",
-                     fn, (int)o.nonlinearity), NULL;
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT,
+                     "%s: unknown nonlinearity %d (LAM_RNN_TANH or LAM_RNN_RELU)", fn,
+                     (int)o.nonlinearity),
+           NULL;
   if (lam__rnn_check_init(&o.weight_init, fn, "weight_init") != LAM_OK ||
       lam__rnn_check_init(&o.bias_init, fn, "bias_init") != LAM_OK)
     return NULL;
   const int64_t GH = lam__rnn_num_gates(mode) * hidden_size;
   const int64_t widest = input_size > hidden_size ? input_size : hidden_size;
   if (GH > LAM__MAX_NUMEL / widest)
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: input_size %lld / hidden_size %lld are too large",
-                     fn, (long long)input_size, (long long)hidden_size), NULL;
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT,
+                     "%s: input_size %lld / hidden_size %lld are too large", fn,
+                     (long long)input_size, (long long)hidden_size),
+           NULL;
   lam__cell *c = calloc(1, sizeof *c);
   if (!c) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn), NULL;
   c->mode = mode == LAM__RNN_TANH && o.nonlinearity == LAM_RNN_RELU ? LAM__RNN_RELU : mode;
   c->in = input_size;
   c->hidden = hidden_size;
   c->o = o;
-  const lam_layer_vtable *vt = mode == LAM__RNN_LSTM ? &lam__lstm_cell_vt
+  const lam_layer_vtable *vt = mode == LAM__RNN_LSTM  ? &lam__lstm_cell_vt
                                : mode == LAM__RNN_GRU ? &lam__gru_cell_vt
                                                       : &lam__rnn_cell_vt;
   lam_layer *layer = lam_layer_custom(vt, c);

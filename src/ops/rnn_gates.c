@@ -45,7 +45,8 @@ typedef struct {
 static lam__rnn_work lam__rnn_layout(int mode, int64_t T, int64_t B, int64_t H) {
   lam__rnn_work w;
   w.BH = B * H;
-  int64_t gs = (mode == LAM__RNN_LSTM || mode == LAM__RNN_GRU) ? 4 * H : 0; /* stored gates per row */
+  int64_t gs =
+      (mode == LAM__RNN_LSTM || mode == LAM__RNN_GRU) ? 4 * H : 0; /* stored gates per row */
   w.g = 0;
   w.h = T * B * gs;
   w.c = w.h + (T + 1) * w.BH;
@@ -69,8 +70,9 @@ static lam_status lam__rnn_copy_add(lam_ctx *ctx, cl_kernel k, lam_tensor *dst, 
                                     lam_tensor *a, int64_t a_off, lam_tensor *b, int64_t b_off,
                                     int64_t n, const char *fn) {
   lam_tensor *pa = a ? a : dst, *pb = b ? b : dst;
-  lam__arg args[] = {LAM__BUF(dst, dst_off), LAM__BUF(pa, a ? a_off : 0), lam__arg_int(a != NULL),
-                     LAM__BUF(pb, b ? b_off : 0), lam__arg_int(b != NULL), lam__arg_int(n)};
+  lam__arg args[] = {LAM__BUF(dst, dst_off),  LAM__BUF(pa, a ? a_off : 0),
+                     lam__arg_int(a != NULL), LAM__BUF(pb, b ? b_off : 0),
+                     lam__arg_int(b != NULL), lam__arg_int(n)};
   return lam__launch_1d(ctx, k, fn, 9, args, (size_t)n);
 }
 
@@ -93,7 +95,8 @@ static lam_status lam__rnn_scan_backward(lam__node *node, lam_tensor *dz, lam_te
   const int64_t DW = gru ? 2 * GH : GH; /* width of the per-row bias sums */
 
   lam_tensor *dg = lam__tensor_new(ctx, dt, 3, (int64_t[]){T, B, GH}, fn);
-  lam_tensor *dhw = gru ? lam__tensor_new(ctx, dt, 3, (int64_t[]){T, B, GH}, fn) : lam_tensor_retain(dg);
+  lam_tensor *dhw =
+      gru ? lam__tensor_new(ctx, dt, 3, (int64_t[]){T, B, GH}, fn) : lam_tensor_retain(dg);
   lam_tensor *dhp = lam__tensor_new(ctx, dt, 2, (int64_t[]){B, H}, fn);
   lam_tensor *dc = lstm ? lam__tensor_new(ctx, dt, 2, (int64_t[]){B, H}, fn) : NULL;
   /* Per-row bias-gradient sums, kept even when not wanted (see cl/rnn.cl). */
@@ -117,30 +120,54 @@ static lam_status lam__rnn_scan_backward(lam__node *node, lam_tensor *dz, lam_te
     lam__arg a[32];
     int n = 0;
     if (mode == LAM__RNN_LSTM) {
-      lam__arg args[] = {LAM__BUF(work, L.g + t * B * 4 * H), LAM__BUF(work, L.c + prev * BH),
+      lam__arg args[] = {LAM__BUF(work, L.g + t * B * 4 * H),
+                         LAM__BUF(work, L.c + prev * BH),
                          lam__arg_int((int64_t)work->offset + L.c + next * BH),
-                         LAM__BUF(dz, t * BH), LAM__BUF(g, go), lam__arg_int(dhg != NULL),
-                         LAM__BUF(dhp, 0), LAM__BUF(dc, 0), LAM__BUF(dg, t * B * GH),
-                         LAM__BUF(db, 0), LAM__BUF(mask, t * B),
-                         lam__arg_int(has_mask), lam__arg_int(B), lam__arg_int(H),
+                         LAM__BUF(dz, t * BH),
+                         LAM__BUF(g, go),
+                         lam__arg_int(dhg != NULL),
+                         LAM__BUF(dhp, 0),
+                         LAM__BUF(dc, 0),
+                         LAM__BUF(dg, t * B * GH),
+                         LAM__BUF(db, 0),
+                         LAM__BUF(mask, t * B),
+                         lam__arg_int(has_mask),
+                         lam__arg_int(B),
+                         lam__arg_int(H),
                          lam__arg_int(chunk)};
       n = (int)(sizeof args / sizeof *args);
       memcpy(a, args, sizeof args);
     } else if (gru) {
-      lam__arg args[] = {LAM__BUF(work, L.g + t * B * 4 * H), LAM__BUF(work, L.h + prev * BH),
-                         LAM__BUF(dz, t * BH), LAM__BUF(g, go), lam__arg_int(dhg != NULL),
-                         LAM__BUF(dhp, 0), LAM__BUF(dg, t * B * GH), LAM__BUF(dhw, t * B * GH),
-                         LAM__BUF(db, 0), LAM__BUF(mask, t * B),
-                         lam__arg_int(has_mask), lam__arg_int(B), lam__arg_int(H),
+      lam__arg args[] = {LAM__BUF(work, L.g + t * B * 4 * H),
+                         LAM__BUF(work, L.h + prev * BH),
+                         LAM__BUF(dz, t * BH),
+                         LAM__BUF(g, go),
+                         lam__arg_int(dhg != NULL),
+                         LAM__BUF(dhp, 0),
+                         LAM__BUF(dg, t * B * GH),
+                         LAM__BUF(dhw, t * B * GH),
+                         LAM__BUF(db, 0),
+                         LAM__BUF(mask, t * B),
+                         lam__arg_int(has_mask),
+                         lam__arg_int(B),
+                         lam__arg_int(H),
                          lam__arg_int(chunk)};
       n = (int)(sizeof args / sizeof *args);
       memcpy(a, args, sizeof args);
     } else {
-      lam__arg args[] = {LAM__BUF(work, L.h + next * BH), LAM__BUF(dz, t * BH), LAM__BUF(g, go),
-                         lam__arg_int(dhg != NULL), LAM__BUF(dhp, 0), LAM__BUF(dg, t * B * GH),
-                         LAM__BUF(db, 0), LAM__BUF(mask, t * B),
-                         lam__arg_int(has_mask), lam__arg_int(B), lam__arg_int(H),
-                         lam__arg_int(mode == LAM__RNN_RELU), lam__arg_int(chunk)};
+      lam__arg args[] = {LAM__BUF(work, L.h + next * BH),
+                         LAM__BUF(dz, t * BH),
+                         LAM__BUF(g, go),
+                         lam__arg_int(dhg != NULL),
+                         LAM__BUF(dhp, 0),
+                         LAM__BUF(dg, t * B * GH),
+                         LAM__BUF(db, 0),
+                         LAM__BUF(mask, t * B),
+                         lam__arg_int(has_mask),
+                         lam__arg_int(B),
+                         lam__arg_int(H),
+                         lam__arg_int(mode == LAM__RNN_RELU),
+                         lam__arg_int(chunk)};
       n = (int)(sizeof args / sizeof *args);
       memcpy(a, args, sizeof args);
     }
@@ -149,7 +176,8 @@ static lam_status lam__rnn_scan_backward(lam__node *node, lam_tensor *dz, lam_te
     dhg = NULL;
     /* dh_prev = dHW_t @ W_hh; at the first step only for the initial states' gradient. */
     if (st == LAM_OK && (k > 0 || want_s)) {
-      lam_tensor *v = lam__tensor_view(dhw, dhw->offset + (size_t)(t * B * GH), 2, (int64_t[]){B, GH});
+      lam_tensor *v =
+          lam__tensor_view(dhw, dhw->offset + (size_t)(t * B * GH), 2, (int64_t[]){B, GH});
       dhg = v ? lam_matmul_t(v, w_hh, 0, 0) : NULL;
       lam_tensor_free(v);
       if (!dhg) st = lam_last_status();
@@ -220,7 +248,8 @@ lam_tensor *lam__rnn_scan(int mode, lam_tensor *xw, lam_tensor *w_hh, lam_tensor
   const lam_dtype dt = xw->dtype;
   if (dt != LAM_F32 && dt != LAM_F64)
     return lam__fail(LAM_ERR_DTYPE, "%s: dtype %s is not supported (f32 or f64)", fn,
-                     lam_dtype_name(dt)), NULL;
+                     lam_dtype_name(dt)),
+           NULL;
   const int G = lam__rnn_gates(mode);
   const bool lstm = mode == LAM__RNN_LSTM;
   if (xw->ndim != 3 || w_hh->ndim != 2 || w_hh->shape[0] != G * w_hh->shape[1] ||
@@ -228,23 +257,28 @@ lam_tensor *lam__rnn_scan(int mode, lam_tensor *xw, lam_tensor *w_hh, lam_tensor
     char b1[LAM__SHAPE_STR], b2[LAM__SHAPE_STR];
     return lam__fail(LAM_ERR_SHAPE, "%s: input projection %s does not fit W_hh %s (%d gates)", fn,
                      lam__shape_str(xw->ndim, xw->shape, b1),
-                     lam__shape_str(w_hh->ndim, w_hh->shape, b2), G), NULL;
+                     lam__shape_str(w_hh->ndim, w_hh->shape, b2), G),
+           NULL;
   }
   const int64_t T = xw->shape[0], B = xw->shape[1], H = w_hh->shape[1], GH = G * H;
   if (lam__rnn_check(fn, "W_hh", w_hh, dt, 2, (int64_t[]){GH, H}) != LAM_OK) return NULL;
   if (bias && lam__rnn_check(fn, "biases", bias, dt, 2, (int64_t[]){2, GH}) != LAM_OK) return NULL;
-  if (state && lam__rnn_check(fn, "initial states", state, dt, 3, (int64_t[]){lstm ? 2 : 1, B, H}) != LAM_OK)
+  if (state &&
+      lam__rnn_check(fn, "initial states", state, dt, 3, (int64_t[]){lstm ? 2 : 1, B, H}) != LAM_OK)
     return NULL;
   if (mask && lam__rnn_check(fn, "mask", mask, LAM_U8, 2, (int64_t[]){T, B}) != LAM_OK) return NULL;
   const lam__rnn_work L = lam__rnn_layout(mode, T, B, H);
   if (L.total > LAM__MAX_NUMEL)
-    return lam__fail(LAM_ERR_SHAPE, "%s: %lld steps of [%lld, %lld] states need %lld elements (max %lld)",
-                     fn, (long long)T, (long long)B, (long long)H, (long long)L.total,
-                     (long long)LAM__MAX_NUMEL), NULL;
+    return lam__fail(LAM_ERR_SHAPE,
+                     "%s: %lld steps of [%lld, %lld] states need %lld elements (max %lld)", fn,
+                     (long long)T, (long long)B, (long long)H, (long long)L.total,
+                     (long long)LAM__MAX_NUMEL),
+           NULL;
   const int64_t BH = L.BH;
   const int chunk = lam__rnn_chunk(ctx);
   lam_tensor *work = lam__tensor_new(ctx, dt, 1, &L.total, fn);
-  lam_tensor *z = work ? lam__tensor_new(ctx, dt, 3, (int64_t[]){T + (lstm ? 2 : 1), B, H}, fn) : NULL;
+  lam_tensor *z =
+      work ? lam__tensor_new(ctx, dt, 3, (int64_t[]){T + (lstm ? 2 : 1), B, H}, fn) : NULL;
   if (!z) {
     lam_tensor_free(work);
     return NULL;
@@ -255,20 +289,22 @@ lam_tensor *lam__rnn_scan(int mode, lam_tensor *xw, lam_tensor *w_hh, lam_tensor
   if (st == LAM_OK) st = lam__kernel_dt(ctx, "rnn", names[mode], dt, NULL, &ks);
   const bool was = lam_grad_set_enabled(ctx, false); /* the scan is one node */
   const int64_t first = reverse ? T : 0, last = reverse ? 0 : T;
-  if (st == LAM_OK) st = lam__rnn_copy_add(ctx, kc, work, L.h + first * BH, state, 0, NULL, 0, BH, fn);
+  if (st == LAM_OK)
+    st = lam__rnn_copy_add(ctx, kc, work, L.h + first * BH, state, 0, NULL, 0, BH, fn);
   if (st == LAM_OK && lstm)
     st = lam__rnn_copy_add(ctx, kc, work, L.c + first * BH, state, BH, NULL, 0, BH, fn);
   lam_tensor *mk = mask ? mask : work; /* any buffer when unused */
   /* The kernels always add biases: zeros when there are none (see cl/rnn.cl). */
-  lam_tensor *bb = bias ? lam_tensor_retain(bias) : lam_tensor_zeros(ctx, dt, 2, (int64_t[]){2, GH});
+  lam_tensor *bb =
+      bias ? lam_tensor_retain(bias) : lam_tensor_zeros(ctx, dt, 2, (int64_t[]){2, GH});
   if (!bb) st = lam_last_status();
   for (int64_t k = 0; k < T && st == LAM_OK; k++) {
     const int64_t t = reverse ? T - 1 - k : k;
     const int64_t prev = t + reverse, next = t + 1 - reverse;
     lam_tensor *hw = NULL;
     if (k > 0 || state) { /* from a zero state the first GEMM is skipped */
-      lam_tensor *hp = lam__tensor_view(work, work->offset + (size_t)(L.h + prev * BH), 2,
-                                        (int64_t[]){B, H});
+      lam_tensor *hp =
+          lam__tensor_view(work, work->offset + (size_t)(L.h + prev * BH), 2, (int64_t[]){B, H});
       hw = hp ? lam_matmul_t(hp, w_hh, 0, 1) : NULL;
       lam_tensor_free(hp);
       if (!hw) {
@@ -282,32 +318,53 @@ lam_tensor *lam__rnn_scan(int mode, lam_tensor *xw, lam_tensor *w_hh, lam_tensor
     lam__arg a[32];
     int n;
     if (lstm) {
-      lam__arg args[] = {LAM__BUF(xw, t * B * GH), LAM__BUF(hwa, hwo), lam__arg_int(hw != NULL),
+      lam__arg args[] = {LAM__BUF(xw, t * B * GH),
+                         LAM__BUF(hwa, hwo),
+                         lam__arg_int(hw != NULL),
                          LAM__BUF(bb, 0),
-                         LAM__BUF(work, L.g + t * B * 4 * H), LAM__BUF(work, L.h + prev * BH),
+                         LAM__BUF(work, L.g + t * B * 4 * H),
+                         LAM__BUF(work, L.h + prev * BH),
                          lam__arg_int((int64_t)work->offset + L.h + next * BH),
                          LAM__BUF(work, L.c + prev * BH),
-                         lam__arg_int((int64_t)work->offset + L.c + next * BH), LAM__BUF(z, t * BH),
-                         LAM__BUF(mk, t * B), lam__arg_int(mask != NULL), lam__arg_int(B),
-                         lam__arg_int(H), lam__arg_int(chunk)};
+                         lam__arg_int((int64_t)work->offset + L.c + next * BH),
+                         LAM__BUF(z, t * BH),
+                         LAM__BUF(mk, t * B),
+                         lam__arg_int(mask != NULL),
+                         lam__arg_int(B),
+                         lam__arg_int(H),
+                         lam__arg_int(chunk)};
       n = (int)(sizeof args / sizeof *args);
       memcpy(a, args, sizeof args);
     } else if (mode == LAM__RNN_GRU) {
-      lam__arg args[] = {LAM__BUF(xw, t * B * GH), LAM__BUF(hwa, hwo), lam__arg_int(hw != NULL),
+      lam__arg args[] = {LAM__BUF(xw, t * B * GH),
+                         LAM__BUF(hwa, hwo),
+                         lam__arg_int(hw != NULL),
                          LAM__BUF(bb, 0),
-                         LAM__BUF(work, L.g + t * B * 4 * H), LAM__BUF(work, L.h + prev * BH),
-                         lam__arg_int((int64_t)work->offset + L.h + next * BH), LAM__BUF(z, t * BH),
-                         LAM__BUF(mk, t * B), lam__arg_int(mask != NULL), lam__arg_int(B),
-                         lam__arg_int(H), lam__arg_int(chunk)};
+                         LAM__BUF(work, L.g + t * B * 4 * H),
+                         LAM__BUF(work, L.h + prev * BH),
+                         lam__arg_int((int64_t)work->offset + L.h + next * BH),
+                         LAM__BUF(z, t * BH),
+                         LAM__BUF(mk, t * B),
+                         lam__arg_int(mask != NULL),
+                         lam__arg_int(B),
+                         lam__arg_int(H),
+                         lam__arg_int(chunk)};
       n = (int)(sizeof args / sizeof *args);
       memcpy(a, args, sizeof args);
     } else {
-      lam__arg args[] = {LAM__BUF(xw, t * B * GH), LAM__BUF(hwa, hwo), lam__arg_int(hw != NULL),
+      lam__arg args[] = {LAM__BUF(xw, t * B * GH),
+                         LAM__BUF(hwa, hwo),
+                         lam__arg_int(hw != NULL),
                          LAM__BUF(bb, 0),
                          LAM__BUF(work, L.h + prev * BH),
-                         lam__arg_int((int64_t)work->offset + L.h + next * BH), LAM__BUF(z, t * BH),
-                         LAM__BUF(mk, t * B), lam__arg_int(mask != NULL), lam__arg_int(B),
-                         lam__arg_int(H), lam__arg_int(mode == LAM__RNN_RELU), lam__arg_int(chunk)};
+                         lam__arg_int((int64_t)work->offset + L.h + next * BH),
+                         LAM__BUF(z, t * BH),
+                         LAM__BUF(mk, t * B),
+                         lam__arg_int(mask != NULL),
+                         lam__arg_int(B),
+                         lam__arg_int(H),
+                         lam__arg_int(mode == LAM__RNN_RELU),
+                         lam__arg_int(chunk)};
       n = (int)(sizeof args / sizeof *args);
       memcpy(a, args, sizeof args);
     }
@@ -315,7 +372,8 @@ lam_tensor *lam__rnn_scan(int mode, lam_tensor *xw, lam_tensor *w_hh, lam_tensor
     lam_tensor_free(hw); /* the in-order queue runs the kernel before any reuse */
   }
   /* Final states into rows T (h) and T+1 (c): the last slot in processing order. */
-  if (st == LAM_OK) st = lam__rnn_copy_add(ctx, kc, z, T * BH, work, L.h + last * BH, NULL, 0, BH, fn);
+  if (st == LAM_OK)
+    st = lam__rnn_copy_add(ctx, kc, z, T * BH, work, L.h + last * BH, NULL, 0, BH, fn);
   if (st == LAM_OK && lstm)
     st = lam__rnn_copy_add(ctx, kc, z, (T + 1) * BH, work, L.c + last * BH, NULL, 0, BH, fn);
   lam_grad_set_enabled(ctx, was);

@@ -1,7 +1,7 @@
-/* data/rnn_common.h: test code (not data) shared by test_rnn.c and test_rnn_cells.c: a recurrent test
- * case (inputs drawn like tools/gen_rnn_golden.py draws them), a function
- * running it for lam__vjp / tu_gradcheck, comparisons with PyTorch's golden
- * numbers (tests/data/rnn_golden.h), and a plain C reference of one layer. */
+/* data/rnn_common.h: test code (not data) shared by test_rnn.c and test_rnn_cells.c: a recurrent
+ * test case (inputs drawn like tools/gen_rnn_golden.py draws them), a function running it for
+ * lam__vjp / tu_gradcheck, comparisons with PyTorch's golden numbers (tests/data/rnn_golden.h), and
+ * a plain C reference of one layer. */
 #ifndef LAMINA_TEST_RNN_COMMON_H
 #define LAMINA_TEST_RNN_COMMON_H
 
@@ -28,9 +28,9 @@ typedef struct {
   int n_all, n_states;
   lam_tensor *all[RC_MAX];
   char names[RC_MAX][32];
-  int n_sel, sel[8];  /* with n_sel > 0, xs[i] replaces all[sel[i]] (gradcheck subsets) */
-  int use_apply;      /* through lam_layer_apply with aux and summaries */
-  double *cot;        /* host cotangent of the flat output */
+  int n_sel, sel[8]; /* with n_sel > 0, xs[i] replaces all[sel[i]] (gradcheck subsets) */
+  int use_apply;     /* through lam_layer_apply with aux and summaries */
+  double *cot;       /* host cotangent of the flat output */
   int64_t n_out;
 } rcase;
 
@@ -73,7 +73,8 @@ static inline double *rc_read(const lam_tensor *t) {
 static inline double *rc_swap01(const double *v, int64_t a, int64_t c, int64_t f) {
   double *o = malloc((size_t)(a * c * f) * sizeof *o);
   for (int64_t i = 0; i < a; i++)
-    for (int64_t j = 0; j < c; j++) memcpy(o + (j * a + i) * f, v + (i * c + j) * f, (size_t)f * sizeof *o);
+    for (int64_t j = 0; j < c; j++)
+      memcpy(o + (j * a + i) * f, v + (i * c + j) * f, (size_t)f * sizeof *o);
   return o;
 }
 
@@ -108,8 +109,10 @@ static inline void rc_setup(lam_ctx *ctx, rcase *c, uint64_t seed) {
         double *v = rc_draw(&r, nd == 2 ? shape[0] * shape[1] : GH, -0.7, 0.7);
         params[np] = rc_tensor(ctx, c->dt, v, nd, shape);
         free(v);
-        if (cell) snprintf(c->names[np], sizeof c->names[np], "%s", kinds[k]);
-        else snprintf(c->names[np], sizeof c->names[np], "%s_l%d%s", kinds[k], l, d ? "_reverse" : "");
+        if (cell)
+          snprintf(c->names[np], sizeof c->names[np], "%s", kinds[k]);
+        else
+          snprintf(c->names[np], sizeof c->names[np], "%s_l%d%s", kinds[k], l, d ? "_reverse" : "");
         np++;
       }
     }
@@ -164,7 +167,7 @@ static inline lam_tensor *rc_fn(lam_tensor *const *xs, int n, void *user) {
   lam_tensor *y = NULL, *hn = NULL, *cn = NULL;
   lam_status st;
   if (c->layers == 0) {
-    st = c->mode == M_LSTM ? lam_lstm_cell_forward(c->layer, p, v[0], h0, c0, &y, &cn)
+    st = c->mode == M_LSTM  ? lam_lstm_cell_forward(c->layer, p, v[0], h0, c0, &y, &cn)
          : c->mode == M_GRU ? lam_gru_cell_forward(c->layer, p, v[0], h0, &y)
                             : lam_rnn_cell_forward(c->layer, p, v[0], h0, &y);
   } else if (c->use_apply) {
@@ -183,7 +186,8 @@ static inline lam_tensor *rc_fn(lam_tensor *const *xs, int n, void *user) {
     lam_aux_free(aux);
     lam_summaries_free(sm);
   } else {
-    st = c->mode == M_LSTM ? lam_lstm_forward(c->layer, p, v[0], h0, c0, c->lengths, NULL, &y, &hn, &cn)
+    st = c->mode == M_LSTM
+             ? lam_lstm_forward(c->layer, p, v[0], h0, c0, c->lengths, NULL, &y, &hn, &cn)
          : c->mode == M_GRU ? lam_gru_forward(c->layer, p, v[0], h0, c->lengths, NULL, &y, &hn)
                             : lam_rnn_forward(c->layer, p, v[0], h0, c->lengths, NULL, &y, &hn);
   }
@@ -211,7 +215,7 @@ static inline lam_layer *rc_layer(const rcase *c) {
   if (c->layers == 0) {
     lam_rnn_cell_opts o = lam_rnn_cell_defaults();
     o.nonlinearity = c->mode == M_RELU ? LAM_RNN_RELU : LAM_RNN_TANH;
-    return c->mode == M_LSTM ? lam_lstm_cell(c->I, c->H, &o)
+    return c->mode == M_LSTM  ? lam_lstm_cell(c->I, c->H, &o)
            : c->mode == M_GRU ? lam_gru_cell(c->I, c->H, &o)
                               : lam_rnn_cell(c->I, c->H, &o);
   }
@@ -220,7 +224,7 @@ static inline lam_layer *rc_layer(const rcase *c) {
   o.bidirectional = c->bidir;
   o.batch_first = c->bf;
   o.nonlinearity = c->mode == M_RELU ? LAM_RNN_RELU : LAM_RNN_TANH;
-  return c->mode == M_LSTM ? lam_lstm(c->I, c->H, &o)
+  return c->mode == M_LSTM  ? lam_lstm(c->I, c->H, &o)
          : c->mode == M_GRU ? lam_gru(c->I, c->H, &o)
                             : lam_rnn(c->I, c->H, &o);
 }
@@ -257,8 +261,8 @@ static inline void rc_golden(lam_ctx *ctx, const lam_rnn_golden *g, lam_dtype dt
   }
   c.lengths = len;
   char name[160];
-  snprintf(name, sizeof name, "%s [%s%s%s%s]", g->name, lam_dtype_name(dt), bf ? ", batch_first" : "",
-           use_apply ? ", apply" : "", lengths_as_mask ? ", mask" : "");
+  snprintf(name, sizeof name, "%s [%s%s%s%s]", g->name, lam_dtype_name(dt),
+           bf ? ", batch_first" : "", use_apply ? ", apply" : "", lengths_as_mask ? ", mask" : "");
   /* outputs */
   lam_tensor *out = rc_fn(c.all, c.n_all, &c);
   cr_assert(out, "%s: %s", name, lam_last_error());
@@ -304,7 +308,8 @@ static inline void rc_golden(lam_ctx *ctx, const lam_rnn_golden *g, lam_dtype dt
     off += n;
     free(gp);
   }
-  cr_assert_eq(off, g->np, "%s: %lld parameter elements, golden has %d", name, (long long)off, g->np);
+  cr_assert_eq(off, g->np, "%s: %lld parameter elements, golden has %d", name, (long long)off,
+               g->np);
   for (int i = 0; i < c.n_all; i++) lam_tensor_free(gr[i]);
   lam_tensor_free(w);
   lam_tensor_free(out);
@@ -325,7 +330,8 @@ static inline void rc_ref_layer(int mode, int D, int T, int B, int I, int H, con
                                 const double *const *w, const double *h0, const double *c0,
                                 const uint8_t *mask, double *y, double *hn, double *cn) {
   const int G = rc_gates(mode), GH = G * H;
-  double *h = malloc(sizeof(double) * (size_t)(B * H)), *c = malloc(sizeof(double) * (size_t)(B * H));
+  double *h = malloc(sizeof(double) * (size_t)(B * H)),
+         *c = malloc(sizeof(double) * (size_t)(B * H));
   double *gx = malloc(sizeof(double) * (size_t)GH), *gh = malloc(sizeof(double) * (size_t)GH);
   for (int d = 0; d < D; d++) {
     const double *wih = w[4 * d], *whh = w[4 * d + 1], *bih = w[4 * d + 2], *bhh = w[4 * d + 3];
@@ -349,11 +355,14 @@ static inline void rc_ref_layer(int mode, int D, int T, int B, int I, int H, con
         }
         for (int j = 0; j < H; j++) {
           double *hp = h + b * H + j, *cp = c + b * H + j;
-          if (mode == M_TANH) *hp = tanh(gx[j] + gh[j]);
-          else if (mode == M_RELU) *hp = fmax(gx[j] + gh[j], 0);
+          if (mode == M_TANH)
+            *hp = tanh(gx[j] + gh[j]);
+          else if (mode == M_RELU)
+            *hp = fmax(gx[j] + gh[j], 0);
           else if (mode == M_LSTM) {
             double ig = rc_sig(gx[j] + gh[j]), fg = rc_sig(gx[H + j] + gh[H + j]);
-            double gg = tanh(gx[2 * H + j] + gh[2 * H + j]), og = rc_sig(gx[3 * H + j] + gh[3 * H + j]);
+            double gg = tanh(gx[2 * H + j] + gh[2 * H + j]),
+                   og = rc_sig(gx[3 * H + j] + gh[3 * H + j]);
             *cp = fg * *cp + ig * gg;
             *hp = og * tanh(*cp);
           } else {
