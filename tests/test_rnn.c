@@ -69,11 +69,12 @@ static lam_tensor *host_param(lam_ptree *p, const char *name, double **out) {
 }
 
 /* One layer with random params, x, h0/c0 and mask; compares y, h_n, c_n. */
-static void ref_case(lam_ctx *ctx, int mode, int D, int T, int B, int I, int H, int holes,
-                     int use_len, lam_dtype dt, double tol, uint64_t seed) {
+static void ref_case_b(lam_ctx *ctx, int mode, int D, int T, int B, int I, int H, int holes,
+                       int use_len, lam_dtype dt, double tol, uint64_t seed, int bias) {
   tu_mark m = tu_mark_now(ctx);
   tu_rng r = tu_rng_make(seed);
   lam_rnn_opts o = lam_rnn_defaults();
+  o.bias = bias;
   o.bidirectional = D == 2;
   o.nonlinearity = mode == M_RELU ? LAM_RNN_RELU : LAM_RNN_TANH;
   lam_layer *layer = mode == M_LSTM  ? lam_lstm(I, H, &o)
@@ -86,7 +87,7 @@ static void ref_case(lam_ctx *ctx, int mode, int D, int T, int B, int I, int H, 
   double *w[8] = {0};
   const char *kinds[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
   for (int d = 0; d < D; d++)
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < (bias ? 4 : 2); k++) {
       char name[40];
       snprintf(name, sizeof name, "%s_l0%s", kinds[k], d ? "_reverse" : "");
       cr_assert(host_param(p, name, &w[4 * d + k]), "%s", name);
@@ -137,6 +138,11 @@ static void ref_case(lam_ctx *ctx, int mode, int D, int T, int B, int I, int H, 
   lam_vars_free(vars);
   lam_layer_free(layer);
   tu_assert_no_leak(ctx, m);
+}
+
+static void ref_case(lam_ctx *ctx, int mode, int D, int T, int B, int I, int H, int holes,
+                     int use_len, lam_dtype dt, double tol, uint64_t seed) {
+  ref_case_b(ctx, mode, D, T, B, I, H, holes, use_len, dt, tol, seed, 1);
 }
 
 Test(rnn, masks_with_holes_match_reference) {
@@ -415,6 +421,123 @@ Test(rnn, inside_sequential_with_value_and_grad) {
   lam_aux_free(u.aux);
   lam_vars_free(v);
   lam_layer_free(model);
+  tu_assert_no_leak(ctx, m);
+  lam_ctx_free(ctx);
+}
+
+/* ---- no biases; partial initial states --------------------------------------- */
+
+typedef struct {
+  lam_layer *layer;
+  int lstm;
+  int which; /* states given: 1 h0, 2 c0, 3 both (xs[1], xs[2]) */
+} nb_case;
+
+/* xs: x, then the params of a one-layer bidirectional layer without biases
+ * (4 tensors), then up to two states; returns y and h_n flat. */
+static lam_tensor *nb_fn(lam_tensor *const *xs, int n, void *user) {
+  nb_case *c = user;
+  lam_ptree *p = lam_ptree_dict();
+  const char *names[4] = {"weight_ih_l0", "weight_hh_l0", "weight_ih_l0_reverse",
+                          "weight_hh_l0_reverse"};
+  for (int i = 0; i < 4; i++) lam_ptree_set(p, names[i], xs[1 + i]);
+  lam_tensor *h0 = n > 5 ? xs[5] : NULL, *y = NULL, *hn = NULL;
+  lam_status st = c->lstm
+                      ? lam_lstm_forward(c->layer, p, xs[0], h0, NULL, NULL, NULL, &y, &hn, NULL)
+                      : lam_gru_forward(c->layer, p, xs[0], h0, NULL, NULL, &y, &hn);
+  lam_ptree_free(p);
+  if (st != LAM_OK) return NULL;
+  lam_tensor *parts[2] = {rc_flat(y), rc_flat(hn)};
+  lam_tensor *out = lam_concat(parts, 2, 0);
+  lam_tensor_free(parts[0]), lam_tensor_free(parts[1]), lam_tensor_free(y), lam_tensor_free(hn);
+  return out;
+}
+
+Test(rnn, no_bias_matches_reference_and_gradcheck) {
+  lam_ctx *ctx = tu_ctx();
+  for (int mode = 0; mode < 4; mode++)
+    ref_case_b(ctx, mode, 2, 5, 3, 4, 6, mode == M_GRU, mode != M_GRU, LAM_F64, 1e-12, 600 + mode,
+               0);
+  tu_mark m = tu_mark_now(ctx);
+  tu_rng r = tu_rng_make(61);
+  for (int lstm = 0; lstm < 2; lstm++) {
+    lam_rnn_opts o = lam_rnn_defaults();
+    o.bias = false;
+    o.bidirectional = true;
+    nb_case c = {lstm ? lam_lstm(2, 2, &o) : lam_gru(2, 2, &o), lstm, 1};
+    const int64_t GH = lstm ? 8 : 6;
+    lam_tensor *xs[6] = {tu_rand_f64(ctx, &r, 3, (int64_t[]){3, 2, 2}, -1, 1),
+                         tu_rand_f64(ctx, &r, 2, (int64_t[]){GH, 2}, -0.8, 0.8),
+                         tu_rand_f64(ctx, &r, 2, (int64_t[]){GH, 2}, -0.8, 0.8),
+                         tu_rand_f64(ctx, &r, 2, (int64_t[]){GH, 2}, -0.8, 0.8),
+                         tu_rand_f64(ctx, &r, 2, (int64_t[]){GH, 2}, -0.8, 0.8),
+                         tu_rand_f64(ctx, &r, 3, (int64_t[]){2, 2, 2}, -1, 1)};
+    tu_gradcheck(ctx, nb_fn, &c, xs, 6, 1e-6, 1e-6, 1, 2e-3, lstm ? "lstm no bias" : "gru no bias");
+    for (int i = 0; i < 6; i++) lam_tensor_free(xs[i]);
+    lam_layer_free(c.layer);
+  }
+  tu_assert_no_leak(ctx, m);
+  lam_ctx_free(ctx);
+}
+
+typedef struct {
+  lam_layer *layer;
+  lam_ptree *params;
+  lam_tensor *x, *zeros;
+  int which; /* 1: h0 = xs[0], c0 absent; 2: c0 = xs[0], h0 absent; +4: the absent one as zeros */
+} ps_case;
+
+static lam_tensor *ps_fn(lam_tensor *const *xs, int n, void *user) {
+  ps_case *c = user;
+  const int k = c->which & 3, z = c->which & 4;
+  lam_tensor *h0 = k == 1 ? xs[0] : z ? c->zeros : NULL, *c0 = k == 2 ? xs[0] : z ? c->zeros : NULL;
+  lam_tensor *y = NULL, *hn = NULL, *cn = NULL;
+  if (lam_lstm_forward(c->layer, c->params, c->x, h0, c0, NULL, NULL, &y, &hn, &cn) != LAM_OK)
+    return NULL;
+  lam_tensor *parts[3] = {rc_flat(y), rc_flat(hn), rc_flat(cn)};
+  lam_tensor *out = lam_concat(parts, 3, 0);
+  for (int i = 0; i < 3; i++) lam_tensor_free(parts[i]);
+  lam_tensor_free(y), lam_tensor_free(hn), lam_tensor_free(cn);
+  return out;
+}
+
+/* An LSTM given only h0 or only c0 treats the other as zeros. */
+Test(rnn, lstm_partial_initial_states) {
+  lam_ctx *ctx = tu_ctx();
+  tu_mark m = tu_mark_now(ctx);
+  tu_rng r = tu_rng_make(71);
+  lam_rnn_opts o = lam_rnn_defaults();
+  o.num_layers = 2;
+  lam_layer *l = lam_lstm(3, 4, &o);
+  lam_vars *v = NULL;
+  cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(5), LAM_F64, &v), LAM_OK);
+  ps_case c = {l, lam_vars_params(v), tu_rand_f64(ctx, &r, 3, (int64_t[]){4, 2, 3}, -1, 1),
+               lam_tensor_zeros(ctx, LAM_F64, 3, (int64_t[]){2, 2, 4}), 0};
+  lam_tensor *s = tu_rand_f64(ctx, &r, 3, (int64_t[]){2, 2, 4}, -1, 1);
+  for (int k = 1; k <= 2; k++) {
+    lam_tensor *w = NULL, *ga = NULL, *gb = NULL, *ya = NULL, *yb = NULL;
+    c.which = k;
+    ya = ps_fn(&s, 1, &c);
+    cr_assert(ya, "%s", lam_last_error());
+    double *wv = rc_draw(&r, lam_tensor_numel(ya), -1, 1);
+    w = rc_tensor(ctx, LAM_F64, wv, 1, (int64_t[]){lam_tensor_numel(ya)});
+    free(wv);
+    cr_assert_eq(lam__vjp(ctx, ps_fn, &c, &s, 1, w, NULL, &ga), LAM_OK, "%s", lam_last_error());
+    c.which = k + 4;
+    yb = ps_fn(&s, 1, &c);
+    cr_assert_eq(lam__vjp(ctx, ps_fn, &c, &s, 1, w, NULL, &gb), LAM_OK, "%s", lam_last_error());
+    double *a = rc_read(ya), *b = rc_read(yb);
+    rc_expect(a, b, lam_tensor_numel(ya), 1e-15, 0, "outputs", k == 1 ? "h0 only" : "c0 only");
+    free(a), free(b);
+    a = rc_read(ga), b = rc_read(gb);
+    rc_expect(a, b, 16, 1e-15, 0, "state gradient", k == 1 ? "h0 only" : "c0 only");
+    free(a), free(b);
+    lam_tensor_free(w), lam_tensor_free(ga), lam_tensor_free(gb), lam_tensor_free(ya),
+        lam_tensor_free(yb);
+  }
+  lam_tensor_free(s), lam_tensor_free(c.x), lam_tensor_free(c.zeros);
+  lam_vars_free(v);
+  lam_layer_free(l);
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
 }
