@@ -17,6 +17,10 @@
 #include "lamina/layer.h"
 #include "lamina/nn.h"
 #include "lamina/loss.h"
+#include "lamina/optim.h"
+#include "lamina/io.h"
+#include "lamina/train.h"
+#include "lamina/norm.h"
 #include "lamina/rnn.h"
 
 #endif

@@ -25,10 +25,14 @@ static lam_tensor *mk(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *shape
   int64_t n = numel_of(ndim, shape);
   void *buf = malloc((size_t)n * 8);
   for (int64_t i = 0; i < n; i++) {
-    if (dt == LAM_F32) ((float *)buf)[i] = (float)v[i];
-    else if (dt == LAM_F64) ((double *)buf)[i] = v[i];
-    else if (dt == LAM_I32) ((int32_t *)buf)[i] = (int32_t)v[i];
-    else ((uint8_t *)buf)[i] = (uint8_t)v[i];
+    if (dt == LAM_F32)
+      ((float *)buf)[i] = (float)v[i];
+    else if (dt == LAM_F64)
+      ((double *)buf)[i] = v[i];
+    else if (dt == LAM_I32)
+      ((int32_t *)buf)[i] = (int32_t)v[i];
+    else
+      ((uint8_t *)buf)[i] = (uint8_t)v[i];
   }
   lam_tensor *t = lam_tensor_from_host(ctx, dt, ndim, shape, buf);
   free(buf);
@@ -44,10 +48,10 @@ static double *rd(const lam_tensor *t) {
   double *v = malloc((size_t)n * sizeof *v);
   lam_dtype dt = lam_tensor_dtype(t);
   for (int64_t i = 0; i < n; i++)
-    v[i] = dt == LAM_F32 ? ((float *)buf)[i]
-         : dt == LAM_F64 ? ((double *)buf)[i]
-         : dt == LAM_I32 ? ((int32_t *)buf)[i]
-                         : ((uint8_t *)buf)[i];
+    v[i] = dt == LAM_F32   ? ((float *)buf)[i]
+           : dt == LAM_F64 ? ((double *)buf)[i]
+           : dt == LAM_I32 ? ((int32_t *)buf)[i]
+                           : ((uint8_t *)buf)[i];
   free(buf);
   return v;
 }
@@ -60,8 +64,8 @@ static void close_d(const double *got, const double *want, int64_t n, double ato
       continue;
     }
     if (isinf(want[i])) {
-      cr_assert_eq(got[i], want[i], "%s: element %lld: got %g, want %g", what, (long long)i,
-                   got[i], want[i]);
+      cr_assert_eq(got[i], want[i], "%s: element %lld: got %g, want %g", what, (long long)i, got[i],
+                   want[i]);
       continue;
     }
     cr_assert(fabs(got[i] - want[i]) <= atol + rtol * fabs(want[i]),
@@ -229,7 +233,8 @@ Test(binary, every_op_every_dtype_broadcast_cases) {
     for (int d = 0; d < 3; d++) {
       if (dts[d] == LAM_I32 && !int_ok((lam_binary_op)op)) continue;
       if (dts[d] == LAM_F64 && !lam_ctx_device(ctx)->fp64) continue;
-      for (size_t p = 0; p < N_PAIRS; p++) check_binary(ctx, &r, (lam_binary_op)op, dts[d], &pairs[p]);
+      for (size_t p = 0; p < N_PAIRS; p++)
+        check_binary(ctx, &r, (lam_binary_op)op, dts[d], &pairs[p]);
     }
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
@@ -244,8 +249,8 @@ Test(binary, named_functions_on_views) {
   lam_tensor *a = mk(ctx, LAM_F64, 2, (int64_t[]){4, 3}, av);
   lam_tensor *b = mk(ctx, LAM_F64, 1, (int64_t[]){3}, bv);
   lam_tensor *as = lam_tensor_slice0(a, 2, 4); /* offset 6 */
-  lam_tensor *(*fns[])(lam_tensor *, lam_tensor *) = {lam_add, lam_sub, lam_mul, lam_div,
-                                                       lam_pow, lam_maximum, lam_minimum};
+  lam_tensor *(*fns[])(lam_tensor *, lam_tensor *) = {lam_add, lam_sub,     lam_mul,    lam_div,
+                                                      lam_pow, lam_maximum, lam_minimum};
   for (int op = 0; op < LAM_BINARY_COUNT; op++) {
     lam_tensor *y = fns[op](as, b);
     double *got = rd(y), want[6];
@@ -305,7 +310,8 @@ Test(binary, pow_and_nan_semantics) {
   lam_tensor *b = lam_tensor_from_host(ctx, LAM_F32, 1, (int64_t[]){8}, bv);
   lam_tensor *p = lam_pow(a, b), *mx = lam_maximum(a, b), *mn = lam_minimum(a, b);
   float *pv = tu_read_f32(p), *xv = tu_read_f32(mx), *nv = tu_read_f32(mn);
-  cr_assert(pv[0] == -8 && pv[1] == 4 && isnan(pv[2]), "negative base: %g %g %g", pv[0], pv[1], pv[2]);
+  cr_assert(pv[0] == -8 && pv[1] == 4 && isnan(pv[2]), "negative base: %g %g %g", pv[0], pv[1],
+            pv[2]);
   cr_assert(pv[3] == 1 && isinf(pv[4]) && pv[5] == 2, "pow(0,0)=1, pow(0,-1)=inf");
   cr_assert(isnan(xv[6]) && isnan(xv[7]) && isnan(nv[6]) && isnan(nv[7]), "NaN propagates");
   cr_assert(xv[0] == 3 && nv[0] == -2 && xv[3] == 0 && nv[5] == 0.5f);
@@ -349,7 +355,8 @@ Test(binary, scalar_forms_every_op_and_dtype) {
         cr_assert(y, "%s", lam_last_error());
         cr_assert_eq(lam_tensor_dtype(y), dt);
         for (int i = 0; i < 33; i++) {
-          double w = first ? ref_binary((lam_binary_op)op, s, x[i]) : ref_binary((lam_binary_op)op, x[i], s);
+          double w = first ? ref_binary((lam_binary_op)op, s, x[i])
+                           : ref_binary((lam_binary_op)op, x[i], s);
           want[i] = dt == LAM_F32 ? (float)w : w;
         }
         double *got = rd(y);
@@ -377,7 +384,8 @@ Test(binary, scalar_forms_every_op_and_dtype) {
     lam_tensor *y = named[i].fn(x, 3);
     double *got = rd(y), want[4];
     for (int e = 0; e < 4; e++)
-      want[e] = named[i].first ? ref_binary(named[i].op, 3, xv[e]) : ref_binary(named[i].op, xv[e], 3);
+      want[e] =
+          named[i].first ? ref_binary(named[i].op, 3, xv[e]) : ref_binary(named[i].op, xv[e], 3);
     close_d(got, want, 4, 1e-14, 1e-12, "named scalar form");
     free(got);
     lam_tensor_free(y);
@@ -429,12 +437,15 @@ Test(binary, compare_every_op_every_dtype) {
   for (int op = 0; op < LAM_COMPARE_COUNT; op++)
     for (int d = 0; d < 4; d++) {
       if (dts[d] == LAM_F64 && !lam_ctx_device(ctx)->fp64) continue;
-      for (size_t p = 0; p < N_PAIRS; p++) check_compare(ctx, &r, (lam_compare_op)op, dts[d], &pairs[p]);
+      for (size_t p = 0; p < N_PAIRS; p++)
+        check_compare(ctx, &r, (lam_compare_op)op, dts[d], &pairs[p]);
     }
   /* named functions */
   double av[4] = {1, 2, 3, NAN}, bv[4] = {2, 2, 2, 2};
-  lam_tensor *a = mk(ctx, LAM_F32, 1, (int64_t[]){4}, av), *b = mk(ctx, LAM_F32, 1, (int64_t[]){4}, bv);
-  lam_tensor *(*fns[])(lam_tensor *, lam_tensor *) = {lam_eq, lam_ne, lam_lt, lam_le, lam_gt, lam_ge};
+  lam_tensor *a = mk(ctx, LAM_F32, 1, (int64_t[]){4}, av),
+             *b = mk(ctx, LAM_F32, 1, (int64_t[]){4}, bv);
+  lam_tensor *(*fns[])(lam_tensor *, lam_tensor *) = {lam_eq, lam_ne, lam_lt,
+                                                      lam_le, lam_gt, lam_ge};
   for (int op = 0; op < LAM_COMPARE_COUNT; op++) {
     lam_tensor *y = fns[op](a, b);
     double *got = rd(y);
@@ -488,9 +499,12 @@ Test(binary, where_broadcasts_all_three) {
     int n[3];
     int64_t s[3][4];
   } cases[] = {
-      {{2, 2, 2}, {{3, 4}, {3, 4}, {3, 4}}},       {{2, 2, 2}, {{3, 1}, {1, 4}, {3, 4}}},
-      {{0, 2, 1}, {{0}, {2, 3}, {3}}},             {{1, 0, 0}, {{1023}, {0}, {0}}},
-      {{3, 1, 2}, {{2, 1, 5}, {5}, {3, 1}}},       {{2, 3, 1}, {{7, 1}, {1, 1, 33}, {1}}},
+      {{2, 2, 2}, {{3, 4}, {3, 4}, {3, 4}}},
+      {{2, 2, 2}, {{3, 1}, {1, 4}, {3, 4}}},
+      {{0, 2, 1}, {{0}, {2, 3}, {3}}},
+      {{1, 0, 0}, {{1023}, {0}, {0}}},
+      {{3, 1, 2}, {{2, 1, 5}, {5}, {3, 1}}},
+      {{2, 3, 1}, {{7, 1}, {1, 1, 33}, {1}}},
       {{4, 4, 4}, {{2, 1, 3, 1}, {1, 2, 1, 4}, {2, 2, 3, 4}}},
   };
   const lam_dtype dts[4] = {LAM_F32, LAM_F64, LAM_I32, LAM_U8};
@@ -550,8 +564,8 @@ Test(binary, gradcheck_every_op_with_broadcasting) {
   }
   tu_rng r = tu_rng_make(16);
   tu_mark m = tu_mark_now(ctx);
-  const shape_pair gp[] = {{2, {3, 4}, 2, {3, 4}},  {2, {3, 1}, 2, {1, 4}}, {2, {2, 3}, 0, {0}},
-                           {0, {0}, 2, {2, 3}},     {3, {2, 3, 4}, 1, {4}}, {1, {3}, 3, {2, 1, 3}}};
+  const shape_pair gp[] = {{2, {3, 4}, 2, {3, 4}}, {2, {3, 1}, 2, {1, 4}}, {2, {2, 3}, 0, {0}},
+                           {0, {0}, 2, {2, 3}},    {3, {2, 3, 4}, 1, {4}}, {1, {3}, 3, {2, 1, 3}}};
   for (int op = 0; op < LAM_BINARY_COUNT; op++)
     for (size_t p = 0; p < sizeof gp / sizeof gp[0]; p++) {
       lam_binary_op bop = (lam_binary_op)op;
@@ -641,7 +655,8 @@ Test(binary, grads_at_ties_and_pow_edges) {
   lam_ctx *ctx = tu_ctx();
   tu_mark m = tu_mark_now(ctx);
   double av[4] = {2, 2, 0, -1}, bv[4] = {2, 0, 0, 3};
-  lam_tensor *xs[2] = {mk(ctx, LAM_F32, 1, (int64_t[]){4}, av), mk(ctx, LAM_F32, 1, (int64_t[]){4}, bv)};
+  lam_tensor *xs[2] = {mk(ctx, LAM_F32, 1, (int64_t[]){4}, av),
+                       mk(ctx, LAM_F32, 1, (int64_t[]){4}, bv)};
   lam_tensor *cot = lam_tensor_full(ctx, LAM_F32, 1, (int64_t[]){4}, 1.0);
   const struct {
     lam_binary_op op;
@@ -655,7 +670,8 @@ Test(binary, grads_at_ties_and_pow_edges) {
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     lam_binary_op op = cases[c].op;
     lam_tensor *g[2] = {NULL, NULL};
-    cr_assert_eq(lam__vjp(ctx, binary_of, &op, xs, 2, cot, NULL, g), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam__vjp(ctx, binary_of, &op, xs, 2, cot, NULL, g), LAM_OK, "%s",
+                 lam_last_error());
     double *ga = rd(g[0]), *gb = rd(g[1]);
     close_d(ga, cases[c].ga, 4, 1e-6, 1e-6, "grad a");
     close_d(gb, cases[c].gb, 4, 1e-6, 1e-6, "grad b");
@@ -689,11 +705,13 @@ Test(binary, comparisons_and_integer_ops_record_nothing) {
   lam_ctx *ctx = tu_ctx();
   tu_mark m = tu_mark_now(ctx);
   double v[3] = {1, -2, 3}, u[3] = {0, 5, -1};
-  lam_tensor *xs[2] = {mk(ctx, LAM_F32, 1, (int64_t[]){3}, v), mk(ctx, LAM_F32, 1, (int64_t[]){3}, u)};
+  lam_tensor *xs[2] = {mk(ctx, LAM_F32, 1, (int64_t[]){3}, v),
+                       mk(ctx, LAM_F32, 1, (int64_t[]){3}, u)};
   lam_tensor *ints = mk(ctx, LAM_I32, 1, (int64_t[]){3}, v);
   lam_tensor *cot = lam_tensor_full(ctx, LAM_F32, 1, (int64_t[]){3}, 1.0);
   lam_tensor *g[2] = {NULL, NULL};
-  cr_assert_eq(lam__vjp(ctx, record_probe, ints, xs, 2, cot, NULL, g), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam__vjp(ctx, record_probe, ints, xs, 2, cot, NULL, g), LAM_OK, "%s",
+               lam_last_error());
   double *ga = rd(g[0]), *gb = rd(g[1]);
   for (int i = 0; i < 3; i++) {
     cr_assert_eq(ga[i], v[i] > u[i] ? 1 : 0, "where grad to a");
@@ -719,10 +737,10 @@ Test(binary, bad_input_every_function) {
   lam_tensor *other = lam_tensor_full(ctx2, LAM_F32, 2, (int64_t[]){3, 4}, 1);
   tu_mark m = tu_mark_now(ctx);
 
-  lam_tensor *(*bin[])(lam_tensor *, lam_tensor *) = {lam_add, lam_sub, lam_mul, lam_div,
+  lam_tensor *(*bin[])(lam_tensor *, lam_tensor *) = {lam_add, lam_sub,     lam_mul,    lam_div,
                                                       lam_pow, lam_maximum, lam_minimum};
-  const char *bin_names[] = {"lam_add", "lam_sub", "lam_mul", "lam_div", "lam_pow", "lam_maximum",
-                             "lam_minimum"};
+  const char *bin_names[] = {"lam_add", "lam_sub",     "lam_mul",    "lam_div",
+                             "lam_pow", "lam_maximum", "lam_minimum"};
   for (int k = 0; k < LAM_BINARY_COUNT; k++) {
     lam_clear_error();
     tu_assert_fails(bin[k](NULL, f), LAM_ERR_NULL, "a is NULL");
@@ -742,7 +760,8 @@ Test(binary, bad_input_every_function) {
       tu_assert_fails(y, LAM_ERR_DTYPE, "i32");
     }
   }
-  tu_assert_fails(lam_binary(LAM_BINARY_COUNT, f, f), LAM_ERR_INVALID_ARGUMENT, "unknown binary op");
+  tu_assert_fails(lam_binary(LAM_BINARY_COUNT, f, f), LAM_ERR_INVALID_ARGUMENT,
+                  "unknown binary op");
   tu_assert_fails(lam_binary((lam_binary_op)-1, f, f), LAM_ERR_INVALID_ARGUMENT, "lam_binary");
 
   /* scalar forms */
@@ -757,12 +776,14 @@ Test(binary, bad_input_every_function) {
   tu_assert_fails(lam_div_scalar(i, 2), LAM_ERR_DTYPE, "i32");
   tu_assert_fails(lam_add_scalar(i, 2.5), LAM_ERR_DTYPE, "2.5");
   tu_assert_fails(lam_mul_scalar(i, 1e12), LAM_ERR_DTYPE, "i32");
-  tu_assert_fails(lam_binary_scalar(LAM_BINARY_COUNT, f, 1, 0), LAM_ERR_INVALID_ARGUMENT, "unknown");
+  tu_assert_fails(lam_binary_scalar(LAM_BINARY_COUNT, f, 1, 0), LAM_ERR_INVALID_ARGUMENT,
+                  "unknown");
   lam_clear_error();
   tu_assert_fails(lam_binary_scalar(LAM_ADD, NULL, 1, 0), LAM_ERR_NULL, "lam_binary_scalar");
 
   /* comparisons: every dtype is accepted, but both sides must agree */
-  lam_tensor *(*cmp[])(lam_tensor *, lam_tensor *) = {lam_eq, lam_ne, lam_lt, lam_le, lam_gt, lam_ge};
+  lam_tensor *(*cmp[])(lam_tensor *, lam_tensor *) = {lam_eq, lam_ne, lam_lt,
+                                                      lam_le, lam_gt, lam_ge};
   for (int k = 0; k < LAM_COMPARE_COUNT; k++) {
     lam_clear_error();
     tu_assert_fails(cmp[k](NULL, f), LAM_ERR_NULL, "a is NULL");
@@ -774,8 +795,10 @@ Test(binary, bad_input_every_function) {
     tu_assert_fails(cmp[k](i, u), LAM_ERR_DTYPE, "u8");
     tu_assert_fails(cmp[k](f, other), LAM_ERR_INVALID_ARGUMENT, "contexts");
   }
-  tu_assert_fails(lam_compare(LAM_COMPARE_COUNT, f, f), LAM_ERR_INVALID_ARGUMENT, "unknown compare op");
-  tu_assert_fails(lam_compare_scalar((lam_compare_op)99, f, 1), LAM_ERR_INVALID_ARGUMENT, "unknown");
+  tu_assert_fails(lam_compare(LAM_COMPARE_COUNT, f, f), LAM_ERR_INVALID_ARGUMENT,
+                  "unknown compare op");
+  tu_assert_fails(lam_compare_scalar((lam_compare_op)99, f, 1), LAM_ERR_INVALID_ARGUMENT,
+                  "unknown");
   lam_clear_error();
   tu_assert_fails(lam_compare_scalar(LAM_LT, NULL, 1), LAM_ERR_NULL, "x is NULL");
 
@@ -797,7 +820,8 @@ Test(binary, bad_input_every_function) {
   lam_tensor_free(cond);
 
   tu_assert_no_leak(ctx, m);
-  lam_tensor_free(f), lam_tensor_free(f5), lam_tensor_free(d), lam_tensor_free(i), lam_tensor_free(u);
+  lam_tensor_free(f), lam_tensor_free(f5), lam_tensor_free(d), lam_tensor_free(i),
+      lam_tensor_free(u);
   lam_tensor_free(other);
   lam_ctx_free(ctx2);
   lam_ctx_free(ctx);

@@ -273,6 +273,9 @@ static void odd_and_chunked(lam_ctx *ctx, uint64_t seed) {
       {2, {1023, 7}, 1, {0}},    {3, {7, 33, 3}, 2, {0, 2}}, {1, {70001}, 0, {0}},
       {2, {3, 50001}, 1, {-1}},  {2, {40001, 3}, 1, {0}},    {3, {5, 3, 20011}, 2, {0, 2}},
       {3, {4099, 2, 7}, 2, {0, 2}}, {2, {129, 4097}, 1, {1}},
+      /* innermost axis kept and >= 16 wide (CPU: reduce_cols, with tails) */
+      {2, {1023, 33}, 1, {0}},   {2, {50001, 17}, 1, {-2}},  {3, {3, 4099, 40}, 2, {0, 1}},
+      {3, {9, 2000, 16}, 1, {1}}, {3, {2, 3, 64}, 1, {1}},
   };
   const lam_dtype dts[] = {LAM_F32, LAM_F64, LAM_I32};
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -375,6 +378,26 @@ Test(reduce, nan_propagates_in_max_min) {
     lam_tensor *all[] = {x, mx, mn, am, an, full};
     for (int i = 0; i < 6; i++) lam_tensor_free(all[i]);
   }
+  /* Long rows take the 16-wide loops: NaN must survive the lane trees. */
+  double *w = malloc(2 * 1000 * sizeof *w);
+  tu_rng r = tu_rng_make(2);
+  for (int i = 0; i < 2000; i++) w[i] = tu_uniform(&r, -1, 1);
+  w[517] = NAN;
+  w[700] = NAN;
+  w[1000 + 333] = 5;
+  w[1000 + 334] = -5;
+  for (int dt = 0; dt < 2; dt++) {
+    lam_tensor *x = from_f64(ctx, dt ? LAM_F64 : LAM_F32, 2, (int64_t[]){2, 1000}, w);
+    lam_tensor *mx = lam_max(x, 1, (int[]){1}, 0), *mn = lam_min(x, 1, (int[]){-1}, 1);
+    lam_tensor *am = lam_argmax(x, 1, 0), *an = lam_argmin(x, -1, 0);
+    double *a = to_f64(mx), *b = to_f64(mn), *ia = to_f64(am), *ib = to_f64(an);
+    cr_assert(isnan(a[0]) && a[1] == 5 && isnan(b[0]) && b[1] == -5, "long max/min %g %g %g %g", a[0], a[1], b[0], b[1]);
+    cr_assert(ia[0] == 517 && ia[1] == 333 && ib[0] == 517 && ib[1] == 334, "long arg %g %g %g %g", ia[0], ia[1], ib[0], ib[1]);
+    free(a), free(b), free(ia), free(ib);
+    lam_tensor *all[] = {x, mx, mn, am, an};
+    for (int i = 0; i < 5; i++) lam_tensor_free(all[i]);
+  }
+  free(w);
   lam_ctx_free(ctx);
 }
 
@@ -576,6 +599,19 @@ Test(reduce, gradcheck_all_ops) {
       tu_gradcheck(ctx, grad_fn, &c, &x, 1, 1e-6, 1e-6, 1, 2e-3, what);
       lam_tensor_free(x);
     }
+  /* innermost axis kept and wider than 16 (16-wide broadcast with a tail) */
+  int64_t wide[3] = {3, 2, 20};
+  const gcase wide_sets[] = {{R_SUM, 1, {1}, 0, 0},  {R_MEAN, 2, {0, 1}, 1, 0}, {R_MAX, 1, {0}, 0, 0},
+                             {R_PROD, 1, {-2}, 0, 0}, {R_VAR, 1, {0}, 1, 1},     {R_LSE, 2, {1, 0}, 0, 0}};
+  for (size_t a = 0; a < sizeof wide_sets / sizeof wide_sets[0]; a++) {
+    gcase c = wide_sets[a];
+    lam_tensor *x = c.op == R_PROD ? tu_rand_f64(ctx, &r, 3, wide, 0.5, 1.5)
+                                   : tu_rand_f64(ctx, &r, 3, wide, -2, 2);
+    char what[64];
+    snprintf(what, sizeof what, "%s wide set %zu", rop_name[c.op], a);
+    tu_gradcheck(ctx, grad_fn, &c, &x, 1, 1e-6, 1e-6, 1, 2e-3, what);
+    lam_tensor_free(x);
+  }
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
 }

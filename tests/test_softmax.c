@@ -99,7 +99,7 @@ static void forward_cases(const char *path) {
     int64_t shape[5];
   } cases[] = {{1, {1}},        {1, {3}},          {1, {1023}},           {2, {7, 33}},
                {2, {33, 1}},    {3, {3, 7, 5}},    {4, {2, 3, 1, 7}},     {5, {2, 1, 3, 2, 3}},
-               {2, {1023, 3}},  {2, {129, 700}}};
+               {2, {1023, 3}},  {2, {129, 700}},  {3, {5, 17, 40}}};
   const lam_dtype dts[] = {LAM_F32, LAM_F64};
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     int64_t n = 1;
@@ -123,6 +123,7 @@ static void forward_cases(const char *path) {
 Test(softmax, forward_auto_path) { forward_cases(NULL); }
 Test(softmax, forward_rows_path) { forward_cases("rows"); }
 Test(softmax, forward_reduce_path) { forward_cases("reduce"); }
+Test(softmax, forward_cols_path) { forward_cases("cols"); }
 
 /* Long rows (the automatic choice takes the chunked path), one above 2^22
  * elements, and many short rows along a strided axis. */
@@ -190,6 +191,7 @@ static void big_and_masked(const char *path) {
 
 Test(softmax, big_inputs_and_masks_rows) { big_and_masked("rows"); }
 Test(softmax, big_inputs_and_masks_reduce) { big_and_masked("reduce"); }
+Test(softmax, big_inputs_and_masks_cols) { big_and_masked("cols"); }
 
 Test(softmax, torch_golden) {
   lam_ctx *ctx = tu_ctx();
@@ -249,6 +251,7 @@ static void gradchecks(const char *path) {
 
 Test(softmax, gradcheck_rows_path) { gradchecks("rows"); }
 Test(softmax, gradcheck_reduce_path) { gradchecks("reduce"); }
+Test(softmax, gradcheck_cols_path) { gradchecks("cols"); }
 
 /* ---- bad input ---------------------------------------------------------- */
 

@@ -20,10 +20,14 @@ static lam_tensor *mk(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *shape
                       int64_t n) {
   void *buf = malloc((size_t)(n ? n : 1) * 8);
   for (int64_t i = 0; i < n; i++) {
-    if (dt == LAM_F32) ((float *)buf)[i] = (float)v[i];
-    else if (dt == LAM_F64) ((double *)buf)[i] = v[i];
-    else if (dt == LAM_I32) ((int32_t *)buf)[i] = (int32_t)v[i];
-    else ((uint8_t *)buf)[i] = (uint8_t)v[i];
+    if (dt == LAM_F32)
+      ((float *)buf)[i] = (float)v[i];
+    else if (dt == LAM_F64)
+      ((double *)buf)[i] = v[i];
+    else if (dt == LAM_I32)
+      ((int32_t *)buf)[i] = (int32_t)v[i];
+    else
+      ((uint8_t *)buf)[i] = (uint8_t)v[i];
   }
   lam_tensor *t = lam_tensor_from_host(ctx, dt, ndim, shape, buf);
   free(buf);
@@ -40,10 +44,10 @@ static double *rd(const lam_tensor *t) {
   double *v = malloc((size_t)n * sizeof *v);
   lam_dtype dt = lam_tensor_dtype(t);
   for (int64_t i = 0; i < n; i++)
-    v[i] = dt == LAM_F32 ? ((float *)buf)[i]
-         : dt == LAM_F64 ? ((double *)buf)[i]
-         : dt == LAM_I32 ? ((int32_t *)buf)[i]
-                         : ((uint8_t *)buf)[i];
+    v[i] = dt == LAM_F32   ? ((float *)buf)[i]
+           : dt == LAM_F64 ? ((double *)buf)[i]
+           : dt == LAM_I32 ? ((int32_t *)buf)[i]
+                           : ((uint8_t *)buf)[i];
   free(buf);
   return v;
 }
@@ -95,9 +99,11 @@ static double ref_unary(lam_unary_op op, double x, double p0, double p1) {
   case LAM_ELU: return x > 0 ? x : p0 * (exp(x) - 1);
   case LAM_CELU: return fmax(0, x) + fmin(0, p0 * (exp(x / p0) - 1));
   case LAM_SELU: return ss * (x > 0 ? x : sa * (exp(x) - 1));
-  case LAM_GELU: return 0.5 * x * (1 + erf(x / sqrt(2.0)));
+  case LAM_GELU: return 0.5 * x * erfc(-x / sqrt(2.0)); /* 1 + erf cancels in the tail */
   case LAM_GELU_TANH:
-    return 0.5 * x * (1 + tanh(0.79788456080286535587989211986876 /* sqrt(2/pi) */ * (x + 0.044715 * x * x * x)));
+    return 0.5 * x *
+           (1 +
+            tanh(0.79788456080286535587989211986876 /* sqrt(2/pi) */ * (x + 0.044715 * x * x * x)));
   case LAM_SILU: return x * sigmoid_ref(x);
   case LAM_MISH: return x * tanh(softplus_ref(x));
   case LAM_SOFTPLUS: return softplus_ref(x);
@@ -130,8 +136,8 @@ static void op_range(lam_unary_op op, double *lo, double *hi) {
   }
 }
 
-static const double op_p0[LAM_UNARY_COUNT] = {[LAM_LEAKY_RELU] = 0.2, [LAM_ELU] = 0.7,
-                                              [LAM_CELU] = 1.5, [LAM_CLAMP] = -1.25};
+static const double op_p0[LAM_UNARY_COUNT] = {
+    [LAM_LEAKY_RELU] = 0.2, [LAM_ELU] = 0.7, [LAM_CELU] = 1.5, [LAM_CLAMP] = -1.25};
 static const double op_p1[LAM_UNARY_COUNT] = {[LAM_CLAMP] = 2.5};
 
 static const int64_t shapes[][3] = {{0}, {1, 1}, {1, 3}, {2, 7, 1}, {2, 3, 11}, {1, 1023}};
@@ -163,9 +169,12 @@ static void check_op_dtype(lam_ctx *ctx, tu_rng *r, lam_unary_op op, lam_dtype d
     char what[96];
     snprintf(what, sizeof what, "%s %s n=%lld", lam_unary_name(op), lam_dtype_name(dt),
              (long long)n);
-    if (dt == LAM_F32) close_d(got, want, n, 2e-6, 2e-5, what);
-    else if (dt == LAM_F64) close_d(got, want, n, 1e-13, 1e-11, what);
-    else close_d(got, want, n, 0, 0, what);
+    if (dt == LAM_F32)
+      close_d(got, want, n, 2e-6, 2e-5, what);
+    else if (dt == LAM_F64)
+      close_d(got, want, n, 1e-13, 1e-11, what);
+    else
+      close_d(got, want, n, 0, 0, what);
     free(got);
     free(x);
     free(want);
@@ -216,20 +225,34 @@ static const struct {
   unary_fn fn;
   lam_unary_op op;
 } named[] = {
-    {lam_neg, LAM_NEG},           {lam_abs, LAM_ABS},
-    {lam_sign, LAM_SIGN},         {lam_exp, LAM_EXP},
-    {lam_expm1, LAM_EXPM1},       {lam_log, LAM_LOG},
-    {lam_log1p, LAM_LOG1P},       {lam_sqrt, LAM_SQRT},
-    {lam_rsqrt, LAM_RSQRT},       {lam_square, LAM_SQUARE},
-    {lam_reciprocal, LAM_RECIPROCAL}, {lam_sin, LAM_SIN},
-    {lam_cos, LAM_COS},           {lam_tanh, LAM_TANH},
-    {lam_sigmoid, LAM_SIGMOID},   {lam_relu, LAM_RELU},
-    {lam_relu6, LAM_RELU6},       {lam_selu, LAM_SELU},
-    {lam_gelu, LAM_GELU},         {lam_gelu_tanh, LAM_GELU_TANH},
-    {lam_silu, LAM_SILU},         {lam_mish, LAM_MISH},
-    {lam_softplus, LAM_SOFTPLUS}, {lam_softsign, LAM_SOFTSIGN},
-    {lam_hard_sigmoid, LAM_HARD_SIGMOID}, {lam_hard_swish, LAM_HARD_SWISH},
-    {lam_log_sigmoid, LAM_LOG_SIGMOID},   {lam_step, LAM_STEP},
+    {lam_neg, LAM_NEG},
+    {lam_abs, LAM_ABS},
+    {lam_sign, LAM_SIGN},
+    {lam_exp, LAM_EXP},
+    {lam_expm1, LAM_EXPM1},
+    {lam_log, LAM_LOG},
+    {lam_log1p, LAM_LOG1P},
+    {lam_sqrt, LAM_SQRT},
+    {lam_rsqrt, LAM_RSQRT},
+    {lam_square, LAM_SQUARE},
+    {lam_reciprocal, LAM_RECIPROCAL},
+    {lam_sin, LAM_SIN},
+    {lam_cos, LAM_COS},
+    {lam_tanh, LAM_TANH},
+    {lam_sigmoid, LAM_SIGMOID},
+    {lam_relu, LAM_RELU},
+    {lam_relu6, LAM_RELU6},
+    {lam_selu, LAM_SELU},
+    {lam_gelu, LAM_GELU},
+    {lam_gelu_tanh, LAM_GELU_TANH},
+    {lam_silu, LAM_SILU},
+    {lam_mish, LAM_MISH},
+    {lam_softplus, LAM_SOFTPLUS},
+    {lam_softsign, LAM_SOFTSIGN},
+    {lam_hard_sigmoid, LAM_HARD_SIGMOID},
+    {lam_hard_swish, LAM_HARD_SWISH},
+    {lam_log_sigmoid, LAM_LOG_SIGMOID},
+    {lam_step, LAM_STEP},
 };
 
 Test(unary, named_functions_and_params) {
@@ -251,13 +274,13 @@ Test(unary, named_functions_and_params) {
     lam_unary_op op;
     double p0, p1;
   } pcases[] = {{LAM_LEAKY_RELU, 0.01, 0}, {LAM_LEAKY_RELU, -0.5, 0}, {LAM_ELU, 1.0, 0},
-                {LAM_ELU, 2.5, 0},         {LAM_CELU, 1.0, 0},       {LAM_CELU, 0.3, 0},
-                {LAM_CELU, -2.0, 0},       {LAM_CLAMP, -1, 1},       {LAM_CLAMP, 2, 1},
+                {LAM_ELU, 2.5, 0},         {LAM_CELU, 1.0, 0},        {LAM_CELU, 0.3, 0},
+                {LAM_CELU, -2.0, 0},       {LAM_CLAMP, -1, 1},        {LAM_CLAMP, 2, 1},
                 {LAM_CLAMP, -INFINITY, 0}};
   for (size_t i = 0; i < sizeof pcases / sizeof pcases[0]; i++) {
     lam_tensor *y = pcases[i].op == LAM_LEAKY_RELU ? lam_leaky_relu(x, pcases[i].p0)
-                  : pcases[i].op == LAM_ELU        ? lam_elu(x, pcases[i].p0)
-                  : pcases[i].op == LAM_CELU       ? lam_celu(x, pcases[i].p0)
+                    : pcases[i].op == LAM_ELU      ? lam_elu(x, pcases[i].p0)
+                    : pcases[i].op == LAM_CELU     ? lam_celu(x, pcases[i].p0)
                                                    : lam_clamp(x, pcases[i].p0, pcases[i].p1);
     double *got = rd(y);
     for (int e = 0; e < 8; e++) want[e] = ref_unary(pcases[i].op, v[e], pcases[i].p0, pcases[i].p1);
@@ -319,6 +342,107 @@ Test(unary, large_sigmoid_above_2_22) {
   lam_ctx_free(ctx);
 }
 
+/* Float programs compute log, log1p, expm1 and gelu's normal CDF with
+ * lamina's own inline versions (see cl/elementwise.cl): hold them to a few
+ * ulp of a double reference over wide ranges, subnormals included. */
+static double ulp_f32(double w) {
+  float a = fabsf((float)w);
+  double u = (double)nextafterf(a, INFINITY) - (double)a;
+  return u < 0x1p-149 ? 0x1p-149 : u;
+}
+
+Test(unary, float_math_within_a_few_ulp) {
+  lam_ctx *ctx = tu_ctx();
+  tu_mark m = tu_mark_now(ctx);
+  const struct {
+    lam_unary_op op;
+    double lo, hi;
+    int log10_range; /* values 10^u (alternately negated where noted) */
+    double max_ulp;
+  } cases[] = {
+      {LAM_LOG, -44.5, 38, 1, 4},      {LAM_LOG1P, -0.999, 3, 0, 6},
+      {LAM_LOG1P, -40, 30, 1, 6},      {LAM_EXPM1, -20, 20, 0, 4},
+      {LAM_EXPM1, -30, -0.3, 1, 4},    {LAM_GELU, -13, 14, 0, 10},
+      {LAM_SOFTPLUS, -100, 100, 0, 6}, {LAM_LOG_SIGMOID, -100, 100, 0, 6},
+      {LAM_ELU, -20, 5, 0, 4},         {LAM_SELU, -3, 1, 0, 5},
+      {LAM_MISH, -20, 30, 0, 8},
+  };
+  int64_t n = tu_small() ? 2000 : 50000;
+  float *x = malloc((size_t)n * sizeof *x);
+  tu_rng r = tu_rng_make(9);
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    for (int64_t i = 0; i < n; i++) {
+      double v = tu_uniform(&r, cases[c].lo, cases[c].hi);
+      if (cases[c].log10_range) {
+        v = pow(10, v);
+        if (cases[c].op == LAM_EXPM1 && (i & 1)) v = -v;
+        if (cases[c].op == LAM_LOG1P && (i & 1)) v = -v * 1e-3;
+      }
+      x[i] = (float)v;
+    }
+    lam_tensor *t = lam_tensor_from_host(ctx, LAM_F32, 1, &n, x);
+    lam_tensor *y = lam_unary(cases[c].op, t, 1.0, 0);
+    float *got = tu_read_f32(y);
+    for (int64_t i = 0; i < n; i++) {
+      double want = ref_unary(cases[c].op, x[i], 1.0, 0);
+      if (isnan(want)) {
+        cr_assert(isnan(got[i]), "%s(%.9g) = %.9g, want NaN", lam_unary_name(cases[c].op), x[i],
+                  got[i]);
+        continue;
+      }
+      cr_assert(fabs(got[i] - want) <= cases[c].max_ulp * ulp_f32(want),
+                "%s(%.9g) = %.9g, want %.9g (%.1f ulp)", lam_unary_name(cases[c].op), x[i], got[i],
+                want, fabs(got[i] - want) / ulp_f32(want));
+    }
+    free(got);
+    lam_tensor_free(y);
+    lam_tensor_free(t);
+  }
+  free(x);
+  /* C99's special values */
+  const struct {
+    lam_unary_op op;
+    float x, want;
+  } sp[] = {{LAM_LOG, 0, -INFINITY},
+            {LAM_LOG, -1, NAN},
+            {LAM_LOG, INFINITY, INFINITY},
+            {LAM_LOG, NAN, NAN},
+            {LAM_LOG, 1, 0},
+            {LAM_LOG, 0x1p-149f, -103.278929f},
+            {LAM_LOG1P, -1, -INFINITY},
+            {LAM_LOG1P, -2, NAN},
+            {LAM_LOG1P, INFINITY, INFINITY},
+            {LAM_LOG1P, -0.0f, -0.0f},
+            {LAM_LOG1P, 1e-30f, 1e-30f},
+            {LAM_LOG1P, NAN, NAN},
+            {LAM_EXPM1, -INFINITY, -1},
+            {LAM_EXPM1, INFINITY, INFINITY},
+            {LAM_EXPM1, NAN, NAN},
+            {LAM_EXPM1, 1e-30f, 1e-30f},
+            {LAM_EXPM1, -0.0f, -0.0f},
+            {LAM_GELU, INFINITY, INFINITY},
+            {LAM_GELU, -INFINITY, NAN},
+            {LAM_GELU, NAN, NAN},
+            {LAM_GELU, 0, 0}};
+  for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++) {
+    lam_tensor *t = lam_tensor_from_host(ctx, LAM_F32, 0, NULL, &sp[i].x);
+    lam_tensor *y = lam_unary(sp[i].op, t, 0, 0);
+    float *got = tu_read_f32(y);
+    if (isnan(sp[i].want))
+      cr_assert(isnan(got[0]), "%s(%g) = %g", lam_unary_name(sp[i].op), sp[i].x, got[0]);
+    else
+      cr_assert(
+          (got[0] == sp[i].want && signbit(got[0]) == signbit(sp[i].want)) ||
+              (isfinite(sp[i].want) && fabsf(got[0] - sp[i].want) <= 1e-5f * fabsf(sp[i].want)),
+          "%s(%g) = %g, want %g", lam_unary_name(sp[i].op), sp[i].x, got[0], sp[i].want);
+    free(got);
+    lam_tensor_free(y);
+    lam_tensor_free(t);
+  }
+  tu_assert_no_leak(ctx, m);
+  lam_ctx_free(ctx);
+}
+
 /* ---- PyTorch edge semantics ------------------------------------------------ */
 
 Test(unary, extreme_inputs_stay_finite) {
@@ -326,7 +450,7 @@ Test(unary, extreme_inputs_stay_finite) {
   tu_mark m = tu_mark_now(ctx);
   const lam_dtype dts[2] = {LAM_F32, LAM_F64};
   double v[6] = {-1e4, -88.0, -20.5, 20.5, 88.0, 1e4};
-  const lam_unary_op ops[] = {LAM_SIGMOID, LAM_SOFTPLUS, LAM_LOG_SIGMOID, LAM_TANH, LAM_SILU,
+  const lam_unary_op ops[] = {LAM_SIGMOID, LAM_SOFTPLUS, LAM_LOG_SIGMOID, LAM_TANH,     LAM_SILU,
                               LAM_MISH,    LAM_GELU,     LAM_GELU_TANH,   LAM_SOFTSIGN, LAM_SELU,
                               LAM_ELU,     LAM_CELU,     LAM_HARD_SWISH};
   for (int d = 0; d < 2; d++) {
@@ -427,7 +551,8 @@ Test(unary, pytorch_golden_values_and_grads) {
 
 /* Input values at least 0.15 away from every kink (0, +-3, 6, clamp bounds). */
 static lam_tensor *kink_free_input(lam_ctx *ctx, tu_rng *r, lam_unary_op op) {
-  static const double pool[] = {-4.6, -3.7, -2.4, -1.3, -0.7, -0.35, 0.3, 0.8, 1.6, 2.2, 3.4, 5.1, 6.6};
+  static const double pool[] = {-4.6, -3.7, -2.4, -1.3, -0.7, -0.35, 0.3,
+                                0.8,  1.6,  2.2,  3.4,  5.1,  6.6};
   double v[12];
   for (int i = 0; i < 12; i++) {
     double x = pool[tu_randint(r, 0, 13)] + tu_uniform(r, -0.05, 0.05);
@@ -533,7 +658,8 @@ Test(unary, bad_input_every_function) {
   tu_assert_fails(lam_celu(xu, 1), LAM_ERR_DTYPE, "lam_celu");
   tu_assert_fails(lam_clamp(xf, NAN, 1), LAM_ERR_INVALID_ARGUMENT, "NaN");
   tu_assert_fails(lam_clamp(xi, 0, 1), LAM_ERR_DTYPE, "lam_clamp");
-  tu_assert_fails(lam_unary(LAM_UNARY_COUNT, xf, 0, 0), LAM_ERR_INVALID_ARGUMENT, "unknown unary op");
+  tu_assert_fails(lam_unary(LAM_UNARY_COUNT, xf, 0, 0), LAM_ERR_INVALID_ARGUMENT,
+                  "unknown unary op");
   tu_assert_fails(lam_unary((lam_unary_op)-1, xf, 0, 0), LAM_ERR_INVALID_ARGUMENT, "unknown");
   lam_clear_error();
   tu_assert_fails(lam_unary(LAM_EXP, NULL, 0, 0), LAM_ERR_NULL, "lam_unary");

@@ -42,7 +42,7 @@ case "${1:-example}" in
     deps; build
     example=$build_dir/examples/digits
     [ -x "$example" ] || example=$build_dir/examples/devices
-    "$example"
+    (cd "$build_dir" && "$example")
     ;;
   test)
     deps; build

@@ -68,6 +68,8 @@ lam_status lam_ptree_freeze(lam_ptree *tree, const char *prefix);
 lam_status lam_ptree_unfreeze(lam_ptree *tree, const char *prefix);
 /* Returns 1 if the leaf at path is frozen. */
 int lam_ptree_is_frozen(const lam_ptree *tree, const char *path);
+/* Returns 1 if leaf i (in lam_ptree_leaf order) is frozen; O(1) for iteration. */
+int lam_ptree_leaf_frozen(const lam_ptree *tree, int i);
 
 #ifdef __cplusplus
 }

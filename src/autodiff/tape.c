@@ -29,8 +29,12 @@ lam__node *lam__tape_record(lam_tensor *out, const char *op, lam__backward_fn ba
   lam__tape *tape = ctx->tape;
   if (!tape || !ctx->grad_enabled || n_inputs > LAM__NODE_MAX_INPUTS) return NULL;
   bool any = false;
-  for (int i = 0; i < n_inputs; i++)
+  for (int i = 0; i < n_inputs; i++) {
     if (inputs[i] && lam__tracked(inputs[i])) any = true;
+    /* An op that hands back its input (a no-op) needs no node: recording
+     * one would move the input's slot and cut its other uses off. */
+    if (inputs[i] == out) return NULL;
+  }
   if (!any) return NULL;
   if (tape->n_nodes == tape->cap_nodes) {
     int cap = tape->cap_nodes ? tape->cap_nodes * 2 : 256;

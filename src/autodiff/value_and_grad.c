@@ -96,7 +96,7 @@ lam_status lam_value_and_grad(lam_ctx *ctx, lam_loss_fn fn, void *user, lam_ptre
       return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: parameter %s belongs to another context",
                        name, path);
     }
-    if (!lam_ptree_is_frozen(params, path) && lam_dtype_is_float(t->dtype))
+    if (!lam_ptree_leaf_frozen(params, i) && lam_dtype_is_float(t->dtype))
       lam__tape_watch(tape, t);
   }
   lam__call call = {fn, params, NULL, NULL, 0, user, NULL};
@@ -111,7 +111,7 @@ lam_status lam_value_and_grad(lam_ctx *ctx, lam_loss_fn fn, void *user, lam_ptre
     const char *path;
     lam_tensor *t;
     lam_ptree_leaf(params, i, &path, &t);
-    if (lam_ptree_is_frozen(params, path) || !lam_dtype_is_float(t->dtype)) continue;
+    if (lam_ptree_leaf_frozen(params, i) || !lam_dtype_is_float(t->dtype)) continue;
     lam_tensor *g = lam__take_grad(tape, t);
     st = g ? lam_ptree_set(tree, path, g) : lam_last_status();
     lam_tensor_free(g);

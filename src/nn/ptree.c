@@ -451,3 +451,8 @@ int lam_ptree_is_frozen(const lam_ptree *tree, const char *path) {
     if (strcmp(tree->paths[i], path) == 0) return tree->frozen[i];
   return 0;
 }
+
+int lam_ptree_leaf_frozen(const lam_ptree *tree, int i) {
+  if (!tree || !lam__refresh(tree) || i < 0 || i >= tree->n_leaves) return 0;
+  return tree->frozen[i];
+}

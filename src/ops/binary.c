@@ -58,14 +58,21 @@ static lam_status lam__binary_backward(lam__node *node, lam_tensor *g, lam_tenso
   if (st == LAM_OK) st = lam__kernel_dt(ctx, "elementwise", "binary_backward", g->dtype, NULL, &k);
   if (st == LAM_OK) {
     lam_tensor *ga = full[0] ? full[0] : g, *gb = full[1] ? full[1] : g; /* g: never written */
-    lam__arg args[] = {LAM__ARG_T(a),          LAM__ARG_T(b),
-                       LAM__ARG_T(g),          LAM__ARG_T(ga),
-                       LAM__ARG_T(gb),         lam__arg_int(g->numel),
-                       lam__arg_int(op),       lam__arg_int(L.ndim),
-                       lam__arg_int8(L.ndim, L.shape), lam__arg_int8(L.ndim, L.strides[0]),
-                       lam__arg_int8(L.ndim, L.strides[1]), lam__arg_int((need[0] ? 1 : 0) | (need[1] ? 2 : 0)),
+    lam__arg args[] = {LAM__ARG_T(a),
+                       LAM__ARG_T(b),
+                       LAM__ARG_T(g),
+                       LAM__ARG_T(ga),
+                       LAM__ARG_T(gb),
+                       lam__arg_int(g->numel),
+                       lam__arg_int(op),
+                       lam__arg_int(L.ndim),
+                       lam__arg_int8(L.ndim, L.shape),
+                       lam__arg_int8(L.ndim, L.strides[0]),
+                       lam__arg_int8(L.ndim, L.strides[1]),
+                       lam__arg_int((need[0] ? 1 : 0) | (need[1] ? 2 : 0)),
                        lam__arg_int(chunk)};
-    st = lam__launch_1d(ctx, k, node->op, LAM__EW_NARGS(args), args, lam__ew_items(&L, g->numel, chunk));
+    st = lam__launch_1d(ctx, k, node->op, LAM__EW_NARGS(args), args,
+                        lam__ew_items(&L, g->numel, chunk));
   }
   for (int i = 0; i < 2; i++) {
     if (st == LAM_OK && full[i] &&
@@ -81,7 +88,8 @@ static lam_tensor *lam__binary(const char *fn, lam_binary_op op, lam_tensor *a, 
   if (!b) return lam__null_input(fn, "b");
   if ((unsigned)op >= LAM_BINARY_COUNT)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: unknown binary op %d (0..%d)", fn, (int)op,
-                     LAM_BINARY_COUNT - 1), NULL;
+                     LAM_BINARY_COUNT - 1),
+           NULL;
   if (lam__ew_same_ctx(fn, a, b, "a", "b") != LAM_OK) return NULL;
   if (lam__ew_same_dtype(fn, a, b, "a", "b") != LAM_OK) return NULL;
   if (lam__binary_check_dtype(fn, op, a->dtype) != LAM_OK) return NULL;
@@ -99,8 +107,8 @@ static lam_tensor *lam__binary(const char *fn, lam_binary_op op, lam_tensor *a, 
   if (a->numel == n && b->numel == n) {
     st = lam__kernel_dt(ctx, "elementwise", "binary_same", a->dtype, NULL, &k);
     if (st == LAM_OK) {
-      lam__arg args[] = {LAM__ARG_T(a), LAM__ARG_T(b), LAM__ARG_T(y), lam__arg_int(n),
-                         lam__arg_int(op), lam__arg_int(chunk)};
+      lam__arg args[] = {LAM__ARG_T(a),   LAM__ARG_T(b),    LAM__ARG_T(y),
+                         lam__arg_int(n), lam__arg_int(op), lam__arg_int(chunk)};
       st = lam__launch_1d(ctx, k, fn, LAM__EW_NARGS(args), args, (size_t)((n + chunk - 1) / chunk));
     }
   } else if (a->numel == 1 || b->numel == 1) {
@@ -109,11 +117,9 @@ static lam_tensor *lam__binary(const char *fn, lam_binary_op op, lam_tensor *a, 
     lam_tensor *x = first ? b : a, *s = first ? a : b;
     st = lam__kernel_dt(ctx, "elementwise", "binary_scalar", a->dtype, NULL, &k);
     if (st == LAM_OK) {
-      lam__arg args[] = {LAM__ARG_T(x),    LAM__ARG_T(s),
-                         LAM__ARG_T(y),    lam__arg_int(n),
-                         lam__arg_int(op), lam__arg_real(a->dtype, 0),
-                         lam__arg_int(1),  lam__arg_int(first),
-                         lam__arg_int(chunk)};
+      lam__arg args[] = {LAM__ARG_T(x),   LAM__ARG_T(s),       LAM__ARG_T(y),
+                         lam__arg_int(n), lam__arg_int(op),    lam__arg_real(a->dtype, 0),
+                         lam__arg_int(1), lam__arg_int(first), lam__arg_int(chunk)};
       st = lam__launch_1d(ctx, k, fn, LAM__EW_NARGS(args), args, (size_t)((n + chunk - 1) / chunk));
     }
   } else {
@@ -189,15 +195,12 @@ static lam_status lam__scalar_backward(lam__node *node, lam_tensor *g, lam_tenso
   int chunk = lam__ew_chunk(g->ctx);
   lam_status st = lam__kernel_dt(g->ctx, "elementwise", "scalar_backward", g->dtype, NULL, &k);
   if (st == LAM_OK) {
-    lam__arg args[] = {LAM__ARG_T(x),
-                       LAM__ARG_T(g),
-                       LAM__ARG_T(dx),
-                       lam__arg_int(g->numel),
-                       lam__arg_int(op),
-                       lam__arg_real(g->dtype, node->f[0]),
-                       lam__arg_int(first),
-                       lam__arg_int(chunk)};
-    st = lam__launch_1d(g->ctx, k, node->op, LAM__EW_NARGS(args), args, (size_t)((g->numel + chunk - 1) / chunk));
+    lam__arg args[] = {LAM__ARG_T(x),       LAM__ARG_T(g),
+                       LAM__ARG_T(dx),      lam__arg_int(g->numel),
+                       lam__arg_int(op),    lam__arg_real(g->dtype, node->f[0]),
+                       lam__arg_int(first), lam__arg_int(chunk)};
+    st = lam__launch_1d(g->ctx, k, node->op, LAM__EW_NARGS(args), args,
+                        (size_t)((g->numel + chunk - 1) / chunk));
   }
   if (st != LAM_OK) {
     lam_tensor_free(dx);
@@ -212,7 +215,8 @@ static lam_tensor *lam__binary_scalar(const char *fn, lam_binary_op op, lam_tens
   if (!x) return lam__null_input(fn, "x");
   if ((unsigned)op >= LAM_BINARY_COUNT)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: unknown binary op %d (0..%d)", fn, (int)op,
-                     LAM_BINARY_COUNT - 1), NULL;
+                     LAM_BINARY_COUNT - 1),
+           NULL;
   if (lam__binary_check_dtype(fn, op, x->dtype) != LAM_OK) return NULL;
   if (x->dtype == LAM_I32 && !(s == floor(s) && s >= -2147483648.0 && s <= 2147483647.0))
     return lam__fail(LAM_ERR_DTYPE, "%s: scalar %g is not an i32 value (x is i32)", fn, s), NULL;
@@ -224,12 +228,13 @@ static lam_tensor *lam__binary_scalar(const char *fn, lam_binary_op op, lam_tens
   lam_status st = lam__kernel_dt(ctx, "elementwise", "binary_scalar", x->dtype, NULL, &k);
   if (st == LAM_OK) {
     int chunk = lam__ew_chunk(ctx);
-    lam__arg args[] = {LAM__ARG_T(x),    LAM__ARG_T(x), /* sp unused: use_ptr 0 */
-                       LAM__ARG_T(y),    lam__arg_int(x->numel),
-                       lam__arg_int(op), lam__arg_real(x->dtype, s),
-                       lam__arg_int(0),  lam__arg_int(scalar_first),
+    lam__arg args[] = {LAM__ARG_T(x),      LAM__ARG_T(x), /* sp unused: use_ptr 0 */
+                       LAM__ARG_T(y),      lam__arg_int(x->numel),
+                       lam__arg_int(op),   lam__arg_real(x->dtype, s),
+                       lam__arg_int(0),    lam__arg_int(scalar_first),
                        lam__arg_int(chunk)};
-    st = lam__launch_1d(ctx, k, fn, LAM__EW_NARGS(args), args, (size_t)((x->numel + chunk - 1) / chunk));
+    st = lam__launch_1d(ctx, k, fn, LAM__EW_NARGS(args), args,
+                        (size_t)((x->numel + chunk - 1) / chunk));
   }
   if (st != LAM_OK) {
     lam_tensor_free(y);
@@ -241,8 +246,8 @@ static lam_tensor *lam__binary_scalar(const char *fn, lam_binary_op op, lam_tens
       node->i[0] = op;
       node->i[1] = scalar_first;
       node->f[0] = s;
-      bool uses_x = !(op == LAM_ADD || op == LAM_SUB || op == LAM_MUL ||
-                      (op == LAM_DIV && !scalar_first));
+      bool uses_x =
+          !(op == LAM_ADD || op == LAM_SUB || op == LAM_MUL || (op == LAM_DIV && !scalar_first));
       if (uses_x) lam__node_save(node, x);
     }
   }

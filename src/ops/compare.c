@@ -27,20 +27,25 @@ static lam_status lam__compare_scalar_launch(const char *fn, lam_compare_op op, 
   lam_status st = lam__kernel_dt(x->ctx, "elementwise", "compare_scalar", x->dtype, NULL, &k);
   if (st != LAM_OK) return st;
   int chunk = lam__ew_chunk(x->ctx);
-  lam__arg args[] = {LAM__ARG_T(x),    LAM__ARG_T(sp ? sp : x),
-                     LAM__ARG_T(y),    lam__arg_int(x->numel),
-                     lam__arg_int(op), lam__arg_real(x->dtype, s),
-                     lam__arg_int(sp != NULL), lam__arg_int(chunk)};
-  return lam__launch_1d(x->ctx, k, fn, LAM__EW_NARGS(args), args, (size_t)((x->numel + chunk - 1) / chunk));
+  lam__arg args[] = {LAM__ARG_T(x),
+                     LAM__ARG_T(sp ? sp : x),
+                     LAM__ARG_T(y),
+                     lam__arg_int(x->numel),
+                     lam__arg_int(op),
+                     lam__arg_real(x->dtype, s),
+                     lam__arg_int(sp != NULL),
+                     lam__arg_int(chunk)};
+  return lam__launch_1d(x->ctx, k, fn, LAM__EW_NARGS(args), args,
+                        (size_t)((x->numel + chunk - 1) / chunk));
 }
 
-static lam_tensor *lam__compare(const char *fn, lam_compare_op op, lam_tensor *a,
-                                lam_tensor *b) {
+static lam_tensor *lam__compare(const char *fn, lam_compare_op op, lam_tensor *a, lam_tensor *b) {
   if (!a) return lam__null_input(fn, "a");
   if (!b) return lam__null_input(fn, "b");
   if ((unsigned)op >= LAM_COMPARE_COUNT)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: unknown compare op %d (0..%d)", fn, (int)op,
-                     LAM_COMPARE_COUNT - 1), NULL;
+                     LAM_COMPARE_COUNT - 1),
+           NULL;
   if (lam__ew_same_ctx(fn, a, b, "a", "b") != LAM_OK) return NULL;
   if (lam__ew_same_dtype(fn, a, b, "a", "b") != LAM_OK) return NULL;
   int ndim;
@@ -57,8 +62,8 @@ static lam_tensor *lam__compare(const char *fn, lam_compare_op op, lam_tensor *a
   if (a->numel == n && b->numel == n) {
     st = lam__kernel_dt(ctx, "elementwise", "compare_same", a->dtype, NULL, &k);
     if (st == LAM_OK) {
-      lam__arg args[] = {LAM__ARG_T(a), LAM__ARG_T(b), LAM__ARG_T(y), lam__arg_int(n),
-                         lam__arg_int(op), lam__arg_int(chunk)};
+      lam__arg args[] = {LAM__ARG_T(a),   LAM__ARG_T(b),    LAM__ARG_T(y),
+                         lam__arg_int(n), lam__arg_int(op), lam__arg_int(chunk)};
       st = lam__launch_1d(ctx, k, fn, LAM__EW_NARGS(args), args, (size_t)((n + chunk - 1) / chunk));
     }
   } else if (b->numel == 1) {
@@ -117,20 +122,28 @@ static void lam__compare_int_bound(lam_compare_op *op, double s, int64_t *bound)
     switch (*op) {
     case LAM_EQ:
     case LAM_NE:
-      if (s != f || s < lo || s > hi) verdict = *op == LAM_NE;
-      else *bound = (int64_t)s;
+      if (s != f || s < lo || s > hi)
+        verdict = *op == LAM_NE;
+      else
+        *bound = (int64_t)s;
       break;
     case LAM_LT: /* x < s  <=>  x < ceil(s) */
     case LAM_GE: /* x >= s <=>  x >= ceil(s) */
-      if (c > hi) verdict = *op == LAM_LT;
-      else if (c <= lo) verdict = *op == LAM_GE;
-      else *bound = (int64_t)c;
+      if (c > hi)
+        verdict = *op == LAM_LT;
+      else if (c <= lo)
+        verdict = *op == LAM_GE;
+      else
+        *bound = (int64_t)c;
       break;
     case LAM_LE: /* x <= s <=>  x <= floor(s) */
     case LAM_GT: /* x > s  <=>  x > floor(s) */
-      if (f >= hi) verdict = *op == LAM_LE;
-      else if (f < lo) verdict = *op == LAM_GT;
-      else *bound = (int64_t)f;
+      if (f >= hi)
+        verdict = *op == LAM_LE;
+      else if (f < lo)
+        verdict = *op == LAM_GT;
+      else
+        *bound = (int64_t)f;
       break;
     default: break;
     }
@@ -146,7 +159,8 @@ lam_tensor *lam_compare_scalar(lam_compare_op op, lam_tensor *x, double s) {
   if (!x) return lam__null_input(fn, "x");
   if ((unsigned)op >= LAM_COMPARE_COUNT)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: unknown compare op %d (0..%d)", fn, (int)op,
-                     LAM_COMPARE_COUNT - 1), NULL;
+                     LAM_COMPARE_COUNT - 1),
+           NULL;
   lam_tensor *y = lam__tensor_new(x->ctx, LAM_U8, x->ndim, x->shape, fn);
   if (!y) return NULL;
   if (!lam_dtype_is_float(x->dtype)) { /* i32, u8: compared in int */
@@ -169,7 +183,7 @@ static lam_status lam__where_backward(lam__node *node, lam_tensor *g, lam_tensor
   lam_tensor *cond = node->saved[0];
   lam__ew_layout L;
   lam__ew_layout_make(g->ndim, g->shape, 1, &cond->ndim,
-                      (const int64_t(*)[LAM_MAX_DIMS])cond->shape, &L);
+                      (const int64_t(*)[LAM_MAX_DIMS]) & cond->shape, &L);
   cl_kernel k;
   int chunk = lam__ew_chunk(g->ctx);
   lam_status st = lam__kernel_dt(g->ctx, "elementwise", "where_backward", g->dtype, NULL, &k);
@@ -186,7 +200,8 @@ static lam_status lam__where_backward(lam__node *node, lam_tensor *g, lam_tensor
                        lam__arg_int8(L.ndim, L.strides[0]),
                        lam__arg_int(i == 1),
                        lam__arg_int(chunk)};
-    st = lam__launch_1d(g->ctx, k, node->op, LAM__EW_NARGS(args), args, lam__ew_items(&L, g->numel, chunk));
+    st = lam__launch_1d(g->ctx, k, node->op, LAM__EW_NARGS(args), args,
+                        lam__ew_items(&L, g->numel, chunk));
     if (st == LAM_OK && !(gin[i] = lam__sum_to_shape(full, node->in_ndim[i], node->in_shape[i])))
       st = lam_last_status();
     lam_tensor_free(full);
@@ -203,16 +218,16 @@ lam_tensor *lam_where(lam_tensor *cond, lam_tensor *a, lam_tensor *b) {
       lam__ew_same_ctx(fn, a, b, "a", "b") != LAM_OK)
     return NULL;
   if (cond->dtype != LAM_U8)
-    return lam__fail(LAM_ERR_DTYPE, "%s: cond is %s, must be u8", fn,
-                     lam_dtype_name(cond->dtype)), NULL;
+    return lam__fail(LAM_ERR_DTYPE, "%s: cond is %s, must be u8", fn, lam_dtype_name(cond->dtype)),
+           NULL;
   if (lam__ew_same_dtype(fn, a, b, "a", "b") != LAM_OK) return NULL;
   int n1, ndim;
   int64_t s1[LAM_MAX_DIMS], shape[LAM_MAX_DIMS];
   if (lam__broadcast_shapes(fn, cond->ndim, cond->shape, a->ndim, a->shape, &n1, s1) != LAM_OK ||
       lam__broadcast_shapes(fn, n1, s1, b->ndim, b->shape, &ndim, shape) != LAM_OK) {
     char b1[LAM__SHAPE_STR], b2[LAM__SHAPE_STR], b3[LAM__SHAPE_STR];
-    return lam__fail(LAM_ERR_SHAPE, "%s: shapes do not broadcast: cond is %s, a is %s, b is %s",
-                     fn, lam__shape_str(cond->ndim, cond->shape, b1),
+    return lam__fail(LAM_ERR_SHAPE, "%s: shapes do not broadcast: cond is %s, a is %s, b is %s", fn,
+                     lam__shape_str(cond->ndim, cond->shape, b1),
                      lam__shape_str(a->ndim, a->shape, b2), lam__shape_str(b->ndim, b->shape, b3)),
            NULL;
   }
@@ -226,8 +241,8 @@ lam_tensor *lam_where(lam_tensor *cond, lam_tensor *a, lam_tensor *b) {
   if (cond->numel == n && a->numel == n && b->numel == n) {
     st = lam__kernel_dt(ctx, "elementwise", "where_same", a->dtype, NULL, &k);
     if (st == LAM_OK) {
-      lam__arg args[] = {LAM__ARG_T(cond), LAM__ARG_T(a), LAM__ARG_T(b), LAM__ARG_T(y),
-                         lam__arg_int(n), lam__arg_int(chunk)};
+      lam__arg args[] = {LAM__ARG_T(cond), LAM__ARG_T(a),   LAM__ARG_T(b),
+                         LAM__ARG_T(y),    lam__arg_int(n), lam__arg_int(chunk)};
       st = lam__launch_1d(ctx, k, fn, LAM__EW_NARGS(args), args, (size_t)((n + chunk - 1) / chunk));
     }
   } else {

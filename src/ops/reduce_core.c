@@ -11,8 +11,11 @@
  * same kernel until one pass suffices. CPUs (PoCL) take contiguous chunks
  * with neighbouring work-items on neighbouring outputs; GPUs take chunks
  * interleaved element by element when the reduced axis is innermost, so
- * loads coalesce. LAMINA_REDUCE_LAYOUT=gpu|cpu overrides the device-type
+ * loads coalesce. On CPUs a reduction whose innermost axis is kept (of 16 or
+ * more) runs reduce_cols: 16 neighbouring outputs per work-item, one 16-wide
+ * load per row. LAMINA_REDUCE_LAYOUT=gpu|cpu overrides the device-type
  * choice (for tests and tuning). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -157,6 +160,11 @@ lam_tensor *lam__reduce_run(const char *fn, lam_tensor *x, lam_tensor *x2, lam_t
   if (!y) return NULL;
   const int gpu = lam__reduce_gpu_layout(ctx);
   const int64_t target = lam__reduce_par_target(ctx), min_chunk = lam__reduce_min_chunk(ctx);
+  cl_kernel kc = NULL;
+  if (!gpu && lam__kernel_dt(ctx, "reduce", "reduce_cols", x->dtype, NULL, &kc) != LAM_OK) {
+    lam_tensor_free(y);
+    return NULL;
+  }
   const int64_t nout = g->nout;
   int nk = g->nk, nr = g->nr;
   int64_t kshape[LAM_MAX_DIMS], kstride[LAM_MAX_DIMS], rshape[LAM_MAX_DIMS], rstride[LAM_MAX_DIMS];
@@ -173,15 +181,27 @@ lam_tensor *lam__reduce_run(const char *fn, lam_tensor *x, lam_tensor *x2, lam_t
     for (int d = 0; d < nr; d++) nred *= rshape[d];
     const int64_t R0 = rshape[nr - 1];
     const int cfast = gpu && rstride[nr - 1] == 1 && R0 > 1;
+    /* CPU, innermost axis kept and wide enough: 16 outputs per work-item. */
+    const int64_t I = nk > 0 && kstride[nk - 1] == 1 ? kshape[nk - 1] : 0;
+    const int cols = !gpu && I >= 16 && cur != LAM__RED_FIRST;
+    const int64_t nblk = (I + 15) / 16, nwork = cols ? nout / I * nblk : nout;
     int64_t chunks = 1, clen = nred;
-    if (nout < target && cur != LAM__RED_FIRST) {
-      chunks = (target + nout - 1) / nout;
-      int64_t most = nred / min_chunk;
+    if (nwork < target && cur != LAM__RED_FIRST) {
+      chunks = (target + nwork - 1) / nwork;
+      /* a cols row step reads 16 elements */
+      int64_t most = nred / (cols ? min_chunk / 16 : min_chunk);
       if (cfast && most > R0) most = R0;
       if (chunks > most) chunks = most;
       if (chunks < 1) chunks = 1;
       clen = (nred + chunks - 1) / chunks;
       if (!cfast) chunks = (nred + clen - 1) / clen; /* no empty chunks */
+    }
+    if (cols && clen > 256) {
+      /* Rows are far apart (often a page each): neighbouring work-items walk
+       * the same rows, so keep a chunk's rows within the TLB's reach. */
+      chunks = (nred + 255) / 256;
+      clen = (nred + chunks - 1) / chunks;
+      chunks = (nred + clen - 1) / clen;
     }
     const int last = chunks == 1;
     lam_tensor *dst = y;
@@ -193,25 +213,48 @@ lam_tensor *lam__reduce_run(const char *fn, lam_tensor *x, lam_tensor *x2, lam_t
         break;
       }
     }
-    lam__arg args[] = {LAM__ARG_T(src),
-                       LAM__ARG_T(src2),
-                       LAM__ARG_T(shv),
-                       LAM__ARG_T(dst),
-                       lam__arg_int(cur),
-                       lam__arg_int(nout),
-                       lam__arg_int(chunks),
-                       lam__arg_int(clen),
-                       lam__arg_int(cfast),
-                       lam__arg_int(nk),
-                       lam__arg_int8(nk, kshape),
-                       lam__arg_int8(nk, kstride),
-                       lam__arg_int(nr),
-                       lam__arg_int8(nr, rshape),
-                       lam__arg_int8(nr, rstride),
-                       lam__arg_int(last ? post : LAM__POST_SCALE),
-                       lam__arg_real(x->dtype, last ? scale : 1.0)};
-    st = lam__reduce_launch(ctx, k, fn, (int)(sizeof args / sizeof args[0]), args,
-                            (size_t)(nout * chunks));
+    if (cols) {
+      lam__arg args[] = {LAM__ARG_T(src),
+                         LAM__ARG_T(src2),
+                         LAM__ARG_T(shv),
+                         LAM__ARG_T(dst),
+                         lam__arg_int(cur),
+                         lam__arg_int(nout),
+                         lam__arg_int(I),
+                         lam__arg_int(nblk),
+                         lam__arg_int(chunks),
+                         lam__arg_int(clen),
+                         lam__arg_int(nk - 1),
+                         lam__arg_int8(nk - 1, kshape),
+                         lam__arg_int8(nk - 1, kstride),
+                         lam__arg_int(nr),
+                         lam__arg_int8(nr, rshape),
+                         lam__arg_int8(nr, rstride),
+                         lam__arg_int(last ? post : LAM__POST_SCALE),
+                         lam__arg_real(x->dtype, last ? scale : 1.0)};
+      st = lam__reduce_launch(ctx, kc, fn, (int)(sizeof args / sizeof args[0]), args,
+                              (size_t)(nwork * chunks));
+    } else {
+      lam__arg args[] = {LAM__ARG_T(src),
+                         LAM__ARG_T(src2),
+                         LAM__ARG_T(shv),
+                         LAM__ARG_T(dst),
+                         lam__arg_int(cur),
+                         lam__arg_int(nout),
+                         lam__arg_int(chunks),
+                         lam__arg_int(clen),
+                         lam__arg_int(cfast),
+                         lam__arg_int(nk),
+                         lam__arg_int8(nk, kshape),
+                         lam__arg_int8(nk, kstride),
+                         lam__arg_int(nr),
+                         lam__arg_int8(nr, rshape),
+                         lam__arg_int8(nr, rstride),
+                         lam__arg_int(last ? post : LAM__POST_SCALE),
+                         lam__arg_real(x->dtype, last ? scale : 1.0)};
+      st = lam__reduce_launch(ctx, k, fn, (int)(sizeof args / sizeof args[0]), args,
+                              (size_t)(nout * chunks));
+    }
     if (src != x) lam_tensor_free(src);
     src = NULL;
     if (st != LAM_OK || last) {
@@ -235,28 +278,48 @@ lam_tensor *lam__reduce_run(const char *fn, lam_tensor *x, lam_tensor *x2, lam_t
   return y;
 }
 
+/* Kernel names per lam__bc_mode; "<name>3" is the 3-D variant. */
+static const char *const lam__bc_names[] = {
+    "bc_grad",    "bc_extreme",    "bc_prod",       "bc_var",          "bc_lse",
+    "bc_softmax", "bc_logsoftmax", "bc_softmax_bw", "bc_logsoftmax_bw"};
+
 lam_tensor *lam__bcast_run(const char *fn, const lam__rgeom *g, int ndim, const int64_t *shape,
                            lam__bc_mode mode, double scale, lam_tensor *a, lam_tensor *b,
                            lam_tensor *r, lam_tensor *s, lam_tensor *t) {
   lam_ctx *ctx = a->ctx;
+  /* Up to 3 merged groups with a wide innermost one: the 3-D kernel, 16
+   * innermost elements per work-item (16-wide math, no divisions). */
+  const int nm = g->nm;
+  const int three = nm >= 1 && nm <= 3 && g->mshape[nm - 1] >= 16;
+  char name[32];
+  snprintf(name, sizeof name, "%s%s", lam__bc_names[mode], three ? "3" : "");
   cl_kernel k;
-  if (lam__kernel_dt(ctx, "reduce", "bcast", a->dtype, NULL, &k) != LAM_OK) return NULL;
+  if (lam__kernel_dt(ctx, "reduce", name, a->dtype, NULL, &k) != LAM_OK) return NULL;
   lam_tensor *y = lam__tensor_new(ctx, a->dtype, ndim, shape, fn);
   if (!y) return NULL;
-  lam__arg args[] = {LAM__ARG_T(y),
-                     lam__arg_int(y->numel),
-                     LAM__ARG_T(a),
-                     LAM__ARG_T(b ? b : a),
-                     LAM__ARG_T(r ? r : a),
-                     LAM__ARG_T(s ? s : a),
-                     LAM__ARG_T(t ? t : a),
-                     lam__arg_int(mode),
-                     lam__arg_real(a->dtype, scale),
-                     lam__arg_int(g->nm),
-                     lam__arg_int8(g->nm, g->mshape),
-                     lam__arg_int8(g->nm, g->ostride)};
-  if (lam__launch_1d(ctx, k, fn, (int)(sizeof args / sizeof args[0]), args, (size_t)y->numel) !=
-      LAM_OK) {
+  lam_status st;
+  if (three) {
+    int64_t m[3] = {1, 1, 1}, os[3] = {0, 0, 0}; /* innermost first */
+    for (int d = 0; d < nm; d++) {
+      m[d] = g->mshape[nm - 1 - d];
+      os[d] = g->ostride[nm - 1 - d];
+    }
+    lam__arg args[] = {LAM__ARG_T(y),        LAM__ARG_T(a),         LAM__ARG_T(b ? b : a),
+                       LAM__ARG_T(r ? r : a), LAM__ARG_T(s ? s : a), LAM__ARG_T(t ? t : a),
+                       lam__arg_real(a->dtype, scale), lam__arg_int(m[0]), lam__arg_int(m[1]),
+                       lam__arg_int(os[0]),  lam__arg_int(os[1]),   lam__arg_int(os[2])};
+    size_t nb = ((size_t)m[0] + 15) / 16;
+    size_t local[3] = {ctx->wg_1d < nb ? ctx->wg_1d : nb, 1, 1};
+    size_t global[3] = {(nb + local[0] - 1) / local[0] * local[0], (size_t)m[1], (size_t)m[2]};
+    st = lam__launch(ctx, k, fn, (int)(sizeof args / sizeof args[0]), args, 3, global, local);
+  } else {
+    lam__arg args[] = {LAM__ARG_T(y),        LAM__ARG_T(a),         LAM__ARG_T(b ? b : a),
+                       LAM__ARG_T(r ? r : a), LAM__ARG_T(s ? s : a), LAM__ARG_T(t ? t : a),
+                       lam__arg_real(a->dtype, scale), lam__arg_int(y->numel), lam__arg_int(nm),
+                       lam__arg_int8(nm, g->mshape), lam__arg_int8(nm, g->ostride)};
+    st = lam__launch_1d(ctx, k, fn, (int)(sizeof args / sizeof args[0]), args, (size_t)y->numel);
+  }
+  if (st != LAM_OK) {
     lam_tensor_free(y);
     return NULL;
   }

@@ -31,7 +31,7 @@ typedef enum lam__red_post {
   LAM__POST_LOGSHIFT = 2  /* sh + log(acc) (sh infinite -> 0) */
 } lam__red_post;
 
-/* Broadcast kernel modes (cl/reduce.cl BC_*). */
+/* Broadcast kernel modes (the bc_* kernels of cl/reduce.cl, in this order). */
 typedef enum lam__bc_mode {
   LAM__BC_GRAD = 0,
   LAM__BC_EXTREME = 1,

@@ -58,8 +58,8 @@ int lam__ew_chunk(const lam_ctx *ctx) { return ctx->info.type == LAM_DEVICE_CPU 
 lam_status lam__ew_same_ctx(const char *fn, const lam_tensor *a, const lam_tensor *b,
                             const char *na, const char *nb) {
   if (a->ctx == b->ctx) return LAM_OK;
-  return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: %s and %s belong to different contexts", fn,
-                   na, nb);
+  return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: %s and %s belong to different contexts", fn, na,
+                   nb);
 }
 
 lam_status lam__ew_same_dtype(const char *fn, const lam_tensor *a, const lam_tensor *b,
@@ -136,7 +136,8 @@ static lam_status lam__unary_backward(lam__node *node, lam_tensor *g, lam_tensor
                        lam__arg_real(x->dtype, node->f[0]),
                        lam__arg_real(x->dtype, node->f[1]),
                        lam__arg_int(chunk)};
-    st = lam__launch_1d(x->ctx, k, node->op, LAM__EW_NARGS(args), args, (size_t)((x->numel + chunk - 1) / chunk));
+    st = lam__launch_1d(x->ctx, k, node->op, LAM__EW_NARGS(args), args,
+                        (size_t)((x->numel + chunk - 1) / chunk));
   }
   if (st != LAM_OK) {
     lam_tensor_free(dx);
@@ -151,18 +152,18 @@ static lam_tensor *lam__unary(const char *fn, lam_unary_op op, lam_tensor *x, do
   if (!x) return lam__null_input(fn, "x");
   if ((unsigned)op >= LAM_UNARY_COUNT)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: unknown unary op %d (0..%d)", fn, (int)op,
-                     LAM_UNARY_COUNT - 1), NULL;
+                     LAM_UNARY_COUNT - 1),
+           NULL;
   unsigned flags = lam__unary_ops[op].flags;
   const char *name = lam__unary_ops[op].name;
   if (!lam_dtype_is_float(x->dtype) && !(x->dtype == LAM_I32 && (flags & U_INT)))
-    return lam__fail(LAM_ERR_DTYPE, "%s: x is %s; %s takes %s", fn, lam_dtype_name(x->dtype),
-                     name, (flags & U_INT) ? "f32, f16, f64 or i32" : "f32, f16 or f64"), NULL;
+    return lam__fail(LAM_ERR_DTYPE, "%s: x is %s; %s takes %s", fn, lam_dtype_name(x->dtype), name,
+                     (flags & U_INT) ? "f32, f16, f64 or i32" : "f32, f16 or f64"),
+           NULL;
   if (op == LAM_CELU && p0 == 0)
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: alpha is 0 (celu divides by alpha)", fn),
-           NULL;
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: alpha is 0 (celu divides by alpha)", fn), NULL;
   if (op == LAM_CLAMP && (isnan(p0) || isnan(p1)))
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: bounds [%g, %g] contain NaN", fn, p0, p1),
-           NULL;
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: bounds [%g, %g] contain NaN", fn, p0, p1), NULL;
   lam_tensor *y = lam__tensor_new(x->ctx, x->dtype, x->ndim, x->shape, fn);
   if (!y) return NULL;
   cl_kernel k;
@@ -176,7 +177,8 @@ static lam_tensor *lam__unary(const char *fn, lam_unary_op op, lam_tensor *x, do
                        lam__arg_real(x->dtype, p0),
                        lam__arg_real(x->dtype, p1),
                        lam__arg_int(chunk)};
-    st = lam__launch_1d(x->ctx, k, fn, LAM__EW_NARGS(args), args, (size_t)((x->numel + chunk - 1) / chunk));
+    st = lam__launch_1d(x->ctx, k, fn, LAM__EW_NARGS(args), args,
+                        (size_t)((x->numel + chunk - 1) / chunk));
   }
   if (st != LAM_OK) {
     lam_tensor_free(y);
@@ -198,7 +200,7 @@ lam_tensor *lam_unary(lam_unary_op op, lam_tensor *x, double p0, double p1) {
   return lam__unary("lam_unary", op, x, p0, p1);
 }
 
-#define LAM__UNARY0(fname, OP) \
+#define LAM__UNARY0(fname, OP)                                                                     \
   lam_tensor *fname(lam_tensor *x) { return lam__unary(#fname, OP, x, 0, 0); }
 
 LAM__UNARY0(lam_neg, LAM_NEG)

@@ -105,6 +105,7 @@ void lam_ctx_free(lam_ctx *ctx) {
   if (ctx->blas_free) ctx->blas_free(ctx->blas);
   lam__programs_free(ctx);
   lam__pool_free_all(ctx);
+  free(ctx->free_lists);
   clReleaseCommandQueue(ctx->queue);
   clReleaseContext(ctx->context);
   free(ctx);

@@ -2,7 +2,7 @@
  * option set, with an on-disk binary cache.
  *
  * A program is cl/common.clh followed by cl/<family>.cl, both embedded at
- * build time (or read from LAMINA_KERNEL_DIR when set, for kernel work). The
+ * the build (or read from LAMINA_KERNEL_DIR when set, for kernel work). The
  * disk cache key hashes the source, the options, the platform, device and
  * driver and the library version, so any change builds afresh. Cache files
  * carry a magic, a length and a checksum; a file that fails any check, or a

@@ -1,0 +1,149 @@
+/* lamina/io.h: safetensors files and training checkpoints.
+ *
+ * safetensors (https://github.com/huggingface/safetensors): an 8-byte
+ * little-endian header length N, N bytes of JSON (padded with spaces to a
+ * multiple of 8), then the raw little-endian tensor bytes. The JSON maps each
+ * tensor name to {"dtype", "shape", "data_offsets": [begin, end]} (offsets
+ * relative to the data section) and may hold "__metadata__", a string-to-
+ * string map. lamina names tensors by their dotted ptree paths
+ * ("encoder.0.q_proj.weight"), so PyTorch / Hugging Face state dicts load by
+ * key. File dtypes F64, F32, F16, BF16, I32, U8 (and BOOL as U8, I64 as I32
+ * when every value fits) are read; others are reported as unsupported.
+ *
+ * Files are validated in full before any tensor is created or written: a
+ * short file, a bad header length, malformed JSON, non-integer or
+ * non-finite numbers, unknown dtypes, offsets out of range, overlapping or
+ * leaving gaps, or sizes disagreeing with dtype and shape give
+ * LAM_ERR_FORMAT with a message naming the file and the tensor. A file that
+ * cannot be opened gives LAM_ERR_IO naming the path. Writes go to a
+ * temporary file in the same directory that is renamed over `path` only
+ * once complete. */
+#ifndef LAMINA_IO_H
+#define LAMINA_IO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lamina/optim.h"
+#include "lamina/ptree.h"
+#include "lamina/rng.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- metadata: an ordered string-to-string map ----------------------------- */
+
+typedef struct lam_metadata lam_metadata;
+
+/* Returns a new empty map, or NULL when out of host memory. */
+lam_metadata *lam_metadata_create(void);
+/* Frees the map. NULL is a no-op. */
+void lam_metadata_free(lam_metadata *m);
+/* Stores copies of key and value, replacing the value of an existing key. */
+lam_status lam_metadata_set(lam_metadata *m, const char *key, const char *value);
+/* Returns the value stored under key (borrowed), or NULL (no error recorded). */
+const char *lam_metadata_get(const lam_metadata *m, const char *key);
+/* Number of entries, and entry i in insertion order (borrowed strings). */
+int lam_metadata_count(const lam_metadata *m);
+lam_status lam_metadata_entry(const lam_metadata *m, int i, const char **key, const char **value);
+
+/* ---- safetensors ------------------------------------------------------------ */
+
+/* How float leaves are stored. KEEP writes each leaf's own dtype; the
+ * others convert f32/f64/f16 leaves on the host (round to nearest even);
+ * integer leaves are always stored as they are. */
+typedef enum lam_file_dtype {
+  LAM_FILE_KEEP = 0,
+  LAM_FILE_F32 = 1,
+  LAM_FILE_F16 = 2,
+  LAM_FILE_BF16 = 3,
+  LAM_FILE_F64 = 4
+} lam_file_dtype;
+
+typedef struct lam_save_opts {
+  const lam_metadata *metadata; /* written as "__metadata__"; NULL: none */
+  lam_file_dtype float_dtype;   /* default LAM_FILE_KEEP */
+} lam_save_opts;
+
+/* Returns the default save options (no metadata, dtypes kept). */
+lam_save_opts lam_save_defaults(void);
+
+/* Writes every leaf of `tree` under its dotted path (opts NULL: defaults).
+ * The header lists tensors in the tree's leaf order; the data section
+ * orders them by element size, largest first, so each tensor's bytes are
+ * aligned to its element size. Returns LAM_OK, LAM_ERR_IO (with the path
+ * and the system's reason), LAM_ERR_INVALID_ARGUMENT for a leaf named
+ * "__metadata__", or a device read error. */
+lam_status lam_safetensors_save(const char *path, const lam_ptree *tree, const lam_save_opts *opts);
+
+typedef struct lam_load_opts {
+  /* load_into: keys of the model missing from the file and keys of the
+   * file the model lacks are errors (default true). Shape and dtype
+   * mismatches are errors either way, as in PyTorch's load_state_dict. */
+  bool strict;
+  /* Only file tensors whose names start with prefix take part, with the
+   * prefix removed (e.g. "model." or "params."); NULL or "": all. */
+  const char *prefix;
+} lam_load_opts;
+
+/* Returns the default load options (strict, no prefix). */
+lam_load_opts lam_load_defaults(void);
+
+/* Reads a whole file into a new tree in `*out` on ctx (dicts created from
+ * the dotted names, in header order). F32, F64, I32 and U8 keep their
+ * dtype; F16 stays f16 where the device has cl_khr_fp16 and becomes f32
+ * otherwise; BF16 becomes f32 (exact); F64 becomes f32 on devices without
+ * cl_khr_fp64; BOOL becomes u8 and I64 i32. Returns LAM_OK, LAM_ERR_IO,
+ * LAM_ERR_FORMAT, LAM_ERR_UNSUPPORTED (a dtype or a zero-sized or 9+-dim
+ * tensor lamina cannot hold), or a device error; *out is NULL on error. */
+lam_status lam_safetensors_load(lam_ctx *ctx, const char *path, lam_ptree **out);
+/* As lam_safetensors_load with opts (only prefix is used) and, when
+ * `metadata` is not NULL, the file's __metadata__ in a new map (empty
+ * when the file has none). */
+lam_status lam_safetensors_load_ex(lam_ctx *ctx, const char *path, const lam_load_opts *opts,
+                                   lam_ptree **out, lam_metadata **metadata);
+/* Reads only the header's __metadata__ into a new map in `*out`. */
+lam_status lam_safetensors_read_metadata(const char *path, lam_metadata **out);
+
+/* Loads a file by key into the existing leaves of an initialised model
+ * (opts NULL: defaults), writing each leaf's buffer in place. Every key is
+ * checked first: the error message names ALL missing keys, ALL unexpected
+ * keys and ALL shape/dtype mismatches (file dtype and shape against the
+ * model's), and nothing is written. Any float file dtype (F64, F32, F16,
+ * BF16) loads into any float leaf, converted on the host; integer leaves
+ * need the same kind (I32 from I32 or I64 in range, U8 from U8 or BOOL).
+ * Returns LAM_OK, LAM_ERR_NOT_FOUND (missing or unexpected keys),
+ * LAM_ERR_SHAPE (shape mismatch), LAM_ERR_DTYPE (incompatible dtype),
+ * LAM_ERR_IO, LAM_ERR_FORMAT. */
+lam_status lam_ptree_load_into(lam_ptree *tree, const char *path, const lam_load_opts *opts);
+
+/* ---- checkpoints ---------------------------------------------------------------- */
+
+/* Saves a training checkpoint as one safetensors file: the leaves of params
+ * under "params.", of state (may be NULL) under "state.", of the optimizer
+ * state (opt may be NULL; see lam_optimizer_state) under "optim.", and
+ * metadata "lamina.format" = "checkpoint-1", "lamina.step", "lamina.rng_key"
+ * (two 32-bit words in hex), "lamina.optimizer" (kind name or "none"),
+ * "lamina.optimizer_steps" and "lamina.optimizer_config" (JSON of the
+ * hyperparameters, for reference). Dtypes are kept, so a reload is
+ * bit-exact. Returns LAM_OK or the error. */
+lam_status lam_checkpoint_save(const char *path, const lam_ptree *params, const lam_ptree *state,
+                               const lam_optimizer *opt, int64_t step, lam_rng_key key);
+
+/* Restores a checkpoint written by lam_checkpoint_save: params (strictly,
+ * by key, into the existing leaves), state when not NULL (strictly, the
+ * "state." entries), the optimizer when not NULL (it must be of the same
+ * kind as saved; its state and step count are replaced), and *step and
+ * *key when not NULL. The file, every key, shape and the optimizer kind are
+ * checked before anything is changed. Returns LAM_OK, LAM_ERR_IO,
+ * LAM_ERR_FORMAT (not a lamina checkpoint, bad metadata), the
+ * lam_ptree_load_into errors, or LAM_ERR_INVALID_ARGUMENT (optimizer kind
+ * differs, or the file holds no optimizer state for a given opt). */
+lam_status lam_checkpoint_load(const char *path, lam_ptree *params, lam_ptree *state,
+                               lam_optimizer *opt, int64_t *step, lam_rng_key *key);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

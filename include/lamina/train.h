@@ -1,0 +1,73 @@
+/* lamina/train.h: a training step, a fit loop with per-epoch reports,
+ * evaluation helpers and the accuracy metric. */
+#ifndef LAMINA_TRAIN_H
+#define LAMINA_TRAIN_H
+
+#include "lamina/layer.h"
+#include "lamina/optim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Maps a model output and a target to a scalar loss (new tensor), e.g. a
+ * wrapper around lam_cross_entropy. */
+typedef lam_tensor *(*lam_objective_fn)(lam_tensor *pred, lam_tensor *target, void *user);
+
+/* Built-in objectives (user is ignored): cross entropy on class indices
+ * (mean), and mean squared error. */
+lam_tensor *lam_objective_cross_entropy(lam_tensor *pred, lam_tensor *target, void *user);
+lam_tensor *lam_objective_mse(lam_tensor *pred, lam_tensor *target, void *user);
+
+/* One optimisation step on a batch: forward in training mode (rng may be
+ * NULL when the model has no stochastic layer), loss, gradients, optional
+ * global-norm clipping (clip_norm > 0), optimizer update of vars' params.
+ * Stores the loss in *loss_out when non-NULL (this reads it back, a sync). */
+lam_status lam_train_step(lam_layer *model, lam_vars *vars, lam_optimizer *opt,
+                          lam_objective_fn objective, void *objective_user, lam_tensor *x,
+                          lam_tensor *y, const lam_rng_key *rng, double clip_norm, double *loss_out);
+
+/* Fraction of rows whose argmax over the last axis of logits equals the i32
+ * label, in *accuracy. */
+lam_status lam_accuracy(lam_tensor *logits, lam_tensor *labels, double *accuracy);
+
+/* Runs the model in evaluation mode over x in batches (batch_size <= 0: all
+ * at once) and returns the concatenated outputs in *out. */
+lam_status lam_predict(lam_layer *model, lam_vars *vars, lam_tensor *x, int64_t batch_size,
+                       lam_tensor **out);
+
+typedef struct lam_epoch_report {
+  int epoch;            /* 1-based */
+  double train_loss;    /* mean over the epoch's batches */
+  double train_accuracy;/* NAN when not a classification objective */
+  double val_loss;      /* NAN without validation data */
+  double val_accuracy;
+  double seconds;
+} lam_epoch_report;
+
+/* Called after every epoch; a non-OK return stops fit with that status. */
+typedef lam_status (*lam_epoch_callback)(const lam_epoch_report *report, void *user);
+
+typedef struct lam_fit_opts {
+  int epochs;                 /* default 10 */
+  int64_t batch_size;         /* default 32 */
+  bool shuffle;               /* reshuffle each epoch (default true) */
+  lam_rng_key key;            /* shuffling and dropout keys (default seed 0) */
+  lam_objective_fn objective; /* default lam_objective_cross_entropy */
+  void *objective_user;
+  bool classification;        /* report accuracy (default true) */
+  double clip_norm;           /* > 0: clip gradients to this global norm */
+  lam_tensor *val_x, *val_y;  /* optional validation set */
+  lam_epoch_callback on_epoch;
+  void *user;
+} lam_fit_opts;
+lam_fit_opts lam_fit_defaults(void);
+
+/* Trains on (x, y) (first axis = samples) for opts->epochs epochs. */
+lam_status lam_fit(lam_layer *model, lam_vars *vars, lam_optimizer *opt, lam_tensor *x,
+                   lam_tensor *y, const lam_fit_opts *opts);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
