@@ -23,5 +23,6 @@
 #include "lamina/norm.h"
 #include "lamina/conv.h"
 #include "lamina/attention.h"
+#include "lamina/rnn.h"
 
 #endif

@@ -1,0 +1,669 @@
+/* test_rnn.c: the sequence layers lam_rnn (tanh, relu), lam_lstm and
+ * lam_gru: outputs, final states and gradients against PyTorch golden data
+ * (tools/gen_rnn_golden.py) for 1-2 layers, uni/bidirectional, batch_first
+ * both ways, seq 1 and 37, variable lengths as lengths and as a mask, f64
+ * and f32; a plain C reference for masks with holes and odd sizes;
+ * finite-difference gradient checks; the layer API (aux states, summaries,
+ * sequential, dropout, unbatched input, init); and bad input. */
+#include "data/rnn_common.h"
+
+static void golden_mode(int mode, int with_lengths) {
+  lam_ctx *ctx = tu_ctx();
+  int n = 0;
+  for (int i = 0; i < LAM_RNN_GOLDEN_N_SEQ; i++) {
+    const lam_rnn_golden *g = &lam_rnn_golden_cases[i];
+    if (g->mode != mode || (g->lengths != NULL) != with_lengths) continue;
+    for (int bf = 0; bf < 2; bf++) rc_golden(ctx, g, LAM_F64, bf, 0, 0, 1e-10, 1e-8);
+    rc_golden(ctx, g, LAM_F32, 0, 0, 0, 1e-4, 1e-3);
+    n++;
+  }
+  cr_assert_geq(n, with_lengths ? 1 : 2, "no golden cases for mode %d", mode);
+  lam_ctx_free(ctx);
+}
+
+Test(rnn, tanh_matches_pytorch) { golden_mode(M_TANH, 0); }
+Test(rnn, relu_matches_pytorch) { golden_mode(M_RELU, 0); }
+Test(rnn, lstm_matches_pytorch) { golden_mode(M_LSTM, 0); }
+Test(rnn, gru_matches_pytorch) { golden_mode(M_GRU, 0); }
+
+/* Packed-sequence semantics, given as lengths and as the equivalent mask,
+ * through the functional forms and through lam_layer_apply with aux. */
+Test(rnn, variable_lengths_match_pytorch) {
+  lam_ctx *ctx = tu_ctx();
+  int n = 0;
+  for (int i = 0; i < LAM_RNN_GOLDEN_N_SEQ; i++) {
+    const lam_rnn_golden *g = &lam_rnn_golden_cases[i];
+    if (!g->lengths) continue;
+    for (int bf = 0; bf < 2; bf++)
+      for (int as_mask = 0; as_mask < 2; as_mask++)
+        rc_golden(ctx, g, LAM_F64, bf, 0, as_mask, 1e-10, 1e-8);
+    rc_golden(ctx, g, LAM_F64, 1, 1, 0, 1e-10, 1e-8);
+    rc_golden(ctx, g, LAM_F64, 0, 1, 1, 1e-10, 1e-8);
+    rc_golden(ctx, g, LAM_F32, 0, 0, 0, 1e-4, 1e-3);
+    n++;
+  }
+  cr_assert_geq(n, 4);
+  lam_ctx_free(ctx);
+}
+
+/* lam_layer_apply with initial states in aux and final states as summaries. */
+Test(rnn, apply_with_aux_matches_pytorch) {
+  lam_ctx *ctx = tu_ctx();
+  int n = 0;
+  for (int i = 0; i < LAM_RNN_GOLDEN_N_SEQ; i++) {
+    const lam_rnn_golden *g = &lam_rnn_golden_cases[i];
+    if (g->lengths || !g->has_h0 || g->T == 1) continue;
+    rc_golden(ctx, g, LAM_F64, i % 2, 1, 0, 1e-10, 1e-8);
+    n++;
+  }
+  cr_assert_geq(n, 4);
+  lam_ctx_free(ctx);
+}
+
+/* ---- against the C reference: masks with holes, odd sizes ---------------- */
+
+static lam_tensor *host_param(lam_ptree *p, const char *name, double **out) {
+  lam_tensor *t = lam_ptree_get(p, name);
+  *out = t ? rc_read(t) : NULL;
+  return t;
+}
+
+/* One layer with random params, x, h0/c0 and mask; compares y, h_n, c_n. */
+static void ref_case_b(lam_ctx *ctx, int mode, int D, int T, int B, int I, int H, int holes,
+                       int use_len, lam_dtype dt, double tol, uint64_t seed, int bias) {
+  tu_mark m = tu_mark_now(ctx);
+  tu_rng r = tu_rng_make(seed);
+  lam_rnn_opts o = lam_rnn_defaults();
+  o.bias = bias;
+  o.bidirectional = D == 2;
+  o.nonlinearity = mode == M_RELU ? LAM_RNN_RELU : LAM_RNN_TANH;
+  lam_layer *layer = mode == M_LSTM  ? lam_lstm(I, H, &o)
+                     : mode == M_GRU ? lam_gru(I, H, &o)
+                                     : lam_rnn(I, H, &o);
+  lam_vars *vars = NULL;
+  cr_assert_eq(lam_layer_init(layer, ctx, lam_rng_key_make(seed), dt, &vars), LAM_OK, "%s",
+               lam_last_error());
+  lam_ptree *p = lam_vars_params(vars);
+  double *w[8] = {0};
+  const char *kinds[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
+  for (int d = 0; d < D; d++)
+    for (int k = 0; k < (bias ? 4 : 2); k++) {
+      char name[40];
+      snprintf(name, sizeof name, "%s_l0%s", kinds[k], d ? "_reverse" : "");
+      cr_assert(host_param(p, name, &w[4 * d + k]), "%s", name);
+    }
+  const int64_t nx = (int64_t)T * B * I, ns = (int64_t)D * B * H;
+  double *x = rc_draw(&r, nx, -1, 1), *h0 = rc_draw(&r, ns, -1, 1), *c0 = rc_draw(&r, ns, -1, 1);
+  uint8_t *mk = malloc((size_t)(T * B));
+  int32_t *len = malloc(sizeof(int32_t) * (size_t)B);
+  for (int b = 0; b < B; b++) len[b] = 1 + (int32_t)tu_randint(&r, 0, T);
+  for (int t = 0; t < T; t++)
+    for (int b = 0; b < B; b++)
+      mk[t * B + b] = holes ? (b == 0 ? 0 : tu_next(&r) % 3 != 0) : t < len[b];
+  lam_tensor *xt = rc_tensor(ctx, dt, x, 3, (int64_t[]){T, B, I});
+  lam_tensor *h0t = rc_tensor(ctx, dt, h0, 3, (int64_t[]){D, B, H});
+  lam_tensor *c0t = mode == M_LSTM ? rc_tensor(ctx, dt, c0, 3, (int64_t[]){D, B, H}) : NULL;
+  lam_tensor *lt = use_len ? lam_tensor_from_host(ctx, LAM_I32, 1, (int64_t[]){B}, len)
+                           : lam_tensor_from_host(ctx, LAM_U8, 2, (int64_t[]){T, B}, mk);
+  lam_tensor *y = NULL, *hn = NULL, *cn = NULL;
+  lam_status st = mode == M_LSTM  ? lam_lstm_forward(layer, p, xt, h0t, c0t, lt, NULL, &y, &hn, &cn)
+                  : mode == M_GRU ? lam_gru_forward(layer, p, xt, h0t, lt, NULL, &y, &hn)
+                                  : lam_rnn_forward(layer, p, xt, h0t, lt, NULL, &y, &hn);
+  cr_assert_eq(st, LAM_OK, "%s", lam_last_error());
+  double *ry = malloc(sizeof(double) * (size_t)(T * B * D * H)),
+         *rh = malloc(sizeof(double) * (size_t)ns);
+  double *rc = malloc(sizeof(double) * (size_t)ns);
+  rc_ref_layer(mode, D, T, B, I, H, x, (const double *const *)w, h0, mode == M_LSTM ? c0 : NULL, mk,
+               ry, rh, mode == M_LSTM ? rc : NULL);
+  char what[96];
+  snprintf(what, sizeof what, "mode %d D %d T %d B %d H %d %s %s", mode, D, T, B, H,
+           holes     ? "holes"
+           : use_len ? "lengths"
+                     : "prefix mask",
+           lam_dtype_name(dt));
+  double *gy = rc_read(y), *gh = rc_read(hn);
+  rc_expect(gy, ry, (int64_t)T * B * D * H, tol, tol, "y", what);
+  rc_expect(gh, rh, ns, tol, tol, "h_n", what);
+  free(gy);
+  free(gh);
+  if (mode == M_LSTM) {
+    double *gc = rc_read(cn);
+    rc_expect(gc, rc, ns, tol, tol, "c_n", what);
+    free(gc);
+  }
+  free(ry), free(rh), free(rc), free(x), free(h0), free(c0), free(mk), free(len);
+  for (int i = 0; i < 8; i++) free(w[i]);
+  lam_tensor_free(y), lam_tensor_free(hn), lam_tensor_free(cn);
+  lam_tensor_free(xt), lam_tensor_free(h0t), lam_tensor_free(c0t), lam_tensor_free(lt);
+  lam_vars_free(vars);
+  lam_layer_free(layer);
+  tu_assert_no_leak(ctx, m);
+}
+
+static void ref_case(lam_ctx *ctx, int mode, int D, int T, int B, int I, int H, int holes,
+                     int use_len, lam_dtype dt, double tol, uint64_t seed) {
+  ref_case_b(ctx, mode, D, T, B, I, H, holes, use_len, dt, tol, seed, 1);
+}
+
+Test(rnn, masks_with_holes_match_reference) {
+  lam_ctx *ctx = tu_ctx();
+  for (int mode = 0; mode < 4; mode++) {
+    ref_case(ctx, mode, 2, 6, 5, 3, 7, 1, 0, LAM_F64, 1e-12, 100 + mode);
+    ref_case(ctx, mode, 2, 6, 5, 3, 7, 0, 0, LAM_F64, 1e-12, 200 + mode); /* prefix mask */
+  }
+  lam_ctx_free(ctx);
+}
+
+/* Sizes that are not multiples of any work-group size. */
+Test(rnn, odd_sizes_match_reference) {
+  lam_ctx *ctx = tu_ctx();
+  const int B = tu_small() ? 5 : 33, H = tu_small() ? 9 : 65;
+  for (int mode = 0; mode < 4; mode++) {
+    ref_case(ctx, mode, 2, 4, B, 5, H, 0, 1, LAM_F64, 1e-11, 300 + mode);
+    ref_case(ctx, mode, 1, 3, B, 7, H, 0, 1, LAM_F32, 2e-5, 400 + mode);
+  }
+  ref_case(ctx, M_LSTM, 1, 2, 1, 1, 1, 0, 1, LAM_F64, 1e-12, 500); /* all ones */
+  lam_ctx_free(ctx);
+}
+
+/* ---- finite differences ----------------------------------------------------- */
+
+/* Small 2-layer bidirectional cases with states and lengths (or a mask with
+ * holes), all inputs checked in groups of at most 8. */
+static void gradcheck_mode(int mode, int holes) {
+  lam_ctx *ctx = tu_ctx();
+  tu_mark m = tu_mark_now(ctx);
+  rcase c;
+  memset(&c, 0, sizeof c);
+  c.mode = mode, c.layers = 2, c.bidir = 1, c.T = 3, c.B = 2, c.I = 2, c.H = 2, c.has_h0 = 1;
+  c.dt = LAM_F64, c.bf = mode == M_GRU;
+  c.layer = rc_layer(&c);
+  rc_setup(ctx, &c, 77 + mode);
+  lam_tensor *len;
+  if (holes) {
+    const uint8_t mk[6] = {1, 0, 0, 1, 1, 1}; /* [T, B] with a hole in row 0 and a late start */
+    len = lam_tensor_from_host(ctx, LAM_U8, 2, c.bf ? (int64_t[]){2, 3} : (int64_t[]){3, 2}, mk);
+  } else {
+    len = lam_tensor_from_host(ctx, LAM_I32, 1, (int64_t[]){2}, (int32_t[]){2, 3});
+  }
+  c.lengths = len;
+  for (int start = 0; start < c.n_all; start += 8) {
+    int n = c.n_all - start < 8 ? c.n_all - start : 8;
+    c.n_sel = n;
+    lam_tensor *xs[8];
+    for (int i = 0; i < n; i++) c.sel[i] = start + i, xs[i] = c.all[start + i];
+    char what[64];
+    snprintf(what, sizeof what, "mode %d inputs %d..%d%s", mode, start, start + n - 1,
+             holes ? " holes" : "");
+    tu_gradcheck(ctx, rc_fn, &c, xs, n, 1e-6, 1e-6, 0, 0, what); /* f32: the golden tests */
+  }
+  lam_tensor_free(len);
+  rc_free(&c);
+  lam_layer_free(c.layer);
+  tu_assert_no_leak(ctx, m);
+  lam_ctx_free(ctx);
+}
+
+Test(rnn, gradcheck_tanh) { gradcheck_mode(M_TANH, 0); }
+Test(rnn, gradcheck_relu) { gradcheck_mode(M_RELU, 1); }
+Test(rnn, gradcheck_lstm) {
+  gradcheck_mode(M_LSTM, 0);
+  gradcheck_mode(M_LSTM, 1);
+}
+Test(rnn, gradcheck_gru) {
+  gradcheck_mode(M_GRU, 0);
+  gradcheck_mode(M_GRU, 1);
+}
+
+/* ---- layer API --------------------------------------------------------------- */
+
+Test(rnn, unbatched_equals_batch_of_one) {
+  lam_ctx *ctx = tu_ctx();
+  tu_mark m = tu_mark_now(ctx);
+  tu_rng r = tu_rng_make(5);
+  lam_rnn_opts o = lam_rnn_defaults();
+  o.num_layers = 2;
+  o.bidirectional = true;
+  o.batch_first = true; /* ignored for unbatched input, as PyTorch */
+  lam_layer *l = lam_lstm(3, 4, &o);
+  lam_vars *v = NULL;
+  cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(1), LAM_F64, &v), LAM_OK);
+  lam_tensor *x = tu_rand_f64(ctx, &r, 2, (int64_t[]){5, 3}, -1, 1);
+  lam_tensor *h0 = tu_rand_f64(ctx, &r, 2, (int64_t[]){4, 4}, -1, 1);
+  lam_tensor *y = NULL, *hn = NULL, *cn = NULL, *y1 = NULL, *hn1 = NULL, *cn1 = NULL;
+  cr_assert_eq(lam_lstm_forward(l, lam_vars_params(v), x, h0, NULL, NULL, NULL, &y, &hn, &cn),
+               LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_tensor_ndim(y), 2);
+  cr_assert_eq(lam_tensor_dim(y, 0), 5);
+  cr_assert_eq(lam_tensor_dim(y, 1), 8);
+  cr_assert_eq(lam_tensor_ndim(hn), 2);
+  cr_assert_eq(lam_tensor_dim(cn, 0), 4);
+  lam_tensor *xb = lam_reshape(x, 3, (int64_t[]){1, 5, 3}); /* batch_first [B=1, T, I] */
+  lam_tensor *hb = lam_reshape(h0, 3, (int64_t[]){4, 1, 4});
+  cr_assert_eq(lam_lstm_forward(l, lam_vars_params(v), xb, hb, NULL, NULL, NULL, &y1, &hn1, &cn1),
+               LAM_OK);
+  double *a = rc_read(y), *b = rc_read(y1);
+  rc_expect(a, b, 40, 1e-14, 0, "y", "unbatched");
+  free(a), free(b);
+  a = rc_read(hn), b = rc_read(hn1);
+  rc_expect(a, b, 16, 1e-14, 0, "h_n", "unbatched");
+  free(a), free(b);
+  lam_tensor_free(y), lam_tensor_free(hn), lam_tensor_free(cn);
+  lam_tensor_free(y1), lam_tensor_free(hn1), lam_tensor_free(cn1);
+  lam_tensor_free(xb), lam_tensor_free(hb), lam_tensor_free(x), lam_tensor_free(h0);
+  lam_vars_free(v);
+  lam_layer_free(l);
+  tu_assert_no_leak(ctx, m);
+  lam_ctx_free(ctx);
+}
+
+Test(rnn, init_names_shapes_and_bounds) {
+  lam_ctx *ctx = tu_ctx();
+  lam_rnn_opts o = lam_rnn_defaults();
+  o.num_layers = 2;
+  o.bidirectional = true;
+  lam_layer *l = lam_gru(5, 16, &o);
+  lam_vars *v = NULL, *v2 = NULL, *v3 = NULL;
+  cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(9), LAM_F32, &v), LAM_OK, "%s",
+               lam_last_error());
+  cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(9), LAM_F32, &v2), LAM_OK);
+  cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(10), LAM_F32, &v3), LAM_OK);
+  lam_ptree *p = lam_vars_params(v);
+  cr_assert_eq(lam_ptree_num_leaves(p), 16);
+  const char *want[] = {"weight_ih_l0",       "weight_hh_l0",         "bias_ih_l0",
+                        "bias_hh_l0",         "weight_ih_l0_reverse", "weight_hh_l0_reverse",
+                        "bias_ih_l0_reverse", "bias_hh_l0_reverse",   "weight_ih_l1"};
+  for (int i = 0; i < 9; i++) {
+    const char *path;
+    lam_tensor *t;
+    cr_assert_eq(lam_ptree_leaf(p, i, &path, &t), LAM_OK);
+    cr_assert_str_eq(path, want[i]);
+  }
+  lam_tensor *w = lam_ptree_get(p, "weight_ih_l1_reverse");
+  cr_assert_eq(lam_tensor_dim(w, 0), 48);
+  cr_assert_eq(lam_tensor_dim(w, 1), 32);
+  cr_assert_eq(lam_tensor_dim(lam_ptree_get(p, "bias_hh_l1"), 0), 48);
+  /* U(-1/4, 1/4): bounded, centred, spread; deterministic per key */
+  float *a = tu_read_f32(w),
+        *b = tu_read_f32(lam_ptree_get(lam_vars_params(v2), "weight_ih_l1_reverse"));
+  float *c = tu_read_f32(lam_ptree_get(lam_vars_params(v3), "weight_ih_l1_reverse"));
+  double mean = 0, mx = 0;
+  int same = 0;
+  for (int i = 0; i < 48 * 32; i++) {
+    cr_assert(a[i] >= -0.25f && a[i] < 0.25f, "%g", a[i]);
+    cr_assert_eq(a[i], b[i]);
+    same += a[i] == c[i];
+    mean += a[i];
+    mx = fmax(mx, fabs(a[i]));
+  }
+  cr_assert(fabs(mean / (48 * 32)) < 0.02, "mean %g", mean / (48 * 32));
+  cr_assert(mx > 0.24, "max %g", mx);
+  cr_assert(same < 10);
+  free(a), free(b), free(c);
+  /* different params of one layer differ */
+  float *bi = tu_read_f32(lam_ptree_get(p, "bias_ih_l0")),
+        *bh = tu_read_f32(lam_ptree_get(p, "bias_hh_l0"));
+  cr_assert(bi[0] != bh[0] || bi[1] != bh[1]);
+  free(bi), free(bh);
+  lam_vars_free(v), lam_vars_free(v2), lam_vars_free(v3);
+  lam_layer_free(l);
+  /* no bias; custom init */
+  o = lam_rnn_defaults();
+  o.bias = false;
+  o.weight_init = lam_init_constant(0.5);
+  l = lam_rnn(2, 3, &o);
+  cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(1), LAM_F64, &v), LAM_OK);
+  cr_assert_eq(lam_ptree_num_leaves(lam_vars_params(v)), 2);
+  double *wv = tu_read_f64(lam_ptree_get(lam_vars_params(v), "weight_hh_l0"));
+  for (int i = 0; i < 9; i++) cr_assert_eq(wv[i], 0.5);
+  free(wv);
+  lam_vars_free(v);
+  lam_layer_free(l);
+  lam_ctx_free(ctx);
+}
+
+/* Dropout between layers: active only in training, keyed by the rng. */
+Test(rnn, dropout_between_layers) {
+  lam_ctx *ctx = tu_ctx();
+  tu_mark m = tu_mark_now(ctx);
+  tu_rng r = tu_rng_make(3);
+  lam_rnn_opts o = lam_rnn_defaults();
+  o.num_layers = 2;
+  o.dropout = 0.5;
+  lam_layer *l = lam_lstm(3, 8, &o);
+  o.dropout = 0;
+  lam_layer *l0 = lam_lstm(3, 8, &o);
+  lam_vars *v = NULL;
+  cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(2), LAM_F64, &v), LAM_OK);
+  lam_tensor *x = tu_rand_f64(ctx, &r, 3, (int64_t[]){4, 2, 3}, -1, 1);
+  lam_rng_key k1 = lam_rng_key_make(11), k2 = lam_rng_key_make(12);
+  lam_apply_opts ev = {false, NULL, NULL, NULL}, tr1 = {true, &k1, NULL, NULL},
+                 tr2 = {true, &k2, NULL, NULL};
+  lam_tensor *ye = NULL, *y0 = NULL, *ya = NULL, *yb = NULL, *yc = NULL;
+  cr_assert_eq(lam_layer_apply(l, v, x, &ev, &ye), LAM_OK);
+  cr_assert_eq(lam_layer_apply(l0, v, x, &tr1, &y0), LAM_OK); /* rate 0: no rng needed either */
+  cr_assert_eq(lam_layer_apply(l, v, x, &tr1, &ya), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_layer_apply(l, v, x, &tr1, &yb), LAM_OK);
+  cr_assert_eq(lam_layer_apply(l, v, x, &tr2, &yc), LAM_OK);
+  double *e = rc_read(ye), *z = rc_read(y0), *a = rc_read(ya), *b = rc_read(yb), *c = rc_read(yc);
+  int diff_a = 0, diff_c = 0;
+  for (int i = 0; i < 64; i++) {
+    cr_assert_eq(e[i], z[i]);
+    cr_assert_eq(a[i], b[i]);
+    diff_a += a[i] != e[i];
+    diff_c += c[i] != a[i];
+  }
+  cr_assert(diff_a > 32 && diff_c > 32, "%d %d", diff_a, diff_c);
+  free(e), free(z), free(a), free(b), free(c);
+  lam_tensor *bad = NULL;
+  lam_apply_opts norng = {true, NULL, NULL, NULL};
+  tu_assert_status(lam_layer_apply(l, v, x, &norng, &bad), LAM_ERR_INVALID_ARGUMENT, "rng key");
+  cr_assert_null(bad);
+  lam_tensor_free(ye), lam_tensor_free(y0), lam_tensor_free(ya), lam_tensor_free(yb),
+      lam_tensor_free(yc);
+  lam_tensor_free(x);
+  lam_vars_free(v);
+  lam_layer_free(l), lam_layer_free(l0);
+  tu_assert_no_leak(ctx, m);
+  lam_ctx_free(ctx);
+}
+
+typedef struct {
+  lam_layer *model;
+  lam_tensor *x;
+  lam_aux *aux;
+  lam_ptree *state;
+} seq_user;
+
+static lam_tensor *seq_loss(lam_ptree *params, void *user) {
+  seq_user *u = user;
+  lam_apply_opts o = {true, NULL, u->aux, NULL};
+  lam_tensor *y = NULL;
+  lam_layer_apply_with(u->model, params, u->state, u->x, &o, &y);
+  lam_tensor *s = y ? lam_sum(y, 0, NULL, 0) : NULL;
+  lam_tensor_free(y);
+  return s;
+}
+
+/* Inside lam_sequential with lengths through aux; gradients reach every
+ * parameter by its PyTorch path. */
+Test(rnn, inside_sequential_with_value_and_grad) {
+  lam_ctx *ctx = tu_ctx();
+  tu_mark m = tu_mark_now(ctx);
+  tu_rng r = tu_rng_make(8);
+  lam_rnn_opts o = lam_rnn_defaults();
+  o.batch_first = true;
+  o.bidirectional = true;
+  lam_layer *model = lam_sequential((lam_layer *[]){lam_gru(3, 5, &o), lam_linear(10, 2, NULL)}, 2);
+  cr_assert(model, "%s", lam_last_error());
+  lam_vars *v = NULL;
+  cr_assert_eq(lam_layer_init(model, ctx, lam_rng_key_make(4), LAM_F32, &v), LAM_OK, "%s",
+               lam_last_error());
+  cr_assert(lam_ptree_get(lam_vars_params(v), "0.weight_hh_l0_reverse"));
+  seq_user u = {model, tu_rand_f32(ctx, &r, 3, (int64_t[]){3, 6, 3}, -1, 1), lam_aux_create(),
+                lam_vars_state(v)};
+  lam_tensor *len = lam_tensor_from_host(ctx, LAM_I32, 1, (int64_t[]){3}, (int32_t[]){6, 2, 4});
+  lam_aux_set(u.aux, "lengths", len);
+  lam_tensor *loss = NULL;
+  lam_ptree *grads = NULL;
+  cr_assert_eq(lam_value_and_grad(ctx, seq_loss, &u, lam_vars_params(v), &loss, &grads), LAM_OK,
+               "%s", lam_last_error());
+  cr_assert_eq(lam_ptree_num_leaves(grads), 10);
+  float *g = tu_read_f32(lam_ptree_get(grads, "0.weight_ih_l0_reverse"));
+  double s = 0;
+  for (int i = 0; i < 45; i++) s += fabs(g[i]);
+  cr_assert(s > 0);
+  free(g);
+  lam_tensor_free(loss);
+  lam_ptree_free(grads);
+  lam_tensor_free(len);
+  lam_tensor_free(u.x);
+  lam_aux_free(u.aux);
+  lam_vars_free(v);
+  lam_layer_free(model);
+  tu_assert_no_leak(ctx, m);
+  lam_ctx_free(ctx);
+}
+
+/* ---- no biases; partial initial states --------------------------------------- */
+
+typedef struct {
+  lam_layer *layer;
+  int lstm;
+  int which; /* states given: 1 h0, 2 c0, 3 both (xs[1], xs[2]) */
+} nb_case;
+
+/* xs: x, then the params of a one-layer bidirectional layer without biases
+ * (4 tensors), then up to two states; returns y and h_n flat. */
+static lam_tensor *nb_fn(lam_tensor *const *xs, int n, void *user) {
+  nb_case *c = user;
+  lam_ptree *p = lam_ptree_dict();
+  const char *names[4] = {"weight_ih_l0", "weight_hh_l0", "weight_ih_l0_reverse",
+                          "weight_hh_l0_reverse"};
+  for (int i = 0; i < 4; i++) lam_ptree_set(p, names[i], xs[1 + i]);
+  lam_tensor *h0 = n > 5 ? xs[5] : NULL, *y = NULL, *hn = NULL;
+  lam_status st = c->lstm
+                      ? lam_lstm_forward(c->layer, p, xs[0], h0, NULL, NULL, NULL, &y, &hn, NULL)
+                      : lam_gru_forward(c->layer, p, xs[0], h0, NULL, NULL, &y, &hn);
+  lam_ptree_free(p);
+  if (st != LAM_OK) return NULL;
+  lam_tensor *parts[2] = {rc_flat(y), rc_flat(hn)};
+  lam_tensor *out = lam_concat(parts, 2, 0);
+  lam_tensor_free(parts[0]), lam_tensor_free(parts[1]), lam_tensor_free(y), lam_tensor_free(hn);
+  return out;
+}
+
+Test(rnn, no_bias_matches_reference_and_gradcheck) {
+  lam_ctx *ctx = tu_ctx();
+  for (int mode = 0; mode < 4; mode++)
+    ref_case_b(ctx, mode, 2, 5, 3, 4, 6, mode == M_GRU, mode != M_GRU, LAM_F64, 1e-12, 600 + mode,
+               0);
+  tu_mark m = tu_mark_now(ctx);
+  tu_rng r = tu_rng_make(61);
+  for (int lstm = 0; lstm < 2; lstm++) {
+    lam_rnn_opts o = lam_rnn_defaults();
+    o.bias = false;
+    o.bidirectional = true;
+    nb_case c = {lstm ? lam_lstm(2, 2, &o) : lam_gru(2, 2, &o), lstm, 1};
+    const int64_t GH = lstm ? 8 : 6;
+    lam_tensor *xs[6] = {tu_rand_f64(ctx, &r, 3, (int64_t[]){3, 2, 2}, -1, 1),
+                         tu_rand_f64(ctx, &r, 2, (int64_t[]){GH, 2}, -0.8, 0.8),
+                         tu_rand_f64(ctx, &r, 2, (int64_t[]){GH, 2}, -0.8, 0.8),
+                         tu_rand_f64(ctx, &r, 2, (int64_t[]){GH, 2}, -0.8, 0.8),
+                         tu_rand_f64(ctx, &r, 2, (int64_t[]){GH, 2}, -0.8, 0.8),
+                         tu_rand_f64(ctx, &r, 3, (int64_t[]){2, 2, 2}, -1, 1)};
+    tu_gradcheck(ctx, nb_fn, &c, xs, 6, 1e-6, 1e-6, 1, 2e-3, lstm ? "lstm no bias" : "gru no bias");
+    for (int i = 0; i < 6; i++) lam_tensor_free(xs[i]);
+    lam_layer_free(c.layer);
+  }
+  tu_assert_no_leak(ctx, m);
+  lam_ctx_free(ctx);
+}
+
+typedef struct {
+  lam_layer *layer;
+  lam_ptree *params;
+  lam_tensor *x, *zeros;
+  int which; /* 1: h0 = xs[0], c0 absent; 2: c0 = xs[0], h0 absent; +4: the absent one as zeros */
+} ps_case;
+
+static lam_tensor *ps_fn(lam_tensor *const *xs, int n, void *user) {
+  ps_case *c = user;
+  const int k = c->which & 3, z = c->which & 4;
+  lam_tensor *h0 = k == 1 ? xs[0] : z ? c->zeros : NULL, *c0 = k == 2 ? xs[0] : z ? c->zeros : NULL;
+  lam_tensor *y = NULL, *hn = NULL, *cn = NULL;
+  if (lam_lstm_forward(c->layer, c->params, c->x, h0, c0, NULL, NULL, &y, &hn, &cn) != LAM_OK)
+    return NULL;
+  lam_tensor *parts[3] = {rc_flat(y), rc_flat(hn), rc_flat(cn)};
+  lam_tensor *out = lam_concat(parts, 3, 0);
+  for (int i = 0; i < 3; i++) lam_tensor_free(parts[i]);
+  lam_tensor_free(y), lam_tensor_free(hn), lam_tensor_free(cn);
+  return out;
+}
+
+/* An LSTM given only h0 or only c0 treats the other as zeros. */
+Test(rnn, lstm_partial_initial_states) {
+  lam_ctx *ctx = tu_ctx();
+  tu_mark m = tu_mark_now(ctx);
+  tu_rng r = tu_rng_make(71);
+  lam_rnn_opts o = lam_rnn_defaults();
+  o.num_layers = 2;
+  lam_layer *l = lam_lstm(3, 4, &o);
+  lam_vars *v = NULL;
+  cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(5), LAM_F64, &v), LAM_OK);
+  ps_case c = {l, lam_vars_params(v), tu_rand_f64(ctx, &r, 3, (int64_t[]){4, 2, 3}, -1, 1),
+               lam_tensor_zeros(ctx, LAM_F64, 3, (int64_t[]){2, 2, 4}), 0};
+  lam_tensor *s = tu_rand_f64(ctx, &r, 3, (int64_t[]){2, 2, 4}, -1, 1);
+  for (int k = 1; k <= 2; k++) {
+    lam_tensor *w = NULL, *ga = NULL, *gb = NULL, *ya = NULL, *yb = NULL;
+    c.which = k;
+    ya = ps_fn(&s, 1, &c);
+    cr_assert(ya, "%s", lam_last_error());
+    double *wv = rc_draw(&r, lam_tensor_numel(ya), -1, 1);
+    w = rc_tensor(ctx, LAM_F64, wv, 1, (int64_t[]){lam_tensor_numel(ya)});
+    free(wv);
+    cr_assert_eq(lam__vjp(ctx, ps_fn, &c, &s, 1, w, NULL, &ga), LAM_OK, "%s", lam_last_error());
+    c.which = k + 4;
+    yb = ps_fn(&s, 1, &c);
+    cr_assert_eq(lam__vjp(ctx, ps_fn, &c, &s, 1, w, NULL, &gb), LAM_OK, "%s", lam_last_error());
+    double *a = rc_read(ya), *b = rc_read(yb);
+    rc_expect(a, b, lam_tensor_numel(ya), 1e-15, 0, "outputs", k == 1 ? "h0 only" : "c0 only");
+    free(a), free(b);
+    a = rc_read(ga), b = rc_read(gb);
+    rc_expect(a, b, 16, 1e-15, 0, "state gradient", k == 1 ? "h0 only" : "c0 only");
+    free(a), free(b);
+    lam_tensor_free(w), lam_tensor_free(ga), lam_tensor_free(gb), lam_tensor_free(ya),
+        lam_tensor_free(yb);
+  }
+  lam_tensor_free(s), lam_tensor_free(c.x), lam_tensor_free(c.zeros);
+  lam_vars_free(v);
+  lam_layer_free(l);
+  tu_assert_no_leak(ctx, m);
+  lam_ctx_free(ctx);
+}
+
+/* ---- bad input ------------------------------------------------------------------ */
+
+Test(rnn, bad_input) {
+  lam_ctx *ctx = tu_ctx();
+  tu_rng r = tu_rng_make(2);
+  lam_rnn_opts o = lam_rnn_defaults();
+  tu_assert_fails(lam_lstm(0, 4, NULL), LAM_ERR_INVALID_ARGUMENT, "input_size 0");
+  tu_assert_fails(lam_gru(3, -2, NULL), LAM_ERR_INVALID_ARGUMENT, "hidden_size -2");
+  o.num_layers = 0;
+  tu_assert_fails(lam_rnn(3, 4, &o), LAM_ERR_INVALID_ARGUMENT, "num_layers 0");
+  o = lam_rnn_defaults();
+  o.dropout = 1.0;
+  tu_assert_fails(lam_lstm(3, 4, &o), LAM_ERR_INVALID_ARGUMENT, "dropout 1");
+  o = lam_rnn_defaults();
+  o.nonlinearity = (lam_rnn_nonlinearity)7;
+  tu_assert_fails(lam_rnn(3, 4, &o), LAM_ERR_INVALID_ARGUMENT, "nonlinearity 7");
+  o = lam_rnn_defaults();
+  o.weight_init = lam_init_uniform(-1);
+  tu_assert_fails(lam_gru(3, 4, &o), LAM_ERR_INVALID_ARGUMENT, "weight_init");
+  o = lam_rnn_defaults();
+  o.num_layers = 2;
+  lam_layer *l = lam_lstm(3, 4, &o), *g = lam_gru(3, 4, NULL);
+  lam_vars *v = NULL;
+  if (lam_ctx_device(ctx)->fp16) {
+    tu_assert_status(lam_layer_init(l, ctx, lam_rng_key_make(1), LAM_F16, &v), LAM_ERR_DTYPE,
+                     "not f16");
+  }
+  cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(1), LAM_F32, &v), LAM_OK);
+  lam_ptree *p = lam_vars_params(v);
+  tu_mark m = tu_mark_now(ctx);
+  lam_tensor *x = tu_rand_f32(ctx, &r, 3, (int64_t[]){5, 2, 3}, -1, 1);
+  lam_tensor *x64 = tu_rand_f64(ctx, &r, 3, (int64_t[]){5, 2, 3}, -1, 1);
+  lam_tensor *xw = tu_rand_f32(ctx, &r, 3, (int64_t[]){5, 2, 4}, -1, 1);
+  lam_tensor *x4 = tu_rand_f32(ctx, &r, 4, (int64_t[]){5, 2, 3, 1}, -1, 1);
+  lam_tensor *h = tu_rand_f32(ctx, &r, 3, (int64_t[]){2, 2, 4}, -1, 1);
+  lam_tensor *hbad = tu_rand_f32(ctx, &r, 3, (int64_t[]){1, 2, 4}, -1, 1);
+  lam_tensor *h64 = tu_rand_f64(ctx, &r, 3, (int64_t[]){2, 2, 4}, -1, 1);
+  lam_tensor *len0 = lam_tensor_from_host(ctx, LAM_I32, 1, (int64_t[]){2}, (int32_t[]){0, 5});
+  lam_tensor *len6 = lam_tensor_from_host(ctx, LAM_I32, 1, (int64_t[]){2}, (int32_t[]){6, 5});
+  lam_tensor *len3 = lam_tensor_from_host(ctx, LAM_I32, 1, (int64_t[]){3}, (int32_t[]){1, 2, 3});
+  lam_tensor *lenf = lam_tensor_full(ctx, LAM_F32, 1, (int64_t[]){2}, 3);
+  lam_tensor *mbad =
+      lam_tensor_zeros(ctx, LAM_U8, 2, (int64_t[]){2, 5}); /* [B, T] but time-major */
+  lam_tensor *y = NULL, *hn = NULL, *cn = NULL;
+  lam_tensor *xnull = NULL;
+#define FAILS(call, status, needle)                   \
+  do {                                                \
+    tu_assert_status((call), status, needle);         \
+    cr_assert(y == NULL && hn == NULL && cn == NULL); \
+  } while (0)
+  FAILS(lam_lstm_forward(NULL, p, x, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_NULL,
+        "layer is NULL");
+  FAILS(lam_lstm_forward(l, NULL, x, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_NULL,
+        "params is NULL");
+  lam_clear_error();
+  FAILS(lam_lstm_forward(l, p, xnull, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_NULL,
+        "x is NULL");
+  FAILS(lam_gru_forward(l, p, x, NULL, NULL, NULL, &y, &hn), LAM_ERR_INVALID_ARGUMENT,
+        "expected a \"gru\"");
+  FAILS(lam_rnn_forward(g, p, x, NULL, NULL, NULL, &y, &hn), LAM_ERR_INVALID_ARGUMENT,
+        "is a \"gru\"");
+  FAILS(lam_lstm_forward(l, p, x64, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_DTYPE,
+        "x is f64");
+  FAILS(lam_lstm_forward(l, p, xw, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_SHAPE, "[5,2,4]");
+  FAILS(lam_lstm_forward(l, p, x4, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_SHAPE,
+        "x is [5,2,3,1]");
+  FAILS(lam_lstm_forward(l, p, x, hbad, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_SHAPE,
+        "h0 is [1,2,4]");
+  FAILS(lam_lstm_forward(l, p, x, h, h64, NULL, NULL, &y, &hn, &cn), LAM_ERR_DTYPE, "c0 is f64");
+  FAILS(lam_lstm_forward(l, p, x, NULL, NULL, len0, NULL, &y, &hn, &cn), LAM_ERR_INVALID_ARGUMENT,
+        "lengths[0] = 0");
+  FAILS(lam_lstm_forward(l, p, x, NULL, NULL, len6, NULL, &y, &hn, &cn), LAM_ERR_INVALID_ARGUMENT,
+        "outside 1..5");
+  FAILS(lam_lstm_forward(l, p, x, NULL, NULL, len3, NULL, &y, &hn, &cn), LAM_ERR_SHAPE,
+        "lengths is [3]");
+  FAILS(lam_lstm_forward(l, p, x, NULL, NULL, lenf, NULL, &y, &hn, &cn), LAM_ERR_DTYPE, "u8 mask");
+  FAILS(lam_lstm_forward(l, p, x, NULL, NULL, mbad, NULL, &y, &hn, &cn), LAM_ERR_SHAPE,
+        "mask is [2,5]");
+  lam_tensor *x2 = lam_reshape(x, 2, (int64_t[]){10, 3});
+  FAILS(lam_lstm_forward(l, p, x2, NULL, NULL, len3, NULL, &y, &hn, &cn), LAM_ERR_INVALID_ARGUMENT,
+        "batched input");
+  lam_tensor_free(x2);
+  /* parameters: missing, wrong shape, wrong dtype */
+  lam_ptree *p2 = lam_ptree_copy(p);
+  lam_ptree_remove(p2, "bias_hh_l1");
+  FAILS(lam_lstm_forward(l, p2, x, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_NOT_FOUND,
+        "\"bias_hh_l1\"");
+  lam_ptree_set(p2, "bias_hh_l1", h);
+  FAILS(lam_lstm_forward(l, p2, x, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_SHAPE,
+        "param \"bias_hh_l1\" is [2,2,4], expected [16]");
+  lam_tensor *w64 = lam_tensor_zeros(ctx, LAM_F64, 2, (int64_t[]){16, 4});
+  lam_ptree_set(p2, "weight_hh_l0", w64);
+  FAILS(lam_lstm_forward(l, p2, x, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_DTYPE,
+        "\"weight_hh_l0\" is f64");
+  lam_tensor_free(w64);
+  lam_ptree_free(p2);
+  /* through lam_layer_apply: aux misuse, dropout without rng */
+  lam_aux *aux = lam_aux_create();
+  lam_aux_set(aux, "lengths", len6);
+  lam_aux_set(aux, "mask", mbad);
+  lam_apply_opts ao = {false, NULL, aux, NULL};
+  FAILS(lam_layer_apply(l, v, x, &ao, &y), LAM_ERR_INVALID_ARGUMENT,
+        "both \"lengths\" and \"mask\"");
+  lam_aux_free(aux);
+  aux = lam_aux_create();
+  lam_aux_set(aux, "c0", h);
+  ao.aux = aux;
+  lam_vars *vg = NULL;
+  cr_assert_eq(lam_layer_init(g, ctx, lam_rng_key_make(1), LAM_F32, &vg), LAM_OK);
+  FAILS(lam_layer_apply(g, vg, x, &ao, &y), LAM_ERR_INVALID_ARGUMENT, "LSTMs only");
+  lam_aux_set(aux, "c0", hbad);
+  FAILS(lam_layer_apply(l, v, x, &ao, &y), LAM_ERR_SHAPE, "lam_layer_apply: lstm: c0 is [1,2,4]");
+  lam_aux_free(aux);
+  lam_vars_free(vg);
+#undef FAILS
+  lam_tensor_free(x), lam_tensor_free(x64), lam_tensor_free(xw), lam_tensor_free(x4);
+  lam_tensor_free(h), lam_tensor_free(hbad), lam_tensor_free(h64);
+  lam_tensor_free(len0), lam_tensor_free(len6), lam_tensor_free(len3), lam_tensor_free(lenf);
+  lam_tensor_free(mbad);
+  tu_assert_no_leak(ctx, m);
+  lam_vars_free(v);
+  lam_layer_free(l);
+  lam_layer_free(g);
+  lam_ctx_free(ctx);
+}
