@@ -1,4 +1,4 @@
-/* test_reduce.c: sum, mean, max, min, prod, var, logsumexp, argmax and
+/* test_reduce.c (src/ops/reduce.c, reduce_core.c): sum, mean, max, min, prod, var, logsumexp, argmax and
  * argmin against a plain C reference (double) on random shapes of rank 0-5
  * and many axes sets (first, last, middle, non-adjacent, all, negative,
  * unordered), keepdims on/off, f32/f64 and i32 where accepted; the chunked

@@ -6,7 +6,7 @@
  * finite non-negative integers, dtypes known, sizes must agree with dtype
  * and shape, and the tensors' byte ranges must tile the data section
  * exactly, as the reference implementation requires -- so later reads only
- * seek and read. Tensor bytes are read one tensor at a time (host memory is
+ * seek and read. Tensor bytes are read one tensor after another (host memory is
  * bounded by the largest tensor) and converted on the host when the file
  * dtype differs from the leaf's. Writing builds the header with cJSON,
  * pads it with spaces to 8 bytes, writes a temporary file beside the target
