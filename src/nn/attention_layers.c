@@ -441,7 +441,7 @@ lam_status lam_mha_forward(lam_layer *mha, lam_ptree *params, lam_tensor *query,
   const char *fn = "lam_mha_forward";
   if (!out) return lam__fail(LAM_ERR_NULL, "%s: out is NULL", fn);
   *out = NULL;
-  lam__mha *m;
+  lam__mha *m = NULL;
   lam_status st = lam__mha_get(mha, params, fn, &m);
   if (st != LAM_OK) return st;
   if (!query || !key) {
@@ -456,7 +456,7 @@ lam_status lam_mha_forward_cached(lam_layer *mha, lam_ptree *params, lam_tensor 
   const char *fn = "lam_mha_forward_cached";
   if (!out) return lam__fail(LAM_ERR_NULL, "%s: out is NULL", fn);
   *out = NULL;
-  lam__mha *m;
+  lam__mha *m = NULL;
   lam_status st = lam__mha_get(mha, params, fn, &m);
   if (st != LAM_OK) return st;
   if (!cache) return lam__fail(LAM_ERR_NULL, "%s: cache is NULL", fn);
