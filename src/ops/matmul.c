@@ -25,12 +25,23 @@ int lam__gemm_cpu_params(lam_dtype dtype, int index, int native_width, const cha
                          char *opts, size_t cap, int nn_tile[2], int nt_tile[2], int *ly);
 
 /* Per-context state (ctx->blas): the device's native vector widths, read
- * once, which pick the CPU tuning set. */
+ * once, which pick the CPU tuning set, and whether CLBlast ran here. */
 typedef struct lam__blas {
   int width_f32, width_f64;
+  bool used_clblast;
 } lam__blas;
 
-static void lam__blas_free(void *p) { free(p); }
+/* Runs in lam_ctx_free before the OpenCL context is released. CLBlast keeps
+ * every compiled program in a process-wide cache that retains its context
+ * until exit; clearing it here frees them while the context is alive (and
+ * avoids a use-after-free in Oclgrind, whose programs outlive their
+ * context badly at exit). Other live contexts recompile on their next
+ * CLBlast call (from the driver's cache: PoCL's in POCL_CACHE_DIR). */
+static void lam__blas_free(void *p) {
+  lam__blas *s = p;
+  if (s && s->used_clblast) CLBlastClearCache();
+  free(s);
+}
 
 static lam__blas *lam__blas_get(lam_ctx *ctx, const char *fn) {
   if (ctx->blas) return ctx->blas;
@@ -84,6 +95,9 @@ static lam_status lam__clblast_fail(CLBlastStatusCode code, const char *fn, cons
 }
 
 static lam_status lam__gemm_clblast(lam_ctx *ctx, const lam__gemm *g, const char *fn) {
+  lam__blas *bs = lam__blas_get(ctx, fn);
+  if (!bs) return lam_last_status();
+  bs->used_clblast = true;
   const bool f64 = g->a->dtype == LAM_F64;
   const CLBlastLayout row = CLBlastLayoutRowMajor;
   const CLBlastTranspose ta = g->ta ? CLBlastTransposeYes : CLBlastTransposeNo;
@@ -114,8 +128,8 @@ static lam_status lam__gemm_clblast(lam_ctx *ctx, const lam__gemm *g, const char
     if (i >= 2 && (aoff[i] - aoff[i - 1] != aoff[1] - aoff[0] || boff[i] - boff[i - 1] != boff[1] - boff[0]))
       strided = false;
   }
-  /* Offsets grow with the batch index in row-major order, so consecutive
-   * differences are never negative. */
+  /* Batch 0 has the smallest offsets (strides are >= 0), so equal steps
+   * (compared modulo 2^64 above) are one non-negative stride. */
   if (strided) {
     const size_t sa = aoff[1] - aoff[0], sb = boff[1] - boff[0], sc = M * N;
     s = f64 ? CLBlastDgemmStridedBatched(row, ta, tb, M, N, K, 1.0, am, ao, lda, sa, bm, bo, ldb, sb,
