@@ -22,7 +22,8 @@
 /* gemm_tuning.c */
 int lam__gemm_cpu_set_count(lam_dtype dtype);
 int lam__gemm_cpu_params(lam_dtype dtype, int index, int native_width, const char **name,
-                         char *opts, size_t cap, int nn_tile[2], int nt_tile[2], int *ly);
+                         char *opts, size_t cap, int nn_tile[2], int nt_tile[2], int *ly,
+                         int *tr_min);
 
 /* Per-context state (ctx->blas): the device's native vector widths, read
  * once, which pick the CPU tuning set, and whether CLBlast ran here. */
@@ -176,26 +177,50 @@ static size_t lam__gemm_group_rows(lam_ctx *ctx, int ly, int64_t rows, int64_t g
   return l;
 }
 
+/* Enqueues the transpose of every [rows, cols] matrix of t (contiguous, at
+ * its offset) into a new tensor *out of the same element count. */
+static lam_status lam__gemm_transpose(lam_ctx *ctx, lam_tensor *t, int64_t rows, int64_t cols,
+                                      const char *opts, const char *fn, lam_tensor **out) {
+  int64_t shape[1] = {t->numel};
+  *out = lam__tensor_new(ctx, t->dtype, 1, shape, fn);
+  if (!*out) return lam_last_status();
+  cl_kernel k;
+  lam_status st = lam__kernel_dt(ctx, "gemm", "transpose", t->dtype, opts, &k);
+  if (st == LAM_OK) {
+    lam__arg args[] = {LAM__ARG_T(t), LAM__ARG_T(*out), lam__arg_int(rows), lam__arg_int(cols)};
+    size_t global[3] = {(size_t)((cols + 15) / 16), (size_t)((rows + 15) / 16),
+                        (size_t)(t->numel / (rows * cols))};
+    st = lam__launch(ctx, k, fn, 6, args, 3, global, NULL);
+  }
+  if (st != LAM_OK) {
+    lam_tensor_free(*out);
+    *out = NULL;
+  }
+  return st;
+}
+
 static lam_status lam__gemm_cpu(lam_ctx *ctx, const lam__gemm *g, int set, const char *fn) {
   lam__blas *bs = lam__blas_get(ctx, fn);
   if (!bs) return lam_last_status();
   const lam_dtype dt = g->a->dtype;
   const char *name;
   char opts[256];
-  int nn[2], nt[2], ly;
+  int nn[2], nt[2], ly, tr_min;
   if (lam__gemm_cpu_params(dt, set, dt == LAM_F64 ? bs->width_f64 : bs->width_f32, &name, opts,
-                           sizeof opts, nn, nt, &ly) != 0)
+                           sizeof opts, nn, nt, &ly, &tr_min) != 0)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: no CPU GEMM tuning set %d for %s", fn, set,
                      lam_dtype_name(dt));
   const int64_t M = g->M, N = g->N, K = g->K;
+  const int64_t es = (int64_t)lam_dtype_size(dt);
   /* op(A)[i,k] = a[i*sam + k*sak], op(B)[k,j] = b[k*sbk + j*sbn] */
   int64_t sam = g->ta ? 1 : K, sak = g->ta ? M : 1;
   int64_t sbk = g->tb ? 1 : N, sbn = g->tb ? K : 1;
   const bool a_k_unit = sak == 1 || K == 1, b_k_unit = sbk == 1 || K == 1;
-  lam_tensor *a = g->a, *b = g->b, *tmp = NULL;
+  lam_tensor *a = g->a, *b = g->b, *ta = NULL, *tb = NULL;
   const int64_t *bsa = g->sa, *bsb = g->sb;
   int64_t m = M, n = N;
   enum { NN, NT } kind;
+  lam_status st = LAM_OK;
   if (N == 1 && a_k_unit && b_k_unit) {
     kind = NT; /* matrix @ vector: dot products along k */
   } else if (N == 1) {
@@ -206,33 +231,25 @@ static lam_status lam__gemm_cpu(lam_ctx *ctx, const lam__gemm *g, int set, const
     sam = 0, sak = sbk;
     sbk = M; /* row stride of A as stored ([K, M]) */
     sbn = 1;
-  } else if (sbn == 1) {
-    kind = NN;
-  } else if (a_k_unit) {
+  } else if (a_k_unit && b_k_unit) {
     kind = NT;
-  } else {
-    /* A^T @ B^T: transpose B ([.., N, K] -> [.., K, N]) and run gemm_nn. */
+  } else if (sbn == 1 && !(M >= tr_min && N >= tr_min && (N * es) % 4096 == 0)) {
+    /* gemm_nn reads B rows N apart; at a multiple of 4 KiB every row maps to
+     * the same cache sets and the B panel cannot stay in cache, so large
+     * products of that shape take the transposing path below. */
     kind = NN;
-    int64_t shape[1] = {b->numel};
-    tmp = lam__tensor_new(ctx, dt, 1, shape, fn);
-    if (!tmp) return lam_last_status();
-    cl_kernel k;
-    lam_status st = lam__kernel_dt(ctx, "gemm", "transpose", dt, opts, &k);
-    if (st == LAM_OK) {
-      lam__arg args[] = {LAM__ARG_T(b), LAM__ARG_T(tmp), lam__arg_int(N), lam__arg_int(K)};
-      size_t global[3] = {(size_t)((K + 15) / 16), (size_t)((N + 15) / 16),
-                          (size_t)(b->numel / (N * K))};
-      st = lam__launch(ctx, k, fn, 6, args, 3, global, NULL);
-    }
-    if (st != LAM_OK) {
-      lam_tensor_free(tmp);
-      return st;
-    }
-    b = tmp;
-    sbk = N, sbn = 1;
+  } else {
+    /* Transpose the operands that are not contiguous along k (O(MK + KN)
+     * copies against O(MNK) work) and run gemm_nt, the faster kernel. */
+    kind = NT;
+    if (!a_k_unit) st = lam__gemm_transpose(ctx, a, K, M, opts, fn, &ta);
+    if (st == LAM_OK && !b_k_unit) st = lam__gemm_transpose(ctx, b, K, N, opts, fn, &tb);
+    if (ta) a = ta, sam = K;
+    if (tb) b = tb, sbn = K;
   }
   cl_kernel k;
-  lam_status st = lam__kernel_dt(ctx, "gemm", kind == NN ? "gemm_nn" : "gemm_nt", dt, opts, &k);
+  if (st == LAM_OK)
+    st = lam__kernel_dt(ctx, "gemm", kind == NN ? "gemm_nn" : "gemm_nt", dt, opts, &k);
   if (st == LAM_OK) {
     const int *tile = kind == NN ? nn : nt;
     const int64_t tj = (n + tile[1] - 1) / tile[1], ti = (m + tile[0] - 1) / tile[0];
@@ -256,7 +273,9 @@ static lam_status lam__gemm_cpu(lam_ctx *ctx, const lam__gemm *g, int set, const
     args[na++] = lam__arg_int8(g->nbd, bsb);
     st = lam__launch(ctx, k, fn, na, args, 3, global, local);
   }
-  lam_tensor_free(tmp); /* the in-order queue runs the launch before any reuse */
+  /* The in-order queue runs the launch before the pool hands these out again. */
+  lam_tensor_free(ta);
+  lam_tensor_free(tb);
   return st;
 }
 
