@@ -35,7 +35,7 @@ typedef struct lam__gemm_set {
   int mr, vw, nv; /* gemm_nn: rows per work-item, vector width, vectors per row */
   int tm, tn, vk; /* gemm_nt: rows x cols per work-item, vector width along k */
   int ly;         /* row tiles per work-group (column tiles per group: 1) */
-  int tr_min;     /* M and N from which B^T is made for gemm_nt (see matmul.c) */
+  int pad_min;    /* rows of C from which gemm_nn copies a 4 KiB-strided B (matmul.c) */
 } lam__gemm_set;
 
 /* Widest first: the first set whose min_width the device reaches is used. */
@@ -68,11 +68,11 @@ int lam__gemm_cpu_set_count(lam_dtype dtype) {
 /* Looks up set `index` of dtype (index < 0: the set for a device whose
  * native vector width for dtype is `native_width`). Writes its name, the
  * kernel build options, the gemm_nn and gemm_nt tile sizes and the row
- * tiles per work-group and the transposing threshold. Returns 0, or -1
+ * tiles per work-group and the B-copying threshold. Returns 0, or -1
  * when index is out of range. */
 int lam__gemm_cpu_params(lam_dtype dtype, int index, int native_width, const char **name,
                          char *opts, size_t cap, int nn_tile[2], int nt_tile[2], int *ly,
-                         int *tr_min) {
+                         int *pad_min) {
   int n;
   const lam__gemm_set *sets = lam__gemm_sets(dtype, &n);
   if (index >= n) return -1;
@@ -93,6 +93,6 @@ int lam__gemm_cpu_params(lam_dtype dtype, int index, int native_width, const cha
   nt_tile[0] = s->tm;
   nt_tile[1] = s->tn;
   *ly = s->ly;
-  *tr_min = s->tr_min;
+  *pad_min = s->pad_min;
   return 0;
 }

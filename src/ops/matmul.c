@@ -23,7 +23,7 @@
 int lam__gemm_cpu_set_count(lam_dtype dtype);
 int lam__gemm_cpu_params(lam_dtype dtype, int index, int native_width, const char **name,
                          char *opts, size_t cap, int nn_tile[2], int nt_tile[2], int *ly,
-                         int *tr_min);
+                         int *pad_min);
 
 /* Per-context state (ctx->blas): the device's native vector widths, read
  * once, which pick the CPU tuning set, and whether CLBlast ran here. */
@@ -177,26 +177,62 @@ static size_t lam__gemm_group_rows(lam_ctx *ctx, int ly, int64_t rows, int64_t g
   return l;
 }
 
+/* Row length for a copy of [.., rows, cols] matrices read by rows: cols,
+ * or 64 bytes more when cols would put rows a multiple of 4 KiB apart
+ * (every row in the same cache sets: -30% at 1024, -50% at 2048). */
+static int64_t lam__gemm_ld(int64_t cols, int64_t es) {
+  return (cols * es) % 4096 == 0 ? cols + 64 / es : cols;
+}
+
 /* Enqueues the transpose of every [rows, cols] matrix of t (contiguous, at
- * its offset) into a new tensor *out of the same element count. */
+ * its offset) into a new tensor *out as [cols, ld] matrices, and rescales
+ * the nbd batch strides in bs to *out's layout in obs. */
 static lam_status lam__gemm_transpose(lam_ctx *ctx, lam_tensor *t, int64_t rows, int64_t cols,
-                                      const char *opts, const char *fn, lam_tensor **out) {
-  int64_t shape[1] = {t->numel};
+                                      int64_t ld, int nbd, const int64_t *bs, const char *opts,
+                                      const char *fn, lam_tensor **out, int64_t *obs) {
+  const int64_t nmat = t->numel / (rows * cols);
+  int64_t shape[1] = {nmat * cols * ld};
   *out = lam__tensor_new(ctx, t->dtype, 1, shape, fn);
   if (!*out) return lam_last_status();
   cl_kernel k;
   lam_status st = lam__kernel_dt(ctx, "gemm", "transpose", t->dtype, opts, &k);
   if (st == LAM_OK) {
-    lam__arg args[] = {LAM__ARG_T(t), LAM__ARG_T(*out), lam__arg_int(rows), lam__arg_int(cols)};
-    size_t global[3] = {(size_t)((cols + 15) / 16), (size_t)((rows + 15) / 16),
-                        (size_t)(t->numel / (rows * cols))};
-    st = lam__launch(ctx, k, fn, 6, args, 3, global, NULL);
+    lam__arg args[] = {LAM__ARG_T(t), LAM__ARG_T(*out), lam__arg_int(rows), lam__arg_int(cols),
+                       lam__arg_int(ld)};
+    size_t global[3] = {(size_t)((cols + 15) / 16), (size_t)((rows + 15) / 16), (size_t)nmat};
+    st = lam__launch(ctx, k, fn, 7, args, 3, global, NULL);
   }
   if (st != LAM_OK) {
     lam_tensor_free(*out);
     *out = NULL;
+    return st;
   }
-  return st;
+  for (int d = 0; d < nbd; d++) obs[d] = bs[d] / (rows * cols) * (cols * ld);
+  return LAM_OK;
+}
+
+/* Copies every [rows, cols] matrix of t (contiguous, at its offset) into a
+ * new tensor *out with rows lam__gemm_ld long (a row copy, no kernel), and
+ * rescales the nbd batch strides in bs to *out's layout in obs. */
+static lam_status lam__gemm_pad(lam_ctx *ctx, lam_tensor *t, int64_t rows, int64_t cols, int nbd,
+                                const int64_t *bs, const char *fn, lam_tensor **out, int64_t *obs) {
+  const int64_t es = (int64_t)lam_dtype_size(t->dtype), ld = lam__gemm_ld(cols, es);
+  const int64_t nmat = t->numel / (rows * cols);
+  int64_t shape[1] = {nmat * rows * ld};
+  *out = lam__tensor_new(ctx, t->dtype, 1, shape, fn);
+  if (!*out) return lam_last_status();
+  size_t src[3] = {t->offset * (size_t)es, 0, 0}, dst[3] = {0, 0, 0};
+  size_t region[3] = {(size_t)(cols * es), (size_t)rows, (size_t)nmat};
+  cl_int err = clEnqueueCopyBufferRect(ctx->queue, t->buf->mem, (*out)->buf->mem, src, dst, region,
+                                       (size_t)(cols * es), (size_t)(rows * cols * es),
+                                       (size_t)(ld * es), (size_t)(rows * ld * es), 0, NULL, NULL);
+  if (err != CL_SUCCESS) {
+    lam_tensor_free(*out);
+    *out = NULL;
+    return lam__cl_fail(err, fn, "clEnqueueCopyBufferRect");
+  }
+  for (int d = 0; d < nbd; d++) obs[d] = bs[d] / cols * ld;
+  return LAM_OK;
 }
 
 static lam_status lam__gemm_cpu(lam_ctx *ctx, const lam__gemm *g, int set, const char *fn) {
@@ -205,9 +241,9 @@ static lam_status lam__gemm_cpu(lam_ctx *ctx, const lam__gemm *g, int set, const
   const lam_dtype dt = g->a->dtype;
   const char *name;
   char opts[256];
-  int nn[2], nt[2], ly, tr_min;
+  int nn[2], nt[2], ly, pad_min;
   if (lam__gemm_cpu_params(dt, set, dt == LAM_F64 ? bs->width_f64 : bs->width_f32, &name, opts,
-                           sizeof opts, nn, nt, &ly, &tr_min) != 0)
+                           sizeof opts, nn, nt, &ly, &pad_min) != 0)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: no CPU GEMM tuning set %d for %s", fn, set,
                      lam_dtype_name(dt));
   const int64_t M = g->M, N = g->N, K = g->K;
@@ -218,34 +254,47 @@ static lam_status lam__gemm_cpu(lam_ctx *ctx, const lam__gemm *g, int set, const
   const bool a_k_unit = sak == 1 || K == 1, b_k_unit = sbk == 1 || K == 1;
   lam_tensor *a = g->a, *b = g->b, *ta = NULL, *tb = NULL;
   const int64_t *bsa = g->sa, *bsb = g->sb;
+  int64_t tas[LAM_MAX_DIMS], tbs[LAM_MAX_DIMS];
   int64_t m = M, n = N;
   enum { NN, NT } kind;
   lam_status st = LAM_OK;
-  if (N == 1 && a_k_unit && b_k_unit) {
-    kind = NT; /* matrix @ vector: dot products along k */
+  /* gemm_nn (outer products, B rows along j) is the fastest kernel for
+   * large products; gemm_nt (dot products along k) wins for narrow C and
+   * small M. Operands in the wrong layout are transposed first when the
+   * O(MK) or O(KN) copy is small against the O(MNK) product. */
+  if (N == 1 && a_k_unit) {
+    kind = NT; /* matrix @ vector: dot products along k (B is one column) */
   } else if (N == 1) {
     /* A^T @ v: C^T = v^T @ A, the same memory for a vector result. */
     kind = NN;
     a = g->b, b = g->a, bsa = g->sb, bsb = g->sa;
     m = 1, n = M;
-    sam = 0, sak = sbk;
+    sam = 0, sak = 1;
     sbk = M; /* row stride of A as stored ([K, M]) */
     sbn = 1;
-  } else if (a_k_unit && b_k_unit) {
-    kind = NT;
-  } else if (sbn == 1 && !(M >= tr_min && N >= tr_min && (N * es) % 4096 == 0)) {
-    /* gemm_nn reads B rows N apart; at a multiple of 4 KiB every row maps to
-     * the same cache sets and the B panel cannot stay in cache, so large
-     * products of that shape take the transposing path below. */
-    kind = NN;
+  } else if (N < nn[1] || (sbn != 1 && M < pad_min)) {
+    kind = NT; /* narrower than a gemm_nn tile, or few rows */
+    if (!a_k_unit) st = lam__gemm_transpose(ctx, a, K, M, K, g->nbd, g->sa, opts, fn, &ta, tas);
+    if (st == LAM_OK && !b_k_unit)
+      st = lam__gemm_transpose(ctx, b, K, N, K, g->nbd, g->sb, opts, fn, &tb, tbs);
+    if (ta) a = ta, bsa = tas, sam = K;
+    if (tb) b = tb, bsb = tbs, sbn = K;
   } else {
-    /* Transpose the operands that are not contiguous along k (O(MK + KN)
-     * copies against O(MNK) work) and run gemm_nt, the faster kernel. */
-    kind = NT;
-    if (!a_k_unit) st = lam__gemm_transpose(ctx, a, K, M, opts, fn, &ta);
-    if (st == LAM_OK && !b_k_unit) st = lam__gemm_transpose(ctx, b, K, N, opts, fn, &tb);
-    if (ta) a = ta, sam = K;
-    if (tb) b = tb, sbn = K;
+    kind = NN;
+    /* A^T would be read as GEMM_MR scalars per k from rows M apart, a cache
+     * line each (A^T@B at 2048: 190 GFLOP/s, 300 transposed). */
+    if (!a_k_unit && (N >= pad_min || sbn != 1)) {
+      st = lam__gemm_transpose(ctx, a, K, M, K, g->nbd, g->sa, opts, fn, &ta, tas);
+      if (ta) a = ta, bsa = tas, sam = K, sak = 1;
+    }
+    const int64_t ld = lam__gemm_ld(N, es);
+    if (st == LAM_OK && sbn != 1) {
+      st = lam__gemm_transpose(ctx, b, N, K, ld, g->nbd, g->sb, opts, fn, &tb, tbs);
+      if (tb) b = tb, bsb = tbs, sbk = ld, sbn = 1;
+    } else if (st == LAM_OK && M >= pad_min && ld != N) {
+      st = lam__gemm_pad(ctx, b, K, N, g->nbd, g->sb, fn, &tb, tbs);
+      if (tb) b = tb, bsb = tbs, sbk = ld;
+    }
   }
   cl_kernel k;
   if (st == LAM_OK)
