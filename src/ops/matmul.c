@@ -23,7 +23,7 @@
 int lam__gemm_cpu_set_count(lam_dtype dtype);
 int lam__gemm_cpu_params(lam_dtype dtype, int index, int native_width, const char **name,
                          char *opts, size_t cap, int nn_tile[2], int nt_tile[2], int *ly,
-                         int *pad_min);
+                         int *copy_min);
 
 /* Per-context state (ctx->blas): the device's native vector widths, read
  * once, which pick the CPU tuning set, and whether CLBlast ran here. */
@@ -241,9 +241,9 @@ static lam_status lam__gemm_cpu(lam_ctx *ctx, const lam__gemm *g, int set, const
   const lam_dtype dt = g->a->dtype;
   const char *name;
   char opts[256];
-  int nn[2], nt[2], ly, pad_min;
+  int nn[2], nt[2], ly, copy_min;
   if (lam__gemm_cpu_params(dt, set, dt == LAM_F64 ? bs->width_f64 : bs->width_f32, &name, opts,
-                           sizeof opts, nn, nt, &ly, &pad_min) != 0)
+                           sizeof opts, nn, nt, &ly, &copy_min) != 0)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: no CPU GEMM tuning set %d for %s", fn, set,
                      lam_dtype_name(dt));
   const int64_t M = g->M, N = g->N, K = g->K;
@@ -272,7 +272,7 @@ static lam_status lam__gemm_cpu(lam_ctx *ctx, const lam__gemm *g, int set, const
     sam = 0, sak = 1;
     sbk = M; /* row stride of A as stored ([K, M]) */
     sbn = 1;
-  } else if (N < nn[1] || (sbn != 1 && M < pad_min)) {
+  } else if (N < nn[1] || (sbn != 1 && M < copy_min)) {
     kind = NT; /* narrower than a gemm_nn tile, or few rows */
     if (!a_k_unit) st = lam__gemm_transpose(ctx, a, K, M, K, g->nbd, g->sa, opts, fn, &ta, tas);
     if (st == LAM_OK && !b_k_unit)
@@ -283,7 +283,7 @@ static lam_status lam__gemm_cpu(lam_ctx *ctx, const lam__gemm *g, int set, const
     kind = NN;
     /* A^T would be read as GEMM_MR scalars per k from rows M apart, a cache
      * line each (A^T@B at 2048: 190 GFLOP/s, 300 transposed). */
-    if (!a_k_unit && (N >= pad_min || sbn != 1)) {
+    if (!a_k_unit && (N >= copy_min || sbn != 1)) {
       st = lam__gemm_transpose(ctx, a, K, M, K, g->nbd, g->sa, opts, fn, &ta, tas);
       if (ta) a = ta, bsa = tas, sam = K, sak = 1;
     }
@@ -291,7 +291,7 @@ static lam_status lam__gemm_cpu(lam_ctx *ctx, const lam__gemm *g, int set, const
     if (st == LAM_OK && sbn != 1) {
       st = lam__gemm_transpose(ctx, b, N, K, ld, g->nbd, g->sb, opts, fn, &tb, tbs);
       if (tb) b = tb, bsb = tbs, sbk = ld, sbn = 1;
-    } else if (st == LAM_OK && M >= pad_min && ld != N) {
+    } else if (st == LAM_OK && M >= copy_min && ld != N) {
       st = lam__gemm_pad(ctx, b, K, N, g->nbd, g->sb, fn, &tb, tbs);
       if (tb) b = tb, bsb = tbs, sbk = ld;
     }
