@@ -14,7 +14,8 @@
  *  gemm_nt  C[i,j] = sum_k A[i,k] * B[j,k], both contiguous along k (A @ B^T,
  *           matrix @ vector). Each work-item owns GEMM_TM x GEMM_TN outputs
  *           as GEMM_VK-wide partial sums along k, reduced once at the end.
- *  transpose  [batch, rows, cols] -> [batch, cols, rows], for A^T @ B^T.
+ *  transpose  [batch, rows, cols] -> [batch, cols, rows (+ padding)], so
+ *           large products with a transposed operand can run gemm_nn.
  *
  * Tiles at the bottom/right edge are shifted back inside the matrix so the
  * k loops never need bounds checks; a shifted tile stores only the rows and
@@ -215,18 +216,19 @@ kernel void gemm_nt(global const REAL *a, int a_off, global const REAL *b, int b
   }
 }
 
-/* dst[bt][c][r] = src[bt][r][c] for a contiguous [batch, rows, cols] source.
- * One work-item per GEMM_TB x GEMM_TB block (global: col blocks, row blocks,
- * batch): reads rows and writes columns of a block that stays in L1. */
+/* dst[bt][c][r] = src[bt][r][c] for a contiguous [batch, rows, cols] source;
+ * dst rows are ld >= rows apart (longer rows keep gemm_nn off 4 KiB
+ * strides). One work-item per GEMM_TB x GEMM_TB block (global: col blocks,
+ * row blocks, batch): reads rows and writes columns of a block in L1. */
 #define GEMM_TB 16
 kernel void transpose(global const REAL *src, int s_off, global REAL *dst, int d_off, int rows,
-                      int cols) {
+                      int cols, int ld) {
   const int cb = get_global_id(0), rb = get_global_id(1), bt = get_global_id(2);
   const int r0 = rb * GEMM_TB, c0 = cb * GEMM_TB;
   if (r0 >= rows || c0 >= cols) return;
   const int r1 = min(r0 + GEMM_TB, rows), c1 = min(c0 + GEMM_TB, cols);
   global const REAL *s = src + s_off + bt * rows * cols;
-  global REAL *d = dst + d_off + bt * rows * cols;
+  global REAL *d = dst + d_off + bt * cols * ld;
   for (int cc = c0; cc < c1; cc++)
-    for (int r = r0; r < r1; r++) d[cc * rows + r] = s[r * cols + cc];
+    for (int r = r0; r < r1; r++) d[cc * ld + r] = s[r * cols + cc];
 }

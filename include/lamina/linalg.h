@@ -1,4 +1,5 @@
-/* lamina/linalg.h: matrix products through CLBlast.
+/* lamina/linalg.h: matrix products through CLBlast (on CPU devices, with
+ * lam_ctx_options.cpu_gemm_tuning, through lamina's own tuned kernels).
  * Operands of rank >= 2 are stacks of matrices with NumPy-broadcast batch
  * dims; a rank-1 operand is a vector (as numpy.matmul). f32 and f64.
  * Returns a new tensor or NULL with a message. Differentiable. */
@@ -13,7 +14,8 @@ extern "C" {
 
 /* Returns a @ b. */
 lam_tensor *lam_matmul(lam_tensor *a, lam_tensor *b);
-/* Returns op(a) @ op(b), op transposing the last two dims when its flag is set. */
+/* Returns op(a) @ op(b), op transposing the last two dims when its flag is
+ * set (a flag on a rank-1 operand changes nothing). */
 lam_tensor *lam_matmul_t(lam_tensor *a, lam_tensor *b, int transpose_a, int transpose_b);
 
 #ifdef __cplusplus

@@ -2,28 +2,39 @@
  * (cl/gemm.cl), one set per vector-register class and precision, and the
  * choice of set for a device.
  *
- * Why lamina's own kernel on CPUs: CLBlast 1.5.3 on PoCL 3.1 reaches about
- * 16 GFLOP/s at 1024^3 (0.08 of OpenBLAS) with its defaults; a hand search
- * of CLBlastOverrideParameters for Xgemm (SA=SB=0, MWG=64, NWG=64, KWG=16,
- * MDIMC=4, NDIMC=8, VWM=VWN=8, KWI=2..4) gave 90-125 GFLOP/s (0.45-0.55)
- * with large run-to-run spread and a 5 s compile per precision. The
- * register-tiled kernels here reach 0.9-1.3 of OpenBLAS on the same machine
- * (bench/README.md), so CPU contexts with cpu_gemm_tuning use them and GPUs
- * keep CLBlast and its own database.
+ * Why lamina's own kernels on CPUs: CLBlast 1.5.3 on PoCL 3.1 reaches
+ * 16-20 GFLOP/s at 1024^3 (0.07-0.09 of OpenBLAS) with its defaults; a hand
+ * search of CLBlastOverrideParameters for Xgemm (SA=SB=0, MWG=NWG=64,
+ * KWG=16, MDIMC=4, NDIMC=8, VWM=VWN=8, KWI=2..4, ...) gave 55-125 GFLOP/s
+ * (0.3-0.55) with a large run-to-run spread and a 5 s compile per
+ * precision and routine. The barrier-free register-tiled kernels of
+ * cl/gemm.cl reach 1.3-1.9x OpenBLAS on the same machine (bench/README.md),
+ * so CPU contexts with cpu_gemm_tuning use them; GPUs keep CLBlast and its
+ * own database. No CLBlast override set is shipped.
  *
- * How the values were found (2 vCPUs of an AMD EPYC with AVX-512, PoCL 3.1,
- * LLVM 15, shared machine, best of 4-8 runs at 1024^3 and 2048^3, 2025):
- * a grid over GEMM_MR in {4,6,8}, GEMM_VW in {8,16}, GEMM_NV in {1,2,4} for
- * gemm_nn and GEMM_TM x GEMM_TN in {2,4,5}x{2,4} for gemm_nt, and the
- * work-group shape. MR=6 x (2 vectors of 16) keeps 12 accumulators + 2 B
- * vectors + 1 broadcast in the 32 vector registers (the shape of OpenBLAS's
- * SkylakeX micro-kernel); MR=6 x (4 x 8) was 20% slower, MR=8 x 16 and
- * MR=4 x 32 30-40% slower. A work-group of 16 row tiles sharing one column
- * panel keeps the B panel in L2 and was best at 2048. The 8-wide (AVX2,
- * 16 registers: the classic 6x16 Haswell shape) and 4-wide (SSE/NEON) sets
- * follow the same register budget; they are verified for correctness on
- * every run of tests/test_matmul.c but were not timed on their hardware.
- * f64 uses the same shapes with vectors of 8 doubles. */
+ * How the values were found (2 vCPUs of an AMD EPYC with AVX-512 (Zen 5
+ * class), PoCL 3.1 / LLVM 15, a machine shared with 5 other jobs, best of
+ * 10-20 runs, 2026-11): a hand grid with a stand-alone OpenCL harness over
+ * gemm_nn GEMM_MR in {4,6,8} x GEMM_VW in {8,16} x GEMM_NV in {1,2,4}, gemm_nt
+ * GEMM_TM x GEMM_TN in {2..8}x{2..5} with GEMM_VK in {8,16}, and 1..32 row
+ * tiles per work-group, at 256^3..2048^3 and 4096x768x768:
+ *  - gemm_nn MR=6 x 2 vectors of 16 (12 accumulators + 2 B vectors + a
+ *    broadcast: OpenBLAS's SkylakeX micro-kernel shape) ran 230-270 GFLOP/s
+ *    at 1024^3 against 110-210 for 6x(4x8), 8x16, 4x32 and 8x(4x8); 440
+ *    once B rows are not 4 KiB apart (matmul.c copies them to longer rows).
+ *  - gemm_nt 4x4 with 16-wide vectors: 300-380 at 1024^3; 2x4, 3x4, 5x4,
+ *    4x5 within noise of it, 4x2 and 8-wide vectors 30-60% slower. It loses
+ *    to gemm_nn on large products (e.g. 4096x768x768: ~380 vs ~450), so it
+ *    runs where C is narrow or has few rows.
+ *  - 16 row tiles per work-group (one B panel shared in L2) were best or
+ *    within noise for both kernels.
+ *  - copy_min 128: copying an operand (O(MK) or O(KN), ~0.3 ms per 1M
+ *    floats) into gemm_nn's layout paid off from about 128 rows/columns
+ *    of C (1024x1024 with M=128: 150 -> 200+ GFLOP/s; M=64: no gain).
+ * The 8-wide (AVX2, 16 registers: the classic 6x16 Haswell shape) and
+ * 4-wide (SSE/NEON) sets follow the same register budget; they are checked
+ * for correctness on every run of tests/test_matmul.c but were not timed on
+ * such hardware. f64 uses the same shapes with 8-double vectors. */
 #include <stdio.h>
 #include <string.h>
 
@@ -35,18 +46,19 @@ typedef struct lam__gemm_set {
   int mr, vw, nv; /* gemm_nn: rows per work-item, vector width, vectors per row */
   int tm, tn, vk; /* gemm_nt: rows x cols per work-item, vector width along k */
   int ly;         /* row tiles per work-group (column tiles per group: 1) */
+  int copy_min;   /* C rows/cols from which operands are copied into gemm_nn's layout */
 } lam__gemm_set;
 
 /* Widest first: the first set whose min_width the device reaches is used. */
 static const lam__gemm_set lam__gemm_f32_sets[] = {
-    {"f32-w16", 16, 6, 16, 2, 4, 4, 16, 16},
-    {"f32-w8", 8, 6, 8, 2, 4, 4, 8, 16},
-    {"f32-w4", 1, 4, 4, 3, 4, 4, 4, 16},
+    {"f32-w16", 16, 6, 16, 2, 4, 4, 16, 16, 128},
+    {"f32-w8", 8, 6, 8, 2, 4, 4, 8, 16, 128},
+    {"f32-w4", 1, 4, 4, 3, 4, 4, 4, 16, 128},
 };
 static const lam__gemm_set lam__gemm_f64_sets[] = {
-    {"f64-w8", 8, 6, 8, 2, 4, 4, 8, 16},
-    {"f64-w4", 4, 6, 4, 2, 4, 4, 4, 16},
-    {"f64-w2", 1, 4, 2, 3, 4, 4, 4, 16},
+    {"f64-w8", 8, 6, 8, 2, 4, 4, 8, 16, 128},
+    {"f64-w4", 4, 6, 4, 2, 4, 4, 4, 16, 128},
+    {"f64-w2", 1, 4, 2, 3, 4, 4, 4, 16, 128},
 };
 
 static const lam__gemm_set *lam__gemm_sets(lam_dtype dtype, int *count) {
@@ -67,9 +79,11 @@ int lam__gemm_cpu_set_count(lam_dtype dtype) {
 /* Looks up set `index` of dtype (index < 0: the set for a device whose
  * native vector width for dtype is `native_width`). Writes its name, the
  * kernel build options, the gemm_nn and gemm_nt tile sizes and the row
- * tiles per work-group. Returns 0, or -1 when index is out of range. */
+ * tiles per work-group and the copying threshold (copy_min). Returns 0, or -1
+ * when index is out of range. */
 int lam__gemm_cpu_params(lam_dtype dtype, int index, int native_width, const char **name,
-                         char *opts, size_t cap, int nn_tile[2], int nt_tile[2], int *ly) {
+                         char *opts, size_t cap, int nn_tile[2], int nt_tile[2], int *ly,
+                         int *copy_min) {
   int n;
   const lam__gemm_set *sets = lam__gemm_sets(dtype, &n);
   if (index >= n) return -1;
@@ -90,5 +104,6 @@ int lam__gemm_cpu_params(lam_dtype dtype, int index, int native_width, const cha
   nt_tile[0] = s->tm;
   nt_tile[1] = s->tn;
   *ly = s->ly;
+  *copy_min = s->copy_min;
   return 0;
 }

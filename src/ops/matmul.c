@@ -22,15 +22,27 @@
 /* gemm_tuning.c */
 int lam__gemm_cpu_set_count(lam_dtype dtype);
 int lam__gemm_cpu_params(lam_dtype dtype, int index, int native_width, const char **name,
-                         char *opts, size_t cap, int nn_tile[2], int nt_tile[2], int *ly);
+                         char *opts, size_t cap, int nn_tile[2], int nt_tile[2], int *ly,
+                         int *copy_min);
 
 /* Per-context state (ctx->blas): the device's native vector widths, read
- * once, which pick the CPU tuning set. */
+ * once, which pick the CPU tuning set, and whether CLBlast ran here. */
 typedef struct lam__blas {
   int width_f32, width_f64;
+  bool used_clblast;
 } lam__blas;
 
-static void lam__blas_free(void *p) { free(p); }
+/* Runs in lam_ctx_free before the OpenCL context is released. CLBlast keeps
+ * every compiled program in a process-wide cache that retains its context
+ * until exit; clearing it here frees them while the context is alive (and
+ * avoids a use-after-free in Oclgrind, whose programs outlive their
+ * context badly at exit). Other live contexts recompile on their next
+ * CLBlast call (from the driver's cache: PoCL's in POCL_CACHE_DIR). */
+static void lam__blas_free(void *p) {
+  lam__blas *s = p;
+  if (s && s->used_clblast) CLBlastClearCache();
+  free(s);
+}
 
 static lam__blas *lam__blas_get(lam_ctx *ctx, const char *fn) {
   if (ctx->blas) return ctx->blas;
@@ -84,6 +96,9 @@ static lam_status lam__clblast_fail(CLBlastStatusCode code, const char *fn, cons
 }
 
 static lam_status lam__gemm_clblast(lam_ctx *ctx, const lam__gemm *g, const char *fn) {
+  lam__blas *bs = lam__blas_get(ctx, fn);
+  if (!bs) return lam_last_status();
+  bs->used_clblast = true;
   const bool f64 = g->a->dtype == LAM_F64;
   const CLBlastLayout row = CLBlastLayoutRowMajor;
   const CLBlastTranspose ta = g->ta ? CLBlastTransposeYes : CLBlastTransposeNo;
@@ -114,8 +129,8 @@ static lam_status lam__gemm_clblast(lam_ctx *ctx, const lam__gemm *g, const char
     if (i >= 2 && (aoff[i] - aoff[i - 1] != aoff[1] - aoff[0] || boff[i] - boff[i - 1] != boff[1] - boff[0]))
       strided = false;
   }
-  /* Offsets grow with the batch index in row-major order, so consecutive
-   * differences are never negative. */
+  /* Batch 0 has the smallest offsets (strides are >= 0), so equal steps
+   * (compared modulo 2^64 above) are one non-negative stride. */
   if (strided) {
     const size_t sa = aoff[1] - aoff[0], sb = boff[1] - boff[0], sc = M * N;
     s = f64 ? CLBlastDgemmStridedBatched(row, ta, tb, M, N, K, 1.0, am, ao, lda, sa, bm, bo, ldb, sb,
@@ -162,63 +177,128 @@ static size_t lam__gemm_group_rows(lam_ctx *ctx, int ly, int64_t rows, int64_t g
   return l;
 }
 
+/* Row length for a copy of [.., rows, cols] matrices read by rows: cols,
+ * or 64 bytes more when cols would put rows a multiple of 4 KiB apart
+ * (every row in the same cache sets: -30% at 1024, -50% at 2048). */
+static int64_t lam__gemm_ld(int64_t cols, int64_t es) {
+  return (cols * es) % 4096 == 0 ? cols + 64 / es : cols;
+}
+
+/* Enqueues the transpose of every [rows, cols] matrix of t (contiguous, at
+ * its offset) into a new tensor *out as [cols, ld] matrices, and rescales
+ * the nbd batch strides in bs to *out's layout in obs. */
+static lam_status lam__gemm_transpose(lam_ctx *ctx, lam_tensor *t, int64_t rows, int64_t cols,
+                                      int64_t ld, int nbd, const int64_t *bs, const char *opts,
+                                      const char *fn, lam_tensor **out, int64_t *obs) {
+  const int64_t nmat = t->numel / (rows * cols);
+  int64_t shape[1] = {nmat * cols * ld};
+  *out = lam__tensor_new(ctx, t->dtype, 1, shape, fn);
+  if (!*out) return lam_last_status();
+  cl_kernel k;
+  lam_status st = lam__kernel_dt(ctx, "gemm", "transpose", t->dtype, opts, &k);
+  if (st == LAM_OK) {
+    lam__arg args[] = {LAM__ARG_T(t), LAM__ARG_T(*out), lam__arg_int(rows), lam__arg_int(cols),
+                       lam__arg_int(ld)};
+    size_t global[3] = {(size_t)((cols + 15) / 16), (size_t)((rows + 15) / 16), (size_t)nmat};
+    st = lam__launch(ctx, k, fn, 7, args, 3, global, NULL);
+  }
+  if (st != LAM_OK) {
+    lam_tensor_free(*out);
+    *out = NULL;
+    return st;
+  }
+  for (int d = 0; d < nbd; d++) obs[d] = bs[d] / (rows * cols) * (cols * ld);
+  return LAM_OK;
+}
+
+/* Copies every [rows, cols] matrix of t (contiguous, at its offset) into a
+ * new tensor *out with rows lam__gemm_ld long (a row copy, no kernel), and
+ * rescales the nbd batch strides in bs to *out's layout in obs. */
+static lam_status lam__gemm_pad(lam_ctx *ctx, lam_tensor *t, int64_t rows, int64_t cols, int nbd,
+                                const int64_t *bs, const char *fn, lam_tensor **out, int64_t *obs) {
+  const int64_t es = (int64_t)lam_dtype_size(t->dtype), ld = lam__gemm_ld(cols, es);
+  const int64_t nmat = t->numel / (rows * cols);
+  int64_t shape[1] = {nmat * rows * ld};
+  *out = lam__tensor_new(ctx, t->dtype, 1, shape, fn);
+  if (!*out) return lam_last_status();
+  size_t src[3] = {t->offset * (size_t)es, 0, 0}, dst[3] = {0, 0, 0};
+  size_t region[3] = {(size_t)(cols * es), (size_t)rows, (size_t)nmat};
+  cl_int err = clEnqueueCopyBufferRect(ctx->queue, t->buf->mem, (*out)->buf->mem, src, dst, region,
+                                       (size_t)(cols * es), (size_t)(rows * cols * es),
+                                       (size_t)(ld * es), (size_t)(rows * ld * es), 0, NULL, NULL);
+  if (err != CL_SUCCESS) {
+    lam_tensor_free(*out);
+    *out = NULL;
+    return lam__cl_fail(err, fn, "clEnqueueCopyBufferRect");
+  }
+  for (int d = 0; d < nbd; d++) obs[d] = bs[d] / cols * ld;
+  return LAM_OK;
+}
+
 static lam_status lam__gemm_cpu(lam_ctx *ctx, const lam__gemm *g, int set, const char *fn) {
   lam__blas *bs = lam__blas_get(ctx, fn);
   if (!bs) return lam_last_status();
   const lam_dtype dt = g->a->dtype;
   const char *name;
   char opts[256];
-  int nn[2], nt[2], ly;
+  int nn[2], nt[2], ly, copy_min;
   if (lam__gemm_cpu_params(dt, set, dt == LAM_F64 ? bs->width_f64 : bs->width_f32, &name, opts,
-                           sizeof opts, nn, nt, &ly) != 0)
+                           sizeof opts, nn, nt, &ly, &copy_min) != 0)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: no CPU GEMM tuning set %d for %s", fn, set,
                      lam_dtype_name(dt));
   const int64_t M = g->M, N = g->N, K = g->K;
+  const int64_t es = (int64_t)lam_dtype_size(dt);
   /* op(A)[i,k] = a[i*sam + k*sak], op(B)[k,j] = b[k*sbk + j*sbn] */
   int64_t sam = g->ta ? 1 : K, sak = g->ta ? M : 1;
   int64_t sbk = g->tb ? 1 : N, sbn = g->tb ? K : 1;
   const bool a_k_unit = sak == 1 || K == 1, b_k_unit = sbk == 1 || K == 1;
-  lam_tensor *a = g->a, *b = g->b, *tmp = NULL;
+  lam_tensor *a = g->a, *b = g->b, *ta = NULL, *tb = NULL;
   const int64_t *bsa = g->sa, *bsb = g->sb;
+  int64_t tas[LAM_MAX_DIMS], tbs[LAM_MAX_DIMS];
   int64_t m = M, n = N;
   enum { NN, NT } kind;
-  if (N == 1 && a_k_unit && b_k_unit) {
-    kind = NT; /* matrix @ vector: dot products along k */
+  lam_status st = LAM_OK;
+  /* gemm_nn (outer products, B rows along j) is the fastest kernel for
+   * large products; gemm_nt (dot products along k) wins for narrow C and
+   * small M. Operands in the wrong layout are transposed first when the
+   * O(MK) or O(KN) copy is small against the O(MNK) product. */
+  if (N == 1 && a_k_unit) {
+    kind = NT; /* matrix @ vector: dot products along k (B is one column) */
   } else if (N == 1) {
     /* A^T @ v: C^T = v^T @ A, the same memory for a vector result. */
     kind = NN;
     a = g->b, b = g->a, bsa = g->sb, bsb = g->sa;
     m = 1, n = M;
-    sam = 0, sak = sbk;
+    sam = 0, sak = 1;
     sbk = M; /* row stride of A as stored ([K, M]) */
     sbn = 1;
-  } else if (sbn == 1) {
-    kind = NN;
-  } else if (a_k_unit) {
-    kind = NT;
+  } else if (N < nn[1] || (sbn != 1 && M < copy_min)) {
+    kind = NT; /* narrower than a gemm_nn tile, or few rows */
+    if (!a_k_unit) st = lam__gemm_transpose(ctx, a, K, M, K, g->nbd, g->sa, opts, fn, &ta, tas);
+    if (st == LAM_OK && !b_k_unit)
+      st = lam__gemm_transpose(ctx, b, K, N, K, g->nbd, g->sb, opts, fn, &tb, tbs);
+    if (ta) a = ta, bsa = tas, sam = K;
+    if (tb) b = tb, bsb = tbs, sbn = K;
   } else {
-    /* A^T @ B^T: transpose B ([.., N, K] -> [.., K, N]) and run gemm_nn. */
     kind = NN;
-    int64_t shape[1] = {b->numel};
-    tmp = lam__tensor_new(ctx, dt, 1, shape, fn);
-    if (!tmp) return lam_last_status();
-    cl_kernel k;
-    lam_status st = lam__kernel_dt(ctx, "gemm", "transpose", dt, opts, &k);
-    if (st == LAM_OK) {
-      lam__arg args[] = {LAM__ARG_T(b), LAM__ARG_T(tmp), lam__arg_int(N), lam__arg_int(K)};
-      size_t global[3] = {(size_t)((K + 15) / 16), (size_t)((N + 15) / 16),
-                          (size_t)(b->numel / (N * K))};
-      st = lam__launch(ctx, k, fn, 6, args, 3, global, NULL);
+    /* A^T would be read as GEMM_MR scalars per k from rows M apart, a cache
+     * line each (A^T@B at 2048: 190 GFLOP/s, 300 transposed). */
+    if (!a_k_unit && (N >= copy_min || sbn != 1)) {
+      st = lam__gemm_transpose(ctx, a, K, M, K, g->nbd, g->sa, opts, fn, &ta, tas);
+      if (ta) a = ta, bsa = tas, sam = K, sak = 1;
     }
-    if (st != LAM_OK) {
-      lam_tensor_free(tmp);
-      return st;
+    const int64_t ld = lam__gemm_ld(N, es);
+    if (st == LAM_OK && sbn != 1) {
+      st = lam__gemm_transpose(ctx, b, N, K, ld, g->nbd, g->sb, opts, fn, &tb, tbs);
+      if (tb) b = tb, bsb = tbs, sbk = ld, sbn = 1;
+    } else if (st == LAM_OK && M >= copy_min && ld != N) {
+      st = lam__gemm_pad(ctx, b, K, N, g->nbd, g->sb, fn, &tb, tbs);
+      if (tb) b = tb, bsb = tbs, sbk = ld;
     }
-    b = tmp;
-    sbk = N, sbn = 1;
   }
   cl_kernel k;
-  lam_status st = lam__kernel_dt(ctx, "gemm", kind == NN ? "gemm_nn" : "gemm_nt", dt, opts, &k);
+  if (st == LAM_OK)
+    st = lam__kernel_dt(ctx, "gemm", kind == NN ? "gemm_nn" : "gemm_nt", dt, opts, &k);
   if (st == LAM_OK) {
     const int *tile = kind == NN ? nn : nt;
     const int64_t tj = (n + tile[1] - 1) / tile[1], ti = (m + tile[0] - 1) / tile[0];
@@ -242,7 +322,9 @@ static lam_status lam__gemm_cpu(lam_ctx *ctx, const lam__gemm *g, int set, const
     args[na++] = lam__arg_int8(g->nbd, bsb);
     st = lam__launch(ctx, k, fn, na, args, 3, global, local);
   }
-  lam_tensor_free(tmp); /* the in-order queue runs the launch before any reuse */
+  /* The in-order queue runs the launch before the pool hands these out again. */
+  lam_tensor_free(ta);
+  lam_tensor_free(tb);
   return st;
 }
 
