@@ -8,7 +8,9 @@
  * where only A varies and A is not transposed is folded into M (one GEMM).
  * Then, on CPU devices whose context asks for tuned CPU GEMM
  * (cpu_gemm_tuning), lamina's register-tiled kernels in cl/gemm.cl run the
- * product (one launch for any batch, see gemm_tuning.c for why); elsewhere
+ * product in one launch for any batch (see gemm_tuning.c for why), after
+ * copying an operand into the kernel's preferred layout when the copy is
+ * cheap against the product; elsewhere
  * CLBlast does: Xgemm for one matrix, XgemmStridedBatched when the batch
  * offsets are uniform (stride 0 included), XgemmBatched with offset arrays
  * otherwise. CLBlast status codes pass through as lam_status where
