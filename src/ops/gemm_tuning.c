@@ -8,9 +8,9 @@
  * KWG=16, MDIMC=4, NDIMC=8, VWM=VWN=8, KWI=2..4, ...) gave 55-125 GFLOP/s
  * (0.3-0.55) with a large run-to-run spread and a 5 s compile per
  * precision and routine. The barrier-free register-tiled kernels of
- * cl/gemm.cl reach 1.3-1.9x OpenBLAS on the same machine (bench/README.md),
- * so CPU contexts with cpu_gemm_tuning use them; GPUs keep CLBlast and its
- * own database. No CLBlast override set is shipped.
+ * cl/gemm.cl reach 1.4-2.0x OpenBLAS at 1024^3 and above on the same
+ * machine (bench/README.md), so CPU contexts with cpu_gemm_tuning use them;
+ * GPUs keep CLBlast and its own database. No CLBlast override set ships.
  *
  * How the values were found (2 vCPUs of an AMD EPYC with AVX-512 (Zen 5
  * class), PoCL 3.1 / LLVM 15, a machine shared with 5 other jobs, best of

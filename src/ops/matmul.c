@@ -8,7 +8,9 @@
  * where only A varies and A is not transposed is folded into M (one GEMM).
  * Then, on CPU devices whose context asks for tuned CPU GEMM
  * (cpu_gemm_tuning), lamina's register-tiled kernels in cl/gemm.cl run the
- * product (one launch for any batch, see gemm_tuning.c for why); elsewhere
+ * product in one launch for any batch (see gemm_tuning.c for why), after
+ * copying an operand into the kernel's preferred layout when the copy is
+ * cheap against the product; elsewhere
  * CLBlast does: Xgemm for one matrix, XgemmStridedBatched when the batch
  * offsets are uniform (stride 0 included), XgemmBatched with offset arrays
  * otherwise. CLBlast status codes pass through as lam_status where
@@ -177,11 +179,13 @@ static size_t lam__gemm_group_rows(lam_ctx *ctx, int ly, int64_t rows, int64_t g
   return l;
 }
 
-/* Row length for a copy of [.., rows, cols] matrices read by rows: cols,
- * or 64 bytes more when cols would put rows a multiple of 4 KiB apart
- * (every row in the same cache sets: -30% at 1024, -50% at 2048). */
-static int64_t lam__gemm_ld(int64_t cols, int64_t es) {
-  return (cols * es) % 4096 == 0 ? cols + 64 / es : cols;
+/* Row length for a copy of `rows` rows (all matrices) of `cols` elements
+ * read by rows: cols, or 64 bytes more when cols would put rows a multiple
+ * of 4 KiB apart (every row in the same cache sets: -30% at 1024, -50% at
+ * 2048), unless the copy would outgrow a tensor's element limit. */
+static int64_t lam__gemm_ld(int64_t rows, int64_t cols, int64_t es) {
+  const int64_t ld = cols + 64 / es;
+  return (cols * es) % 4096 == 0 && rows <= LAM__MAX_NUMEL / ld ? ld : cols;
 }
 
 /* Enqueues the transpose of every [rows, cols] matrix of t (contiguous, at
@@ -216,8 +220,8 @@ static lam_status lam__gemm_transpose(lam_ctx *ctx, lam_tensor *t, int64_t rows,
  * rescales the nbd batch strides in bs to *out's layout in obs. */
 static lam_status lam__gemm_pad(lam_ctx *ctx, lam_tensor *t, int64_t rows, int64_t cols, int nbd,
                                 const int64_t *bs, const char *fn, lam_tensor **out, int64_t *obs) {
-  const int64_t es = (int64_t)lam_dtype_size(t->dtype), ld = lam__gemm_ld(cols, es);
-  const int64_t nmat = t->numel / (rows * cols);
+  const int64_t es = (int64_t)lam_dtype_size(t->dtype), nmat = t->numel / (rows * cols);
+  const int64_t ld = lam__gemm_ld(nmat * rows, cols, es);
   int64_t shape[1] = {nmat * rows * ld};
   *out = lam__tensor_new(ctx, t->dtype, 1, shape, fn);
   if (!*out) return lam_last_status();
@@ -287,7 +291,7 @@ static lam_status lam__gemm_cpu(lam_ctx *ctx, const lam__gemm *g, int set, const
       st = lam__gemm_transpose(ctx, a, K, M, K, g->nbd, g->sa, opts, fn, &ta, tas);
       if (ta) a = ta, bsa = tas, sam = K, sak = 1;
     }
-    const int64_t ld = lam__gemm_ld(N, es);
+    const int64_t ld = lam__gemm_ld(b->numel / N, N, es);
     if (st == LAM_OK && sbn != 1) {
       st = lam__gemm_transpose(ctx, b, N, K, ld, g->nbd, g->sb, opts, fn, &tb, tbs);
       if (tb) b = tb, bsb = tbs, sbk = ld, sbn = 1;
