@@ -13,9 +13,7 @@
 
 #include "testutil.h"
 
-/* ops/matmul.c and ops/gemm_tuning.c (internal, for tests). */
-lam_tensor *lam__matmul_with_set(lam_tensor *a, lam_tensor *b, int ta, int tb, int set);
-int lam__gemm_cpu_set_count(lam_dtype dtype);
+#include "ops/gemm_internal.h"
 
 typedef struct {
   int na;

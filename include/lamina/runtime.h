@@ -61,7 +61,7 @@ typedef struct lam_ctx_options {
   const char *device;       /* selector as for lam_device_choose; NULL: env/default */
   const char *cache_dir;    /* kernel binary cache; NULL: LAMINA_CACHE_DIR, else user cache */
   bool disable_disk_cache;  /* build every program from source */
-  bool cpu_gemm_tuning;     /* apply lamina's tuned CLBlast values on CPU devices (default on) */
+  bool cpu_gemm_tuning;     /* on CPU devices run GEMMs with lamina's tuned kernels (cl/gemm.cl) instead of CLBlast (default on) */
 } lam_ctx_options;
 
 /* Returns the default options (every field as for opts == NULL). */

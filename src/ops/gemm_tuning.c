@@ -38,7 +38,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "ops/gemm_internal.h"
 
 typedef struct lam__gemm_set {
   const char *name;

@@ -19,13 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-
-/* gemm_tuning.c */
-int lam__gemm_cpu_set_count(lam_dtype dtype);
-int lam__gemm_cpu_params(lam_dtype dtype, int index, int native_width, const char **name,
-                         char *opts, size_t cap, int nn_tile[2], int nt_tile[2], int *ly,
-                         int *copy_min);
+#include "ops/gemm_internal.h"
 
 /* Per-context state (ctx->blas): the device's native vector widths, read
  * once, which pick the CPU tuning set, and whether CLBlast ran here. */

@@ -63,7 +63,7 @@ struct lam_ctx {
   lam__tape *tape;      /* active tape, or NULL */
   uint64_t tape_seq;    /* ids for tapes made on this context */
   bool grad_enabled;    /* false pauses recording */
-  bool cpu_gemm_tuning; /* apply tuned CLBlast values on CPU devices */
+  bool cpu_gemm_tuning; /* CPU devices use lamina's GEMM kernels (cl/gemm.cl), not CLBlast */
   void *blas;           /* matmul/CLBlast per-context state, owned by ops/matmul */
   void (*blas_free)(void *);
 };
