@@ -46,6 +46,11 @@ lam_status lam__launch_rows(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs
                             const lam__arg *args, int64_t rows);
 
 /* Checks that t is f32 or f64 and supported; records "fn: what is <dtype>...". */
+/* Checks a convolution's x [batch, channels, spatial...] and weight (with
+ * `weight_layout` named in the message) of rank nsp + 2, and an optional
+ * bias: non-NULL, one context, one float dtype the device has. */
+lam_status lam__conv_check_args(int nsp, const lam_tensor *x, const lam_tensor *w, const lam_tensor *b,
+                                const char *weight_layout, const char *fn);
 lam_status lam__conv_check_float(lam_ctx *ctx, const lam_tensor *t, const char *fn,
                                  const char *what);
 

@@ -38,25 +38,9 @@ static lam_status lam__convt_backward(lam__node *node, lam_tensor *gz, lam_tenso
 
 static lam_tensor *lam__convt(int nsp, lam_tensor *x, lam_tensor *w, lam_tensor *b,
                               const lam_conv_transpose_opts *o, const char *fn) {
-  static const char *const xdesc[] = {"", "[batch, channels, length]",
-                                      "[batch, channels, h, w]", "[batch, channels, d, h, w]"};
-  if (!x) return lam__null_input(fn, "x");
-  if (!w) return lam__null_input(fn, "weight");
+  if (lam__conv_check_args(nsp, x, w, b, "[in, out/groups, k...]", fn) != LAM_OK) return NULL;
   lam_ctx *ctx = x->ctx;
-  if (w->ctx != ctx || (b && b->ctx != ctx))
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: tensors belong to different contexts", fn), NULL;
-  if (lam__conv_check_float(ctx, x, fn, "x") != LAM_OK) return NULL;
-  if (w->dtype != x->dtype || (b && b->dtype != x->dtype))
-    return lam__fail(LAM_ERR_DTYPE, "%s: dtypes differ: x is %s, weight %s%s%s", fn,
-                     lam_dtype_name(x->dtype), lam_dtype_name(w->dtype), b ? ", bias " : "",
-                     b ? lam_dtype_name(b->dtype) : ""), NULL;
   char b1[LAM__SHAPE_STR], b2[LAM__SHAPE_STR];
-  if (x->ndim != nsp + 2)
-    return lam__fail(LAM_ERR_SHAPE, "%s: x must be %s, got %s", fn, xdesc[nsp],
-                     lam__shape_str(x->ndim, x->shape, b1)), NULL;
-  if (w->ndim != nsp + 2)
-    return lam__fail(LAM_ERR_SHAPE, "%s: weight must have %d dims [in, out/groups, k...], got %s",
-                     fn, nsp + 2, lam__shape_str(w->ndim, w->shape, b1)), NULL;
   const int64_t G = o && o->groups ? o->groups : 1;
   if (G < 1)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: groups %lld must be >= 1", fn, (long long)G), NULL;
