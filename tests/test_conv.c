@@ -1,4 +1,4 @@
-/* test_conv.c: conv1d/2d/3d and conv_transpose1d/2d/3d against plain C
+/* test_conv.c (src/ops/conv.c, conv_transpose.c, src/nn/conv_layers.c): conv1d/2d/3d and conv_transpose1d/2d/3d against plain C
  * references on random configurations (strides, dilations, padding modes,
  * groups incl. depthwise, odd sizes 1/5/17/31, non-square kernels) on both
  * execution paths (im2col + GEMM and the direct kernels) and with small

@@ -1,4 +1,4 @@
-/* test_mha.c: the multi-head attention layer. Outputs and gradients (input,
+/* test_mha.c (src/nn/attention_layers.c): the multi-head attention layer. Outputs and gradients (input,
  * every projection weight and bias) against torch.nn.MultiheadAttention
  * golden data (self-attention with causal and key-padding masks,
  * cross-attention with other key/value widths, no-bias projections);

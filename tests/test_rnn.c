@@ -1,4 +1,4 @@
-/* test_rnn.c: the sequence layers lam_rnn (tanh, relu), lam_lstm and
+/* test_rnn.c (src/nn/rnn.c, src/ops/rnn_gates.c): the sequence layers lam_rnn (tanh, relu), lam_lstm and
  * lam_gru: outputs, final states and gradients against PyTorch golden data
  * (tools/gen_rnn_golden.py) for 1-2 layers, uni/bidirectional, batch_first
  * both ways, seq 1 and 37, variable lengths as lengths and as a mask, f64
