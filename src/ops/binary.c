@@ -123,26 +123,7 @@ static lam_tensor *lam__binary(const char *fn, lam_binary_op op, lam_tensor *a, 
       st = lam__launch_1d(ctx, k, fn, LAM__EW_NARGS(args), args, (size_t)((n + chunk - 1) / chunk));
     }
   } else {
-    lam__ew_layout L;
-    const int nd[2] = {a->ndim, b->ndim};
-    int64_t sh[2][LAM_MAX_DIMS];
-    memcpy(sh[0], a->shape, sizeof sh[0]);
-    memcpy(sh[1], b->shape, sizeof sh[1]);
-    lam__ew_layout_make(ndim, shape, 2, nd, (const int64_t(*)[LAM_MAX_DIMS])sh, &L);
-    st = lam__kernel_dt(ctx, "elementwise", "binary_bcast", a->dtype, NULL, &k);
-    if (st == LAM_OK) {
-      lam__arg args[] = {LAM__ARG_T(a),
-                         LAM__ARG_T(b),
-                         LAM__ARG_T(y),
-                         lam__arg_int(n),
-                         lam__arg_int(op),
-                         lam__arg_int(L.ndim),
-                         lam__arg_int8(L.ndim, L.shape),
-                         lam__arg_int8(L.ndim, L.strides[0]),
-                         lam__arg_int8(L.ndim, L.strides[1]),
-                         lam__arg_int(chunk)};
-      st = lam__launch_1d(ctx, k, fn, LAM__EW_NARGS(args), args, lam__ew_items(&L, n, chunk));
-    }
+    st = lam__ew_launch_bcast2(ctx, "binary_bcast", (int)op, a, b, y, ndim, shape, chunk, fn);
   }
   if (st != LAM_OK) {
     lam_tensor_free(y);

@@ -24,6 +24,12 @@ typedef struct lam__ew_layout {
 void lam__ew_layout_make(int ndim, const int64_t *shape, int nops, const int *op_ndim,
                          const int64_t (*op_shape)[LAM_MAX_DIMS], lam__ew_layout *L);
 
+/* Launches a two-operand broadcasting kernel (binary_bcast, compare_bcast)
+ * of a's dtype: y[i] = kernel(op, a, b) over the output shape (ndim, shape). */
+lam_status lam__ew_launch_bcast2(lam_ctx *ctx, const char *kernel, int op, const lam_tensor *a,
+                                 const lam_tensor *b, lam_tensor *y, int ndim, const int64_t *shape,
+                                 int chunk, const char *fn);
+
 /* Work-items of a row/chunk launch over the n elements of layout L. */
 size_t lam__ew_items(const lam__ew_layout *L, int64_t n, int chunk);
 

@@ -247,3 +247,29 @@ lam_tensor *lam_celu(lam_tensor *x, double alpha) {
 lam_tensor *lam_clamp(lam_tensor *x, double lo, double hi) {
   return lam__unary("lam_clamp", LAM_CLAMP, x, lo, hi);
 }
+
+lam_status lam__ew_launch_bcast2(lam_ctx *ctx, const char *kernel, int op, const lam_tensor *a,
+                                 const lam_tensor *b, lam_tensor *y, int ndim, const int64_t *shape,
+                                 int chunk, const char *fn) {
+  lam__ew_layout L;
+  const int nd[2] = {a->ndim, b->ndim};
+  int64_t sh[2][LAM_MAX_DIMS];
+  memcpy(sh[0], a->shape, sizeof sh[0]);
+  memcpy(sh[1], b->shape, sizeof sh[1]);
+  lam__ew_layout_make(ndim, shape, 2, nd, (const int64_t(*)[LAM_MAX_DIMS])sh, &L);
+  cl_kernel k;
+  lam_status st = lam__kernel_dt(ctx, "elementwise", kernel, a->dtype, NULL, &k);
+  if (st != LAM_OK) return st;
+  const int64_t n = y->numel;
+  lam__arg args[] = {LAM__ARG_T(a),
+                     LAM__ARG_T(b),
+                     LAM__ARG_T(y),
+                     lam__arg_int(n),
+                     lam__arg_int(op),
+                     lam__arg_int(L.ndim),
+                     lam__arg_int8(L.ndim, L.shape),
+                     lam__arg_int8(L.ndim, L.strides[0]),
+                     lam__arg_int8(L.ndim, L.strides[1]),
+                     lam__arg_int(chunk)};
+  return lam__launch_1d(ctx, k, fn, LAM__EW_NARGS(args), args, lam__ew_items(&L, n, chunk));
+}
