@@ -34,13 +34,13 @@ static int cmp_double(const void *x, const void *y) {
 typedef struct cfg {
   int64_t B, H, D, S;
   int causal;
-  lam_sdpa_impl impl;
+  lam_attention_impl impl;
   lam_tensor *w;
 } cfg;
 
 static lam_tensor *loss_fn(lam_tensor *const *xs, int n, void *user) {
   cfg *c = user;
-  lam_sdpa_opts o = lam_sdpa_defaults();
+  lam_attention_opts o = lam_attention_defaults();
   o.causal = c->causal;
   o.impl = c->impl;
   lam_tensor *y = lam_scaled_dot_product_attention(xs[0], xs[1], xs[2], &o);
@@ -78,7 +78,7 @@ static void free_inputs(cfg *c, inputs *in) {
 static double run_once(lam_ctx *ctx, cfg *c, const inputs *in, int backward) {
   double t0 = now();
   if (!backward) {
-    lam_sdpa_opts o = lam_sdpa_defaults();
+    lam_attention_opts o = lam_attention_defaults();
     o.causal = c->causal;
     o.impl = c->impl;
     lam_tensor *y = lam_scaled_dot_product_attention(in->q, in->k, in->v, &o);
@@ -221,7 +221,7 @@ int main(int argc, char **argv) {
          "------:|------:|-----------------------:|-------------------------:|\n");
   char torch_kind[32] = "";
   for (int si = 0; si < nseq; si++) {
-    cfg c = {B, H, D, seqs[si], causal, LAM_SDPA_FUSED, NULL};
+    cfg c = {B, H, D, seqs[si], causal, LAM_ATTENTION_FUSED, NULL};
     inputs in;
     if (make_inputs(ctx, &c, &in) != 0) {
       fprintf(stderr, "attention: %s\n", lam_last_error());
@@ -232,7 +232,7 @@ int main(int argc, char **argv) {
       double t[2][64];
       int r = reps > 64 ? 64 : reps;
       for (int impl = 0; impl < 2; impl++) { /* warm-up: kernel builds, pool */
-        c.impl = impl ? LAM_SDPA_UNFUSED : LAM_SDPA_FUSED;
+        c.impl = impl ? LAM_ATTENTION_UNFUSED : LAM_ATTENTION_FUSED;
         if (run_once(ctx, &c, &in, bw) < 0) {
           fprintf(stderr, "attention: %s\n", lam_last_error());
           return 1;
@@ -240,7 +240,7 @@ int main(int argc, char **argv) {
       }
       for (int k = 0; k < r; k++) /* interleaved, so load changes hit both paths alike */
         for (int impl = 0; impl < 2; impl++) {
-          c.impl = impl ? LAM_SDPA_UNFUSED : LAM_SDPA_FUSED;
+          c.impl = impl ? LAM_ATTENTION_UNFUSED : LAM_ATTENTION_FUSED;
           t[impl][k] = run_once(ctx, &c, &in, bw) * 1e3;
         }
       for (int impl = 0; impl < 2; impl++) {
@@ -256,7 +256,7 @@ int main(int argc, char **argv) {
     for (int impl = 0; impl < 2; impl++)
       for (int bw = 0; bw < 2; bw++) {
         cfg cm = c;
-        cm.impl = impl ? LAM_SDPA_UNFUSED : LAM_SDPA_FUSED;
+        cm.impl = impl ? LAM_ATTENTION_UNFUSED : LAM_ATTENTION_FUSED;
         mem[impl][bw] = extra_bytes(cm, bw) / (1024.0 * 1024.0);
       }
     char s[6][32];

@@ -87,7 +87,7 @@ typedef struct run {
 } run;
 
 static lam_tensor *conv_fn(lam_tensor *const *xs, int n, void *user) {
-  return lam_conv2d_forward(xs[0], xs[1], NULL, &((run *)user)->o);
+  return lam_conv2d(xs[0], xs[1], NULL, &((run *)user)->o);
 }
 
 static int time_lamina(lam_ctx *ctx, layer *l, int reps) {
@@ -106,7 +106,7 @@ static int time_lamina(lam_ctx *ctx, layer *l, int reps) {
   int rc = 0;
   for (int rep = -2; rep < reps && rc == 0; rep++) { /* two warm-ups: kernel builds, pool */
     double t0 = now();
-    lam_tensor *y = lam_conv2d_forward(x, w, NULL, &r.o);
+    lam_tensor *y = lam_conv2d(x, w, NULL, &r.o);
     if (!y || lam_ctx_finish(ctx) != LAM_OK) rc = -1;
     double dt = now() - t0;
     lam_tensor_free(y);

@@ -98,7 +98,7 @@ static double time_openblas(const bench_case *c, int reps) {
 
 int main(int argc, char **argv) {
   int reps = 5, quick = 0;
-  lam_ctx_options o = lam_ctx_options_default();
+  lam_ctx_opts o = lam_ctx_defaults();
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--clblast")) o.cpu_gemm_tuning = false;

@@ -17,7 +17,7 @@ static double now(void) {
 
 /* One op per family; returns seconds for its first call in a new context. */
 static double first_use(const char *cache, int family, lam_stats *stats) {
-  lam_ctx_options o = lam_ctx_options_default();
+  lam_ctx_opts o = lam_ctx_defaults();
   o.cache_dir = cache;
   lam_ctx *ctx = NULL;
   if (lam_ctx_create(&o, &ctx) != LAM_OK) return -1;

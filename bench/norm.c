@@ -134,8 +134,8 @@ typedef struct {
 static lam_tensor *run_op(lam_tensor *const *xs, int n, void *user) {
   (void)n;
   lam_bench_op *o = user;
-  if (o->op == 0) return lam_layer_norm_forward(xs[0], 1, xs[1], xs[2], 1e-5);
-  return lam_batch_norm_forward(xs[0], o->rm, o->rv, xs[1], xs[2], o->op == 1, 0.1, 1e-5, NULL, NULL);
+  if (o->op == 0) return lam_layer_norm(xs[0], 1, xs[1], xs[2], 1e-5);
+  return lam_batch_norm(xs[0], o->rm, o->rv, xs[1], xs[2], o->op == 1, 0.1, 1e-5, NULL, NULL);
 }
 
 /* Best ms of the forward (bwd 0) or forward + backward (bwd 1). */

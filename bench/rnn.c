@@ -36,7 +36,7 @@ typedef struct {
 static lam_tensor *loss_fn(lam_ptree *params, void *user) {
   bench_user *u = user;
   lam_tensor *y = NULL;
-  if (lam_lstm_forward(u->layer, params, u->x, NULL, NULL, NULL, NULL, &y, NULL, NULL) != LAM_OK)
+  if (lam_nn_lstm_apply(u->layer, params, u->x, NULL, NULL, NULL, NULL, &y, NULL, NULL) != LAM_OK)
     return NULL;
   lam_tensor *s = lam_sum(y, 0, NULL, 0);
   lam_tensor_free(y);
@@ -59,7 +59,7 @@ static int time_lamina(lam_ctx *ctx, bench_user *u, lam_ptree *params, int bwd, 
       lam_ptree_free(grads);
     } else {
       lam_tensor *y = NULL;
-      if (lam_lstm_forward(u->layer, params, u->x, NULL, NULL, NULL, NULL, &y, NULL, NULL) !=
+      if (lam_nn_lstm_apply(u->layer, params, u->x, NULL, NULL, NULL, NULL, &y, NULL, NULL) !=
               LAM_OK ||
           lam_ctx_finish(ctx) != LAM_OK)
         rc = -1;
@@ -147,7 +147,7 @@ int main(int argc, char **argv) {
   lam_rnn_opts o = lam_rnn_defaults();
   o.num_layers = L;
   o.bidirectional = bidir;
-  lam_layer *layer = lam_lstm(H, H, &o);
+  lam_layer *layer = lam_nn_lstm(H, H, &o);
   lam_vars *vars = NULL;
   lam_tensor *x =
       lam_random_uniform(ctx, lam_rng_key_make(1), LAM_F32, 3, (int64_t[]){T, B, H}, -1, 1);

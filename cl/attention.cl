@@ -58,7 +58,7 @@
 #define BM 12           /* rows per work-item */
 #endif
 #ifndef ATT_MAX_D
-#define ATT_MAX_D 128  /* the host asks for 256 (LAM_SDPA_FUSED_MAX_HEAD_DIM) when needed */
+#define ATT_MAX_D 128  /* the host asks for 256 (LAM_ATTENTION_FUSED_MAX_HEAD_DIM) when needed */
 #endif
 #define MAX_D ATT_MAX_D
 #define MAX_C (MAX_D / VW)

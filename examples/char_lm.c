@@ -58,7 +58,7 @@ static const lam_layer_vtable ln_vt = {"layer_norm", ln_init, ln_apply, free_imp
 static lam_layer *layer_norm(int64_t dim) {
   int64_t *d = malloc(sizeof *d);
   *d = dim;
-  return lam_layer_custom(&ln_vt, d);
+  return lam_nn_custom(&ln_vt, d);
 }
 
 /* ---- a pre-norm decoder block: x + attn(ln1(x)), then + mlp(ln2(x)) ----------------- */
@@ -84,7 +84,7 @@ static lam_status block_forward(block *b, lam_ptree *params, lam_ptree *state, l
   lam_tensor *h = NULL, *a = NULL, *h2 = NULL, *f = NULL, *m = NULL;
   lam_status st = lam_layer_apply_child(b->ln1, "ln1", params, state, x, opts, &h);
   if (st == LAM_OK)
-    st = cache ? lam_mha_forward_cached(b->attn, lam_ptree_subtree(params, "attn"), h, cache, opts, &a)
+    st = cache ? lam_nn_multi_head_attention_apply_cached(b->attn, lam_ptree_subtree(params, "attn"), h, cache, opts, &a)
                : lam_layer_apply_child(b->attn, "attn", params, state, h, opts, &a);
   lam_tensor *x1 = st == LAM_OK ? lam_add(x, a) : NULL;
   if (x1) st = lam_layer_apply_child(b->ln2, "ln2", params, state, x1, opts, &h2);
@@ -113,15 +113,15 @@ static const lam_layer_vtable block_vt = {"decoder_block", block_init, block_app
 
 static lam_layer *decoder_block(int64_t dim, int64_t heads) {
   block *b = calloc(1, sizeof *b);
-  lam_mha_opts o = lam_mha_defaults();
+  lam_multi_head_attention_opts o = lam_multi_head_attention_defaults();
   o.is_causal = true;
   o.rope = true;
   b->ln1 = layer_norm(dim);
-  b->attn = lam_multi_head_attention(dim, heads, &o);
+  b->attn = lam_nn_multi_head_attention(dim, heads, &o);
   b->ln2 = layer_norm(dim);
-  b->fc1 = lam_linear(dim, 4 * dim, NULL);
-  b->fc2 = lam_linear(4 * dim, dim, NULL);
-  return lam_layer_custom(&block_vt, b);
+  b->fc1 = lam_nn_linear(dim, 4 * dim, NULL);
+  b->fc2 = lam_nn_linear(4 * dim, dim, NULL);
+  return lam_nn_custom(&block_vt, b);
 }
 
 /* ---- the model: embedding, blocks, final norm, head ------------------------------- */
@@ -183,11 +183,11 @@ static lam_layer *char_model(int64_t vocab) {
   model *m = calloc(1, sizeof *m);
   lam_embedding_opts eo = lam_embedding_defaults();
   eo.scale = false;
-  m->tok = lam_embedding(vocab, D_MODEL, &eo);
+  m->tok = lam_nn_embedding(vocab, D_MODEL, &eo);
   for (int i = 0; i < N_LAYERS; i++) m->blocks[i] = decoder_block(D_MODEL, N_HEADS);
   m->ln_f = layer_norm(D_MODEL);
-  m->head = lam_linear(D_MODEL, vocab, NULL);
-  return lam_layer_custom(&model_vt, m);
+  m->head = lam_nn_linear(D_MODEL, vocab, NULL);
+  return lam_nn_custom(&model_vt, m);
 }
 
 /* ---- training ------------------------------------------------------------------------ */
@@ -224,7 +224,7 @@ static lam_status adam_step(adam *a, lam_ptree *params, lam_ptree *grads, double
   const double b1 = 0.9, b2 = 0.99;
   a->t++;
   double c1 = 1 - pow(b1, a->t), c2 = 1 - pow(b2, a->t);
-  for (int i = 0; i < lam_ptree_num_leaves(params); i++) {
+  for (int i = 0; i < lam_ptree_leaf_count(params); i++) {
     const char *p0;
     lam_tensor *w;
     lam_ptree_leaf(params, i, &p0, &w);
@@ -361,7 +361,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   printf("%ld characters, vocabulary %d, %lld parameters, %d steps of %d x %d characters\n", len,
-         vocab, (long long)lam_ptree_num_params(lam_vars_params(vars)), steps, BATCH, CTX);
+         vocab, (long long)lam_ptree_param_count(lam_vars_params(vars)), steps, BATCH, CTX);
   lam_ptree *params = lam_ptree_copy(lam_vars_params(vars));
   adam opt = {lam_ptree_map(params, zeros_like_leaf, NULL), lam_ptree_map(params, zeros_like_leaf, NULL), 0};
   uint64_t rs = 0x9E3779B97F4A7C15ull;

@@ -70,18 +70,18 @@ static void shuffle_rows(float *pixels, int32_t *labels, int n, lam_rng_key key)
 }
 
 static lam_layer *make_model(void) {
-  lam_layer *layers[] = {lam_conv2d(1, 32, NULL),  /* kernel 3, stride 1, same padding */
-                         lam_relu_layer(),
-                         lam_conv2d(32, 64, NULL),
-                         lam_relu_layer(),
-                         lam_max_pool2d(NULL),     /* 2x2, stride 2: 8x8 -> 4x4 */
-                         lam_flatten_layer(1, -1), /* [N, 64*4*4] */
-                         lam_dropout(0.25),
-                         lam_linear(64 * 4 * 4, 128, NULL),
-                         lam_relu_layer(),
-                         lam_dropout(0.25),
-                         lam_linear(128, N_CLASSES, NULL)};
-  return lam_sequential(layers, (int)(sizeof layers / sizeof *layers));
+  lam_layer *layers[] = {lam_nn_conv2d(1, 32, NULL),  /* kernel 3, stride 1, same padding */
+                         lam_nn_relu(),
+                         lam_nn_conv2d(32, 64, NULL),
+                         lam_nn_relu(),
+                         lam_nn_max_pool2d(NULL),     /* 2x2, stride 2: 8x8 -> 4x4 */
+                         lam_nn_flatten(1, -1), /* [N, 64*4*4] */
+                         lam_nn_dropout(0.25),
+                         lam_nn_linear(64 * 4 * 4, 128, NULL),
+                         lam_nn_relu(),
+                         lam_nn_dropout(0.25),
+                         lam_nn_linear(128, N_CLASSES, NULL)};
+  return lam_nn_sequential(layers, (int)(sizeof layers / sizeof *layers));
 }
 
 typedef struct batch {
@@ -182,7 +182,7 @@ int main(int argc, char **argv) {
   if (!model) CHECK(lam_last_status());
   lam_vars *vars = NULL;
   CHECK(lam_layer_init(model, ctx, lam_rng_key_make(0), LAM_F32, &vars));
-  printf("%lld parameters\n", (long long)lam_ptree_num_params(lam_vars_params(vars)));
+  printf("%lld parameters\n", (long long)lam_ptree_param_count(lam_vars_params(vars)));
   adam opt = {NULL, NULL, NULL, 2e-3, 0.9, 0.999, 1e-8, 0};
   opt.m = lam_ptree_map(lam_vars_params(vars), zeros_leaf, NULL);
   opt.v = lam_ptree_map(lam_vars_params(vars), zeros_leaf, NULL);

@@ -14,8 +14,8 @@ int main(void) {
   CHECK(lam_ctx_create(NULL, &ctx)); /* default device, or LAMINA_DEVICE */
 
   /* A model: layers compose; parameters get PyTorch's names ("0.weight"). */
-  lam_layer *model = lam_sequential(
-      (lam_layer *[]){lam_linear(2, 32, NULL), lam_relu_layer(), lam_linear(32, 2, NULL)}, 3);
+  lam_layer *model = lam_nn_sequential(
+      (lam_layer *[]){lam_nn_linear(2, 32, NULL), lam_nn_relu(), lam_nn_linear(32, 2, NULL)}, 3);
   lam_vars *vars = NULL;
   CHECK(lam_layer_init(model, ctx, lam_rng_key_make(0), LAM_F32, &vars));
 

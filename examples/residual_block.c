@@ -45,9 +45,9 @@ static const lam_layer_vtable residual_vt = {"residual", residual_init, residual
 
 static lam_layer *residual_block(int64_t dim, int64_t hidden) {
   residual *r = malloc(sizeof *r);
-  r->fc1 = lam_linear(dim, hidden, NULL);
-  r->fc2 = lam_linear(hidden, dim, NULL);
-  return lam_layer_custom(&residual_vt, r);
+  r->fc1 = lam_nn_linear(dim, hidden, NULL);
+  r->fc2 = lam_nn_linear(hidden, dim, NULL);
+  return lam_nn_custom(&residual_vt, r);
 }
 
 int main(void) {
@@ -56,8 +56,8 @@ int main(void) {
     fprintf(stderr, "%s\n", lam_last_error());
     return 1;
   }
-  lam_layer *model = lam_sequential((lam_layer *[]){lam_linear(8, 16, NULL), residual_block(16, 32),
-                                                    lam_relu_layer(), lam_linear(16, 3, NULL)}, 4);
+  lam_layer *model = lam_nn_sequential((lam_layer *[]){lam_nn_linear(8, 16, NULL), residual_block(16, 32),
+                                                    lam_nn_relu(), lam_nn_linear(16, 3, NULL)}, 4);
   lam_vars *vars = NULL;
   if (!model || lam_layer_init(model, ctx, lam_rng_key_make(0), LAM_F32, &vars) != LAM_OK) {
     fprintf(stderr, "%s\n", lam_last_error());
@@ -65,7 +65,7 @@ int main(void) {
   }
   /* Parameter paths follow the structure: "1.fc1.weight" is [32, 16]. */
   printf("%d parameter tensors, %lld values; 1.fc1.weight is [%lld, %lld]\n",
-         lam_ptree_num_leaves(lam_vars_params(vars)), (long long)lam_ptree_num_params(lam_vars_params(vars)),
+         lam_ptree_leaf_count(lam_vars_params(vars)), (long long)lam_ptree_param_count(lam_vars_params(vars)),
          (long long)lam_tensor_dim(lam_ptree_get(lam_vars_params(vars), "1.fc1.weight"), 0),
          (long long)lam_tensor_dim(lam_ptree_get(lam_vars_params(vars), "1.fc1.weight"), 1));
 

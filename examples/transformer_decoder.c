@@ -43,7 +43,7 @@ static const lam_layer_vtable ln_vt = {"layer_norm", ln_init, ln_apply, free_imp
 static lam_layer *layer_norm(int64_t dim) {
   int64_t *d = malloc(sizeof *d);
   *d = dim;
-  return lam_layer_custom(&ln_vt, d);
+  return lam_nn_custom(&ln_vt, d);
 }
 
 /* ---- the decoder block ----------------------------------------------------------- */
@@ -72,12 +72,12 @@ static lam_status dec_forward(lam_layer **kid, lam_ptree *params, lam_ptree *sta
   lam_tensor *h = NULL, *a = NULL, *h2 = NULL, *c = NULL, *h3 = NULL, *f = NULL, *m = NULL;
   lam_status st = lam_layer_apply_child(kid[LN1], KIDS[LN1], params, state, x, opts, &h);
   if (st == LAM_OK)
-    st = cache ? lam_mha_forward_cached(kid[SELF], lam_ptree_subtree(params, KIDS[SELF]), h, cache, opts, &a)
+    st = cache ? lam_nn_multi_head_attention_apply_cached(kid[SELF], lam_ptree_subtree(params, KIDS[SELF]), h, cache, opts, &a)
                : lam_layer_apply_child(kid[SELF], KIDS[SELF], params, state, h, opts, &a);
   lam_tensor *x1 = st == LAM_OK ? lam_add(x, a) : NULL;
   if (x1) st = lam_layer_apply_child(kid[LN2], KIDS[LN2], params, state, x1, opts, &h2);
   if (x1 && st == LAM_OK) /* queries from the decoder, keys and values from the memory */
-    st = lam_mha_forward(kid[CROSS], lam_ptree_subtree(params, KIDS[CROSS]), h2, memory, NULL, opts, &c);
+    st = lam_nn_multi_head_attention_apply(kid[CROSS], lam_ptree_subtree(params, KIDS[CROSS]), h2, memory, NULL, opts, &c);
   lam_tensor *x2 = x1 && st == LAM_OK ? lam_add(x1, c) : NULL;
   if (x2) st = lam_layer_apply_child(kid[LN3], KIDS[LN3], params, state, x2, opts, &h3);
   if (x2 && st == LAM_OK) st = lam_layer_apply_child(kid[FC1], KIDS[FC1], params, state, h3, opts, &f);
@@ -104,19 +104,19 @@ static const lam_layer_vtable dec_vt = {"decoder_block", dec_init, dec_apply, de
 
 static lam_layer *decoder_block(int64_t dim, int64_t heads, int64_t memory_dim) {
   lam_layer **kid = malloc(N_KIDS * sizeof *kid);
-  lam_mha_opts self_o = lam_mha_defaults(), cross_o = lam_mha_defaults();
+  lam_multi_head_attention_opts self_o = lam_multi_head_attention_defaults(), cross_o = lam_multi_head_attention_defaults();
   self_o.is_causal = true;
   self_o.rope = true;
   self_o.num_kv_heads = heads / 2; /* grouped-query attention */
   cross_o.key_input_dims = memory_dim;
   kid[LN1] = layer_norm(dim);
-  kid[SELF] = lam_multi_head_attention(dim, heads, &self_o);
+  kid[SELF] = lam_nn_multi_head_attention(dim, heads, &self_o);
   kid[LN2] = layer_norm(dim);
-  kid[CROSS] = lam_multi_head_attention(dim, heads, &cross_o);
+  kid[CROSS] = lam_nn_multi_head_attention(dim, heads, &cross_o);
   kid[LN3] = layer_norm(dim);
-  kid[FC1] = lam_linear(dim, 4 * dim, NULL);
-  kid[FC2] = lam_linear(4 * dim, dim, NULL);
-  return lam_layer_custom(&dec_vt, kid);
+  kid[FC1] = lam_nn_linear(dim, 4 * dim, NULL);
+  kid[FC2] = lam_nn_linear(4 * dim, dim, NULL);
+  return lam_nn_custom(&dec_vt, kid);
 }
 
 int main(void) {
@@ -133,8 +133,8 @@ int main(void) {
     return 1;
   }
   lam_ptree *params = lam_vars_params(vars);
-  printf("decoder block: %d tensors, %lld parameters\n", lam_ptree_num_leaves(params),
-         (long long)lam_ptree_num_params(params));
+  printf("decoder block: %d tensors, %lld parameters\n", lam_ptree_leaf_count(params),
+         (long long)lam_ptree_param_count(params));
   lam_rng_key k[2];
   lam_rng_split(lam_rng_key_make(1), 2, k);
   lam_tensor *memory = lam_random_normal(ctx, k[0], LAM_F32, 3, (int64_t[]){B, S, M}, 0, 1);

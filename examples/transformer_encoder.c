@@ -1,6 +1,6 @@
 /* transformer_encoder.c: a pre-norm transformer encoder block composed from
  * lamina layers (docs/transformer.md): x + attn(ln1(x)), then x + mlp(ln2(x)),
- * stacked twice with lam_sequential. The padding mask travels in the apply
+ * stacked twice with lam_nn_sequential. The padding mask travels in the apply
  * options' aux context as "attention_mask", which every sublayer receives.
  * The layer norm is a small custom layer (lam_mean / lam_var) until lamina's
  * norm layers are available. */
@@ -41,7 +41,7 @@ static const lam_layer_vtable ln_vt = {"layer_norm", ln_init, ln_apply, free_imp
 static lam_layer *layer_norm(int64_t dim) {
   int64_t *d = malloc(sizeof *d);
   *d = dim;
-  return lam_layer_custom(&ln_vt, d);
+  return lam_nn_custom(&ln_vt, d);
 }
 
 /* ---- the encoder block ---------------------------------------------------------- */
@@ -85,14 +85,14 @@ static const lam_layer_vtable enc_vt = {"encoder_block", enc_init, enc_apply, en
 
 static lam_layer *encoder_block(int64_t dim, int64_t heads, double dropout) {
   lam_layer **kid = malloc(N_KIDS * sizeof *kid);
-  lam_mha_opts o = lam_mha_defaults();
+  lam_multi_head_attention_opts o = lam_multi_head_attention_defaults();
   o.dropout = dropout;
   kid[LN1] = layer_norm(dim);
-  kid[ATTN] = lam_multi_head_attention(dim, heads, &o);
+  kid[ATTN] = lam_nn_multi_head_attention(dim, heads, &o);
   kid[LN2] = layer_norm(dim);
-  kid[FC1] = lam_linear(dim, 4 * dim, NULL);
-  kid[FC2] = lam_linear(4 * dim, dim, NULL);
-  return lam_layer_custom(&enc_vt, kid);
+  kid[FC1] = lam_nn_linear(dim, 4 * dim, NULL);
+  kid[FC2] = lam_nn_linear(4 * dim, dim, NULL);
+  return lam_nn_custom(&enc_vt, kid);
 }
 
 int main(void) {
@@ -102,16 +102,16 @@ int main(void) {
     return 1;
   }
   const int64_t B = 2, S = 10, E = 32;
-  lam_layer *encoder = lam_sequential((lam_layer *[]){encoder_block(E, 4, 0.1), encoder_block(E, 4, 0.1)}, 2);
+  lam_layer *encoder = lam_nn_sequential((lam_layer *[]){encoder_block(E, 4, 0.1), encoder_block(E, 4, 0.1)}, 2);
   lam_vars *vars = NULL;
   if (lam_layer_init(encoder, ctx, lam_rng_key_make(0), LAM_F32, &vars) != LAM_OK) {
     fprintf(stderr, "%s\n", lam_last_error());
     return 1;
   }
   lam_ptree *params = lam_vars_params(vars);
-  printf("%d tensors, %lld parameters; block 0:\n", lam_ptree_num_leaves(params),
-         (long long)lam_ptree_num_params(params));
-  for (int i = 0; i < lam_ptree_num_leaves(params) / 2; i++) {
+  printf("%d tensors, %lld parameters; block 0:\n", lam_ptree_leaf_count(params),
+         (long long)lam_ptree_param_count(params));
+  for (int i = 0; i < lam_ptree_leaf_count(params) / 2; i++) {
     const char *path;
     lam_tensor *t;
     lam_ptree_leaf(params, i, &path, &t);

@@ -200,8 +200,8 @@ static void free_dev(dev *d) {
   lam_tensor_free(d->mask);
 }
 
-static lam_sdpa_opts opts_of(const cfg *c, const dev *d, lam_sdpa_impl impl) {
-  lam_sdpa_opts o = lam_sdpa_defaults();
+static lam_attention_opts opts_of(const cfg *c, const dev *d, lam_attention_impl impl) {
+  lam_attention_opts o = lam_attention_defaults();
   o.scale = c->scale;
   o.causal = c->causal;
   o.q_offset = c->q_off;
@@ -245,9 +245,9 @@ static void run_case(lam_ctx *ctx, lam_dtype dt, const cfg *c, int idx) {
   dev d;
   make_dev(ctx, dt, c, &in, &d);
   int64_t n = (int64_t)c->B * c->H * c->Sq * c->Dv;
-  for (int impl = LAM_SDPA_AUTO; impl <= LAM_SDPA_UNFUSED; impl++) {
-    if (impl == LAM_SDPA_FUSED && c->D > LAM_SDPA_FUSED_MAX_HEAD_DIM) continue;
-    lam_sdpa_opts o = opts_of(c, &d, (lam_sdpa_impl)impl);
+  for (int impl = LAM_ATTENTION_AUTO; impl <= LAM_ATTENTION_UNFUSED; impl++) {
+    if (impl == LAM_ATTENTION_FUSED && c->D > LAM_ATTENTION_FUSED_MAX_HEAD_DIM) continue;
+    lam_attention_opts o = opts_of(c, &d, (lam_attention_impl)impl);
     lam_tensor *y = lam_scaled_dot_product_attention(d.q, d.k, d.v, &o);
     cr_assert(y, "case %d impl %d: %s", idx, impl, lam_last_error());
     cr_assert_eq(lam_tensor_ndim(y), 4);
@@ -322,7 +322,7 @@ Test(sdpa, alibi_equals_explicit_bias) {
   lam_tensor *q = tu_rand_f32(ctx, &r, 4, (int64_t[]){2, H, Sq, 16}, -1, 1);
   lam_tensor *k = tu_rand_f32(ctx, &r, 4, (int64_t[]){2, H, Sk, 16}, -1, 1);
   lam_tensor *v = tu_rand_f32(ctx, &r, 4, (int64_t[]){2, H, Sk, 16}, -1, 1);
-  lam_sdpa_opts o = lam_sdpa_defaults();
+  lam_attention_opts o = lam_attention_defaults();
   o.alibi = true;
   o.causal = true;
   o.q_offset = Sk - Sq;
@@ -345,18 +345,18 @@ Test(sdpa, alibi_equals_explicit_bias) {
 /* ---- gradients ------------------------------------------------------------------------ */
 
 typedef struct gc_user {
-  lam_sdpa_opts o;
+  lam_attention_opts o;
   int with_mask; /* xs[3] is a float mask */
 } gc_user;
 
 static lam_tensor *gc_fn(lam_tensor *const *xs, int n, void *user) {
   gc_user *u = user;
-  lam_sdpa_opts o = u->o;
+  lam_attention_opts o = u->o;
   if (u->with_mask) o.mask = xs[3];
   return lam_scaled_dot_product_attention(xs[0], xs[1], xs[2], &o);
 }
 
-static void gradcheck_case(lam_ctx *ctx, const cfg *c, lam_sdpa_impl impl, int idx) {
+static void gradcheck_case(lam_ctx *ctx, const cfg *c, lam_attention_impl impl, int idx) {
   tu_rng r = tu_rng_make(300 + (uint64_t)idx);
   inputs in;
   make_inputs(c, &r, &in);
@@ -388,7 +388,7 @@ Test(sdpa, gradcheck_fused) {
   }
   tu_mark m = tu_mark_now(ctx);
   for (int i = 0; i < (int)(sizeof GC_CASES / sizeof GC_CASES[0]); i++)
-    gradcheck_case(ctx, &GC_CASES[i], LAM_SDPA_FUSED, i);
+    gradcheck_case(ctx, &GC_CASES[i], LAM_ATTENTION_FUSED, i);
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
 }
@@ -400,22 +400,22 @@ Test(sdpa, gradcheck_unfused) {
     cr_skip_test("no fp64");
   }
   tu_mark m = tu_mark_now(ctx);
-  gradcheck_case(ctx, &GC_CASES[0], LAM_SDPA_UNFUSED, 0);
-  gradcheck_case(ctx, &GC_CASES[2], LAM_SDPA_UNFUSED, 2);
+  gradcheck_case(ctx, &GC_CASES[0], LAM_ATTENTION_UNFUSED, 0);
+  gradcheck_case(ctx, &GC_CASES[2], LAM_ATTENTION_UNFUSED, 2);
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
 }
 
 /* Gradients of fused and unfused agree on larger shapes (every option on). */
 typedef struct vjp_user {
-  lam_sdpa_opts o;
+  lam_attention_opts o;
   lam_tensor *w;
   int with_mask;
 } vjp_user;
 
 static lam_tensor *vjp_fn(lam_tensor *const *xs, int n, void *user) {
   vjp_user *u = user;
-  lam_sdpa_opts o = u->o;
+  lam_attention_opts o = u->o;
   if (u->with_mask) o.mask = xs[3];
   lam_tensor *y = lam_scaled_dot_product_attention(xs[0], xs[1], xs[2], &o);
   lam_tensor *p = lam_mul(y, u->w);
@@ -425,7 +425,7 @@ static lam_tensor *vjp_fn(lam_tensor *const *xs, int n, void *user) {
   return s;
 }
 
-static void grads_of(lam_ctx *ctx, vjp_user *u, lam_tensor *const *xs, int n, lam_sdpa_impl impl,
+static void grads_of(lam_ctx *ctx, vjp_user *u, lam_tensor *const *xs, int n, lam_attention_impl impl,
                      double **g) {
   u->o.impl = impl;
   lam_tensor *gt[4] = {0}, *loss = NULL;
@@ -444,7 +444,7 @@ static void fused_vs_unfused_grads(lam_ctx *ctx, const cfg *c, double dropout, i
   dev d;
   make_dev(ctx, LAM_F32, c, &in, &d);
   vjp_user u;
-  u.o = opts_of(c, &d, LAM_SDPA_FUSED);
+  u.o = opts_of(c, &d, LAM_ATTENTION_FUSED);
   u.o.dropout = dropout;
   u.o.dropout_key = lam_rng_key_make(99 + (uint64_t)idx);
   u.with_mask = c->mask == 2 || c->mask == 3 || c->mask == 5;
@@ -452,8 +452,8 @@ static void fused_vs_unfused_grads(lam_ctx *ctx, const cfg *c, double dropout, i
   lam_tensor *xs[4] = {d.q, d.k, d.v, d.mask};
   int n = u.with_mask ? 4 : 3;
   double *gf[4], *gu[4];
-  grads_of(ctx, &u, xs, n, LAM_SDPA_FUSED, gf);
-  grads_of(ctx, &u, xs, n, LAM_SDPA_UNFUSED, gu);
+  grads_of(ctx, &u, xs, n, LAM_ATTENTION_FUSED, gf);
+  grads_of(ctx, &u, xs, n, LAM_ATTENTION_UNFUSED, gu);
   for (int i = 0; i < n; i++) {
     char what[80];
     snprintf(what, sizeof what, "case %d dropout %g grad %d fused vs unfused", idx, dropout, i);
@@ -508,7 +508,7 @@ Test(sdpa, dropout_statistics) {
   lam_tensor *q = tu_rand_f32(ctx, &r, 4, (int64_t[]){1, 4, Sq, 8}, -0.1, 0.1);
   lam_tensor *k = tu_rand_f32(ctx, &r, 4, (int64_t[]){1, 4, Sk, 8}, -0.1, 0.1);
   lam_tensor *v = lam_tensor_full(ctx, LAM_F32, 4, (int64_t[]){1, 4, Sk, 1}, 1.0);
-  lam_sdpa_opts o = lam_sdpa_defaults();
+  lam_attention_opts o = lam_attention_defaults();
   o.dropout = 0.25;
   o.dropout_key = lam_rng_key_make(5);
   lam_tensor *a = lam_scaled_dot_product_attention(q, k, v, &o);
@@ -539,7 +539,7 @@ Test(sdpa, dropout_statistics) {
 /* ---- fully masked rows ---------------------------------------------------------------------- */
 
 typedef struct fm_user {
-  lam_sdpa_opts o;
+  lam_attention_opts o;
 } fm_user;
 
 static lam_tensor *fm_fn(lam_tensor *const *xs, int n, void *user) {
@@ -564,10 +564,10 @@ Test(sdpa, fully_masked_rows_give_zeros) {
     keep[Sk + j] = j >= 5; /* batch 1: causal rows i < 5 see only padded keys */
   }
   lam_tensor *kpm = lam_tensor_from_host(ctx, LAM_U8, 2, (int64_t[]){B, Sk}, keep);
-  for (int impl = LAM_SDPA_FUSED; impl <= LAM_SDPA_UNFUSED; impl++) {
+  for (int impl = LAM_ATTENTION_FUSED; impl <= LAM_ATTENTION_UNFUSED; impl++) {
     fm_user u;
-    u.o = lam_sdpa_defaults();
-    u.o.impl = (lam_sdpa_impl)impl;
+    u.o = lam_attention_defaults();
+    u.o.impl = (lam_attention_impl)impl;
     u.o.key_padding_mask = kpm;
     u.o.causal = true;
     lam_tensor *y = lam_scaled_dot_product_attention(q, k, v, &u.o);
@@ -608,14 +608,14 @@ Test(sdpa, fully_masked_rows_give_zeros) {
 /* ---- PyTorch golden ---------------------------------------------------------------------------- */
 
 typedef struct golden_user {
-  lam_sdpa_opts o;
+  lam_attention_opts o;
   lam_tensor *w;
   int with_mask;
 } golden_user;
 
 static lam_tensor *golden_fn(lam_tensor *const *xs, int n, void *user) {
   golden_user *u = user;
-  lam_sdpa_opts o = u->o;
+  lam_attention_opts o = u->o;
   if (u->with_mask) o.mask = xs[3];
   lam_tensor *y = lam_scaled_dot_product_attention(xs[0], xs[1], xs[2], &o);
   lam_tensor *p = lam_mul(y, u->w);
@@ -638,7 +638,7 @@ static void check_sampled(const ag_file *f, const char *name, lam_tensor *t, dou
   free(w);
 }
 
-static void golden_case(lam_ctx *ctx, const ag_file *f, int idx, lam_dtype dt, lam_sdpa_impl impl) {
+static void golden_case(lam_ctx *ctx, const ag_file *f, int idx, lam_dtype dt, lam_attention_impl impl) {
   char name[64];
   snprintf(name, sizeof name, "sdpa%d.cfg", idx);
   int n = 0;
@@ -657,7 +657,7 @@ static void golden_case(lam_ctx *ctx, const ag_file *f, int idx, lam_dtype dt, l
   ag_gen(base + 3, prod(4, sk), -1, 1, hv);
   ag_gen(base + 4, prod(4, sq), -1, 1, hw);
   golden_user u;
-  u.o = lam_sdpa_defaults();
+  u.o = lam_attention_defaults();
   u.o.causal = causal;
   u.o.scale = scale;
   u.o.impl = impl;
@@ -690,7 +690,7 @@ static void golden_case(lam_ctx *ctx, const ag_file *f, int idx, lam_dtype dt, l
   lam_tensor *g[4] = {0}, *loss = NULL;
   int nx = u.with_mask ? 4 : 3;
   cr_assert_eq(lam_grad(ctx, golden_fn, &u, xs, nx, &loss, g), LAM_OK, "%s", lam_last_error());
-  lam_sdpa_opts o = u.o;
+  lam_attention_opts o = u.o;
   if (u.with_mask) o.mask = xs[3];
   lam_tensor *y = lam_scaled_dot_product_attention(xs[0], xs[1], xs[2], &o);
   cr_assert(y, "%s", lam_last_error());
@@ -723,14 +723,14 @@ Test(sdpa, pytorch_golden) {
   tu_mark m = tu_mark_now(ctx);
   for (int i = 0; i < 13; i++) {
     if (tu_small() && (i == 4 || i == 7 || i == 10 || i == 12)) continue; /* seq 257 */
-    golden_case(ctx, &f, i, LAM_F32, LAM_SDPA_AUTO);
+    golden_case(ctx, &f, i, LAM_F32, LAM_ATTENTION_AUTO);
   }
   if (!tu_small()) {
-    golden_case(ctx, &f, 3, LAM_F32, LAM_SDPA_UNFUSED);
-    golden_case(ctx, &f, 5, LAM_F32, LAM_SDPA_UNFUSED);
+    golden_case(ctx, &f, 3, LAM_F32, LAM_ATTENTION_UNFUSED);
+    golden_case(ctx, &f, 5, LAM_F32, LAM_ATTENTION_UNFUSED);
     if (lam_ctx_device(ctx)->fp64) {
-      golden_case(ctx, &f, 4, LAM_F64, LAM_SDPA_AUTO);
-      golden_case(ctx, &f, 11, LAM_F64, LAM_SDPA_AUTO);
+      golden_case(ctx, &f, 4, LAM_F64, LAM_ATTENTION_AUTO);
+      golden_case(ctx, &f, 11, LAM_F64, LAM_ATTENTION_AUTO);
     }
   }
   tu_assert_no_leak(ctx, m);
@@ -748,7 +748,7 @@ Test(kv_cache, incremental_equals_full) {
   lam_tensor *q = tu_rand_f32(ctx, &r, 4, (int64_t[]){B, H, S, D}, -1, 1);
   lam_tensor *k = tu_rand_f32(ctx, &r, 4, (int64_t[]){B, Hkv, S, D}, -1, 1);
   lam_tensor *v = tu_rand_f32(ctx, &r, 4, (int64_t[]){B, Hkv, S, Dv}, -1, 1);
-  lam_sdpa_opts o = lam_sdpa_defaults();
+  lam_attention_opts o = lam_attention_defaults();
   o.causal = true;
   o.alibi = true;
   lam_tensor *full = lam_scaled_dot_product_attention(q, k, v, &o);
@@ -765,9 +765,9 @@ Test(kv_cache, incremental_equals_full) {
     lam_tensor *vs = lam_slice_axis(v, 2, pos, pos + n, 1);
     cr_assert_eq(lam_kv_cache_append(c, ks, vs), LAM_OK, "%s", lam_last_error());
     cr_assert_eq(lam_kv_cache_length(c), pos + n);
-    for (int impl = LAM_SDPA_FUSED; impl <= LAM_SDPA_UNFUSED; impl++) {
+    for (int impl = LAM_ATTENTION_FUSED; impl <= LAM_ATTENTION_UNFUSED; impl++) {
       o.q_offset = pos;
-      o.impl = (lam_sdpa_impl)impl;
+      o.impl = (lam_attention_impl)impl;
       lam_tensor *y = lam_kv_cache_attention(c, qs, &o);
       cr_assert(y, "%s", lam_last_error());
       float *got = tu_read_f32(y);
@@ -881,34 +881,34 @@ Test(sdpa, bad_input) {
   tu_assert_fails(lam_scaled_dot_product_attention(q, kD, v, NULL), LAM_ERR_SHAPE, "do not fit");
   tu_assert_fails(lam_scaled_dot_product_attention(q, k, vS, NULL), LAM_ERR_SHAPE, "do not fit");
   cr_assert(strstr(lam_last_error(), fn) == lam_last_error(), "messages start with the function name");
-  lam_sdpa_opts o = lam_sdpa_defaults();
+  lam_attention_opts o = lam_attention_defaults();
   o.key_padding_mask = kpm_bad;
   tu_assert_fails(lam_scaled_dot_product_attention(q, k, v, &o), LAM_ERR_SHAPE, "key_padding_mask is [2,5]");
   o.key_padding_mask = kpm_f;
   tu_assert_fails(lam_scaled_dot_product_attention(q, k, v, &o), LAM_ERR_DTYPE, "u8 or i32");
-  o = lam_sdpa_defaults();
+  o = lam_attention_defaults();
   o.mask = mask_bad;
   tu_assert_fails(lam_scaled_dot_product_attention(q, k, v, &o), LAM_ERR_SHAPE, "does not broadcast");
   o.mask = mask_5d;
   tu_assert_fails(lam_scaled_dot_product_attention(q, k, v, &o), LAM_ERR_SHAPE, "does not broadcast");
   o.mask = mask_i;
   tu_assert_fails(lam_scaled_dot_product_attention(q, k, v, &o), LAM_ERR_DTYPE, "mask is i32");
-  o = lam_sdpa_defaults();
+  o = lam_attention_defaults();
   o.dropout = 1.0;
   tu_assert_fails(lam_scaled_dot_product_attention(q, k, v, &o), LAM_ERR_INVALID_ARGUMENT, "dropout");
   o.dropout = -0.1;
   tu_assert_fails(lam_scaled_dot_product_attention(q, k, v, &o), LAM_ERR_INVALID_ARGUMENT, "dropout");
-  o = lam_sdpa_defaults();
+  o = lam_attention_defaults();
   o.scale = INFINITY;
   tu_assert_fails(lam_scaled_dot_product_attention(q, k, v, &o), LAM_ERR_INVALID_ARGUMENT, "scale");
-  o = lam_sdpa_defaults();
+  o = lam_attention_defaults();
   o.q_offset = (int64_t)1 << 40;
   tu_assert_fails(lam_scaled_dot_product_attention(q, k, v, &o), LAM_ERR_INVALID_ARGUMENT, "q_offset");
-  o = lam_sdpa_defaults();
-  o.impl = (lam_sdpa_impl)7;
+  o = lam_attention_defaults();
+  o.impl = (lam_attention_impl)7;
   tu_assert_fails(lam_scaled_dot_product_attention(q, k, v, &o), LAM_ERR_INVALID_ARGUMENT, "impl");
-  o = lam_sdpa_defaults();
-  o.impl = LAM_SDPA_FUSED;
+  o = lam_attention_defaults();
+  o.impl = LAM_ATTENTION_FUSED;
   tu_assert_fails(lam_scaled_dot_product_attention(qbig, kbig, kbig, &o), LAM_ERR_UNSUPPORTED, "up to 256");
   /* a failed op keeps its message through a chain */
   lam_tensor *chained = lam_scaled_dot_product_attention(lam_scaled_dot_product_attention(q, k3, v3, NULL), k, v, NULL);

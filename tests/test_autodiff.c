@@ -128,7 +128,7 @@ Test(autodiff, value_and_grad_tree_and_frozen) {
   double lv;
   lam_tensor_item(loss, &lv);
   cr_assert_eq(lv, 2);
-  cr_assert_eq(lam_ptree_num_leaves(grads), 2);
+  cr_assert_eq(lam_ptree_leaf_count(grads), 2);
   double *gw = tu_read_f64(lam_ptree_get(grads, "layer.w"));
   cr_assert(gw[0] == 0 && gw[1] == 1 && gw[2] == 0);
   free(gw);
@@ -139,7 +139,7 @@ Test(autodiff, value_and_grad_tree_and_frozen) {
   lam_tensor_free(loss);
   cr_assert_eq(lam_ptree_freeze(p, "layer.b"), LAM_OK);
   cr_assert_eq(lam_value_and_grad(ctx, tree_loss, NULL, p, &loss, &grads), LAM_OK);
-  cr_assert_eq(lam_ptree_num_leaves(grads), 1);
+  cr_assert_eq(lam_ptree_leaf_count(grads), 1);
   cr_assert_null(lam_ptree_get(grads, "layer.b"));
   lam_ptree_free(grads);
   lam_tensor_free(loss);

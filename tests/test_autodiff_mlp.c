@@ -161,8 +161,8 @@ static void check_variant(lam_ctx *ctx, lam_dtype dt, variant v, double atol, do
   cr_assert_eq(lam_tensor_item(l64, &lv), LAM_OK);
   snprintf(what, sizeof what, "%s %s loss", variant_name(v), lam_dtype_name(dt));
   tu_assert_close_f64(&lv, &want_loss, 1, atol, rtol, what);
-  cr_assert_eq(lam_ptree_num_leaves(grads), 4, "%s: %d gradients", what,
-               lam_ptree_num_leaves(grads));
+  cr_assert_eq(lam_ptree_leaf_count(grads), 4, "%s: %d gradients", what,
+               lam_ptree_leaf_count(grads));
   for (int k = 0; k < 4; k++) {
     lam_tensor *g = lam_ptree_get(grads, paths[k]);
     cr_assert(g, "%s: no gradient for %s", variant_name(v), paths[k]);
@@ -235,7 +235,7 @@ static lam_status one_call(mlp *m, double *flat) {
     return st;
   }
   int64_t off = 0;
-  for (int k = 0; k < lam_ptree_num_leaves(grads); k++) {
+  for (int k = 0; k < lam_ptree_leaf_count(grads); k++) {
     lam_tensor *g;
     cr_assert_eq(lam_ptree_leaf(grads, k, NULL, &g), LAM_OK);
     cr_assert_eq(lam_tensor_to_host(g, flat + off, lam_tensor_nbytes(g)), LAM_OK);

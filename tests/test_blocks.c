@@ -50,7 +50,7 @@ static double *leaf(lam_vars *v, bool state, const char *path) {
 /* Sets every param leaf to random values so their placement matters. */
 static void randomize_params(lam_ctx *ctx, tu_rng *r, lam_vars *v) {
   lam_ptree *p = lam_vars_params(v);
-  for (int k = 0; k < lam_ptree_num_leaves(p); k++) {
+  for (int k = 0; k < lam_ptree_leaf_count(p); k++) {
     const char *path;
     lam_tensor *t;
     lam_ptree_leaf(p, k, &path, &t);
@@ -81,13 +81,13 @@ Test(blocks, prenorm_is_norm_then_block) {
   tu_rng r = tu_rng_make(31);
   tu_mark m = tu_mark_now(ctx);
   int64_t four = 4, shape[2] = {3, 4};
-  lam_layer *l = lam_prenorm(lam_layer_norm(1, &four, NULL), lam_linear(4, 2, NULL));
+  lam_layer *l = lam_nn_prenorm(lam_nn_layer_norm(1, &four, NULL), lam_nn_linear(4, 2, NULL));
   cr_assert(l, "%s", lam_last_error());
   cr_assert_str_eq(lam_layer_name(l), "prenorm");
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(1), LAM_F64, &v), LAM_OK);
   const char *paths[] = {"norm.weight", "norm.bias", "block.weight", "block.bias"};
-  cr_assert_eq(lam_ptree_num_leaves(lam_vars_params(v)), 4);
+  cr_assert_eq(lam_ptree_leaf_count(lam_vars_params(v)), 4);
   for (int i = 0; i < 4; i++) cr_assert(lam_ptree_get(lam_vars_params(v), paths[i]), "%s", paths[i]);
   randomize_params(ctx, &r, v);
   lam_tensor *x = tu_rand_f64(ctx, &r, 2, shape, -2, 2);
@@ -113,8 +113,8 @@ Test(blocks, prenorm_is_norm_then_block) {
   lam_vars_free(v);
   lam_layer_free(l);
   /* NULL arguments: a message, and the other layer is freed (no leak under ASan) */
-  tu_assert_fails(lam_prenorm(NULL, lam_identity()), LAM_ERR_NULL, "lam_prenorm: norm is NULL");
-  tu_assert_fails(lam_prenorm(lam_identity(), NULL), LAM_ERR_NULL, "block is NULL");
+  tu_assert_fails(lam_nn_prenorm(NULL, lam_nn_identity()), LAM_ERR_NULL, "lam_nn_prenorm: norm is NULL");
+  tu_assert_fails(lam_nn_prenorm(lam_nn_identity(), NULL), LAM_ERR_NULL, "block is NULL");
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
 }
@@ -132,10 +132,10 @@ Test(blocks, conv_norm_orders) {
   double *xv = tu_read_f64(x);
   for (int mode = 0; mode < 4; mode++) {
     lam_conv_norm_opts o = {mode == 1, mode == 2};
-    lam_layer *l = lam_conv_norm(lam_linear(5, 4, NULL), mode == 3 ? NULL : lam_batch_norm(mode == 2 ? 5 : 4, NULL),
-                                 lam_relu_layer(), &o);
+    lam_layer *l = lam_nn_conv_norm(lam_nn_linear(5, 4, NULL), mode == 3 ? NULL : lam_nn_batch_norm(mode == 2 ? 5 : 4, NULL),
+                                 lam_nn_relu(), &o);
     cr_assert(l, "mode %d: %s", mode, lam_last_error());
-    cr_assert_eq(lam_layer_num_children(l), mode == 3 ? 2 : 3);
+    cr_assert_eq(lam_layer_child_count(l), mode == 3 ? 2 : 3);
     lam_vars *v = NULL;
     cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(2), LAM_F64, &v), LAM_OK);
     randomize_params(ctx, &r, v);
@@ -188,12 +188,12 @@ Test(blocks, conv_norm_orders) {
   free(xv);
   lam_tensor_free(x);
   lam_conv_norm_opts both = {true, true};
-  tu_assert_fails(lam_conv_norm(lam_identity(), lam_identity(), NULL, &both), LAM_ERR_INVALID_ARGUMENT,
+  tu_assert_fails(lam_nn_conv_norm(lam_nn_identity(), lam_nn_identity(), NULL, &both), LAM_ERR_INVALID_ARGUMENT,
                   "preact and revnorm cannot be set together");
   lam_conv_norm_opts pre = {true, false};
-  tu_assert_fails(lam_conv_norm(lam_identity(), NULL, lam_relu_layer(), &pre), LAM_ERR_INVALID_ARGUMENT,
+  tu_assert_fails(lam_nn_conv_norm(lam_nn_identity(), NULL, lam_nn_relu(), &pre), LAM_ERR_INVALID_ARGUMENT,
                   "need a norm layer");
-  tu_assert_fails(lam_conv_norm(NULL, lam_identity(), NULL, NULL), LAM_ERR_NULL, "lam_conv_norm: conv is NULL");
+  tu_assert_fails(lam_nn_conv_norm(NULL, lam_nn_identity(), NULL, NULL), LAM_ERR_NULL, "lam_nn_conv_norm: conv is NULL");
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
 }
@@ -205,12 +205,12 @@ Test(blocks, classifier_default_pool) {
   tu_rng r = tu_rng_make(33);
   tu_mark m = tu_mark_now(ctx);
   int64_t shape[4] = {2, 6, 3, 5};
-  lam_layer *l = lam_create_classifier(6, 4, NULL);
+  lam_layer *l = lam_nn_classifier(6, 4, NULL);
   cr_assert(l, "%s", lam_last_error());
-  cr_assert_eq(lam_layer_num_children(l), 3); /* pool, flatten, linear */
+  cr_assert_eq(lam_layer_child_count(l), 3); /* pool, flatten, linear */
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(3), LAM_F64, &v), LAM_OK);
-  cr_assert_eq(lam_ptree_num_leaves(lam_vars_params(v)), 2);
+  cr_assert_eq(lam_ptree_leaf_count(lam_vars_params(v)), 2);
   randomize_params(ctx, &r, v);
   lam_tensor *x = tu_rand_f64(ctx, &r, 4, shape, -2, 2);
   lam_tensor *y = apply_ok(l, v, x, false);
@@ -242,11 +242,11 @@ Test(blocks, classifier_hidden_dropout) {
   lam_ctx *ctx = tu_ctx();
   tu_rng r = tu_rng_make(34);
   tu_mark m = tu_mark_now(ctx);
-  lam_classifier_opts o = {lam_identity(), 8, 0.5, NULL, lam_sigmoid_layer()};
-  lam_layer *l = lam_create_classifier(6, 3, &o);
+  lam_classifier_opts o = {lam_nn_identity(), 8, 0.5, NULL, lam_nn_sigmoid()};
+  lam_layer *l = lam_nn_classifier(6, 3, &o);
   cr_assert(l, "%s", lam_last_error());
-  cr_assert_eq(lam_layer_num_children(l), 7);
-  lam_layer *relu = lam_relu_layer(), *drop = lam_dropout(0.5);
+  cr_assert_eq(lam_layer_child_count(l), 7);
+  lam_layer *relu = lam_nn_relu(), *drop = lam_nn_dropout(0.5);
   cr_assert_str_eq(lam_layer_name(lam_layer_child(l, 3)), lam_layer_name(relu));
   cr_assert_str_eq(lam_layer_name(lam_layer_child(l, 4)), lam_layer_name(drop));
   lam_layer_free(relu);
@@ -288,13 +288,13 @@ Test(blocks, classifier_hidden_dropout) {
 Test(blocks, classifier_bad_input) {
   lam_ctx *ctx = tu_ctx();
   tu_mark m = tu_mark_now(ctx);
-  lam_classifier_opts o = {lam_identity(), 0, 1.0, lam_relu_layer(), lam_sigmoid_layer()};
-  tu_assert_fails(lam_create_classifier(6, 3, &o), LAM_ERR_INVALID_ARGUMENT, "dropout must be in [0, 1)");
-  tu_assert_fails(lam_create_classifier(0, 3, NULL), LAM_ERR_INVALID_ARGUMENT, "inplanes and nclasses must be >= 1");
+  lam_classifier_opts o = {lam_nn_identity(), 0, 1.0, lam_nn_relu(), lam_nn_sigmoid()};
+  tu_assert_fails(lam_nn_classifier(6, 3, &o), LAM_ERR_INVALID_ARGUMENT, "dropout must be in [0, 1)");
+  tu_assert_fails(lam_nn_classifier(0, 3, NULL), LAM_ERR_INVALID_ARGUMENT, "inplanes and nclasses must be >= 1");
   lam_classifier_opts neg = {NULL, -2, 0, NULL, NULL};
-  tu_assert_fails(lam_create_classifier(6, 3, &neg), LAM_ERR_INVALID_ARGUMENT, "hidden_planes must be >= 0");
+  tu_assert_fails(lam_nn_classifier(6, 3, &neg), LAM_ERR_INVALID_ARGUMENT, "hidden_planes must be >= 0");
   /* the default pool rejects rank-1 input */
-  lam_layer *l = lam_create_classifier(4, 2, NULL);
+  lam_layer *l = lam_nn_classifier(4, 2, NULL);
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(1), LAM_F32, &v), LAM_OK);
   int64_t four = 4;

@@ -75,7 +75,7 @@ static void make_model(lam_ctx *ctx, uint64_t seed, lam_ptree **params, lam_ptre
  * every third step. */
 static lam_ptree *grads_at(lam_ctx *ctx, const lam_ptree *params, int t) {
   lam_ptree *g = lam_ptree_dict();
-  int n = lam_ptree_num_leaves(params);
+  int n = lam_ptree_leaf_count(params);
   for (int i = 0; i < n; i++) {
     const char *path;
     lam_tensor *p;
@@ -123,8 +123,8 @@ static bool bits_equal(const lam_tensor *a, const lam_tensor *b) {
 }
 
 static bool trees_equal(const lam_ptree *a, const lam_ptree *b) {
-  int n = lam_ptree_num_leaves(a);
-  if (n != lam_ptree_num_leaves(b)) return false;
+  int n = lam_ptree_leaf_count(a);
+  if (n != lam_ptree_leaf_count(b)) return false;
   for (int i = 0; i < n; i++) {
     const char *pa;
     lam_tensor *ta;
@@ -138,7 +138,7 @@ static bool trees_equal(const lam_ptree *a, const lam_ptree *b) {
 /* A new tree of copies of tree's leaves (a snapshot). */
 static lam_ptree *snapshot(const lam_ptree *tree) {
   lam_ptree *out = lam_ptree_dict();
-  for (int i = 0; i < lam_ptree_num_leaves(tree); i++) {
+  for (int i = 0; i < lam_ptree_leaf_count(tree); i++) {
     const char *path;
     lam_tensor *t;
     lam_ptree_leaf(tree, i, &path, &t);

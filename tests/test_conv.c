@@ -157,9 +157,9 @@ static lam_conv_opts opts_of(const ccase *c) {
 
 static lam_tensor *conv_nd(int nsp, lam_tensor *x, lam_tensor *w, lam_tensor *b,
                            const lam_conv_opts *o) {
-  return nsp == 1 ? lam_conv1d_forward(x, w, b, o)
-       : nsp == 2 ? lam_conv2d_forward(x, w, b, o)
-                  : lam_conv3d_forward(x, w, b, o);
+  return nsp == 1 ? lam_conv1d(x, w, b, o)
+       : nsp == 2 ? lam_conv2d(x, w, b, o)
+                  : lam_conv3d(x, w, b, o);
 }
 
 /* Runs case c in dtype dt on the device and compares with the reference. */
@@ -357,9 +357,9 @@ static lam_conv_transpose_opts topts_of(const tcase *c) {
 
 static lam_tensor *convt_nd(int nsp, lam_tensor *x, lam_tensor *w, lam_tensor *b,
                             const lam_conv_transpose_opts *o) {
-  return nsp == 1 ? lam_conv_transpose1d_forward(x, w, b, o)
-       : nsp == 2 ? lam_conv_transpose2d_forward(x, w, b, o)
-                  : lam_conv_transpose3d_forward(x, w, b, o);
+  return nsp == 1 ? lam_conv_transpose1d(x, w, b, o)
+       : nsp == 2 ? lam_conv_transpose2d(x, w, b, o)
+                  : lam_conv_transpose3d(x, w, b, o);
 }
 
 static void check_tcase(lam_ctx *ctx, tu_rng *r, const tcase *c, lam_dtype dt, const char *what) {
@@ -640,55 +640,55 @@ Test(conv, bad_input) {
   lam_tensor *wt5 = lam_tensor_zeros(ctx, LAM_F32, 4, (int64_t[]){5, 3, 3, 3});
   tu_mark m = tu_mark_now(ctx);
   lam_conv_opts o = lam_conv_defaults();
-  tu_assert_fails(lam_conv2d_forward(NULL, w1, NULL, NULL), LAM_ERR_NULL, "x");
+  tu_assert_fails(lam_conv2d(NULL, w1, NULL, NULL), LAM_ERR_NULL, "x");
   lam_clear_error(); /* a NULL input keeps an earlier message (chains fail safely) */
-  tu_assert_fails(lam_conv2d_forward(x, NULL, NULL, NULL), LAM_ERR_NULL, "weight");
-  tu_assert_fails(lam_conv2d_forward(x3, w1, NULL, NULL), LAM_ERR_SHAPE, "[batch, channels, h, w]");
-  tu_assert_fails(lam_conv1d_forward(x, w1, NULL, NULL), LAM_ERR_SHAPE, "[batch, channels, length]");
-  tu_assert_fails(lam_conv3d_forward(x, w1, NULL, NULL), LAM_ERR_SHAPE, "lam_conv3d_forward");
-  tu_assert_fails(lam_conv2d_forward(xi, w1, NULL, NULL), LAM_ERR_DTYPE, "i32");
-  tu_assert_fails(lam_conv2d_forward(xd, w1, NULL, NULL), LAM_ERR_DTYPE, "dtypes differ");
-  tu_assert_fails(lam_conv2d_forward(x, w, NULL, NULL), LAM_ERR_SHAPE, "input channels");
+  tu_assert_fails(lam_conv2d(x, NULL, NULL, NULL), LAM_ERR_NULL, "weight");
+  tu_assert_fails(lam_conv2d(x3, w1, NULL, NULL), LAM_ERR_SHAPE, "[batch, channels, h, w]");
+  tu_assert_fails(lam_conv1d(x, w1, NULL, NULL), LAM_ERR_SHAPE, "[batch, channels, length]");
+  tu_assert_fails(lam_conv3d(x, w1, NULL, NULL), LAM_ERR_SHAPE, "lam_conv3d");
+  tu_assert_fails(lam_conv2d(xi, w1, NULL, NULL), LAM_ERR_DTYPE, "i32");
+  tu_assert_fails(lam_conv2d(xd, w1, NULL, NULL), LAM_ERR_DTYPE, "dtypes differ");
+  tu_assert_fails(lam_conv2d(x, w, NULL, NULL), LAM_ERR_SHAPE, "input channels");
   o.groups = 3;
-  tu_assert_fails(lam_conv2d_forward(x, w, NULL, &o), LAM_ERR_SHAPE, "divisible by groups 3");
+  tu_assert_fails(lam_conv2d(x, w, NULL, &o), LAM_ERR_SHAPE, "divisible by groups 3");
   o.groups = -1;
-  tu_assert_fails(lam_conv2d_forward(x, w, NULL, &o), LAM_ERR_INVALID_ARGUMENT, "groups");
+  tu_assert_fails(lam_conv2d(x, w, NULL, &o), LAM_ERR_INVALID_ARGUMENT, "groups");
   o = lam_conv_defaults();
   o.padding = LAM_PADDING_VALID;
-  tu_assert_fails(lam_conv2d_forward(x, w7, NULL, &o), LAM_ERR_SHAPE,
+  tu_assert_fails(lam_conv2d(x, w7, NULL, &o), LAM_ERR_SHAPE,
                   "kernel 7 (dilated 7) is larger than the padded input 5");
   o.dilation[0] = 3;
-  tu_assert_fails(lam_conv2d_forward(x, w1, NULL, &o), LAM_ERR_SHAPE, "(dilated 7)");
+  tu_assert_fails(lam_conv2d(x, w1, NULL, &o), LAM_ERR_SHAPE, "(dilated 7)");
   o = lam_conv_defaults();
   o.stride[1] = -2;
-  tu_assert_fails(lam_conv2d_forward(x, w1, NULL, &o), LAM_ERR_INVALID_ARGUMENT, "stride");
+  tu_assert_fails(lam_conv2d(x, w1, NULL, &o), LAM_ERR_INVALID_ARGUMENT, "stride");
   o = lam_conv_defaults();
   o.padding = LAM_PADDING_CAUSAL;
-  tu_assert_fails(lam_conv2d_forward(x, w1, NULL, &o), LAM_ERR_INVALID_ARGUMENT, "causal");
+  tu_assert_fails(lam_conv2d(x, w1, NULL, &o), LAM_ERR_INVALID_ARGUMENT, "causal");
   o.padding = LAM_PADDING_EXPLICIT;
   o.pad[1][0] = -1;
-  tu_assert_fails(lam_conv2d_forward(x, w1, NULL, &o), LAM_ERR_INVALID_ARGUMENT, "padding");
+  tu_assert_fails(lam_conv2d(x, w1, NULL, &o), LAM_ERR_INVALID_ARGUMENT, "padding");
   o = lam_conv_defaults();
   o.padding = (lam_conv_padding)9;
-  tu_assert_fails(lam_conv2d_forward(x, w1, NULL, &o), LAM_ERR_INVALID_ARGUMENT, "padding mode");
-  tu_assert_fails(lam_conv2d_forward(x, w1, b5, NULL), LAM_ERR_SHAPE, "bias must be [6]");
+  tu_assert_fails(lam_conv2d(x, w1, NULL, &o), LAM_ERR_INVALID_ARGUMENT, "padding mode");
+  tu_assert_fails(lam_conv2d(x, w1, b5, NULL), LAM_ERR_SHAPE, "bias must be [6]");
   /* transposed */
   lam_conv_transpose_opts t = lam_conv_transpose_defaults();
-  tu_assert_fails(lam_conv_transpose2d_forward(x, wt5, NULL, NULL), LAM_ERR_SHAPE,
+  tu_assert_fails(lam_conv_transpose2d(x, wt5, NULL, NULL), LAM_ERR_SHAPE,
                   "expects 5 input channels");
-  tu_assert_fails(lam_conv_transpose1d_forward(x, wt, NULL, NULL), LAM_ERR_SHAPE, "length");
+  tu_assert_fails(lam_conv_transpose1d(x, wt, NULL, NULL), LAM_ERR_SHAPE, "length");
   t.output_padding[0] = 1;
-  tu_assert_fails(lam_conv_transpose2d_forward(x, wt, NULL, &t), LAM_ERR_INVALID_ARGUMENT,
+  tu_assert_fails(lam_conv_transpose2d(x, wt, NULL, &t), LAM_ERR_INVALID_ARGUMENT,
                   "output_padding 1");
   t = lam_conv_transpose_defaults();
   t.padding[1] = 4;
-  tu_assert_fails(lam_conv_transpose2d_forward(x, wt, NULL, &t), LAM_ERR_SHAPE, "output size");
+  tu_assert_fails(lam_conv_transpose2d(x, wt, NULL, &t), LAM_ERR_SHAPE, "output size");
   t = lam_conv_transpose_defaults();
   t.groups = 3;
-  tu_assert_fails(lam_conv_transpose2d_forward(x, wt, NULL, &t), LAM_ERR_SHAPE, "divisible");
+  tu_assert_fails(lam_conv_transpose2d(x, wt, NULL, &t), LAM_ERR_SHAPE, "divisible");
   lam_clear_error();
-  tu_assert_fails(lam_conv_transpose2d_forward(NULL, wt, NULL, &t), LAM_ERR_NULL, "x");
-  tu_assert_fails(lam_conv_transpose2d_forward(x, wt, b5, NULL), LAM_ERR_SHAPE, "bias must be [3]");
+  tu_assert_fails(lam_conv_transpose2d(NULL, wt, NULL, &t), LAM_ERR_NULL, "x");
+  tu_assert_fails(lam_conv_transpose2d(x, wt, b5, NULL), LAM_ERR_SHAPE, "bias must be [3]");
   /* output-size helper */
   int64_t out[2];
   o = lam_conv_defaults();
@@ -710,7 +710,7 @@ Test(conv, layers) {
   tu_rng r = tu_rng_make(8);
   tu_mark m = tu_mark_now(ctx);
   /* Defaults: kernel 3, same padding, bias; output keeps the spatial size. */
-  lam_layer *l = lam_conv2d(3, 8, NULL);
+  lam_layer *l = lam_nn_conv2d(3, 8, NULL);
   cr_assert(l, "%s", lam_last_error());
   cr_assert_str_eq(lam_layer_name(l), "conv2d");
   lam_vars *v = NULL;
@@ -727,7 +727,7 @@ Test(conv, layers) {
   lam_tensor *y = NULL;
   cr_assert_eq(lam_layer_apply(l, v, x, NULL, &y), LAM_OK, "%s", lam_last_error());
   cr_assert(lam_tensor_shape(y)[1] == 8 && lam_tensor_shape(y)[2] == 7 && lam_tensor_shape(y)[3] == 6);
-  lam_tensor *y2 = lam_conv2d_forward(x, wt, bt, NULL);
+  lam_tensor *y2 = lam_conv2d(x, wt, bt, NULL);
   double *a = rd(y), *b = rd(y2);
   close_d(a, b, lam_tensor_numel(y), 0, 0, "layer == functional");
   free(a), free(b);
@@ -749,7 +749,7 @@ Test(conv, layers) {
   o.groups = 4;
   o.kernel[0] = 5;
   o.padding = LAM_PADDING_CAUSAL;
-  l = lam_conv1d(4, 8, &o);
+  l = lam_nn_conv1d(4, 8, &o);
   cr_assert(l);
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(2), LAM_F64, &v), LAM_OK);
   cr_assert_null(lam_ptree_get(lam_vars_params(v), "bias"));
@@ -762,7 +762,7 @@ Test(conv, layers) {
   lam_vars_free(v);
   lam_layer_free(l);
 
-  l = lam_conv3d(2, 3, &(lam_conv_opts){.kernel = {1, 2, 3}, .padding = LAM_PADDING_VALID});
+  l = lam_nn_conv3d(2, 3, &(lam_conv_opts){.kernel = {1, 2, 3}, .padding = LAM_PADDING_VALID});
   cr_assert(l);
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(3), LAM_F32, &v), LAM_OK);
   wt = lam_ptree_get(lam_vars_params(v), "weight");
@@ -779,7 +779,7 @@ Test(conv, layers) {
   t.kernel[0] = t.kernel[1] = 4;
   t.stride[0] = t.stride[1] = 2;
   t.padding[0] = t.padding[1] = 1;
-  l = lam_conv_transpose2d(3, 6, &t);
+  l = lam_nn_conv_transpose2d(3, 6, &t);
   cr_assert(l);
   cr_assert_str_eq(lam_layer_name(l), "conv_transpose2d");
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(4), LAM_F32, &v), LAM_OK);
@@ -790,22 +790,22 @@ Test(conv, layers) {
   lam_tensor_free(y);
   lam_vars_free(v);
   lam_layer_free(l);
-  l = lam_conv_transpose1d(2, 2, NULL);
+  l = lam_nn_conv_transpose1d(2, 2, NULL);
   cr_assert(l);
   lam_layer_free(l);
-  l = lam_conv_transpose3d(2, 2, NULL);
+  l = lam_nn_conv_transpose3d(2, 2, NULL);
   cr_assert(l);
   lam_layer_free(l);
 
   /* bad constructor arguments */
-  tu_assert_fails(lam_conv2d(0, 3, NULL), LAM_ERR_INVALID_ARGUMENT, "lam_conv2d");
-  tu_assert_fails(lam_conv2d(4, 6, &(lam_conv_opts){.groups = 4}), LAM_ERR_INVALID_ARGUMENT,
+  tu_assert_fails(lam_nn_conv2d(0, 3, NULL), LAM_ERR_INVALID_ARGUMENT, "lam_nn_conv2d");
+  tu_assert_fails(lam_nn_conv2d(4, 6, &(lam_conv_opts){.groups = 4}), LAM_ERR_INVALID_ARGUMENT,
                   "divisible by groups");
-  tu_assert_fails(lam_conv2d(4, 6, &(lam_conv_opts){.kernel = {-1, 3}}), LAM_ERR_INVALID_ARGUMENT,
+  tu_assert_fails(lam_nn_conv2d(4, 6, &(lam_conv_opts){.kernel = {-1, 3}}), LAM_ERR_INVALID_ARGUMENT,
                   "kernel");
-  tu_assert_fails(lam_conv2d(4, 6, &(lam_conv_opts){.padding = LAM_PADDING_CAUSAL}),
+  tu_assert_fails(lam_nn_conv2d(4, 6, &(lam_conv_opts){.padding = LAM_PADDING_CAUSAL}),
                   LAM_ERR_INVALID_ARGUMENT, "causal");
-  tu_assert_fails(lam_conv_transpose2d(4, 6, &(lam_conv_transpose_opts){.groups = 4}),
+  tu_assert_fails(lam_nn_conv_transpose2d(4, 6, &(lam_conv_transpose_opts){.groups = 4}),
                   LAM_ERR_INVALID_ARGUMENT, "divisible by groups");
   lam_tensor_free(x);
   tu_assert_no_leak(ctx, m);
@@ -831,7 +831,7 @@ static lam_tensor *layer_loss(lam_ptree *params, void *user) {
 Test(conv, layer_value_and_grad) {
   lam_ctx *ctx = tu_ctx();
   tu_rng r = tu_rng_make(9);
-  lam_layer *l = lam_conv2d(2, 3, &(lam_conv_opts){.kernel = {3, 1}, .stride = {2, 1}});
+  lam_layer *l = lam_nn_conv2d(2, 3, &(lam_conv_opts){.kernel = {3, 1}, .stride = {2, 1}});
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(5), LAM_F64, &v), LAM_OK);
   lg_user u = {l, tu_rand_f64(ctx, &r, 4, (int64_t[]){2, 2, 5, 4}, -1, 1), lam_vars_state(v)};

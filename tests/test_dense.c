@@ -67,7 +67,7 @@ static void check_case(lam_ctx *ctx, apply_case *c, lam_tensor **xs, int n, cons
 
 Test(dense, linear_matches_pytorch) {
   lam_ctx *ctx = tu_ctx();
-  lam_layer *lin = lam_linear(5, 3, NULL);
+  lam_layer *lin = lam_nn_linear(5, 3, NULL);
   apply_case c = {lin, {"weight", "bias"}, 2, 1};
   lam_tensor *xs[3] = {T(ctx, lam_lin_x, 2, (int64_t[]){4, 5}), T(ctx, lam_lin_w, 2, (int64_t[]){3, 5}),
                        T(ctx, lam_lin_b, 1, (int64_t[]){3})};
@@ -78,7 +78,7 @@ Test(dense, linear_matches_pytorch) {
 
   lam_linear_opts o = lam_linear_defaults();
   o.bias = false;
-  lam_layer *lin3 = lam_linear(4, 2, &o);
+  lam_layer *lin3 = lam_nn_linear(4, 2, &o);
   apply_case c3 = {lin3, {"weight"}, 1, 1};
   lam_tensor *x3[2] = {T(ctx, lam_lin3_x, 3, (int64_t[]){2, 3, 4}), T(ctx, lam_lin3_w, 2, (int64_t[]){2, 4})};
   const double *g3[] = {lam_lin3_gx, lam_lin3_gw};
@@ -91,15 +91,15 @@ Test(dense, linear_matches_pytorch) {
 
 Test(dense, bilinear_matches_pytorch) {
   lam_ctx *ctx = tu_ctx();
-  lam_layer *bil = lam_bilinear(3, 4, 2, NULL);
+  lam_layer *bil = lam_nn_bilinear(3, 4, 2, NULL);
   apply_case c = {bil, {"weight", "bias"}, 2, 2};
   lam_tensor *xs[4] = {T(ctx, lam_bil_x1, 2, (int64_t[]){5, 3}), T(ctx, lam_bil_x2, 2, (int64_t[]){5, 4}),
                        T(ctx, lam_bil_w, 3, (int64_t[]){2, 3, 4}), T(ctx, lam_bil_b, 1, (int64_t[]){2})};
   const double *gw[] = {lam_bil_g1, lam_bil_g2, lam_bil_gw, lam_bil_gb};
   check_case(ctx, &c, xs, 4, lam_bil_y, lam_bil_cot, gw, "bilinear");
   /* The functional form on two separate inputs agrees. */
-  lam_tensor *y = lam_bilinear_forward(xs[0], xs[1], xs[2], xs[3]);
-  expect(y, lam_bil_y, 10, "lam_bilinear_forward");
+  lam_tensor *y = lam_bilinear(xs[0], xs[1], xs[2], xs[3]);
+  expect(y, lam_bil_y, 10, "lam_bilinear");
   lam_tensor_free(y);
   for (int i = 0; i < 4; i++) lam_tensor_free(xs[i]);
   lam_layer_free(bil);
@@ -124,7 +124,7 @@ static lam_tensor *emb_fn(lam_tensor *const *xs, int n, void *user) {
 
 Test(dense, embedding_matches_pytorch) {
   lam_ctx *ctx = tu_ctx();
-  emb_case c = {lam_embedding(7, 4, NULL), NULL};
+  emb_case c = {lam_nn_embedding(7, 4, NULL), NULL};
   int32_t idx[6];
   for (int i = 0; i < 6; i++) idx[i] = lam_emb_idx[i];
   c.idx = lam_tensor_from_host(ctx, LAM_I32, 2, (int64_t[]){2, 3}, idx);
@@ -140,7 +140,7 @@ Test(dense, embedding_matches_pytorch) {
   /* Unscaled option. */
   lam_embedding_opts o = lam_embedding_defaults();
   o.scale = false;
-  lam_layer *plain = lam_embedding(7, 4, &o);
+  lam_layer *plain = lam_nn_embedding(7, 4, &o);
   emb_case c2 = {plain, c.idx};
   lam_tensor *y2 = emb_fn(&w, 1, &c2);
   double *a = tu_read_f64(y2);
@@ -162,7 +162,7 @@ Test(dense, embedding_matches_pytorch) {
 
 Test(dense, prelu_and_glu_match_pytorch) {
   lam_ctx *ctx = tu_ctx();
-  lam_layer *pr = lam_prelu(3, 0.25);
+  lam_layer *pr = lam_nn_prelu(3, 0.25);
   apply_case c = {pr, {"weight"}, 1, 1};
   lam_tensor *xs[2] = {T(ctx, lam_prelu_x, 3, (int64_t[]){2, 3, 4}), T(ctx, lam_prelu_w, 1, (int64_t[]){3})};
   const double *gw[] = {lam_prelu_gx, lam_prelu_gw};
@@ -171,7 +171,7 @@ Test(dense, prelu_and_glu_match_pytorch) {
   lam_tensor_free(xs[1]);
   lam_layer_free(pr);
 
-  lam_layer *glu = lam_glu_layer(-1);
+  lam_layer *glu = lam_nn_glu(-1);
   apply_case cg = {glu, {NULL}, 0, 1};
   lam_tensor *xg = T(ctx, lam_glu_x, 2, (int64_t[]){2, 6});
   const double *gg[] = {lam_glu_gx};
@@ -184,7 +184,7 @@ Test(dense, prelu_and_glu_match_pytorch) {
 
 Test(dense, init_is_deterministic_and_glorot_bounded) {
   lam_ctx *ctx = tu_ctx();
-  lam_layer *lin = lam_linear(300, 200, NULL);
+  lam_layer *lin = lam_nn_linear(300, 200, NULL);
   lam_vars *a = NULL, *b = NULL, *c = NULL;
   cr_assert_eq(lam_layer_init(lin, ctx, lam_rng_key_make(7), LAM_F32, &a), LAM_OK, "%s", lam_last_error());
   cr_assert_eq(lam_layer_init(lin, ctx, lam_rng_key_make(7), LAM_F32, &b), LAM_OK);
@@ -211,12 +211,12 @@ Test(dense, init_is_deterministic_and_glorot_bounded) {
 Test(dense, bad_input) {
   lam_ctx *ctx = tu_ctx();
   lam_clear_error();
-  tu_assert_fails(lam_linear(0, 3, NULL), LAM_ERR_INVALID_ARGUMENT, "in_features 0");
-  tu_assert_fails(lam_bilinear(2, -1, 3, NULL), LAM_ERR_INVALID_ARGUMENT, "lam_bilinear");
-  tu_assert_fails(lam_embedding(5, 0, NULL), LAM_ERR_INVALID_ARGUMENT, "embed_dim 0");
-  tu_assert_fails(lam_prelu(0, 0.25), LAM_ERR_INVALID_ARGUMENT, "num_parameters");
-  tu_assert_fails(lam_activation((lam_unary_op)999, 0, 0), LAM_ERR_INVALID_ARGUMENT, "unknown unary op");
-  lam_layer *lin = lam_linear(5, 3, NULL);
+  tu_assert_fails(lam_nn_linear(0, 3, NULL), LAM_ERR_INVALID_ARGUMENT, "in_features 0");
+  tu_assert_fails(lam_nn_bilinear(2, -1, 3, NULL), LAM_ERR_INVALID_ARGUMENT, "lam_nn_bilinear");
+  tu_assert_fails(lam_nn_embedding(5, 0, NULL), LAM_ERR_INVALID_ARGUMENT, "embed_dim 0");
+  tu_assert_fails(lam_nn_prelu(0, 0.25), LAM_ERR_INVALID_ARGUMENT, "num_parameters");
+  tu_assert_fails(lam_nn_activation((lam_unary_op)999, 0, 0), LAM_ERR_INVALID_ARGUMENT, "unknown unary op");
+  lam_layer *lin = lam_nn_linear(5, 3, NULL);
   lam_vars *v = NULL;
   tu_assert_status(lam_layer_init(lin, ctx, lam_rng_key_make(0), LAM_I32, &v), LAM_ERR_DTYPE, "float");
   cr_assert_eq(lam_layer_init(lin, ctx, lam_rng_key_make(0), LAM_F32, &v), LAM_OK);

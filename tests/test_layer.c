@@ -10,16 +10,16 @@
 
 Test(layer, sequential_paths_and_forward) {
   lam_ctx *ctx = tu_ctx();
-  lam_layer *m = lam_sequential((lam_layer *[]){lam_linear(4, 8, NULL), lam_relu_layer(),
-                                                lam_linear(8, 2, NULL)}, 3);
+  lam_layer *m = lam_nn_sequential((lam_layer *[]){lam_nn_linear(4, 8, NULL), lam_nn_relu(),
+                                                lam_nn_linear(8, 2, NULL)}, 3);
   cr_assert(m, "%s", lam_last_error());
-  cr_assert_eq(lam_layer_num_children(m), 3);
+  cr_assert_eq(lam_layer_child_count(m), 3);
   cr_assert_str_eq(lam_layer_name(lam_layer_child(m, 0)), "linear");
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(m, ctx, lam_rng_key_make(1), LAM_F32, &v), LAM_OK, "%s", lam_last_error());
   lam_ptree *p = lam_vars_params(v);
-  cr_assert_eq(lam_ptree_num_leaves(p), 4);
-  cr_assert_eq(lam_ptree_num_params(p), 4 * 8 + 8 + 8 * 2 + 2);
+  cr_assert_eq(lam_ptree_leaf_count(p), 4);
+  cr_assert_eq(lam_ptree_param_count(p), 4 * 8 + 8 + 8 * 2 + 2);
   const char *path;
   cr_assert_eq(lam_ptree_leaf(p, 0, &path, NULL), LAM_OK);
   cr_assert_str_eq(path, "0.weight");
@@ -47,7 +47,7 @@ Test(layer, sequential_paths_and_forward) {
 
 Test(layer, compose_int_tokens_into_embedding) {
   lam_ctx *ctx = tu_ctx();
-  lam_layer *m = lam_compose(lam_embedding(10, 6, NULL), lam_linear(6, 3, NULL));
+  lam_layer *m = lam_nn_compose(lam_nn_embedding(10, 6, NULL), lam_nn_linear(6, 3, NULL));
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(m, ctx, lam_rng_key_make(3), LAM_F32, &v), LAM_OK, "%s", lam_last_error());
   cr_assert_not_null(lam_ptree_get(lam_vars_params(v), "left.weight"));
@@ -79,7 +79,7 @@ static lam_status scaler_apply(lam_layer *self, lam_ptree *params, lam_ptree *st
   lam_tensor *s = lam_aux_get(opts->aux, "scale");
   *out = s ? lam_mul(x, s) : lam_tensor_retain(x);
   lam_tensor *mean = lam_mean(*out, 0, NULL, 0);
-  lam_status st = lam_add_summary(opts, "scaler/mean", mean);
+  lam_status st = lam_summaries_add(opts, "scaler/mean", mean);
   lam_tensor_free(mean);
   return *out ? st : lam_last_status();
 }
@@ -88,8 +88,8 @@ static const lam_layer_vtable scaler_vt = {"scaler", scaler_init, scaler_apply, 
 
 Test(layer, aux_reaches_sublayers_and_summaries_are_recorded) {
   lam_ctx *ctx = tu_ctx();
-  lam_layer *m = lam_sequential((lam_layer *[]){lam_identity(),
-      lam_compose(lam_identity(), lam_layer_custom(&scaler_vt, NULL))}, 2);
+  lam_layer *m = lam_nn_sequential((lam_layer *[]){lam_nn_identity(),
+      lam_nn_compose(lam_nn_identity(), lam_nn_custom(&scaler_vt, NULL))}, 2);
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(m, ctx, lam_rng_key_make(0), LAM_F32, &v), LAM_OK, "%s", lam_last_error());
   lam_aux *aux = lam_aux_create();
@@ -140,8 +140,8 @@ static lam_tensor *sum_loss(lam_ptree *params, void *user) {
 
 Test(layer, freeze_skips_params_and_no_leak_over_many_steps) {
   lam_ctx *ctx = tu_ctx();
-  loss_case c = {lam_sequential((lam_layer *[]){lam_linear(3, 4, NULL), lam_tanh_layer(),
-                                                lam_linear(4, 1, NULL)}, 3), NULL, NULL};
+  loss_case c = {lam_nn_sequential((lam_layer *[]){lam_nn_linear(3, 4, NULL), lam_nn_tanh(),
+                                                lam_nn_linear(4, 1, NULL)}, 3), NULL, NULL};
   cr_assert_eq(lam_layer_init(c.m, ctx, lam_rng_key_make(5), LAM_F32, &c.v), LAM_OK);
   c.x = lam_tensor_full(ctx, LAM_F32, 2, (int64_t[]){2, 3}, 0.5);
   lam_ptree *p = lam_vars_params(c.v);
@@ -153,7 +153,7 @@ Test(layer, freeze_skips_params_and_no_leak_over_many_steps) {
     lam_tensor *loss = NULL;
     lam_ptree *g = NULL;
     cr_assert_eq(lam_value_and_grad(ctx, sum_loss, &c, p, &loss, &g), LAM_OK, "%s", lam_last_error());
-    cr_assert_eq(lam_ptree_num_leaves(g), 2, "frozen sublayer has no gradients");
+    cr_assert_eq(lam_ptree_leaf_count(g), 2, "frozen sublayer has no gradients");
     cr_assert_null(lam_ptree_get(g, "0.weight"));
     cr_assert_not_null(lam_ptree_get(g, "2.weight"));
     lam_ptree_free(g);
@@ -170,7 +170,7 @@ Test(layer, freeze_skips_params_and_no_leak_over_many_steps) {
 
 Test(layer, vars_helpers) {
   lam_ctx *ctx = tu_ctx();
-  lam_layer *lin = lam_linear(2, 2, NULL);
+  lam_layer *lin = lam_nn_linear(2, 2, NULL);
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(lin, ctx, lam_rng_key_make(0), LAM_F32, &v), LAM_OK);
   cr_assert_eq(lam_vars_dtype(v), LAM_F32);
@@ -189,11 +189,11 @@ Test(layer, vars_helpers) {
   lam_tensor_free(y);
   cr_assert_neq(lam_ptree_get(lam_vars_params(v), "weight"), zw, "original vars untouched");
   /* custom vars */
-  lam_vars *v3 = lam_make_vars(lam_ptree_copy(zero), NULL, LAM_F32);
+  lam_vars *v3 = lam_vars_create(lam_ptree_copy(zero), NULL, LAM_F32);
   cr_assert_not_null(v3);
-  cr_assert_eq(lam_ptree_num_leaves(lam_vars_state(v3)), 0);
+  cr_assert_eq(lam_ptree_leaf_count(lam_vars_state(v3)), 0);
   cr_assert_eq(lam_vars_set_params(v3, lam_ptree_copy(lam_vars_params(v))), LAM_OK);
-  tu_assert_fails(lam_make_vars(NULL, NULL, LAM_F32), LAM_ERR_NULL, "params");
+  tu_assert_fails(lam_vars_create(NULL, NULL, LAM_F32), LAM_ERR_NULL, "params");
   lam_vars_free(v3);
   lam_vars_free(v2);
   lam_ptree_free(zero);
@@ -207,7 +207,7 @@ Test(layer, vars_helpers) {
 
 Test(layer, dropout_training_and_eval) {
   lam_ctx *ctx = tu_ctx();
-  lam_layer *d = lam_dropout(0.3);
+  lam_layer *d = lam_nn_dropout(0.3);
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(d, ctx, lam_rng_key_make(0), LAM_F32, &v), LAM_OK);
   int64_t n = 100000;
@@ -239,7 +239,7 @@ Test(layer, dropout_training_and_eval) {
   lam_tensor_free(y);
   lam_tensor_free(y2);
   /* dropout2d drops whole channels */
-  lam_layer *d2 = lam_dropout2d(0.5);
+  lam_layer *d2 = lam_nn_dropout2d(0.5);
   lam_tensor *x4 = lam_tensor_full(ctx, LAM_F32, 4, (int64_t[]){4, 8, 3, 5}, 1.0);
   cr_assert_eq(lam_layer_apply(d2, v, x4, &train, &y), LAM_OK, "%s", lam_last_error());
   fy = tu_read_f32(y);
@@ -252,8 +252,8 @@ Test(layer, dropout_training_and_eval) {
   free(fy);
   lam_tensor_free(y);
   tu_assert_status(lam_layer_apply(d2, v, x, &train, &y), LAM_ERR_SHAPE, "rank-4");
-  tu_assert_fails(lam_dropout(1.0), LAM_ERR_INVALID_ARGUMENT, "[0, 1)");
-  tu_assert_fails(lam_dropout3d(-0.1), LAM_ERR_INVALID_ARGUMENT, "rate");
+  tu_assert_fails(lam_nn_dropout(1.0), LAM_ERR_INVALID_ARGUMENT, "[0, 1)");
+  tu_assert_fails(lam_nn_dropout3d(-0.1), LAM_ERR_INVALID_ARGUMENT, "rate");
   lam_tensor_free(x);
   lam_tensor_free(x4);
   lam_layer_free(d2);
@@ -264,14 +264,14 @@ Test(layer, dropout_training_and_eval) {
 
 Test(layer, bad_input_on_composition) {
   lam_clear_error();
-  tu_assert_fails(lam_sequential(NULL, 2), LAM_ERR_NULL, "layers");
-  tu_assert_fails(lam_sequential((lam_layer *[]){lam_identity(), NULL}, 2), LAM_ERR_NULL, "layer 1");
-  tu_assert_fails(lam_compose(lam_identity(), NULL), LAM_ERR_NULL, "right");
-  tu_assert_fails(lam_layer_custom(NULL, NULL), LAM_ERR_NULL, "vt");
+  tu_assert_fails(lam_nn_sequential(NULL, 2), LAM_ERR_NULL, "layers");
+  tu_assert_fails(lam_nn_sequential((lam_layer *[]){lam_nn_identity(), NULL}, 2), LAM_ERR_NULL, "layer 1");
+  tu_assert_fails(lam_nn_compose(lam_nn_identity(), NULL), LAM_ERR_NULL, "right");
+  tu_assert_fails(lam_nn_custom(NULL, NULL), LAM_ERR_NULL, "vt");
   lam_ctx *ctx = tu_ctx();
   lam_vars *v = NULL;
   tu_assert_status(lam_layer_init(NULL, ctx, lam_rng_key_make(0), LAM_F32, &v), LAM_ERR_NULL, "layer");
-  lam_layer *m = lam_sequential((lam_layer *[]){lam_linear(3, 2, NULL), lam_linear(3, 2, NULL)}, 2);
+  lam_layer *m = lam_nn_sequential((lam_layer *[]){lam_nn_linear(3, 2, NULL), lam_nn_linear(3, 2, NULL)}, 2);
   cr_assert_eq(lam_layer_init(m, ctx, lam_rng_key_make(0), LAM_F32, &v), LAM_OK);
   tu_mark mk = tu_mark_now(ctx);
   lam_tensor *x = lam_tensor_zeros(ctx, LAM_F32, 2, (int64_t[]){1, 3});

@@ -254,7 +254,7 @@ static void run_all(lam_ctx *ctx, lam_dtype dt, int set, int view, const char *p
 }
 
 static lam_ctx *clblast_ctx(void) {
-  lam_ctx_options o = lam_ctx_options_default();
+  lam_ctx_opts o = lam_ctx_defaults();
   o.cpu_gemm_tuning = false;
   lam_ctx *ctx = NULL;
   cr_assert_eq(lam_ctx_create(&o, &ctx), LAM_OK, "%s", lam_last_error());

@@ -70,8 +70,8 @@ static lam_tensor *golden_fn(lam_tensor *const *xs, int n, void *user) {
   lam_ptree *p = lam_ptree_dict();
   for (int i = 0; i < u->nparams; i++) lam_ptree_set(p, PNAMES[i], xs[3 + i]);
   lam_tensor *y = NULL;
-  if (u->cross) lam_mha_forward(u->layer, p, xs[0], xs[1], xs[2], &u->opts, &y);
-  else lam_mha_forward(u->layer, p, xs[0], xs[0], xs[0], &u->opts, &y);
+  if (u->cross) lam_nn_multi_head_attention_apply(u->layer, p, xs[0], xs[1], xs[2], &u->opts, &y);
+  else lam_nn_multi_head_attention_apply(u->layer, p, xs[0], xs[0], xs[0], &u->opts, &y);
   lam_ptree_free(p);
   lam_tensor *prod = lam_mul(y, u->w);
   lam_tensor *s = lam_sum(prod, 0, NULL, 0);
@@ -110,13 +110,13 @@ Test(mha, pytorch_golden) {
     uint32_t base = (uint32_t)c[10];
     int64_t kd = kdim ? kdim : E, vd = vdim ? vdim : E;
     int cross = Sq != Sk || kdim || vdim;
-    lam_mha_opts o = lam_mha_defaults();
+    lam_multi_head_attention_opts o = lam_multi_head_attention_defaults();
     o.bias = bias;
     o.is_causal = causal;
     o.key_input_dims = kd;
     o.value_input_dims = vd;
     golden_user u;
-    u.layer = lam_multi_head_attention(E, H, &o);
+    u.layer = lam_nn_multi_head_attention(E, H, &o);
     cr_assert(u.layer, "%s", lam_last_error());
     memset(&u.opts, 0, sizeof u.opts);
     u.cross = cross;
@@ -156,7 +156,7 @@ Test(mha, pytorch_golden) {
     lam_tensor *y = NULL;
     lam_ptree *p = lam_ptree_dict();
     for (int i = 0; i < u.nparams; i++) lam_ptree_set(p, PNAMES[i], xs[3 + i]);
-    cr_assert_eq(lam_mha_forward(u.layer, p, xs[0], cross ? xs[1] : xs[0], cross ? xs[2] : xs[0], &u.opts, &y),
+    cr_assert_eq(lam_nn_multi_head_attention_apply(u.layer, p, xs[0], cross ? xs[1] : xs[0], cross ? xs[2] : xs[0], &u.opts, &y),
                  LAM_OK, "%s", lam_last_error());
     snprintf(name, sizeof name, "mha%d.out", idx);
     check_sampled(&f, name, y);
@@ -269,7 +269,7 @@ static double *ref_mha(const mha_cfg *c, const double *x, double *const *P) {
 }
 
 static lam_layer *layer_of(const mha_cfg *c) {
-  lam_mha_opts o = lam_mha_defaults();
+  lam_multi_head_attention_opts o = lam_multi_head_attention_defaults();
   o.num_kv_heads = c->Hkv;
   o.head_dim = c->hd;
   o.value_dims = c->H * c->vhd;
@@ -277,7 +277,7 @@ static lam_layer *layer_of(const mha_cfg *c) {
   o.bias = c->bias;
   o.is_causal = c->causal;
   o.rope = c->rope;
-  lam_layer *l = lam_multi_head_attention(c->E, c->H, &o);
+  lam_layer *l = lam_nn_multi_head_attention(c->E, c->H, &o);
   cr_assert(l, "%s", lam_last_error());
   return l;
 }
@@ -297,7 +297,7 @@ Test(mha, gqa_rope_dims_match_reference) {
     cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(3 + (uint64_t)ci), LAM_F64, &vars), LAM_OK, "%s",
                  lam_last_error());
     lam_ptree *params = lam_vars_params(vars);
-    cr_assert_eq(lam_ptree_num_leaves(params), c->bias ? 8 : 4);
+    cr_assert_eq(lam_ptree_leaf_count(params), c->bias ? 8 : 4);
     int64_t rows[4] = {c->H * c->hd, c->Hkv * c->hd, c->Hkv * c->vhd, c->odims};
     int64_t cols[4] = {c->E, c->E, c->E, c->H * c->vhd};
     double *P[8] = {0};
@@ -359,7 +359,7 @@ Test(mha, kv_cache_incremental_equals_full) {
   for (int s = 0; s < 6; s++) {
     lam_tensor *xs = lam_slice_axis(x, 1, pos, pos + steps[s], 1);
     lam_tensor *y = NULL;
-    cr_assert_eq(lam_mha_forward_cached(l, lam_vars_params(vars), xs, cache, NULL, &y), LAM_OK, "%s",
+    cr_assert_eq(lam_nn_multi_head_attention_apply_cached(l, lam_vars_params(vars), xs, cache, NULL, &y), LAM_OK, "%s",
                  lam_last_error());
     cr_assert_eq(lam_kv_cache_length(cache), pos + steps[s]);
     float *got = tu_read_f32(y);
@@ -391,9 +391,9 @@ Test(mha, attention_mask_forms_and_dropout) {
   lam_ctx *ctx = tu_ctx();
   tu_mark m = tu_mark_now(ctx);
   int64_t B = 2, S = 11, E = 16;
-  lam_mha_opts o = lam_mha_defaults();
+  lam_multi_head_attention_opts o = lam_multi_head_attention_defaults();
   o.dropout = 0.2;
-  lam_layer *l = lam_multi_head_attention(E, 4, &o);
+  lam_layer *l = lam_nn_multi_head_attention(E, 4, &o);
   lam_vars *vars = NULL;
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(6), LAM_F32, &vars), LAM_OK);
   tu_rng r = tu_rng_make(81);
@@ -453,25 +453,25 @@ Test(mha, attention_mask_forms_and_dropout) {
 Test(mha, bad_input) {
   lam_ctx *ctx = tu_ctx();
   tu_mark m = tu_mark_now(ctx);
-  tu_assert_fails(lam_multi_head_attention(10, 3, NULL), LAM_ERR_INVALID_ARGUMENT,
+  tu_assert_fails(lam_nn_multi_head_attention(10, 3, NULL), LAM_ERR_INVALID_ARGUMENT,
                   "embed_dim 10 is not divisible by num_heads 3");
-  lam_mha_opts o = lam_mha_defaults();
+  lam_multi_head_attention_opts o = lam_multi_head_attention_defaults();
   o.num_kv_heads = 3;
-  tu_assert_fails(lam_multi_head_attention(16, 4, &o), LAM_ERR_INVALID_ARGUMENT,
+  tu_assert_fails(lam_nn_multi_head_attention(16, 4, &o), LAM_ERR_INVALID_ARGUMENT,
                   "num_kv_heads 3 does not divide num_heads 4");
-  o = lam_mha_defaults();
+  o = lam_multi_head_attention_defaults();
   o.dropout = 1.5;
-  tu_assert_fails(lam_multi_head_attention(16, 4, &o), LAM_ERR_INVALID_ARGUMENT, "dropout 1.5");
-  o = lam_mha_defaults();
+  tu_assert_fails(lam_nn_multi_head_attention(16, 4, &o), LAM_ERR_INVALID_ARGUMENT, "dropout 1.5");
+  o = lam_multi_head_attention_defaults();
   o.rope = true;
   o.head_dim = 5;
-  tu_assert_fails(lam_multi_head_attention(16, 4, &o), LAM_ERR_INVALID_ARGUMENT, "even head_dim");
-  o = lam_mha_defaults();
+  tu_assert_fails(lam_nn_multi_head_attention(16, 4, &o), LAM_ERR_INVALID_ARGUMENT, "even head_dim");
+  o = lam_multi_head_attention_defaults();
   o.value_dims = 10;
-  tu_assert_fails(lam_multi_head_attention(16, 4, &o), LAM_ERR_INVALID_ARGUMENT, "value_dims 10");
-  tu_assert_fails(lam_multi_head_attention(0, 4, NULL), LAM_ERR_INVALID_ARGUMENT, "must be >= 1");
+  tu_assert_fails(lam_nn_multi_head_attention(16, 4, &o), LAM_ERR_INVALID_ARGUMENT, "value_dims 10");
+  tu_assert_fails(lam_nn_multi_head_attention(0, 4, NULL), LAM_ERR_INVALID_ARGUMENT, "must be >= 1");
 
-  lam_layer *l = lam_multi_head_attention(16, 4, NULL);
+  lam_layer *l = lam_nn_multi_head_attention(16, 4, NULL);
   lam_vars *vars = NULL;
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(1), LAM_F32, &vars), LAM_OK);
   lam_tensor *x = lam_tensor_zeros(ctx, LAM_F32, 3, (int64_t[]){2, 5, 16});
@@ -485,28 +485,28 @@ Test(mha, bad_input) {
   tu_assert_status(lam_layer_apply(l, vars, xw, NULL, &y), LAM_ERR_SHAPE, "expects query [batch, seq, 16]");
   tu_assert_status(lam_layer_apply(l, vars, x2, NULL, &y), LAM_ERR_SHAPE, "expects query");
   tu_assert_status(lam_layer_apply(l, vars, xd, NULL, &y), LAM_ERR_DTYPE, "query is f64");
-  tu_assert_status(lam_mha_forward(l, lam_vars_params(vars), x, kb, NULL, NULL, &y), LAM_ERR_SHAPE,
+  tu_assert_status(lam_nn_multi_head_attention_apply(l, lam_vars_params(vars), x, kb, NULL, NULL, &y), LAM_ERR_SHAPE,
                    "with the query's batch");
-  tu_assert_status(lam_mha_forward(l, lam_vars_params(vars), x, x, vs, NULL, &y), LAM_ERR_SHAPE,
+  tu_assert_status(lam_nn_multi_head_attention_apply(l, lam_vars_params(vars), x, x, vs, NULL, &y), LAM_ERR_SHAPE,
                    "key has 5 positions, value 4");
   lam_aux *aux = lam_aux_create();
   lam_aux_set(aux, LAM_ATTENTION_MASK_KEY, bad_mask);
   lam_apply_opts ao = {false, NULL, aux, NULL};
   tu_assert_status(lam_layer_apply(l, vars, x, &ao, &y), LAM_ERR_SHAPE, "key_padding_mask is [2,4]");
-  lam_layer *other = lam_relu_layer();
-  tu_assert_status(lam_mha_forward(other, lam_vars_params(vars), x, x, x, NULL, &y), LAM_ERR_INVALID_ARGUMENT,
+  lam_layer *other = lam_nn_relu();
+  tu_assert_status(lam_nn_multi_head_attention_apply(other, lam_vars_params(vars), x, x, x, NULL, &y), LAM_ERR_INVALID_ARGUMENT,
                    "not multi_head_attention");
-  tu_assert_status(lam_mha_forward(NULL, lam_vars_params(vars), x, x, x, NULL, &y), LAM_ERR_NULL, "layer is NULL");
-  tu_assert_status(lam_mha_forward_cached(l, lam_vars_params(vars), x, NULL, NULL, &y), LAM_ERR_NULL,
+  tu_assert_status(lam_nn_multi_head_attention_apply(NULL, lam_vars_params(vars), x, x, x, NULL, &y), LAM_ERR_NULL, "layer is NULL");
+  tu_assert_status(lam_nn_multi_head_attention_apply_cached(l, lam_vars_params(vars), x, NULL, NULL, &y), LAM_ERR_NULL,
                    "cache is NULL");
   lam_clear_error();
-  tu_assert_status(lam_mha_forward(l, lam_vars_params(vars), NULL, x, x, NULL, &y), LAM_ERR_NULL,
+  tu_assert_status(lam_nn_multi_head_attention_apply(l, lam_vars_params(vars), NULL, x, x, NULL, &y), LAM_ERR_NULL,
                    "query is NULL");
   /* params of the wrong shape */
   lam_ptree *p = lam_ptree_copy(lam_vars_params(vars));
   lam_tensor *wbad = lam_tensor_zeros(ctx, LAM_F32, 2, (int64_t[]){16, 15});
   lam_ptree_set(p, "k_proj.weight", wbad);
-  tu_assert_status(lam_mha_forward(l, p, x, x, x, NULL, &y), LAM_ERR_SHAPE, "k_proj.weight");
+  tu_assert_status(lam_nn_multi_head_attention_apply(l, p, x, x, x, NULL, &y), LAM_ERR_SHAPE, "k_proj.weight");
   lam_ptree_free(p);
   lam_aux_free(aux);
   lam_layer_free(other);

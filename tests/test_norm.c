@@ -122,18 +122,18 @@ static lam_tensor *golden_fn(lam_tensor *const *xs, int n, void *user) {
   lam_tensor_free(r->nrv);
   r->nrm = r->nrv = NULL;
   switch (g->op) {
-    case NG_LAYER: return lam_layer_norm_forward(x, g->nd, w, b, g->eps);
-    case NG_RMS: return lam_rms_norm_forward(x, g->nd, w, g->eps);
-    case NG_GROUP: return lam_group_norm_forward(x, g->groups, w, b, g->eps);
+    case NG_LAYER: return lam_layer_norm(x, g->nd, w, b, g->eps);
+    case NG_RMS: return lam_rms_norm(x, g->nd, w, g->eps);
+    case NG_GROUP: return lam_group_norm(x, g->groups, w, b, g->eps);
     case NG_INSTANCE:
-      return lam_instance_norm_forward(x, r->rm, r->rv, w, b, true, g->momentum, g->eps, &r->nrm,
+      return lam_instance_norm(x, r->rm, r->rv, w, b, true, g->momentum, g->eps, &r->nrm,
                                        &r->nrv);
-    case NG_CHANNEL_LN: return lam_channel_layer_norm_forward(x, w, b, g->eps);
+    case NG_CHANNEL_LN: return lam_channel_layer_norm(x, w, b, g->eps);
     case NG_BATCH_TRAIN:
-      return lam_batch_norm_forward(x, r->rm, r->rv, w, b, true, g->momentum, g->eps, &r->nrm,
+      return lam_batch_norm(x, r->rm, r->rv, w, b, true, g->momentum, g->eps, &r->nrm,
                                     &r->nrv);
     default:
-      return lam_batch_norm_forward(x, r->rm, r->rv, w, b, false, g->momentum, g->eps, NULL, NULL);
+      return lam_batch_norm(x, r->rm, r->rv, w, b, false, g->momentum, g->eps, NULL, NULL);
   }
 }
 
@@ -300,12 +300,12 @@ static lam_tensor *rcase_fn(lam_tensor *const *xs, int n, void *user) {
   const rcase *c = user;
   lam_tensor *w = n > 1 ? xs[1] : NULL, *b = n > 2 ? xs[2] : NULL;
   switch (c->kind) {
-    case K_LAYER: return lam_layer_norm_forward(xs[0], c->nd, w, b, 1e-5);
-    case K_RMS: return lam_rms_norm_forward(xs[0], c->nd, w, 1e-5);
-    case K_GROUP: return lam_group_norm_forward(xs[0], c->groups, w, b, 1e-5);
+    case K_LAYER: return lam_layer_norm(xs[0], c->nd, w, b, 1e-5);
+    case K_RMS: return lam_rms_norm(xs[0], c->nd, w, 1e-5);
+    case K_GROUP: return lam_group_norm(xs[0], c->groups, w, b, 1e-5);
     case K_INSTANCE:
-      return lam_instance_norm_forward(xs[0], NULL, NULL, w, b, true, 0.1, 1e-5, NULL, NULL);
-    default: return lam_channel_layer_norm_forward(xs[0], w, b, 1e-5);
+      return lam_instance_norm(xs[0], NULL, NULL, w, b, true, 0.1, 1e-5, NULL, NULL);
+    default: return lam_channel_layer_norm(xs[0], w, b, 1e-5);
   }
 }
 
@@ -435,7 +435,7 @@ typedef struct {
 static lam_tensor *bcase_fn(lam_tensor *const *xs, int n, void *user) {
   (void)user;
   lam_tensor *w = n > 1 ? xs[1] : NULL, *b = n > 2 ? xs[2] : NULL;
-  return lam_batch_norm_forward(xs[0], NULL, NULL, w, b, true, 0.1, 1e-5, NULL, NULL);
+  return lam_batch_norm(xs[0], NULL, NULL, w, b, true, 0.1, 1e-5, NULL, NULL);
 }
 
 static void run_bcase(lam_ctx *ctx, tu_rng *r, lam_dtype dt, bool affine, int ndim,
@@ -478,7 +478,7 @@ static void run_bcase(lam_ctx *ctx, tu_rng *r, lam_dtype dt, bool affine, int nd
   }
   /* running statistics from the same kernel */
   lam_tensor *nm = NULL, *nv = NULL;
-  lam_tensor *y2 = lam_batch_norm_forward(xs[0], trm, trv, affine ? xs[1] : NULL,
+  lam_tensor *y2 = lam_batch_norm(xs[0], trm, trv, affine ? xs[1] : NULL,
                                           affine ? xs[2] : NULL, true, 0.1, 1e-5, &nm, &nv);
   check_close(y2, y, n, atol, rtol, what);
   check_close(nm, rm, C, atol, rtol, what);
@@ -568,13 +568,13 @@ static lam_tensor *gcase_fn(lam_tensor *const *xs, int n, void *user) {
     rcase c = {(rkind)g->op, g->nd, g->groups, n > 1};
     return rcase_fn(xs, n, &c);
   }
-  if (g->op == 5) return lam_batch_norm_forward(xs[0], NULL, NULL, w, b, true, 0.1, 1e-5, NULL, NULL);
+  if (g->op == 5) return lam_batch_norm(xs[0], NULL, NULL, w, b, true, 0.1, 1e-5, NULL, NULL);
   lam_ctx *ctx = lam_tensor_ctx(xs[0]);
   lam_tensor *rm = from_golden(ctx, lam_tensor_dtype(xs[0]), 1, &g->C, g->rm);
   lam_tensor *rv = from_golden(ctx, lam_tensor_dtype(xs[0]), 1, &g->C, g->rv);
   lam_tensor *y = g->op == 6
-                      ? lam_batch_norm_forward(xs[0], rm, rv, w, b, false, 0.1, 1e-5, NULL, NULL)
-                      : lam_instance_norm_forward(xs[0], rm, rv, w, b, false, 0.1, 1e-5, NULL, NULL);
+                      ? lam_batch_norm(xs[0], rm, rv, w, b, false, 0.1, 1e-5, NULL, NULL)
+                      : lam_instance_norm(xs[0], rm, rv, w, b, false, 0.1, 1e-5, NULL, NULL);
   lam_tensor_free(rm);
   lam_tensor_free(rv);
   return y;
@@ -632,10 +632,10 @@ Test(norm, constant_input_is_finite) {
   lam_tensor *x = lam_tensor_full(ctx, LAM_F32, 4, shape, 1000.0);
   lam_tensor *b = lam_tensor_full(ctx, LAM_F32, 1, &C, 0.25);
   lam_tensor *ys[4] = {
-      lam_layer_norm_forward(x, 3, NULL, NULL, 1e-5),
-      lam_batch_norm_forward(x, NULL, NULL, NULL, b, true, 0.1, 1e-5, NULL, NULL),
-      lam_group_norm_forward(x, 2, NULL, b, 1e-5),
-      lam_channel_layer_norm_forward(x, NULL, b, 1e-5),
+      lam_layer_norm(x, 3, NULL, NULL, 1e-5),
+      lam_batch_norm(x, NULL, NULL, NULL, b, true, 0.1, 1e-5, NULL, NULL),
+      lam_group_norm(x, 2, NULL, b, 1e-5),
+      lam_channel_layer_norm(x, NULL, b, 1e-5),
   };
   const double want[4] = {0, 0.25, 0.25, 0.25};
   for (int i = 0; i < 4; i++) {
@@ -648,8 +648,8 @@ Test(norm, constant_input_is_finite) {
   }
   /* and a constant with f64 noise-free rows of huge magnitude: still exact */
   lam_tensor *xd = lam_tensor_full(ctx, LAM_F64, 2, (int64_t[]){3, 1023}, -3e7);
-  lam_tensor *yd = lam_rms_norm_forward(xd, 1, NULL, 1e-6);
-  lam_tensor *zd = lam_layer_norm_forward(xd, 1, NULL, NULL, 1e-6);
+  lam_tensor *yd = lam_rms_norm(xd, 1, NULL, 1e-6);
+  lam_tensor *zd = lam_layer_norm(xd, 1, NULL, NULL, 1e-6);
   double *v = read_any(yd), *z = read_any(zd);
   for (int e = 0; e < 3 * 1023; e++) {
     cr_assert(fabs(v[e] + 1.0) < 1e-12, "rms element %d: %g", e, v[e]);
@@ -679,7 +679,7 @@ static lam_tensor *apply_ok(lam_layer *l, lam_vars *v, lam_tensor *x, bool train
 static void bn_three_steps(lam_dtype dt) {
   lam_ctx *ctx = tu_ctx();
   tu_mark m = tu_mark_now(ctx);
-  lam_layer *bn = lam_batch_norm(3, NULL);
+  lam_layer *bn = lam_nn_batch_norm(3, NULL);
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(bn, ctx, lam_rng_key_make(1), dt, &v), LAM_OK, "%s", lam_last_error());
   int64_t C = 3, shape[4] = {2, 3, 4, 5};
@@ -755,20 +755,20 @@ Test(norm_layers, params_and_state_names) {
     lam_layer *l;
     int nparams, nstate;
   } cases[] = {
-      {lam_layer_norm(2, ns, NULL), 2, 0},  {lam_layer_norm(2, ns, &nob), 1, 0},
-      {lam_layer_norm(2, ns, &noaff), 0, 0}, {lam_rms_norm(2, ns, NULL), 1, 0},
-      {lam_batch_norm(C, NULL), 2, 3},      {lam_group_norm(3, C, NULL), 2, 0},
-      {lam_instance_norm(C, NULL), 0, 0},   {lam_instance_norm(C, &itrack), 2, 3},
-      {lam_layer_scale(C, 1e-5), 1, 0},     {lam_channel_layer_norm(C, lam_relu_layer(), NULL), 2, 0},
+      {lam_nn_layer_norm(2, ns, NULL), 2, 0},  {lam_nn_layer_norm(2, ns, &nob), 1, 0},
+      {lam_nn_layer_norm(2, ns, &noaff), 0, 0}, {lam_nn_rms_norm(2, ns, NULL), 1, 0},
+      {lam_nn_batch_norm(C, NULL), 2, 3},      {lam_nn_group_norm(3, C, NULL), 2, 0},
+      {lam_nn_instance_norm(C, NULL), 0, 0},   {lam_nn_instance_norm(C, &itrack), 2, 3},
+      {lam_nn_layer_scale(C, 1e-5), 1, 0},     {lam_nn_channel_layer_norm(C, lam_nn_relu(), NULL), 2, 0},
       {lam_layer_norm_v2(2, ns, NULL, NULL), 2, 0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     cr_assert(cases[i].l, "case %zu: %s", i, lam_last_error());
     lam_vars *v = NULL;
     cr_assert_eq(lam_layer_init(cases[i].l, ctx, key, LAM_F32, &v), LAM_OK, "%s", lam_last_error());
-    cr_assert_eq(lam_ptree_num_leaves(lam_vars_params(v)), cases[i].nparams, "case %zu (%s) params",
+    cr_assert_eq(lam_ptree_leaf_count(lam_vars_params(v)), cases[i].nparams, "case %zu (%s) params",
                  i, lam_layer_name(cases[i].l));
-    cr_assert_eq(lam_ptree_num_leaves(lam_vars_state(v)), cases[i].nstate, "case %zu state", i);
+    cr_assert_eq(lam_ptree_leaf_count(lam_vars_state(v)), cases[i].nstate, "case %zu state", i);
     lam_ptree *p = lam_vars_params(v), *s = lam_vars_state(v);
     if (i <= 1) assert_leaf(p, "weight", 2, ns, 1.0);
     if (i == 0) assert_leaf(p, "bias", 2, ns, 0.0);
@@ -787,7 +787,7 @@ Test(norm_layers, params_and_state_names) {
     lam_layer_free(cases[i].l);
   }
   /* LayerScale with lambda <= 0 is the identity (Metalhead) */
-  lam_layer *id = lam_layer_scale(C, 0);
+  lam_layer *id = lam_nn_layer_scale(C, 0);
   cr_assert_str_eq(lam_layer_name(id), "identity");
   lam_layer_free(id);
   tu_assert_no_leak(ctx, m);
@@ -805,13 +805,13 @@ Test(norm_layers, layers_match_functional) {
   lam_norm_opts eps6 = lam_layer_norm_defaults();
   eps6.eps = 1e-6;
   lam_layer *layers[] = {
-      lam_layer_norm(1, &last, NULL),
-      lam_rms_norm(1, &last, NULL),
-      lam_group_norm(2, C, NULL),
-      lam_layer_norm_v2(1, &last, lam_relu_layer(), NULL),
-      lam_channel_layer_norm(C, lam_gelu_layer(), &eps6),
-      lam_layer_scale(last, 0.5),
-      lam_instance_norm(C, NULL),
+      lam_nn_layer_norm(1, &last, NULL),
+      lam_nn_rms_norm(1, &last, NULL),
+      lam_nn_group_norm(2, C, NULL),
+      lam_layer_norm_v2(1, &last, lam_nn_relu(), NULL),
+      lam_nn_channel_layer_norm(C, lam_nn_gelu(), &eps6),
+      lam_nn_layer_scale(last, 0.5),
+      lam_nn_instance_norm(C, NULL),
   };
   for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
     cr_assert(layers[i], "%s", lam_last_error());
@@ -819,7 +819,7 @@ Test(norm_layers, layers_match_functional) {
     cr_assert_eq(lam_layer_init(layers[i], ctx, key, LAM_F32, &v), LAM_OK, "%s", lam_last_error());
     /* non-trivial params so their placement matters */
     lam_ptree *p = lam_vars_params(v);
-    for (int k = 0; k < lam_ptree_num_leaves(p); k++) {
+    for (int k = 0; k < lam_ptree_leaf_count(p); k++) {
       const char *path;
       lam_tensor *t;
       lam_ptree_leaf(p, k, &path, &t);
@@ -831,13 +831,13 @@ Test(norm_layers, layers_match_functional) {
     lam_tensor *w = lam_ptree_get(p, "weight"), *b = lam_ptree_get(p, "bias");
     lam_tensor *want = NULL, *t = NULL;
     switch (i) {
-      case 0: want = lam_layer_norm_forward(x, 1, w, b, 1e-5); break;
-      case 1: want = lam_rms_norm_forward(x, 1, w, FLT_EPSILON); break;
-      case 2: want = lam_group_norm_forward(x, 2, w, b, 1e-5); break;
-      case 3: t = lam_layer_norm_forward(x, 1, w, b, 1e-5); want = lam_relu(t); break;
-      case 4: t = lam_channel_layer_norm_forward(x, w, b, 1e-6); want = lam_gelu(t); break;
+      case 0: want = lam_layer_norm(x, 1, w, b, 1e-5); break;
+      case 1: want = lam_rms_norm(x, 1, w, FLT_EPSILON); break;
+      case 2: want = lam_group_norm(x, 2, w, b, 1e-5); break;
+      case 3: t = lam_layer_norm(x, 1, w, b, 1e-5); want = lam_relu(t); break;
+      case 4: t = lam_channel_layer_norm(x, w, b, 1e-6); want = lam_gelu(t); break;
       case 5: want = lam_mul(x, lam_ptree_get(p, "gamma")); break;
-      default: want = lam_instance_norm_forward(x, NULL, NULL, NULL, NULL, true, 0.1, 1e-5, NULL, NULL); break;
+      default: want = lam_instance_norm(x, NULL, NULL, NULL, NULL, true, 0.1, 1e-5, NULL, NULL); break;
     }
     double *wv = read_any(want);
     check_close(y, wv, lam_tensor_numel(x), 1e-6, 1e-6, lam_layer_name(layers[i]));
@@ -866,13 +866,13 @@ Test(norm_layers, running_stat_modes) {
   /* instance norm, tracking */
   lam_norm_opts io = lam_instance_norm_defaults();
   io.track_running_stats = true;
-  lam_layer *in = lam_instance_norm(C, &io);
+  lam_layer *in = lam_nn_instance_norm(C, &io);
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(in, ctx, key, LAM_F64, &v), LAM_OK);
   lam_tensor_free(apply_ok(in, v, x1, true));
   lam_tensor *rm = lam_ptree_get(lam_vars_state(v), "running_mean");
   lam_tensor *rv = lam_ptree_get(lam_vars_state(v), "running_var");
-  lam_tensor *want = lam_instance_norm_forward(x2, rm, rv, NULL, NULL, false, 0.1, 1e-5, NULL, NULL);
+  lam_tensor *want = lam_instance_norm(x2, rm, rv, NULL, NULL, false, 0.1, 1e-5, NULL, NULL);
   lam_tensor *got = apply_ok(in, v, x2, false);
   double *wv = read_any(want);
   check_close(got, wv, 72, 1e-12, 1e-12, "instance eval");
@@ -884,11 +884,11 @@ Test(norm_layers, running_stat_modes) {
   /* batch norm without tracking: batch stats in evaluation too */
   lam_norm_opts bo = lam_batch_norm_defaults();
   bo.track_running_stats = false;
-  lam_layer *bn = lam_batch_norm(C, &bo);
+  lam_layer *bn = lam_nn_batch_norm(C, &bo);
   cr_assert_eq(lam_layer_init(bn, ctx, key, LAM_F64, &v), LAM_OK);
-  cr_assert_eq(lam_ptree_num_leaves(lam_vars_state(v)), 0);
+  cr_assert_eq(lam_ptree_leaf_count(lam_vars_state(v)), 0);
   got = apply_ok(bn, v, x1, false);
-  want = lam_batch_norm_forward(x1, NULL, NULL, NULL, NULL, true, 0.1, 1e-5, NULL, NULL);
+  want = lam_batch_norm(x1, NULL, NULL, NULL, NULL, true, 0.1, 1e-5, NULL, NULL);
   wv = read_any(want);
   check_close(got, wv, 72, 1e-12, 1e-12, "batch norm untracked eval");
   free(wv);
@@ -899,7 +899,7 @@ Test(norm_layers, running_stat_modes) {
   /* cumulative moving average (momentum None): the plain mean of batch means */
   bo = lam_batch_norm_defaults();
   bo.momentum = -1;
-  bn = lam_batch_norm(C, &bo);
+  bn = lam_nn_batch_norm(C, &bo);
   cr_assert_eq(lam_layer_init(bn, ctx, key, LAM_F64, &v), LAM_OK);
   lam_tensor_free(apply_ok(bn, v, x1, true));
   lam_tensor_free(apply_ok(bn, v, x2, true));
@@ -949,7 +949,7 @@ Test(norm_layers, batch_norm_param_grads_match_golden) {
   int64_t C = g->shape[1];
   lam_norm_opts o = lam_batch_norm_defaults();
   o.momentum = g->momentum;
-  lam_layer *bn = lam_batch_norm(C, &o);
+  lam_layer *bn = lam_nn_batch_norm(C, &o);
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(bn, ctx, lam_rng_key_make(1), LAM_F64, &v), LAM_OK);
   lam_tensor *w = from_golden(ctx, LAM_F64, 1, &C, g->w), *b = from_golden(ctx, LAM_F64, 1, &C, g->b);
@@ -999,62 +999,62 @@ Test(norm, bad_input) {
   tu_mark m = tu_mark_now(ctx);
   lam_tensor *nm = NULL, *nv = NULL;
   /* NULL inputs (errors cleared first: a NULL after a failure keeps that message) */
-  const char *fns[] = {"lam_layer_norm_forward", "lam_rms_norm_forward", "lam_group_norm_forward",
-                       "lam_channel_layer_norm_forward", "lam_batch_norm_forward",
-                       "lam_instance_norm_forward"};
+  const char *fns[] = {"lam_layer_norm", "lam_rms_norm", "lam_group_norm",
+                       "lam_channel_layer_norm", "lam_batch_norm",
+                       "lam_instance_norm"};
   for (int i = 0; i < 6; i++) {
     lam_clear_error();
-    lam_tensor *t = i == 0   ? lam_layer_norm_forward(NULL, 1, NULL, NULL, 1e-5)
-                    : i == 1 ? lam_rms_norm_forward(NULL, 1, NULL, 1e-5)
-                    : i == 2 ? lam_group_norm_forward(NULL, 1, NULL, NULL, 1e-5)
-                    : i == 3 ? lam_channel_layer_norm_forward(NULL, NULL, NULL, 1e-5)
-                    : i == 4 ? lam_batch_norm_forward(NULL, NULL, NULL, NULL, NULL, true, 0.1, 1e-5, &nm, &nv)
-                             : lam_instance_norm_forward(NULL, NULL, NULL, NULL, NULL, true, 0.1, 1e-5, &nm, &nv);
+    lam_tensor *t = i == 0   ? lam_layer_norm(NULL, 1, NULL, NULL, 1e-5)
+                    : i == 1 ? lam_rms_norm(NULL, 1, NULL, 1e-5)
+                    : i == 2 ? lam_group_norm(NULL, 1, NULL, NULL, 1e-5)
+                    : i == 3 ? lam_channel_layer_norm(NULL, NULL, NULL, 1e-5)
+                    : i == 4 ? lam_batch_norm(NULL, NULL, NULL, NULL, NULL, true, 0.1, 1e-5, &nm, &nv)
+                             : lam_instance_norm(NULL, NULL, NULL, NULL, NULL, true, 0.1, 1e-5, &nm, &nv);
     tu_assert_fails(t, LAM_ERR_NULL, fns[i]);
     tu_assert_fails(t, LAM_ERR_NULL, "x is NULL");
   }
   /* layer / rms */
-  tu_assert_fails(lam_layer_norm_forward(xi, 1, NULL, NULL, 1e-5), LAM_ERR_DTYPE, "need f32 or f64");
-  tu_assert_fails(lam_layer_norm_forward(x, 0, NULL, NULL, 1e-5), LAM_ERR_INVALID_ARGUMENT, "normalized_ndim 0");
-  tu_assert_fails(lam_layer_norm_forward(x, 4, NULL, NULL, 1e-5), LAM_ERR_INVALID_ARGUMENT, "outside 1..3");
-  tu_assert_fails(lam_layer_norm_forward(x, 1, w4, NULL, 1e-5), LAM_ERR_SHAPE, "weight is [4], need [5]");
-  tu_assert_fails(lam_layer_norm_forward(x, 1, NULL, w4, 1e-5), LAM_ERR_SHAPE, "bias is [4]");
-  tu_assert_fails(lam_layer_norm_forward(x, 1, w5, NULL, -1), LAM_ERR_INVALID_ARGUMENT, "eps -1");
-  tu_assert_fails(lam_layer_norm_forward(x, 1, w5, NULL, NAN), LAM_ERR_INVALID_ARGUMENT, "eps");
-  tu_assert_fails(lam_rms_norm_forward(xd, 1, w5, 1e-5), LAM_ERR_DTYPE, "weight is f32 but x is f64");
+  tu_assert_fails(lam_layer_norm(xi, 1, NULL, NULL, 1e-5), LAM_ERR_DTYPE, "need f32 or f64");
+  tu_assert_fails(lam_layer_norm(x, 0, NULL, NULL, 1e-5), LAM_ERR_INVALID_ARGUMENT, "normalized_ndim 0");
+  tu_assert_fails(lam_layer_norm(x, 4, NULL, NULL, 1e-5), LAM_ERR_INVALID_ARGUMENT, "outside 1..3");
+  tu_assert_fails(lam_layer_norm(x, 1, w4, NULL, 1e-5), LAM_ERR_SHAPE, "weight is [4], need [5]");
+  tu_assert_fails(lam_layer_norm(x, 1, NULL, w4, 1e-5), LAM_ERR_SHAPE, "bias is [4]");
+  tu_assert_fails(lam_layer_norm(x, 1, w5, NULL, -1), LAM_ERR_INVALID_ARGUMENT, "eps -1");
+  tu_assert_fails(lam_layer_norm(x, 1, w5, NULL, NAN), LAM_ERR_INVALID_ARGUMENT, "eps");
+  tu_assert_fails(lam_rms_norm(xd, 1, w5, 1e-5), LAM_ERR_DTYPE, "weight is f32 but x is f64");
   /* group / channel layer norm */
-  tu_assert_fails(lam_group_norm_forward(x, 3, NULL, NULL, 1e-5), LAM_ERR_INVALID_ARGUMENT, "groups 3 must be >= 1 and divide the 4 channels");
-  tu_assert_fails(lam_group_norm_forward(x, 0, NULL, NULL, 1e-5), LAM_ERR_INVALID_ARGUMENT, "groups 0");
-  tu_assert_fails(lam_group_norm_forward(x1, 1, NULL, NULL, 1e-5), LAM_ERR_SHAPE, "need rank >= 2");
-  tu_assert_fails(lam_group_norm_forward(x, 2, w5, NULL, 1e-5), LAM_ERR_SHAPE, "weight is [5], need [4]");
-  tu_assert_fails(lam_channel_layer_norm_forward(x, w4, w5, 1e-5), LAM_ERR_SHAPE, "bias is [5], need [4]");
-  tu_assert_fails(lam_channel_layer_norm_forward(x, w4d, NULL, 1e-5), LAM_ERR_DTYPE, "weight is f64");
+  tu_assert_fails(lam_group_norm(x, 3, NULL, NULL, 1e-5), LAM_ERR_INVALID_ARGUMENT, "groups 3 must be >= 1 and divide the 4 channels");
+  tu_assert_fails(lam_group_norm(x, 0, NULL, NULL, 1e-5), LAM_ERR_INVALID_ARGUMENT, "groups 0");
+  tu_assert_fails(lam_group_norm(x1, 1, NULL, NULL, 1e-5), LAM_ERR_SHAPE, "need rank >= 2");
+  tu_assert_fails(lam_group_norm(x, 2, w5, NULL, 1e-5), LAM_ERR_SHAPE, "weight is [5], need [4]");
+  tu_assert_fails(lam_channel_layer_norm(x, w4, w5, 1e-5), LAM_ERR_SHAPE, "bias is [5], need [4]");
+  tu_assert_fails(lam_channel_layer_norm(x, w4d, NULL, 1e-5), LAM_ERR_DTYPE, "weight is f64");
   /* batch norm */
-  tu_assert_fails(lam_batch_norm_forward(x2, NULL, NULL, NULL, NULL, true, 0.1, 1e-5, &nm, &nv),
+  tu_assert_fails(lam_batch_norm(x2, NULL, NULL, NULL, NULL, true, 0.1, 1e-5, &nm, &nv),
                   LAM_ERR_SHAPE, "more than 1 value per channel");
   cr_assert(!nm && !nv);
-  tu_assert_fails(lam_batch_norm_forward(x, w4, NULL, NULL, NULL, true, 0.1, 1e-5, &nm, &nv),
+  tu_assert_fails(lam_batch_norm(x, w4, NULL, NULL, NULL, true, 0.1, 1e-5, &nm, &nv),
                   LAM_ERR_NULL, "running_var is NULL");
-  tu_assert_fails(lam_batch_norm_forward(x, w5, w5, NULL, NULL, true, 0.1, 1e-5, &nm, &nv),
+  tu_assert_fails(lam_batch_norm(x, w5, w5, NULL, NULL, true, 0.1, 1e-5, &nm, &nv),
                   LAM_ERR_SHAPE, "running_mean is [5], need [4]");
-  tu_assert_fails(lam_batch_norm_forward(x, NULL, NULL, NULL, NULL, false, 0.1, 1e-5, NULL, NULL),
+  tu_assert_fails(lam_batch_norm(x, NULL, NULL, NULL, NULL, false, 0.1, 1e-5, NULL, NULL),
                   LAM_ERR_NULL, "evaluation needs running_mean");
-  tu_assert_fails(lam_batch_norm_forward(x, w4, w4, NULL, NULL, true, 1.5, 1e-5, NULL, NULL),
+  tu_assert_fails(lam_batch_norm(x, w4, w4, NULL, NULL, true, 1.5, 1e-5, NULL, NULL),
                   LAM_ERR_INVALID_ARGUMENT, "momentum 1.5");
-  tu_assert_fails(lam_batch_norm_forward(x1, NULL, NULL, NULL, NULL, true, 0.1, 1e-5, NULL, NULL),
+  tu_assert_fails(lam_batch_norm(x1, NULL, NULL, NULL, NULL, true, 0.1, 1e-5, NULL, NULL),
                   LAM_ERR_SHAPE, "rank >= 2");
-  tu_assert_fails(lam_batch_norm_forward(x, NULL, NULL, w5, NULL, true, 0.1, 1e-5, NULL, NULL),
+  tu_assert_fails(lam_batch_norm(x, NULL, NULL, w5, NULL, true, 0.1, 1e-5, NULL, NULL),
                   LAM_ERR_SHAPE, "weight is [5], need [4]");
   /* instance norm */
-  tu_assert_fails(lam_instance_norm_forward(x2, NULL, NULL, NULL, NULL, true, 0.1, 1e-5, NULL, NULL),
+  tu_assert_fails(lam_instance_norm(x2, NULL, NULL, NULL, NULL, true, 0.1, 1e-5, NULL, NULL),
                   LAM_ERR_SHAPE, "rank >= 3");
-  tu_assert_fails(lam_instance_norm_forward(x21, NULL, NULL, NULL, NULL, true, 0.1, 1e-5, NULL, NULL),
+  tu_assert_fails(lam_instance_norm(x21, NULL, NULL, NULL, NULL, true, 0.1, 1e-5, NULL, NULL),
                   LAM_ERR_SHAPE, "more than 1 spatial element");
-  tu_assert_fails(lam_instance_norm_forward(x, NULL, NULL, NULL, NULL, false, 0.1, 1e-5, NULL, NULL),
+  tu_assert_fails(lam_instance_norm(x, NULL, NULL, NULL, NULL, false, 0.1, 1e-5, NULL, NULL),
                   LAM_ERR_NULL, "use_input_stats false needs");
   /* a failed op up the chain keeps its message */
-  lam_tensor *bad = lam_group_norm_forward(x, 3, NULL, NULL, 1e-5);
-  tu_assert_fails(lam_layer_norm_forward(bad, 1, NULL, NULL, 1e-5), LAM_ERR_INVALID_ARGUMENT, "lam_group_norm_forward");
+  lam_tensor *bad = lam_group_norm(x, 3, NULL, NULL, 1e-5);
+  tu_assert_fails(lam_layer_norm(bad, 1, NULL, NULL, 1e-5), LAM_ERR_INVALID_ARGUMENT, "lam_group_norm");
   tu_assert_no_leak(ctx, m);
   lam_tensor_free(x);
   lam_tensor_free(xd);
@@ -1074,20 +1074,20 @@ Test(norm_layers, bad_input) {
   int64_t ns[1] = {5}, bad0[1] = {0};
   lam_norm_opts o = lam_batch_norm_defaults();
   /* constructors */
-  tu_assert_fails(lam_layer_norm(0, ns, NULL), LAM_ERR_INVALID_ARGUMENT, "lam_layer_norm: ndim 0");
-  tu_assert_fails(lam_layer_norm(1, NULL, NULL), LAM_ERR_NULL, "shape is NULL");
-  tu_assert_fails(lam_rms_norm(1, bad0, NULL), LAM_ERR_SHAPE, "dims must be >= 1");
-  tu_assert_fails(lam_batch_norm(0, NULL), LAM_ERR_INVALID_ARGUMENT, "num_features 0");
-  tu_assert_fails(lam_group_norm(4, 6, NULL), LAM_ERR_INVALID_ARGUMENT, "num_groups 4 does not divide num_channels 6");
-  tu_assert_fails(lam_group_norm(0, 6, NULL), LAM_ERR_INVALID_ARGUMENT, "num_groups 0");
+  tu_assert_fails(lam_nn_layer_norm(0, ns, NULL), LAM_ERR_INVALID_ARGUMENT, "lam_nn_layer_norm: ndim 0");
+  tu_assert_fails(lam_nn_layer_norm(1, NULL, NULL), LAM_ERR_NULL, "shape is NULL");
+  tu_assert_fails(lam_nn_rms_norm(1, bad0, NULL), LAM_ERR_SHAPE, "dims must be >= 1");
+  tu_assert_fails(lam_nn_batch_norm(0, NULL), LAM_ERR_INVALID_ARGUMENT, "num_features 0");
+  tu_assert_fails(lam_nn_group_norm(4, 6, NULL), LAM_ERR_INVALID_ARGUMENT, "num_groups 4 does not divide num_channels 6");
+  tu_assert_fails(lam_nn_group_norm(0, 6, NULL), LAM_ERR_INVALID_ARGUMENT, "num_groups 0");
   o.momentum = 2;
-  tu_assert_fails(lam_batch_norm(3, &o), LAM_ERR_INVALID_ARGUMENT, "momentum 2");
+  tu_assert_fails(lam_nn_batch_norm(3, &o), LAM_ERR_INVALID_ARGUMENT, "momentum 2");
   o = lam_batch_norm_defaults();
   o.eps = -1;
-  tu_assert_fails(lam_instance_norm(3, &o), LAM_ERR_INVALID_ARGUMENT, "eps -1");
-  tu_assert_fails(lam_layer_scale(0, 1), LAM_ERR_INVALID_ARGUMENT, "planes 0");
-  tu_assert_fails(lam_layer_scale(3, NAN), LAM_ERR_INVALID_ARGUMENT, "lambda");
-  tu_assert_fails(lam_channel_layer_norm(0, lam_relu_layer(), NULL), LAM_ERR_INVALID_ARGUMENT, "channels 0");
+  tu_assert_fails(lam_nn_instance_norm(3, &o), LAM_ERR_INVALID_ARGUMENT, "eps -1");
+  tu_assert_fails(lam_nn_layer_scale(0, 1), LAM_ERR_INVALID_ARGUMENT, "planes 0");
+  tu_assert_fails(lam_nn_layer_scale(3, NAN), LAM_ERR_INVALID_ARGUMENT, "lambda");
+  tu_assert_fails(lam_nn_channel_layer_norm(0, lam_nn_relu(), NULL), LAM_ERR_INVALID_ARGUMENT, "channels 0");
   /* apply: channel and shape mismatches */
   int64_t shape[3] = {2, 4, 5};
   lam_tensor *x = tu_rand_f32(ctx, &r, 3, shape, -1, 1);
@@ -1099,13 +1099,13 @@ Test(norm_layers, bad_input) {
     lam_status st;
     const char *msg;
   } cases[] = {
-      {lam_batch_norm(3, NULL), x, LAM_ERR_SHAPE, "batch_norm(3) expects [N, 3, ...]"},
-      {lam_group_norm(2, 6, NULL), x, LAM_ERR_SHAPE, "group_norm(6) expects [N, 6, ...]"},
-      {lam_instance_norm(4, NULL), x2, LAM_ERR_SHAPE, "rank >= 3"},
-      {lam_layer_norm(1, (int64_t[]){4}, NULL), x, LAM_ERR_SHAPE, "expects [..., [4]]"},
-      {lam_channel_layer_norm(5, NULL, NULL), x, LAM_ERR_SHAPE, "channel_layer_norm(5)"},
-      {lam_layer_scale(4, 0.1), x, LAM_ERR_SHAPE, "layer_scale expects [..., 4]"},
-      {lam_layer_norm(1, ns, NULL), xd, LAM_ERR_DTYPE, "weight is f32 but x is f64"},
+      {lam_nn_batch_norm(3, NULL), x, LAM_ERR_SHAPE, "batch_norm(3) expects [N, 3, ...]"},
+      {lam_nn_group_norm(2, 6, NULL), x, LAM_ERR_SHAPE, "group_norm(6) expects [N, 6, ...]"},
+      {lam_nn_instance_norm(4, NULL), x2, LAM_ERR_SHAPE, "rank >= 3"},
+      {lam_nn_layer_norm(1, (int64_t[]){4}, NULL), x, LAM_ERR_SHAPE, "expects [..., [4]]"},
+      {lam_nn_channel_layer_norm(5, NULL, NULL), x, LAM_ERR_SHAPE, "channel_layer_norm(5)"},
+      {lam_nn_layer_scale(4, 0.1), x, LAM_ERR_SHAPE, "layer_scale expects [..., 4]"},
+      {lam_nn_layer_norm(1, ns, NULL), xd, LAM_ERR_DTYPE, "weight is f32 but x is f64"},
   };
   tu_mark m = tu_mark_now(ctx);
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -32,7 +32,7 @@ static lam_ptree *load_data(lam_ctx *ctx, const char *name) {
 
 typedef struct {
   const char *name;
-  lam_optimizer_kind kind;
+  lam_optim_kind kind;
   lam_sgd_opts sgd;
   lam_adam_opts adam;
   lam_rmsprop_opts rms;
@@ -503,7 +503,7 @@ Test(optim, frozen_and_missing_grads_are_skipped) {
   cr_assert_float_eq(av[0], 1.0f - 0.3f, 1e-4, "a[0] = %g", av[0]);
   lam_ptree *st = lam_optimizer_state(opt);
   cr_assert(st, "%s", lam_last_error());
-  cr_assert_eq(lam_ptree_num_leaves(st), 3, "only enc.a has state: exp_avg, exp_avg_sq, step");
+  cr_assert_eq(lam_ptree_leaf_count(st), 3, "only enc.a has state: exp_avg, exp_avg_sq, step");
   cr_assert(lam_ptree_get(st, "exp_avg.enc.a") && lam_ptree_get(st, "exp_avg_sq.enc.a"));
   double stepv;
   cr_assert_eq(lam_tensor_item(lam_ptree_get(st, "step.enc.a"), &stepv), LAM_OK);
@@ -592,7 +592,7 @@ Test(optim, state_names_and_describe) {
     cr_assert(cases[i].o, "%s", lam_last_error());
     cr_assert_eq(lam_optimizer_step(cases[i].o, p, g), LAM_OK, "%s", lam_last_error());
     lam_ptree *st = lam_optimizer_state(cases[i].o);
-    cr_assert_eq(lam_ptree_num_leaves(st), cases[i].n, "%s", lam_optimizer_name(cases[i].o));
+    cr_assert_eq(lam_ptree_leaf_count(st), cases[i].n, "%s", lam_optimizer_name(cases[i].o));
     for (int k = 0; k < cases[i].n; k++)
       cr_assert(lam_ptree_get(st, cases[i].names[k]), "%s lacks %s", lam_optimizer_name(cases[i].o),
                 cases[i].names[k]);
@@ -849,7 +849,7 @@ Test(optim, bad_hyperparameters) {
   tu_assert_status(lam_optimizer_describe(NULL, buf, sizeof buf), LAM_ERR_NULL, "opt");
   lam_optimizer *o = lam_adam(NULL);
   tu_assert_status(lam_optimizer_describe(o, NULL, 0), LAM_ERR_NULL, "buf");
-  cr_assert_eq(lam_optimizer_get_kind(o), LAM_OPTIM_ADAM);
+  cr_assert_eq(lam_optimizer_kind(o), LAM_OPTIM_ADAM);
   lam_optimizer_free(o);
   cr_assert(isnan(lam_schedule_lr(NULL, 0)));
   tu_assert_status(lam_last_status(), LAM_ERR_NULL, "schedule");

@@ -176,21 +176,21 @@ static lam_tensor *run_pool(const pcase *c, lam_tensor *x) {
   const int *a = c->out_ad;
   switch (c->kind) {
     case 0:
-      return n == 1 ? lam_max_pool1d_forward(x, &o)
-           : n == 2 ? lam_max_pool2d_forward(x, &o)
-                    : lam_max_pool3d_forward(x, &o);
+      return n == 1 ? lam_max_pool1d(x, &o)
+           : n == 2 ? lam_max_pool2d(x, &o)
+                    : lam_max_pool3d(x, &o);
     case 1:
-      return n == 1 ? lam_avg_pool1d_forward(x, &o)
-           : n == 2 ? lam_avg_pool2d_forward(x, &o)
-                    : lam_avg_pool3d_forward(x, &o);
+      return n == 1 ? lam_avg_pool1d(x, &o)
+           : n == 2 ? lam_avg_pool2d(x, &o)
+                    : lam_avg_pool3d(x, &o);
     case 2:
-      return n == 1 ? lam_adaptive_max_pool1d_forward(x, a[0])
-           : n == 2 ? lam_adaptive_max_pool2d_forward(x, a[0], a[1])
-                    : lam_adaptive_max_pool3d_forward(x, a[0], a[1], a[2]);
+      return n == 1 ? lam_adaptive_max_pool1d(x, a[0])
+           : n == 2 ? lam_adaptive_max_pool2d(x, a[0], a[1])
+                    : lam_adaptive_max_pool3d(x, a[0], a[1], a[2]);
     default:
-      return n == 1 ? lam_adaptive_avg_pool1d_forward(x, a[0])
-           : n == 2 ? lam_adaptive_avg_pool2d_forward(x, a[0], a[1])
-                    : lam_adaptive_avg_pool3d_forward(x, a[0], a[1], a[2]);
+      return n == 1 ? lam_adaptive_avg_pool1d(x, a[0])
+           : n == 2 ? lam_adaptive_avg_pool2d(x, a[0], a[1])
+                    : lam_adaptive_avg_pool3d(x, a[0], a[1], a[2]);
   }
 }
 
@@ -315,7 +315,7 @@ Test(pool, max_edges) {
   lam_ctx *ctx = tu_ctx();
   double x[8] = {1, NAN, 3, 3, -INFINITY, -INFINITY, 2, 2};
   lam_tensor *t = mk(ctx, LAM_F64, 3, (int64_t[]){1, 1, 8}, x);
-  lam_tensor *y = lam_max_pool1d_forward(t, NULL);
+  lam_tensor *y = lam_max_pool1d(t, NULL);
   double *v = rd(y);
   cr_assert(isnan(v[0]) && v[1] == 3 && v[2] == -INFINITY && v[3] == 2, "%g %g %g %g", v[0], v[1],
             v[2], v[3]);
@@ -365,7 +365,7 @@ Test(pool, gradcheck) {
 /* ---- mean-max and global pools ------------------------------------------------------------ */
 
 static lam_tensor *meanmax_fn(lam_tensor *const *xs, int n, void *user) {
-  return lam_adaptive_mean_max_pool2d_forward(xs[0], 2, 3, *(bool *)user);
+  return lam_adaptive_mean_max_pool2d(xs[0], 2, 3, *(bool *)user);
 }
 
 Test(pool, mean_max_and_global) {
@@ -373,11 +373,11 @@ Test(pool, mean_max_and_global) {
   tu_rng r = tu_rng_make(47);
   tu_mark m = tu_mark_now(ctx);
   lam_tensor *x = tu_rand_f64(ctx, &r, 4, (int64_t[]){2, 3, 5, 7}, -1, 1);
-  lam_tensor *mean = lam_adaptive_avg_pool2d_forward(x, 2, 3);
-  lam_tensor *mx = lam_adaptive_max_pool2d_forward(x, 2, 3);
+  lam_tensor *mean = lam_adaptive_avg_pool2d(x, 2, 3);
+  lam_tensor *mx = lam_adaptive_max_pool2d(x, 2, 3);
   double *a = rd(mean), *b = rd(mx);
-  lam_tensor *avg = lam_adaptive_mean_max_pool2d_forward(x, 2, 3, false);
-  lam_tensor *cat = lam_adaptive_mean_max_pool2d_forward(x, 2, 3, true);
+  lam_tensor *avg = lam_adaptive_mean_max_pool2d(x, 2, 3, false);
+  lam_tensor *cat = lam_adaptive_mean_max_pool2d(x, 2, 3, true);
   cr_assert(avg && cat, "%s", lam_last_error());
   cr_assert(lam_tensor_shape(avg)[1] == 3 && lam_tensor_shape(cat)[1] == 6);
   double *va = rd(avg), *vc = rd(cat);
@@ -397,7 +397,7 @@ Test(pool, mean_max_and_global) {
   const int64_t shapes[3][5] = {{2, 3, 17}, {2, 3, 5, 7}, {1, 2, 3, 4, 5}};
   for (int nsp = 1; nsp <= 3; nsp++) {
     lam_tensor *t = tu_rand_f64(ctx, &r, nsp + 2, shapes[nsp - 1], -1, 1);
-    lam_tensor *ga = lam_global_avg_pool_forward(t), *gm = lam_global_max_pool_forward(t);
+    lam_tensor *ga = lam_global_avg_pool(t), *gm = lam_global_max_pool(t);
     cr_assert(ga && gm, "%s", lam_last_error());
     cr_assert_eq(lam_tensor_ndim(ga), nsp + 2);
     for (int d = 2; d < nsp + 2; d++) cr_assert(lam_tensor_shape(ga)[d] == 1 && lam_tensor_shape(gm)[d] == 1);
@@ -469,29 +469,29 @@ Test(pool, bad_input) {
   lam_tensor *x3 = lam_tensor_zeros(ctx, LAM_F32, 3, (int64_t[]){1, 2, 5});
   lam_tensor *x6 = lam_tensor_zeros(ctx, LAM_F32, 6, (int64_t[]){1, 2, 2, 2, 2, 2});
   tu_mark m = tu_mark_now(ctx);
-  tu_assert_fails(lam_max_pool2d_forward(NULL, NULL), LAM_ERR_NULL, "lam_max_pool2d_forward: x");
-  tu_assert_fails(lam_max_pool2d_forward(x3, NULL), LAM_ERR_SHAPE, "[batch, channels, h, w]");
-  tu_assert_fails(lam_avg_pool1d_forward(x, NULL), LAM_ERR_SHAPE, "[batch, channels, length]");
-  tu_assert_fails(lam_max_pool3d_forward(x, NULL), LAM_ERR_SHAPE, "lam_max_pool3d_forward");
-  tu_assert_fails(lam_avg_pool2d_forward(xi, NULL), LAM_ERR_DTYPE, "i32");
+  tu_assert_fails(lam_max_pool2d(NULL, NULL), LAM_ERR_NULL, "lam_max_pool2d: x");
+  tu_assert_fails(lam_max_pool2d(x3, NULL), LAM_ERR_SHAPE, "[batch, channels, h, w]");
+  tu_assert_fails(lam_avg_pool1d(x, NULL), LAM_ERR_SHAPE, "[batch, channels, length]");
+  tu_assert_fails(lam_max_pool3d(x, NULL), LAM_ERR_SHAPE, "lam_max_pool3d");
+  tu_assert_fails(lam_avg_pool2d(xi, NULL), LAM_ERR_DTYPE, "i32");
   lam_pool_opts o = lam_pool_defaults();
   o.kernel[0] = 7;
-  tu_assert_fails(lam_max_pool2d_forward(x, &o), LAM_ERR_SHAPE, "larger than the padded input 5");
+  tu_assert_fails(lam_max_pool2d(x, &o), LAM_ERR_SHAPE, "larger than the padded input 5");
   o = lam_pool_defaults();
   o.padding[1] = 2;
-  tu_assert_fails(lam_max_pool2d_forward(x, &o), LAM_ERR_INVALID_ARGUMENT, "at most half the kernel");
+  tu_assert_fails(lam_max_pool2d(x, &o), LAM_ERR_INVALID_ARGUMENT, "at most half the kernel");
   o = lam_pool_defaults();
   o.stride[0] = -1;
-  tu_assert_fails(lam_avg_pool2d_forward(x, &o), LAM_ERR_INVALID_ARGUMENT, "stride -1");
+  tu_assert_fails(lam_avg_pool2d(x, &o), LAM_ERR_INVALID_ARGUMENT, "stride -1");
   o = lam_pool_defaults();
   o.dilation[0] = 2;
-  tu_assert_fails(lam_avg_pool2d_forward(x, &o), LAM_ERR_INVALID_ARGUMENT, "no dilation");
-  tu_assert_fails(lam_adaptive_avg_pool2d_forward(x, 0, 3), LAM_ERR_INVALID_ARGUMENT, "output size 0");
-  tu_assert_fails(lam_adaptive_max_pool1d_forward(x, 3), LAM_ERR_SHAPE, "length");
-  tu_assert_fails(lam_adaptive_mean_max_pool2d_forward(x3, 1, 1, false), LAM_ERR_SHAPE, "h, w");
-  tu_assert_fails(lam_global_avg_pool_forward(x6), LAM_ERR_SHAPE, "1 to 3 spatial dims");
+  tu_assert_fails(lam_avg_pool2d(x, &o), LAM_ERR_INVALID_ARGUMENT, "no dilation");
+  tu_assert_fails(lam_adaptive_avg_pool2d(x, 0, 3), LAM_ERR_INVALID_ARGUMENT, "output size 0");
+  tu_assert_fails(lam_adaptive_max_pool1d(x, 3), LAM_ERR_SHAPE, "length");
+  tu_assert_fails(lam_adaptive_mean_max_pool2d(x3, 1, 1, false), LAM_ERR_SHAPE, "h, w");
+  tu_assert_fails(lam_global_avg_pool(x6), LAM_ERR_SHAPE, "1 to 3 spatial dims");
   lam_clear_error();
-  tu_assert_fails(lam_global_max_pool_forward(NULL), LAM_ERR_NULL, "x");
+  tu_assert_fails(lam_global_max_pool(NULL), LAM_ERR_NULL, "x");
   tu_assert_no_leak(ctx, m);
   lam_tensor_free(x), lam_tensor_free(xi), lam_tensor_free(x3), lam_tensor_free(x6);
   lam_ctx_free(ctx);
@@ -509,14 +509,14 @@ Test(pool, layers) {
     const char *name;
     int64_t h, w, c;
   } cases[] = {
-      {lam_max_pool2d(NULL), "max_pool2d", 4, 3, 3},
-      {lam_avg_pool2d(&(lam_pool_opts){.kernel = {3, 3}, .stride = {1, 1}, .padding = {1, 1}}),
+      {lam_nn_max_pool2d(NULL), "max_pool2d", 4, 3, 3},
+      {lam_nn_avg_pool2d(&(lam_pool_opts){.kernel = {3, 3}, .stride = {1, 1}, .padding = {1, 1}}),
        "avg_pool2d", 8, 6, 3},
-      {lam_adaptive_avg_pool2d(3, 5), "adaptive_avg_pool2d", 3, 5, 3},
-      {lam_adaptive_max_pool2d(1, 1), "adaptive_max_pool2d", 1, 1, 3},
-      {lam_adaptive_mean_max_pool2d(1, 1, true), "adaptive_mean_max_pool2d", 1, 1, 6},
-      {lam_global_avg_pool(), "global_avg_pool", 1, 1, 3},
-      {lam_global_max_pool(), "global_max_pool", 1, 1, 3},
+      {lam_nn_adaptive_avg_pool2d(3, 5), "adaptive_avg_pool2d", 3, 5, 3},
+      {lam_nn_adaptive_max_pool2d(1, 1), "adaptive_max_pool2d", 1, 1, 3},
+      {lam_nn_adaptive_mean_max_pool2d(1, 1, true), "adaptive_mean_max_pool2d", 1, 1, 6},
+      {lam_nn_global_avg_pool(), "global_avg_pool", 1, 1, 3},
+      {lam_nn_global_max_pool(), "global_max_pool", 1, 1, 3},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     cr_assert(cases[i].l, "%s: %s", cases[i].name, lam_last_error());
@@ -534,8 +534,8 @@ Test(pool, layers) {
     lam_layer_free(cases[i].l);
   }
   /* 1-D and 3-D layers check the rank */
-  lam_layer *l1 = lam_max_pool1d(NULL), *l3 = lam_avg_pool3d(NULL), *la = lam_adaptive_avg_pool1d(4);
-  lam_layer *lm = lam_adaptive_max_pool1d(2), *ls = lam_max_pool3d(NULL), *lv = lam_avg_pool1d(NULL);
+  lam_layer *l1 = lam_nn_max_pool1d(NULL), *l3 = lam_nn_avg_pool3d(NULL), *la = lam_nn_adaptive_avg_pool1d(4);
+  lam_layer *lm = lam_nn_adaptive_max_pool1d(2), *ls = lam_nn_max_pool3d(NULL), *lv = lam_nn_avg_pool1d(NULL);
   cr_assert(l1 && l3 && la && lm && ls && lv);
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(l1, ctx, lam_rng_key_make(1), LAM_F32, &v), LAM_OK);
@@ -553,12 +553,12 @@ Test(pool, layers) {
   lam_vars_free(v);
   lam_layer *all[] = {l1, l3, la, lm, ls, lv};
   for (int i = 0; i < 6; i++) lam_layer_free(all[i]);
-  tu_assert_fails(lam_max_pool2d(&(lam_pool_opts){.kernel = {2, 2}, .padding = {2, 0}}),
+  tu_assert_fails(lam_nn_max_pool2d(&(lam_pool_opts){.kernel = {2, 2}, .padding = {2, 0}}),
                   LAM_ERR_INVALID_ARGUMENT, "at most half");
-  tu_assert_fails(lam_avg_pool2d(&(lam_pool_opts){.dilation = {2, 1}}), LAM_ERR_INVALID_ARGUMENT,
+  tu_assert_fails(lam_nn_avg_pool2d(&(lam_pool_opts){.dilation = {2, 1}}), LAM_ERR_INVALID_ARGUMENT,
                   "no dilation");
-  tu_assert_fails(lam_adaptive_avg_pool2d(2, 0), LAM_ERR_INVALID_ARGUMENT, "output sizes");
-  tu_assert_fails(lam_max_pool1d(&(lam_pool_opts){.kernel = {-2}}), LAM_ERR_INVALID_ARGUMENT, "kernel -2");
+  tu_assert_fails(lam_nn_adaptive_avg_pool2d(2, 0), LAM_ERR_INVALID_ARGUMENT, "output sizes");
+  tu_assert_fails(lam_nn_max_pool1d(&(lam_pool_opts){.kernel = {-2}}), LAM_ERR_INVALID_ARGUMENT, "kernel -2");
   tu_assert_no_leak(ctx, m);
   lam_tensor_free(x);
   lam_ctx_free(ctx);

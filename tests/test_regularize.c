@@ -63,7 +63,7 @@ typedef struct {
 static lam_tensor *db_fn(lam_tensor *const *xs, int n, void *user) {
   (void)n;
   const dbcase *c = user;
-  return lam_dropblock_forward(xs[0], c->rate, c->block, c->gamma_scale, c->key);
+  return lam_dropblock(xs[0], c->rate, c->block, c->gamma_scale, c->key);
 }
 
 Test(dropblock, matches_host_mask_and_gradient) {
@@ -96,7 +96,7 @@ Test(dropblock, matches_host_mask_and_gradient) {
     }
     /* f32 gives the same mask */
     lam_tensor *xf = lam_tensor_cast(x, LAM_F32);
-    lam_tensor *yf = lam_dropblock_forward(xf, c.rate, c.block, c.gamma_scale, c.key);
+    lam_tensor *yf = lam_dropblock(xf, c.rate, c.block, c.gamma_scale, c.key);
     float *yfv = tu_read_f32(yf);
     for (int64_t e = 0; e < n; e++)
       cr_assert(fabs(yfv[e] - xv[e] * mult[e]) <= 1e-5 * (1 + fabs(xv[e] * mult[e])), "f32 element %lld", (long long)e);
@@ -129,8 +129,8 @@ Test(dropblock, structure_rate_and_keys) {
   double *mult = host_dropblock(ctx, shape, 0.1, 5, 1.0, k1, &frac);
   cr_assert(frac > 0.06 && frac < 0.14, "dropped fraction %g for rate 0.1", frac);
   free(mult);
-  lam_tensor *a = lam_dropblock_forward(x, 0.1, 5, 1.0, k1), *b = lam_dropblock_forward(x, 0.1, 5, 1.0, k1);
-  lam_tensor *c = lam_dropblock_forward(x, 0.1, 5, 1.0, k2);
+  lam_tensor *a = lam_dropblock(x, 0.1, 5, 1.0, k1), *b = lam_dropblock(x, 0.1, 5, 1.0, k1);
+  lam_tensor *c = lam_dropblock(x, 0.1, 5, 1.0, k2);
   float *av = tu_read_f32(a), *bv = tu_read_f32(b), *cv = tu_read_f32(c);
   int64_t n = 4 * 8 * 32 * 32, diff = 0;
   for (int64_t e = 0; e < n; e++) {
@@ -174,11 +174,11 @@ Test(dropblock, layer_modes_and_bad_input) {
   lam_tensor *x3 = tu_rand_f32(ctx, &r, 3, shape, -1, 1);
   lam_tensor *xi = lam_tensor_zeros(ctx, LAM_I32, 4, shape);
   tu_mark m = tu_mark_now(ctx);
-  lam_layer *l = lam_dropblock(0.2, 3, 1.0);
+  lam_layer *l = lam_nn_dropblock(0.2, 3, 1.0);
   cr_assert(l, "%s", lam_last_error());
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(1), LAM_F32, &v), LAM_OK);
-  cr_assert_eq(lam_ptree_num_leaves(lam_vars_params(v)), 0);
+  cr_assert_eq(lam_ptree_leaf_count(lam_vars_params(v)), 0);
   lam_tensor *y = NULL;
   /* evaluation: the identity */
   cr_assert_eq(lam_layer_apply(l, v, x, NULL, &y), LAM_OK);
@@ -190,7 +190,7 @@ Test(dropblock, layer_modes_and_bad_input) {
   lam_rng_key key = lam_rng_key_make(77);
   o.rng = &key;
   cr_assert_eq(lam_layer_apply(l, v, x, &o, &y), LAM_OK, "%s", lam_last_error());
-  lam_tensor *want = lam_dropblock_forward(x, 0.2, 3, 1.0, key);
+  lam_tensor *want = lam_dropblock(x, 0.2, 3, 1.0, key);
   float *yv = tu_read_f32(y), *wv = tu_read_f32(want);
   cr_assert_eq(memcmp(yv, wv, 2 * 3 * 8 * 8 * 4), 0);
   free(yv);
@@ -201,19 +201,19 @@ Test(dropblock, layer_modes_and_bad_input) {
   lam_vars_free(v);
   lam_layer_free(l);
   /* rate 0: identity */
-  lam_tensor *same = lam_dropblock_forward(x, 0, 3, 1.0, key);
+  lam_tensor *same = lam_dropblock(x, 0, 3, 1.0, key);
   cr_assert_eq(same, x);
   lam_tensor_free(same);
   lam_clear_error();
-  tu_assert_fails(lam_dropblock_forward(NULL, 0.1, 3, 1, key), LAM_ERR_NULL, "lam_dropblock_forward: x is NULL");
-  tu_assert_fails(lam_dropblock_forward(x3, 0.1, 3, 1, key), LAM_ERR_SHAPE, "need [N, C, H, W]");
-  tu_assert_fails(lam_dropblock_forward(xi, 0.1, 3, 1, key), LAM_ERR_DTYPE, "need f32 or f64");
-  tu_assert_fails(lam_dropblock_forward(x, 1.5, 3, 1, key), LAM_ERR_INVALID_ARGUMENT, "rate 1.5");
-  tu_assert_fails(lam_dropblock_forward(x, 0.1, 3, 2, key), LAM_ERR_INVALID_ARGUMENT, "gamma_scale 2");
-  tu_assert_fails(lam_dropblock_forward(x, 0.1, 0, 1, key), LAM_ERR_INVALID_ARGUMENT, "block_size 0");
-  tu_assert_fails(lam_dropblock(NAN, 3, 1), LAM_ERR_INVALID_ARGUMENT, "lam_dropblock: rate");
-  tu_assert_fails(lam_dropblock(0.1, -1, 1), LAM_ERR_INVALID_ARGUMENT, "block_size -1");
-  tu_assert_fails(lam_dropblock(0.1, 3, -0.5), LAM_ERR_INVALID_ARGUMENT, "gamma_scale -0.5");
+  tu_assert_fails(lam_dropblock(NULL, 0.1, 3, 1, key), LAM_ERR_NULL, "lam_dropblock: x is NULL");
+  tu_assert_fails(lam_dropblock(x3, 0.1, 3, 1, key), LAM_ERR_SHAPE, "need [N, C, H, W]");
+  tu_assert_fails(lam_dropblock(xi, 0.1, 3, 1, key), LAM_ERR_DTYPE, "need f32 or f64");
+  tu_assert_fails(lam_dropblock(x, 1.5, 3, 1, key), LAM_ERR_INVALID_ARGUMENT, "rate 1.5");
+  tu_assert_fails(lam_dropblock(x, 0.1, 3, 2, key), LAM_ERR_INVALID_ARGUMENT, "gamma_scale 2");
+  tu_assert_fails(lam_dropblock(x, 0.1, 0, 1, key), LAM_ERR_INVALID_ARGUMENT, "block_size 0");
+  tu_assert_fails(lam_nn_dropblock(NAN, 3, 1), LAM_ERR_INVALID_ARGUMENT, "lam_nn_dropblock: rate");
+  tu_assert_fails(lam_nn_dropblock(0.1, -1, 1), LAM_ERR_INVALID_ARGUMENT, "block_size -1");
+  tu_assert_fails(lam_nn_dropblock(0.1, 3, -0.5), LAM_ERR_INVALID_ARGUMENT, "gamma_scale -0.5");
   tu_assert_no_leak(ctx, m);
   lam_tensor_free(x);
   lam_tensor_free(x3);
@@ -232,7 +232,7 @@ typedef struct {
 static lam_tensor *sd_fn(lam_tensor *const *xs, int n, void *user) {
   (void)n;
   const sdcase *c = user;
-  return lam_stochastic_depth_forward(xs[0], c->rate, c->mode, c->key);
+  return lam_stochastic_depth(xs[0], c->rate, c->mode, c->key);
 }
 
 Test(stochastic_depth, rows_and_batch_match_host) {
@@ -281,7 +281,7 @@ Test(stochastic_depth, survival_rate) {
   lam_ctx *ctx = tu_ctx();
   int64_t shape[2] = {4000, 7};
   lam_tensor *x = lam_tensor_full(ctx, LAM_F32, 2, shape, 1.0);
-  lam_tensor *y = lam_stochastic_depth_forward(x, 0.25, LAM_STOCHASTIC_DEPTH_ROW, lam_rng_key_make(9));
+  lam_tensor *y = lam_stochastic_depth(x, 0.25, LAM_STOCHASTIC_DEPTH_ROW, lam_rng_key_make(9));
   float *v = tu_read_f32(y);
   int kept = 0;
   for (int i = 0; i < 4000; i++) {
@@ -305,7 +305,7 @@ Test(stochastic_depth, layer_modes_and_bad_input) {
   lam_tensor *xi = lam_tensor_zeros(ctx, LAM_I32, 3, shape);
   lam_tensor *s = lam_tensor_scalar(ctx, LAM_F32, 1.0);
   tu_mark m = tu_mark_now(ctx);
-  lam_layer *l = lam_stochastic_depth(0.5, LAM_STOCHASTIC_DEPTH_BATCH);
+  lam_layer *l = lam_nn_stochastic_depth(0.5, LAM_STOCHASTIC_DEPTH_BATCH);
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(1), LAM_F32, &v), LAM_OK);
   lam_tensor *y = NULL;
@@ -318,7 +318,7 @@ Test(stochastic_depth, layer_modes_and_bad_input) {
   lam_rng_key key = lam_rng_key_make(3);
   o.rng = &key;
   cr_assert_eq(lam_layer_apply(l, v, x, &o, &y), LAM_OK);
-  lam_tensor *want = lam_stochastic_depth_forward(x, 0.5, LAM_STOCHASTIC_DEPTH_BATCH, key);
+  lam_tensor *want = lam_stochastic_depth(x, 0.5, LAM_STOCHASTIC_DEPTH_BATCH, key);
   float *yv = tu_read_f32(y), *wv = tu_read_f32(want);
   cr_assert_eq(memcmp(yv, wv, 72 * 4), 0);
   free(yv);
@@ -327,17 +327,17 @@ Test(stochastic_depth, layer_modes_and_bad_input) {
   lam_tensor_free(want);
   lam_vars_free(v);
   lam_layer_free(l);
-  lam_tensor *same = lam_stochastic_depth_forward(x, 0, LAM_STOCHASTIC_DEPTH_ROW, key);
+  lam_tensor *same = lam_stochastic_depth(x, 0, LAM_STOCHASTIC_DEPTH_ROW, key);
   cr_assert_eq(same, x);
   lam_tensor_free(same);
   lam_clear_error();
-  tu_assert_fails(lam_stochastic_depth_forward(NULL, 0.1, 0, key), LAM_ERR_NULL, "x is NULL");
-  tu_assert_fails(lam_stochastic_depth_forward(xi, 0.1, 0, key), LAM_ERR_DTYPE, "need a float dtype");
-  tu_assert_fails(lam_stochastic_depth_forward(s, 0.1, 0, key), LAM_ERR_SHAPE, "scalar");
-  tu_assert_fails(lam_stochastic_depth_forward(x, -0.1, 0, key), LAM_ERR_INVALID_ARGUMENT, "rate -0.1");
-  tu_assert_fails(lam_stochastic_depth_forward(x, 0.1, (lam_stochastic_depth_mode)7, key),
+  tu_assert_fails(lam_stochastic_depth(NULL, 0.1, 0, key), LAM_ERR_NULL, "x is NULL");
+  tu_assert_fails(lam_stochastic_depth(xi, 0.1, 0, key), LAM_ERR_DTYPE, "need a float dtype");
+  tu_assert_fails(lam_stochastic_depth(s, 0.1, 0, key), LAM_ERR_SHAPE, "scalar");
+  tu_assert_fails(lam_stochastic_depth(x, -0.1, 0, key), LAM_ERR_INVALID_ARGUMENT, "rate -0.1");
+  tu_assert_fails(lam_stochastic_depth(x, 0.1, (lam_stochastic_depth_mode)7, key),
                   LAM_ERR_INVALID_ARGUMENT, "mode 7");
-  tu_assert_fails(lam_stochastic_depth(2, LAM_STOCHASTIC_DEPTH_ROW), LAM_ERR_INVALID_ARGUMENT, "lam_stochastic_depth: rate 2");
+  tu_assert_fails(lam_nn_stochastic_depth(2, LAM_STOCHASTIC_DEPTH_ROW), LAM_ERR_INVALID_ARGUMENT, "lam_nn_stochastic_depth: rate 2");
   tu_assert_no_leak(ctx, m);
   lam_tensor_free(x);
   lam_tensor_free(xi);
@@ -347,14 +347,14 @@ Test(stochastic_depth, layer_modes_and_bad_input) {
 
 Test(linear_scheduler, values_and_bad_input) {
   double out[5];
-  cr_assert_eq(lam_linear_scheduler(0.1, 0.0, 5, out), LAM_OK);
+  cr_assert_eq(lam_stochastic_depth_rates(0.1, 0.0, 5, out), LAM_OK);
   const double want[5] = {0, 0.025, 0.05, 0.075, 0.1};
   for (int i = 0; i < 5; i++) cr_assert(fabs(out[i] - want[i]) < 1e-15, "out[%d] = %g", i, out[i]);
-  cr_assert_eq(lam_linear_scheduler(0.3, 0.1, 3, out), LAM_OK);
+  cr_assert_eq(lam_stochastic_depth_rates(0.3, 0.1, 3, out), LAM_OK);
   cr_assert(fabs(out[1] - 0.2) < 1e-15 && out[2] == 0.3 && out[0] == 0.1);
-  cr_assert_eq(lam_linear_scheduler(0.5, 0.2, 1, out), LAM_OK);
+  cr_assert_eq(lam_stochastic_depth_rates(0.5, 0.2, 1, out), LAM_OK);
   cr_assert_eq(out[0], 0.2);
-  tu_assert_status(lam_linear_scheduler(0.1, 0, 0, out), LAM_ERR_INVALID_ARGUMENT, "depth 0");
-  tu_assert_status(lam_linear_scheduler(0.1, 0, 3, NULL), LAM_ERR_NULL, "out is NULL");
-  tu_assert_status(lam_linear_scheduler(NAN, 0, 3, out), LAM_ERR_INVALID_ARGUMENT, "finite");
+  tu_assert_status(lam_stochastic_depth_rates(0.1, 0, 0, out), LAM_ERR_INVALID_ARGUMENT, "depth 0");
+  tu_assert_status(lam_stochastic_depth_rates(0.1, 0, 3, NULL), LAM_ERR_NULL, "out is NULL");
+  tu_assert_status(lam_stochastic_depth_rates(NAN, 0, 3, out), LAM_ERR_INVALID_ARGUMENT, "finite");
 }

@@ -1,5 +1,5 @@
-/* test_rnn.c (src/nn/rnn.c, src/ops/rnn_gates.c): the sequence layers lam_rnn (tanh, relu), lam_lstm and
- * lam_gru: outputs, final states and gradients against PyTorch golden data
+/* test_rnn.c (src/nn/rnn.c, src/ops/rnn_gates.c): the sequence layers lam_nn_rnn (tanh, relu), lam_nn_lstm and
+ * lam_nn_gru: outputs, final states and gradients against PyTorch golden data
  * (tools/gen_rnn_golden.py) for 1-2 layers, uni/bidirectional, batch_first
  * both ways, seq 1 and 37, variable lengths as lengths and as a mask, f64
  * and f32; a plain C reference for masks with holes and odd sizes;
@@ -77,9 +77,9 @@ static void ref_case_b(lam_ctx *ctx, int mode, int D, int T, int B, int I, int H
   o.bias = bias;
   o.bidirectional = D == 2;
   o.nonlinearity = mode == M_RELU ? LAM_RNN_RELU : LAM_RNN_TANH;
-  lam_layer *layer = mode == M_LSTM  ? lam_lstm(I, H, &o)
-                     : mode == M_GRU ? lam_gru(I, H, &o)
-                                     : lam_rnn(I, H, &o);
+  lam_layer *layer = mode == M_LSTM  ? lam_nn_lstm(I, H, &o)
+                     : mode == M_GRU ? lam_nn_gru(I, H, &o)
+                                     : lam_nn_rnn(I, H, &o);
   lam_vars *vars = NULL;
   cr_assert_eq(lam_layer_init(layer, ctx, lam_rng_key_make(seed), dt, &vars), LAM_OK, "%s",
                lam_last_error());
@@ -106,9 +106,9 @@ static void ref_case_b(lam_ctx *ctx, int mode, int D, int T, int B, int I, int H
   lam_tensor *lt = use_len ? lam_tensor_from_host(ctx, LAM_I32, 1, (int64_t[]){B}, len)
                            : lam_tensor_from_host(ctx, LAM_U8, 2, (int64_t[]){T, B}, mk);
   lam_tensor *y = NULL, *hn = NULL, *cn = NULL;
-  lam_status st = mode == M_LSTM  ? lam_lstm_forward(layer, p, xt, h0t, c0t, lt, NULL, &y, &hn, &cn)
-                  : mode == M_GRU ? lam_gru_forward(layer, p, xt, h0t, lt, NULL, &y, &hn)
-                                  : lam_rnn_forward(layer, p, xt, h0t, lt, NULL, &y, &hn);
+  lam_status st = mode == M_LSTM  ? lam_nn_lstm_apply(layer, p, xt, h0t, c0t, lt, NULL, &y, &hn, &cn)
+                  : mode == M_GRU ? lam_nn_gru_apply(layer, p, xt, h0t, lt, NULL, &y, &hn)
+                                  : lam_nn_rnn_apply(layer, p, xt, h0t, lt, NULL, &y, &hn);
   cr_assert_eq(st, LAM_OK, "%s", lam_last_error());
   double *ry = malloc(sizeof(double) * (size_t)(T * B * D * H)),
          *rh = malloc(sizeof(double) * (size_t)ns);
@@ -225,13 +225,13 @@ Test(rnn, unbatched_equals_batch_of_one) {
   o.num_layers = 2;
   o.bidirectional = true;
   o.batch_first = true; /* ignored for unbatched input, as PyTorch */
-  lam_layer *l = lam_lstm(3, 4, &o);
+  lam_layer *l = lam_nn_lstm(3, 4, &o);
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(1), LAM_F64, &v), LAM_OK);
   lam_tensor *x = tu_rand_f64(ctx, &r, 2, (int64_t[]){5, 3}, -1, 1);
   lam_tensor *h0 = tu_rand_f64(ctx, &r, 2, (int64_t[]){4, 4}, -1, 1);
   lam_tensor *y = NULL, *hn = NULL, *cn = NULL, *y1 = NULL, *hn1 = NULL, *cn1 = NULL;
-  cr_assert_eq(lam_lstm_forward(l, lam_vars_params(v), x, h0, NULL, NULL, NULL, &y, &hn, &cn),
+  cr_assert_eq(lam_nn_lstm_apply(l, lam_vars_params(v), x, h0, NULL, NULL, NULL, &y, &hn, &cn),
                LAM_OK, "%s", lam_last_error());
   cr_assert_eq(lam_tensor_ndim(y), 2);
   cr_assert_eq(lam_tensor_dim(y, 0), 5);
@@ -240,7 +240,7 @@ Test(rnn, unbatched_equals_batch_of_one) {
   cr_assert_eq(lam_tensor_dim(cn, 0), 4);
   lam_tensor *xb = lam_reshape(x, 3, (int64_t[]){1, 5, 3}); /* batch_first [B=1, T, I] */
   lam_tensor *hb = lam_reshape(h0, 3, (int64_t[]){4, 1, 4});
-  cr_assert_eq(lam_lstm_forward(l, lam_vars_params(v), xb, hb, NULL, NULL, NULL, &y1, &hn1, &cn1),
+  cr_assert_eq(lam_nn_lstm_apply(l, lam_vars_params(v), xb, hb, NULL, NULL, NULL, &y1, &hn1, &cn1),
                LAM_OK);
   double *a = rc_read(y), *b = rc_read(y1);
   rc_expect(a, b, 40, 1e-14, 0, "y", "unbatched");
@@ -262,14 +262,14 @@ Test(rnn, init_names_shapes_and_bounds) {
   lam_rnn_opts o = lam_rnn_defaults();
   o.num_layers = 2;
   o.bidirectional = true;
-  lam_layer *l = lam_gru(5, 16, &o);
+  lam_layer *l = lam_nn_gru(5, 16, &o);
   lam_vars *v = NULL, *v2 = NULL, *v3 = NULL;
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(9), LAM_F32, &v), LAM_OK, "%s",
                lam_last_error());
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(9), LAM_F32, &v2), LAM_OK);
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(10), LAM_F32, &v3), LAM_OK);
   lam_ptree *p = lam_vars_params(v);
-  cr_assert_eq(lam_ptree_num_leaves(p), 16);
+  cr_assert_eq(lam_ptree_leaf_count(p), 16);
   const char *want[] = {"weight_ih_l0",       "weight_hh_l0",         "bias_ih_l0",
                         "bias_hh_l0",         "weight_ih_l0_reverse", "weight_hh_l0_reverse",
                         "bias_ih_l0_reverse", "bias_hh_l0_reverse",   "weight_ih_l1"};
@@ -311,9 +311,9 @@ Test(rnn, init_names_shapes_and_bounds) {
   o = lam_rnn_defaults();
   o.bias = false;
   o.weight_init = lam_init_constant(0.5);
-  l = lam_rnn(2, 3, &o);
+  l = lam_nn_rnn(2, 3, &o);
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(1), LAM_F64, &v), LAM_OK);
-  cr_assert_eq(lam_ptree_num_leaves(lam_vars_params(v)), 2);
+  cr_assert_eq(lam_ptree_leaf_count(lam_vars_params(v)), 2);
   double *wv = tu_read_f64(lam_ptree_get(lam_vars_params(v), "weight_hh_l0"));
   for (int i = 0; i < 9; i++) cr_assert_eq(wv[i], 0.5);
   free(wv);
@@ -330,9 +330,9 @@ Test(rnn, dropout_between_layers) {
   lam_rnn_opts o = lam_rnn_defaults();
   o.num_layers = 2;
   o.dropout = 0.5;
-  lam_layer *l = lam_lstm(3, 8, &o);
+  lam_layer *l = lam_nn_lstm(3, 8, &o);
   o.dropout = 0;
-  lam_layer *l0 = lam_lstm(3, 8, &o);
+  lam_layer *l0 = lam_nn_lstm(3, 8, &o);
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(2), LAM_F64, &v), LAM_OK);
   lam_tensor *x = tu_rand_f64(ctx, &r, 3, (int64_t[]){4, 2, 3}, -1, 1);
@@ -385,7 +385,7 @@ static lam_tensor *seq_loss(lam_ptree *params, void *user) {
   return s;
 }
 
-/* Inside lam_sequential with lengths through aux; gradients reach every
+/* Inside lam_nn_sequential with lengths through aux; gradients reach every
  * parameter by its PyTorch path. */
 Test(rnn, inside_sequential_with_value_and_grad) {
   lam_ctx *ctx = tu_ctx();
@@ -394,7 +394,7 @@ Test(rnn, inside_sequential_with_value_and_grad) {
   lam_rnn_opts o = lam_rnn_defaults();
   o.batch_first = true;
   o.bidirectional = true;
-  lam_layer *model = lam_sequential((lam_layer *[]){lam_gru(3, 5, &o), lam_linear(10, 2, NULL)}, 2);
+  lam_layer *model = lam_nn_sequential((lam_layer *[]){lam_nn_gru(3, 5, &o), lam_nn_linear(10, 2, NULL)}, 2);
   cr_assert(model, "%s", lam_last_error());
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(model, ctx, lam_rng_key_make(4), LAM_F32, &v), LAM_OK, "%s",
@@ -408,7 +408,7 @@ Test(rnn, inside_sequential_with_value_and_grad) {
   lam_ptree *grads = NULL;
   cr_assert_eq(lam_value_and_grad(ctx, seq_loss, &u, lam_vars_params(v), &loss, &grads), LAM_OK,
                "%s", lam_last_error());
-  cr_assert_eq(lam_ptree_num_leaves(grads), 10);
+  cr_assert_eq(lam_ptree_leaf_count(grads), 10);
   float *g = tu_read_f32(lam_ptree_get(grads, "0.weight_ih_l0_reverse"));
   double s = 0;
   for (int i = 0; i < 45; i++) s += fabs(g[i]);
@@ -443,8 +443,8 @@ static lam_tensor *nb_fn(lam_tensor *const *xs, int n, void *user) {
   for (int i = 0; i < 4; i++) lam_ptree_set(p, names[i], xs[1 + i]);
   lam_tensor *h0 = n > 5 ? xs[5] : NULL, *y = NULL, *hn = NULL;
   lam_status st = c->lstm
-                      ? lam_lstm_forward(c->layer, p, xs[0], h0, NULL, NULL, NULL, &y, &hn, NULL)
-                      : lam_gru_forward(c->layer, p, xs[0], h0, NULL, NULL, &y, &hn);
+                      ? lam_nn_lstm_apply(c->layer, p, xs[0], h0, NULL, NULL, NULL, &y, &hn, NULL)
+                      : lam_nn_gru_apply(c->layer, p, xs[0], h0, NULL, NULL, &y, &hn);
   lam_ptree_free(p);
   if (st != LAM_OK) return NULL;
   lam_tensor *parts[2] = {rc_flat(y), rc_flat(hn)};
@@ -464,7 +464,7 @@ Test(rnn, no_bias_matches_reference_and_gradcheck) {
     lam_rnn_opts o = lam_rnn_defaults();
     o.bias = false;
     o.bidirectional = true;
-    nb_case c = {lstm ? lam_lstm(2, 2, &o) : lam_gru(2, 2, &o), lstm, 1};
+    nb_case c = {lstm ? lam_nn_lstm(2, 2, &o) : lam_nn_gru(2, 2, &o), lstm, 1};
     const int64_t GH = lstm ? 8 : 6;
     lam_tensor *xs[6] = {tu_rand_f64(ctx, &r, 3, (int64_t[]){3, 2, 2}, -1, 1),
                          tu_rand_f64(ctx, &r, 2, (int64_t[]){GH, 2}, -0.8, 0.8),
@@ -492,7 +492,7 @@ static lam_tensor *ps_fn(lam_tensor *const *xs, int n, void *user) {
   const int k = c->which & 3, z = c->which & 4;
   lam_tensor *h0 = k == 1 ? xs[0] : z ? c->zeros : NULL, *c0 = k == 2 ? xs[0] : z ? c->zeros : NULL;
   lam_tensor *y = NULL, *hn = NULL, *cn = NULL;
-  if (lam_lstm_forward(c->layer, c->params, c->x, h0, c0, NULL, NULL, &y, &hn, &cn) != LAM_OK)
+  if (lam_nn_lstm_apply(c->layer, c->params, c->x, h0, c0, NULL, NULL, &y, &hn, &cn) != LAM_OK)
     return NULL;
   lam_tensor *parts[3] = {rc_flat(y), rc_flat(hn), rc_flat(cn)};
   lam_tensor *out = lam_concat(parts, 3, 0);
@@ -508,7 +508,7 @@ Test(rnn, lstm_partial_initial_states) {
   tu_rng r = tu_rng_make(71);
   lam_rnn_opts o = lam_rnn_defaults();
   o.num_layers = 2;
-  lam_layer *l = lam_lstm(3, 4, &o);
+  lam_layer *l = lam_nn_lstm(3, 4, &o);
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(5), LAM_F64, &v), LAM_OK);
   ps_case c = {l, lam_vars_params(v), tu_rand_f64(ctx, &r, 3, (int64_t[]){4, 2, 3}, -1, 1),
@@ -548,22 +548,22 @@ Test(rnn, bad_input) {
   lam_ctx *ctx = tu_ctx();
   tu_rng r = tu_rng_make(2);
   lam_rnn_opts o = lam_rnn_defaults();
-  tu_assert_fails(lam_lstm(0, 4, NULL), LAM_ERR_INVALID_ARGUMENT, "input_size 0");
-  tu_assert_fails(lam_gru(3, -2, NULL), LAM_ERR_INVALID_ARGUMENT, "hidden_size -2");
+  tu_assert_fails(lam_nn_lstm(0, 4, NULL), LAM_ERR_INVALID_ARGUMENT, "input_size 0");
+  tu_assert_fails(lam_nn_gru(3, -2, NULL), LAM_ERR_INVALID_ARGUMENT, "hidden_size -2");
   o.num_layers = 0;
-  tu_assert_fails(lam_rnn(3, 4, &o), LAM_ERR_INVALID_ARGUMENT, "num_layers 0");
+  tu_assert_fails(lam_nn_rnn(3, 4, &o), LAM_ERR_INVALID_ARGUMENT, "num_layers 0");
   o = lam_rnn_defaults();
   o.dropout = 1.0;
-  tu_assert_fails(lam_lstm(3, 4, &o), LAM_ERR_INVALID_ARGUMENT, "dropout 1");
+  tu_assert_fails(lam_nn_lstm(3, 4, &o), LAM_ERR_INVALID_ARGUMENT, "dropout 1");
   o = lam_rnn_defaults();
   o.nonlinearity = (lam_rnn_nonlinearity)7;
-  tu_assert_fails(lam_rnn(3, 4, &o), LAM_ERR_INVALID_ARGUMENT, "nonlinearity 7");
+  tu_assert_fails(lam_nn_rnn(3, 4, &o), LAM_ERR_INVALID_ARGUMENT, "nonlinearity 7");
   o = lam_rnn_defaults();
   o.weight_init = lam_init_uniform(-1);
-  tu_assert_fails(lam_gru(3, 4, &o), LAM_ERR_INVALID_ARGUMENT, "weight_init");
+  tu_assert_fails(lam_nn_gru(3, 4, &o), LAM_ERR_INVALID_ARGUMENT, "weight_init");
   o = lam_rnn_defaults();
   o.num_layers = 2;
-  lam_layer *l = lam_lstm(3, 4, &o), *g = lam_gru(3, 4, NULL);
+  lam_layer *l = lam_nn_lstm(3, 4, &o), *g = lam_nn_gru(3, 4, NULL);
   lam_vars *v = NULL;
   if (lam_ctx_device(ctx)->fp16) {
     tu_assert_status(lam_layer_init(l, ctx, lam_rng_key_make(1), LAM_F16, &v), LAM_ERR_DTYPE,
@@ -592,49 +592,49 @@ Test(rnn, bad_input) {
     tu_assert_status((call), status, needle);         \
     cr_assert(y == NULL && hn == NULL && cn == NULL); \
   } while (0)
-  FAILS(lam_lstm_forward(NULL, p, x, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_NULL,
+  FAILS(lam_nn_lstm_apply(NULL, p, x, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_NULL,
         "layer is NULL");
-  FAILS(lam_lstm_forward(l, NULL, x, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_NULL,
+  FAILS(lam_nn_lstm_apply(l, NULL, x, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_NULL,
         "params is NULL");
   lam_clear_error();
-  FAILS(lam_lstm_forward(l, p, xnull, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_NULL,
+  FAILS(lam_nn_lstm_apply(l, p, xnull, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_NULL,
         "x is NULL");
-  FAILS(lam_gru_forward(l, p, x, NULL, NULL, NULL, &y, &hn), LAM_ERR_INVALID_ARGUMENT,
+  FAILS(lam_nn_gru_apply(l, p, x, NULL, NULL, NULL, &y, &hn), LAM_ERR_INVALID_ARGUMENT,
         "expected a \"gru\"");
-  FAILS(lam_rnn_forward(g, p, x, NULL, NULL, NULL, &y, &hn), LAM_ERR_INVALID_ARGUMENT,
+  FAILS(lam_nn_rnn_apply(g, p, x, NULL, NULL, NULL, &y, &hn), LAM_ERR_INVALID_ARGUMENT,
         "is a \"gru\"");
-  FAILS(lam_lstm_forward(l, p, x64, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_DTYPE,
+  FAILS(lam_nn_lstm_apply(l, p, x64, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_DTYPE,
         "x is f64");
-  FAILS(lam_lstm_forward(l, p, xw, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_SHAPE, "[5,2,4]");
-  FAILS(lam_lstm_forward(l, p, x4, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_SHAPE,
+  FAILS(lam_nn_lstm_apply(l, p, xw, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_SHAPE, "[5,2,4]");
+  FAILS(lam_nn_lstm_apply(l, p, x4, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_SHAPE,
         "x is [5,2,3,1]");
-  FAILS(lam_lstm_forward(l, p, x, hbad, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_SHAPE,
+  FAILS(lam_nn_lstm_apply(l, p, x, hbad, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_SHAPE,
         "h0 is [1,2,4]");
-  FAILS(lam_lstm_forward(l, p, x, h, h64, NULL, NULL, &y, &hn, &cn), LAM_ERR_DTYPE, "c0 is f64");
-  FAILS(lam_lstm_forward(l, p, x, NULL, NULL, len0, NULL, &y, &hn, &cn), LAM_ERR_INVALID_ARGUMENT,
+  FAILS(lam_nn_lstm_apply(l, p, x, h, h64, NULL, NULL, &y, &hn, &cn), LAM_ERR_DTYPE, "c0 is f64");
+  FAILS(lam_nn_lstm_apply(l, p, x, NULL, NULL, len0, NULL, &y, &hn, &cn), LAM_ERR_INVALID_ARGUMENT,
         "lengths[0] = 0");
-  FAILS(lam_lstm_forward(l, p, x, NULL, NULL, len6, NULL, &y, &hn, &cn), LAM_ERR_INVALID_ARGUMENT,
+  FAILS(lam_nn_lstm_apply(l, p, x, NULL, NULL, len6, NULL, &y, &hn, &cn), LAM_ERR_INVALID_ARGUMENT,
         "outside 1..5");
-  FAILS(lam_lstm_forward(l, p, x, NULL, NULL, len3, NULL, &y, &hn, &cn), LAM_ERR_SHAPE,
+  FAILS(lam_nn_lstm_apply(l, p, x, NULL, NULL, len3, NULL, &y, &hn, &cn), LAM_ERR_SHAPE,
         "lengths is [3]");
-  FAILS(lam_lstm_forward(l, p, x, NULL, NULL, lenf, NULL, &y, &hn, &cn), LAM_ERR_DTYPE, "u8 mask");
-  FAILS(lam_lstm_forward(l, p, x, NULL, NULL, mbad, NULL, &y, &hn, &cn), LAM_ERR_SHAPE,
+  FAILS(lam_nn_lstm_apply(l, p, x, NULL, NULL, lenf, NULL, &y, &hn, &cn), LAM_ERR_DTYPE, "u8 mask");
+  FAILS(lam_nn_lstm_apply(l, p, x, NULL, NULL, mbad, NULL, &y, &hn, &cn), LAM_ERR_SHAPE,
         "mask is [2,5]");
   lam_tensor *x2 = lam_reshape(x, 2, (int64_t[]){10, 3});
-  FAILS(lam_lstm_forward(l, p, x2, NULL, NULL, len3, NULL, &y, &hn, &cn), LAM_ERR_INVALID_ARGUMENT,
+  FAILS(lam_nn_lstm_apply(l, p, x2, NULL, NULL, len3, NULL, &y, &hn, &cn), LAM_ERR_INVALID_ARGUMENT,
         "batched input");
   lam_tensor_free(x2);
   /* parameters: missing, wrong shape, wrong dtype */
   lam_ptree *p2 = lam_ptree_copy(p);
   lam_ptree_remove(p2, "bias_hh_l1");
-  FAILS(lam_lstm_forward(l, p2, x, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_NOT_FOUND,
+  FAILS(lam_nn_lstm_apply(l, p2, x, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_NOT_FOUND,
         "\"bias_hh_l1\"");
   lam_ptree_set(p2, "bias_hh_l1", h);
-  FAILS(lam_lstm_forward(l, p2, x, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_SHAPE,
+  FAILS(lam_nn_lstm_apply(l, p2, x, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_SHAPE,
         "param \"bias_hh_l1\" is [2,2,4], expected [16]");
   lam_tensor *w64 = lam_tensor_zeros(ctx, LAM_F64, 2, (int64_t[]){16, 4});
   lam_ptree_set(p2, "weight_hh_l0", w64);
-  FAILS(lam_lstm_forward(l, p2, x, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_DTYPE,
+  FAILS(lam_nn_lstm_apply(l, p2, x, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_DTYPE,
         "\"weight_hh_l0\" is f64");
   lam_tensor_free(w64);
   lam_ptree_free(p2);

@@ -1,5 +1,5 @@
-/* test_rnn_cells.c: the single-step cells lam_rnn_cell (tanh, relu),
- * lam_lstm_cell and lam_gru_cell against PyTorch golden data
+/* test_rnn_cells.c: the single-step cells lam_nn_rnn_cell (tanh, relu),
+ * lam_nn_lstm_cell and lam_nn_gru_cell against PyTorch golden data
  * (tools/gen_rnn_golden.py) in f64 and f32, finite-difference gradient
  * checks, a user loop of cells against the sequence layer (outputs and
  * gradients), the layer form with aux states and summaries, unbatched input,
@@ -61,9 +61,9 @@ static lam_tensor *loop_fn_impl(lam_tensor *const *xs, loop_case *u, int use_cel
   if (!use_cells) {
     lam_tensor *h0 = lam_reshape(xs[5], 3, (int64_t[]){1, u->B, u->H});
     lam_tensor *c0 = lstm ? lam_reshape(xs[6], 3, (int64_t[]){1, u->B, u->H}) : NULL;
-    lam_status st = lstm ? lam_lstm_forward(u->seq, p, xs[0], h0, c0, NULL, NULL, &y, &hn, &cn)
-                    : u->mode == M_GRU ? lam_gru_forward(u->seq, p, xs[0], h0, NULL, NULL, &y, &hn)
-                                       : lam_rnn_forward(u->seq, p, xs[0], h0, NULL, NULL, &y, &hn);
+    lam_status st = lstm ? lam_nn_lstm_apply(u->seq, p, xs[0], h0, c0, NULL, NULL, &y, &hn, &cn)
+                    : u->mode == M_GRU ? lam_nn_gru_apply(u->seq, p, xs[0], h0, NULL, NULL, &y, &hn)
+                                       : lam_nn_rnn_apply(u->seq, p, xs[0], h0, NULL, NULL, &y, &hn);
     cr_assert_eq(st, LAM_OK, "%s", lam_last_error());
     lam_tensor_free(h0);
     lam_tensor_free(c0);
@@ -74,9 +74,9 @@ static lam_tensor *loop_fn_impl(lam_tensor *const *xs, loop_case *u, int use_cel
       lam_tensor *row = lam_tensor_slice0(xs[0], t, t + 1);
       lam_tensor *xt = lam_reshape(row, 2, (int64_t[]){u->B, u->I});
       lam_tensor *h1 = NULL, *c1 = NULL;
-      lam_status st = lstm               ? lam_lstm_cell_forward(u->cell, p, xt, h, c, &h1, &c1)
-                      : u->mode == M_GRU ? lam_gru_cell_forward(u->cell, p, xt, h, &h1)
-                                         : lam_rnn_cell_forward(u->cell, p, xt, h, &h1);
+      lam_status st = lstm               ? lam_nn_lstm_cell_apply(u->cell, p, xt, h, c, &h1, &c1)
+                      : u->mode == M_GRU ? lam_nn_gru_cell_apply(u->cell, p, xt, h, &h1)
+                                         : lam_nn_rnn_cell_apply(u->cell, p, xt, h, &h1);
       cr_assert_eq(st, LAM_OK, "%s", lam_last_error());
       lam_tensor_free(row), lam_tensor_free(xt), lam_tensor_free(h), lam_tensor_free(c);
       h = h1, c = c1;
@@ -110,12 +110,12 @@ Test(rnn_cells, loop_equals_sequence_layer) {
     lam_rnn_opts so = lam_rnn_defaults();
     lam_rnn_cell_opts co = lam_rnn_cell_defaults();
     so.nonlinearity = co.nonlinearity = mode == M_RELU ? LAM_RNN_RELU : LAM_RNN_TANH;
-    u.seq = mode == M_LSTM  ? lam_lstm(4, 5, &so)
-            : mode == M_GRU ? lam_gru(4, 5, &so)
-                            : lam_rnn(4, 5, &so);
-    u.cell = mode == M_LSTM  ? lam_lstm_cell(4, 5, &co)
-             : mode == M_GRU ? lam_gru_cell(4, 5, &co)
-                             : lam_rnn_cell(4, 5, &co);
+    u.seq = mode == M_LSTM  ? lam_nn_lstm(4, 5, &so)
+            : mode == M_GRU ? lam_nn_gru(4, 5, &so)
+                            : lam_nn_rnn(4, 5, &so);
+    u.cell = mode == M_LSTM  ? lam_nn_lstm_cell(4, 5, &co)
+             : mode == M_GRU ? lam_nn_gru_cell(4, 5, &co)
+                             : lam_nn_rnn_cell(4, 5, &co);
     const int64_t GH = rc_gates(mode) * 5;
     lam_tensor *xs[7] = {tu_rand_f64(ctx, &r, 3, (int64_t[]){6, 3, 4}, -1, 1),
                          tu_rand_f64(ctx, &r, 2, (int64_t[]){GH, 4}, -0.6, 0.6),
@@ -161,18 +161,18 @@ Test(rnn_cells, apply_aux_summaries_and_unbatched) {
   lam_ctx *ctx = tu_ctx();
   tu_mark m = tu_mark_now(ctx);
   tu_rng r = tu_rng_make(23);
-  lam_layer *cell = lam_lstm_cell(3, 4, NULL);
+  lam_layer *cell = lam_nn_lstm_cell(3, 4, NULL);
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(cell, ctx, lam_rng_key_make(3), LAM_F64, &v), LAM_OK, "%s",
                lam_last_error());
-  cr_assert_eq(lam_ptree_num_leaves(lam_vars_params(v)), 4);
+  cr_assert_eq(lam_ptree_leaf_count(lam_vars_params(v)), 4);
   cr_assert_eq(lam_tensor_dim(lam_ptree_get(lam_vars_params(v), "weight_ih"), 0), 16);
   cr_assert_eq(lam_tensor_dim(lam_ptree_get(lam_vars_params(v), "weight_hh"), 1), 4);
   lam_tensor *x = tu_rand_f64(ctx, &r, 2, (int64_t[]){2, 3}, -1, 1);
   lam_tensor *h = tu_rand_f64(ctx, &r, 2, (int64_t[]){2, 4}, -1, 1);
   lam_tensor *c = tu_rand_f64(ctx, &r, 2, (int64_t[]){2, 4}, -1, 1);
   lam_tensor *h1 = NULL, *c1 = NULL, *ha = NULL;
-  cr_assert_eq(lam_lstm_cell_forward(cell, lam_vars_params(v), x, h, c, &h1, &c1), LAM_OK);
+  cr_assert_eq(lam_nn_lstm_cell_apply(cell, lam_vars_params(v), x, h, c, &h1, &c1), LAM_OK);
   lam_aux *aux = lam_aux_create();
   lam_summaries *sm = lam_summaries_create();
   lam_aux_set(aux, "h0", h);
@@ -190,7 +190,7 @@ Test(rnn_cells, apply_aux_summaries_and_unbatched) {
   lam_tensor *xu = lam_reshape(x1, 1, (int64_t[]){3}), *hu = lam_reshape(h1r, 1, (int64_t[]){4});
   lam_tensor *cu = lam_reshape(c1r, 1, (int64_t[]){4});
   lam_tensor *hu1 = NULL, *cu1 = NULL;
-  cr_assert_eq(lam_lstm_cell_forward(cell, lam_vars_params(v), xu, hu, cu, &hu1, &cu1), LAM_OK,
+  cr_assert_eq(lam_nn_lstm_cell_apply(cell, lam_vars_params(v), xu, hu, cu, &hu1, &cu1), LAM_OK,
                "%s", lam_last_error());
   cr_assert_eq(lam_tensor_ndim(hu1), 1);
   cr_assert_eq(lam_tensor_dim(cu1, 0), 4);
@@ -199,8 +199,8 @@ Test(rnn_cells, apply_aux_summaries_and_unbatched) {
   free(a), free(b);
   /* no previous state = zeros; c_out may be NULL */
   lam_tensor *hz = NULL, *z = lam_tensor_zeros(ctx, LAM_F64, 2, (int64_t[]){2, 4}), *hzz = NULL;
-  cr_assert_eq(lam_lstm_cell_forward(cell, lam_vars_params(v), x, NULL, NULL, &hz, NULL), LAM_OK);
-  cr_assert_eq(lam_lstm_cell_forward(cell, lam_vars_params(v), x, z, z, &hzz, NULL), LAM_OK);
+  cr_assert_eq(lam_nn_lstm_cell_apply(cell, lam_vars_params(v), x, NULL, NULL, &hz, NULL), LAM_OK);
+  cr_assert_eq(lam_nn_lstm_cell_apply(cell, lam_vars_params(v), x, z, z, &hzz, NULL), LAM_OK);
   a = rc_read(hz), b = rc_read(hzz);
   rc_expect(a, b, 8, 1e-15, 0, "h'", "zero state");
   free(a), free(b);
@@ -218,9 +218,9 @@ Test(rnn_cells, apply_aux_summaries_and_unbatched) {
   /* a GRU cell without bias has two params; bounds U(-1/sqrt(H), 1/sqrt(H)) */
   lam_rnn_cell_opts co = lam_rnn_cell_defaults();
   co.bias = false;
-  cell = lam_gru_cell(5, 9, &co);
+  cell = lam_nn_gru_cell(5, 9, &co);
   cr_assert_eq(lam_layer_init(cell, ctx, lam_rng_key_make(3), LAM_F32, &v), LAM_OK);
-  cr_assert_eq(lam_ptree_num_leaves(lam_vars_params(v)), 2);
+  cr_assert_eq(lam_ptree_leaf_count(lam_vars_params(v)), 2);
   float *w = tu_read_f32(lam_ptree_get(lam_vars_params(v), "weight_ih"));
   for (int i = 0; i < 27 * 5; i++) cr_assert(fabsf(w[i]) <= 1.0f / 3.0f);
   free(w);
@@ -233,16 +233,16 @@ Test(rnn_cells, apply_aux_summaries_and_unbatched) {
 Test(rnn_cells, bad_input) {
   lam_ctx *ctx = tu_ctx();
   tu_rng r = tu_rng_make(4);
-  tu_assert_fails(lam_lstm_cell(0, 3, NULL), LAM_ERR_INVALID_ARGUMENT, "input_size 0");
-  tu_assert_fails(lam_gru_cell(3, 0, NULL), LAM_ERR_INVALID_ARGUMENT, "hidden_size 0");
+  tu_assert_fails(lam_nn_lstm_cell(0, 3, NULL), LAM_ERR_INVALID_ARGUMENT, "input_size 0");
+  tu_assert_fails(lam_nn_gru_cell(3, 0, NULL), LAM_ERR_INVALID_ARGUMENT, "hidden_size 0");
   lam_rnn_cell_opts co = lam_rnn_cell_defaults();
   co.nonlinearity = (lam_rnn_nonlinearity)3;
-  tu_assert_fails(lam_rnn_cell(3, 4, &co), LAM_ERR_INVALID_ARGUMENT, "nonlinearity 3");
+  tu_assert_fails(lam_nn_rnn_cell(3, 4, &co), LAM_ERR_INVALID_ARGUMENT, "nonlinearity 3");
   co = lam_rnn_cell_defaults();
   co.bias_init = lam_init_normal(-2);
-  tu_assert_fails(lam_rnn_cell(3, 4, &co), LAM_ERR_INVALID_ARGUMENT, "bias_init");
-  lam_layer *cell = lam_lstm_cell(3, 4, NULL), *gcell = lam_gru_cell(3, 4, NULL);
-  lam_layer *seq = lam_lstm(3, 4, NULL);
+  tu_assert_fails(lam_nn_rnn_cell(3, 4, &co), LAM_ERR_INVALID_ARGUMENT, "bias_init");
+  lam_layer *cell = lam_nn_lstm_cell(3, 4, NULL), *gcell = lam_nn_gru_cell(3, 4, NULL);
+  lam_layer *seq = lam_nn_lstm(3, 4, NULL);
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(cell, ctx, lam_rng_key_make(1), LAM_F32, &v), LAM_OK);
   lam_ptree *p = lam_vars_params(v);
@@ -258,27 +258,27 @@ Test(rnn_cells, bad_input) {
     tu_assert_status((call), status, needle); \
     cr_assert(h1 == NULL && c1 == NULL);      \
   } while (0)
-  FAILS(lam_lstm_cell_forward(NULL, p, x, h, h, &h1, &c1), LAM_ERR_NULL, "cell is NULL");
-  FAILS(lam_lstm_cell_forward(cell, p, x, h, h, NULL, &c1), LAM_ERR_NULL, "h_out is NULL");
-  FAILS(lam_lstm_cell_forward(cell, NULL, x, h, h, &h1, &c1), LAM_ERR_NULL, "params is NULL");
+  FAILS(lam_nn_lstm_cell_apply(NULL, p, x, h, h, &h1, &c1), LAM_ERR_NULL, "cell is NULL");
+  FAILS(lam_nn_lstm_cell_apply(cell, p, x, h, h, NULL, &c1), LAM_ERR_NULL, "h_out is NULL");
+  FAILS(lam_nn_lstm_cell_apply(cell, NULL, x, h, h, &h1, &c1), LAM_ERR_NULL, "params is NULL");
   lam_clear_error();
-  FAILS(lam_lstm_cell_forward(cell, p, xnull, h, h, &h1, &c1), LAM_ERR_NULL, "x is NULL");
-  FAILS(lam_lstm_cell_forward(seq, p, x, h, h, &h1, &c1), LAM_ERR_INVALID_ARGUMENT,
+  FAILS(lam_nn_lstm_cell_apply(cell, p, xnull, h, h, &h1, &c1), LAM_ERR_NULL, "x is NULL");
+  FAILS(lam_nn_lstm_cell_apply(seq, p, x, h, h, &h1, &c1), LAM_ERR_INVALID_ARGUMENT,
         "is a \"lstm\"");
-  FAILS(lam_gru_cell_forward(cell, p, x, h, &h1), LAM_ERR_INVALID_ARGUMENT,
+  FAILS(lam_nn_gru_cell_apply(cell, p, x, h, &h1), LAM_ERR_INVALID_ARGUMENT,
         "expected a \"gru_cell\"");
-  FAILS(lam_rnn_cell_forward(gcell, p, x, h, &h1), LAM_ERR_INVALID_ARGUMENT,
+  FAILS(lam_nn_rnn_cell_apply(gcell, p, x, h, &h1), LAM_ERR_INVALID_ARGUMENT,
         "expected a \"rnn_cell\"");
-  FAILS(lam_lstm_cell_forward(cell, p, x64, h, h, &h1, &c1), LAM_ERR_DTYPE, "x is f64");
-  FAILS(lam_lstm_cell_forward(cell, p, x3, h, h, &h1, &c1), LAM_ERR_SHAPE, "x is [1,2,3]");
-  FAILS(lam_lstm_cell_forward(cell, p, x, hb, h, &h1, &c1), LAM_ERR_SHAPE,
+  FAILS(lam_nn_lstm_cell_apply(cell, p, x64, h, h, &h1, &c1), LAM_ERR_DTYPE, "x is f64");
+  FAILS(lam_nn_lstm_cell_apply(cell, p, x3, h, h, &h1, &c1), LAM_ERR_SHAPE, "x is [1,2,3]");
+  FAILS(lam_nn_lstm_cell_apply(cell, p, x, hb, h, &h1, &c1), LAM_ERR_SHAPE,
         "h is [3,4], expected [2,4]");
-  FAILS(lam_lstm_cell_forward(cell, p, x, h, hb, &h1, &c1), LAM_ERR_SHAPE, "c is [3,4]");
+  FAILS(lam_nn_lstm_cell_apply(cell, p, x, h, hb, &h1, &c1), LAM_ERR_SHAPE, "c is [3,4]");
   lam_ptree *p2 = lam_ptree_copy(p);
   lam_ptree_remove(p2, "weight_hh");
-  FAILS(lam_lstm_cell_forward(cell, p2, x, h, h, &h1, &c1), LAM_ERR_NOT_FOUND, "\"weight_hh\"");
+  FAILS(lam_nn_lstm_cell_apply(cell, p2, x, h, h, &h1, &c1), LAM_ERR_NOT_FOUND, "\"weight_hh\"");
   lam_ptree_set(p2, "weight_hh", x);
-  FAILS(lam_lstm_cell_forward(cell, p2, x, h, h, &h1, &c1), LAM_ERR_SHAPE,
+  FAILS(lam_nn_lstm_cell_apply(cell, p2, x, h, h, &h1, &c1), LAM_ERR_SHAPE,
         "\"weight_hh\" is [2,3], expected [16,4]");
   lam_ptree_free(p2);
   lam_aux *aux = lam_aux_create();

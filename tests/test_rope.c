@@ -112,7 +112,7 @@ static void rope_check(lam_ctx *ctx, lam_dtype dt, const rope_case *c, int idx) 
   /* f32: the table is rounded from double; angles up to ~1000 rad stay exact */
   tu_assert_close_f64(got, want, n, dt == LAM_F32 ? 2e-6 : 1e-13, dt == LAM_F32 ? 2e-6 : 1e-12, what);
   /* the layer does the same */
-  lam_layer *layer = lam_rope_layer(c->dims, &o);
+  lam_layer *layer = lam_nn_rope(c->dims, &o);
   cr_assert(layer, "%s", lam_last_error());
   lam_vars *vars = NULL;
   cr_assert_eq(lam_layer_init(layer, ctx, lam_rng_key_make(0), dt, &vars), LAM_OK, "%s", lam_last_error());
@@ -251,8 +251,8 @@ Test(rope, bad_input) {
   o = lam_rope_defaults();
   o.scale = NAN;
   tu_assert_fails(lam_rope(x, &o), LAM_ERR_INVALID_ARGUMENT, "scale");
-  tu_assert_fails(lam_rope_layer(3, NULL), LAM_ERR_INVALID_ARGUMENT, "lam_rope_layer: dims 3");
-  tu_assert_fails(lam_rope_layer(-2, NULL), LAM_ERR_INVALID_ARGUMENT, "dims -2");
+  tu_assert_fails(lam_nn_rope(3, NULL), LAM_ERR_INVALID_ARGUMENT, "lam_nn_rope: dims 3");
+  tu_assert_fails(lam_nn_rope(-2, NULL), LAM_ERR_INVALID_ARGUMENT, "dims -2");
   lam_tensor *ts[] = {x, x1, xi, xo};
   for (int i = 0; i < 4; i++) lam_tensor_free(ts[i]);
   tu_assert_no_leak(ctx, m);
@@ -309,7 +309,7 @@ Test(sinusoidal, matches_reference) {
       snprintf(what, sizeof what, "sinusoidal variant %d %s", variant, lam_dtype_name(dt));
       tu_assert_close_f64(got, want, n * dims, dt == LAM_F32 ? 2e-5 : 1e-12, dt == LAM_F32 ? 1e-5 : 1e-12, what);
       /* as a layer */
-      lam_layer *l = lam_sinusoidal_positional_encoding(dims, &o);
+      lam_layer *l = lam_nn_sinusoidal_encoding(dims, &o);
       lam_vars *vars = NULL;
       cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(0), dt, &vars), LAM_OK, "%s", lam_last_error());
       lam_tensor *yl = NULL;
@@ -356,7 +356,7 @@ Test(sinusoidal, gradcheck_and_bad_input) {
   lam_sinusoidal_opts o = lam_sinusoidal_defaults();
   o.min_freq = 0;
   tu_assert_fails(lam_sinusoidal_encoding(x, 8, &o), LAM_ERR_INVALID_ARGUMENT, "min_freq");
-  tu_assert_fails(lam_sinusoidal_positional_encoding(6 + 1, NULL), LAM_ERR_INVALID_ARGUMENT, "dims 7");
+  tu_assert_fails(lam_nn_sinusoidal_encoding(6 + 1, NULL), LAM_ERR_INVALID_ARGUMENT, "dims 7");
   lam_tensor_free(x);
   lam_tensor_free(xi);
   tu_assert_no_leak(ctx, m);
@@ -392,7 +392,7 @@ Test(alibi, slopes_bias_and_layer) {
   /* the layer adds the bias to scores [B, H, Sq, Sk] */
   tu_rng r = tu_rng_make(44);
   lam_tensor *scores = tu_rand_f64(ctx, &r, 4, (int64_t[]){2, H, Sq, Sk}, -1, 1);
-  lam_layer *l = lam_alibi_layer(off);
+  lam_layer *l = lam_nn_alibi(off);
   lam_vars *vars = NULL;
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(0), LAM_F64, &vars), LAM_OK);
   lam_tensor *y = NULL;

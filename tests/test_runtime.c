@@ -68,7 +68,7 @@ Test(runtime, env_and_options_choose_device) {
   lam_ctx *ctx = NULL;
   tu_assert_status(lam_ctx_create(NULL, &ctx), LAM_ERR_DEVICE_NOT_FOUND, "definitely-missing");
   cr_assert_null(ctx);
-  lam_ctx_options o = lam_ctx_options_default();
+  lam_ctx_opts o = lam_ctx_defaults();
   o.device = "0"; /* options win over the environment */
   cr_assert_eq(lam_ctx_create(&o, &ctx), LAM_OK, "%s", lam_last_error());
   cr_assert_eq(lam_ctx_device(ctx)->index, 0);
@@ -101,7 +101,7 @@ static int count_files(const char *dir, const char *suffix) {
 
 /* Builds the "tensor" program (arange) in a fresh context; returns stats. */
 static lam_stats run_arange(const char *cache_dir, int disable) {
-  lam_ctx_options o = lam_ctx_options_default();
+  lam_ctx_opts o = lam_ctx_defaults();
   o.cache_dir = cache_dir;
   o.disable_disk_cache = disable;
   lam_ctx *ctx = NULL;
@@ -182,7 +182,7 @@ Test(runtime, kernel_dir_override_and_build_failure) {
   fputs("kernel void arange(global float *y) { this is not C; }\n", f);
   fclose(f);
   setenv("LAMINA_KERNEL_DIR", dir, 1);
-  lam_ctx_options o = lam_ctx_options_default();
+  lam_ctx_opts o = lam_ctx_defaults();
   o.disable_disk_cache = true;
   lam_ctx *ctx = NULL;
   cr_assert_eq(lam_ctx_create(&o, &ctx), LAM_OK);

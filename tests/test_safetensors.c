@@ -155,7 +155,7 @@ Test(safetensors, roundtrip_bit_exact_every_dtype) {
   lam_metadata *mback = NULL;
   cr_assert_eq(lam_safetensors_load_ex(ctx, tmp("a.safetensors"), NULL, &back, &mback), LAM_OK, "%s",
                lam_last_error());
-  cr_assert_eq(lam_ptree_num_leaves(back), nt);
+  cr_assert_eq(lam_ptree_leaf_count(back), nt);
   for (int i = 0; i < nt; i++) {
     const char *p1, *p2;
     lam_tensor *a, *b;
@@ -324,7 +324,7 @@ Test(safetensors, python_written_file_loads) {
   lam_load_opts lo = lam_load_defaults();
   lo.prefix = "nested.";
   cr_assert_eq(lam_safetensors_load_ex(ctx, data_path("st_python.safetensors"), &lo, &t, NULL), LAM_OK);
-  cr_assert_eq(lam_ptree_num_leaves(t), 1);
+  cr_assert_eq(lam_ptree_leaf_count(t), 1);
   cr_assert(lam_ptree_get(t, "layer.0.weight"));
   lam_ptree_free(t);
   tu_assert_no_leak(ctx, m);
@@ -533,7 +533,7 @@ Test(safetensors, corrupt_headers_are_format_errors) {
   /* The smallest valid file: "{}" padded. */
   write_raw(tmp("c.st"), "{}      ", NULL, 0);
   cr_assert_eq(lam_safetensors_load(ctx, tmp("c.st"), &t), LAM_OK, "%s", lam_last_error());
-  cr_assert_eq(lam_ptree_num_leaves(t), 0);
+  cr_assert_eq(lam_ptree_leaf_count(t), 0);
   lam_ptree_free(t);
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);

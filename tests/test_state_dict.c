@@ -10,8 +10,8 @@
 #include "testutil.h"
 
 static lam_layer *mlp(int64_t hidden) {
-  return lam_sequential((lam_layer *[]){lam_linear(6, hidden, NULL), lam_relu_layer(),
-                                        lam_linear(hidden, 3, NULL)}, 3);
+  return lam_nn_sequential((lam_layer *[]){lam_nn_linear(6, hidden, NULL), lam_nn_relu(),
+                                        lam_nn_linear(hidden, 3, NULL)}, 3);
 }
 
 static void check_file(const char *file, const float *want) {

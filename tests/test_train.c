@@ -8,8 +8,8 @@
 #include "testutil.h"
 
 static lam_layer *small_model(void) {
-  return lam_sequential((lam_layer *[]){lam_linear(4, 16, NULL), lam_tanh_layer(), lam_dropout(0.1),
-                                        lam_linear(16, 3, NULL)}, 4);
+  return lam_nn_sequential((lam_layer *[]){lam_nn_linear(4, 16, NULL), lam_nn_tanh(), lam_nn_dropout(0.1),
+                                        lam_nn_linear(16, 3, NULL)}, 4);
 }
 
 /* A separable toy problem: class = argmax of the first three features. */
@@ -78,7 +78,7 @@ Test(train, fit_learns_and_reports_every_epoch) {
   /* The optimizer's moments (exp_avg, exp_avg_sq per param) are the only growth. */
   lam_stats st;
   lam_ctx_stats(ctx, &st);
-  cr_assert_eq(st.live_tensors - mk.tensors, 2 * lam_ptree_num_leaves(lam_vars_params(v)),
+  cr_assert_eq(st.live_tensors - mk.tensors, 2 * lam_ptree_leaf_count(lam_vars_params(v)),
                "only optimizer state remains: %lld extra", (long long)(st.live_tensors - mk.tensors));
   o.on_epoch = stop_early;
   lam_clear_error();
@@ -95,7 +95,7 @@ Test(train, step_updates_and_clips) {
   lam_ctx *ctx = tu_ctx();
   lam_tensor *x, *y;
   make_data(ctx, 20, &x, &y);
-  lam_layer *m = lam_linear(4, 3, NULL);
+  lam_layer *m = lam_nn_linear(4, 3, NULL);
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(m, ctx, lam_rng_key_make(3), LAM_F32, &v), LAM_OK);
   lam_sgd_opts so = lam_sgd_defaults();

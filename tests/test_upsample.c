@@ -137,7 +137,7 @@ static void ref_ups(const ucase *c, int f32, const double *x, const double *cot,
 
 static lam_tensor *ups_fn(lam_tensor *const *xs, int n, void *user) {
   const ucase *c = user;
-  return c->nsp == 1 ? lam_upsample1d_forward(xs[0], &c->o) : lam_upsample2d_forward(xs[0], &c->o);
+  return c->nsp == 1 ? lam_upsample1d(xs[0], &c->o) : lam_upsample2d(xs[0], &c->o);
 }
 
 static void check_ucase(lam_ctx *ctx, tu_rng *r, const ucase *c, lam_dtype dt, double tol,
@@ -305,24 +305,24 @@ Test(upsample, bad_input) {
   lam_tensor *x = lam_tensor_zeros(ctx, LAM_F32, 4, (int64_t[]){1, 2, 5, 5});
   lam_tensor *xi = lam_tensor_zeros(ctx, LAM_I32, 4, (int64_t[]){1, 2, 5, 5});
   tu_mark m = tu_mark_now(ctx);
-  tu_assert_fails(lam_upsample2d_forward(NULL, NULL), LAM_ERR_NULL, "lam_upsample2d_forward: x");
-  tu_assert_fails(lam_upsample1d_forward(x, NULL), LAM_ERR_SHAPE, "[batch, channels, length]");
-  tu_assert_fails(lam_upsample2d_forward(xi, NULL), LAM_ERR_DTYPE, "i32");
+  tu_assert_fails(lam_upsample2d(NULL, NULL), LAM_ERR_NULL, "lam_upsample2d: x");
+  tu_assert_fails(lam_upsample1d(x, NULL), LAM_ERR_SHAPE, "[batch, channels, length]");
+  tu_assert_fails(lam_upsample2d(xi, NULL), LAM_ERR_DTYPE, "i32");
   lam_upsample_opts o = lam_upsample_defaults();
   o.align_corners = true;
-  tu_assert_fails(lam_upsample2d_forward(x, &o), LAM_ERR_INVALID_ARGUMENT, "align_corners");
+  tu_assert_fails(lam_upsample2d(x, &o), LAM_ERR_INVALID_ARGUMENT, "align_corners");
   o = lam_upsample_defaults();
   o.scale[1] = -2;
-  tu_assert_fails(lam_upsample2d_forward(x, &o), LAM_ERR_INVALID_ARGUMENT, "scale -2");
+  tu_assert_fails(lam_upsample2d(x, &o), LAM_ERR_INVALID_ARGUMENT, "scale -2");
   o = lam_upsample_defaults();
   o.scale[0] = 0.1;
-  tu_assert_fails(lam_upsample2d_forward(x, &o), LAM_ERR_SHAPE, "output size 0");
+  tu_assert_fails(lam_upsample2d(x, &o), LAM_ERR_SHAPE, "output size 0");
   o = lam_upsample_defaults();
   o.size[0] = -3;
-  tu_assert_fails(lam_upsample2d_forward(x, &o), LAM_ERR_INVALID_ARGUMENT, "size -3");
+  tu_assert_fails(lam_upsample2d(x, &o), LAM_ERR_INVALID_ARGUMENT, "size -3");
   o = lam_upsample_defaults();
   o.mode = (lam_upsample_mode)7;
-  tu_assert_fails(lam_upsample2d_forward(x, &o), LAM_ERR_INVALID_ARGUMENT, "mode 7");
+  tu_assert_fails(lam_upsample2d(x, &o), LAM_ERR_INVALID_ARGUMENT, "mode 7");
   tu_assert_no_leak(ctx, m);
   lam_tensor_free(x), lam_tensor_free(xi);
   lam_ctx_free(ctx);
@@ -334,7 +334,7 @@ Test(upsample, layers) {
   lam_tensor *x = tu_rand_f32(ctx, &r, 4, (int64_t[]){2, 3, 4, 5}, -1, 1);
   lam_tensor *x1 = tu_rand_f32(ctx, &r, 3, (int64_t[]){2, 3, 5}, -1, 1);
   tu_mark m = tu_mark_now(ctx);
-  lam_layer *l = lam_upsample2d(NULL);
+  lam_layer *l = lam_nn_upsample2d(NULL);
   cr_assert(l);
   cr_assert_str_eq(lam_layer_name(l), "upsample2d");
   lam_vars *v = NULL;
@@ -345,16 +345,16 @@ Test(upsample, layers) {
   lam_tensor_free(y);
   tu_assert_status(lam_layer_apply(l, v, x1, NULL, &y), LAM_ERR_SHAPE, "upsample2d expects");
   lam_layer_free(l);
-  l = lam_upsample1d(&(lam_upsample_opts){.mode = LAM_UPSAMPLE_LINEAR, .size = {9}, .align_corners = true});
+  l = lam_nn_upsample1d(&(lam_upsample_opts){.mode = LAM_UPSAMPLE_LINEAR, .size = {9}, .align_corners = true});
   cr_assert(l);
   cr_assert_eq(lam_layer_apply(l, v, x1, NULL, &y), LAM_OK, "%s", lam_last_error());
   cr_assert(lam_tensor_shape(y)[2] == 9);
   lam_tensor_free(y);
   lam_layer_free(l);
   lam_vars_free(v);
-  tu_assert_fails(lam_upsample2d(&(lam_upsample_opts){.align_corners = true}),
+  tu_assert_fails(lam_nn_upsample2d(&(lam_upsample_opts){.align_corners = true}),
                   LAM_ERR_INVALID_ARGUMENT, "align_corners");
-  tu_assert_fails(lam_upsample1d(&(lam_upsample_opts){.scale = {-1}}), LAM_ERR_INVALID_ARGUMENT,
+  tu_assert_fails(lam_nn_upsample1d(&(lam_upsample_opts){.scale = {-1}}), LAM_ERR_INVALID_ARGUMENT,
                   "scale -1");
   tu_assert_no_leak(ctx, m);
   lam_tensor_free(x), lam_tensor_free(x1);

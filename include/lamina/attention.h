@@ -27,19 +27,19 @@ extern "C" {
 
 /* ---- scaled dot-product attention ---------------------------------------- */
 
-typedef enum lam_sdpa_impl {
-  LAM_SDPA_AUTO = 0, /* the fused kernel where it applies, else the unfused ops */
-  LAM_SDPA_FUSED,    /* the fused kernel (an error where it does not apply) */
-  LAM_SDPA_UNFUSED   /* matmul + softmax + matmul from lamina ops (reference, benchmarks) */
-} lam_sdpa_impl;
+typedef enum lam_attention_impl {
+  LAM_ATTENTION_AUTO = 0, /* the fused kernel where it applies, else the unfused ops */
+  LAM_ATTENTION_FUSED,    /* the fused kernel (an error where it does not apply) */
+  LAM_ATTENTION_UNFUSED   /* matmul + softmax + matmul from lamina ops (reference, benchmarks) */
+} lam_attention_impl;
 
 /* Largest head_dim (and value head dim) of the fused kernel; larger heads
- * use the unfused path under LAM_SDPA_AUTO. */
-#define LAM_SDPA_FUSED_MAX_HEAD_DIM 256
+ * use the unfused path under LAM_ATTENTION_AUTO. */
+#define LAM_ATTENTION_FUSED_MAX_HEAD_DIM 256
 
 /* Options of lam_scaled_dot_product_attention; a zeroed struct (or NULL)
- * gives the defaults, as does lam_sdpa_defaults(). */
-typedef struct lam_sdpa_opts {
+ * gives the defaults, as does lam_attention_defaults(). */
+typedef struct lam_attention_opts {
   double scale;       /* multiplies q.k; 0: 1/sqrt(head_dim) */
   bool causal;        /* query i attends to keys j <= i + q_offset */
   int64_t q_offset;   /* position of query row 0 among the keys: 0 is PyTorch's
@@ -58,11 +58,11 @@ typedef struct lam_sdpa_opts {
   lam_rng_key dropout_key; /* Philox key: the kept weights are exactly
                               lam_random_bernoulli(dropout_key, 1 - dropout,
                               [batch, heads, seq_q, seq_k]) != 0, scaled by 1 / (1 - dropout) */
-  lam_sdpa_impl impl;
-} lam_sdpa_opts;
+  lam_attention_impl impl;
+} lam_attention_opts;
 
 /* Returns the defaults (every field zero: scale 1/sqrt(head_dim), no mask). */
-lam_sdpa_opts lam_sdpa_defaults(void);
+lam_attention_opts lam_attention_defaults(void);
 
 /* softmax(q k^T * scale + masks) v with q [batch, heads, seq_q, head_dim],
  * k [batch, kv_heads, seq_k, head_dim] and v [batch, kv_heads, seq_k,
@@ -76,7 +76,7 @@ lam_sdpa_opts lam_sdpa_defaults(void);
  * also tile by tile. Dropout draws its mask inside the kernel from
  * opts->dropout_key. Differentiable in q, k, v and a float mask. */
 lam_tensor *lam_scaled_dot_product_attention(lam_tensor *q, lam_tensor *k, lam_tensor *v,
-                                             const lam_sdpa_opts *opts);
+                                             const lam_attention_opts *opts);
 
 /* ---- rotary position embedding (RoPE) ------------------------------------ */
 
@@ -104,7 +104,7 @@ lam_tensor *lam_rope(lam_tensor *x, const lam_rope_opts *opts);
 
 /* RoPE as a layer (MLX's nn.RoPE): applies lam_rope with opts to its input
  * (no parameters). dims is the number of rotated features (0: all). */
-lam_layer *lam_rope_layer(int64_t dims, const lam_rope_opts *opts);
+lam_layer *lam_nn_rope(int64_t dims, const lam_rope_opts *opts);
 
 /* ---- sinusoidal positional encoding (MLX SinusoidalPositionalEncoding) --- */
 
@@ -124,7 +124,7 @@ lam_sinusoidal_opts lam_sinusoidal_defaults(void);
  * scale * concat(sin(x f), cos(x f)) (cos first when asked). */
 lam_tensor *lam_sinusoidal_encoding(lam_tensor *x, int64_t dims, const lam_sinusoidal_opts *opts);
 /* The encoding as a layer (no parameters). */
-lam_layer *lam_sinusoidal_positional_encoding(int64_t dims, const lam_sinusoidal_opts *opts);
+lam_layer *lam_nn_sinusoidal_encoding(int64_t dims, const lam_sinusoidal_opts *opts);
 
 /* ---- ALiBi ------------------------------------------------------------------ */
 
@@ -132,12 +132,12 @@ lam_layer *lam_sinusoidal_positional_encoding(int64_t dims, const lam_sinusoidal
 lam_tensor *lam_alibi_slopes(lam_ctx *ctx, lam_dtype dtype, int64_t num_heads);
 /* Returns the [1, num_heads, seq_q, seq_k] bias -slope_h * |i + offset - j|
  * (MLX ALiBi.create_alibi_matrix). The fused attention computes the same
- * bias in the kernel with lam_sdpa_opts.alibi, without this tensor. */
+ * bias in the kernel with lam_attention_opts.alibi, without this tensor. */
 lam_tensor *lam_alibi_bias(lam_ctx *ctx, lam_dtype dtype, int64_t num_heads, int64_t seq_q,
                            int64_t seq_k, int64_t offset);
 /* ALiBi as a layer (MLX nn.ALiBi): adds lam_alibi_bias to attention scores
  * [batch, heads, seq_q, seq_k] with the given offset (no parameters). */
-lam_layer *lam_alibi_layer(int64_t offset);
+lam_layer *lam_nn_alibi(int64_t offset);
 
 /* ---- KV cache ------------------------------------------------------------------ */
 
@@ -166,16 +166,16 @@ lam_tensor *lam_kv_cache_values(const lam_kv_cache *cache);
  * on the cached tensors, reading them in place. opts->q_offset is usually
  * length - n. */
 lam_tensor *lam_kv_cache_attention(const lam_kv_cache *cache, lam_tensor *q,
-                                   const lam_sdpa_opts *opts);
+                                   const lam_attention_opts *opts);
 
 /* ---- multi-head attention layer ---------------------------------------------- */
 
-/* The aux-context name of the attention mask read by lam_multi_head_attention:
+/* The aux-context name of the attention mask read by lam_nn_multi_head_attention:
  * [batch, seq_k] (u8 / i32, nonzero keeps: a key padding mask) or any other
- * rank (a `mask` as in lam_sdpa_opts: u8 keeps, float is added). */
+ * rank (a `mask` as in lam_attention_opts: u8 keeps, float is added). */
 #define LAM_ATTENTION_MASK_KEY "attention_mask"
 
-typedef struct lam_mha_opts {
+typedef struct lam_multi_head_attention_opts {
   int64_t num_kv_heads;      /* 0: num_heads; fewer: grouped-query attention */
   int64_t head_dim;          /* 0: embed_dim / num_heads */
   bool is_causal;
@@ -191,10 +191,10 @@ typedef struct lam_mha_opts {
   int64_t output_dims;       /* 0: embed_dim */
   lam_init weight_init;      /* default glorot_uniform */
   lam_init bias_init;        /* default zeros */
-} lam_mha_opts;
+} lam_multi_head_attention_opts;
 
 /* Returns the defaults listed above. */
-lam_mha_opts lam_mha_defaults(void);
+lam_multi_head_attention_opts lam_multi_head_attention_defaults(void);
 
 /* Multi-head attention (Kaun's multi_head_attention with MLX's options).
  * lam_layer_apply runs self-attention on x [batch, seq, query_input_dims]
@@ -206,14 +206,14 @@ lam_mha_opts lam_mha_defaults(void);
  * [rows] of each when opts->bias. embed_dim must divide by num_heads (unless
  * head_dim is given) and num_heads by num_kv_heads; otherwise NULL with a
  * message. */
-lam_layer *lam_multi_head_attention(int64_t embed_dim, int64_t num_heads,
-                                    const lam_mha_opts *opts);
+lam_layer *lam_nn_multi_head_attention(int64_t embed_dim, int64_t num_heads,
+                                    const lam_multi_head_attention_opts *opts);
 
 /* Cross-attention (or any query/key/value triple) with a multi-head
  * attention layer's params: query [batch, seq_q, query_input_dims], key
  * [batch, seq_k, key_input_dims], value [batch, seq_k, value_input_dims]
  * (value NULL: key). opts may be NULL. */
-lam_status lam_mha_forward(lam_layer *mha, lam_ptree *params, lam_tensor *query, lam_tensor *key,
+lam_status lam_nn_multi_head_attention_apply(lam_layer *mha, lam_ptree *params, lam_tensor *query, lam_tensor *key,
                            lam_tensor *value, const lam_apply_opts *opts, lam_tensor **out);
 
 /* Incremental self-attention: x [batch, n, dims] holds the next n
@@ -221,7 +221,7 @@ lam_status lam_mha_forward(lam_layer *mha, lam_ptree *params, lam_tensor *query,
  * attend to everything cached (causally when the layer is causal; RoPE at
  * positions length .. length + n - 1). Feeding a sequence in pieces gives
  * the same outputs as one call on the whole sequence. */
-lam_status lam_mha_forward_cached(lam_layer *mha, lam_ptree *params, lam_tensor *x,
+lam_status lam_nn_multi_head_attention_apply_cached(lam_layer *mha, lam_ptree *params, lam_tensor *x,
                                   lam_kv_cache *cache, const lam_apply_opts *opts,
                                   lam_tensor **out);
 

@@ -11,7 +11,7 @@
  * PyTorch's state_dict: conv "weight" [out, in/groups, k...] and "bias"
  * [out]; transposed conv "weight" [in, out/groups, k...] and "bias" [out].
  *
- * Functional ops are named *_forward (as lam_dropout_forward); the plain
+ * Functional ops are named *_forward (as lam_dropout); the plain
  * names are layer constructors. Ops take f32 or f64 tensors, return a new
  * tensor or NULL with a message naming the function and the offending values
  * (bad rank, channels not divisible by groups, kernel larger than the padded
@@ -59,11 +59,11 @@ lam_conv_opts lam_conv_defaults(void);
 
 /* Cross-correlation as torch.nn.functional.conv1d/2d/3d: x [N, C, ...],
  * weight [O, C/groups, k...], bias [O] or NULL. Returns y [N, O, ...]. */
-lam_tensor *lam_conv1d_forward(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
+lam_tensor *lam_conv1d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
                                const lam_conv_opts *opts);
-lam_tensor *lam_conv2d_forward(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
+lam_tensor *lam_conv2d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
                                const lam_conv_opts *opts);
-lam_tensor *lam_conv3d_forward(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
+lam_tensor *lam_conv3d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
                                const lam_conv_opts *opts);
 
 /* Stores in out[0..nsp) the output size of a convolution with nsp spatial
@@ -75,9 +75,9 @@ lam_status lam_conv_output_size(int nsp, const int64_t *in, const int64_t *k,
 
 /* Layers: params "weight" [out, in/groups, k...] and (unless no_bias) "bias"
  * [out]; input [N, in_channels, ...] of the params' dtype. */
-lam_layer *lam_conv1d(int64_t in_channels, int64_t out_channels, const lam_conv_opts *opts);
-lam_layer *lam_conv2d(int64_t in_channels, int64_t out_channels, const lam_conv_opts *opts);
-lam_layer *lam_conv3d(int64_t in_channels, int64_t out_channels, const lam_conv_opts *opts);
+lam_layer *lam_nn_conv1d(int64_t in_channels, int64_t out_channels, const lam_conv_opts *opts);
+lam_layer *lam_nn_conv2d(int64_t in_channels, int64_t out_channels, const lam_conv_opts *opts);
+lam_layer *lam_nn_conv3d(int64_t in_channels, int64_t out_channels, const lam_conv_opts *opts);
 
 /* ---- transposed convolution ------------------------------------------------ */
 
@@ -99,19 +99,19 @@ lam_conv_transpose_opts lam_conv_transpose_defaults(void);
 /* As torch.nn.functional.conv_transpose1d/2d/3d: x [N, C, ...], weight
  * [C, O/groups, k...], bias [O] or NULL. Output size per dim:
  * (in - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1. */
-lam_tensor *lam_conv_transpose1d_forward(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
+lam_tensor *lam_conv_transpose1d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
                                          const lam_conv_transpose_opts *opts);
-lam_tensor *lam_conv_transpose2d_forward(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
+lam_tensor *lam_conv_transpose2d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
                                          const lam_conv_transpose_opts *opts);
-lam_tensor *lam_conv_transpose3d_forward(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
+lam_tensor *lam_conv_transpose3d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
                                          const lam_conv_transpose_opts *opts);
 
 /* Layers: params "weight" [in, out/groups, k...] and "bias" [out]. */
-lam_layer *lam_conv_transpose1d(int64_t in_channels, int64_t out_channels,
+lam_layer *lam_nn_conv_transpose1d(int64_t in_channels, int64_t out_channels,
                                 const lam_conv_transpose_opts *opts);
-lam_layer *lam_conv_transpose2d(int64_t in_channels, int64_t out_channels,
+lam_layer *lam_nn_conv_transpose2d(int64_t in_channels, int64_t out_channels,
                                 const lam_conv_transpose_opts *opts);
-lam_layer *lam_conv_transpose3d(int64_t in_channels, int64_t out_channels,
+lam_layer *lam_nn_conv_transpose3d(int64_t in_channels, int64_t out_channels,
                                 const lam_conv_transpose_opts *opts);
 
 /* ---- pooling ------------------------------------------------------------------ */
@@ -136,52 +136,52 @@ lam_pool_opts lam_pool_defaults(void);
 /* As torch.nn.functional.max_pool1d/2d/3d and avg_pool1d/2d/3d. The max
  * pool's gradient goes to the first maximum of each window (NaN counts as
  * the maximum, as in PyTorch). */
-lam_tensor *lam_max_pool1d_forward(lam_tensor *x, const lam_pool_opts *opts);
-lam_tensor *lam_max_pool2d_forward(lam_tensor *x, const lam_pool_opts *opts);
-lam_tensor *lam_max_pool3d_forward(lam_tensor *x, const lam_pool_opts *opts);
-lam_tensor *lam_avg_pool1d_forward(lam_tensor *x, const lam_pool_opts *opts);
-lam_tensor *lam_avg_pool2d_forward(lam_tensor *x, const lam_pool_opts *opts);
-lam_tensor *lam_avg_pool3d_forward(lam_tensor *x, const lam_pool_opts *opts);
+lam_tensor *lam_max_pool1d(lam_tensor *x, const lam_pool_opts *opts);
+lam_tensor *lam_max_pool2d(lam_tensor *x, const lam_pool_opts *opts);
+lam_tensor *lam_max_pool3d(lam_tensor *x, const lam_pool_opts *opts);
+lam_tensor *lam_avg_pool1d(lam_tensor *x, const lam_pool_opts *opts);
+lam_tensor *lam_avg_pool2d(lam_tensor *x, const lam_pool_opts *opts);
+lam_tensor *lam_avg_pool3d(lam_tensor *x, const lam_pool_opts *opts);
 
 /* Adaptive pools (torch adaptive_avg/max_pool): output cell i of a dim of
  * input size n and output size m covers [floor(i n / m), ceil((i + 1) n / m)).
  * Any output size >= 1 (larger than the input too). */
-lam_tensor *lam_adaptive_avg_pool1d_forward(lam_tensor *x, int64_t out_l);
-lam_tensor *lam_adaptive_avg_pool2d_forward(lam_tensor *x, int64_t out_h, int64_t out_w);
-lam_tensor *lam_adaptive_avg_pool3d_forward(lam_tensor *x, int64_t out_d, int64_t out_h,
+lam_tensor *lam_adaptive_avg_pool1d(lam_tensor *x, int64_t out_l);
+lam_tensor *lam_adaptive_avg_pool2d(lam_tensor *x, int64_t out_h, int64_t out_w);
+lam_tensor *lam_adaptive_avg_pool3d(lam_tensor *x, int64_t out_d, int64_t out_h,
                                             int64_t out_w);
-lam_tensor *lam_adaptive_max_pool1d_forward(lam_tensor *x, int64_t out_l);
-lam_tensor *lam_adaptive_max_pool2d_forward(lam_tensor *x, int64_t out_h, int64_t out_w);
-lam_tensor *lam_adaptive_max_pool3d_forward(lam_tensor *x, int64_t out_d, int64_t out_h,
+lam_tensor *lam_adaptive_max_pool1d(lam_tensor *x, int64_t out_l);
+lam_tensor *lam_adaptive_max_pool2d(lam_tensor *x, int64_t out_h, int64_t out_w);
+lam_tensor *lam_adaptive_max_pool3d(lam_tensor *x, int64_t out_d, int64_t out_h,
                                             int64_t out_w);
 
 /* Metalhead's AdaptiveMeanMaxPool: 0.5 * (adaptive mean + adaptive max) of
  * x [N, C, H, W] -> [N, C, out_h, out_w]; with concat, the two are
  * concatenated along channels instead -> [N, 2C, out_h, out_w] (mean first;
  * Metalhead's AdaptiveCatMeanMaxPool). */
-lam_tensor *lam_adaptive_mean_max_pool2d_forward(lam_tensor *x, int64_t out_h, int64_t out_w,
+lam_tensor *lam_adaptive_mean_max_pool2d(lam_tensor *x, int64_t out_h, int64_t out_w,
                                                  bool concat);
 
 /* Global pools over every spatial dim of x [N, C, ...] (1 to 3 spatial dims),
  * keeping them as size 1: [N, C, 1, ...] (as Flux's GlobalMeanPool and
  * torch's adaptive pools with output 1). */
-lam_tensor *lam_global_avg_pool_forward(lam_tensor *x);
-lam_tensor *lam_global_max_pool_forward(lam_tensor *x);
+lam_tensor *lam_global_avg_pool(lam_tensor *x);
+lam_tensor *lam_global_max_pool(lam_tensor *x);
 
 /* Layers without params. */
-lam_layer *lam_max_pool1d(const lam_pool_opts *opts);
-lam_layer *lam_max_pool2d(const lam_pool_opts *opts);
-lam_layer *lam_max_pool3d(const lam_pool_opts *opts);
-lam_layer *lam_avg_pool1d(const lam_pool_opts *opts);
-lam_layer *lam_avg_pool2d(const lam_pool_opts *opts);
-lam_layer *lam_avg_pool3d(const lam_pool_opts *opts);
-lam_layer *lam_adaptive_avg_pool1d(int64_t out_l);
-lam_layer *lam_adaptive_avg_pool2d(int64_t out_h, int64_t out_w);
-lam_layer *lam_adaptive_max_pool1d(int64_t out_l);
-lam_layer *lam_adaptive_max_pool2d(int64_t out_h, int64_t out_w);
-lam_layer *lam_adaptive_mean_max_pool2d(int64_t out_h, int64_t out_w, bool concat);
-lam_layer *lam_global_avg_pool(void);
-lam_layer *lam_global_max_pool(void);
+lam_layer *lam_nn_max_pool1d(const lam_pool_opts *opts);
+lam_layer *lam_nn_max_pool2d(const lam_pool_opts *opts);
+lam_layer *lam_nn_max_pool3d(const lam_pool_opts *opts);
+lam_layer *lam_nn_avg_pool1d(const lam_pool_opts *opts);
+lam_layer *lam_nn_avg_pool2d(const lam_pool_opts *opts);
+lam_layer *lam_nn_avg_pool3d(const lam_pool_opts *opts);
+lam_layer *lam_nn_adaptive_avg_pool1d(int64_t out_l);
+lam_layer *lam_nn_adaptive_avg_pool2d(int64_t out_h, int64_t out_w);
+lam_layer *lam_nn_adaptive_max_pool1d(int64_t out_l);
+lam_layer *lam_nn_adaptive_max_pool2d(int64_t out_h, int64_t out_w);
+lam_layer *lam_nn_adaptive_mean_max_pool2d(int64_t out_h, int64_t out_w, bool concat);
+lam_layer *lam_nn_global_avg_pool(void);
+lam_layer *lam_nn_global_max_pool(void);
 
 /* ---- upsampling ------------------------------------------------------------------- */
 
@@ -204,11 +204,11 @@ typedef struct lam_upsample_opts {
 lam_upsample_opts lam_upsample_defaults(void);
 
 /* As torch.nn.functional.interpolate on x [N, C, L] / [N, C, H, W]. */
-lam_tensor *lam_upsample1d_forward(lam_tensor *x, const lam_upsample_opts *opts);
-lam_tensor *lam_upsample2d_forward(lam_tensor *x, const lam_upsample_opts *opts);
+lam_tensor *lam_upsample1d(lam_tensor *x, const lam_upsample_opts *opts);
+lam_tensor *lam_upsample2d(lam_tensor *x, const lam_upsample_opts *opts);
 
-lam_layer *lam_upsample1d(const lam_upsample_opts *opts);
-lam_layer *lam_upsample2d(const lam_upsample_opts *opts);
+lam_layer *lam_nn_upsample1d(const lam_upsample_opts *opts);
+lam_layer *lam_nn_upsample2d(const lam_upsample_opts *opts);
 
 #ifdef __cplusplus
 }

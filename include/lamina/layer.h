@@ -58,7 +58,7 @@ typedef struct lam_apply_opts {
 } lam_apply_opts;
 
 /* Records a named scalar (a new reference to value) when opts has a sink. */
-lam_status lam_add_summary(const lam_apply_opts *opts, const char *name, lam_tensor *value);
+lam_status lam_summaries_add(const lam_apply_opts *opts, const char *name, lam_tensor *value);
 
 /* ---- the vtable ---------------------------------------------------------- */
 
@@ -80,7 +80,7 @@ struct lam_layer {
 };
 
 /* Returns a layer running a user vtable with impl (owned: vt->free frees it). */
-lam_layer *lam_layer_custom(const lam_layer_vtable *vt, void *impl);
+lam_layer *lam_nn_custom(const lam_layer_vtable *vt, void *impl);
 /* Frees the layer and its children. NULL is a no-op. */
 void lam_layer_free(lam_layer *layer);
 /* Returns the vtable name ("linear", "sequential", ...). */
@@ -101,7 +101,7 @@ lam_status lam_layer_apply_with(lam_layer *layer, lam_ptree *params, lam_ptree *
 
 /* Returns vars made of params and state (both taken over; state may be NULL
  * for none) with dtype: custom init. NULL on bad input. */
-lam_vars *lam_make_vars(lam_ptree *params, lam_ptree *state, lam_dtype dtype);
+lam_vars *lam_vars_create(lam_ptree *params, lam_ptree *state, lam_dtype dtype);
 void lam_vars_free(lam_vars *vars);
 lam_ptree *lam_vars_params(lam_vars *vars);  /* borrowed */
 lam_ptree *lam_vars_state(lam_vars *vars);   /* borrowed */
@@ -118,12 +118,12 @@ lam_status lam_vars_set_state(lam_vars *vars, lam_ptree *state);
 
 /* Applies layers in order; children named "0", "1", ... . Takes ownership of
  * the n layers (also on failure). */
-lam_layer *lam_sequential(lam_layer *const *layers, int n);
+lam_layer *lam_nn_sequential(lam_layer *const *layers, int n);
 /* right(left(x)); children "left" and "right". The input dtype may differ
  * from the output (e.g. i32 tokens into an embedding). Takes ownership. */
-lam_layer *lam_compose(lam_layer *left, lam_layer *right);
+lam_layer *lam_nn_compose(lam_layer *left, lam_layer *right);
 /* Number of children of a sequential layer (0 for others) and child i (borrowed). */
-int lam_layer_num_children(const lam_layer *layer);
+int lam_layer_child_count(const lam_layer *layer);
 lam_layer *lam_layer_child(const lam_layer *layer, int i);
 
 /* For composite/custom layers: applies a child with the subtrees at key

@@ -2,8 +2,8 @@
  * building blocks.
  *
  * Functional ops (f32 and f64, differentiable in x, weight and bias) follow
- * torch.nn.functional: lam_layer_norm_forward is F.layer_norm,
- * lam_batch_norm_forward is F.batch_norm, and so on. Inputs of the channel
+ * torch.nn.functional: lam_layer_norm is F.layer_norm,
+ * lam_batch_norm is F.batch_norm, and so on. Inputs of the channel
  * norms are channels-first [N, C, *] (rank >= 2), as in PyTorch and Kaun.
  * Statistics use the biased variance with eps inside the square root
  * (PyTorch); batch norm's running variance is updated with the unbiased one.
@@ -36,22 +36,22 @@ extern "C" {
 /* F.layer_norm over the last `normalized_ndim` axes of x (>= 1, <= rank):
  * y = (x - mean) / sqrt(var + eps) * weight + bias, weight and bias (each
  * may be NULL) shaped like those axes. */
-lam_tensor *lam_layer_norm_forward(lam_tensor *x, int normalized_ndim, lam_tensor *weight,
+lam_tensor *lam_layer_norm(lam_tensor *x, int normalized_ndim, lam_tensor *weight,
                                    lam_tensor *bias, double eps);
 
 /* RMS norm over the last `normalized_ndim` axes (torch.nn.RMSNorm):
  * y = x / sqrt(mean(x^2) + eps) * weight (weight may be NULL). */
-lam_tensor *lam_rms_norm_forward(lam_tensor *x, int normalized_ndim, lam_tensor *weight,
+lam_tensor *lam_rms_norm(lam_tensor *x, int normalized_ndim, lam_tensor *weight,
                                  double eps);
 
 /* F.group_norm of x [N, C, *]: statistics per sample over each group of
  * C / groups channels (groups must divide C); weight, bias [C] or NULL. */
-lam_tensor *lam_group_norm_forward(lam_tensor *x, int64_t groups, lam_tensor *weight,
+lam_tensor *lam_group_norm(lam_tensor *x, int64_t groups, lam_tensor *weight,
                                    lam_tensor *bias, double eps);
 
 /* Layer norm over the channel axis 1 of x [N, C, *] at every position
  * (Metalhead's ChannelLayerNorm, timm's LayerNorm2d); weight, bias [C]. */
-lam_tensor *lam_channel_layer_norm_forward(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
+lam_tensor *lam_channel_layer_norm(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
                                            double eps);
 
 /* F.batch_norm of x [N, C, *] (statistics over every axis but 1). In
@@ -61,7 +61,7 @@ lam_tensor *lam_channel_layer_norm_forward(lam_tensor *x, lam_tensor *weight, la
  * returned in *new_mean / *new_var (new tensors, not recorded; the pointers
  * may be NULL when not wanted). In evaluation the running statistics
  * normalize (required). Training needs more than one value per channel. */
-lam_tensor *lam_batch_norm_forward(lam_tensor *x, lam_tensor *running_mean,
+lam_tensor *lam_batch_norm(lam_tensor *x, lam_tensor *running_mean,
                                    lam_tensor *running_var, lam_tensor *weight, lam_tensor *bias,
                                    bool training, double momentum, double eps,
                                    lam_tensor **new_mean, lam_tensor **new_var);
@@ -71,7 +71,7 @@ lam_tensor *lam_batch_norm_forward(lam_tensor *x, lam_tensor *running_mean,
  * given, *new_mean / *new_var get them updated with the batch average of the
  * per-instance mean and unbiased variance; without, the running statistics
  * normalize (as batch norm in evaluation). */
-lam_tensor *lam_instance_norm_forward(lam_tensor *x, lam_tensor *running_mean,
+lam_tensor *lam_instance_norm(lam_tensor *x, lam_tensor *running_mean,
                                       lam_tensor *running_var, lam_tensor *weight,
                                       lam_tensor *bias, bool use_input_stats, double momentum,
                                       double eps, lam_tensor **new_mean, lam_tensor **new_var);
@@ -100,17 +100,17 @@ lam_norm_opts lam_instance_norm_defaults(void);
 
 /* nn.LayerNorm(normalized_shape): normalizes the trailing `ndim` axes, which
  * must equal `shape`; params "weight", "bias" shaped `shape` (ones, zeros). */
-lam_layer *lam_layer_norm(int ndim, const int64_t *shape, const lam_norm_opts *opts);
+lam_layer *lam_nn_layer_norm(int ndim, const int64_t *shape, const lam_norm_opts *opts);
 /* nn.RMSNorm(normalized_shape): param "weight" (ones), no bias. */
-lam_layer *lam_rms_norm(int ndim, const int64_t *shape, const lam_norm_opts *opts);
+lam_layer *lam_nn_rms_norm(int ndim, const int64_t *shape, const lam_norm_opts *opts);
 /* nn.BatchNorm1d/2d/3d: inputs [N, C] (statistics over axis 0), [N, C, L]
  * (axes 0, 2), [N, C, H, W] (0, 2, 3), [N, C, D, H, W]. */
-lam_layer *lam_batch_norm(int64_t num_features, const lam_norm_opts *opts);
+lam_layer *lam_nn_batch_norm(int64_t num_features, const lam_norm_opts *opts);
 /* nn.GroupNorm(num_groups, num_channels): groups must divide channels. */
-lam_layer *lam_group_norm(int64_t num_groups, int64_t num_channels, const lam_norm_opts *opts);
+lam_layer *lam_nn_group_norm(int64_t num_groups, int64_t num_channels, const lam_norm_opts *opts);
 /* nn.InstanceNorm1d/2d/3d on [N, C, *] (rank >= 3). With
  * track_running_stats, evaluation uses the running statistics. */
-lam_layer *lam_instance_norm(int64_t num_features, const lam_norm_opts *opts);
+lam_layer *lam_nn_instance_norm(int64_t num_features, const lam_norm_opts *opts);
 
 /* Metalhead's LayerNormV2 (= PyTorch's LayerNorm, eps inside the square
  * root) followed by `activation` (a layer, owned; NULL: identity), applied
@@ -121,12 +121,12 @@ lam_layer *lam_layer_norm_v2(int ndim, const int64_t *shape, lam_layer *activati
  * of [N, C, *] (channels-first), params "weight", "bias" [C], then
  * `activation` (owned, NULL: identity) as child "act". Default eps 1e-5 (opts
  * NULL), as Metalhead's. */
-lam_layer *lam_channel_layer_norm(int64_t channels, lam_layer *activation,
+lam_layer *lam_nn_channel_layer_norm(int64_t channels, lam_layer *activation,
                                   const lam_norm_opts *opts);
 /* Metalhead's LayerScale(planes, lambda): y = x * gamma over the last axis
  * ([..., planes]); param "gamma" [planes] filled with lambda. lambda <= 0
  * gives the identity layer, as in Metalhead. */
-lam_layer *lam_layer_scale(int64_t planes, double lambda);
+lam_layer *lam_nn_layer_scale(int64_t planes, double lambda);
 
 /* ---- regularization --------------------------------------------------------- */
 
@@ -137,11 +137,11 @@ lam_layer *lam_layer_scale(int64_t planes, double lambda);
  * stride 1, pad bs/2) and the kept values are scaled by numel / (sum(mask) +
  * 1e-6) (Metalhead adds its 1e-6 after the division; lamina keeps the scale
  * finite when everything is dropped). rate in [0, 1], gamma_scale in [0, 1]. */
-lam_tensor *lam_dropblock_forward(lam_tensor *x, double rate, int64_t block_size,
+lam_tensor *lam_dropblock(lam_tensor *x, double rate, int64_t block_size,
                                   double gamma_scale, lam_rng_key key);
 /* Metalhead's DropBlock(rate, block_size, gamma_scale) (defaults 0.1, 7, 1):
  * in training needs opts->rng; identity in evaluation and for rate 0. */
-lam_layer *lam_dropblock(double rate, int64_t block_size, double gamma_scale);
+lam_layer *lam_nn_dropblock(double rate, int64_t block_size, double gamma_scale);
 
 typedef enum lam_stochastic_depth_mode {
   LAM_STOCHASTIC_DEPTH_ROW = 0,  /* one draw per sample (axis 0) */
@@ -150,21 +150,21 @@ typedef enum lam_stochastic_depth_mode {
 
 /* torchvision's stochastic_depth: keeps rows (or the batch) with probability
  * 1 - rate and scales them by 1 / (1 - rate) (rate 1: all zeros). */
-lam_tensor *lam_stochastic_depth_forward(lam_tensor *x, double rate,
+lam_tensor *lam_stochastic_depth(lam_tensor *x, double rate,
                                          lam_stochastic_depth_mode mode, lam_rng_key key);
 /* Metalhead's StochasticDepth(p, mode) / DropPath: identity in evaluation. */
-lam_layer *lam_stochastic_depth(double rate, lam_stochastic_depth_mode mode);
+lam_layer *lam_nn_stochastic_depth(double rate, lam_stochastic_depth_mode mode);
 
 /* Metalhead's linear_scheduler: out[i] = start_value + (drop_prob -
  * start_value) * i / (depth - 1) for i < depth (depth 1: start_value, as
  * torch.linspace). Per-block drop rates for stochastic depth. */
-lam_status lam_linear_scheduler(double drop_prob, double start_value, int depth, double *out);
+lam_status lam_stochastic_depth_rates(double drop_prob, double start_value, int depth, double *out);
 
 /* ---- building blocks ------------------------------------------------------------ */
 
 /* Metalhead's prenorm: block(norm(x)) (a Chain, no residual; wrap it in a
  * residual yourself). Children "norm" and "block"; takes ownership. */
-lam_layer *lam_prenorm(lam_layer *norm, lam_layer *block);
+lam_layer *lam_nn_prenorm(lam_layer *norm, lam_layer *block);
 
 typedef struct lam_conv_norm_opts {
   bool preact;  /* conv -> activation -> norm (Metalhead's preact) */
@@ -177,7 +177,7 @@ typedef struct lam_conv_norm_opts {
  * torchvision's Conv2dNormActivation), conv, act, norm (preact) or norm,
  * conv, act (revnorm; not with preact). Takes ownership of the layers (also
  * on failure). */
-lam_layer *lam_conv_norm(lam_layer *conv, lam_layer *norm, lam_layer *activation,
+lam_layer *lam_nn_conv_norm(lam_layer *conv, lam_layer *norm, lam_layer *activation,
                          const lam_conv_norm_opts *opts);
 
 typedef struct lam_classifier_opts {
@@ -193,7 +193,7 @@ typedef struct lam_classifier_opts {
  * pool, flatten, linear(inplanes, hidden), hidden_activation, [dropout],
  * linear(hidden, nclasses), [activation]. A sequential (children "0",
  * "1", ...). Takes ownership of the layers in opts (also on failure). */
-lam_layer *lam_create_classifier(int64_t inplanes, int64_t nclasses,
+lam_layer *lam_nn_classifier(int64_t inplanes, int64_t nclasses,
                                  const lam_classifier_opts *opts);
 
 #ifdef __cplusplus

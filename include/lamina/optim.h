@@ -31,14 +31,14 @@ extern "C" {
 
 typedef struct lam_optimizer lam_optimizer;
 
-typedef enum lam_optimizer_kind {
+typedef enum lam_optim_kind {
   LAM_OPTIM_SGD = 0,
   LAM_OPTIM_ADAM = 1,
   LAM_OPTIM_ADAMW = 2,
   LAM_OPTIM_RMSPROP = 3,
   LAM_OPTIM_ADAGRAD = 4,
   LAM_OPTIM_LION = 5
-} lam_optimizer_kind;
+} lam_optim_kind;
 
 /* ---- hyperparameters (each with a defaults function) ------------------- */
 
@@ -106,7 +106,7 @@ void lam_optimizer_free(lam_optimizer *opt);
 
 /* Returns the optimizer's kind (LAM_OPTIM_SGD for NULL), and its name
  * ("sgd", "adam", "adamw", "rmsprop", "adagrad", "lion"; "unknown" for NULL). */
-lam_optimizer_kind lam_optimizer_get_kind(const lam_optimizer *opt);
+lam_optim_kind lam_optimizer_kind(const lam_optimizer *opt);
 const char *lam_optimizer_name(const lam_optimizer *opt);
 /* Writes the hyperparameters as a JSON object into buf (at most `size`
  * bytes, NUL-terminated), e.g. {"kind":"adam","lr":0.001,...}; checkpoints

@@ -41,10 +41,10 @@ lam_status lam_ptree_append_subtree(lam_ptree *list, lam_ptree *child);
 lam_status lam_ptree_remove(lam_ptree *tree, const char *path);
 
 /* Number of leaves, and total elements over all leaves. */
-int lam_ptree_num_leaves(const lam_ptree *tree);
-int64_t lam_ptree_num_params(const lam_ptree *tree);
+int lam_ptree_leaf_count(const lam_ptree *tree);
+int64_t lam_ptree_param_count(const lam_ptree *tree);
 /* Number of direct children; the key of child i ("3" in a list). */
-int lam_ptree_num_children(const lam_ptree *tree);
+int lam_ptree_child_count(const lam_ptree *tree);
 const char *lam_ptree_child_key(const lam_ptree *tree, int i);
 
 /* Leaf i in stable (depth-first, insertion) order: its full dotted path

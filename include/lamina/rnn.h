@@ -1,7 +1,7 @@
 /* lamina/rnn.h: recurrent layers (Elman RNN, LSTM, GRU) and their cells,
  * with PyTorch's semantics, parameter names and gate order.
  *
- * Layers. lam_rnn, lam_lstm and lam_gru mirror torch.nn.RNN / LSTM / GRU:
+ * Layers. lam_nn_rnn, lam_nn_lstm and lam_nn_gru mirror torch.nn.RNN / LSTM / GRU:
  * input_size, hidden_size, and in lam_rnn_opts num_layers, bias,
  * batch_first, bidirectional, dropout between layers (training only) and the
  * RNN's nonlinearity. Input x is [T, B, input_size] ([B, T, input_size]
@@ -36,7 +36,7 @@
  * As a layer. lam_layer_apply returns the output sequence only. Initial
  * states and lengths come from the aux context of lam_apply_opts under
  * "h0", "c0" and "lengths" (or "mask"), so a recurrent layer works inside
- * lam_sequential. The final states are recorded as summaries "h_n" and
+ * lam_nn_sequential. The final states are recorded as summaries "h_n" and
  * (LSTM) "c_n" when opts->summaries is set (read them with
  * lam_summaries_find; with several recurrent layers in one model each adds
  * its own entries in apply order). The functional forms below return the
@@ -73,7 +73,7 @@ typedef struct lam_rnn_opts {
   bool bidirectional;                /* default false */
   double dropout;                    /* on every layer's output but the last, in
                                         training (needs an rng key); default 0 */
-  lam_rnn_nonlinearity nonlinearity; /* lam_rnn only; default tanh */
+  lam_rnn_nonlinearity nonlinearity; /* lam_nn_rnn only; default tanh */
   lam_init weight_init;              /* zeroed (default): U(-1/sqrt(H), 1/sqrt(H)) */
   lam_init bias_init;                /* zeroed (default): U(-1/sqrt(H), 1/sqrt(H)) */
 } lam_rnn_opts;
@@ -83,9 +83,9 @@ lam_rnn_opts lam_rnn_defaults(void);
 /* Return a new layer, or NULL with a message for sizes < 1, num_layers < 1,
  * dropout outside [0, 1), an unknown nonlinearity or a bad init. opts NULL
  * means lam_rnn_defaults(). */
-lam_layer *lam_rnn(int64_t input_size, int64_t hidden_size, const lam_rnn_opts *opts);
-lam_layer *lam_lstm(int64_t input_size, int64_t hidden_size, const lam_rnn_opts *opts);
-lam_layer *lam_gru(int64_t input_size, int64_t hidden_size, const lam_rnn_opts *opts);
+lam_layer *lam_nn_rnn(int64_t input_size, int64_t hidden_size, const lam_rnn_opts *opts);
+lam_layer *lam_nn_lstm(int64_t input_size, int64_t hidden_size, const lam_rnn_opts *opts);
+lam_layer *lam_nn_gru(int64_t input_size, int64_t hidden_size, const lam_rnn_opts *opts);
 
 /* Functional forms: run `layer` (made by the matching constructor) with
  * `params` (its params tree, e.g. lam_vars_params) on x. h0 / c0 (NULL for
@@ -98,13 +98,13 @@ lam_layer *lam_gru(int64_t input_size, int64_t hidden_size, const lam_rnn_opts *
  * LAM_ERR_INVALID_ARGUMENT (a layer of another kind, a length outside 1..T,
  * lengths for an unbatched input, dropout in training without an rng key),
  * LAM_ERR_NOT_FOUND (a missing parameter). */
-lam_status lam_rnn_forward(lam_layer *layer, lam_ptree *params, lam_tensor *x, lam_tensor *h0,
+lam_status lam_nn_rnn_apply(lam_layer *layer, lam_ptree *params, lam_tensor *x, lam_tensor *h0,
                            lam_tensor *lengths, const lam_apply_opts *opts, lam_tensor **out,
                            lam_tensor **h_n);
-lam_status lam_lstm_forward(lam_layer *layer, lam_ptree *params, lam_tensor *x, lam_tensor *h0,
+lam_status lam_nn_lstm_apply(lam_layer *layer, lam_ptree *params, lam_tensor *x, lam_tensor *h0,
                             lam_tensor *c0, lam_tensor *lengths, const lam_apply_opts *opts,
                             lam_tensor **out, lam_tensor **h_n, lam_tensor **c_n);
-lam_status lam_gru_forward(lam_layer *layer, lam_ptree *params, lam_tensor *x, lam_tensor *h0,
+lam_status lam_nn_gru_apply(lam_layer *layer, lam_ptree *params, lam_tensor *x, lam_tensor *h0,
                            lam_tensor *lengths, const lam_apply_opts *opts, lam_tensor **out,
                            lam_tensor **h_n);
 
@@ -112,7 +112,7 @@ lam_status lam_gru_forward(lam_layer *layer, lam_ptree *params, lam_tensor *x, l
 
 typedef struct lam_rnn_cell_opts {
   bool bias;                         /* default true */
-  lam_rnn_nonlinearity nonlinearity; /* lam_rnn_cell only; default tanh */
+  lam_rnn_nonlinearity nonlinearity; /* lam_nn_rnn_cell only; default tanh */
   lam_init weight_init;              /* zeroed (default): U(-1/sqrt(H), 1/sqrt(H)) */
   lam_init bias_init;
 } lam_rnn_cell_opts;
@@ -124,20 +124,20 @@ lam_rnn_cell_opts lam_rnn_cell_defaults(void);
  * maps x [B, in] (or [in]) to the new hidden state [B, H] (or [H]), taking
  * the previous states from aux "h0" / "c0" (zeros when absent) and recording
  * "h_n" / "c_n" summaries like the sequence layers. */
-lam_layer *lam_rnn_cell(int64_t input_size, int64_t hidden_size, const lam_rnn_cell_opts *opts);
-lam_layer *lam_lstm_cell(int64_t input_size, int64_t hidden_size, const lam_rnn_cell_opts *opts);
-lam_layer *lam_gru_cell(int64_t input_size, int64_t hidden_size, const lam_rnn_cell_opts *opts);
+lam_layer *lam_nn_rnn_cell(int64_t input_size, int64_t hidden_size, const lam_rnn_cell_opts *opts);
+lam_layer *lam_nn_lstm_cell(int64_t input_size, int64_t hidden_size, const lam_rnn_cell_opts *opts);
+lam_layer *lam_nn_gru_cell(int64_t input_size, int64_t hidden_size, const lam_rnn_cell_opts *opts);
 
 /* One step: x [B, in] or [in]; h, c [B, H] or [H] (NULL: zeros). Stores the
  * new states (new references) in *h_out and *c_out (c_out may be NULL).
  * Differentiable; each call is one GEMM for the input, one for the hidden
  * state and one fused gate kernel. Returns LAM_OK or an error with a message
  * (as the sequence forms). */
-lam_status lam_rnn_cell_forward(lam_layer *cell, lam_ptree *params, lam_tensor *x, lam_tensor *h,
+lam_status lam_nn_rnn_cell_apply(lam_layer *cell, lam_ptree *params, lam_tensor *x, lam_tensor *h,
                                 lam_tensor **h_out);
-lam_status lam_lstm_cell_forward(lam_layer *cell, lam_ptree *params, lam_tensor *x, lam_tensor *h,
+lam_status lam_nn_lstm_cell_apply(lam_layer *cell, lam_ptree *params, lam_tensor *x, lam_tensor *h,
                                  lam_tensor *c, lam_tensor **h_out, lam_tensor **c_out);
-lam_status lam_gru_cell_forward(lam_layer *cell, lam_ptree *params, lam_tensor *x, lam_tensor *h,
+lam_status lam_nn_gru_cell_apply(lam_layer *cell, lam_ptree *params, lam_tensor *x, lam_tensor *h,
                                 lam_tensor **h_out);
 
 #ifdef __cplusplus

@@ -2,7 +2,7 @@
  *
  * A lam_ctx owns one OpenCL device, one in-order queue, the kernel program
  * cache (in memory and on disk) and a buffer pool. Device choice, in order:
- * lam_ctx_options.device, the LAMINA_DEVICE environment variable (an index,
+ * lam_ctx_opts.device, the LAMINA_DEVICE environment variable (an index,
  * "cpu", "gpu", or a case-insensitive substring of the platform or device
  * name), else the first GPU, else the first CPU. A context is used from one
  * thread at a time. */
@@ -57,19 +57,19 @@ lam_status lam_devices_list(lam_device_info *out, int capacity, int *count);
  * Returns LAM_OK or LAM_ERR_DEVICE_NOT_FOUND with the selector named. */
 lam_status lam_device_choose(const char *selector, int *index);
 
-typedef struct lam_ctx_options {
+typedef struct lam_ctx_opts {
   const char *device;       /* selector as for lam_device_choose; NULL: env/default */
   const char *cache_dir;    /* kernel binary cache; NULL: LAMINA_CACHE_DIR, else user cache */
   bool disable_disk_cache;  /* build every program from source */
   bool cpu_gemm_tuning;     /* on CPU devices run GEMMs with lamina's tuned kernels (cl/gemm.cl) instead of CLBlast (default on) */
-} lam_ctx_options;
+} lam_ctx_opts;
 
 /* Returns the default options (every field as for opts == NULL). */
-lam_ctx_options lam_ctx_options_default(void);
+lam_ctx_opts lam_ctx_defaults(void);
 
 /* Creates a context on the chosen device (opts NULL: defaults) in `*out`.
  * Returns LAM_OK, or a status with the reason in lam_last_error(). */
-lam_status lam_ctx_create(const lam_ctx_options *opts, lam_ctx **out);
+lam_status lam_ctx_create(const lam_ctx_opts *opts, lam_ctx **out);
 
 /* Waits for queued work, releases every cached buffer and program, frees the
  * context. Tensors still alive must not be used afterwards. NULL is a no-op. */

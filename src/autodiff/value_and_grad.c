@@ -86,7 +86,7 @@ lam_status lam_value_and_grad(lam_ctx *ctx, lam_loss_fn fn, void *user, lam_ptre
                      name);
   lam__tape *tape = lam__tape_begin(ctx);
   if (!tape) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", name);
-  int n = lam_ptree_num_leaves(params);
+  int n = lam_ptree_leaf_count(params);
   for (int i = 0; i < n; i++) {
     const char *path;
     lam_tensor *t;

@@ -33,24 +33,24 @@ static lam_layer *lam__act_new(int kind, lam_unary_op op, double p0, double p1, 
   lam__act *a = calloc(1, sizeof *a);
   if (!a) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn), NULL;
   *a = (lam__act){kind, op, p0, p1, axis};
-  lam_layer *l = lam_layer_custom(&lam__act_vt, a);
+  lam_layer *l = lam_nn_custom(&lam__act_vt, a);
   if (!l) free(a);
   return l;
 }
 
-lam_layer *lam_activation(lam_unary_op op, double p0, double p1) {
-  return lam__act_new(0, op, p0, p1, 0, "lam_activation");
+lam_layer *lam_nn_activation(lam_unary_op op, double p0, double p1) {
+  return lam__act_new(0, op, p0, p1, 0, "lam_nn_activation");
 }
-lam_layer *lam_relu_layer(void) { return lam_activation(LAM_RELU, 0, 0); }
-lam_layer *lam_gelu_layer(void) { return lam_activation(LAM_GELU, 0, 0); }
-lam_layer *lam_tanh_layer(void) { return lam_activation(LAM_TANH, 0, 0); }
-lam_layer *lam_sigmoid_layer(void) { return lam_activation(LAM_SIGMOID, 0, 0); }
-lam_layer *lam_silu_layer(void) { return lam_activation(LAM_SILU, 0, 0); }
-lam_layer *lam_softmax_layer(int axis) { return lam__act_new(1, LAM_NEG, 0, 0, axis, "lam_softmax_layer"); }
-lam_layer *lam_log_softmax_layer(int axis) {
-  return lam__act_new(2, LAM_NEG, 0, 0, axis, "lam_log_softmax_layer");
+lam_layer *lam_nn_relu(void) { return lam_nn_activation(LAM_RELU, 0, 0); }
+lam_layer *lam_nn_gelu(void) { return lam_nn_activation(LAM_GELU, 0, 0); }
+lam_layer *lam_nn_tanh(void) { return lam_nn_activation(LAM_TANH, 0, 0); }
+lam_layer *lam_nn_sigmoid(void) { return lam_nn_activation(LAM_SIGMOID, 0, 0); }
+lam_layer *lam_nn_silu(void) { return lam_nn_activation(LAM_SILU, 0, 0); }
+lam_layer *lam_nn_softmax(int axis) { return lam__act_new(1, LAM_NEG, 0, 0, axis, "lam_nn_softmax"); }
+lam_layer *lam_nn_log_softmax(int axis) {
+  return lam__act_new(2, LAM_NEG, 0, 0, axis, "lam_nn_log_softmax");
 }
-lam_layer *lam_glu_layer(int axis) { return lam__act_new(3, LAM_NEG, 0, 0, axis, "lam_glu_layer"); }
+lam_layer *lam_nn_glu(int axis) { return lam__act_new(3, LAM_NEG, 0, 0, axis, "lam_nn_glu"); }
 
 lam_tensor *lam_glu(lam_tensor *x, int axis) {
   if (!x) return lam__null_input("lam_glu", "x");
@@ -71,8 +71,8 @@ lam_tensor *lam_glu(lam_tensor *x, int axis) {
 }
 
 /* PReLU: max(0, x) + weight * min(0, x), weight broadcast along axis 1. */
-lam_tensor *lam_prelu_forward(lam_tensor *x, lam_tensor *weight) {
-  const char *fn = "lam_prelu_forward";
+lam_tensor *lam_prelu(lam_tensor *x, lam_tensor *weight) {
+  const char *fn = "lam_prelu";
   if (!x) return lam__null_input(fn, "x");
   if (!weight) return lam__null_input(fn, "weight");
   int64_t n = lam_tensor_numel(weight);
@@ -118,21 +118,21 @@ static lam_status lam__prelu_apply(lam_layer *self, lam_ptree *params, lam_ptree
   lam__prelu *p = self->impl;
   lam_tensor *w = lam__param_get(params, "prelu", "weight", 1, &p->n);
   if (!w) return lam_last_status();
-  *out = lam_prelu_forward(x, w);
+  *out = lam_prelu(x, w);
   return *out ? LAM_OK : lam_last_status();
 }
 
 static const lam_layer_vtable lam__prelu_vt = {"prelu", lam__prelu_init, lam__prelu_apply, lam__free_impl};
 
-lam_layer *lam_prelu(int64_t num_parameters, double init) {
+lam_layer *lam_nn_prelu(int64_t num_parameters, double init) {
   if (num_parameters < 1)
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_prelu: num_parameters %lld must be >= 1",
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_nn_prelu: num_parameters %lld must be >= 1",
                      (long long)num_parameters), NULL;
   lam__prelu *p = calloc(1, sizeof *p);
-  if (!p) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_prelu: out of host memory"), NULL;
+  if (!p) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_nn_prelu: out of host memory"), NULL;
   p->n = num_parameters;
   p->init = init;
-  lam_layer *l = lam_layer_custom(&lam__prelu_vt, p);
+  lam_layer *l = lam_nn_custom(&lam__prelu_vt, p);
   if (!l) free(p);
   return l;
 }

@@ -26,15 +26,15 @@ static lam_status lam__rope_layer_apply(lam_layer *self, lam_ptree *params, lam_
 static const lam_layer_vtable lam__rope_vt = {"rope", lam__no_params_init, lam__rope_layer_apply,
                                               lam__free_impl};
 
-lam_layer *lam_rope_layer(int64_t dims, const lam_rope_opts *opts) {
+lam_layer *lam_nn_rope(int64_t dims, const lam_rope_opts *opts) {
   if (dims < 0 || dims % 2 != 0)
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_rope_layer: dims %lld must be even (0: all)",
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_nn_rope: dims %lld must be even (0: all)",
                      (long long)dims), NULL;
   lam_rope_opts *o = malloc(sizeof *o);
-  if (!o) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_rope_layer: out of host memory"), NULL;
+  if (!o) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_nn_rope: out of host memory"), NULL;
   *o = opts ? *opts : lam_rope_defaults();
   o->dims = dims;
-  lam_layer *l = lam_layer_custom(&lam__rope_vt, o);
+  lam_layer *l = lam_nn_custom(&lam__rope_vt, o);
   if (!l) free(o);
   return l;
 }
@@ -55,8 +55,8 @@ static const lam_layer_vtable lam__sinusoidal_vt = {"sinusoidal_positional_encod
                                                     lam__no_params_init, lam__sinusoidal_apply,
                                                     lam__free_impl};
 
-lam_layer *lam_sinusoidal_positional_encoding(int64_t dims, const lam_sinusoidal_opts *opts) {
-  const char *fn = "lam_sinusoidal_positional_encoding";
+lam_layer *lam_nn_sinusoidal_encoding(int64_t dims, const lam_sinusoidal_opts *opts) {
+  const char *fn = "lam_nn_sinusoidal_encoding";
   if (dims < 4 || dims % 2 != 0)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: dims %lld must be even and >= 4", fn,
                      (long long)dims), NULL;
@@ -64,7 +64,7 @@ lam_layer *lam_sinusoidal_positional_encoding(int64_t dims, const lam_sinusoidal
   if (!s) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn), NULL;
   s->dims = dims;
   s->o = opts ? *opts : lam_sinusoidal_defaults();
-  lam_layer *l = lam_layer_custom(&lam__sinusoidal_vt, s);
+  lam_layer *l = lam_nn_custom(&lam__sinusoidal_vt, s);
   if (!l) free(s);
   return l;
 }
@@ -86,11 +86,11 @@ static lam_status lam__alibi_apply(lam_layer *self, lam_ptree *params, lam_ptree
 static const lam_layer_vtable lam__alibi_vt = {"alibi", lam__no_params_init, lam__alibi_apply,
                                                lam__free_impl};
 
-lam_layer *lam_alibi_layer(int64_t offset) {
+lam_layer *lam_nn_alibi(int64_t offset) {
   int64_t *o = malloc(sizeof *o);
-  if (!o) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_alibi_layer: out of host memory"), NULL;
+  if (!o) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_nn_alibi: out of host memory"), NULL;
   *o = offset;
-  lam_layer *l = lam_layer_custom(&lam__alibi_vt, o);
+  lam_layer *l = lam_nn_custom(&lam__alibi_vt, o);
   if (!l) free(o);
   return l;
 }
@@ -210,7 +210,7 @@ lam_tensor *lam_kv_cache_values(const lam_kv_cache *c) {
   return lam__kv_cache_read(c, true, "lam_kv_cache_values");
 }
 
-lam_tensor *lam_kv_cache_attention(const lam_kv_cache *c, lam_tensor *q, const lam_sdpa_opts *opts) {
+lam_tensor *lam_kv_cache_attention(const lam_kv_cache *c, lam_tensor *q, const lam_attention_opts *opts) {
   const char *fn = "lam_kv_cache_attention";
   if (!c) return lam__fail(LAM_ERR_NULL, "%s: cache is NULL", fn), NULL;
   if (!q) return lam__null_input(fn, "q");
@@ -222,11 +222,11 @@ lam_tensor *lam_kv_cache_attention(const lam_kv_cache *c, lam_tensor *q, const l
 
 typedef struct {
   int64_t E, H, Hkv, hd, vhd, qin, kin, vin, odims;
-  lam_mha_opts o;
+  lam_multi_head_attention_opts o;
 } lam__mha;
 
-lam_mha_opts lam_mha_defaults(void) {
-  lam_mha_opts o;
+lam_multi_head_attention_opts lam_multi_head_attention_defaults(void) {
+  lam_multi_head_attention_opts o;
   memset(&o, 0, sizeof o);
   o.bias = true;
   o.rope_theta = 10000.0;
@@ -319,7 +319,7 @@ static lam_status lam__mha_run(lam__mha *m, lam_ptree *params, lam_tensor *query
     st = lam__fail(LAM_ERR_SHAPE, "lam_layer_apply: multi_head_attention: key has %lld positions, value %lld",
                    (long long)key->shape[1], (long long)value->shape[1]);
   if (st != LAM_OK) return st;
-  lam_sdpa_opts so = lam_sdpa_defaults();
+  lam_attention_opts so = lam_attention_defaults();
   so.causal = m->o.is_causal;
   int64_t pos0 = cache ? lam_kv_cache_length(cache) : 0;
   so.q_offset = pos0;
@@ -383,9 +383,9 @@ static lam_status lam__mha_apply(lam_layer *self, lam_ptree *params, lam_ptree *
 static const lam_layer_vtable lam__mha_vt = {"multi_head_attention", lam__mha_init, lam__mha_apply,
                                              lam__free_impl};
 
-lam_layer *lam_multi_head_attention(int64_t embed_dim, int64_t num_heads, const lam_mha_opts *opts) {
-  const char *fn = "lam_multi_head_attention";
-  lam_mha_opts o = opts ? *opts : lam_mha_defaults();
+lam_layer *lam_nn_multi_head_attention(int64_t embed_dim, int64_t num_heads, const lam_multi_head_attention_opts *opts) {
+  const char *fn = "lam_nn_multi_head_attention";
+  lam_multi_head_attention_opts o = opts ? *opts : lam_multi_head_attention_defaults();
   if (embed_dim < 1 || num_heads < 1)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: embed_dim %lld and num_heads %lld must be >= 1", fn,
                      (long long)embed_dim, (long long)num_heads), NULL;
@@ -422,7 +422,7 @@ lam_layer *lam_multi_head_attention(int64_t embed_dim, int64_t num_heads, const 
   m->vin = o.value_input_dims ? o.value_input_dims : m->kin;
   m->odims = o.output_dims ? o.output_dims : embed_dim;
   m->o = o;
-  lam_layer *l = lam_layer_custom(&lam__mha_vt, m);
+  lam_layer *l = lam_nn_custom(&lam__mha_vt, m);
   if (!l) free(m);
   return l;
 }
@@ -436,9 +436,9 @@ static lam_status lam__mha_get(lam_layer *mha, lam_ptree *params, const char *fn
   return LAM_OK;
 }
 
-lam_status lam_mha_forward(lam_layer *mha, lam_ptree *params, lam_tensor *query, lam_tensor *key,
+lam_status lam_nn_multi_head_attention_apply(lam_layer *mha, lam_ptree *params, lam_tensor *query, lam_tensor *key,
                            lam_tensor *value, const lam_apply_opts *opts, lam_tensor **out) {
-  const char *fn = "lam_mha_forward";
+  const char *fn = "lam_nn_multi_head_attention_apply";
   if (!out) return lam__fail(LAM_ERR_NULL, "%s: out is NULL", fn);
   *out = NULL;
   lam__mha *m = NULL;
@@ -451,9 +451,9 @@ lam_status lam_mha_forward(lam_layer *mha, lam_ptree *params, lam_tensor *query,
   return lam__mha_run(m, params, query, key, value ? value : key, opts, NULL, out);
 }
 
-lam_status lam_mha_forward_cached(lam_layer *mha, lam_ptree *params, lam_tensor *x,
+lam_status lam_nn_multi_head_attention_apply_cached(lam_layer *mha, lam_ptree *params, lam_tensor *x,
                                   lam_kv_cache *cache, const lam_apply_opts *opts, lam_tensor **out) {
-  const char *fn = "lam_mha_forward_cached";
+  const char *fn = "lam_nn_multi_head_attention_apply_cached";
   if (!out) return lam__fail(LAM_ERR_NULL, "%s: out is NULL", fn);
   *out = NULL;
   lam__mha *m = NULL;

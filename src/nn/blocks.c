@@ -44,8 +44,8 @@ static lam_status lam__prenorm_apply(lam_layer *self, lam_ptree *params, lam_ptr
 static const lam_layer_vtable lam__prenorm_vt = {"prenorm", lam__prenorm_init, lam__prenorm_apply,
                                                  lam__prenorm_free};
 
-lam_layer *lam_prenorm(lam_layer *norm, lam_layer *block) {
-  const char *fn = "lam_prenorm";
+lam_layer *lam_nn_prenorm(lam_layer *norm, lam_layer *block) {
+  const char *fn = "lam_nn_prenorm";
   lam__prenorm *p = NULL;
   lam_layer *l = NULL;
   if (!norm || !block) {
@@ -55,7 +55,7 @@ lam_layer *lam_prenorm(lam_layer *norm, lam_layer *block) {
   } else {
     p->norm = norm;
     p->block = block;
-    l = lam_layer_custom(&lam__prenorm_vt, p);
+    l = lam_nn_custom(&lam__prenorm_vt, p);
   }
   if (!l) {
     free(p);
@@ -67,9 +67,9 @@ lam_layer *lam_prenorm(lam_layer *norm, lam_layer *block) {
 
 /* ---- conv_norm ---------------------------------------------------------------- */
 
-lam_layer *lam_conv_norm(lam_layer *conv, lam_layer *norm, lam_layer *activation,
+lam_layer *lam_nn_conv_norm(lam_layer *conv, lam_layer *norm, lam_layer *activation,
                          const lam_conv_norm_opts *opts) {
-  const char *fn = "lam_conv_norm";
+  const char *fn = "lam_nn_conv_norm";
   lam_conv_norm_opts o = opts ? *opts : (lam_conv_norm_opts){false, false};
   const char *bad = !conv ? "conv is NULL"
                     : o.preact && o.revnorm ? "preact and revnorm cannot be set together"
@@ -97,7 +97,7 @@ lam_layer *lam_conv_norm(lam_layer *conv, lam_layer *norm, lam_layer *activation
     if (norm) seq[n++] = norm;
     if (activation) seq[n++] = activation;
   }
-  return lam_sequential(seq, n); /* takes ownership, also on failure */
+  return lam_nn_sequential(seq, n); /* takes ownership, also on failure */
 }
 
 /* ---- create_classifier ------------------------------------------------------------ */
@@ -123,9 +123,9 @@ static lam_status lam__gap_apply(lam_layer *self, lam_ptree *params, lam_ptree *
 static const lam_layer_vtable lam__gap_vt = {"global_avg_pool", lam__no_params_init, lam__gap_apply,
                                              NULL};
 
-lam_layer *lam_create_classifier(int64_t inplanes, int64_t nclasses,
+lam_layer *lam_nn_classifier(int64_t inplanes, int64_t nclasses,
                                  const lam_classifier_opts *opts) {
-  const char *fn = "lam_create_classifier";
+  const char *fn = "lam_nn_classifier";
   lam_classifier_opts o = opts ? *opts : (lam_classifier_opts){NULL, 0, 0, NULL, NULL};
   lam_layer *seq[8] = {0};
   int n = 0;
@@ -138,23 +138,23 @@ lam_layer *lam_create_classifier(int64_t inplanes, int64_t nclasses,
               fn, bad, (long long)inplanes, (long long)nclasses, (long long)o.hidden_planes, o.dropout);
     goto fail;
   }
-  seq[n++] = o.pool ? o.pool : lam_layer_custom(&lam__gap_vt, NULL);
+  seq[n++] = o.pool ? o.pool : lam_nn_custom(&lam__gap_vt, NULL);
   o.pool = NULL;
-  seq[n++] = lam_flatten_layer(1, -1);
+  seq[n++] = lam_nn_flatten(1, -1);
   if (o.hidden_planes > 0) {
-    seq[n++] = lam_linear(inplanes, o.hidden_planes, NULL);
-    seq[n++] = o.hidden_activation ? o.hidden_activation : lam_relu_layer();
+    seq[n++] = lam_nn_linear(inplanes, o.hidden_planes, NULL);
+    seq[n++] = o.hidden_activation ? o.hidden_activation : lam_nn_relu();
     o.hidden_activation = NULL;
   }
-  if (o.dropout > 0) seq[n++] = lam_dropout(o.dropout);
-  seq[n++] = lam_linear(o.hidden_planes > 0 ? o.hidden_planes : inplanes, nclasses, NULL);
+  if (o.dropout > 0) seq[n++] = lam_nn_dropout(o.dropout);
+  seq[n++] = lam_nn_linear(o.hidden_planes > 0 ? o.hidden_planes : inplanes, nclasses, NULL);
   if (o.activation) seq[n++] = o.activation;
   o.activation = NULL;
   lam_layer_free(o.hidden_activation); /* owned but unused without a hidden layer */
   o.hidden_activation = NULL;
   for (int i = 0; i < n; i++)
     if (!seq[i]) goto fail; /* a constructor failed: its message stands */
-  return lam_sequential(seq, n);
+  return lam_nn_sequential(seq, n);
 fail:
   for (int i = 0; i < n; i++) lam_layer_free(seq[i]);
   lam_layer_free(o.pool);

@@ -80,13 +80,13 @@ static lam_status lam__convl_apply(lam_layer *self, lam_ptree *params, lam_ptree
                      lam_dtype_name(x->dtype), lam_dtype_name(w->dtype));
   lam_tensor *y;
   if (c->transpose) {
-    y = c->nsp == 1 ? lam_conv_transpose1d_forward(x, w, b, &c->t)
-      : c->nsp == 2 ? lam_conv_transpose2d_forward(x, w, b, &c->t)
-                    : lam_conv_transpose3d_forward(x, w, b, &c->t);
+    y = c->nsp == 1 ? lam_conv_transpose1d(x, w, b, &c->t)
+      : c->nsp == 2 ? lam_conv_transpose2d(x, w, b, &c->t)
+                    : lam_conv_transpose3d(x, w, b, &c->t);
   } else {
-    y = c->nsp == 1 ? lam_conv1d_forward(x, w, b, &c->o)
-      : c->nsp == 2 ? lam_conv2d_forward(x, w, b, &c->o)
-                    : lam_conv3d_forward(x, w, b, &c->o);
+    y = c->nsp == 1 ? lam_conv1d(x, w, b, &c->o)
+      : c->nsp == 2 ? lam_conv2d(x, w, b, &c->o)
+                    : lam_conv3d(x, w, b, &c->o);
   }
   *out = y;
   return y ? LAM_OK : lam_last_status();
@@ -157,31 +157,31 @@ static lam_layer *lam__convl_new(int nsp, int transpose, int64_t in, int64_t out
   }
   if (transpose)
     for (int i = 0; i < nsp; i++) c->t.kernel[i] = (int)c->k[i];
-  lam_layer *l = st == LAM_OK ? lam_layer_custom(&lam__convl_vt[transpose][nsp - 1], c) : NULL;
+  lam_layer *l = st == LAM_OK ? lam_nn_custom(&lam__convl_vt[transpose][nsp - 1], c) : NULL;
   if (!l) free(c);
   return l;
 }
 
-lam_layer *lam_conv1d(int64_t in_channels, int64_t out_channels, const lam_conv_opts *opts) {
-  return lam__convl_new(1, 0, in_channels, out_channels, opts, NULL, "lam_conv1d");
+lam_layer *lam_nn_conv1d(int64_t in_channels, int64_t out_channels, const lam_conv_opts *opts) {
+  return lam__convl_new(1, 0, in_channels, out_channels, opts, NULL, "lam_nn_conv1d");
 }
-lam_layer *lam_conv2d(int64_t in_channels, int64_t out_channels, const lam_conv_opts *opts) {
-  return lam__convl_new(2, 0, in_channels, out_channels, opts, NULL, "lam_conv2d");
+lam_layer *lam_nn_conv2d(int64_t in_channels, int64_t out_channels, const lam_conv_opts *opts) {
+  return lam__convl_new(2, 0, in_channels, out_channels, opts, NULL, "lam_nn_conv2d");
 }
-lam_layer *lam_conv3d(int64_t in_channels, int64_t out_channels, const lam_conv_opts *opts) {
-  return lam__convl_new(3, 0, in_channels, out_channels, opts, NULL, "lam_conv3d");
+lam_layer *lam_nn_conv3d(int64_t in_channels, int64_t out_channels, const lam_conv_opts *opts) {
+  return lam__convl_new(3, 0, in_channels, out_channels, opts, NULL, "lam_nn_conv3d");
 }
-lam_layer *lam_conv_transpose1d(int64_t in_channels, int64_t out_channels,
+lam_layer *lam_nn_conv_transpose1d(int64_t in_channels, int64_t out_channels,
                                 const lam_conv_transpose_opts *opts) {
-  return lam__convl_new(1, 1, in_channels, out_channels, NULL, opts, "lam_conv_transpose1d");
+  return lam__convl_new(1, 1, in_channels, out_channels, NULL, opts, "lam_nn_conv_transpose1d");
 }
-lam_layer *lam_conv_transpose2d(int64_t in_channels, int64_t out_channels,
+lam_layer *lam_nn_conv_transpose2d(int64_t in_channels, int64_t out_channels,
                                 const lam_conv_transpose_opts *opts) {
-  return lam__convl_new(2, 1, in_channels, out_channels, NULL, opts, "lam_conv_transpose2d");
+  return lam__convl_new(2, 1, in_channels, out_channels, NULL, opts, "lam_nn_conv_transpose2d");
 }
-lam_layer *lam_conv_transpose3d(int64_t in_channels, int64_t out_channels,
+lam_layer *lam_nn_conv_transpose3d(int64_t in_channels, int64_t out_channels,
                                 const lam_conv_transpose_opts *opts) {
-  return lam__convl_new(3, 1, in_channels, out_channels, NULL, opts, "lam_conv_transpose3d");
+  return lam__convl_new(3, 1, in_channels, out_channels, NULL, opts, "lam_nn_conv_transpose3d");
 }
 
 /* ---- pooling and upsampling (no params) ---------------------------------------- */
@@ -214,30 +214,30 @@ static lam_status lam__nopar_apply(lam_layer *self, lam_ptree *params, lam_ptree
   const int n = l->nsp;
   switch (l->kind) {
     case LAM__L_MAX:
-      y = n == 1 ? lam_max_pool1d_forward(x, &l->p)
-        : n == 2 ? lam_max_pool2d_forward(x, &l->p)
-                 : lam_max_pool3d_forward(x, &l->p);
+      y = n == 1 ? lam_max_pool1d(x, &l->p)
+        : n == 2 ? lam_max_pool2d(x, &l->p)
+                 : lam_max_pool3d(x, &l->p);
       break;
     case LAM__L_AVG:
-      y = n == 1 ? lam_avg_pool1d_forward(x, &l->p)
-        : n == 2 ? lam_avg_pool2d_forward(x, &l->p)
-                 : lam_avg_pool3d_forward(x, &l->p);
+      y = n == 1 ? lam_avg_pool1d(x, &l->p)
+        : n == 2 ? lam_avg_pool2d(x, &l->p)
+                 : lam_avg_pool3d(x, &l->p);
       break;
     case LAM__L_AMAX:
-      y = n == 1 ? lam_adaptive_max_pool1d_forward(x, l->out[0])
-                 : lam_adaptive_max_pool2d_forward(x, l->out[0], l->out[1]);
+      y = n == 1 ? lam_adaptive_max_pool1d(x, l->out[0])
+                 : lam_adaptive_max_pool2d(x, l->out[0], l->out[1]);
       break;
     case LAM__L_AAVG:
-      y = n == 1 ? lam_adaptive_avg_pool1d_forward(x, l->out[0])
-                 : lam_adaptive_avg_pool2d_forward(x, l->out[0], l->out[1]);
+      y = n == 1 ? lam_adaptive_avg_pool1d(x, l->out[0])
+                 : lam_adaptive_avg_pool2d(x, l->out[0], l->out[1]);
       break;
     case LAM__L_MEANMAX:
-      y = lam_adaptive_mean_max_pool2d_forward(x, l->out[0], l->out[1], l->concat);
+      y = lam_adaptive_mean_max_pool2d(x, l->out[0], l->out[1], l->concat);
       break;
-    case LAM__L_GAVG: y = lam_global_avg_pool_forward(x); break;
-    case LAM__L_GMAX: y = lam_global_max_pool_forward(x); break;
+    case LAM__L_GAVG: y = lam_global_avg_pool(x); break;
+    case LAM__L_GMAX: y = lam_global_max_pool(x); break;
     default:
-      y = n == 1 ? lam_upsample1d_forward(x, &l->u) : lam_upsample2d_forward(x, &l->u);
+      y = n == 1 ? lam_upsample1d(x, &l->u) : lam_upsample2d(x, &l->u);
       break;
   }
   *out = y;
@@ -261,7 +261,7 @@ static lam_layer *lam__nopar_new(const lam__nopar *cfg, const char *fn) {
   lam__nopar *l = malloc(sizeof *l);
   if (!l) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn), NULL;
   *l = *cfg;
-  lam_layer *layer = lam_layer_custom(&lam__nopar_vt[l->kind][l->nsp], l);
+  lam_layer *layer = lam_nn_custom(&lam__nopar_vt[l->kind][l->nsp], l);
   if (!layer) free(l);
   return layer;
 }
@@ -288,12 +288,12 @@ static lam_layer *lam__pool_layer(int kind, int nsp, const lam_pool_opts *opts, 
   return lam__nopar_new(&c, fn);
 }
 
-lam_layer *lam_max_pool1d(const lam_pool_opts *opts) { return lam__pool_layer(LAM__L_MAX, 1, opts, "lam_max_pool1d"); }
-lam_layer *lam_max_pool2d(const lam_pool_opts *opts) { return lam__pool_layer(LAM__L_MAX, 2, opts, "lam_max_pool2d"); }
-lam_layer *lam_max_pool3d(const lam_pool_opts *opts) { return lam__pool_layer(LAM__L_MAX, 3, opts, "lam_max_pool3d"); }
-lam_layer *lam_avg_pool1d(const lam_pool_opts *opts) { return lam__pool_layer(LAM__L_AVG, 1, opts, "lam_avg_pool1d"); }
-lam_layer *lam_avg_pool2d(const lam_pool_opts *opts) { return lam__pool_layer(LAM__L_AVG, 2, opts, "lam_avg_pool2d"); }
-lam_layer *lam_avg_pool3d(const lam_pool_opts *opts) { return lam__pool_layer(LAM__L_AVG, 3, opts, "lam_avg_pool3d"); }
+lam_layer *lam_nn_max_pool1d(const lam_pool_opts *opts) { return lam__pool_layer(LAM__L_MAX, 1, opts, "lam_nn_max_pool1d"); }
+lam_layer *lam_nn_max_pool2d(const lam_pool_opts *opts) { return lam__pool_layer(LAM__L_MAX, 2, opts, "lam_nn_max_pool2d"); }
+lam_layer *lam_nn_max_pool3d(const lam_pool_opts *opts) { return lam__pool_layer(LAM__L_MAX, 3, opts, "lam_nn_max_pool3d"); }
+lam_layer *lam_nn_avg_pool1d(const lam_pool_opts *opts) { return lam__pool_layer(LAM__L_AVG, 1, opts, "lam_nn_avg_pool1d"); }
+lam_layer *lam_nn_avg_pool2d(const lam_pool_opts *opts) { return lam__pool_layer(LAM__L_AVG, 2, opts, "lam_nn_avg_pool2d"); }
+lam_layer *lam_nn_avg_pool3d(const lam_pool_opts *opts) { return lam__pool_layer(LAM__L_AVG, 3, opts, "lam_nn_avg_pool3d"); }
 
 static lam_layer *lam__adaptive_layer(int kind, int nsp, int64_t a, int64_t b, bool concat,
                                       const char *fn) {
@@ -306,34 +306,34 @@ static lam_layer *lam__adaptive_layer(int kind, int nsp, int64_t a, int64_t b, b
   return lam__nopar_new(&c, fn);
 }
 
-lam_layer *lam_adaptive_avg_pool1d(int64_t out_l) {
-  return lam__adaptive_layer(LAM__L_AAVG, 1, out_l, 1, false, "lam_adaptive_avg_pool1d");
+lam_layer *lam_nn_adaptive_avg_pool1d(int64_t out_l) {
+  return lam__adaptive_layer(LAM__L_AAVG, 1, out_l, 1, false, "lam_nn_adaptive_avg_pool1d");
 }
-lam_layer *lam_adaptive_avg_pool2d(int64_t out_h, int64_t out_w) {
-  return lam__adaptive_layer(LAM__L_AAVG, 2, out_h, out_w, false, "lam_adaptive_avg_pool2d");
+lam_layer *lam_nn_adaptive_avg_pool2d(int64_t out_h, int64_t out_w) {
+  return lam__adaptive_layer(LAM__L_AAVG, 2, out_h, out_w, false, "lam_nn_adaptive_avg_pool2d");
 }
-lam_layer *lam_adaptive_max_pool1d(int64_t out_l) {
-  return lam__adaptive_layer(LAM__L_AMAX, 1, out_l, 1, false, "lam_adaptive_max_pool1d");
+lam_layer *lam_nn_adaptive_max_pool1d(int64_t out_l) {
+  return lam__adaptive_layer(LAM__L_AMAX, 1, out_l, 1, false, "lam_nn_adaptive_max_pool1d");
 }
-lam_layer *lam_adaptive_max_pool2d(int64_t out_h, int64_t out_w) {
-  return lam__adaptive_layer(LAM__L_AMAX, 2, out_h, out_w, false, "lam_adaptive_max_pool2d");
+lam_layer *lam_nn_adaptive_max_pool2d(int64_t out_h, int64_t out_w) {
+  return lam__adaptive_layer(LAM__L_AMAX, 2, out_h, out_w, false, "lam_nn_adaptive_max_pool2d");
 }
-lam_layer *lam_adaptive_mean_max_pool2d(int64_t out_h, int64_t out_w, bool concat) {
-  return lam__adaptive_layer(LAM__L_MEANMAX, 2, out_h, out_w, concat, "lam_adaptive_mean_max_pool2d");
+lam_layer *lam_nn_adaptive_mean_max_pool2d(int64_t out_h, int64_t out_w, bool concat) {
+  return lam__adaptive_layer(LAM__L_MEANMAX, 2, out_h, out_w, concat, "lam_nn_adaptive_mean_max_pool2d");
 }
 
-lam_layer *lam_global_avg_pool(void) {
+lam_layer *lam_nn_global_avg_pool(void) {
   lam__nopar c;
   memset(&c, 0, sizeof c);
   c.kind = LAM__L_GAVG;
-  return lam__nopar_new(&c, "lam_global_avg_pool");
+  return lam__nopar_new(&c, "lam_nn_global_avg_pool");
 }
 
-lam_layer *lam_global_max_pool(void) {
+lam_layer *lam_nn_global_max_pool(void) {
   lam__nopar c;
   memset(&c, 0, sizeof c);
   c.kind = LAM__L_GMAX;
-  return lam__nopar_new(&c, "lam_global_max_pool");
+  return lam__nopar_new(&c, "lam_nn_global_max_pool");
 }
 
 static lam_layer *lam__upsample_layer(int nsp, const lam_upsample_opts *opts, const char *fn) {
@@ -353,5 +353,5 @@ static lam_layer *lam__upsample_layer(int nsp, const lam_upsample_opts *opts, co
   return lam__nopar_new(&c, fn);
 }
 
-lam_layer *lam_upsample1d(const lam_upsample_opts *opts) { return lam__upsample_layer(1, opts, "lam_upsample1d"); }
-lam_layer *lam_upsample2d(const lam_upsample_opts *opts) { return lam__upsample_layer(2, opts, "lam_upsample2d"); }
+lam_layer *lam_nn_upsample1d(const lam_upsample_opts *opts) { return lam__upsample_layer(1, opts, "lam_nn_upsample1d"); }
+lam_layer *lam_nn_upsample2d(const lam_upsample_opts *opts) { return lam__upsample_layer(2, opts, "lam_nn_upsample2d"); }

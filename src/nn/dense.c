@@ -58,24 +58,24 @@ static lam_status lam__linear_apply(lam_layer *self, lam_ptree *params, lam_ptre
 static const lam_layer_vtable lam__linear_vt = {"linear", lam__linear_init, lam__linear_apply,
                                                 lam__free_impl};
 
-lam_layer *lam_linear(int64_t in_features, int64_t out_features, const lam_linear_opts *opts) {
+lam_layer *lam_nn_linear(int64_t in_features, int64_t out_features, const lam_linear_opts *opts) {
   if (in_features < 1 || out_features < 1)
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_linear: in_features %lld and out_features %lld must be >= 1",
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_nn_linear: in_features %lld and out_features %lld must be >= 1",
                      (long long)in_features, (long long)out_features), NULL;
   lam__linear *l = calloc(1, sizeof *l);
-  if (!l) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_linear: out of host memory"), NULL;
+  if (!l) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_nn_linear: out of host memory"), NULL;
   l->in = in_features;
   l->out = out_features;
   l->o = opts ? *opts : lam_linear_defaults();
-  lam_layer *layer = lam_layer_custom(&lam__linear_vt, l);
+  lam_layer *layer = lam_nn_custom(&lam__linear_vt, l);
   if (!layer) free(l);
   return layer;
 }
 
 /* ---- bilinear -------------------------------------------------------------- */
 
-lam_tensor *lam_bilinear_forward(lam_tensor *x1, lam_tensor *x2, lam_tensor *weight, lam_tensor *bias) {
-  const char *fn = "lam_bilinear_forward";
+lam_tensor *lam_bilinear(lam_tensor *x1, lam_tensor *x2, lam_tensor *weight, lam_tensor *bias) {
+  const char *fn = "lam_bilinear";
   if (!x1) return lam__null_input(fn, "x1");
   if (!x2) return lam__null_input(fn, "x2");
   if (!weight) return lam__null_input(fn, "weight");
@@ -125,7 +125,7 @@ static lam_status lam__bilinear_apply(lam_layer *self, lam_ptree *params, lam_pt
   lam_tensor *parts[2] = {0};
   st = lam_split(x, -1, 2, (int64_t[]){l->in, l->in2}, parts);
   if (st != LAM_OK) return st;
-  *out = lam_bilinear_forward(parts[0], parts[1], w, b);
+  *out = lam_bilinear(parts[0], parts[1], w, b);
   lam_tensor_free(parts[0]);
   lam_tensor_free(parts[1]);
   return *out ? LAM_OK : lam_last_status();
@@ -134,13 +134,13 @@ static lam_status lam__bilinear_apply(lam_layer *self, lam_ptree *params, lam_pt
 static const lam_layer_vtable lam__bilinear_vt = {"bilinear", lam__linear_init, lam__bilinear_apply,
                                                   lam__free_impl};
 
-lam_layer *lam_bilinear(int64_t in1_features, int64_t in2_features, int64_t out_features,
+lam_layer *lam_nn_bilinear(int64_t in1_features, int64_t in2_features, int64_t out_features,
                         const lam_linear_opts *opts) {
   if (in1_features < 1 || in2_features < 1 || out_features < 1)
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_bilinear: features %lld, %lld, %lld must be >= 1",
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_nn_bilinear: features %lld, %lld, %lld must be >= 1",
                      (long long)in1_features, (long long)in2_features, (long long)out_features), NULL;
   lam__linear *l = calloc(1, sizeof *l);
-  if (!l) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_bilinear: out of host memory"), NULL;
+  if (!l) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_nn_bilinear: out of host memory"), NULL;
   l->in = in1_features;
   l->in2 = in2_features;
   l->out = out_features;
@@ -149,7 +149,7 @@ lam_layer *lam_bilinear(int64_t in1_features, int64_t in2_features, int64_t out_
     /* PyTorch's nn.Bilinear: U(-1/sqrt(in1), 1/sqrt(in1)) for weight and bias. */
     l->o = lam_linear_defaults();
   }
-  lam_layer *layer = lam_layer_custom(&lam__bilinear_vt, l);
+  lam_layer *layer = lam_nn_custom(&lam__bilinear_vt, l);
   if (!layer) free(l);
   return layer;
 }
@@ -164,7 +164,7 @@ static lam_status lam__identity_apply(lam_layer *self, lam_ptree *params, lam_pt
 
 static const lam_layer_vtable lam__identity_vt = {"identity", lam__no_params_init, lam__identity_apply, NULL};
 
-lam_layer *lam_identity(void) { return lam_layer_custom(&lam__identity_vt, NULL); }
+lam_layer *lam_nn_identity(void) { return lam_nn_custom(&lam__identity_vt, NULL); }
 
 typedef struct {
   int start, end;
@@ -180,12 +180,12 @@ static lam_status lam__flatten_apply(lam_layer *self, lam_ptree *params, lam_ptr
 static const lam_layer_vtable lam__flatten_vt = {"flatten", lam__no_params_init, lam__flatten_apply,
                                                  lam__free_impl};
 
-lam_layer *lam_flatten_layer(int start_axis, int end_axis) {
+lam_layer *lam_nn_flatten(int start_axis, int end_axis) {
   lam__flatten *f = calloc(1, sizeof *f);
-  if (!f) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_flatten_layer: out of host memory"), NULL;
+  if (!f) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_nn_flatten: out of host memory"), NULL;
   f->start = start_axis;
   f->end = end_axis;
-  lam_layer *layer = lam_layer_custom(&lam__flatten_vt, f);
+  lam_layer *layer = lam_nn_custom(&lam__flatten_vt, f);
   if (!layer) free(f);
   return layer;
 }
@@ -232,16 +232,16 @@ static lam_status lam__embedding_apply(lam_layer *self, lam_ptree *params, lam_p
 static const lam_layer_vtable lam__embedding_vt = {"embedding", lam__embedding_init,
                                                    lam__embedding_apply, lam__free_impl};
 
-lam_layer *lam_embedding(int64_t vocab_size, int64_t embed_dim, const lam_embedding_opts *opts) {
+lam_layer *lam_nn_embedding(int64_t vocab_size, int64_t embed_dim, const lam_embedding_opts *opts) {
   if (vocab_size < 1 || embed_dim < 1)
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_embedding: vocab_size %lld and embed_dim %lld must be >= 1",
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_nn_embedding: vocab_size %lld and embed_dim %lld must be >= 1",
                      (long long)vocab_size, (long long)embed_dim), NULL;
   lam__embedding *e = calloc(1, sizeof *e);
-  if (!e) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_embedding: out of host memory"), NULL;
+  if (!e) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_nn_embedding: out of host memory"), NULL;
   e->vocab = vocab_size;
   e->dim = embed_dim;
   e->o = opts ? *opts : lam_embedding_defaults();
-  lam_layer *layer = lam_layer_custom(&lam__embedding_vt, e);
+  lam_layer *layer = lam_nn_custom(&lam__embedding_vt, e);
   if (!layer) free(e);
   return layer;
 }

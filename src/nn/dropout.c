@@ -7,8 +7,8 @@
 
 #include "nn/nn_internal.h"
 
-lam_tensor *lam_dropout_forward(lam_tensor *x, double rate, lam_rng_key key, bool channel_wise) {
-  const char *fn = "lam_dropout_forward";
+lam_tensor *lam_dropout(lam_tensor *x, double rate, lam_rng_key key, bool channel_wise) {
+  const char *fn = "lam_dropout";
   if (!x) return lam__null_input(fn, "x");
   if (!(rate >= 0 && rate < 1))
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: rate %g must be in [0, 1)", fn, rate), NULL;
@@ -54,7 +54,7 @@ static lam_status lam__dropout_apply(lam_layer *self, lam_ptree *params, lam_ptr
   if (!opts->rng)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT,
                      "lam_layer_apply: %s in training needs an rng key (lam_apply_opts.rng)", name);
-  *out = lam_dropout_forward(x, d->rate, *opts->rng, d->rank != 0);
+  *out = lam_dropout(x, d->rate, *opts->rng, d->rank != 0);
   return *out ? LAM_OK : lam_last_status();
 }
 
@@ -68,11 +68,11 @@ static lam_layer *lam__dropout_new(double rate, int rank, const char *fn) {
   if (!d) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn), NULL;
   d->rate = rate;
   d->rank = rank;
-  lam_layer *l = lam_layer_custom(&lam__dropout_vt, d);
+  lam_layer *l = lam_nn_custom(&lam__dropout_vt, d);
   if (!l) free(d);
   return l;
 }
 
-lam_layer *lam_dropout(double rate) { return lam__dropout_new(rate, 0, "lam_dropout"); }
-lam_layer *lam_dropout2d(double rate) { return lam__dropout_new(rate, 4, "lam_dropout2d"); }
-lam_layer *lam_dropout3d(double rate) { return lam__dropout_new(rate, 5, "lam_dropout3d"); }
+lam_layer *lam_nn_dropout(double rate) { return lam__dropout_new(rate, 0, "lam_nn_dropout"); }
+lam_layer *lam_nn_dropout2d(double rate) { return lam__dropout_new(rate, 4, "lam_nn_dropout2d"); }
+lam_layer *lam_nn_dropout3d(double rate) { return lam__dropout_new(rate, 5, "lam_nn_dropout3d"); }

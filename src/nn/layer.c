@@ -113,10 +113,10 @@ void lam_summaries_free(lam_summaries *s) {
   free(s);
 }
 
-lam_status lam_add_summary(const lam_apply_opts *opts, const char *name, lam_tensor *value) {
+lam_status lam_summaries_add(const lam_apply_opts *opts, const char *name, lam_tensor *value) {
   if (!opts || !opts->summaries) return LAM_OK;
   lam_summaries *s = opts->summaries;
-  return lam__named_put(&s->items, &s->n, &s->cap, name, value, false, "lam_add_summary");
+  return lam__named_put(&s->items, &s->n, &s->cap, name, value, false, "lam_summaries_add");
 }
 
 /* ---- layers and vars --------------------------------------------------- */
@@ -127,12 +127,12 @@ struct lam_vars {
   lam_dtype dtype;
 };
 
-lam_layer *lam_layer_custom(const lam_layer_vtable *vt, void *impl) {
+lam_layer *lam_nn_custom(const lam_layer_vtable *vt, void *impl) {
   if (!vt || !vt->init || !vt->apply)
-    return lam__fail(LAM_ERR_NULL, "lam_layer_custom: %s is NULL",
+    return lam__fail(LAM_ERR_NULL, "lam_nn_custom: %s is NULL",
                      !vt ? "vt" : !vt->init ? "vt->init" : "vt->apply"), NULL;
   lam_layer *l = calloc(1, sizeof *l);
-  if (!l) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_layer_custom: out of host memory"), NULL;
+  if (!l) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_nn_custom: out of host memory"), NULL;
   l->vt = vt;
   l->impl = impl;
   return l;
@@ -148,12 +148,12 @@ const char *lam_layer_name(const lam_layer *layer) {
   return layer && layer->vt && layer->vt->name ? layer->vt->name : "layer";
 }
 
-lam_vars *lam_make_vars(lam_ptree *params, lam_ptree *state, lam_dtype dtype) {
-  if (!params) return lam__fail(LAM_ERR_NULL, "lam_make_vars: params is NULL"), NULL;
+lam_vars *lam_vars_create(lam_ptree *params, lam_ptree *state, lam_dtype dtype) {
+  if (!params) return lam__fail(LAM_ERR_NULL, "lam_vars_create: params is NULL"), NULL;
   if (!state && !(state = lam_ptree_dict()))
-    return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_make_vars: out of host memory"), NULL;
+    return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_vars_create: out of host memory"), NULL;
   lam_vars *v = calloc(1, sizeof *v);
-  if (!v) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_make_vars: out of host memory"), NULL;
+  if (!v) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_vars_create: out of host memory"), NULL;
   v->params = params;
   v->state = state;
   v->dtype = dtype;
@@ -181,7 +181,7 @@ static lam_vars *lam__vars_from(const lam_vars *vars, const lam_ptree *params,
     lam_ptree_free(s);
     return NULL;
   }
-  lam_vars *v = lam_make_vars(p, s, vars->dtype);
+  lam_vars *v = lam_vars_create(p, s, vars->dtype);
   if (!v) {
     lam_ptree_free(p);
     lam_ptree_free(s);
@@ -238,7 +238,7 @@ lam_status lam_layer_init(lam_layer *layer, lam_ctx *ctx, lam_rng_key key, lam_d
     lam_ptree_free(state);
     return st;
   }
-  *out = lam_make_vars(params, state, dtype);
+  *out = lam_vars_create(params, state, dtype);
   return *out ? LAM_OK : lam_last_status();
 }
 
@@ -354,8 +354,8 @@ static lam_status lam__seq_apply(lam_layer *self, lam_ptree *params, lam_ptree *
 
 static const lam_layer_vtable lam__seq_vt = {"sequential", lam__seq_init, lam__seq_apply, lam__seq_free};
 
-lam_layer *lam_sequential(lam_layer *const *layers, int n) {
-  const char *fn = "lam_sequential";
+lam_layer *lam_nn_sequential(lam_layer *const *layers, int n) {
+  const char *fn = "lam_nn_sequential";
   if (!layers || n < 1) {
     if (layers)
       for (int i = 0; i < n; i++) lam_layer_free(layers[i]);
@@ -377,7 +377,7 @@ lam_layer *lam_sequential(lam_layer *const *layers, int n) {
       children[i] = layers[i];
       snprintf(keys[i], sizeof keys[i], "%d", i);
     }
-    l = lam_layer_custom(&lam__seq_vt, q);
+    l = lam_nn_custom(&lam__seq_vt, q);
   }
   if (!l) {
     if (bad >= 0) lam__fail(LAM_ERR_NULL, "%s: layer %d is NULL", fn, bad);
@@ -390,7 +390,7 @@ lam_layer *lam_sequential(lam_layer *const *layers, int n) {
   return l;
 }
 
-int lam_layer_num_children(const lam_layer *layer) {
+int lam_layer_child_count(const lam_layer *layer) {
   return layer && layer->vt == &lam__seq_vt ? ((lam__seq *)layer->impl)->n : 0;
 }
 
@@ -432,19 +432,19 @@ static lam_status lam__compose_apply(lam_layer *self, lam_ptree *params, lam_ptr
 static const lam_layer_vtable lam__compose_vt = {"compose", lam__compose_init, lam__compose_apply,
                                                  lam__compose_free};
 
-lam_layer *lam_compose(lam_layer *left, lam_layer *right) {
+lam_layer *lam_nn_compose(lam_layer *left, lam_layer *right) {
   if (!left || !right) {
     lam_layer_free(left);
     lam_layer_free(right);
-    return lam__fail(LAM_ERR_NULL, "lam_compose: %s is NULL", left ? "right" : "left"), NULL;
+    return lam__fail(LAM_ERR_NULL, "lam_nn_compose: %s is NULL", left ? "right" : "left"), NULL;
   }
   lam__compose *c = calloc(1, sizeof *c);
-  lam_layer *l = c ? lam_layer_custom(&lam__compose_vt, c) : NULL;
+  lam_layer *l = c ? lam_nn_custom(&lam__compose_vt, c) : NULL;
   if (!l) {
     free(c);
     lam_layer_free(left);
     lam_layer_free(right);
-    return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_compose: out of host memory"), NULL;
+    return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_nn_compose: out of host memory"), NULL;
   }
   c->left = left;
   c->right = right;

@@ -156,9 +156,9 @@ static lam_status lam__running_apply(lam__norm *n, lam_ptree *state, lam_tensor 
   }
   lam_tensor *nm = NULL, *nv = NULL;
   lam_tensor *y = n->kind == LAM__BATCH_NORM
-                      ? lam_batch_norm_forward(x, rm, rv, w, b, batch_stats, update ? momentum : 0.0,
+                      ? lam_batch_norm(x, rm, rv, w, b, batch_stats, update ? momentum : 0.0,
                                                n->o.eps, update ? &nm : NULL, update ? &nv : NULL)
-                      : lam_instance_norm_forward(x, rm, rv, w, b, batch_stats,
+                      : lam_instance_norm(x, rm, rv, w, b, batch_stats,
                                                   update ? momentum : 0.0, n->o.eps,
                                                   update ? &nm : NULL, update ? &nv : NULL);
   lam_status st = y ? LAM_OK : lam_last_status();
@@ -208,17 +208,17 @@ static lam_status lam__norm_apply(lam_layer *self, lam_ptree *params, lam_ptree 
                          lam__shape_str(n->ndim, n->shape, b1), lam__shape_str(n->ndim, n->shape, b1),
                          lam__shape_str(x->ndim, x->shape, b2));
       }
-      y = n->kind == LAM__RMS_NORM ? lam_rms_norm_forward(x, n->ndim, w, eps)
-                                   : lam_layer_norm_forward(x, n->ndim, w, b, eps);
+      y = n->kind == LAM__RMS_NORM ? lam_rms_norm(x, n->ndim, w, eps)
+                                   : lam_layer_norm(x, n->ndim, w, b, eps);
       break;
     }
     case LAM__GROUP_NORM:
       if ((st = lam__norm_check_channels(n, x, 2)) != LAM_OK) return st;
-      y = lam_group_norm_forward(x, n->groups, w, b, eps);
+      y = lam_group_norm(x, n->groups, w, b, eps);
       break;
     case LAM__CHANNEL_LAYER_NORM:
       if ((st = lam__norm_check_channels(n, x, 2)) != LAM_OK) return st;
-      y = lam_channel_layer_norm_forward(x, w, b, eps);
+      y = lam_channel_layer_norm(x, w, b, eps);
       break;
     case LAM__BATCH_NORM:
     case LAM__INSTANCE_NORM:
@@ -277,7 +277,7 @@ static lam_layer *lam__norm_new(const char *fn, lam__norm_kind kind, const lam_n
     n->C = C;
     n->groups = groups;
     n->act = act;
-    l = lam_layer_custom(&lam__norm_vt[kind], n);
+    l = lam_nn_custom(&lam__norm_vt[kind], n);
     if (!l) free(n);
   }
   if (!l) lam_layer_free(act);
@@ -293,15 +293,15 @@ static lam_status lam__check_nshape(const char *fn, int ndim, const int64_t *sha
   return lam__check_shape(fn, ndim, shape, &n);
 }
 
-lam_layer *lam_layer_norm(int ndim, const int64_t *shape, const lam_norm_opts *opts) {
-  const char *fn = "lam_layer_norm";
+lam_layer *lam_nn_layer_norm(int ndim, const int64_t *shape, const lam_norm_opts *opts) {
+  const char *fn = "lam_nn_layer_norm";
   if (lam__check_nshape(fn, ndim, shape) != LAM_OK) return NULL;
   lam_norm_opts o = opts ? *opts : lam_layer_norm_defaults();
   return lam__norm_new(fn, LAM__LAYER_NORM, &o, ndim, shape, 0, 0, NULL);
 }
 
-lam_layer *lam_rms_norm(int ndim, const int64_t *shape, const lam_norm_opts *opts) {
-  const char *fn = "lam_rms_norm";
+lam_layer *lam_nn_rms_norm(int ndim, const int64_t *shape, const lam_norm_opts *opts) {
+  const char *fn = "lam_nn_rms_norm";
   if (lam__check_nshape(fn, ndim, shape) != LAM_OK) return NULL;
   lam_norm_opts o = opts ? *opts : lam_rms_norm_defaults();
   return lam__norm_new(fn, LAM__RMS_NORM, &o, ndim, shape, 0, 0, NULL);
@@ -313,15 +313,15 @@ static lam_status lam__check_features(const char *fn, const char *what, int64_t 
   return LAM_OK;
 }
 
-lam_layer *lam_batch_norm(int64_t num_features, const lam_norm_opts *opts) {
-  const char *fn = "lam_batch_norm";
+lam_layer *lam_nn_batch_norm(int64_t num_features, const lam_norm_opts *opts) {
+  const char *fn = "lam_nn_batch_norm";
   if (lam__check_features(fn, "num_features", num_features) != LAM_OK) return NULL;
   lam_norm_opts o = opts ? *opts : lam_batch_norm_defaults();
   return lam__norm_new(fn, LAM__BATCH_NORM, &o, 0, NULL, num_features, 0, NULL);
 }
 
-lam_layer *lam_group_norm(int64_t num_groups, int64_t num_channels, const lam_norm_opts *opts) {
-  const char *fn = "lam_group_norm";
+lam_layer *lam_nn_group_norm(int64_t num_groups, int64_t num_channels, const lam_norm_opts *opts) {
+  const char *fn = "lam_nn_group_norm";
   if (lam__check_features(fn, "num_groups", num_groups) != LAM_OK ||
       lam__check_features(fn, "num_channels", num_channels) != LAM_OK)
     return NULL;
@@ -332,8 +332,8 @@ lam_layer *lam_group_norm(int64_t num_groups, int64_t num_channels, const lam_no
   return lam__norm_new(fn, LAM__GROUP_NORM, &o, 0, NULL, num_channels, num_groups, NULL);
 }
 
-lam_layer *lam_instance_norm(int64_t num_features, const lam_norm_opts *opts) {
-  const char *fn = "lam_instance_norm";
+lam_layer *lam_nn_instance_norm(int64_t num_features, const lam_norm_opts *opts) {
+  const char *fn = "lam_nn_instance_norm";
   if (lam__check_features(fn, "num_features", num_features) != LAM_OK) return NULL;
   lam_norm_opts o = opts ? *opts : lam_instance_norm_defaults();
   return lam__norm_new(fn, LAM__INSTANCE_NORM, &o, 0, NULL, num_features, 0, NULL);
@@ -350,9 +350,9 @@ lam_layer *lam_layer_norm_v2(int ndim, const int64_t *shape, lam_layer *activati
   return lam__norm_new(fn, LAM__LAYER_NORM_V2, &o, ndim, shape, 0, 0, activation);
 }
 
-lam_layer *lam_channel_layer_norm(int64_t channels, lam_layer *activation,
+lam_layer *lam_nn_channel_layer_norm(int64_t channels, lam_layer *activation,
                                   const lam_norm_opts *opts) {
-  const char *fn = "lam_channel_layer_norm";
+  const char *fn = "lam_nn_channel_layer_norm";
   if (lam__check_features(fn, "channels", channels) != LAM_OK) {
     lam_layer_free(activation);
     return NULL;
@@ -361,12 +361,12 @@ lam_layer *lam_channel_layer_norm(int64_t channels, lam_layer *activation,
   return lam__norm_new(fn, LAM__CHANNEL_LAYER_NORM, &o, 0, NULL, channels, 0, activation);
 }
 
-lam_layer *lam_layer_scale(int64_t planes, double lambda) {
-  const char *fn = "lam_layer_scale";
+lam_layer *lam_nn_layer_scale(int64_t planes, double lambda) {
+  const char *fn = "lam_nn_layer_scale";
   if (lam__check_features(fn, "planes", planes) != LAM_OK) return NULL;
   if (!isfinite(lambda))
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: lambda %g must be finite", fn, lambda), NULL;
-  if (lambda <= 0) return lam_identity(); /* Metalhead: LayerScale with lambda <= 0 is identity */
+  if (lambda <= 0) return lam_nn_identity(); /* Metalhead: LayerScale with lambda <= 0 is identity */
   lam_norm_opts o = lam_layer_norm_defaults();
   lam_layer *l = lam__norm_new(fn, LAM__LAYER_SCALE, &o, 0, NULL, planes, 0, NULL);
   if (l) ((lam__norm *)l->impl)->lambda = lambda;

@@ -327,19 +327,19 @@ static bool lam__refresh(const lam_ptree *tree) {
   return true;
 }
 
-int lam_ptree_num_leaves(const lam_ptree *tree) {
+int lam_ptree_leaf_count(const lam_ptree *tree) {
   if (!tree || !lam__refresh(tree)) return 0;
   return tree->n_leaves;
 }
 
-int64_t lam_ptree_num_params(const lam_ptree *tree) {
-  int n = lam_ptree_num_leaves(tree);
+int64_t lam_ptree_param_count(const lam_ptree *tree) {
+  int n = lam_ptree_leaf_count(tree);
   int64_t total = 0;
   for (int i = 0; i < n; i++) total += lam_tensor_numel(tree->leaves[i]);
   return total;
 }
 
-int lam_ptree_num_children(const lam_ptree *tree) { return tree ? tree->n : 0; }
+int lam_ptree_child_count(const lam_ptree *tree) { return tree ? tree->n : 0; }
 
 const char *lam_ptree_child_key(const lam_ptree *tree, int i) {
   return tree && i >= 0 && i < tree->n ? tree->items[i].key : NULL;
@@ -357,7 +357,7 @@ lam_status lam_ptree_leaf(const lam_ptree *tree, int i, const char **path, lam_t
 
 lam_status lam_ptree_foreach(const lam_ptree *tree, lam_ptree_visit_fn fn, void *user) {
   if (!tree || !fn) return lam__fail(LAM_ERR_NULL, "lam_ptree_foreach: %s is NULL", tree ? "fn" : "tree");
-  int n = lam_ptree_num_leaves(tree);
+  int n = lam_ptree_leaf_count(tree);
   for (int i = 0; i < n; i++) {
     lam_status st = fn(tree->paths[i], tree->leaves[i], user);
     if (st != LAM_OK) return st;

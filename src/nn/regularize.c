@@ -28,9 +28,9 @@ static lam_tensor *lam__dropblock_mask(const char *fn, lam_tensor *seed, lam_dty
   return m;
 }
 
-lam_tensor *lam_dropblock_forward(lam_tensor *x, double rate, int64_t block_size,
+lam_tensor *lam_dropblock(lam_tensor *x, double rate, int64_t block_size,
                                   double gamma_scale, lam_rng_key key) {
-  const char *fn = "lam_dropblock_forward";
+  const char *fn = "lam_dropblock";
   if (!x) return lam__null_input(fn, "x");
   if (x->dtype != LAM_F32 && x->dtype != LAM_F64)
     return lam__fail(LAM_ERR_DTYPE, "%s: x is %s, need f32 or f64", fn, lam_dtype_name(x->dtype)), NULL;
@@ -96,8 +96,8 @@ static lam_status lam__drop_apply(lam_layer *self, lam_ptree *params, lam_ptree 
     return lam__fail(LAM_ERR_INVALID_ARGUMENT,
                      "lam_layer_apply: %s in training needs an rng key (lam_apply_opts.rng)", name);
   *out = d->sd_mode < 0
-             ? lam_dropblock_forward(x, d->rate, d->block_size, d->gamma_scale, *opts->rng)
-             : lam_stochastic_depth_forward(x, d->rate, (lam_stochastic_depth_mode)d->sd_mode,
+             ? lam_dropblock(x, d->rate, d->block_size, d->gamma_scale, *opts->rng)
+             : lam_stochastic_depth(x, d->rate, (lam_stochastic_depth_mode)d->sd_mode,
                                             *opts->rng);
   return *out ? LAM_OK : lam_last_status();
 }
@@ -111,13 +111,13 @@ static lam_layer *lam__drop_new(const char *fn, const lam_layer_vtable *vt, lam_
   lam__drop *p = malloc(sizeof *p);
   if (!p) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn), NULL;
   *p = d;
-  lam_layer *l = lam_layer_custom(vt, p);
+  lam_layer *l = lam_nn_custom(vt, p);
   if (!l) free(p);
   return l;
 }
 
-lam_layer *lam_dropblock(double rate, int64_t block_size, double gamma_scale) {
-  const char *fn = "lam_dropblock";
+lam_layer *lam_nn_dropblock(double rate, int64_t block_size, double gamma_scale) {
+  const char *fn = "lam_nn_dropblock";
   if (!(rate >= 0 && rate <= 1))
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: rate %g must be in [0, 1]", fn, rate), NULL;
   if (!(gamma_scale >= 0 && gamma_scale <= 1))
@@ -138,9 +138,9 @@ static lam_status lam__sd_check(const char *fn, double rate, lam_stochastic_dept
   return LAM_OK;
 }
 
-lam_tensor *lam_stochastic_depth_forward(lam_tensor *x, double rate,
+lam_tensor *lam_stochastic_depth(lam_tensor *x, double rate,
                                          lam_stochastic_depth_mode mode, lam_rng_key key) {
-  const char *fn = "lam_stochastic_depth_forward";
+  const char *fn = "lam_stochastic_depth";
   if (!x) return lam__null_input(fn, "x");
   if (lam__sd_check(fn, rate, mode) != LAM_OK) return NULL;
   if (!lam_dtype_is_float(x->dtype))
@@ -166,14 +166,14 @@ lam_tensor *lam_stochastic_depth_forward(lam_tensor *x, double rate,
   return y;
 }
 
-lam_layer *lam_stochastic_depth(double rate, lam_stochastic_depth_mode mode) {
-  const char *fn = "lam_stochastic_depth";
+lam_layer *lam_nn_stochastic_depth(double rate, lam_stochastic_depth_mode mode) {
+  const char *fn = "lam_nn_stochastic_depth";
   if (lam__sd_check(fn, rate, mode) != LAM_OK) return NULL;
   return lam__drop_new(fn, &lam__sd_vt, (lam__drop){rate, 0, 0, (int)mode});
 }
 
-lam_status lam_linear_scheduler(double drop_prob, double start_value, int depth, double *out) {
-  const char *fn = "lam_linear_scheduler";
+lam_status lam_stochastic_depth_rates(double drop_prob, double start_value, int depth, double *out) {
+  const char *fn = "lam_stochastic_depth_rates";
   if (!out) return lam__fail(LAM_ERR_NULL, "%s: out is NULL", fn);
   if (depth < 1) return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: depth %d must be >= 1", fn, depth);
   if (!isfinite(drop_prob) || !isfinite(start_value))

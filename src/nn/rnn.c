@@ -1,4 +1,4 @@
-/* nn/rnn.c: the recurrent sequence layers lam_rnn, lam_lstm and lam_gru
+/* nn/rnn.c: the recurrent sequence layers lam_nn_rnn, lam_nn_lstm and lam_nn_gru
  * (PyTorch's nn.RNN / LSTM / GRU) and their functional forms.
  *
  * A layer runs, per stacked layer and direction, one input-projection GEMM
@@ -7,7 +7,7 @@
  * its fused kernels), a single autodiff op returning the outputs and final
  * states in one tensor that is cut with lam_tensor_slice0 views. Directions
  * are joined with lam_concat, batch_first is a lam_transpose on the way in
- * and out, dropout between layers is lam_dropout_forward. Everything is
+ * and out, dropout between layers is lam_dropout. Everything is
  * validated (shapes, dtypes, parameters, lengths) before the first kernel
  * is enqueued. The helpers marked "shared" are also used by nn/rnn_cells.c. */
 #include <math.h>
@@ -389,7 +389,7 @@ static lam_status lam__rnn_run(lam_layer *layer, lam_ptree *params, lam_tensor *
       y = D == 2 ? lam_concat(ys, 2, 2) : lam_tensor_retain(ys[0]);
       if (y && drop && l < L - 1) {
         lam_tensor *yd =
-            lam_dropout_forward(y, r->o.dropout, lam_rng_fold_in(*opts->rng, (uint32_t)l), false);
+            lam_dropout(y, r->o.dropout, lam_rng_fold_in(*opts->rng, (uint32_t)l), false);
         lam_tensor_free(y);
         y = yd;
       }
@@ -452,8 +452,8 @@ static lam_status lam__rnn_apply(lam_layer *self, lam_ptree *params, lam_ptree *
   lam_tensor *hn = NULL, *cn = NULL;
   lam_status st = lam__rnn_run(self, params, x, h0, c0, lengths ? lengths : mask, opts, fn, out,
                                opts && opts->summaries ? &hn : NULL, want_c ? &cn : NULL);
-  if (st == LAM_OK && hn) st = lam_add_summary(opts, "h_n", hn);
-  if (st == LAM_OK && cn) st = lam_add_summary(opts, "c_n", cn);
+  if (st == LAM_OK && hn) st = lam_summaries_add(opts, "h_n", hn);
+  if (st == LAM_OK && cn) st = lam_summaries_add(opts, "c_n", cn);
   lam_tensor_free(hn);
   lam_tensor_free(cn);
   if (st != LAM_OK) {
@@ -506,19 +506,19 @@ static lam_layer *lam__rnn_new(int mode, int64_t input_size, int64_t hidden_size
   const lam_layer_vtable *vt = mode == LAM__RNN_LSTM  ? &lam__lstm_vt
                                : mode == LAM__RNN_GRU ? &lam__gru_vt
                                                       : &lam__rnn_vt;
-  lam_layer *layer = lam_layer_custom(vt, r);
+  lam_layer *layer = lam_nn_custom(vt, r);
   if (!layer) free(r);
   return layer;
 }
 
-lam_layer *lam_rnn(int64_t input_size, int64_t hidden_size, const lam_rnn_opts *opts) {
-  return lam__rnn_new(LAM__RNN_TANH, input_size, hidden_size, opts, "lam_rnn");
+lam_layer *lam_nn_rnn(int64_t input_size, int64_t hidden_size, const lam_rnn_opts *opts) {
+  return lam__rnn_new(LAM__RNN_TANH, input_size, hidden_size, opts, "lam_nn_rnn");
 }
-lam_layer *lam_lstm(int64_t input_size, int64_t hidden_size, const lam_rnn_opts *opts) {
-  return lam__rnn_new(LAM__RNN_LSTM, input_size, hidden_size, opts, "lam_lstm");
+lam_layer *lam_nn_lstm(int64_t input_size, int64_t hidden_size, const lam_rnn_opts *opts) {
+  return lam__rnn_new(LAM__RNN_LSTM, input_size, hidden_size, opts, "lam_nn_lstm");
 }
-lam_layer *lam_gru(int64_t input_size, int64_t hidden_size, const lam_rnn_opts *opts) {
-  return lam__rnn_new(LAM__RNN_GRU, input_size, hidden_size, opts, "lam_gru");
+lam_layer *lam_nn_gru(int64_t input_size, int64_t hidden_size, const lam_rnn_opts *opts) {
+  return lam__rnn_new(LAM__RNN_GRU, input_size, hidden_size, opts, "lam_nn_gru");
 }
 
 /* ---- functional forms ------------------------------------------------------ */
@@ -537,23 +537,23 @@ static lam_status lam__rnn_forward(const lam_layer_vtable *vt, const char *fn, l
   return lam__rnn_run(layer, params, x, h0, c0, lengths, opts, fn, out, h_n, c_n);
 }
 
-lam_status lam_rnn_forward(lam_layer *layer, lam_ptree *params, lam_tensor *x, lam_tensor *h0,
+lam_status lam_nn_rnn_apply(lam_layer *layer, lam_ptree *params, lam_tensor *x, lam_tensor *h0,
                            lam_tensor *lengths, const lam_apply_opts *opts, lam_tensor **out,
                            lam_tensor **h_n) {
-  return lam__rnn_forward(&lam__rnn_vt, "lam_rnn_forward", layer, params, x, h0, NULL, lengths,
+  return lam__rnn_forward(&lam__rnn_vt, "lam_nn_rnn_apply", layer, params, x, h0, NULL, lengths,
                           opts, out, h_n, NULL);
 }
 
-lam_status lam_lstm_forward(lam_layer *layer, lam_ptree *params, lam_tensor *x, lam_tensor *h0,
+lam_status lam_nn_lstm_apply(lam_layer *layer, lam_ptree *params, lam_tensor *x, lam_tensor *h0,
                             lam_tensor *c0, lam_tensor *lengths, const lam_apply_opts *opts,
                             lam_tensor **out, lam_tensor **h_n, lam_tensor **c_n) {
-  return lam__rnn_forward(&lam__lstm_vt, "lam_lstm_forward", layer, params, x, h0, c0, lengths,
+  return lam__rnn_forward(&lam__lstm_vt, "lam_nn_lstm_apply", layer, params, x, h0, c0, lengths,
                           opts, out, h_n, c_n);
 }
 
-lam_status lam_gru_forward(lam_layer *layer, lam_ptree *params, lam_tensor *x, lam_tensor *h0,
+lam_status lam_nn_gru_apply(lam_layer *layer, lam_ptree *params, lam_tensor *x, lam_tensor *h0,
                            lam_tensor *lengths, const lam_apply_opts *opts, lam_tensor **out,
                            lam_tensor **h_n) {
-  return lam__rnn_forward(&lam__gru_vt, "lam_gru_forward", layer, params, x, h0, NULL, lengths,
+  return lam__rnn_forward(&lam__gru_vt, "lam_nn_gru_apply", layer, params, x, h0, NULL, lengths,
                           opts, out, h_n, NULL);
 }

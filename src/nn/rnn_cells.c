@@ -1,5 +1,5 @@
-/* nn/rnn_cells.c: the single-step cells lam_rnn_cell, lam_lstm_cell and
- * lam_gru_cell (PyTorch's nn.RNNCell / LSTMCell / GRUCell) for user-written
+/* nn/rnn_cells.c: the single-step cells lam_nn_rnn_cell, lam_nn_lstm_cell and
+ * lam_nn_gru_cell (PyTorch's nn.RNNCell / LSTMCell / GRUCell) for user-written
  * loops. A step is the sequence machinery of nn/rnn.c with T = 1: one GEMM
  * for the input projection, then the recurrent scan (one GEMM for h @
  * W_hh^T plus one fused gate kernel, one autodiff node with its own
@@ -172,8 +172,8 @@ static lam_status lam__cell_apply(lam_layer *self, lam_ptree *params, lam_ptree 
   const bool want_c = c->mode == LAM__RNN_LSTM && opts && opts->summaries;
   lam_status st =
       lam__cell_run(self, params, x, h0, c0, "lam_layer_apply", out, want_c ? &c1 : NULL);
-  if (st == LAM_OK) st = lam_add_summary(opts, "h_n", *out);
-  if (st == LAM_OK && c1) st = lam_add_summary(opts, "c_n", c1);
+  if (st == LAM_OK) st = lam_summaries_add(opts, "h_n", *out);
+  if (st == LAM_OK && c1) st = lam_summaries_add(opts, "c_n", c1);
   lam_tensor_free(c1);
   if (st != LAM_OK) {
     lam_tensor_free(*out);
@@ -221,19 +221,19 @@ static lam_layer *lam__cell_new(int mode, int64_t input_size, int64_t hidden_siz
   const lam_layer_vtable *vt = mode == LAM__RNN_LSTM  ? &lam__lstm_cell_vt
                                : mode == LAM__RNN_GRU ? &lam__gru_cell_vt
                                                       : &lam__rnn_cell_vt;
-  lam_layer *layer = lam_layer_custom(vt, c);
+  lam_layer *layer = lam_nn_custom(vt, c);
   if (!layer) free(c);
   return layer;
 }
 
-lam_layer *lam_rnn_cell(int64_t input_size, int64_t hidden_size, const lam_rnn_cell_opts *opts) {
-  return lam__cell_new(LAM__RNN_TANH, input_size, hidden_size, opts, "lam_rnn_cell");
+lam_layer *lam_nn_rnn_cell(int64_t input_size, int64_t hidden_size, const lam_rnn_cell_opts *opts) {
+  return lam__cell_new(LAM__RNN_TANH, input_size, hidden_size, opts, "lam_nn_rnn_cell");
 }
-lam_layer *lam_lstm_cell(int64_t input_size, int64_t hidden_size, const lam_rnn_cell_opts *opts) {
-  return lam__cell_new(LAM__RNN_LSTM, input_size, hidden_size, opts, "lam_lstm_cell");
+lam_layer *lam_nn_lstm_cell(int64_t input_size, int64_t hidden_size, const lam_rnn_cell_opts *opts) {
+  return lam__cell_new(LAM__RNN_LSTM, input_size, hidden_size, opts, "lam_nn_lstm_cell");
 }
-lam_layer *lam_gru_cell(int64_t input_size, int64_t hidden_size, const lam_rnn_cell_opts *opts) {
-  return lam__cell_new(LAM__RNN_GRU, input_size, hidden_size, opts, "lam_gru_cell");
+lam_layer *lam_nn_gru_cell(int64_t input_size, int64_t hidden_size, const lam_rnn_cell_opts *opts) {
+  return lam__cell_new(LAM__RNN_GRU, input_size, hidden_size, opts, "lam_nn_gru_cell");
 }
 
 static lam_status lam__cell_forward(const lam_layer_vtable *vt, const char *fn, lam_layer *cell,
@@ -249,20 +249,20 @@ static lam_status lam__cell_forward(const lam_layer_vtable *vt, const char *fn, 
   return lam__cell_run(cell, params, x, h, c, fn, h_out, c_out);
 }
 
-lam_status lam_rnn_cell_forward(lam_layer *cell, lam_ptree *params, lam_tensor *x, lam_tensor *h,
+lam_status lam_nn_rnn_cell_apply(lam_layer *cell, lam_ptree *params, lam_tensor *x, lam_tensor *h,
                                 lam_tensor **h_out) {
-  return lam__cell_forward(&lam__rnn_cell_vt, "lam_rnn_cell_forward", cell, params, x, h, NULL,
+  return lam__cell_forward(&lam__rnn_cell_vt, "lam_nn_rnn_cell_apply", cell, params, x, h, NULL,
                            h_out, NULL);
 }
 
-lam_status lam_lstm_cell_forward(lam_layer *cell, lam_ptree *params, lam_tensor *x, lam_tensor *h,
+lam_status lam_nn_lstm_cell_apply(lam_layer *cell, lam_ptree *params, lam_tensor *x, lam_tensor *h,
                                  lam_tensor *c, lam_tensor **h_out, lam_tensor **c_out) {
-  return lam__cell_forward(&lam__lstm_cell_vt, "lam_lstm_cell_forward", cell, params, x, h, c,
+  return lam__cell_forward(&lam__lstm_cell_vt, "lam_nn_lstm_cell_apply", cell, params, x, h, c,
                            h_out, c_out);
 }
 
-lam_status lam_gru_cell_forward(lam_layer *cell, lam_ptree *params, lam_tensor *x, lam_tensor *h,
+lam_status lam_nn_gru_cell_apply(lam_layer *cell, lam_ptree *params, lam_tensor *x, lam_tensor *h,
                                 lam_tensor **h_out) {
-  return lam__cell_forward(&lam__gru_cell_vt, "lam_gru_cell_forward", cell, params, x, h, NULL,
+  return lam__cell_forward(&lam__gru_cell_vt, "lam_nn_gru_cell_apply", cell, params, x, h, NULL,
                            h_out, NULL);
 }

@@ -12,8 +12,8 @@
 
 #include "ops/attention_internal.h"
 
-lam_sdpa_opts lam_sdpa_defaults(void) {
-  lam_sdpa_opts o;
+lam_attention_opts lam_attention_defaults(void) {
+  lam_attention_opts o;
   memset(&o, 0, sizeof o);
   return o;
 }
@@ -109,7 +109,7 @@ static void lam__sdpa_in_free(lam__sdpa_in *in) {
 }
 
 static lam_status lam__sdpa_check(const char *fn, lam_tensor *q, lam_tensor *k, lam_tensor *v,
-                                  int64_t kv_len, const lam_sdpa_opts *o, lam__sdpa_geo *g,
+                                  int64_t kv_len, const lam_attention_opts *o, lam__sdpa_geo *g,
                                   lam__sdpa_in *in) {
   char b1[LAM__SHAPE_STR], b2[LAM__SHAPE_STR], b3[LAM__SHAPE_STR];
   if (q->dtype != LAM_F32 && q->dtype != LAM_F64)
@@ -164,7 +164,7 @@ static lam_status lam__sdpa_check(const char *fn, lam_tensor *q, lam_tensor *k, 
   if (o->q_offset < -((int64_t)1 << 30) || o->q_offset > ((int64_t)1 << 30))
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: q_offset %lld is out of range", fn,
                      (long long)o->q_offset);
-  if (o->impl != LAM_SDPA_AUTO && o->impl != LAM_SDPA_FUSED && o->impl != LAM_SDPA_UNFUSED)
+  if (o->impl != LAM_ATTENTION_AUTO && o->impl != LAM_ATTENTION_FUSED && o->impl != LAM_ATTENTION_UNFUSED)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: unknown impl %d", fn, (int)o->impl);
   g->q_pos = o->q_offset;
   lam_tensor *kpm = o->key_padding_mask;
@@ -247,7 +247,7 @@ static lam_tensor *lam__swap(lam_tensor **slot, lam_tensor *next) {
 }
 
 static lam_tensor *lam__sdpa_unfused(const char *fn, const lam__sdpa_in *in, const lam__sdpa_geo *g,
-                                     const lam_sdpa_opts *o) {
+                                     const lam_attention_opts *o) {
   lam_ctx *ctx = in->q->ctx;
   lam_dtype dt = in->q->dtype;
   lam_tensor *k = in->cap > g->Sk ? lam_slice_axis(in->k, 2, 0, g->Sk, 1) : lam_tensor_retain(in->k);
@@ -341,7 +341,7 @@ static bool lam__any_tracked(lam_tensor *const *ts, int n) {
 }
 
 static lam_tensor *lam__sdpa_fused(const char *fn, const lam__sdpa_in *in, lam__sdpa_geo *g,
-                                   const lam_sdpa_opts *o) {
+                                   const lam_attention_opts *o) {
   lam_ctx *ctx = in->q->ctx;
   lam_dtype dt = in->q->dtype;
   size_t es = lam_dtype_size(dt);
@@ -464,21 +464,21 @@ static lam_tensor *lam__sdpa_fused(const char *fn, const lam__sdpa_in *in, lam__
 /* ---- entry points --------------------------------------------------------------- */
 
 lam_tensor *lam__sdpa(const char *fn, lam_tensor *q, lam_tensor *k, lam_tensor *v, int64_t kv_len,
-                      const lam_sdpa_opts *opts) {
+                      const lam_attention_opts *opts) {
   if (!q) return lam__null_input(fn, "q");
   if (!k) return lam__null_input(fn, "k");
   if (!v) return lam__null_input(fn, "v");
-  lam_sdpa_opts o = opts ? *opts : lam_sdpa_defaults();
+  lam_attention_opts o = opts ? *opts : lam_attention_defaults();
   lam__sdpa_geo g;
   lam__sdpa_in in = {0};
   if (lam__sdpa_check(fn, q, k, v, kv_len, &o, &g, &in) != LAM_OK) return NULL;
-  bool fits = g.D <= LAM_SDPA_FUSED_MAX_HEAD_DIM && g.Dv <= LAM_SDPA_FUSED_MAX_HEAD_DIM;
-  if (o.impl == LAM_SDPA_FUSED && !fits) {
+  bool fits = g.D <= LAM_ATTENTION_FUSED_MAX_HEAD_DIM && g.Dv <= LAM_ATTENTION_FUSED_MAX_HEAD_DIM;
+  if (o.impl == LAM_ATTENTION_FUSED && !fits) {
     lam__sdpa_in_free(&in);
     return lam__fail(LAM_ERR_UNSUPPORTED, "%s: the fused kernel takes head dims up to %d, got %lld and %lld",
-                     fn, LAM_SDPA_FUSED_MAX_HEAD_DIM, (long long)g.D, (long long)g.Dv), NULL;
+                     fn, LAM_ATTENTION_FUSED_MAX_HEAD_DIM, (long long)g.D, (long long)g.Dv), NULL;
   }
-  lam_tensor *out = (o.impl == LAM_SDPA_UNFUSED || !fits) ? lam__sdpa_unfused(fn, &in, &g, &o)
+  lam_tensor *out = (o.impl == LAM_ATTENTION_UNFUSED || !fits) ? lam__sdpa_unfused(fn, &in, &g, &o)
                                                           : lam__sdpa_fused(fn, &in, &g, &o);
   if (out && in.squeeze) lam__swap(&out, lam_tensor_reshape(out, 3, (int64_t[]){g.H, g.Sq, g.Dv}));
   lam__sdpa_in_free(&in);
@@ -486,6 +486,6 @@ lam_tensor *lam__sdpa(const char *fn, lam_tensor *q, lam_tensor *k, lam_tensor *
 }
 
 lam_tensor *lam_scaled_dot_product_attention(lam_tensor *q, lam_tensor *k, lam_tensor *v,
-                                             const lam_sdpa_opts *opts) {
+                                             const lam_attention_opts *opts) {
   return lam__sdpa("lam_scaled_dot_product_attention", q, k, v, -1, opts);
 }

@@ -43,7 +43,7 @@ static inline int64_t lam__att_bn(lam_dtype dtype) { return dtype == LAM_F64 ? 1
  * longer: a cache's capacity); kv_len < 0 means all rows. fn names the
  * public function in messages. */
 lam_tensor *lam__sdpa(const char *fn, lam_tensor *q, lam_tensor *k, lam_tensor *v, int64_t kv_len,
-                      const lam_sdpa_opts *opts);
+                      const lam_attention_opts *opts);
 
 /* The fused backward rule (ops/attention_backward.c). */
 lam_status lam__sdpa_backward(lam__node *node, lam_tensor *grad_out, lam_tensor **grad_in);

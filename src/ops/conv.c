@@ -639,17 +639,17 @@ static lam_tensor *lam__conv(int nsp, lam_tensor *x, lam_tensor *w, lam_tensor *
   return y;
 }
 
-lam_tensor *lam_conv1d_forward(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
+lam_tensor *lam_conv1d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
                                const lam_conv_opts *opts) {
-  return lam__conv(1, x, weight, bias, opts, "lam_conv1d_forward");
+  return lam__conv(1, x, weight, bias, opts, "lam_conv1d");
 }
 
-lam_tensor *lam_conv2d_forward(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
+lam_tensor *lam_conv2d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
                                const lam_conv_opts *opts) {
-  return lam__conv(2, x, weight, bias, opts, "lam_conv2d_forward");
+  return lam__conv(2, x, weight, bias, opts, "lam_conv2d");
 }
 
-lam_tensor *lam_conv3d_forward(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
+lam_tensor *lam_conv3d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
                                const lam_conv_opts *opts) {
-  return lam__conv(3, x, weight, bias, opts, "lam_conv3d_forward");
+  return lam__conv(3, x, weight, bias, opts, "lam_conv3d");
 }

@@ -100,17 +100,17 @@ static lam_tensor *lam__convt(int nsp, lam_tensor *x, lam_tensor *w, lam_tensor 
   return z;
 }
 
-lam_tensor *lam_conv_transpose1d_forward(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
+lam_tensor *lam_conv_transpose1d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
                                          const lam_conv_transpose_opts *opts) {
-  return lam__convt(1, x, weight, bias, opts, "lam_conv_transpose1d_forward");
+  return lam__convt(1, x, weight, bias, opts, "lam_conv_transpose1d");
 }
 
-lam_tensor *lam_conv_transpose2d_forward(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
+lam_tensor *lam_conv_transpose2d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
                                          const lam_conv_transpose_opts *opts) {
-  return lam__convt(2, x, weight, bias, opts, "lam_conv_transpose2d_forward");
+  return lam__convt(2, x, weight, bias, opts, "lam_conv_transpose2d");
 }
 
-lam_tensor *lam_conv_transpose3d_forward(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
+lam_tensor *lam_conv_transpose3d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
                                          const lam_conv_transpose_opts *opts) {
-  return lam__convt(3, x, weight, bias, opts, "lam_conv_transpose3d_forward");
+  return lam__convt(3, x, weight, bias, opts, "lam_conv_transpose3d");
 }

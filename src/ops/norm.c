@@ -526,18 +526,18 @@ static lam_status lam__trailing_geo(const char *fn, lam_tensor *x, int nd, lam_t
   return LAM_OK;
 }
 
-lam_tensor *lam_layer_norm_forward(lam_tensor *x, int normalized_ndim, lam_tensor *weight,
+lam_tensor *lam_layer_norm(lam_tensor *x, int normalized_ndim, lam_tensor *weight,
                                    lam_tensor *bias, double eps) {
-  const char *fn = "lam_layer_norm_forward";
+  const char *fn = "lam_layer_norm";
   if (!x) return lam__null_input(fn, "x");
   lam__rowgeo g;
   if (lam__trailing_geo(fn, x, normalized_ndim, weight, bias, eps, 0, &g) != LAM_OK) return NULL;
   return lam__rownorm(fn, x, weight, bias, &g, eps);
 }
 
-lam_tensor *lam_rms_norm_forward(lam_tensor *x, int normalized_ndim, lam_tensor *weight,
+lam_tensor *lam_rms_norm(lam_tensor *x, int normalized_ndim, lam_tensor *weight,
                                  double eps) {
-  const char *fn = "lam_rms_norm_forward";
+  const char *fn = "lam_rms_norm";
   if (!x) return lam__null_input(fn, "x");
   lam__rowgeo g;
   if (lam__trailing_geo(fn, x, normalized_ndim, weight, NULL, eps, 1, &g) != LAM_OK) return NULL;
@@ -562,9 +562,9 @@ static lam_status lam__channel_checks(const char *fn, lam_tensor *x, int min_ran
   return lam__norm_check_eps(fn, eps);
 }
 
-lam_tensor *lam_group_norm_forward(lam_tensor *x, int64_t groups, lam_tensor *weight,
+lam_tensor *lam_group_norm(lam_tensor *x, int64_t groups, lam_tensor *weight,
                                    lam_tensor *bias, double eps) {
-  const char *fn = "lam_group_norm_forward";
+  const char *fn = "lam_group_norm";
   if (!x) return lam__null_input(fn, "x");
   if (lam__channel_checks(fn, x, 2, weight, bias, eps) != LAM_OK) return NULL;
   const int64_t N = x->shape[0], C = x->shape[1], S = lam__spatial(x);
@@ -576,9 +576,9 @@ lam_tensor *lam_group_norm_forward(lam_tensor *x, int64_t groups, lam_tensor *we
   return lam__rownorm(fn, x, weight, bias, &g, eps);
 }
 
-lam_tensor *lam_channel_layer_norm_forward(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
+lam_tensor *lam_channel_layer_norm(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
                                            double eps) {
-  const char *fn = "lam_channel_layer_norm_forward";
+  const char *fn = "lam_channel_layer_norm";
   if (!x) return lam__null_input(fn, "x");
   if (lam__channel_checks(fn, x, 2, weight, bias, eps) != LAM_OK) return NULL;
   const int64_t N = x->shape[0], C = x->shape[1], S = lam__spatial(x);
@@ -690,11 +690,11 @@ static lam_status lam__running_checks(const char *fn, lam_tensor *x, lam_tensor 
   return st;
 }
 
-lam_tensor *lam_batch_norm_forward(lam_tensor *x, lam_tensor *running_mean,
+lam_tensor *lam_batch_norm(lam_tensor *x, lam_tensor *running_mean,
                                    lam_tensor *running_var, lam_tensor *weight, lam_tensor *bias,
                                    bool training, double momentum, double eps,
                                    lam_tensor **new_mean, lam_tensor **new_var) {
-  const char *fn = "lam_batch_norm_forward";
+  const char *fn = "lam_batch_norm";
   if (new_mean) *new_mean = NULL;
   if (new_var) *new_var = NULL;
   if (!x) return lam__null_input(fn, "x");
@@ -806,11 +806,11 @@ static lam_tensor *lam__blend(lam_tensor *old, lam_tensor *stat, double m) {
   return r;
 }
 
-lam_tensor *lam_instance_norm_forward(lam_tensor *x, lam_tensor *running_mean,
+lam_tensor *lam_instance_norm(lam_tensor *x, lam_tensor *running_mean,
                                       lam_tensor *running_var, lam_tensor *weight,
                                       lam_tensor *bias, bool use_input_stats, double momentum,
                                       double eps, lam_tensor **new_mean, lam_tensor **new_var) {
-  const char *fn = "lam_instance_norm_forward";
+  const char *fn = "lam_instance_norm";
   if (new_mean) *new_mean = NULL;
   if (new_var) *new_var = NULL;
   if (!x) return lam__null_input(fn, "x");

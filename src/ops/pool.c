@@ -195,23 +195,23 @@ static lam_tensor *lam__pool(int nsp, int mode, lam_tensor *x, const lam_pool_op
   return lam__pool_run(x, &g, fn);
 }
 
-lam_tensor *lam_max_pool1d_forward(lam_tensor *x, const lam_pool_opts *opts) {
-  return lam__pool(1, 0, x, opts, "lam_max_pool1d_forward");
+lam_tensor *lam_max_pool1d(lam_tensor *x, const lam_pool_opts *opts) {
+  return lam__pool(1, 0, x, opts, "lam_max_pool1d");
 }
-lam_tensor *lam_max_pool2d_forward(lam_tensor *x, const lam_pool_opts *opts) {
-  return lam__pool(2, 0, x, opts, "lam_max_pool2d_forward");
+lam_tensor *lam_max_pool2d(lam_tensor *x, const lam_pool_opts *opts) {
+  return lam__pool(2, 0, x, opts, "lam_max_pool2d");
 }
-lam_tensor *lam_max_pool3d_forward(lam_tensor *x, const lam_pool_opts *opts) {
-  return lam__pool(3, 0, x, opts, "lam_max_pool3d_forward");
+lam_tensor *lam_max_pool3d(lam_tensor *x, const lam_pool_opts *opts) {
+  return lam__pool(3, 0, x, opts, "lam_max_pool3d");
 }
-lam_tensor *lam_avg_pool1d_forward(lam_tensor *x, const lam_pool_opts *opts) {
-  return lam__pool(1, 1, x, opts, "lam_avg_pool1d_forward");
+lam_tensor *lam_avg_pool1d(lam_tensor *x, const lam_pool_opts *opts) {
+  return lam__pool(1, 1, x, opts, "lam_avg_pool1d");
 }
-lam_tensor *lam_avg_pool2d_forward(lam_tensor *x, const lam_pool_opts *opts) {
-  return lam__pool(2, 1, x, opts, "lam_avg_pool2d_forward");
+lam_tensor *lam_avg_pool2d(lam_tensor *x, const lam_pool_opts *opts) {
+  return lam__pool(2, 1, x, opts, "lam_avg_pool2d");
 }
-lam_tensor *lam_avg_pool3d_forward(lam_tensor *x, const lam_pool_opts *opts) {
-  return lam__pool(3, 1, x, opts, "lam_avg_pool3d_forward");
+lam_tensor *lam_avg_pool3d(lam_tensor *x, const lam_pool_opts *opts) {
+  return lam__pool(3, 1, x, opts, "lam_avg_pool3d");
 }
 
 /* ---- adaptive and global ---------------------------------------------------- */
@@ -232,30 +232,30 @@ static lam_tensor *lam__adaptive(int nsp, int mode, lam_tensor *x, const int64_t
   return lam__pool_run(x, &g, fn);
 }
 
-lam_tensor *lam_adaptive_avg_pool1d_forward(lam_tensor *x, int64_t out_l) {
-  return lam__adaptive(1, 1, x, &out_l, "lam_adaptive_avg_pool1d_forward");
+lam_tensor *lam_adaptive_avg_pool1d(lam_tensor *x, int64_t out_l) {
+  return lam__adaptive(1, 1, x, &out_l, "lam_adaptive_avg_pool1d");
 }
-lam_tensor *lam_adaptive_avg_pool2d_forward(lam_tensor *x, int64_t out_h, int64_t out_w) {
-  return lam__adaptive(2, 1, x, (int64_t[]){out_h, out_w}, "lam_adaptive_avg_pool2d_forward");
+lam_tensor *lam_adaptive_avg_pool2d(lam_tensor *x, int64_t out_h, int64_t out_w) {
+  return lam__adaptive(2, 1, x, (int64_t[]){out_h, out_w}, "lam_adaptive_avg_pool2d");
 }
-lam_tensor *lam_adaptive_avg_pool3d_forward(lam_tensor *x, int64_t out_d, int64_t out_h,
+lam_tensor *lam_adaptive_avg_pool3d(lam_tensor *x, int64_t out_d, int64_t out_h,
                                             int64_t out_w) {
-  return lam__adaptive(3, 1, x, (int64_t[]){out_d, out_h, out_w}, "lam_adaptive_avg_pool3d_forward");
+  return lam__adaptive(3, 1, x, (int64_t[]){out_d, out_h, out_w}, "lam_adaptive_avg_pool3d");
 }
-lam_tensor *lam_adaptive_max_pool1d_forward(lam_tensor *x, int64_t out_l) {
-  return lam__adaptive(1, 0, x, &out_l, "lam_adaptive_max_pool1d_forward");
+lam_tensor *lam_adaptive_max_pool1d(lam_tensor *x, int64_t out_l) {
+  return lam__adaptive(1, 0, x, &out_l, "lam_adaptive_max_pool1d");
 }
-lam_tensor *lam_adaptive_max_pool2d_forward(lam_tensor *x, int64_t out_h, int64_t out_w) {
-  return lam__adaptive(2, 0, x, (int64_t[]){out_h, out_w}, "lam_adaptive_max_pool2d_forward");
+lam_tensor *lam_adaptive_max_pool2d(lam_tensor *x, int64_t out_h, int64_t out_w) {
+  return lam__adaptive(2, 0, x, (int64_t[]){out_h, out_w}, "lam_adaptive_max_pool2d");
 }
-lam_tensor *lam_adaptive_max_pool3d_forward(lam_tensor *x, int64_t out_d, int64_t out_h,
+lam_tensor *lam_adaptive_max_pool3d(lam_tensor *x, int64_t out_d, int64_t out_h,
                                             int64_t out_w) {
-  return lam__adaptive(3, 0, x, (int64_t[]){out_d, out_h, out_w}, "lam_adaptive_max_pool3d_forward");
+  return lam__adaptive(3, 0, x, (int64_t[]){out_d, out_h, out_w}, "lam_adaptive_max_pool3d");
 }
 
-lam_tensor *lam_adaptive_mean_max_pool2d_forward(lam_tensor *x, int64_t out_h, int64_t out_w,
+lam_tensor *lam_adaptive_mean_max_pool2d(lam_tensor *x, int64_t out_h, int64_t out_w,
                                                  bool concat) {
-  const char *fn = "lam_adaptive_mean_max_pool2d_forward";
+  const char *fn = "lam_adaptive_mean_max_pool2d";
   if (!x) return lam__null_input(fn, "x");
   const int64_t out[2] = {out_h, out_w};
   lam_tensor *mean = lam__adaptive(2, 1, x, out, fn);
@@ -284,9 +284,9 @@ static lam_tensor *lam__global(int mode, lam_tensor *x, const char *fn) {
   return lam__adaptive(x->ndim - 2, mode, x, ones, fn);
 }
 
-lam_tensor *lam_global_avg_pool_forward(lam_tensor *x) {
-  return lam__global(1, x, "lam_global_avg_pool_forward");
+lam_tensor *lam_global_avg_pool(lam_tensor *x) {
+  return lam__global(1, x, "lam_global_avg_pool");
 }
-lam_tensor *lam_global_max_pool_forward(lam_tensor *x) {
-  return lam__global(0, x, "lam_global_max_pool_forward");
+lam_tensor *lam_global_max_pool(lam_tensor *x) {
+  return lam__global(0, x, "lam_global_max_pool");
 }

@@ -79,7 +79,7 @@ static lam_status lam__rnn_copy_add(lam_ctx *ctx, cl_kernel k, lam_tensor *dst, 
 /* ---- backward through time ----------------------------------------------- */
 
 static lam_status lam__rnn_scan_backward(lam__node *node, lam_tensor *dz, lam_tensor **gin) {
-  const char *fn = "lam_rnn backward";
+  const char *fn = "lam_nn_rnn backward";
   const int mode = (int)node->i[0], reverse = (int)node->i[4], has_mask = (int)node->i[5];
   const int64_t T = node->i[1], B = node->i[2], H = node->i[3];
   const bool gru = mode == LAM__RNN_GRU, lstm = mode == LAM__RNN_LSTM;

@@ -203,10 +203,10 @@ static lam_tensor *lam__upsample(int nsp, lam_tensor *x, const lam_upsample_opts
   return y;
 }
 
-lam_tensor *lam_upsample1d_forward(lam_tensor *x, const lam_upsample_opts *opts) {
-  return lam__upsample(1, x, opts, "lam_upsample1d_forward");
+lam_tensor *lam_upsample1d(lam_tensor *x, const lam_upsample_opts *opts) {
+  return lam__upsample(1, x, opts, "lam_upsample1d");
 }
 
-lam_tensor *lam_upsample2d_forward(lam_tensor *x, const lam_upsample_opts *opts) {
-  return lam__upsample(2, x, opts, "lam_upsample2d_forward");
+lam_tensor *lam_upsample2d(lam_tensor *x, const lam_upsample_opts *opts) {
+  return lam__upsample(2, x, opts, "lam_upsample2d");
 }

@@ -12,8 +12,8 @@ lam_status lam__device_ids(int index, cl_platform_id *platform, cl_device_id *de
                            lam_device_info *info);
 void lam__pool_free_all(lam_ctx *ctx);
 
-lam_ctx_options lam_ctx_options_default(void) {
-  lam_ctx_options o;
+lam_ctx_opts lam_ctx_defaults(void) {
+  lam_ctx_opts o;
   memset(&o, 0, sizeof o);
   o.cpu_gemm_tuning = true;
   return o;
@@ -39,7 +39,7 @@ static int lam__mkdirs(const char *dir) {
 /* Resolves the cache directory: option, LAMINA_CACHE_DIR, XDG_CACHE_HOME or
  * ~/.cache. An unusable directory silently disables the disk cache (a cache
  * is an optimisation, never a reason to fail). */
-static void lam__resolve_cache_dir(const lam_ctx_options *o, char *out, size_t cap) {
+static void lam__resolve_cache_dir(const lam_ctx_opts *o, char *out, size_t cap) {
   out[0] = '\0';
   if (o->disable_disk_cache) return;
   const char *dir = o->cache_dir;
@@ -60,10 +60,10 @@ static void lam__resolve_cache_dir(const lam_ctx_options *o, char *out, size_t c
   snprintf(out, cap, "%s", dir);
 }
 
-lam_status lam_ctx_create(const lam_ctx_options *opts, lam_ctx **out) {
+lam_status lam_ctx_create(const lam_ctx_opts *opts, lam_ctx **out) {
   if (!out) return lam__fail(LAM_ERR_NULL, "lam_ctx_create: out is NULL");
   *out = NULL;
-  lam_ctx_options o = opts ? *opts : lam_ctx_options_default();
+  lam_ctx_opts o = opts ? *opts : lam_ctx_defaults();
   int index = -1;
   lam_status st = lam_device_choose(o.device, &index);
   if (st != LAM_OK) return st;

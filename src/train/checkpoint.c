@@ -18,7 +18,7 @@
 static lam_status lam__attach(lam_ptree *root, const char *key, lam_ptree *sub, const char *fn) {
   if (!sub) return lam_last_status() != LAM_OK ? lam_last_status()
                                                : lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn);
-  if (lam_ptree_num_leaves(sub) == 0) {
+  if (lam_ptree_leaf_count(sub) == 0) {
     lam_ptree_free(sub);
     return LAM_OK;
   }
@@ -138,7 +138,7 @@ lam_status lam_checkpoint_load(const char *path, lam_ptree *params, lam_ptree *s
       goto done;
     }
     lam_ctx *ctx = NULL;
-    if (lam_ptree_num_leaves(params) > 0) {
+    if (lam_ptree_leaf_count(params) > 0) {
       lam_tensor *t;
       lam_ptree_leaf(params, 0, NULL, &t);
       ctx = lam_tensor_ctx(t);

@@ -29,7 +29,7 @@ typedef struct {
 } lam__pindex;
 
 struct lam_optimizer {
-  lam_optimizer_kind kind;
+  lam_optim_kind kind;
   union {
     lam_sgd_opts sgd;
     lam_adam_opts adam;
@@ -163,7 +163,7 @@ lam_lion_opts lam_lion_defaults(void) {
   return (lam_lion_opts){.lr = 1e-4, .beta1 = 0.9, .beta2 = 0.99};
 }
 
-static lam_optimizer *lam__opt_new(lam_optimizer_kind kind, const char *fn) {
+static lam_optimizer *lam__opt_new(lam_optim_kind kind, const char *fn) {
   lam_optimizer *opt = calloc(1, sizeof *opt);
   if (!opt) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn), NULL;
   opt->kind = kind;
@@ -263,7 +263,7 @@ void lam_optimizer_free(lam_optimizer *opt) {
   free(opt);
 }
 
-lam_optimizer_kind lam_optimizer_get_kind(const lam_optimizer *opt) {
+lam_optim_kind lam_optimizer_kind(const lam_optimizer *opt) {
   return opt ? opt->kind : LAM_OPTIM_SGD;
 }
 
@@ -488,7 +488,7 @@ lam_status lam_optimizer_step(lam_optimizer *opt, lam_ptree *params, const lam_p
   if (!lam__nonneg(lr))
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: learning rate %g at step %lld is not >= 0 and "
                      "finite", fn, lr, (long long)opt->step_count);
-  int np = lam_ptree_num_leaves(params), ng = lam_ptree_num_leaves(grads);
+  int np = lam_ptree_leaf_count(params), ng = lam_ptree_leaf_count(grads);
   lam_status st = LAM_OK;
   const char **ppaths = malloc((size_t)(np + 1) * sizeof *ppaths);
   lam_tensor **pleaves = malloc((size_t)(np + 1) * sizeof *pleaves);
@@ -645,7 +645,7 @@ lam_status lam_optimizer_load_state(lam_optimizer *opt, const lam_ptree *state, 
   const char *fn = "lam_optimizer_load_state";
   if (!opt || !state) return lam__fail(LAM_ERR_NULL, "%s: %s is NULL", fn, opt ? "state" : "opt");
   if (step < 0) return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: step %lld is negative", fn, (long long)step);
-  int n = lam_ptree_num_leaves(state);
+  int n = lam_ptree_leaf_count(state);
   lam__pstate *pend = calloc((size_t)n + 1, sizeof *pend);
   bool *has_step = calloc((size_t)n + 1, sizeof *has_step);
   lam__pindex ix = {NULL, 0};

@@ -598,7 +598,7 @@ static bool lam__same_shape(const lam__st_entry *e, const lam_tensor *t) {
 
 lam_status lam__st_check_into(const lam__st_file *sf, const lam_ptree *tree, const char *prefix,
                               bool strict, const char *fn) {
-  int n = lam_ptree_num_leaves(tree);
+  int n = lam_ptree_leaf_count(tree);
   bool *used = calloc((size_t)sf->n + 1, sizeof *used);
   lam__list *miss = calloc(1, sizeof *miss), *unexp = calloc(1, sizeof *unexp),
             *bad = calloc(1, sizeof *bad);
@@ -658,7 +658,7 @@ done:
 }
 
 lam_status lam__st_read_into(lam__st_file *sf, lam_ptree *tree, const char *prefix, const char *fn) {
-  int n = lam_ptree_num_leaves(tree);
+  int n = lam_ptree_leaf_count(tree);
   unsigned char *raw = NULL, *conv = NULL;
   size_t raw_cap = 0, conv_cap = 0;
   lam_status st = LAM_OK;
@@ -905,7 +905,7 @@ lam_status lam_safetensors_save(const char *path, const lam_ptree *tree, const l
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: unknown float_dtype %d", fn, (int)o.float_dtype);
   static const lam__st_dtype as[] = {LAM__ST_COUNT, LAM__ST_F32, LAM__ST_F16, LAM__ST_BF16,
                                      LAM__ST_F64};
-  int n = lam_ptree_num_leaves(tree);
+  int n = lam_ptree_leaf_count(tree);
   lam__save_item *items = calloc((size_t)n + 1, sizeof *items);
   lam__save_item **order = calloc((size_t)n + 1, sizeof *order);
   cJSON *root = cJSON_CreateObject();

@@ -132,7 +132,7 @@ lam_status lam_clip_grad_norm(lam_ptree *grads, double max_norm, double *total_n
   if (!(max_norm >= 0) || !isfinite(max_norm))
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: max_norm = %g must be >= 0 and finite", fn,
                      max_norm);
-  int n = lam_ptree_num_leaves(grads);
+  int n = lam_ptree_leaf_count(grads);
   if (n == 0) {
     if (total_norm_out) *total_norm_out = 0;
     return LAM_OK;

@@ -167,9 +167,9 @@ static inline lam_tensor *rc_fn(lam_tensor *const *xs, int n, void *user) {
   lam_tensor *y = NULL, *hn = NULL, *cn = NULL;
   lam_status st;
   if (c->layers == 0) {
-    st = c->mode == M_LSTM  ? lam_lstm_cell_forward(c->layer, p, v[0], h0, c0, &y, &cn)
-         : c->mode == M_GRU ? lam_gru_cell_forward(c->layer, p, v[0], h0, &y)
-                            : lam_rnn_cell_forward(c->layer, p, v[0], h0, &y);
+    st = c->mode == M_LSTM  ? lam_nn_lstm_cell_apply(c->layer, p, v[0], h0, c0, &y, &cn)
+         : c->mode == M_GRU ? lam_nn_gru_cell_apply(c->layer, p, v[0], h0, &y)
+                            : lam_nn_rnn_cell_apply(c->layer, p, v[0], h0, &y);
   } else if (c->use_apply) {
     lam_aux *aux = lam_aux_create();
     lam_summaries *sm = lam_summaries_create();
@@ -187,9 +187,9 @@ static inline lam_tensor *rc_fn(lam_tensor *const *xs, int n, void *user) {
     lam_summaries_free(sm);
   } else {
     st = c->mode == M_LSTM
-             ? lam_lstm_forward(c->layer, p, v[0], h0, c0, c->lengths, NULL, &y, &hn, &cn)
-         : c->mode == M_GRU ? lam_gru_forward(c->layer, p, v[0], h0, c->lengths, NULL, &y, &hn)
-                            : lam_rnn_forward(c->layer, p, v[0], h0, c->lengths, NULL, &y, &hn);
+             ? lam_nn_lstm_apply(c->layer, p, v[0], h0, c0, c->lengths, NULL, &y, &hn, &cn)
+         : c->mode == M_GRU ? lam_nn_gru_apply(c->layer, p, v[0], h0, c->lengths, NULL, &y, &hn)
+                            : lam_nn_rnn_apply(c->layer, p, v[0], h0, c->lengths, NULL, &y, &hn);
   }
   lam_ptree_free(p);
   if (st != LAM_OK) return NULL;
@@ -215,18 +215,18 @@ static inline lam_layer *rc_layer(const rcase *c) {
   if (c->layers == 0) {
     lam_rnn_cell_opts o = lam_rnn_cell_defaults();
     o.nonlinearity = c->mode == M_RELU ? LAM_RNN_RELU : LAM_RNN_TANH;
-    return c->mode == M_LSTM  ? lam_lstm_cell(c->I, c->H, &o)
-           : c->mode == M_GRU ? lam_gru_cell(c->I, c->H, &o)
-                              : lam_rnn_cell(c->I, c->H, &o);
+    return c->mode == M_LSTM  ? lam_nn_lstm_cell(c->I, c->H, &o)
+           : c->mode == M_GRU ? lam_nn_gru_cell(c->I, c->H, &o)
+                              : lam_nn_rnn_cell(c->I, c->H, &o);
   }
   lam_rnn_opts o = lam_rnn_defaults();
   o.num_layers = c->layers;
   o.bidirectional = c->bidir;
   o.batch_first = c->bf;
   o.nonlinearity = c->mode == M_RELU ? LAM_RNN_RELU : LAM_RNN_TANH;
-  return c->mode == M_LSTM  ? lam_lstm(c->I, c->H, &o)
-         : c->mode == M_GRU ? lam_gru(c->I, c->H, &o)
-                            : lam_rnn(c->I, c->H, &o);
+  return c->mode == M_LSTM  ? lam_nn_lstm(c->I, c->H, &o)
+         : c->mode == M_GRU ? lam_nn_gru(c->I, c->H, &o)
+                            : lam_nn_rnn(c->I, c->H, &o);
 }
 
 static inline void rc_expect(const double *got, const double *want, int64_t n, double atol,
