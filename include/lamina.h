@@ -3,6 +3,8 @@
 #ifndef LAMINA_H
 #define LAMINA_H
 
+#include "lamina/version.h"
+#include "lamina/options.h"
 #include "lamina/status.h"
 #include "lamina/runtime.h"
 #include "lamina/tensor.h"
@@ -15,12 +17,14 @@
 #include "lamina/ptree.h"
 #include "lamina/autodiff.h"
 #include "lamina/layer.h"
-#include "lamina/nn.h"
+#include "lamina/dense.h"
 #include "lamina/loss.h"
 #include "lamina/optim.h"
 #include "lamina/io.h"
 #include "lamina/train.h"
 #include "lamina/norm.h"
+#include "lamina/regularize.h"
+#include "lamina/blocks.h"
 #include "lamina/conv.h"
 #include "lamina/attention.h"
 #include "lamina/rnn.h"

@@ -3,6 +3,7 @@
 #define LAMINA_INTERNAL_H
 
 #include "autodiff/tape.h"
+#include "runtime/options_internal.h"
 #include "runtime/runtime_internal.h"
 #include "tensor_internal.h"
 

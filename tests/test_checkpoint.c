@@ -249,7 +249,7 @@ Test(checkpoint, metadata_and_layout) {
   cr_assert(strstr(lam_metadata_get(meta, "lamina.optimizer_config"), "\"amsgrad\":true"));
   lam_metadata_free(meta);
   lam_ptree *all;
-  cr_assert_eq(lam_safetensors_load(ctx, tmp("ck.st"), &all), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_safetensors_load(ctx, tmp("ck.st"), NULL, &all, NULL), LAM_OK, "%s", lam_last_error());
   cr_assert(lam_ptree_get(all, "params.enc.w") && lam_ptree_get(all, "params.emb"));
   cr_assert(lam_ptree_get(all, "state.bn.num_batches"));
   cr_assert(lam_ptree_get(all, "optim.exp_avg.enc.w") && lam_ptree_get(all, "optim.max_exp_avg_sq.head.0.weight"));

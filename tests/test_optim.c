@@ -24,7 +24,7 @@ static const char *data_path(const char *name) {
 
 static lam_ptree *load_data(lam_ctx *ctx, const char *name) {
   lam_ptree *t = NULL;
-  cr_assert_eq(lam_safetensors_load(ctx, data_path(name), &t), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_safetensors_load(ctx, data_path(name), NULL, &t, NULL), LAM_OK, "%s", lam_last_error());
   return t;
 }
 

@@ -153,7 +153,7 @@ Test(safetensors, roundtrip_bit_exact_every_dtype) {
   cr_assert_eq(count_files(), 1, "no temporary file left behind");
   lam_ptree *back = NULL;
   lam_metadata *mback = NULL;
-  cr_assert_eq(lam_safetensors_load_ex(ctx, tmp("a.safetensors"), NULL, &back, &mback), LAM_OK, "%s",
+  cr_assert_eq(lam_safetensors_load(ctx, tmp("a.safetensors"), NULL, &back, &mback), LAM_OK, "%s",
                lam_last_error());
   cr_assert_eq(lam_ptree_leaf_count(back), nt);
   for (int i = 0; i < nt; i++) {
@@ -210,7 +210,7 @@ Test(safetensors, half_and_bfloat16_conversion) {
     so.float_dtype = fds[k];
     cr_assert_eq(lam_safetensors_save(tmp("h.st"), tree, &so), LAM_OK, "%s", lam_last_error());
     lam_ptree *back;
-    cr_assert_eq(lam_safetensors_load(ctx, tmp("h.st"), &back), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam_safetensors_load(ctx, tmp("h.st"), NULL, &back, NULL), LAM_OK, "%s", lam_last_error());
     lam_tensor *b = lam_ptree_get(back, "x");
     if (lam_tensor_dtype(b) == LAM_F16) {
       lam_tensor *c = lam_tensor_cast(b, LAM_F32);
@@ -243,7 +243,7 @@ Test(safetensors, half_and_bfloat16_conversion) {
     so.float_dtype = LAM_FILE_F64;
     cr_assert_eq(lam_safetensors_save(tmp("d.st"), tree, &so), LAM_OK);
     lam_ptree *back;
-    cr_assert_eq(lam_safetensors_load(ctx, tmp("d.st"), &back), LAM_OK);
+    cr_assert_eq(lam_safetensors_load(ctx, tmp("d.st"), NULL, &back, NULL), LAM_OK);
     cr_assert_eq(lam_tensor_dtype(lam_ptree_get(back, "x")), LAM_F64);
     cr_assert_eq(lam_ptree_load_into(tree, tmp("d.st"), NULL), LAM_OK, "%s", lam_last_error());
     cr_assert(bits_equal(t, lam_ptree_get(tree, "x")));
@@ -263,7 +263,7 @@ Test(safetensors, python_written_file_loads) {
   tu_mark m = tu_mark_now(ctx);
   lam_ptree *t = NULL;
   lam_metadata *meta = NULL;
-  cr_assert_eq(lam_safetensors_load_ex(ctx, data_path("st_python.safetensors"), NULL, &t, &meta), LAM_OK,
+  cr_assert_eq(lam_safetensors_load(ctx, data_path("st_python.safetensors"), NULL, &t, &meta), LAM_OK,
                "%s", lam_last_error());
   cr_assert_str_eq(lam_metadata_get(meta, "format"), "pt");
   cr_assert_str_eq(lam_metadata_get(meta, "note"), "hello \"world\" \xc3\xa9");
@@ -323,7 +323,7 @@ Test(safetensors, python_written_file_loads) {
   lam_metadata_free(meta);
   lam_load_opts lo = lam_load_defaults();
   lo.prefix = "nested.";
-  cr_assert_eq(lam_safetensors_load_ex(ctx, data_path("st_python.safetensors"), &lo, &t, NULL), LAM_OK);
+  cr_assert_eq(lam_safetensors_load(ctx, data_path("st_python.safetensors"), &lo, &t, NULL), LAM_OK);
   cr_assert_eq(lam_ptree_leaf_count(t), 1);
   cr_assert(lam_ptree_get(t, "layer.0.weight"));
   lam_ptree_free(t);
@@ -507,7 +507,7 @@ Test(safetensors, corrupt_headers_are_format_errors) {
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     write_raw(tmp("c.st"), cases[i].header, data, cases[i].dlen);
     lam_ptree *t = (lam_ptree *)0x1;
-    lam_status st = lam_safetensors_load(ctx, tmp("c.st"), &t);
+    lam_status st = lam_safetensors_load(ctx, tmp("c.st"), NULL, &t, NULL);
     cr_assert(t == NULL, "case %zu: out is NULL on error", i);
     cr_assert_eq(st, LAM_ERR_FORMAT, "case %zu (%s): status %s: %s", i, cases[i].header,
                  lam_status_string(st), lam_last_error());
@@ -518,21 +518,21 @@ Test(safetensors, corrupt_headers_are_format_errors) {
   /* Bad lengths and short files. */
   write_file(tmp("c.st"), "abc", 3);
   lam_ptree *t;
-  tu_assert_status(lam_safetensors_load(ctx, tmp("c.st"), &t), LAM_ERR_FORMAT, "too short");
+  tu_assert_status(lam_safetensors_load(ctx, tmp("c.st"), NULL, &t, NULL), LAM_ERR_FORMAT, "too short");
   write_file(tmp("c.st"), "", 0);
-  tu_assert_status(lam_safetensors_load(ctx, tmp("c.st"), &t), LAM_ERR_FORMAT, "too short");
+  tu_assert_status(lam_safetensors_load(ctx, tmp("c.st"), NULL, &t, NULL), LAM_ERR_FORMAT, "too short");
   unsigned char big[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, '{', '}'};
   write_file(tmp("c.st"), big, 10);
-  tu_assert_status(lam_safetensors_load(ctx, tmp("c.st"), &t), LAM_ERR_FORMAT, "header length");
+  tu_assert_status(lam_safetensors_load(ctx, tmp("c.st"), NULL, &t, NULL), LAM_ERR_FORMAT, "header length");
   unsigned char zero[10] = {0, 0, 0, 0, 0, 0, 0, 0, '{', '}'};
   write_file(tmp("c.st"), zero, 10);
-  tu_assert_status(lam_safetensors_load(ctx, tmp("c.st"), &t), LAM_ERR_FORMAT, "header length 0");
+  tu_assert_status(lam_safetensors_load(ctx, tmp("c.st"), NULL, &t, NULL), LAM_ERR_FORMAT, "header length 0");
   unsigned char nul[12] = {4, 0, 0, 0, 0, 0, 0, 0, '{', 0, '}', ' '};
   write_file(tmp("c.st"), nul, 12);
-  tu_assert_status(lam_safetensors_load(ctx, tmp("c.st"), &t), LAM_ERR_FORMAT, "not a JSON object");
+  tu_assert_status(lam_safetensors_load(ctx, tmp("c.st"), NULL, &t, NULL), LAM_ERR_FORMAT, "not a JSON object");
   /* The smallest valid file: "{}" padded. */
   write_raw(tmp("c.st"), "{}      ", NULL, 0);
-  cr_assert_eq(lam_safetensors_load(ctx, tmp("c.st"), &t), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_safetensors_load(ctx, tmp("c.st"), NULL, &t, NULL), LAM_OK, "%s", lam_last_error());
   cr_assert_eq(lam_ptree_leaf_count(t), 0);
   lam_ptree_free(t);
   tu_assert_no_leak(ctx, m);
@@ -547,21 +547,21 @@ Test(safetensors, unsupported_dtypes_and_shapes) {
   int64_t i64[2] = {-5, 1LL << 40};
   write_raw(tmp("u.st"), "{\"x\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", i64, 8);
   lam_ptree *t;
-  cr_assert_eq(lam_safetensors_load(ctx, tmp("u.st"), &t), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_safetensors_load(ctx, tmp("u.st"), NULL, &t, NULL), LAM_OK, "%s", lam_last_error());
   double v;
   cr_assert_eq(lam_tensor_dtype(lam_ptree_get(t, "x")), LAM_I32);
   lam_tensor_item(lam_ptree_get(t, "x"), &v);
   cr_assert_eq(v, -5);
   lam_ptree_free(t);
   write_raw(tmp("u.st"), "{\"x\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]}}", i64, 16);
-  tu_assert_status(lam_safetensors_load(ctx, tmp("u.st"), &t), LAM_ERR_UNSUPPORTED, "does not fit i32");
+  tu_assert_status(lam_safetensors_load(ctx, tmp("u.st"), NULL, &t, NULL), LAM_ERR_UNSUPPORTED, "does not fit i32");
   write_raw(tmp("u.st"), "{\"x\":{\"dtype\":\"I16\",\"shape\":[2],\"data_offsets\":[0,4]}}", i64, 4);
-  tu_assert_status(lam_safetensors_load(ctx, tmp("u.st"), &t), LAM_ERR_UNSUPPORTED, "I16");
+  tu_assert_status(lam_safetensors_load(ctx, tmp("u.st"), NULL, &t, NULL), LAM_ERR_UNSUPPORTED, "I16");
   write_raw(tmp("u.st"), "{\"x\":{\"dtype\":\"F32\",\"shape\":[0,3],\"data_offsets\":[0,0]}}", NULL, 0);
-  tu_assert_status(lam_safetensors_load(ctx, tmp("u.st"), &t), LAM_ERR_UNSUPPORTED, "[0,3]");
+  tu_assert_status(lam_safetensors_load(ctx, tmp("u.st"), NULL, &t, NULL), LAM_ERR_UNSUPPORTED, "[0,3]");
   write_raw(tmp("u.st"), "{\"x\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,1]}}",
             i64, 1);
-  tu_assert_status(lam_safetensors_load(ctx, tmp("u.st"), &t), LAM_ERR_UNSUPPORTED, "9 dims");
+  tu_assert_status(lam_safetensors_load(ctx, tmp("u.st"), NULL, &t, NULL), LAM_ERR_UNSUPPORTED, "9 dims");
   /* Non-strict load_into ignores such extra entries. */
   lam_ptree *mod = lam_ptree_dict();
   lam_tensor *y = lam_tensor_zeros(ctx, LAM_F32, 1, (int64_t[]){1});
@@ -618,7 +618,7 @@ Test(safetensors, fuzz_flips_and_truncations) {
     }
     write_file(tmp("f.st"), buf, n);
     lam_ptree *t = NULL;
-    lam_status st = lam_safetensors_load(ctx, tmp("f.st"), &t);
+    lam_status st = lam_safetensors_load(ctx, tmp("f.st"), NULL, &t, NULL);
     if (st == LAM_OK) {
       cr_assert(t);
       ok++;
@@ -677,13 +677,13 @@ Test(safetensors, bad_input) {
   lam_ptree_set(meta_leaf, "__metadata__", x);
   tu_assert_status(lam_safetensors_save(tmp("m"), meta_leaf, NULL), LAM_ERR_INVALID_ARGUMENT, "__metadata__");
   lam_ptree_free(meta_leaf);
-  tu_assert_status(lam_safetensors_load(NULL, tmp("x"), &out), LAM_ERR_NULL, "ctx");
-  tu_assert_status(lam_safetensors_load(ctx, NULL, &out), LAM_ERR_NULL, "path");
-  tu_assert_status(lam_safetensors_load(ctx, tmp("x"), NULL), LAM_ERR_NULL, "out");
-  tu_assert_status(lam_safetensors_load(ctx, "/no/such/file.safetensors", &out), LAM_ERR_IO,
+  tu_assert_status(lam_safetensors_load(NULL, tmp("x"), NULL, &out, NULL), LAM_ERR_NULL, "ctx");
+  tu_assert_status(lam_safetensors_load(ctx, NULL, NULL, &out, NULL), LAM_ERR_NULL, "path");
+  tu_assert_status(lam_safetensors_load(ctx, tmp("x"), NULL, NULL, NULL), LAM_ERR_NULL, "out");
+  tu_assert_status(lam_safetensors_load(ctx, "/no/such/file.safetensors", NULL, &out, NULL), LAM_ERR_IO,
                    "/no/such/file.safetensors");
   cr_assert(strstr(lam_last_error(), "No such file"), "%s", lam_last_error());
-  tu_assert_status(lam_safetensors_load(ctx, tmp("adir"), &out), LAM_ERR_IO, "not a regular file");
+  tu_assert_status(lam_safetensors_load(ctx, tmp("adir"), NULL, &out, NULL), LAM_ERR_IO, "not a regular file");
   tu_assert_status(lam_ptree_load_into(NULL, tmp("x"), NULL), LAM_ERR_NULL, "tree");
   tu_assert_status(lam_ptree_load_into(t, NULL, NULL), LAM_ERR_NULL, "path");
   tu_assert_status(lam_ptree_load_into(t, "/no/such/file", NULL), LAM_ERR_IO, "/no/such/file");

@@ -14,6 +14,8 @@
 #ifndef LAMINA_ATTENTION_H
 #define LAMINA_ATTENTION_H
 
+#include "lamina/export.h"
+
 #include <stdbool.h>
 
 #include "lamina/init.h"
@@ -62,7 +64,7 @@ typedef struct lam_attention_opts {
 } lam_attention_opts;
 
 /* Returns the defaults (every field zero: scale 1/sqrt(head_dim), no mask). */
-lam_attention_opts lam_attention_defaults(void);
+LAM_API lam_attention_opts lam_attention_defaults(void);
 
 /* softmax(q k^T * scale + masks) v with q [batch, heads, seq_q, head_dim],
  * k [batch, kv_heads, seq_k, head_dim] and v [batch, kv_heads, seq_k,
@@ -75,7 +77,7 @@ lam_attention_opts lam_attention_defaults(void);
  * sequence); the backward pass recomputes them from a saved log-sum-exp,
  * also tile by tile. Dropout draws its mask inside the kernel from
  * opts->dropout_key. Differentiable in q, k, v and a float mask. */
-lam_tensor *lam_scaled_dot_product_attention(lam_tensor *q, lam_tensor *k, lam_tensor *v,
+LAM_API lam_tensor *lam_scaled_dot_product_attention(lam_tensor *q, lam_tensor *k, lam_tensor *v,
                                              const lam_attention_opts *opts);
 
 /* ---- rotary position embedding (RoPE) ------------------------------------ */
@@ -94,17 +96,17 @@ typedef struct lam_rope_opts {
 
 /* Returns the defaults: theta 10000, seq_axis -2, offset 0, split-half
  * layout, all dims, scale 1. */
-lam_rope_opts lam_rope_defaults(void);
+LAM_API lam_rope_opts lam_rope_defaults(void);
 
 /* Rotates feature pairs of x (rank >= 2; the last axis holds the features)
  * by angle (offset + p) * scale * theta^(-2k/dims) at position p along
  * seq_axis. The cos/sin table is computed on the host in double precision.
  * opts NULL: defaults. Differentiable (the backward rotates by -angle). */
-lam_tensor *lam_rope(lam_tensor *x, const lam_rope_opts *opts);
+LAM_API lam_tensor *lam_rope(lam_tensor *x, const lam_rope_opts *opts);
 
 /* RoPE as a layer (MLX's nn.RoPE): applies lam_rope with opts to its input
  * (no parameters). dims is the number of rotated features (0: all). */
-lam_layer *lam_nn_rope(int64_t dims, const lam_rope_opts *opts);
+LAM_API lam_layer *lam_nn_rope(int64_t dims, const lam_rope_opts *opts);
 
 /* ---- sinusoidal positional encoding (MLX SinusoidalPositionalEncoding) --- */
 
@@ -116,28 +118,28 @@ typedef struct lam_sinusoidal_opts {
   bool full_turns;   /* multiply the frequencies by 2 pi */
 } lam_sinusoidal_opts;
 
-lam_sinusoidal_opts lam_sinusoidal_defaults(void);
+LAM_API lam_sinusoidal_opts lam_sinusoidal_defaults(void);
 
 /* Encodes float positions x (any shape) into [..., dims] (dims even, >= 4):
  * with frequencies f_k = exp(log(min_freq) + (1 - k / (dims/2 - 1)) *
  * (log(max_freq) - log(min_freq))), k < dims/2, returns
  * scale * concat(sin(x f), cos(x f)) (cos first when asked). */
-lam_tensor *lam_sinusoidal_encoding(lam_tensor *x, int64_t dims, const lam_sinusoidal_opts *opts);
+LAM_API lam_tensor *lam_sinusoidal_encoding(lam_tensor *x, int64_t dims, const lam_sinusoidal_opts *opts);
 /* The encoding as a layer (no parameters). */
-lam_layer *lam_nn_sinusoidal_encoding(int64_t dims, const lam_sinusoidal_opts *opts);
+LAM_API lam_layer *lam_nn_sinusoidal_encoding(int64_t dims, const lam_sinusoidal_opts *opts);
 
 /* ---- ALiBi ------------------------------------------------------------------ */
 
 /* Returns the [num_heads] slopes 2^(-8 i / num_heads), i = 1..num_heads (MLX). */
-lam_tensor *lam_alibi_slopes(lam_ctx *ctx, lam_dtype dtype, int64_t num_heads);
+LAM_API lam_tensor *lam_alibi_slopes(lam_ctx *ctx, lam_dtype dtype, int64_t num_heads);
 /* Returns the [1, num_heads, seq_q, seq_k] bias -slope_h * |i + offset - j|
  * (MLX ALiBi.create_alibi_matrix). The fused attention computes the same
  * bias in the kernel with lam_attention_opts.alibi, without this tensor. */
-lam_tensor *lam_alibi_bias(lam_ctx *ctx, lam_dtype dtype, int64_t num_heads, int64_t seq_q,
+LAM_API lam_tensor *lam_alibi_bias(lam_ctx *ctx, lam_dtype dtype, int64_t num_heads, int64_t seq_q,
                            int64_t seq_k, int64_t offset);
 /* ALiBi as a layer (MLX nn.ALiBi): adds lam_alibi_bias to attention scores
  * [batch, heads, seq_q, seq_k] with the given offset (no parameters). */
-lam_layer *lam_nn_alibi(int64_t offset);
+LAM_API lam_layer *lam_nn_alibi(int64_t offset);
 
 /* ---- KV cache ------------------------------------------------------------------ */
 
@@ -147,25 +149,25 @@ lam_layer *lam_nn_alibi(int64_t offset);
 typedef struct lam_kv_cache lam_kv_cache;
 
 /* Returns a new empty cache (NULL if out of host memory). */
-lam_kv_cache *lam_kv_cache_create(void);
-void lam_kv_cache_free(lam_kv_cache *cache);
+LAM_API lam_kv_cache *lam_kv_cache_create(void);
+LAM_API void lam_kv_cache_free(lam_kv_cache *cache);
 /* Forgets every entry (keeps the storage). */
-void lam_kv_cache_reset(lam_kv_cache *cache);
+LAM_API void lam_kv_cache_reset(lam_kv_cache *cache);
 /* Number of cached positions (0 for NULL). */
-int64_t lam_kv_cache_length(const lam_kv_cache *cache);
+LAM_API int64_t lam_kv_cache_length(const lam_kv_cache *cache);
 /* Appends k [batch, kv_heads, n, head_dim] and v [batch, kv_heads, n,
  * v_dim] (same batch, heads, dims and dtype as earlier appends). Returns
  * LAM_OK or the error (nothing appended). */
-lam_status lam_kv_cache_append(lam_kv_cache *cache, lam_tensor *k, lam_tensor *v);
+LAM_API lam_status lam_kv_cache_append(lam_kv_cache *cache, lam_tensor *k, lam_tensor *v);
 /* Returns contiguous copies of the cached keys / values
  * [batch, kv_heads, length, dim] (NULL with a message when empty). */
-lam_tensor *lam_kv_cache_keys(const lam_kv_cache *cache);
-lam_tensor *lam_kv_cache_values(const lam_kv_cache *cache);
+LAM_API lam_tensor *lam_kv_cache_keys(const lam_kv_cache *cache);
+LAM_API lam_tensor *lam_kv_cache_values(const lam_kv_cache *cache);
 /* Attention of q [batch, heads, n, head_dim] against every cached key and
  * value (append the new keys first): as lam_scaled_dot_product_attention
  * on the cached tensors, reading them in place. opts->q_offset is usually
  * length - n. */
-lam_tensor *lam_kv_cache_attention(const lam_kv_cache *cache, lam_tensor *q,
+LAM_API lam_tensor *lam_kv_cache_attention(const lam_kv_cache *cache, lam_tensor *q,
                                    const lam_attention_opts *opts);
 
 /* ---- multi-head attention layer ---------------------------------------------- */
@@ -194,7 +196,7 @@ typedef struct lam_multi_head_attention_opts {
 } lam_multi_head_attention_opts;
 
 /* Returns the defaults listed above. */
-lam_multi_head_attention_opts lam_multi_head_attention_defaults(void);
+LAM_API lam_multi_head_attention_opts lam_multi_head_attention_defaults(void);
 
 /* Multi-head attention (Kaun's multi_head_attention with MLX's options).
  * lam_layer_apply runs self-attention on x [batch, seq, query_input_dims]
@@ -206,14 +208,14 @@ lam_multi_head_attention_opts lam_multi_head_attention_defaults(void);
  * [rows] of each when opts->bias. embed_dim must divide by num_heads (unless
  * head_dim is given) and num_heads by num_kv_heads; otherwise NULL with a
  * message. */
-lam_layer *lam_nn_multi_head_attention(int64_t embed_dim, int64_t num_heads,
+LAM_API lam_layer *lam_nn_multi_head_attention(int64_t embed_dim, int64_t num_heads,
                                     const lam_multi_head_attention_opts *opts);
 
 /* Cross-attention (or any query/key/value triple) with a multi-head
  * attention layer's params: query [batch, seq_q, query_input_dims], key
  * [batch, seq_k, key_input_dims], value [batch, seq_k, value_input_dims]
  * (value NULL: key). opts may be NULL. */
-lam_status lam_nn_multi_head_attention_apply(lam_layer *mha, lam_ptree *params, lam_tensor *query, lam_tensor *key,
+LAM_API lam_status lam_nn_multi_head_attention_apply(lam_layer *mha, lam_ptree *params, lam_tensor *query, lam_tensor *key,
                            lam_tensor *value, const lam_apply_opts *opts, lam_tensor **out);
 
 /* Incremental self-attention: x [batch, n, dims] holds the next n
@@ -221,7 +223,7 @@ lam_status lam_nn_multi_head_attention_apply(lam_layer *mha, lam_ptree *params, 
  * attend to everything cached (causally when the layer is causal; RoPE at
  * positions length .. length + n - 1). Feeding a sequence in pieces gives
  * the same outputs as one call on the whole sequence. */
-lam_status lam_nn_multi_head_attention_apply_cached(lam_layer *mha, lam_ptree *params, lam_tensor *x,
+LAM_API lam_status lam_nn_multi_head_attention_apply_cached(lam_layer *mha, lam_ptree *params, lam_tensor *x,
                                   lam_kv_cache *cache, const lam_apply_opts *opts,
                                   lam_tensor **out);
 

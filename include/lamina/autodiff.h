@@ -6,6 +6,8 @@
 #ifndef LAMINA_AUTODIFF_H
 #define LAMINA_AUTODIFF_H
 
+#include "lamina/export.h"
+
 #include <stdbool.h>
 
 #include "lamina/ptree.h"
@@ -25,22 +27,22 @@ typedef lam_tensor *(*lam_loss_fn)(lam_ptree *params, void *user);
  * depend on get zeros). Every tape tensor is released before returning.
  * Returns LAM_OK, the status of a failing op inside fn, or LAM_ERR_SHAPE for
  * a loss with more than one element. */
-lam_status lam_value_and_grad(lam_ctx *ctx, lam_loss_fn fn, void *user, lam_ptree *params,
+LAM_API lam_status lam_value_and_grad(lam_ctx *ctx, lam_loss_fn fn, void *user, lam_ptree *params,
                               lam_tensor **loss, lam_ptree **grads);
 
 typedef lam_tensor *(*lam_tensors_fn)(lam_tensor *const *xs, int n, void *user);
 /* As lam_value_and_grad over a list of n tensors: grads[i] receives a new
  * tensor shaped like xs[i]. `loss` may be NULL if not wanted. */
-lam_status lam_grad(lam_ctx *ctx, lam_tensors_fn fn, void *user, lam_tensor *const *xs, int n,
+LAM_API lam_status lam_grad(lam_ctx *ctx, lam_tensors_fn fn, void *user, lam_tensor *const *xs, int n,
                     lam_tensor **loss, lam_tensor **grads);
 
 /* Returns a handle sharing x's buffer that gradients do not flow through. */
-lam_tensor *lam_stop_gradient(lam_tensor *x);
+LAM_API lam_tensor *lam_stop_gradient(lam_tensor *x);
 
 /* Pauses (false) or resumes (true) recording on ctx; returns the previous setting. */
-bool lam_grad_set_enabled(lam_ctx *ctx, bool enabled);
+LAM_API bool lam_grad_set_enabled(lam_ctx *ctx, bool enabled);
 /* Returns true while a tape is recording on ctx. */
-bool lam_grad_is_recording(const lam_ctx *ctx);
+LAM_API bool lam_grad_is_recording(const lam_ctx *ctx);
 
 #ifdef __cplusplus
 }

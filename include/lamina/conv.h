@@ -19,6 +19,8 @@
 #ifndef LAMINA_CONV_H
 #define LAMINA_CONV_H
 
+#include "lamina/export.h"
+
 #include <stdbool.h>
 
 #include "lamina/init.h"
@@ -55,29 +57,29 @@ typedef struct lam_conv_opts {
 } lam_conv_opts;
 
 /* Returns kernel 3, stride 1, dilation 1, same padding, 1 group, with bias. */
-lam_conv_opts lam_conv_defaults(void);
+LAM_API lam_conv_opts lam_conv_defaults(void);
 
 /* Cross-correlation as torch.nn.functional.conv1d/2d/3d: x [N, C, ...],
  * weight [O, C/groups, k...], bias [O] or NULL. Returns y [N, O, ...]. */
-lam_tensor *lam_conv1d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
+LAM_API lam_tensor *lam_conv1d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
                                const lam_conv_opts *opts);
-lam_tensor *lam_conv2d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
+LAM_API lam_tensor *lam_conv2d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
                                const lam_conv_opts *opts);
-lam_tensor *lam_conv3d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
+LAM_API lam_tensor *lam_conv3d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
                                const lam_conv_opts *opts);
 
 /* Stores in out[0..nsp) the output size of a convolution with nsp spatial
  * dims over input sizes in[0..nsp) and kernel sizes k[0..nsp) (opts'
  * kernel is not read). Returns LAM_OK, or a status with a message when the
  * options are bad or the kernel does not fit the padded input. */
-lam_status lam_conv_output_size(int nsp, const int64_t *in, const int64_t *k,
+LAM_API lam_status lam_conv_output_size(int nsp, const int64_t *in, const int64_t *k,
                                 const lam_conv_opts *opts, int64_t *out);
 
 /* Layers: params "weight" [out, in/groups, k...] and (unless no_bias) "bias"
  * [out]; input [N, in_channels, ...] of the params' dtype. */
-lam_layer *lam_nn_conv1d(int64_t in_channels, int64_t out_channels, const lam_conv_opts *opts);
-lam_layer *lam_nn_conv2d(int64_t in_channels, int64_t out_channels, const lam_conv_opts *opts);
-lam_layer *lam_nn_conv3d(int64_t in_channels, int64_t out_channels, const lam_conv_opts *opts);
+LAM_API lam_layer *lam_nn_conv1d(int64_t in_channels, int64_t out_channels, const lam_conv_opts *opts);
+LAM_API lam_layer *lam_nn_conv2d(int64_t in_channels, int64_t out_channels, const lam_conv_opts *opts);
+LAM_API lam_layer *lam_nn_conv3d(int64_t in_channels, int64_t out_channels, const lam_conv_opts *opts);
 
 /* ---- transposed convolution ------------------------------------------------ */
 
@@ -94,24 +96,24 @@ typedef struct lam_conv_transpose_opts {
   lam_init bias_init;    /* layers; default zeros */
 } lam_conv_transpose_opts;
 
-lam_conv_transpose_opts lam_conv_transpose_defaults(void);
+LAM_API lam_conv_transpose_opts lam_conv_transpose_defaults(void);
 
 /* As torch.nn.functional.conv_transpose1d/2d/3d: x [N, C, ...], weight
  * [C, O/groups, k...], bias [O] or NULL. Output size per dim:
  * (in - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1. */
-lam_tensor *lam_conv_transpose1d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
+LAM_API lam_tensor *lam_conv_transpose1d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
                                          const lam_conv_transpose_opts *opts);
-lam_tensor *lam_conv_transpose2d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
+LAM_API lam_tensor *lam_conv_transpose2d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
                                          const lam_conv_transpose_opts *opts);
-lam_tensor *lam_conv_transpose3d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
+LAM_API lam_tensor *lam_conv_transpose3d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
                                          const lam_conv_transpose_opts *opts);
 
 /* Layers: params "weight" [in, out/groups, k...] and "bias" [out]. */
-lam_layer *lam_nn_conv_transpose1d(int64_t in_channels, int64_t out_channels,
+LAM_API lam_layer *lam_nn_conv_transpose1d(int64_t in_channels, int64_t out_channels,
                                 const lam_conv_transpose_opts *opts);
-lam_layer *lam_nn_conv_transpose2d(int64_t in_channels, int64_t out_channels,
+LAM_API lam_layer *lam_nn_conv_transpose2d(int64_t in_channels, int64_t out_channels,
                                 const lam_conv_transpose_opts *opts);
-lam_layer *lam_nn_conv_transpose3d(int64_t in_channels, int64_t out_channels,
+LAM_API lam_layer *lam_nn_conv_transpose3d(int64_t in_channels, int64_t out_channels,
                                 const lam_conv_transpose_opts *opts);
 
 /* ---- pooling ------------------------------------------------------------------ */
@@ -131,57 +133,57 @@ typedef struct lam_pool_opts {
                        input */
 } lam_pool_opts;
 
-lam_pool_opts lam_pool_defaults(void);
+LAM_API lam_pool_opts lam_pool_defaults(void);
 
 /* As torch.nn.functional.max_pool1d/2d/3d and avg_pool1d/2d/3d. The max
  * pool's gradient goes to the first maximum of each window (NaN counts as
  * the maximum, as in PyTorch). */
-lam_tensor *lam_max_pool1d(lam_tensor *x, const lam_pool_opts *opts);
-lam_tensor *lam_max_pool2d(lam_tensor *x, const lam_pool_opts *opts);
-lam_tensor *lam_max_pool3d(lam_tensor *x, const lam_pool_opts *opts);
-lam_tensor *lam_avg_pool1d(lam_tensor *x, const lam_pool_opts *opts);
-lam_tensor *lam_avg_pool2d(lam_tensor *x, const lam_pool_opts *opts);
-lam_tensor *lam_avg_pool3d(lam_tensor *x, const lam_pool_opts *opts);
+LAM_API lam_tensor *lam_max_pool1d(lam_tensor *x, const lam_pool_opts *opts);
+LAM_API lam_tensor *lam_max_pool2d(lam_tensor *x, const lam_pool_opts *opts);
+LAM_API lam_tensor *lam_max_pool3d(lam_tensor *x, const lam_pool_opts *opts);
+LAM_API lam_tensor *lam_avg_pool1d(lam_tensor *x, const lam_pool_opts *opts);
+LAM_API lam_tensor *lam_avg_pool2d(lam_tensor *x, const lam_pool_opts *opts);
+LAM_API lam_tensor *lam_avg_pool3d(lam_tensor *x, const lam_pool_opts *opts);
 
 /* Adaptive pools (torch adaptive_avg/max_pool): output cell i of a dim of
  * input size n and output size m covers [floor(i n / m), ceil((i + 1) n / m)).
  * Any output size >= 1 (larger than the input too). */
-lam_tensor *lam_adaptive_avg_pool1d(lam_tensor *x, int64_t out_l);
-lam_tensor *lam_adaptive_avg_pool2d(lam_tensor *x, int64_t out_h, int64_t out_w);
-lam_tensor *lam_adaptive_avg_pool3d(lam_tensor *x, int64_t out_d, int64_t out_h,
+LAM_API lam_tensor *lam_adaptive_avg_pool1d(lam_tensor *x, int64_t out_l);
+LAM_API lam_tensor *lam_adaptive_avg_pool2d(lam_tensor *x, int64_t out_h, int64_t out_w);
+LAM_API lam_tensor *lam_adaptive_avg_pool3d(lam_tensor *x, int64_t out_d, int64_t out_h,
                                             int64_t out_w);
-lam_tensor *lam_adaptive_max_pool1d(lam_tensor *x, int64_t out_l);
-lam_tensor *lam_adaptive_max_pool2d(lam_tensor *x, int64_t out_h, int64_t out_w);
-lam_tensor *lam_adaptive_max_pool3d(lam_tensor *x, int64_t out_d, int64_t out_h,
+LAM_API lam_tensor *lam_adaptive_max_pool1d(lam_tensor *x, int64_t out_l);
+LAM_API lam_tensor *lam_adaptive_max_pool2d(lam_tensor *x, int64_t out_h, int64_t out_w);
+LAM_API lam_tensor *lam_adaptive_max_pool3d(lam_tensor *x, int64_t out_d, int64_t out_h,
                                             int64_t out_w);
 
 /* Metalhead's AdaptiveMeanMaxPool: 0.5 * (adaptive mean + adaptive max) of
  * x [N, C, H, W] -> [N, C, out_h, out_w]; with concat, the two are
  * concatenated along channels instead -> [N, 2C, out_h, out_w] (mean first;
  * Metalhead's AdaptiveCatMeanMaxPool). */
-lam_tensor *lam_adaptive_mean_max_pool2d(lam_tensor *x, int64_t out_h, int64_t out_w,
+LAM_API lam_tensor *lam_adaptive_mean_max_pool2d(lam_tensor *x, int64_t out_h, int64_t out_w,
                                                  bool concat);
 
 /* Global pools over every spatial dim of x [N, C, ...] (1 to 3 spatial dims),
  * keeping them as size 1: [N, C, 1, ...] (as Flux's GlobalMeanPool and
  * torch's adaptive pools with output 1). */
-lam_tensor *lam_global_avg_pool(lam_tensor *x);
-lam_tensor *lam_global_max_pool(lam_tensor *x);
+LAM_API lam_tensor *lam_global_avg_pool(lam_tensor *x);
+LAM_API lam_tensor *lam_global_max_pool(lam_tensor *x);
 
 /* Layers without params. */
-lam_layer *lam_nn_max_pool1d(const lam_pool_opts *opts);
-lam_layer *lam_nn_max_pool2d(const lam_pool_opts *opts);
-lam_layer *lam_nn_max_pool3d(const lam_pool_opts *opts);
-lam_layer *lam_nn_avg_pool1d(const lam_pool_opts *opts);
-lam_layer *lam_nn_avg_pool2d(const lam_pool_opts *opts);
-lam_layer *lam_nn_avg_pool3d(const lam_pool_opts *opts);
-lam_layer *lam_nn_adaptive_avg_pool1d(int64_t out_l);
-lam_layer *lam_nn_adaptive_avg_pool2d(int64_t out_h, int64_t out_w);
-lam_layer *lam_nn_adaptive_max_pool1d(int64_t out_l);
-lam_layer *lam_nn_adaptive_max_pool2d(int64_t out_h, int64_t out_w);
-lam_layer *lam_nn_adaptive_mean_max_pool2d(int64_t out_h, int64_t out_w, bool concat);
-lam_layer *lam_nn_global_avg_pool(void);
-lam_layer *lam_nn_global_max_pool(void);
+LAM_API lam_layer *lam_nn_max_pool1d(const lam_pool_opts *opts);
+LAM_API lam_layer *lam_nn_max_pool2d(const lam_pool_opts *opts);
+LAM_API lam_layer *lam_nn_max_pool3d(const lam_pool_opts *opts);
+LAM_API lam_layer *lam_nn_avg_pool1d(const lam_pool_opts *opts);
+LAM_API lam_layer *lam_nn_avg_pool2d(const lam_pool_opts *opts);
+LAM_API lam_layer *lam_nn_avg_pool3d(const lam_pool_opts *opts);
+LAM_API lam_layer *lam_nn_adaptive_avg_pool1d(int64_t out_l);
+LAM_API lam_layer *lam_nn_adaptive_avg_pool2d(int64_t out_h, int64_t out_w);
+LAM_API lam_layer *lam_nn_adaptive_max_pool1d(int64_t out_l);
+LAM_API lam_layer *lam_nn_adaptive_max_pool2d(int64_t out_h, int64_t out_w);
+LAM_API lam_layer *lam_nn_adaptive_mean_max_pool2d(int64_t out_h, int64_t out_w, bool concat);
+LAM_API lam_layer *lam_nn_global_avg_pool(void);
+LAM_API lam_layer *lam_nn_global_max_pool(void);
 
 /* ---- upsampling ------------------------------------------------------------------- */
 
@@ -201,14 +203,14 @@ typedef struct lam_upsample_opts {
                              (torch align_corners=True); default false */
 } lam_upsample_opts;
 
-lam_upsample_opts lam_upsample_defaults(void);
+LAM_API lam_upsample_opts lam_upsample_defaults(void);
 
 /* As torch.nn.functional.interpolate on x [N, C, L] / [N, C, H, W]. */
-lam_tensor *lam_upsample1d(lam_tensor *x, const lam_upsample_opts *opts);
-lam_tensor *lam_upsample2d(lam_tensor *x, const lam_upsample_opts *opts);
+LAM_API lam_tensor *lam_upsample1d(lam_tensor *x, const lam_upsample_opts *opts);
+LAM_API lam_tensor *lam_upsample2d(lam_tensor *x, const lam_upsample_opts *opts);
 
-lam_layer *lam_nn_upsample1d(const lam_upsample_opts *opts);
-lam_layer *lam_nn_upsample2d(const lam_upsample_opts *opts);
+LAM_API lam_layer *lam_nn_upsample1d(const lam_upsample_opts *opts);
+LAM_API lam_layer *lam_nn_upsample2d(const lam_upsample_opts *opts);
 
 #ifdef __cplusplus
 }

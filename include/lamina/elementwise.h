@@ -6,6 +6,8 @@
 #ifndef LAMINA_ELEMENTWISE_H
 #define LAMINA_ELEMENTWISE_H
 
+#include "lamina/export.h"
+
 #include "lamina/tensor.h"
 
 #ifdef __cplusplus
@@ -23,44 +25,44 @@ typedef enum lam_unary_op {
 } lam_unary_op;
 
 /* Returns the op's name ("relu", ...) or NULL if unknown. */
-const char *lam_unary_name(lam_unary_op op);
+LAM_API const char *lam_unary_name(lam_unary_op op);
 
 /* Applies `op`; `p0`/`p1` are its parameters: leaky_relu slope, elu/celu
  * alpha, clamp min/max (others ignore them). */
-lam_tensor *lam_unary(lam_unary_op op, lam_tensor *x, double p0, double p1);
+LAM_API lam_tensor *lam_unary(lam_unary_op op, lam_tensor *x, double p0, double p1);
 
-lam_tensor *lam_neg(lam_tensor *x);
-lam_tensor *lam_abs(lam_tensor *x);
-lam_tensor *lam_sign(lam_tensor *x);
-lam_tensor *lam_exp(lam_tensor *x);
-lam_tensor *lam_expm1(lam_tensor *x);
-lam_tensor *lam_log(lam_tensor *x);
-lam_tensor *lam_log1p(lam_tensor *x);
-lam_tensor *lam_sqrt(lam_tensor *x);
-lam_tensor *lam_rsqrt(lam_tensor *x);
-lam_tensor *lam_square(lam_tensor *x);
-lam_tensor *lam_reciprocal(lam_tensor *x);
-lam_tensor *lam_sin(lam_tensor *x);
-lam_tensor *lam_cos(lam_tensor *x);
-lam_tensor *lam_tanh(lam_tensor *x);
-lam_tensor *lam_sigmoid(lam_tensor *x);
-lam_tensor *lam_relu(lam_tensor *x);
-lam_tensor *lam_relu6(lam_tensor *x);
-lam_tensor *lam_leaky_relu(lam_tensor *x, double slope);   /* PyTorch default 0.01 */
-lam_tensor *lam_elu(lam_tensor *x, double alpha);          /* default 1.0 */
-lam_tensor *lam_celu(lam_tensor *x, double alpha);         /* default 1.0 */
-lam_tensor *lam_selu(lam_tensor *x);
-lam_tensor *lam_gelu(lam_tensor *x);                       /* exact, with erf */
-lam_tensor *lam_gelu_tanh(lam_tensor *x);                  /* tanh approximation */
-lam_tensor *lam_silu(lam_tensor *x);
-lam_tensor *lam_mish(lam_tensor *x);
-lam_tensor *lam_softplus(lam_tensor *x);
-lam_tensor *lam_softsign(lam_tensor *x);
-lam_tensor *lam_hard_sigmoid(lam_tensor *x);               /* relu6(x + 3) / 6 */
-lam_tensor *lam_hard_swish(lam_tensor *x);                 /* x * hard_sigmoid(x) */
-lam_tensor *lam_log_sigmoid(lam_tensor *x);
-lam_tensor *lam_step(lam_tensor *x);                       /* 1 where x > 0, else 0 */
-lam_tensor *lam_clamp(lam_tensor *x, double lo, double hi);
+LAM_API lam_tensor *lam_neg(lam_tensor *x);
+LAM_API lam_tensor *lam_abs(lam_tensor *x);
+LAM_API lam_tensor *lam_sign(lam_tensor *x);
+LAM_API lam_tensor *lam_exp(lam_tensor *x);
+LAM_API lam_tensor *lam_expm1(lam_tensor *x);
+LAM_API lam_tensor *lam_log(lam_tensor *x);
+LAM_API lam_tensor *lam_log1p(lam_tensor *x);
+LAM_API lam_tensor *lam_sqrt(lam_tensor *x);
+LAM_API lam_tensor *lam_rsqrt(lam_tensor *x);
+LAM_API lam_tensor *lam_square(lam_tensor *x);
+LAM_API lam_tensor *lam_reciprocal(lam_tensor *x);
+LAM_API lam_tensor *lam_sin(lam_tensor *x);
+LAM_API lam_tensor *lam_cos(lam_tensor *x);
+LAM_API lam_tensor *lam_tanh(lam_tensor *x);
+LAM_API lam_tensor *lam_sigmoid(lam_tensor *x);
+LAM_API lam_tensor *lam_relu(lam_tensor *x);
+LAM_API lam_tensor *lam_relu6(lam_tensor *x);
+LAM_API lam_tensor *lam_leaky_relu(lam_tensor *x, double slope);   /* PyTorch default 0.01 */
+LAM_API lam_tensor *lam_elu(lam_tensor *x, double alpha);          /* default 1.0 */
+LAM_API lam_tensor *lam_celu(lam_tensor *x, double alpha);         /* default 1.0 */
+LAM_API lam_tensor *lam_selu(lam_tensor *x);
+LAM_API lam_tensor *lam_gelu(lam_tensor *x);                       /* exact, with erf */
+LAM_API lam_tensor *lam_gelu_tanh(lam_tensor *x);                  /* tanh approximation */
+LAM_API lam_tensor *lam_silu(lam_tensor *x);
+LAM_API lam_tensor *lam_mish(lam_tensor *x);
+LAM_API lam_tensor *lam_softplus(lam_tensor *x);
+LAM_API lam_tensor *lam_softsign(lam_tensor *x);
+LAM_API lam_tensor *lam_hard_sigmoid(lam_tensor *x);               /* relu6(x + 3) / 6 */
+LAM_API lam_tensor *lam_hard_swish(lam_tensor *x);                 /* x * hard_sigmoid(x) */
+LAM_API lam_tensor *lam_log_sigmoid(lam_tensor *x);
+LAM_API lam_tensor *lam_step(lam_tensor *x);                       /* 1 where x > 0, else 0 */
+LAM_API lam_tensor *lam_clamp(lam_tensor *x, double lo, double hi);
 
 typedef enum lam_binary_op {
   LAM_ADD, LAM_SUB, LAM_MUL, LAM_DIV, LAM_POW, LAM_MAXIMUM, LAM_MINIMUM,
@@ -73,38 +75,38 @@ typedef enum lam_compare_op {
 } lam_compare_op;
 
 /* Applies `op` with NumPy broadcasting; a and b share a dtype. */
-lam_tensor *lam_binary(lam_binary_op op, lam_tensor *a, lam_tensor *b);
-lam_tensor *lam_add(lam_tensor *a, lam_tensor *b);
-lam_tensor *lam_sub(lam_tensor *a, lam_tensor *b);
-lam_tensor *lam_mul(lam_tensor *a, lam_tensor *b);
-lam_tensor *lam_div(lam_tensor *a, lam_tensor *b);
-lam_tensor *lam_pow(lam_tensor *a, lam_tensor *b);
-lam_tensor *lam_maximum(lam_tensor *a, lam_tensor *b);
-lam_tensor *lam_minimum(lam_tensor *a, lam_tensor *b);
+LAM_API lam_tensor *lam_binary(lam_binary_op op, lam_tensor *a, lam_tensor *b);
+LAM_API lam_tensor *lam_add(lam_tensor *a, lam_tensor *b);
+LAM_API lam_tensor *lam_sub(lam_tensor *a, lam_tensor *b);
+LAM_API lam_tensor *lam_mul(lam_tensor *a, lam_tensor *b);
+LAM_API lam_tensor *lam_div(lam_tensor *a, lam_tensor *b);
+LAM_API lam_tensor *lam_pow(lam_tensor *a, lam_tensor *b);
+LAM_API lam_tensor *lam_maximum(lam_tensor *a, lam_tensor *b);
+LAM_API lam_tensor *lam_minimum(lam_tensor *a, lam_tensor *b);
 
 /* Scalar forms: `x op s`, or `s op x` when scalar_first is nonzero. */
-lam_tensor *lam_binary_scalar(lam_binary_op op, lam_tensor *x, double s, int scalar_first);
-lam_tensor *lam_add_scalar(lam_tensor *x, double s);
-lam_tensor *lam_sub_scalar(lam_tensor *x, double s);
-lam_tensor *lam_mul_scalar(lam_tensor *x, double s);
-lam_tensor *lam_div_scalar(lam_tensor *x, double s);
-lam_tensor *lam_pow_scalar(lam_tensor *x, double s);
-lam_tensor *lam_rsub_scalar(lam_tensor *x, double s);      /* s - x */
-lam_tensor *lam_rdiv_scalar(lam_tensor *x, double s);      /* s / x */
+LAM_API lam_tensor *lam_binary_scalar(lam_binary_op op, lam_tensor *x, double s, int scalar_first);
+LAM_API lam_tensor *lam_add_scalar(lam_tensor *x, double s);
+LAM_API lam_tensor *lam_sub_scalar(lam_tensor *x, double s);
+LAM_API lam_tensor *lam_mul_scalar(lam_tensor *x, double s);
+LAM_API lam_tensor *lam_div_scalar(lam_tensor *x, double s);
+LAM_API lam_tensor *lam_pow_scalar(lam_tensor *x, double s);
+LAM_API lam_tensor *lam_rsub_scalar(lam_tensor *x, double s);      /* s - x */
+LAM_API lam_tensor *lam_rdiv_scalar(lam_tensor *x, double s);      /* s / x */
 
 /* Comparisons with broadcasting; return u8 (1 true, 0 false). */
-lam_tensor *lam_compare(lam_compare_op op, lam_tensor *a, lam_tensor *b);
-lam_tensor *lam_compare_scalar(lam_compare_op op, lam_tensor *x, double s);
-lam_tensor *lam_eq(lam_tensor *a, lam_tensor *b);
-lam_tensor *lam_ne(lam_tensor *a, lam_tensor *b);
-lam_tensor *lam_lt(lam_tensor *a, lam_tensor *b);
-lam_tensor *lam_le(lam_tensor *a, lam_tensor *b);
-lam_tensor *lam_gt(lam_tensor *a, lam_tensor *b);
-lam_tensor *lam_ge(lam_tensor *a, lam_tensor *b);
+LAM_API lam_tensor *lam_compare(lam_compare_op op, lam_tensor *a, lam_tensor *b);
+LAM_API lam_tensor *lam_compare_scalar(lam_compare_op op, lam_tensor *x, double s);
+LAM_API lam_tensor *lam_eq(lam_tensor *a, lam_tensor *b);
+LAM_API lam_tensor *lam_ne(lam_tensor *a, lam_tensor *b);
+LAM_API lam_tensor *lam_lt(lam_tensor *a, lam_tensor *b);
+LAM_API lam_tensor *lam_le(lam_tensor *a, lam_tensor *b);
+LAM_API lam_tensor *lam_gt(lam_tensor *a, lam_tensor *b);
+LAM_API lam_tensor *lam_ge(lam_tensor *a, lam_tensor *b);
 
 /* Returns cond ? a : b elementwise with broadcasting of all three; cond is
  * u8 (nonzero true), a and b share a dtype. Differentiable in a and b. */
-lam_tensor *lam_where(lam_tensor *cond, lam_tensor *a, lam_tensor *b);
+LAM_API lam_tensor *lam_where(lam_tensor *cond, lam_tensor *a, lam_tensor *b);
 
 #ifdef __cplusplus
 }

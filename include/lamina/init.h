@@ -26,6 +26,8 @@
 #ifndef LAMINA_INIT_H
 #define LAMINA_INIT_H
 
+#include "lamina/export.h"
+
 #include "lamina/rng.h"
 
 #ifdef __cplusplus
@@ -62,53 +64,53 @@ typedef struct lam_init {
 /* Flax's default scale of lam_init_uniform and stddev of lam_init_normal. */
 #define LAM_INIT_DEFAULT_SCALE 1e-2
 
-lam_init lam_init_zeros(void);
-lam_init lam_init_ones(void);
-lam_init lam_init_constant(double value);
+LAM_API lam_init lam_init_zeros(void);
+LAM_API lam_init lam_init_ones(void);
+LAM_API lam_init lam_init_constant(double value);
 /* U[0, scale) (Flax's uniform; LAM_INIT_DEFAULT_SCALE is its default). */
-lam_init lam_init_uniform(double scale);
+LAM_API lam_init lam_init_uniform(double scale);
 /* N(0, stddev^2) (Flax's normal; LAM_INIT_DEFAULT_SCALE is its default). */
-lam_init lam_init_normal(double stddev);
-lam_init lam_init_variance_scaling(double scale, lam_fan_mode mode,
+LAM_API lam_init lam_init_normal(double stddev);
+LAM_API lam_init lam_init_variance_scaling(double scale, lam_fan_mode mode,
                                    lam_init_distribution distribution);
-lam_init lam_init_glorot_uniform(void); /* xavier_uniform */
-lam_init lam_init_glorot_normal(void);
-lam_init lam_init_he_uniform(void);     /* kaiming_uniform */
-lam_init lam_init_he_normal(void);
-lam_init lam_init_lecun_uniform(void);
-lam_init lam_init_lecun_normal(void);
+LAM_API lam_init lam_init_glorot_uniform(void); /* xavier_uniform */
+LAM_API lam_init lam_init_glorot_normal(void);
+LAM_API lam_init lam_init_he_uniform(void);     /* kaiming_uniform */
+LAM_API lam_init lam_init_he_normal(void);
+LAM_API lam_init lam_init_lecun_uniform(void);
+LAM_API lam_init lam_init_lecun_normal(void);
 /* A (semi-)orthogonal matrix times `scale`, as PyTorch's orthogonal_ and
  * Flax's orthogonal: the shape is viewed as [rows = shape[0], cols =
  * prod(rest)], a standard normal matrix of that shape (rows < cols:
  * transposed) is QR-factorised on the host in f64 and Q's columns are
  * multiplied by sign(diag(R)). Rows >= cols gives orthonormal columns
  * (Q^T Q = I), rows < cols orthonormal rows (Q Q^T = I). Needs ndim >= 2. */
-lam_init lam_init_orthogonal(double scale);
+LAM_API lam_init lam_init_orthogonal(double scale);
 
 /* Returns *init, or `fallback` when init is NULL or its kind is
  * LAM_INIT_DEFAULT (for layer options whose zeroed init means "default"). */
-lam_init lam_init_or(const lam_init *init, lam_init fallback);
+LAM_API lam_init lam_init_or(const lam_init *init, lam_init fallback);
 
 /* Checks the kind, mode, distribution and value of `init` (scales must be
  * finite and >= 0, a constant finite; LAM_INIT_DEFAULT is not applicable).
  * Returns LAM_OK, or LAM_ERR_INVALID_ARGUMENT / LAM_ERR_NULL with a message.
  * lam_init_apply runs the same checks. */
-lam_status lam_init_check(const lam_init *init);
+LAM_API lam_status lam_init_check(const lam_init *init);
 
 /* Stores PyTorch's fans of `shape` (see above) in *fan_in / *fan_out (either
  * may be NULL). Returns LAM_OK, or LAM_ERR_SHAPE for a bad shape. */
-lam_status lam_init_fans(int ndim, const int64_t *shape, double *fan_in, double *fan_out);
+LAM_API lam_status lam_init_fans(int ndim, const int64_t *shape, double *fan_in, double *fan_out);
 
 /* Returns a new tensor of `dtype` and `shape` drawn by `init` from `key`.
  * Random kinds need a float dtype (f32, f64, or f16 where the device has it,
  * drawn in f32 and cast); zeros/ones/constant accept any dtype. Returns NULL
  * with a message on bad input (unknown kind/mode/distribution, negative or
  * non-finite scale, orthogonal on fewer than 2 dims, bad shape or dtype). */
-lam_tensor *lam_init_apply(const lam_init *init, lam_ctx *ctx, lam_rng_key key, lam_dtype dtype,
+LAM_API lam_tensor *lam_init_apply(const lam_init *init, lam_ctx *ctx, lam_rng_key key, lam_dtype dtype,
                            int ndim, const int64_t *shape);
 
 /* The key for one parameter: lam_rng_fold_in_str(key, param_path). */
-lam_rng_key lam_init_key_for(lam_rng_key key, const char *param_path);
+LAM_API lam_rng_key lam_init_key_for(lam_rng_key key, const char *param_path);
 
 #ifdef __cplusplus
 }

@@ -21,6 +21,8 @@
 #ifndef LAMINA_IO_H
 #define LAMINA_IO_H
 
+#include "lamina/export.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -37,16 +39,16 @@ extern "C" {
 typedef struct lam_metadata lam_metadata;
 
 /* Returns a new empty map, or NULL when out of host memory. */
-lam_metadata *lam_metadata_create(void);
+LAM_API lam_metadata *lam_metadata_create(void);
 /* Frees the map. NULL is a no-op. */
-void lam_metadata_free(lam_metadata *m);
+LAM_API void lam_metadata_free(lam_metadata *m);
 /* Stores copies of key and value, replacing the value of an existing key. */
-lam_status lam_metadata_set(lam_metadata *m, const char *key, const char *value);
+LAM_API lam_status lam_metadata_set(lam_metadata *m, const char *key, const char *value);
 /* Returns the value stored under key (borrowed), or NULL (no error recorded). */
-const char *lam_metadata_get(const lam_metadata *m, const char *key);
+LAM_API const char *lam_metadata_get(const lam_metadata *m, const char *key);
 /* Number of entries, and entry i in insertion order (borrowed strings). */
-int lam_metadata_count(const lam_metadata *m);
-lam_status lam_metadata_entry(const lam_metadata *m, int i, const char **key, const char **value);
+LAM_API int lam_metadata_count(const lam_metadata *m);
+LAM_API lam_status lam_metadata_entry(const lam_metadata *m, int i, const char **key, const char **value);
 
 /* ---- safetensors ------------------------------------------------------------ */
 
@@ -67,7 +69,7 @@ typedef struct lam_save_opts {
 } lam_save_opts;
 
 /* Returns the default save options (no metadata, dtypes kept). */
-lam_save_opts lam_save_defaults(void);
+LAM_API lam_save_opts lam_save_defaults(void);
 
 /* Writes every leaf of `tree` under its dotted path (opts NULL: defaults).
  * The header lists tensors in the tree's leaf order; the data section
@@ -75,7 +77,7 @@ lam_save_opts lam_save_defaults(void);
  * aligned to its element size. Returns LAM_OK, LAM_ERR_IO (with the path
  * and the system's reason), LAM_ERR_INVALID_ARGUMENT for a leaf named
  * "__metadata__", or a device read error. */
-lam_status lam_safetensors_save(const char *path, const lam_ptree *tree, const lam_save_opts *opts);
+LAM_API lam_status lam_safetensors_save(const char *path, const lam_ptree *tree, const lam_save_opts *opts);
 
 typedef struct lam_load_opts {
   /* load_into: keys of the model missing from the file and keys of the
@@ -88,7 +90,7 @@ typedef struct lam_load_opts {
 } lam_load_opts;
 
 /* Returns the default load options (strict, no prefix). */
-lam_load_opts lam_load_defaults(void);
+LAM_API lam_load_opts lam_load_defaults(void);
 
 /* Reads a whole file into a new tree in `*out` on ctx (dicts created from
  * the dotted names, in header order). F32, F64, I32 and U8 keep their
@@ -97,14 +99,13 @@ lam_load_opts lam_load_defaults(void);
  * cl_khr_fp64; BOOL becomes u8 and I64 i32. Returns LAM_OK, LAM_ERR_IO,
  * LAM_ERR_FORMAT, LAM_ERR_UNSUPPORTED (a dtype or a zero-sized or 9+-dim
  * tensor lamina cannot hold), or a device error; *out is NULL on error. */
-lam_status lam_safetensors_load(lam_ctx *ctx, const char *path, lam_ptree **out);
-/* As lam_safetensors_load with opts (only prefix is used) and, when
- * `metadata` is not NULL, the file's __metadata__ in a new map (empty
- * when the file has none). */
-lam_status lam_safetensors_load_ex(lam_ctx *ctx, const char *path, const lam_load_opts *opts,
-                                   lam_ptree **out, lam_metadata **metadata);
+/* opts may be NULL (only prefix is used: tensors whose names start with
+ * it, prefix removed). When `metadata` is not NULL it receives the file's
+ * __metadata__ in a new map (empty when the file has none). */
+LAM_API lam_status lam_safetensors_load(lam_ctx *ctx, const char *path, const lam_load_opts *opts,
+                                        lam_ptree **out, lam_metadata **metadata);
 /* Reads only the header's __metadata__ into a new map in `*out`. */
-lam_status lam_safetensors_read_metadata(const char *path, lam_metadata **out);
+LAM_API lam_status lam_safetensors_read_metadata(const char *path, lam_metadata **out);
 
 /* Loads a file by key into the existing leaves of an initialised model
  * (opts NULL: defaults), writing each leaf's buffer in place. Every key is
@@ -116,7 +117,7 @@ lam_status lam_safetensors_read_metadata(const char *path, lam_metadata **out);
  * Returns LAM_OK, LAM_ERR_NOT_FOUND (missing or unexpected keys),
  * LAM_ERR_SHAPE (shape mismatch), LAM_ERR_DTYPE (incompatible dtype),
  * LAM_ERR_IO, LAM_ERR_FORMAT. */
-lam_status lam_ptree_load_into(lam_ptree *tree, const char *path, const lam_load_opts *opts);
+LAM_API lam_status lam_ptree_load_into(lam_ptree *tree, const char *path, const lam_load_opts *opts);
 
 /* ---- checkpoints ---------------------------------------------------------------- */
 
@@ -128,7 +129,7 @@ lam_status lam_ptree_load_into(lam_ptree *tree, const char *path, const lam_load
  * "lamina.optimizer_steps" and "lamina.optimizer_config" (JSON of the
  * hyperparameters, for reference). Dtypes are kept, so a reload is
  * bit-exact. Returns LAM_OK or the error. */
-lam_status lam_checkpoint_save(const char *path, const lam_ptree *params, const lam_ptree *state,
+LAM_API lam_status lam_checkpoint_save(const char *path, const lam_ptree *params, const lam_ptree *state,
                                const lam_optimizer *opt, int64_t step, lam_rng_key key);
 
 /* Restores a checkpoint written by lam_checkpoint_save: params (strictly,
@@ -140,7 +141,7 @@ lam_status lam_checkpoint_save(const char *path, const lam_ptree *params, const 
  * LAM_ERR_FORMAT (not a lamina checkpoint, bad metadata), the
  * lam_ptree_load_into errors, or LAM_ERR_INVALID_ARGUMENT (optimizer kind
  * differs, or the file holds no optimizer state for a given opt). */
-lam_status lam_checkpoint_load(const char *path, lam_ptree *params, lam_ptree *state,
+LAM_API lam_status lam_checkpoint_load(const char *path, lam_ptree *params, lam_ptree *state,
                                lam_optimizer *opt, int64_t *step, lam_rng_key *key);
 
 #ifdef __cplusplus

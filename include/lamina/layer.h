@@ -11,6 +11,8 @@
 #ifndef LAMINA_LAYER_H
 #define LAMINA_LAYER_H
 
+#include "lamina/export.h"
+
 #include <stdbool.h>
 
 #include "lamina/ptree.h"
@@ -29,24 +31,24 @@ typedef struct lam_summaries lam_summaries;
 /* ---- aux context (Kaun's Context.t): string-keyed tensors ------------- */
 
 /* Returns a new empty aux context (NULL if out of host memory). */
-lam_aux *lam_aux_create(void);
+LAM_API lam_aux *lam_aux_create(void);
 /* Stores a new reference to t under name (replacing any). */
-lam_status lam_aux_set(lam_aux *aux, const char *name, lam_tensor *t);
+LAM_API lam_status lam_aux_set(lam_aux *aux, const char *name, lam_tensor *t);
 /* Returns the tensor under name (borrowed) or NULL (no error is recorded). */
-lam_tensor *lam_aux_get(const lam_aux *aux, const char *name);
-void lam_aux_free(lam_aux *aux);
+LAM_API lam_tensor *lam_aux_get(const lam_aux *aux, const char *name);
+LAM_API void lam_aux_free(lam_aux *aux);
 
 /* ---- summaries (Praxis add_summary) ----------------------------------- */
 
 /* Returns a new empty summary sink. */
-lam_summaries *lam_summaries_create(void);
+LAM_API lam_summaries *lam_summaries_create(void);
 /* Number of recorded summaries; entry i's name and tensor (borrowed). */
-int lam_summaries_count(const lam_summaries *s);
-lam_status lam_summaries_get(const lam_summaries *s, int i, const char **name, lam_tensor **value);
+LAM_API int lam_summaries_count(const lam_summaries *s);
+LAM_API lam_status lam_summaries_get(const lam_summaries *s, int i, const char **name, lam_tensor **value);
 /* Returns the latest summary recorded under name (borrowed) or NULL. */
-lam_tensor *lam_summaries_find(const lam_summaries *s, const char *name);
-void lam_summaries_clear(lam_summaries *s);
-void lam_summaries_free(lam_summaries *s);
+LAM_API lam_tensor *lam_summaries_find(const lam_summaries *s, const char *name);
+LAM_API void lam_summaries_clear(lam_summaries *s);
+LAM_API void lam_summaries_free(lam_summaries *s);
 
 /* ---- apply options ----------------------------------------------------- */
 
@@ -58,7 +60,7 @@ typedef struct lam_apply_opts {
 } lam_apply_opts;
 
 /* Records a named scalar (a new reference to value) when opts has a sink. */
-lam_status lam_summaries_add(const lam_apply_opts *opts, const char *name, lam_tensor *value);
+LAM_API lam_status lam_summaries_add(const lam_apply_opts *opts, const char *name, lam_tensor *value);
 
 /* ---- the vtable ---------------------------------------------------------- */
 
@@ -80,59 +82,59 @@ struct lam_layer {
 };
 
 /* Returns a layer running a user vtable with impl (owned: vt->free frees it). */
-lam_layer *lam_nn_custom(const lam_layer_vtable *vt, void *impl);
+LAM_API lam_layer *lam_nn_custom(const lam_layer_vtable *vt, void *impl);
 /* Frees the layer and its children. NULL is a no-op. */
-void lam_layer_free(lam_layer *layer);
+LAM_API void lam_layer_free(lam_layer *layer);
 /* Returns the vtable name ("linear", "sequential", ...). */
-const char *lam_layer_name(const lam_layer *layer);
+LAM_API const char *lam_layer_name(const lam_layer *layer);
 
 /* ---- vars ---------------------------------------------------------------- */
 
 /* Initialises the layer's params and state for dtype into *out. */
-lam_status lam_layer_init(lam_layer *layer, lam_ctx *ctx, lam_rng_key key, lam_dtype dtype,
+LAM_API lam_status lam_layer_init(lam_layer *layer, lam_ctx *ctx, lam_rng_key key, lam_dtype dtype,
                           lam_vars **out);
 /* Runs the forward pass; opts may be NULL (evaluation, no rng, no aux). */
-lam_status lam_layer_apply(lam_layer *layer, lam_vars *vars, lam_tensor *x,
+LAM_API lam_status lam_layer_apply(lam_layer *layer, lam_vars *vars, lam_tensor *x,
                            const lam_apply_opts *opts, lam_tensor **out);
 /* As lam_layer_apply with explicit trees (inside a loss function, a custom
  * layer's apply, or with params other than vars'). */
-lam_status lam_layer_apply_with(lam_layer *layer, lam_ptree *params, lam_ptree *state,
+LAM_API lam_status lam_layer_apply_with(lam_layer *layer, lam_ptree *params, lam_ptree *state,
                                 lam_tensor *x, const lam_apply_opts *opts, lam_tensor **out);
 
 /* Returns vars made of params and state (both taken over; state may be NULL
  * for none) with dtype: custom init. NULL on bad input. */
-lam_vars *lam_vars_create(lam_ptree *params, lam_ptree *state, lam_dtype dtype);
-void lam_vars_free(lam_vars *vars);
-lam_ptree *lam_vars_params(lam_vars *vars);  /* borrowed */
-lam_ptree *lam_vars_state(lam_vars *vars);   /* borrowed */
-lam_dtype lam_vars_dtype(const lam_vars *vars);
+LAM_API lam_vars *lam_vars_create(lam_ptree *params, lam_ptree *state, lam_dtype dtype);
+LAM_API void lam_vars_free(lam_vars *vars);
+LAM_API lam_ptree *lam_vars_params(lam_vars *vars);  /* borrowed */
+LAM_API lam_ptree *lam_vars_state(lam_vars *vars);   /* borrowed */
+LAM_API lam_dtype lam_vars_dtype(const lam_vars *vars);
 /* Returns new vars with a structural copy of params (leaves shared) and of
  * vars' state. */
-lam_vars *lam_vars_with_params(const lam_vars *vars, const lam_ptree *params);
-lam_vars *lam_vars_with_state(const lam_vars *vars, const lam_ptree *state);
+LAM_API lam_vars *lam_vars_with_params(const lam_vars *vars, const lam_ptree *params);
+LAM_API lam_vars *lam_vars_with_state(const lam_vars *vars, const lam_ptree *state);
 /* Replaces vars' params / state in place (taking over the new tree). */
-lam_status lam_vars_set_params(lam_vars *vars, lam_ptree *params);
-lam_status lam_vars_set_state(lam_vars *vars, lam_ptree *state);
+LAM_API lam_status lam_vars_set_params(lam_vars *vars, lam_ptree *params);
+LAM_API lam_status lam_vars_set_state(lam_vars *vars, lam_ptree *state);
 
 /* ---- composition ---------------------------------------------------------- */
 
 /* Applies layers in order; children named "0", "1", ... . Takes ownership of
  * the n layers (also on failure). */
-lam_layer *lam_nn_sequential(lam_layer *const *layers, int n);
+LAM_API lam_layer *lam_nn_sequential(lam_layer *const *layers, int n);
 /* right(left(x)); children "left" and "right". The input dtype may differ
  * from the output (e.g. i32 tokens into an embedding). Takes ownership. */
-lam_layer *lam_nn_compose(lam_layer *left, lam_layer *right);
+LAM_API lam_layer *lam_nn_compose(lam_layer *left, lam_layer *right);
 /* Number of children of a sequential layer (0 for others) and child i (borrowed). */
-int lam_layer_child_count(const lam_layer *layer);
-lam_layer *lam_layer_child(const lam_layer *layer, int i);
+LAM_API int lam_layer_child_count(const lam_layer *layer);
+LAM_API lam_layer *lam_layer_child(const lam_layer *layer, int i);
 
 /* For composite/custom layers: applies a child with the subtrees at key
  * (created empty in state when missing) and a child rng key folded from key. */
-lam_status lam_layer_apply_child(lam_layer *child, const char *key, lam_ptree *params,
+LAM_API lam_status lam_layer_apply_child(lam_layer *child, const char *key, lam_ptree *params,
                                  lam_ptree *state, lam_tensor *x, const lam_apply_opts *opts,
                                  lam_tensor **out);
 /* For composite/custom layers: initialises a child into subtrees at key. */
-lam_status lam_layer_init_child(lam_layer *child, const char *key, lam_ctx *ctx, lam_rng_key key_rng,
+LAM_API lam_status lam_layer_init_child(lam_layer *child, const char *key, lam_ctx *ctx, lam_rng_key key_rng,
                                 lam_dtype dtype, lam_ptree *params, lam_ptree *state);
 
 #ifdef __cplusplus

@@ -6,6 +6,8 @@
 #ifndef LAMINA_LINALG_H
 #define LAMINA_LINALG_H
 
+#include "lamina/export.h"
+
 #include "lamina/tensor.h"
 
 #ifdef __cplusplus
@@ -13,10 +15,10 @@ extern "C" {
 #endif
 
 /* Returns a @ b. */
-lam_tensor *lam_matmul(lam_tensor *a, lam_tensor *b);
+LAM_API lam_tensor *lam_matmul(lam_tensor *a, lam_tensor *b);
 /* Returns op(a) @ op(b), op transposing the last two dims when its flag is
  * set (a flag on a rank-1 operand changes nothing). */
-lam_tensor *lam_matmul_t(lam_tensor *a, lam_tensor *b, int transpose_a, int transpose_b);
+LAM_API lam_tensor *lam_matmul_t(lam_tensor *a, lam_tensor *b, int transpose_a, int transpose_b);
 
 #ifdef __cplusplus
 }

@@ -5,6 +5,8 @@
 #ifndef LAMINA_LOSS_H
 #define LAMINA_LOSS_H
 
+#include "lamina/export.h"
+
 #include <stdbool.h>
 
 #include "lamina/tensor.h"
@@ -39,35 +41,35 @@ typedef struct lam_loss_opts {
 } lam_loss_opts;
 
 /* Returns the defaults listed above. */
-lam_loss_opts lam_loss_defaults(void);
+LAM_API lam_loss_opts lam_loss_defaults(void);
 
 /* logits [N, C] or [N, C, d1, ...]; target i32 class indices [N, d1, ...]
  * or float probabilities shaped like logits. Class weights, label smoothing
  * and ignore_index as torch.nn.functional.cross_entropy. */
-lam_tensor *lam_cross_entropy(lam_tensor *logits, lam_tensor *target, const lam_loss_opts *opts);
+LAM_API lam_tensor *lam_cross_entropy(lam_tensor *logits, lam_tensor *target, const lam_loss_opts *opts);
 /* log-probabilities [N, C, ...] and i32 targets: torch.nn.functional.nll_loss. */
-lam_tensor *lam_nll_loss(lam_tensor *log_probs, lam_tensor *target, const lam_loss_opts *opts);
+LAM_API lam_tensor *lam_nll_loss(lam_tensor *log_probs, lam_tensor *target, const lam_loss_opts *opts);
 /* Logits (from_logits) or probabilities against float targets in [0, 1]. */
-lam_tensor *lam_binary_cross_entropy(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts);
-lam_tensor *lam_mse_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts);
-lam_tensor *lam_l1_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts);
-lam_tensor *lam_smooth_l1_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts);
-lam_tensor *lam_huber_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts);
+LAM_API lam_tensor *lam_binary_cross_entropy(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts);
+LAM_API lam_tensor *lam_mse_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts);
+LAM_API lam_tensor *lam_l1_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts);
+LAM_API lam_tensor *lam_smooth_l1_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts);
+LAM_API lam_tensor *lam_huber_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts);
 /* input: log-probabilities; target: probabilities (or log-probabilities with log_target). */
-lam_tensor *lam_kl_div_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts);
+LAM_API lam_tensor *lam_kl_div_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts);
 /* max(0, 1 - input * target) with targets in {-1, 1} (MLX hinge_loss). */
-lam_tensor *lam_hinge_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts);
+LAM_API lam_tensor *lam_hinge_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts);
 /* max(0, -y (x1 - x2) + margin). */
-lam_tensor *lam_margin_ranking_loss(lam_tensor *x1, lam_tensor *x2, lam_tensor *y,
+LAM_API lam_tensor *lam_margin_ranking_loss(lam_tensor *x1, lam_tensor *x2, lam_tensor *y,
                                     const lam_loss_opts *opts);
 /* max(d(a, p) - d(a, n) + margin, 0) with d the p-norm of the difference (+eps) over the last axis. */
-lam_tensor *lam_triplet_margin_loss(lam_tensor *anchor, lam_tensor *positive, lam_tensor *negative,
+LAM_API lam_tensor *lam_triplet_margin_loss(lam_tensor *anchor, lam_tensor *positive, lam_tensor *negative,
                                     const lam_loss_opts *opts);
 /* Cosine similarity along opts->axis: dot / max(|x1| |x2|, eps) (MLX
  * cosine_similarity_loss), reduced; default reduction for it is still mean. */
-lam_tensor *lam_cosine_similarity_loss(lam_tensor *x1, lam_tensor *x2, const lam_loss_opts *opts);
+LAM_API lam_tensor *lam_cosine_similarity_loss(lam_tensor *x1, lam_tensor *x2, const lam_loss_opts *opts);
 /* 0.5 (log(max(var, eps)) + (input - target)^2 / max(var, eps)) [+ 0.5 log(2 pi)]. */
-lam_tensor *lam_gaussian_nll_loss(lam_tensor *input, lam_tensor *target, lam_tensor *var,
+LAM_API lam_tensor *lam_gaussian_nll_loss(lam_tensor *input, lam_tensor *target, lam_tensor *var,
                                   const lam_loss_opts *opts);
 
 #ifdef __cplusplus

@@ -20,6 +20,8 @@
 #ifndef LAMINA_OPTIM_H
 #define LAMINA_OPTIM_H
 
+#include "lamina/export.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -82,37 +84,37 @@ typedef struct lam_lion_opts {
   bool maximize;
 } lam_lion_opts;
 
-lam_sgd_opts lam_sgd_defaults(void);
-lam_adam_opts lam_adam_defaults(void);
-lam_adam_opts lam_adamw_defaults(void);
-lam_rmsprop_opts lam_rmsprop_defaults(void);
-lam_adagrad_opts lam_adagrad_defaults(void);
-lam_lion_opts lam_lion_defaults(void);
+LAM_API lam_sgd_opts lam_sgd_defaults(void);
+LAM_API lam_adam_opts lam_adam_defaults(void);
+LAM_API lam_adam_opts lam_adamw_defaults(void);
+LAM_API lam_rmsprop_opts lam_rmsprop_defaults(void);
+LAM_API lam_adagrad_opts lam_adagrad_defaults(void);
+LAM_API lam_lion_opts lam_lion_defaults(void);
 
 /* Constructors (opts NULL: defaults). Return a new optimizer, or NULL with
  * LAM_ERR_INVALID_ARGUMENT naming the bad hyperparameter (lr < 0, betas
  * outside [0, 1) ([0, 1] for Lion), eps < 0, negative momentum / weight
  * decay / lr_decay / alpha / initial accumulator, non-finite values,
  * nesterov without momentum or with dampening). */
-lam_optimizer *lam_sgd(const lam_sgd_opts *opts);
-lam_optimizer *lam_adam(const lam_adam_opts *opts);
-lam_optimizer *lam_adamw(const lam_adam_opts *opts);
-lam_optimizer *lam_rmsprop(const lam_rmsprop_opts *opts);
-lam_optimizer *lam_adagrad(const lam_adagrad_opts *opts);
-lam_optimizer *lam_lion(const lam_lion_opts *opts);
+LAM_API lam_optimizer *lam_sgd(const lam_sgd_opts *opts);
+LAM_API lam_optimizer *lam_adam(const lam_adam_opts *opts);
+LAM_API lam_optimizer *lam_adamw(const lam_adam_opts *opts);
+LAM_API lam_optimizer *lam_rmsprop(const lam_rmsprop_opts *opts);
+LAM_API lam_optimizer *lam_adagrad(const lam_adagrad_opts *opts);
+LAM_API lam_optimizer *lam_lion(const lam_lion_opts *opts);
 
 /* Frees the optimizer and its state tensors. NULL is a no-op. */
-void lam_optimizer_free(lam_optimizer *opt);
+LAM_API void lam_optimizer_free(lam_optimizer *opt);
 
 /* Returns the optimizer's kind (LAM_OPTIM_SGD for NULL), and its name
  * ("sgd", "adam", "adamw", "rmsprop", "adagrad", "lion"; "unknown" for NULL). */
-lam_optim_kind lam_optimizer_kind(const lam_optimizer *opt);
-const char *lam_optimizer_name(const lam_optimizer *opt);
+LAM_API lam_optim_kind lam_optimizer_kind(const lam_optimizer *opt);
+LAM_API const char *lam_optimizer_name(const lam_optimizer *opt);
 /* Writes the hyperparameters as a JSON object into buf (at most `size`
  * bytes, NUL-terminated), e.g. {"kind":"adam","lr":0.001,...}; checkpoints
  * store it for reference. Returns LAM_OK or LAM_ERR_INVALID_ARGUMENT when
  * buf is too small. */
-lam_status lam_optimizer_describe(const lam_optimizer *opt, char *buf, size_t size);
+LAM_API lam_status lam_optimizer_describe(const lam_optimizer *opt, char *buf, size_t size);
 
 /* Applies one update to every trainable leaf of `params` that has a leaf at
  * the same path in `grads`, in place on the device (leaf buffers are
@@ -124,16 +126,16 @@ lam_status lam_optimizer_describe(const lam_optimizer *opt, char *buf, size_t si
  * path, and nothing is updated. The learning rate is the schedule's value
  * at lam_optimizer_step_count() when a schedule is set, else opts.lr; the
  * count then grows by one. Returns LAM_OK or the error. */
-lam_status lam_optimizer_step(lam_optimizer *opt, lam_ptree *params, const lam_ptree *grads);
+LAM_API lam_status lam_optimizer_step(lam_optimizer *opt, lam_ptree *params, const lam_ptree *grads);
 
 /* Number of lam_optimizer_step calls so far (or as restored). -1 for NULL. */
-int64_t lam_optimizer_step_count(const lam_optimizer *opt);
+LAM_API int64_t lam_optimizer_step_count(const lam_optimizer *opt);
 
 /* The learning rate the next step will use (schedule or fixed). NAN for NULL. */
-double lam_optimizer_lr(const lam_optimizer *opt);
+LAM_API double lam_optimizer_lr(const lam_optimizer *opt);
 /* Replaces the fixed learning rate (lr >= 0 and finite). Has no effect
  * on the rate used while a schedule is set. */
-lam_status lam_optimizer_set_lr(lam_optimizer *opt, double lr);
+LAM_API lam_status lam_optimizer_set_lr(lam_optimizer *opt, double lr);
 
 /* Returns the optimizer state as a new tree (NULL with a message on
  * failure). Paths are "<slot>.<param path>", one subtree per slot shaped
@@ -147,7 +149,7 @@ lam_status lam_optimizer_set_lr(lam_optimizer *opt, double lr);
  * parameter (PyTorch's per-parameter state["step"]). The leaves are the
  * optimizer's own tensors (new references): later steps change them, so
  * copy them to keep a snapshot. */
-lam_ptree *lam_optimizer_state(const lam_optimizer *opt);
+LAM_API lam_ptree *lam_optimizer_state(const lam_optimizer *opt);
 
 /* Replaces the optimizer state with copies of the leaves of `state` (in the
  * layout lam_optimizer_state returns) and sets the step count to `step`
@@ -156,7 +158,7 @@ lam_ptree *lam_optimizer_state(const lam_optimizer *opt);
  * entries are optional (missing: `step`). Validated in full first: on error
  * the old state is kept. An empty tree clears the state. Returns LAM_OK,
  * LAM_ERR_INVALID_ARGUMENT / LAM_ERR_SHAPE / LAM_ERR_DTYPE naming the path. */
-lam_status lam_optimizer_load_state(lam_optimizer *opt, const lam_ptree *state, int64_t step);
+LAM_API lam_status lam_optimizer_load_state(lam_optimizer *opt, const lam_ptree *state, int64_t step);
 
 /* ---- learning-rate schedules --------------------------------------------- */
 
@@ -201,27 +203,27 @@ typedef struct lam_schedule {
   double start_factor, end_factor; /* linear */
 } lam_schedule;
 
-lam_schedule lam_schedule_constant(double lr);
-lam_schedule lam_schedule_step(double lr, int64_t step_size, double gamma);
-lam_schedule lam_schedule_exponential(double lr, double gamma);
-lam_schedule lam_schedule_cosine(double lr, int64_t decay_steps, double min_lr);
-lam_schedule lam_schedule_warmup_cosine(double init_lr, double peak_lr, int64_t warmup_steps,
+LAM_API lam_schedule lam_schedule_constant(double lr);
+LAM_API lam_schedule lam_schedule_step(double lr, int64_t step_size, double gamma);
+LAM_API lam_schedule lam_schedule_exponential(double lr, double gamma);
+LAM_API lam_schedule lam_schedule_cosine(double lr, int64_t decay_steps, double min_lr);
+LAM_API lam_schedule lam_schedule_warmup_cosine(double init_lr, double peak_lr, int64_t warmup_steps,
                                         int64_t decay_steps, double min_lr);
-lam_schedule lam_schedule_linear(double lr, double start_factor, double end_factor,
+LAM_API lam_schedule lam_schedule_linear(double lr, double start_factor, double end_factor,
                                  int64_t total_steps);
 
 /* Checks a schedule's fields (rates >= 0 and finite, step_size >= 1,
  * gamma >= 0, 0 <= warmup_steps <= decay_steps, decay_steps >= 1 where
  * used, factors >= 0, known kind). Returns LAM_OK or LAM_ERR_INVALID_ARGUMENT
  * (or LAM_ERR_NULL) with a message. */
-lam_status lam_schedule_check(const lam_schedule *s);
+LAM_API lam_status lam_schedule_check(const lam_schedule *s);
 /* Returns the learning rate at step count `step` (negative counts as 0),
  * or NAN (with a message) for an invalid schedule. */
-double lam_schedule_lr(const lam_schedule *s, int64_t step);
+LAM_API double lam_schedule_lr(const lam_schedule *s, int64_t step);
 /* Makes the optimizer take its learning rate from a copy of `s`; NULL
  * removes the schedule (back to the fixed lr). Returns LAM_OK or the
  * lam_schedule_check error. */
-lam_status lam_optimizer_set_schedule(lam_optimizer *opt, const lam_schedule *s);
+LAM_API lam_status lam_optimizer_set_schedule(lam_optimizer *opt, const lam_schedule *s);
 
 /* ---- gradient clipping --------------------------------------------------- */
 
@@ -233,7 +235,7 @@ lam_status lam_optimizer_set_schedule(lam_optimizer *opt, const lam_schedule *s)
  * kernel per leaf); the total is read back once. Leaves must share one
  * float dtype. `total_norm_out` may be NULL. max_norm must be >= 0 and
  * finite. An empty tree gives total 0. Returns LAM_OK or the error. */
-lam_status lam_clip_grad_norm(lam_ptree *grads, double max_norm, double *total_norm_out);
+LAM_API lam_status lam_clip_grad_norm(lam_ptree *grads, double max_norm, double *total_norm_out);
 
 #ifdef __cplusplus
 }

@@ -12,31 +12,33 @@
 #ifndef LAMINA_REDUCE_H
 #define LAMINA_REDUCE_H
 
+#include "lamina/export.h"
+
 #include "lamina/tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-lam_tensor *lam_sum(lam_tensor *x, int naxes, const int *axes, int keepdims);
-lam_tensor *lam_mean(lam_tensor *x, int naxes, const int *axes, int keepdims);
-lam_tensor *lam_max(lam_tensor *x, int naxes, const int *axes, int keepdims);
-lam_tensor *lam_min(lam_tensor *x, int naxes, const int *axes, int keepdims);
-lam_tensor *lam_prod(lam_tensor *x, int naxes, const int *axes, int keepdims);
+LAM_API lam_tensor *lam_sum(lam_tensor *x, int naxes, const int *axes, int keepdims);
+LAM_API lam_tensor *lam_mean(lam_tensor *x, int naxes, const int *axes, int keepdims);
+LAM_API lam_tensor *lam_max(lam_tensor *x, int naxes, const int *axes, int keepdims);
+LAM_API lam_tensor *lam_min(lam_tensor *x, int naxes, const int *axes, int keepdims);
+LAM_API lam_tensor *lam_prod(lam_tensor *x, int naxes, const int *axes, int keepdims);
 /* Variance with divisor max(0, N - correction) (1: unbiased, as torch.var;
  * a zero divisor gives inf, or NaN for constant input). correction must be
  * finite and >= 0. Constant inputs give exactly 0. */
-lam_tensor *lam_var(lam_tensor *x, int naxes, const int *axes, double correction, int keepdims);
-lam_tensor *lam_logsumexp(lam_tensor *x, int naxes, const int *axes, int keepdims);
+LAM_API lam_tensor *lam_var(lam_tensor *x, int naxes, const int *axes, double correction, int keepdims);
+LAM_API lam_tensor *lam_logsumexp(lam_tensor *x, int naxes, const int *axes, int keepdims);
 /* Index of the first max/min along one axis, as i32. */
-lam_tensor *lam_argmax(lam_tensor *x, int axis, int keepdims);
-lam_tensor *lam_argmin(lam_tensor *x, int axis, int keepdims);
+LAM_API lam_tensor *lam_argmax(lam_tensor *x, int axis, int keepdims);
+LAM_API lam_tensor *lam_argmin(lam_tensor *x, int axis, int keepdims);
 
 /* Numerically stable softmax / log_softmax along `axis` (max subtraction;
  * finite for inputs of any finite size). -inf entries (masks) give 0 /
  * -inf; a row of only -inf gives NaN, as torch. */
-lam_tensor *lam_softmax(lam_tensor *x, int axis);
-lam_tensor *lam_log_softmax(lam_tensor *x, int axis);
+LAM_API lam_tensor *lam_softmax(lam_tensor *x, int axis);
+LAM_API lam_tensor *lam_log_softmax(lam_tensor *x, int axis);
 
 #ifdef __cplusplus
 }

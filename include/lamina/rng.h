@@ -46,6 +46,8 @@
 #ifndef LAMINA_RNG_H
 #define LAMINA_RNG_H
 
+#include "lamina/export.h"
+
 #include <stdint.h>
 
 #include "lamina/tensor.h"
@@ -65,50 +67,50 @@ typedef struct lam_rng_key {
 #define LAM_RNG_TAG_FOLD_STR 0x66737472u /* "fstr" */
 
 /* Returns the key for a 64-bit seed: {seed >> 32, seed & 0xffffffff}. */
-lam_rng_key lam_rng_key_make(uint64_t seed);
+LAM_API lam_rng_key lam_rng_key_make(uint64_t seed);
 /* Stores n (>= 1) independent keys derived from `key` in `out`:
  * out[i] = philox({i, 0, LAM_RNG_TAG_SPLIT, 0}, key)[0..1]. Returns LAM_OK,
  * or LAM_ERR_NULL / LAM_ERR_INVALID_ARGUMENT with a message. */
-lam_status lam_rng_split(lam_rng_key key, int n, lam_rng_key *out);
+LAM_API lam_status lam_rng_split(lam_rng_key key, int n, lam_rng_key *out);
 /* Returns a key derived from `key` and `data` (e.g. a layer index):
  * philox({data, 0, LAM_RNG_TAG_FOLD, 0}, key)[0..1]. */
-lam_rng_key lam_rng_fold_in(lam_rng_key key, uint32_t data);
+LAM_API lam_rng_key lam_rng_fold_in(lam_rng_key key, uint32_t data);
 /* Returns a key derived from `key` and a string (e.g. a parameter path),
  * through its 64-bit FNV-1a hash (NULL is hashed as ""). */
-lam_rng_key lam_rng_fold_in_str(lam_rng_key key, const char *text);
+LAM_API lam_rng_key lam_rng_fold_in_str(lam_rng_key key, const char *text);
 /* Reference Philox-4x32-10 block on the host: out = philox(ctr, key). */
-void lam_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+LAM_API void lam_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
 
 /* Raw 32-bit words as i32 (element i is word i of the Philox stream). */
-lam_tensor *lam_random_bits(lam_ctx *ctx, lam_rng_key key, int ndim, const int64_t *shape);
+LAM_API lam_tensor *lam_random_bits(lam_ctx *ctx, lam_rng_key key, int ndim, const int64_t *shape);
 /* Uniform in [lo, hi) (f32 or f64; lo < hi once converted to dtype, hi - lo finite). */
-lam_tensor *lam_random_uniform(lam_ctx *ctx, lam_rng_key key, lam_dtype dtype, int ndim,
+LAM_API lam_tensor *lam_random_uniform(lam_ctx *ctx, lam_rng_key key, lam_dtype dtype, int ndim,
                                const int64_t *shape, double lo, double hi);
 /* Normal with `mean` and `stddev` (>= 0; f32 or f64). */
-lam_tensor *lam_random_normal(lam_ctx *ctx, lam_rng_key key, lam_dtype dtype, int ndim,
+LAM_API lam_tensor *lam_random_normal(lam_ctx *ctx, lam_rng_key key, lam_dtype dtype, int ndim,
                               const int64_t *shape, double mean, double stddev);
 /* Standard normal truncated to [lo, hi] (finite, lo < hi), scaled by stddev
  * (>= 0): every value lies in [stddev * lo, stddev * hi]. f32 or f64. */
-lam_tensor *lam_random_truncated_normal(lam_ctx *ctx, lam_rng_key key, lam_dtype dtype,
+LAM_API lam_tensor *lam_random_truncated_normal(lam_ctx *ctx, lam_rng_key key, lam_dtype dtype,
                                         int ndim, const int64_t *shape, double lo, double hi,
                                         double stddev);
 /* u8 with 1 at probability p (0 <= p <= 1). */
-lam_tensor *lam_random_bernoulli(lam_ctx *ctx, lam_rng_key key, double p, int ndim,
+LAM_API lam_tensor *lam_random_bernoulli(lam_ctx *ctx, lam_rng_key key, double p, int ndim,
                                  const int64_t *shape);
 /* i32 uniform in [lo, hi) (hi > lo). */
-lam_tensor *lam_random_randint(lam_ctx *ctx, lam_rng_key key, int32_t lo, int32_t hi, int ndim,
+LAM_API lam_tensor *lam_random_randint(lam_ctx *ctx, lam_rng_key key, int32_t lo, int32_t hi, int ndim,
                                const int64_t *shape);
 
 /* Runs Philox on the device for caller-given counters: `ctr` is an i32
  * tensor whose last dim is 4 (one counter per row, words as uint32 bits);
  * returns an i32 tensor of the same shape with philox(row, key) per row.
  * For known-answer tests and custom streams. */
-lam_tensor *lam_random_philox(lam_tensor *ctr, lam_rng_key key);
+LAM_API lam_tensor *lam_random_philox(lam_tensor *ctr, lam_rng_key key);
 /* Host twin of lam_random_normal(ctx, key, LAM_F64, 1, {n}, 0, 1): fills
  * out[0..n) with the same values (up to the last bits of the math library).
  * Used where a host algorithm needs normals (orthogonal init). Returns LAM_OK
  * or LAM_ERR_NULL / LAM_ERR_INVALID_ARGUMENT. */
-lam_status lam_random_normal_host(lam_rng_key key, int64_t n, double *out);
+LAM_API lam_status lam_random_normal_host(lam_rng_key key, int64_t n, double *out);
 
 #ifdef __cplusplus
 }

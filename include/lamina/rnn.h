@@ -55,6 +55,8 @@
 #ifndef LAMINA_RNN_H
 #define LAMINA_RNN_H
 
+#include "lamina/export.h"
+
 #include <stdbool.h>
 
 #include "lamina/init.h"
@@ -78,14 +80,14 @@ typedef struct lam_rnn_opts {
   lam_init bias_init;                /* zeroed (default): U(-1/sqrt(H), 1/sqrt(H)) */
 } lam_rnn_opts;
 /* Returns PyTorch's defaults (one layer, bias, time-major, unidirectional). */
-lam_rnn_opts lam_rnn_defaults(void);
+LAM_API lam_rnn_opts lam_rnn_defaults(void);
 
 /* Return a new layer, or NULL with a message for sizes < 1, num_layers < 1,
  * dropout outside [0, 1), an unknown nonlinearity or a bad init. opts NULL
  * means lam_rnn_defaults(). */
-lam_layer *lam_nn_rnn(int64_t input_size, int64_t hidden_size, const lam_rnn_opts *opts);
-lam_layer *lam_nn_lstm(int64_t input_size, int64_t hidden_size, const lam_rnn_opts *opts);
-lam_layer *lam_nn_gru(int64_t input_size, int64_t hidden_size, const lam_rnn_opts *opts);
+LAM_API lam_layer *lam_nn_rnn(int64_t input_size, int64_t hidden_size, const lam_rnn_opts *opts);
+LAM_API lam_layer *lam_nn_lstm(int64_t input_size, int64_t hidden_size, const lam_rnn_opts *opts);
+LAM_API lam_layer *lam_nn_gru(int64_t input_size, int64_t hidden_size, const lam_rnn_opts *opts);
 
 /* Functional forms: run `layer` (made by the matching constructor) with
  * `params` (its params tree, e.g. lam_vars_params) on x. h0 / c0 (NULL for
@@ -98,13 +100,13 @@ lam_layer *lam_nn_gru(int64_t input_size, int64_t hidden_size, const lam_rnn_opt
  * LAM_ERR_INVALID_ARGUMENT (a layer of another kind, a length outside 1..T,
  * lengths for an unbatched input, dropout in training without an rng key),
  * LAM_ERR_NOT_FOUND (a missing parameter). */
-lam_status lam_nn_rnn_apply(lam_layer *layer, lam_ptree *params, lam_tensor *x, lam_tensor *h0,
+LAM_API lam_status lam_nn_rnn_apply(lam_layer *layer, lam_ptree *params, lam_tensor *x, lam_tensor *h0,
                            lam_tensor *lengths, const lam_apply_opts *opts, lam_tensor **out,
                            lam_tensor **h_n);
-lam_status lam_nn_lstm_apply(lam_layer *layer, lam_ptree *params, lam_tensor *x, lam_tensor *h0,
+LAM_API lam_status lam_nn_lstm_apply(lam_layer *layer, lam_ptree *params, lam_tensor *x, lam_tensor *h0,
                             lam_tensor *c0, lam_tensor *lengths, const lam_apply_opts *opts,
                             lam_tensor **out, lam_tensor **h_n, lam_tensor **c_n);
-lam_status lam_nn_gru_apply(lam_layer *layer, lam_ptree *params, lam_tensor *x, lam_tensor *h0,
+LAM_API lam_status lam_nn_gru_apply(lam_layer *layer, lam_ptree *params, lam_tensor *x, lam_tensor *h0,
                            lam_tensor *lengths, const lam_apply_opts *opts, lam_tensor **out,
                            lam_tensor **h_n);
 
@@ -116,7 +118,7 @@ typedef struct lam_rnn_cell_opts {
   lam_init weight_init;              /* zeroed (default): U(-1/sqrt(H), 1/sqrt(H)) */
   lam_init bias_init;
 } lam_rnn_cell_opts;
-lam_rnn_cell_opts lam_rnn_cell_defaults(void);
+LAM_API lam_rnn_cell_opts lam_rnn_cell_defaults(void);
 
 /* torch.nn.RNNCell / LSTMCell / GRUCell: params weight_ih [G*H, in],
  * weight_hh [G*H, H], bias_ih [G*H], bias_hh [G*H], same gate order and init
@@ -124,20 +126,20 @@ lam_rnn_cell_opts lam_rnn_cell_defaults(void);
  * maps x [B, in] (or [in]) to the new hidden state [B, H] (or [H]), taking
  * the previous states from aux "h0" / "c0" (zeros when absent) and recording
  * "h_n" / "c_n" summaries like the sequence layers. */
-lam_layer *lam_nn_rnn_cell(int64_t input_size, int64_t hidden_size, const lam_rnn_cell_opts *opts);
-lam_layer *lam_nn_lstm_cell(int64_t input_size, int64_t hidden_size, const lam_rnn_cell_opts *opts);
-lam_layer *lam_nn_gru_cell(int64_t input_size, int64_t hidden_size, const lam_rnn_cell_opts *opts);
+LAM_API lam_layer *lam_nn_rnn_cell(int64_t input_size, int64_t hidden_size, const lam_rnn_cell_opts *opts);
+LAM_API lam_layer *lam_nn_lstm_cell(int64_t input_size, int64_t hidden_size, const lam_rnn_cell_opts *opts);
+LAM_API lam_layer *lam_nn_gru_cell(int64_t input_size, int64_t hidden_size, const lam_rnn_cell_opts *opts);
 
 /* One step: x [B, in] or [in]; h, c [B, H] or [H] (NULL: zeros). Stores the
  * new states (new references) in *h_out and *c_out (c_out may be NULL).
  * Differentiable; each call is one GEMM for the input, one for the hidden
  * state and one fused gate kernel. Returns LAM_OK or an error with a message
  * (as the sequence forms). */
-lam_status lam_nn_rnn_cell_apply(lam_layer *cell, lam_ptree *params, lam_tensor *x, lam_tensor *h,
+LAM_API lam_status lam_nn_rnn_cell_apply(lam_layer *cell, lam_ptree *params, lam_tensor *x, lam_tensor *h,
                                 lam_tensor **h_out);
-lam_status lam_nn_lstm_cell_apply(lam_layer *cell, lam_ptree *params, lam_tensor *x, lam_tensor *h,
+LAM_API lam_status lam_nn_lstm_cell_apply(lam_layer *cell, lam_ptree *params, lam_tensor *x, lam_tensor *h,
                                  lam_tensor *c, lam_tensor **h_out, lam_tensor **c_out);
-lam_status lam_nn_gru_cell_apply(lam_layer *cell, lam_ptree *params, lam_tensor *x, lam_tensor *h,
+LAM_API lam_status lam_nn_gru_cell_apply(lam_layer *cell, lam_ptree *params, lam_tensor *x, lam_tensor *h,
                                 lam_tensor **h_out);
 
 #ifdef __cplusplus

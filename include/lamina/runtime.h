@@ -9,6 +9,8 @@
 #ifndef LAMINA_RUNTIME_H
 #define LAMINA_RUNTIME_H
 
+#include "lamina/export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -50,12 +52,12 @@ typedef struct lam_device_info {
 /* Lists the devices of all platforms into `out` (up to `capacity` entries;
  * `out` may be NULL to only count) and stores the total in `*count`.
  * Returns LAM_OK, or LAM_ERR_DEVICE_NOT_FOUND when no OpenCL device exists. */
-lam_status lam_devices_list(lam_device_info *out, int capacity, int *count);
+LAM_API lam_status lam_devices_list(lam_device_info *out, int capacity, int *count);
 
 /* Resolves a selector ("2", "cpu", "gpu", a name substring; NULL or "" means
  * LAMINA_DEVICE, else the default rule) to a device index in `*index`.
  * Returns LAM_OK or LAM_ERR_DEVICE_NOT_FOUND with the selector named. */
-lam_status lam_device_choose(const char *selector, int *index);
+LAM_API lam_status lam_device_choose(const char *selector, int *index);
 
 typedef struct lam_ctx_opts {
   const char *device;       /* selector as for lam_device_choose; NULL: env/default */
@@ -65,18 +67,18 @@ typedef struct lam_ctx_opts {
 } lam_ctx_opts;
 
 /* Returns the default options (every field as for opts == NULL). */
-lam_ctx_opts lam_ctx_defaults(void);
+LAM_API lam_ctx_opts lam_ctx_defaults(void);
 
 /* Creates a context on the chosen device (opts NULL: defaults) in `*out`.
  * Returns LAM_OK, or a status with the reason in lam_last_error(). */
-lam_status lam_ctx_create(const lam_ctx_opts *opts, lam_ctx **out);
+LAM_API lam_status lam_ctx_create(const lam_ctx_opts *opts, lam_ctx **out);
 
 /* Waits for queued work, releases every cached buffer and program, frees the
  * context. Tensors still alive must not be used afterwards. NULL is a no-op. */
-void lam_ctx_free(lam_ctx *ctx);
+LAM_API void lam_ctx_free(lam_ctx *ctx);
 
 /* Returns the context's device description (borrowed, lives with ctx). */
-const lam_device_info *lam_ctx_device(const lam_ctx *ctx);
+LAM_API const lam_device_info *lam_ctx_device(const lam_ctx *ctx);
 
 /* Memory and cache figures of a context. */
 typedef struct lam_stats {
@@ -89,16 +91,16 @@ typedef struct lam_stats {
 } lam_stats;
 
 /* Stores the context's figures in `*out`. Returns LAM_OK or LAM_ERR_NULL. */
-lam_status lam_ctx_stats(const lam_ctx *ctx, lam_stats *out);
+LAM_API lam_status lam_ctx_stats(const lam_ctx *ctx, lam_stats *out);
 
 /* Blocks until all queued work has finished. Returns LAM_OK or the error. */
-lam_status lam_ctx_finish(lam_ctx *ctx);
+LAM_API lam_status lam_ctx_finish(lam_ctx *ctx);
 
 /* Releases the buffers cached in the pool. Returns LAM_OK. */
-lam_status lam_ctx_trim(lam_ctx *ctx);
+LAM_API lam_status lam_ctx_trim(lam_ctx *ctx);
 
 /* Returns the directory used for kernel binaries ("" when disabled). */
-const char *lam_ctx_cache_dir(const lam_ctx *ctx);
+LAM_API const char *lam_ctx_cache_dir(const lam_ctx *ctx);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,8 @@
 #ifndef LAMINA_STATUS_H
 #define LAMINA_STATUS_H
 
+#include "lamina/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -58,17 +60,17 @@ typedef enum lam_status {
 } lam_status;
 
 /* Returns a static description of `status` ("unknown status" if not one). */
-const char *lam_status_string(lam_status status);
+LAM_API const char *lam_status_string(lam_status status);
 
 /* Returns the message of the last failure on this thread, e.g.
  * "lam_matmul: inner dims differ: a is [4,5], b is [6,3]", or "" if none. */
-const char *lam_last_error(void);
+LAM_API const char *lam_last_error(void);
 
 /* Returns the status of the last failure on this thread (LAM_OK if none). */
-lam_status lam_last_status(void);
+LAM_API lam_status lam_last_status(void);
 
 /* Forgets the last failure on this thread. */
-void lam_clear_error(void);
+LAM_API void lam_clear_error(void);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,8 @@
 #ifndef LAMINA_TENSOR_H
 #define LAMINA_TENSOR_H
 
+#include "lamina/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,63 +34,63 @@ typedef enum lam_dtype {
 typedef struct lam_tensor lam_tensor;
 
 /* Returns the size of one element in bytes (0 for an unknown dtype). */
-size_t lam_dtype_size(lam_dtype dtype);
+LAM_API size_t lam_dtype_size(lam_dtype dtype);
 /* Returns "f32", "f16", "f64", "i32", "u8" or "unknown". */
-const char *lam_dtype_name(lam_dtype dtype);
+LAM_API const char *lam_dtype_name(lam_dtype dtype);
 /* Returns 1 for f32, f16 and f64, else 0. */
-int lam_dtype_is_float(lam_dtype dtype);
+LAM_API int lam_dtype_is_float(lam_dtype dtype);
 
 /* Returns a tensor with `data` (ndim == 0: one element) copied to the device. */
-lam_tensor *lam_tensor_from_host(lam_ctx *ctx, lam_dtype dtype, int ndim,
+LAM_API lam_tensor *lam_tensor_from_host(lam_ctx *ctx, lam_dtype dtype, int ndim,
                                  const int64_t *shape, const void *data);
 /* Returns an uninitialised tensor (contents are whatever the pool held). */
-lam_tensor *lam_tensor_empty(lam_ctx *ctx, lam_dtype dtype, int ndim, const int64_t *shape);
+LAM_API lam_tensor *lam_tensor_empty(lam_ctx *ctx, lam_dtype dtype, int ndim, const int64_t *shape);
 /* Returns a tensor of zeros. */
-lam_tensor *lam_tensor_zeros(lam_ctx *ctx, lam_dtype dtype, int ndim, const int64_t *shape);
+LAM_API lam_tensor *lam_tensor_zeros(lam_ctx *ctx, lam_dtype dtype, int ndim, const int64_t *shape);
 /* Returns a tensor filled with `value` (converted to dtype). */
-lam_tensor *lam_tensor_full(lam_ctx *ctx, lam_dtype dtype, int ndim, const int64_t *shape,
+LAM_API lam_tensor *lam_tensor_full(lam_ctx *ctx, lam_dtype dtype, int ndim, const int64_t *shape,
                             double value);
 /* Returns a 0-dim tensor holding `value`. */
-lam_tensor *lam_tensor_scalar(lam_ctx *ctx, lam_dtype dtype, double value);
+LAM_API lam_tensor *lam_tensor_scalar(lam_ctx *ctx, lam_dtype dtype, double value);
 /* Returns the 1-D tensor start, start+step, ... below stop (above, for step < 0). */
-lam_tensor *lam_tensor_arange(lam_ctx *ctx, lam_dtype dtype, double start, double stop,
+LAM_API lam_tensor *lam_tensor_arange(lam_ctx *ctx, lam_dtype dtype, double start, double stop,
                               double step);
 /* Returns a zeros/full tensor shaped like `like`. */
-lam_tensor *lam_tensor_zeros_like(const lam_tensor *like);
-lam_tensor *lam_tensor_full_like(const lam_tensor *like, double value);
+LAM_API lam_tensor *lam_tensor_zeros_like(const lam_tensor *like);
+LAM_API lam_tensor *lam_tensor_full_like(const lam_tensor *like, double value);
 
 /* Returns a deep copy in a new buffer (not recorded on the tape). */
-lam_tensor *lam_tensor_copy(const lam_tensor *t);
+LAM_API lam_tensor *lam_tensor_copy(const lam_tensor *t);
 /* Returns `t` converted to `dtype` (floats to integers truncate toward zero). */
-lam_tensor *lam_tensor_cast(const lam_tensor *t, lam_dtype dtype);
+LAM_API lam_tensor *lam_tensor_cast(const lam_tensor *t, lam_dtype dtype);
 /* Returns a view of `t` with a new shape of the same element count; one
  * entry may be -1 to be inferred. Differentiable. */
-lam_tensor *lam_tensor_reshape(lam_tensor *t, int ndim, const int64_t *shape);
+LAM_API lam_tensor *lam_tensor_reshape(lam_tensor *t, int ndim, const int64_t *shape);
 /* Returns a view of rows [start, stop) of the leading axis. Differentiable. */
-lam_tensor *lam_tensor_slice0(lam_tensor *t, int64_t start, int64_t stop);
+LAM_API lam_tensor *lam_tensor_slice0(lam_tensor *t, int64_t start, int64_t stop);
 
 /* Adds a reference and returns `t`. */
-lam_tensor *lam_tensor_retain(lam_tensor *t);
+LAM_API lam_tensor *lam_tensor_retain(lam_tensor *t);
 /* Drops one reference; the buffer goes back to the pool with the last. NULL is a no-op. */
-void lam_tensor_free(lam_tensor *t);
+LAM_API void lam_tensor_free(lam_tensor *t);
 
 /* Copies the tensor to `dst`, which must hold exactly lam_tensor_nbytes(t)
  * bytes (`dst_bytes`). Blocks until done. Returns LAM_OK or the error. */
-lam_status lam_tensor_to_host(const lam_tensor *t, void *dst, size_t dst_bytes);
+LAM_API lam_status lam_tensor_to_host(const lam_tensor *t, void *dst, size_t dst_bytes);
 /* Overwrites the tensor's contents with `src` of exactly nbytes bytes. */
-lam_status lam_tensor_write(lam_tensor *t, const void *src, size_t src_bytes);
+LAM_API lam_status lam_tensor_write(lam_tensor *t, const void *src, size_t src_bytes);
 /* Reads a one-element tensor as a double into `*out`. */
-lam_status lam_tensor_item(const lam_tensor *t, double *out);
+LAM_API lam_status lam_tensor_item(const lam_tensor *t, double *out);
 
-int lam_tensor_ndim(const lam_tensor *t);                 /* -1 for NULL */
-const int64_t *lam_tensor_shape(const lam_tensor *t);     /* borrowed; NULL for NULL */
-int64_t lam_tensor_dim(const lam_tensor *t, int axis);    /* negative axis counts from the end; -1 if bad */
-int64_t lam_tensor_numel(const lam_tensor *t);            /* 0 for NULL */
-size_t lam_tensor_nbytes(const lam_tensor *t);            /* 0 for NULL */
-lam_dtype lam_tensor_dtype(const lam_tensor *t);
-lam_ctx *lam_tensor_ctx(const lam_tensor *t);
+LAM_API int lam_tensor_ndim(const lam_tensor *t);                 /* -1 for NULL */
+LAM_API const int64_t *lam_tensor_shape(const lam_tensor *t);     /* borrowed; NULL for NULL */
+LAM_API int64_t lam_tensor_dim(const lam_tensor *t, int axis);    /* negative axis counts from the end; -1 if bad */
+LAM_API int64_t lam_tensor_numel(const lam_tensor *t);            /* 0 for NULL */
+LAM_API size_t lam_tensor_nbytes(const lam_tensor *t);            /* 0 for NULL */
+LAM_API lam_dtype lam_tensor_dtype(const lam_tensor *t);
+LAM_API lam_ctx *lam_tensor_ctx(const lam_tensor *t);
 /* Returns 1 when a and b have the same ndim and dims. */
-int lam_tensor_same_shape(const lam_tensor *a, const lam_tensor *b);
+LAM_API int lam_tensor_same_shape(const lam_tensor *a, const lam_tensor *b);
 
 #ifdef __cplusplus
 }

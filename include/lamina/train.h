@@ -3,6 +3,8 @@
 #ifndef LAMINA_TRAIN_H
 #define LAMINA_TRAIN_H
 
+#include "lamina/export.h"
+
 #include "lamina/layer.h"
 #include "lamina/optim.h"
 
@@ -16,24 +18,24 @@ typedef lam_tensor *(*lam_objective_fn)(lam_tensor *pred, lam_tensor *target, vo
 
 /* Built-in objectives (user is ignored): cross entropy on class indices
  * (mean), and mean squared error. */
-lam_tensor *lam_objective_cross_entropy(lam_tensor *pred, lam_tensor *target, void *user);
-lam_tensor *lam_objective_mse(lam_tensor *pred, lam_tensor *target, void *user);
+LAM_API lam_tensor *lam_objective_cross_entropy(lam_tensor *pred, lam_tensor *target, void *user);
+LAM_API lam_tensor *lam_objective_mse(lam_tensor *pred, lam_tensor *target, void *user);
 
 /* One optimisation step on a batch: forward in training mode (rng may be
  * NULL when the model has no stochastic layer), loss, gradients, optional
  * global-norm clipping (clip_norm > 0), optimizer update of vars' params.
  * Stores the loss in *loss_out when non-NULL (this reads it back, a sync). */
-lam_status lam_train_step(lam_layer *model, lam_vars *vars, lam_optimizer *opt,
+LAM_API lam_status lam_train_step(lam_layer *model, lam_vars *vars, lam_optimizer *opt,
                           lam_objective_fn objective, void *objective_user, lam_tensor *x,
                           lam_tensor *y, const lam_rng_key *rng, double clip_norm, double *loss_out);
 
 /* Fraction of rows whose argmax over the last axis of logits equals the i32
  * label, in *accuracy. */
-lam_status lam_accuracy(lam_tensor *logits, lam_tensor *labels, double *accuracy);
+LAM_API lam_status lam_accuracy(lam_tensor *logits, lam_tensor *labels, double *accuracy);
 
 /* Runs the model in evaluation mode over x in batches (batch_size <= 0: all
  * at once) and returns the concatenated outputs in *out. */
-lam_status lam_predict(lam_layer *model, lam_vars *vars, lam_tensor *x, int64_t batch_size,
+LAM_API lam_status lam_predict(lam_layer *model, lam_vars *vars, lam_tensor *x, int64_t batch_size,
                        lam_tensor **out);
 
 typedef struct lam_epoch_report {
@@ -61,10 +63,10 @@ typedef struct lam_fit_opts {
   lam_epoch_callback on_epoch;
   void *user;
 } lam_fit_opts;
-lam_fit_opts lam_fit_defaults(void);
+LAM_API lam_fit_opts lam_fit_defaults(void);
 
 /* Trains on (x, y) (first axis = samples) for opts->epochs epochs. */
-lam_status lam_fit(lam_layer *model, lam_vars *vars, lam_optimizer *opt, lam_tensor *x,
+LAM_API lam_status lam_fit(lam_layer *model, lam_vars *vars, lam_optimizer *opt, lam_tensor *x,
                    lam_tensor *y, const lam_fit_opts *opts);
 
 #ifdef __cplusplus

@@ -768,8 +768,8 @@ lam_status lam__st_read_tree(lam__st_file *sf, lam_ctx *ctx, const char *prefix,
 
 lam_load_opts lam_load_defaults(void) { return (lam_load_opts){.strict = true, .prefix = NULL}; }
 
-lam_status lam_safetensors_load_ex(lam_ctx *ctx, const char *path, const lam_load_opts *opts,
-                                   lam_ptree **out, lam_metadata **metadata) {
+lam_status lam_safetensors_load(lam_ctx *ctx, const char *path, const lam_load_opts *opts,
+                                lam_ptree **out, lam_metadata **metadata) {
   const char *fn = "lam_safetensors_load";
   if (out) *out = NULL;
   if (metadata) *metadata = NULL;
@@ -786,10 +786,6 @@ lam_status lam_safetensors_load_ex(lam_ctx *ctx, const char *path, const lam_loa
   }
   lam__st_close(&sf);
   return st;
-}
-
-lam_status lam_safetensors_load(lam_ctx *ctx, const char *path, lam_ptree **out) {
-  return lam_safetensors_load_ex(ctx, path, NULL, out, NULL);
 }
 
 lam_status lam_safetensors_read_metadata(const char *path, lam_metadata **out) {

@@ -1,9 +1,12 @@
-/* lamina/nn.h: built-in dense layers, activations, embedding and dropout.
+/* lamina/dense.h: dense layers (linear, bilinear, identity, flatten),
+ * embedding and activations as layers.
  * Constructors return a new layer or NULL with a message for bad arguments.
  * Options structs have a defaults function; passing NULL means defaults.
  * Parameter names and layouts follow PyTorch's state_dict. */
-#ifndef LAMINA_NN_H
-#define LAMINA_NN_H
+#ifndef LAMINA_DENSE_H
+#define LAMINA_DENSE_H
+
+#include "lamina/export.h"
 
 #include <stdbool.h>
 
@@ -22,23 +25,23 @@ typedef struct lam_linear_opts {
   lam_init weight_init;  /* default glorot_uniform (as Kaun) */
   lam_init bias_init;    /* default zeros */
 } lam_linear_opts;
-lam_linear_opts lam_linear_defaults(void);
+LAM_API lam_linear_opts lam_linear_defaults(void);
 
 /* y = x @ weight^T + bias; x [..., in_features]; params "weight" [out, in], "bias" [out]. */
-lam_layer *lam_nn_linear(int64_t in_features, int64_t out_features, const lam_linear_opts *opts);
+LAM_API lam_layer *lam_nn_linear(int64_t in_features, int64_t out_features, const lam_linear_opts *opts);
 
 /* y_k = x1^T weight_k x2 + bias_k with x = concat(x1, x2) along the last axis
  * ([..., in1 + in2]; use lam_bilinear for two separate inputs).
  * Params "weight" [out, in1, in2], "bias" [out] (PyTorch's nn.Bilinear). */
-lam_layer *lam_nn_bilinear(int64_t in1_features, int64_t in2_features, int64_t out_features,
+LAM_API lam_layer *lam_nn_bilinear(int64_t in1_features, int64_t in2_features, int64_t out_features,
                         const lam_linear_opts *opts);
 /* The bilinear map on two inputs [..., in1] and [..., in2]; bias may be NULL. */
-lam_tensor *lam_bilinear(lam_tensor *x1, lam_tensor *x2, lam_tensor *weight,
+LAM_API lam_tensor *lam_bilinear(lam_tensor *x1, lam_tensor *x2, lam_tensor *weight,
                                  lam_tensor *bias);
 
-lam_layer *lam_nn_identity(void);
+LAM_API lam_layer *lam_nn_identity(void);
 /* Flattens axes start_axis..end_axis (PyTorch nn.Flatten defaults: 1, -1). */
-lam_layer *lam_nn_flatten(int start_axis, int end_axis);
+LAM_API lam_layer *lam_nn_flatten(int start_axis, int end_axis);
 
 /* ---- embedding --------------------------------------------------------- */
 
@@ -46,39 +49,28 @@ typedef struct lam_embedding_opts {
   bool scale;             /* multiply outputs by sqrt(embed_dim); default true (Kaun) */
   lam_init init;          /* default normal(0.02) */
 } lam_embedding_opts;
-lam_embedding_opts lam_embedding_defaults(void);
+LAM_API lam_embedding_opts lam_embedding_defaults(void);
 
 /* i32 indices of any shape -> [..., embed_dim]; param "weight" [vocab, dim]. */
-lam_layer *lam_nn_embedding(int64_t vocab_size, int64_t embed_dim, const lam_embedding_opts *opts);
+LAM_API lam_layer *lam_nn_embedding(int64_t vocab_size, int64_t embed_dim, const lam_embedding_opts *opts);
 
 /* ---- activations as layers ----------------------------------------------- */
 
 /* Any unary op of lamina/elementwise.h with its parameters (slope, alpha, min/max). */
-lam_layer *lam_nn_activation(lam_unary_op op, double p0, double p1);
-lam_layer *lam_nn_relu(void);
-lam_layer *lam_nn_gelu(void);
-lam_layer *lam_nn_tanh(void);
-lam_layer *lam_nn_sigmoid(void);
-lam_layer *lam_nn_silu(void);
-lam_layer *lam_nn_softmax(int axis);
-lam_layer *lam_nn_log_softmax(int axis);
+LAM_API lam_layer *lam_nn_activation(lam_unary_op op, double p0, double p1);
+LAM_API lam_layer *lam_nn_relu(void);
+LAM_API lam_layer *lam_nn_gelu(void);
+LAM_API lam_layer *lam_nn_tanh(void);
+LAM_API lam_layer *lam_nn_sigmoid(void);
+LAM_API lam_layer *lam_nn_silu(void);
+LAM_API lam_layer *lam_nn_softmax(int axis);
+LAM_API lam_layer *lam_nn_log_softmax(int axis);
 /* a * sigmoid(b) where a, b are the halves of x along axis (PyTorch GLU, default -1). */
-lam_layer *lam_nn_glu(int axis);
-lam_tensor *lam_glu(lam_tensor *x, int axis);
+LAM_API lam_layer *lam_nn_glu(int axis);
+LAM_API lam_tensor *lam_glu(lam_tensor *x, int axis);
 /* PReLU with a learnable "weight" [num_parameters] (1, or channels on axis 1), init 0.25. */
-lam_layer *lam_nn_prelu(int64_t num_parameters, double init);
-lam_tensor *lam_prelu(lam_tensor *x, lam_tensor *weight);
-
-/* ---- dropout --------------------------------------------------------------- */
-
-/* Zeroes elements with probability rate and scales the rest by 1/(1-rate) in
- * training (needs opts->rng; an error without one); identity in evaluation. */
-lam_layer *lam_nn_dropout(double rate);
-/* Whole channels (axis 1) of [N, C, H, W] / [N, C, D, H, W] inputs. */
-lam_layer *lam_nn_dropout2d(double rate);
-lam_layer *lam_nn_dropout3d(double rate);
-/* Functional dropout: drops with `rate`, whole channels when channel_wise. */
-lam_tensor *lam_dropout(lam_tensor *x, double rate, lam_rng_key key, bool channel_wise);
+LAM_API lam_layer *lam_nn_prelu(int64_t num_parameters, double init);
+LAM_API lam_tensor *lam_prelu(lam_tensor *x, lam_tensor *weight);
 
 #ifdef __cplusplus
 }
