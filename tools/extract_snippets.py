@@ -57,6 +57,8 @@ Usage:
   extract_snippets.py --list-examples PAGE.md... the example names the pages show, one a line
   extract_snippets.py --extract DIR PAGE.md...  write the generated sources to DIR
   extract_snippets.py --update-examples PAGE.md... rewrite example blocks from their files
+  extract_snippets.py --self-test --cc CC --include DIR --lib PATH
+      check that the checker itself rejects each kind of bad block (ctest "docs_checker")
 """
 import argparse
 import os
@@ -236,9 +238,45 @@ def update_examples(page):
     return len(blocks)
 
 
+SELF_TESTS = [  # (page text, whether the check must pass)
+    ("<!-- snippet: fragment\nlam_ctx *ctx = NULL;\n-->\n```c\nlam_ctx_free(ctx);\n```\n", True),
+    ("<!-- snippet: declarations -->\n```c\nvoid lam_ctx_free(lam_ctx *ctx);\n```\n", True),
+    ("<!-- snippet: program -->\n```c\nint main(void) { return lam_version(NULL, NULL, NULL) ? 0 : 1; }\n```\n", True),
+    ("```sh\necho not C\n```\n```text\nnot C either\n```\n", True),
+    ("```c\nlam_ctx_free(NULL);\n```\n", False),                       # unmarked, no main
+    ("<!-- snippet: frag -->\n```c\nint x;\n```\n", False),               # unknown kind
+    ("<!-- snippet: fragment -->\n```c\nlam_ctx_free(1, 2);\n```\n", False),  # does not compile
+    ("<!-- snippet: fragment -->\n```c\nint x = 1\n```\n", False),
+    ("<!-- snippet: declarations -->\n```c\nvoid lam_ctx_free(int ctx);\n```\n", False),  # signature drifted
+    ("<!-- snippet: fragment -->\n```c\nlam_no_such_function();\n```\n", False),
+    ("```c\nint main(void) { return 3; }\n```\n", False),              # program fails
+    ("<!-- example: examples/quickstart.c -->\n```c\nint main(void) { return 0; }\n```\n", False),
+    ("<!-- example: examples/no_such_example.c -->\n```c\nint x;\n```\n", False),
+    ("```c\nint x;\n", False),                                           # unclosed fence
+]
+
+
+def self_test(args):
+    work = args.work or tempfile.mkdtemp(prefix="lamina-docs-selftest-")
+    os.makedirs(work, exist_ok=True)
+    bad = 0
+    for n, (text, should_pass) in enumerate(SELF_TESTS, 1):
+        page = os.path.join(work, "case%d.md" % n)
+        with open(page, "w", encoding="utf-8") as f:
+            f.write("# case %d\n\n" % n + text)
+        cmd = [sys.executable, os.path.abspath(__file__), "--cc", args.cc, "--include", args.include,
+               "--lib", args.lib, "--work", os.path.join(work, "case%d" % n), page]
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if (r.returncode == 0) != should_pass:
+            bad += 1
+            print("self-test case %d should %s:\n%s\n%s" % (n, "pass" if should_pass else "fail", text, r.stdout))
+    print("self-test: %d of %d cases as expected" % (len(SELF_TESTS) - bad, len(SELF_TESTS)))
+    return 1 if bad else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("pages", nargs="+")
+    ap.add_argument("pages", nargs="*")
     ap.add_argument("--cc", default=os.environ.get("CC", "cc"))
     ap.add_argument("--include", default=os.path.join(ROOT, "include"))
     ap.add_argument("--lib", help="liblamina to link (the shared library in the build dir)")
@@ -249,7 +287,14 @@ def main():
     mode.add_argument("--list-examples", action="store_true")
     mode.add_argument("--extract", metavar="DIR")
     mode.add_argument("--update-examples", action="store_true")
+    mode.add_argument("--self-test", action="store_true")
     args = ap.parse_args()
+    if args.self_test:
+        if not args.lib:
+            ap.error("--self-test needs --lib")
+        return self_test(args)
+    if not args.pages:
+        ap.error("no pages given")
 
     if args.update_examples:
         for p in args.pages:
