@@ -5,9 +5,8 @@
  * minute or so on two CPU cores, then writes samples, decoding one
  * character at a time with a KV cache per block.
  *
- * Usage: char_lm [steps] (default 500). The layer norm here is a small
- * custom layer built from lam_mean / lam_var; switch to lamina's norm
- * layers once they exist. */
+ * Usage: char_lm [steps] (default 500). The norms are lamina's layer norm
+ * layers (lam_nn_layer_norm, norm.h). */
 #include <lamina.h>
 #include <math.h>
 #include <stdio.h>
@@ -20,46 +19,6 @@
 #endif
 
 enum { D_MODEL = 64, N_HEADS = 4, N_LAYERS = 2, CTX = 64, BATCH = 16 };
-
-static void free_impl(lam_layer *self) { free(self->impl); }
-
-/* ---- layer norm over the last axis: params "weight" and "bias" ------------------ */
-
-static lam_status ln_init(lam_layer *self, lam_ctx *ctx, lam_rng_key key, lam_dtype dtype,
-                          lam_ptree *params, lam_ptree *state) {
-  int64_t dim = *(int64_t *)self->impl;
-  lam_tensor *w = lam_tensor_full(ctx, dtype, 1, &dim, 1.0);
-  lam_tensor *b = lam_tensor_zeros(ctx, dtype, 1, &dim);
-  lam_status st = w && b ? lam_ptree_set(params, "weight", w) : lam_last_status();
-  if (st == LAM_OK) st = lam_ptree_set(params, "bias", b);
-  lam_tensor_free(w);
-  lam_tensor_free(b);
-  return st;
-}
-
-static lam_status ln_apply(lam_layer *self, lam_ptree *params, lam_ptree *state, lam_tensor *x,
-                           const lam_apply_opts *opts, lam_tensor **out) {
-  int axis = -1;
-  lam_tensor *mu = lam_mean(x, 1, &axis, 1);
-  lam_tensor *var = lam_var(x, 1, &axis, 0.0, 1);
-  lam_tensor *xc = lam_sub(x, mu);
-  lam_tensor *ve = lam_add_scalar(var, 1e-5);
-  lam_tensor *inv = lam_rsqrt(ve);
-  lam_tensor *xn = lam_mul(xc, inv);
-  lam_tensor *xw = lam_mul(xn, lam_ptree_get(params, "weight"));
-  *out = lam_add(xw, lam_ptree_get(params, "bias"));
-  lam_tensor *tmp[] = {mu, var, xc, ve, inv, xn, xw};
-  for (int i = 0; i < 7; i++) lam_tensor_free(tmp[i]);
-  return *out ? LAM_OK : lam_last_status();
-}
-
-static const lam_layer_vtable ln_vt = {"layer_norm", ln_init, ln_apply, free_impl};
-
-static lam_layer *layer_norm(int64_t dim) {
-  int64_t *d = malloc(sizeof *d);
-  *d = dim;
-  return lam_nn_custom(&ln_vt, d);
-}
 
 /* ---- a pre-norm decoder block: x + attn(ln1(x)), then + mlp(ln2(x)) ----------------- */
 
@@ -116,9 +75,9 @@ static lam_layer *decoder_block(int64_t dim, int64_t heads) {
   lam_multi_head_attention_opts o = lam_multi_head_attention_defaults();
   o.is_causal = true;
   o.rope = true;
-  b->ln1 = layer_norm(dim);
+  b->ln1 = lam_nn_layer_norm(1, &dim, NULL);
   b->attn = lam_nn_multi_head_attention(dim, heads, &o);
-  b->ln2 = layer_norm(dim);
+  b->ln2 = lam_nn_layer_norm(1, &dim, NULL);
   b->fc1 = lam_nn_linear(dim, 4 * dim, NULL);
   b->fc2 = lam_nn_linear(4 * dim, dim, NULL);
   return lam_nn_custom(&block_vt, b);
@@ -185,7 +144,7 @@ static lam_layer *char_model(int64_t vocab) {
   eo.scale = false;
   m->tok = lam_nn_embedding(vocab, D_MODEL, &eo);
   for (int i = 0; i < N_LAYERS; i++) m->blocks[i] = decoder_block(D_MODEL, N_HEADS);
-  m->ln_f = layer_norm(D_MODEL);
+  m->ln_f = lam_nn_layer_norm(1, (int64_t[]){D_MODEL}, NULL);
   m->head = lam_nn_linear(D_MODEL, vocab, NULL);
   return lam_nn_custom(&model_vt, m);
 }

@@ -4,47 +4,11 @@
  * "memory", of another width than the decoder), and an MLP, each added back
  * to the residual stream. Then incremental decoding: feeding the targets one
  * position at a time through a KV cache gives the full-sequence outputs.
- * The layer norm is a small custom layer (lam_mean / lam_var) until lamina's
- * norm layers are available. */
+ * The norms are lamina's layer norm layers (lam_nn_layer_norm, norm.h). */
 #include <lamina.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-static void free_impl(lam_layer *self) { free(self->impl); }
-
-/* ---- layer norm: params "weight" (ones) and "bias" (zeros) ---------------------- */
-
-static lam_status ln_init(lam_layer *self, lam_ctx *ctx, lam_rng_key key, lam_dtype dtype,
-                          lam_ptree *params, lam_ptree *state) {
-  int64_t dim = *(int64_t *)self->impl;
-  lam_tensor *w = lam_tensor_full(ctx, dtype, 1, &dim, 1.0), *b = lam_tensor_zeros(ctx, dtype, 1, &dim);
-  lam_status st = w && b ? lam_ptree_set(params, "weight", w) : lam_last_status();
-  if (st == LAM_OK) st = lam_ptree_set(params, "bias", b);
-  lam_tensor_free(w);
-  lam_tensor_free(b);
-  return st;
-}
-
-static lam_status ln_apply(lam_layer *self, lam_ptree *params, lam_ptree *state, lam_tensor *x,
-                           const lam_apply_opts *opts, lam_tensor **out) {
-  int axis = -1;
-  lam_tensor *mu = lam_mean(x, 1, &axis, 1), *var = lam_var(x, 1, &axis, 0.0, 1);
-  lam_tensor *xc = lam_sub(x, mu), *ve = lam_add_scalar(var, 1e-5), *inv = lam_rsqrt(ve);
-  lam_tensor *xn = lam_mul(xc, inv), *xw = lam_mul(xn, lam_ptree_get(params, "weight"));
-  *out = lam_add(xw, lam_ptree_get(params, "bias"));
-  lam_tensor *tmp[] = {mu, var, xc, ve, inv, xn, xw};
-  for (int i = 0; i < 7; i++) lam_tensor_free(tmp[i]);
-  return *out ? LAM_OK : lam_last_status();
-}
-
-static const lam_layer_vtable ln_vt = {"layer_norm", ln_init, ln_apply, free_impl};
-
-static lam_layer *layer_norm(int64_t dim) {
-  int64_t *d = malloc(sizeof *d);
-  *d = dim;
-  return lam_nn_custom(&ln_vt, d);
-}
 
 /* ---- the decoder block ----------------------------------------------------------- */
 
@@ -109,11 +73,11 @@ static lam_layer *decoder_block(int64_t dim, int64_t heads, int64_t memory_dim) 
   self_o.rope = true;
   self_o.num_kv_heads = heads / 2; /* grouped-query attention */
   cross_o.key_input_dims = memory_dim;
-  kid[LN1] = layer_norm(dim);
+  kid[LN1] = lam_nn_layer_norm(1, &dim, NULL);
   kid[SELF] = lam_nn_multi_head_attention(dim, heads, &self_o);
-  kid[LN2] = layer_norm(dim);
+  kid[LN2] = lam_nn_layer_norm(1, &dim, NULL);
   kid[CROSS] = lam_nn_multi_head_attention(dim, heads, &cross_o);
-  kid[LN3] = layer_norm(dim);
+  kid[LN3] = lam_nn_layer_norm(1, &dim, NULL);
   kid[FC1] = lam_nn_linear(dim, 4 * dim, NULL);
   kid[FC2] = lam_nn_linear(4 * dim, dim, NULL);
   return lam_nn_custom(&dec_vt, kid);
