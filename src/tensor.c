@@ -231,14 +231,33 @@ static lam_status lam__fill(lam_tensor *t, double value, const char *fn) {
   return err == CL_SUCCESS ? LAM_OK : lam__cl_fail(err, fn, "clEnqueueFillBuffer");
 }
 
-lam_tensor *lam_tensor_full(lam_ctx *ctx, lam_dtype dtype, int ndim, const int64_t *shape,
-                            double value) {
-  lam_tensor *t = lam__tensor_new(ctx, dtype, ndim, shape, "lam_tensor_full");
-  if (t && lam__fill(t, value, "lam_tensor_full") != LAM_OK) {
+/* Integer dtypes hold only values that convert without undefined behaviour:
+ * finite and, after truncation toward zero (as C and torch.full), in range. */
+static lam_status lam__check_fill_value(lam_dtype dtype, double value, const char *fn) {
+  bool ok = true;
+  if (dtype == LAM_I32) ok = value > -2147483649.0 && value < 2147483648.0;
+  else if (dtype == LAM_U8) ok = value > -1.0 && value < 256.0;
+  if (!ok) /* NaN fails both comparisons */
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: value %g does not fit dtype %s", fn, value,
+                     lam_dtype_name(dtype));
+  return LAM_OK;
+}
+
+static lam_tensor *lam__full(lam_ctx *ctx, lam_dtype dtype, int ndim, const int64_t *shape,
+                             double value, const char *fn) {
+  if (!ctx) return lam__null_input(fn, "ctx");
+  if (lam__check_fill_value(dtype, value, fn) != LAM_OK) return NULL;
+  lam_tensor *t = lam__tensor_new(ctx, dtype, ndim, shape, fn);
+  if (t && lam__fill(t, value, fn) != LAM_OK) {
     lam_tensor_free(t);
     return NULL;
   }
   return t;
+}
+
+lam_tensor *lam_tensor_full(lam_ctx *ctx, lam_dtype dtype, int ndim, const int64_t *shape,
+                            double value) {
+  return lam__full(ctx, dtype, ndim, shape, value, "lam_tensor_full");
 }
 
 lam_tensor *lam_tensor_zeros(lam_ctx *ctx, lam_dtype dtype, int ndim, const int64_t *shape) {
@@ -251,7 +270,7 @@ lam_tensor *lam_tensor_zeros(lam_ctx *ctx, lam_dtype dtype, int ndim, const int6
 }
 
 lam_tensor *lam_tensor_scalar(lam_ctx *ctx, lam_dtype dtype, double value) {
-  return lam_tensor_full(ctx, dtype, 0, NULL, value);
+  return lam__full(ctx, dtype, 0, NULL, value, "lam_tensor_scalar");
 }
 
 lam_tensor *lam_tensor_zeros_like(const lam_tensor *like) {
@@ -261,7 +280,7 @@ lam_tensor *lam_tensor_zeros_like(const lam_tensor *like) {
 
 lam_tensor *lam_tensor_full_like(const lam_tensor *like, double value) {
   if (!like) return lam__null_input("lam_tensor_full_like", "like");
-  return lam_tensor_full(like->ctx, like->dtype, like->ndim, like->shape, value);
+  return lam__full(like->ctx, like->dtype, like->ndim, like->shape, value, "lam_tensor_full_like");
 }
 
 lam_tensor *lam_tensor_arange(lam_ctx *ctx, lam_dtype dtype, double start, double stop,

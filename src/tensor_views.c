@@ -19,6 +19,7 @@ lam_tensor *lam_tensor_reshape(lam_tensor *t, int ndim, const int64_t *shape) {
   int64_t s[LAM_MAX_DIMS];
   int infer = -1;
   int64_t known = 1;
+  bool fits = true;
   for (int i = 0; i < ndim; i++) {
     s[i] = shape[i];
     if (s[i] == -1 && infer < 0) {
@@ -30,11 +31,18 @@ lam_tensor *lam_tensor_reshape(lam_tensor *t, int ndim, const int64_t *shape) {
       return lam__fail(LAM_ERR_SHAPE, "%s: bad target shape %s (dims >= 1, one may be -1)", fn,
                        lam__shape_str(ndim, shape, b)), NULL;
     }
+    if (s[i] > t->numel / known) { /* the product would pass numel (or overflow int64) */
+      fits = false;
+      break;
+    }
     known *= s[i];
   }
-  if (infer >= 0) s[infer] = known > 0 && t->numel % known == 0 ? t->numel / known : -1;
-  int64_t n = 1;
-  for (int i = 0; i < ndim; i++) n *= s[i];
+  int64_t n = -1;
+  if (fits) {
+    if (infer >= 0) s[infer] = t->numel % known == 0 ? t->numel / known : -1;
+    n = 1;
+    for (int i = 0; i < ndim; i++) n *= s[i];
+  }
   if (n != t->numel || (infer >= 0 && s[infer] < 1)) {
     char b1[LAM__SHAPE_STR], b2[LAM__SHAPE_STR];
     return lam__fail(LAM_ERR_SHAPE, "%s: cannot reshape %s (%lld elements) to %s", fn,

@@ -285,3 +285,29 @@ Test(layer, bad_input_on_composition) {
   lam_vars_free(NULL);
   lam_ctx_free(ctx);
 }
+
+/* Regression: the child helpers dereferenced NULL arguments. */
+Test(layer, child_helpers_reject_null) {
+  lam_ctx *ctx = tu_ctx();
+  lam_ptree *p = lam_ptree_dict(), *s = lam_ptree_dict();
+  lam_layer *lin = lam_nn_linear(3, 2, NULL);
+  lam_rng_key k = lam_rng_key_make(0);
+  tu_assert_status(lam_layer_init_child(NULL, "a", ctx, k, LAM_F32, p, s), LAM_ERR_NULL,
+                   "lam_layer_init_child: child");
+  tu_assert_status(lam_layer_init_child(lin, NULL, ctx, k, LAM_F32, p, s), LAM_ERR_NULL, "key");
+  tu_assert_status(lam_layer_init_child(lin, "a", NULL, k, LAM_F32, p, s), LAM_ERR_NULL, "ctx");
+  tu_assert_status(lam_layer_init_child(lin, "a", ctx, k, LAM_F32, NULL, s), LAM_ERR_NULL, "params");
+  cr_assert_eq(lam_layer_init_child(lin, "a", ctx, k, LAM_F32, p, s), LAM_OK, "%s", lam_last_error());
+  lam_tensor *x = lam_tensor_zeros(ctx, LAM_F32, 2, (int64_t[]){1, 3}), *y = NULL;
+  tu_assert_status(lam_layer_apply_child(NULL, "a", p, s, x, NULL, &y), LAM_ERR_NULL, "child");
+  tu_assert_status(lam_layer_apply_child(lin, "a", p, s, x, NULL, NULL), LAM_ERR_NULL, "out");
+  lam_clear_error();
+  tu_assert_status(lam_layer_apply_child(lin, "a", p, s, NULL, NULL, &y), LAM_ERR_NULL, "x");
+  cr_assert_eq(lam_layer_apply_child(lin, "a", p, s, x, NULL, &y), LAM_OK, "%s", lam_last_error());
+  lam_tensor_free(y);
+  lam_tensor_free(x);
+  lam_ptree_free(p);
+  lam_ptree_free(s);
+  lam_layer_free(lin);
+  lam_ctx_free(ctx);
+}

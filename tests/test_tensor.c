@@ -192,3 +192,49 @@ Test(tensor, bad_inputs) {
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
 }
+
+/* Regressions: element counts that overflow int64 in reshape, and fill values
+ * that do not fit an integer dtype (undefined behaviour before). */
+Test(tensor, reshape_overflow_and_fill_range) {
+  lam_ctx *ctx = tu_ctx();
+  tu_mark m = tu_mark_now(ctx);
+  lam_tensor *t = lam_tensor_zeros(ctx, LAM_F32, 1, (int64_t[]){6});
+  /* 6 * 7 * 0x6DB6DB6DB6DB6DB7 wraps to 6 in int64. */
+  tu_assert_fails(lam_tensor_reshape(t, 3, (int64_t[]){6, 7, 0x6DB6DB6DB6DB6DB7LL}), LAM_ERR_SHAPE,
+                  "cannot reshape");
+  tu_assert_fails(lam_reshape(t, 3, (int64_t[]){-1, INT64_MAX, 2}), LAM_ERR_SHAPE, "cannot reshape");
+  tu_assert_fails(lam_tensor_reshape(t, 2, (int64_t[]){INT64_MAX, -1}), LAM_ERR_SHAPE, NULL);
+  lam_tensor *ok = lam_tensor_reshape(t, 3, (int64_t[]){3, -1, 1});
+  cr_assert_not_null(ok, "%s", lam_last_error());
+  cr_assert_eq(lam_tensor_dim(ok, 1), 2);
+  lam_tensor_free(ok);
+  lam_tensor_free(t);
+  const double bad_i32[] = {NAN, INFINITY, -INFINITY, 1e20, -1e20, 3e9, -2147483649.0};
+  for (size_t i = 0; i < sizeof bad_i32 / sizeof *bad_i32; i++) {
+    tu_assert_fails(lam_tensor_full(ctx, LAM_I32, 1, (int64_t[]){3}, bad_i32[i]),
+                    LAM_ERR_INVALID_ARGUMENT, "lam_tensor_full");
+    tu_assert_fails(lam_tensor_scalar(ctx, LAM_I32, bad_i32[i]), LAM_ERR_INVALID_ARGUMENT,
+                    "lam_tensor_scalar");
+  }
+  const double bad_u8[] = {300, 256, -1, NAN};
+  for (size_t i = 0; i < sizeof bad_u8 / sizeof *bad_u8; i++)
+    tu_assert_fails(lam_tensor_full(ctx, LAM_U8, 1, (int64_t[]){2}, bad_u8[i]),
+                    LAM_ERR_INVALID_ARGUMENT, "does not fit");
+  lam_tensor *like = lam_tensor_zeros(ctx, LAM_I32, 1, (int64_t[]){2});
+  tu_assert_fails(lam_tensor_full_like(like, NAN), LAM_ERR_INVALID_ARGUMENT, "lam_tensor_full_like");
+  /* In-range values truncate toward zero, as C and torch.full do. */
+  lam_tensor *edge = lam_tensor_full(ctx, LAM_I32, 1, (int64_t[]){2}, -2147483648.5);
+  cr_assert_not_null(edge, "%s", lam_last_error());
+  int32_t got[2];
+  cr_assert_eq(lam_tensor_to_host(edge, got, sizeof got), LAM_OK);
+  cr_assert_eq(got[0], INT32_MIN);
+  lam_tensor *u = lam_tensor_full(ctx, LAM_U8, 1, (int64_t[]){2}, 255.9);
+  uint8_t gu[2];
+  cr_assert_eq(lam_tensor_to_host(u, gu, sizeof gu), LAM_OK);
+  cr_assert_eq(gu[1], 255);
+  lam_tensor_free(u);
+  lam_tensor_free(edge);
+  lam_tensor_free(like);
+  tu_assert_no_leak(ctx, m);
+  lam_ctx_free(ctx);
+}

@@ -268,6 +268,10 @@ lam_status lam_layer_apply(lam_layer *layer, lam_vars *vars, lam_tensor *x,
 
 lam_status lam_layer_init_child(lam_layer *child, const char *key, lam_ctx *ctx, lam_rng_key key_rng,
                                 lam_dtype dtype, lam_ptree *params, lam_ptree *state) {
+  const char *fn = "lam_layer_init_child";
+  if (!child || !key || !ctx || !params || !state)
+    return lam__fail(LAM_ERR_NULL, "%s: %s is NULL", fn,
+                     !child ? "child" : !key ? "key" : !ctx ? "ctx" : !params ? "params" : "state");
   lam_ptree *p = lam_ptree_dict(), *s = lam_ptree_dict();
   if (!p || !s) {
     lam_ptree_free(p);
@@ -295,6 +299,15 @@ lam_status lam_layer_init_child(lam_layer *child, const char *key, lam_ctx *ctx,
 lam_status lam_layer_apply_child(lam_layer *child, const char *key, lam_ptree *params,
                                  lam_ptree *state, lam_tensor *x, const lam_apply_opts *opts,
                                  lam_tensor **out) {
+  if (out) *out = NULL;
+  if (!child || !key || !params || !state || !out)
+    return lam__fail(LAM_ERR_NULL, "lam_layer_apply_child: %s is NULL",
+                     !child ? "child" : !key ? "key" : !params ? "params" : !state ? "state"
+                                                                                  : "out");
+  if (!x) { /* keeps the message of a failed op up the chain */
+    lam__null_input("lam_layer_apply_child", "x");
+    return lam_last_status();
+  }
   lam_ptree *p = lam_ptree_subtree(params, key);
   lam_ptree *s = lam_ptree_subtree(state, key);
   if (!p)

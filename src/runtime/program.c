@@ -172,9 +172,11 @@ static void lam__cache_store(lam_ctx *ctx, cl_program prog, const char *path) {
   unsigned char *bin = malloc(bin_len);
   if (!bin) return;
   if (clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL) == CL_SUCCESS) {
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
+    /* path is at most 1200 bytes (see lam__program_build); a name that would
+     * not fit is never truncated into another file's name: the store is skipped. */
+    char tmp[1240];
+    int len_tmp = snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    FILE *f = len_tmp > 0 && (size_t)len_tmp < sizeof tmp ? fopen(tmp, "wb") : NULL;
     if (f) {
       uint64_t len = bin_len, sum = lam__fnv1a(14695981039346656037ULL, bin, bin_len);
       int ok = fwrite(lam__cache_magic, 1, 8, f) == 8 && fwrite(&len, 8, 1, f) == 1 &&
