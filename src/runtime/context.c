@@ -77,16 +77,18 @@ lam_status lam_ctx_create(const lam_ctx_opts *opts, lam_ctx **out) {
   }
   cl_int err = CL_SUCCESS;
   cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)ctx->platform, 0};
+  lam__cl_serial_begin(); /* see device.c: drivers' first calls are not thread-safe */
   ctx->context = clCreateContext(props, 1, &ctx->device, NULL, NULL, &err);
-  if (err != CL_SUCCESS) {
-    free(ctx);
-    return lam__cl_fail(err, "lam_ctx_create", "clCreateContext");
+  const char *what = "clCreateContext";
+  if (err == CL_SUCCESS) {
+    ctx->queue = clCreateCommandQueue(ctx->context, ctx->device, 0, &err);
+    what = "clCreateCommandQueue";
+    if (err != CL_SUCCESS) clReleaseContext(ctx->context);
   }
-  ctx->queue = clCreateCommandQueue(ctx->context, ctx->device, 0, &err);
+  lam__cl_serial_end();
   if (err != CL_SUCCESS) {
-    clReleaseContext(ctx->context);
     free(ctx);
-    return lam__cl_fail(err, "lam_ctx_create", "clCreateCommandQueue");
+    return lam__cl_fail(err, "lam_ctx_create", what);
   }
   lam__resolve_cache_dir(&o, ctx->cache_dir, sizeof ctx->cache_dir);
   /* 256 work-items per group streams well on GPUs and on PoCL (which pays
@@ -106,8 +108,10 @@ void lam_ctx_free(lam_ctx *ctx) {
   lam__programs_free(ctx);
   lam__pool_free_all(ctx);
   free(ctx->free_lists);
+  lam__cl_serial_begin();
   clReleaseCommandQueue(ctx->queue);
   clReleaseContext(ctx->context);
+  lam__cl_serial_end();
   free(ctx);
 }
 

@@ -1,6 +1,7 @@
 /* runtime/device.c: enumerating OpenCL devices across all platforms and
  * choosing one from a selector ("2", "cpu", "gpu", or a name substring).
  * Capabilities are read from the device, never inferred from vendor names. */
+#include <pthread.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,11 +56,20 @@ static void lam__read_device(cl_platform_id platform, cl_device_id dev, int inde
   }
 }
 
+/* The one piece of process-wide state in lamina: a lock that serialises
+ * device listing and context creation/release. Drivers need it: with PoCL
+ * 3.1, two threads making a process's first OpenCL calls at once crash inside
+ * clGetDeviceInfo or see no device (plain OpenCL code does the same). The
+ * lock is held only around those driver calls, never while kernels run. */
+static pthread_mutex_t lam__cl_serial = PTHREAD_MUTEX_INITIALIZER;
+void lam__cl_serial_begin(void) { pthread_mutex_lock(&lam__cl_serial); }
+void lam__cl_serial_end(void) { pthread_mutex_unlock(&lam__cl_serial); }
+
 /* Visits every device of every platform in a stable order. Returns the
  * count, calling visit (when non-NULL) with each. */
 typedef void (*lam__device_visit)(cl_platform_id, cl_device_id, int index, void *user);
 
-static int lam__for_each_device(lam__device_visit visit, void *user) {
+static int lam__for_each_device_locked(lam__device_visit visit, void *user) {
   cl_platform_id platforms[LAM__MAX_PLATFORMS];
   cl_uint np = 0;
   if (clGetPlatformIDs(LAM__MAX_PLATFORMS, platforms, &np) != CL_SUCCESS) return 0;
@@ -74,6 +84,13 @@ static int lam__for_each_device(lam__device_visit visit, void *user) {
       if (visit) visit(platforms[p], devs[d], index, user);
   }
   return index;
+}
+
+static int lam__for_each_device(lam__device_visit visit, void *user) {
+  lam__cl_serial_begin();
+  int n = lam__for_each_device_locked(visit, user);
+  lam__cl_serial_end();
+  return n;
 }
 
 typedef struct {

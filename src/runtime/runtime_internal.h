@@ -28,6 +28,11 @@ void *lam__null_input(const char *fn, const char *what);
 #define LAM__SHAPE_STR 112
 const char *lam__shape_str(int ndim, const int64_t *shape, char *buf);
 
+/* Serialise the driver calls that are not thread-safe (device listing,
+ * context creation and release; see device.c). Never nested. */
+void lam__cl_serial_begin(void);
+void lam__cl_serial_end(void);
+
 /* ---- buffers and pool -------------------------------------------------- */
 
 typedef struct lam__buffer {
