@@ -6,7 +6,7 @@
  * best and the median run and best/best as the ratio.
  *
  * Usage: bench_gemm [--reps N] [--clblast] [--quick]
- *   --clblast  context without cpu_gemm_tuning (CLBlast with its defaults on CPUs)
+ *   --clblast  context with clblast_on_cpu (CLBlast with its defaults on CPUs)
  *   --quick    only 256..1024 square
  * LAMINA_DEVICE picks the device as for every lamina program. */
 #define _POSIX_C_SOURCE 200809L
@@ -101,7 +101,7 @@ int main(int argc, char **argv) {
   lam_ctx_opts o = lam_ctx_defaults();
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--clblast")) o.cpu_gemm_tuning = false;
+    else if (!strcmp(argv[i], "--clblast")) o.clblast_on_cpu = true;
     else if (!strcmp(argv[i], "--quick")) quick = 1;
     else {
       fprintf(stderr, "usage: %s [--reps N] [--clblast] [--quick]\n", argv[0]);
@@ -120,7 +120,7 @@ int main(int argc, char **argv) {
 #endif
   printf("device: %s (%s), %u compute units; lamina %s; OpenBLAS threads: %u; reps %d\n",
          dev->name, dev->platform_name, dev->compute_units,
-         o.cpu_gemm_tuning ? "tuned CPU GEMM where CPU" : "CLBlast defaults", dev->compute_units,
+         !o.clblast_on_cpu ? "tuned CPU GEMM where CPU" : "CLBlast defaults", dev->compute_units,
          reps);
   const bench_case cases[] = {
       {"256^3", 256, 256, 256, 0, 0},        {"512^3", 512, 512, 512, 0, 0},

@@ -79,7 +79,7 @@ int main(void) {
   lam_optimizer *opt = lam_adam(&adam);
   double loss = 0, acc = 0;
   for (int step = 0; step < 60; step++)
-    if (lam_train_step(model, vars, opt, lam_objective_cross_entropy, NULL, x, y, NULL, 0, &loss) != LAM_OK) {
+    if (lam_train_step(model, vars, opt, x, y, NULL, &loss) != LAM_OK) {
       fprintf(stderr, "%s\n", lam_last_error());
       return 1;
     }

@@ -23,7 +23,7 @@ typedef struct {
   const int *target;        /* class indices (CE/NLL) or NULL */
   int tndim;
   int64_t tshape[3];
-  struct { double ls, beta, delta, margin, p; int swap, full, log_target, from_logits; } o;
+  struct { double ls, beta, delta, margin, p; int swap, full, log_target, from_probabilities; } o;
   const double *y[3], *w[3], *g[3][3]; /* per reduction mean/sum/none: loss, cotangent, grads */
   int grad_mask;            /* which inputs have golden grads */
   const double *weight;     /* class weights */
@@ -47,7 +47,7 @@ static lam_tensor *call_loss(lam_tensor *const *xs, int n, void *user) {
   o.swap = r->c->o.swap;
   o.full = r->c->o.full;
   o.log_target = r->c->o.log_target;
-  o.from_logits = r->c->o.from_logits;
+  o.from_probabilities = r->c->o.from_probabilities;
   o.reduction = r->red;
   o.weight = r->weight;
   switch (r->c->k) {
@@ -68,8 +68,8 @@ static lam_tensor *call_loss(lam_tensor *const *xs, int n, void *user) {
   return NULL;
 }
 
-#define STD(ls, margin) {ls, 1, 1, margin, 2, 0, 0, 0, 1}
-#define OPT(ls, beta, delta, margin, p, swap, full, log_target, from_logits) {ls, beta, delta, margin, p, swap, full, log_target, from_logits}
+#define STD(ls, margin) {ls, 1, 1, margin, 2, 0, 0, 0, 0}
+#define OPT(ls, beta, delta, margin, p, swap, full, log_target, from_probabilities) {ls, beta, delta, margin, p, swap, full, log_target, from_probabilities}
 #define R3(pre, suf) {lam_##pre##_mean_##suf, lam_##pre##_sum_##suf, lam_##pre##_none_##suf}
 #define G1(pre) {{lam_##pre##_mean_g0}, {lam_##pre##_sum_g0}, {lam_##pre##_none_g0}}
 #define G2(pre, a, b) {{lam_##pre##_mean_g##a, lam_##pre##_mean_g##b}, {lam_##pre##_sum_g##a, lam_##pre##_sum_g##b}, {lam_##pre##_none_g##a, lam_##pre##_none_g##b}}
@@ -127,25 +127,25 @@ static void run_case(lam_ctx *ctx, const loss_case *c) {
 }
 
 static const loss_case cases[] = {
-  {"ce_plain", CE, 1, {lam_ce_logits}, 2, {6, 5}, plain_target, 1, {6}, STD(0, NAN), R3(ce_plain, y), R3(ce_plain, w), G1(ce_plain), 1, NULL, 0},
-  {"ce_full", CE, 1, {lam_ce_logits}, 2, {6, 5}, lam_ce_target, 1, {6}, STD(0.2, NAN), R3(ce_full, y), R3(ce_full, w), G1(ce_full), 1, lam_ce_weight, 5},
-  {"ce_prob", CE, 2, {lam_ce_logits, lam_ce_probs}, 2, {6, 5}, NULL, 0, {0}, STD(0.1, NAN), R3(ce_prob, y), R3(ce_prob, w), G1(ce_prob), 1, NULL, 0},
-  {"ce_sp", CE, 1, {lam_ce_sp_logits}, 3, {2, 3, 4}, lam_ce_sp_target, 2, {2, 4}, STD(0, NAN), R3(ce_sp, y), R3(ce_sp, w), G1(ce_sp), 1, NULL, 0},
-  {"nll", NLL, 1, {lam_nll_logp}, 2, {6, 5}, lam_ce_target, 1, {6}, STD(0, NAN), R3(nll, y), R3(nll, w), G1(nll), 1, lam_ce_weight, 5},
-  {"bce_logits", BCE, 2, {lam_bce_x, lam_bce_t}, 2, {3, 4}, NULL, 0, {0}, STD(0, NAN), R3(bce_logits, y), R3(bce_logits, w), G1(bce_logits), 1, NULL, 0},
-  {"bce_probs", BCE, 2, {lam_bce_p, lam_bce_t}, 2, {3, 4}, NULL, 0, {0}, OPT(0, 1, 1, NAN, 2, 0, 0, 0, 0), R3(bce_probs, y), R3(bce_probs, w), G1(bce_probs), 1, NULL, 0},
-  {"mse", MSE, 2, {lam_reg_a, lam_reg_b}, 2, {3, 5}, NULL, 0, {0}, STD(0, NAN), R3(mse, y), R3(mse, w), G1(mse), 1, NULL, 0},
-  {"l1", L1, 2, {lam_reg_a, lam_reg_b}, 2, {3, 5}, NULL, 0, {0}, STD(0, NAN), R3(l1, y), R3(l1, w), G1(l1), 1, NULL, 0},
-  {"smooth_l1", SMOOTH_L1, 2, {lam_reg_a, lam_reg_b}, 2, {3, 5}, NULL, 0, {0}, OPT(0, 0.7, 1, NAN, 2, 0, 0, 0, 1), R3(smooth_l1, y), R3(smooth_l1, w), G1(smooth_l1), 1, NULL, 0},
-  {"huber", HUBER, 2, {lam_reg_a, lam_reg_b}, 2, {3, 5}, NULL, 0, {0}, OPT(0, 1, 0.8, NAN, 2, 0, 0, 0, 1), R3(huber, y), R3(huber, w), G1(huber), 1, NULL, 0},
-  {"hinge", HINGE, 2, {lam_reg_a, lam_reg_sign}, 2, {3, 5}, NULL, 0, {0}, STD(0, NAN), R3(hinge, y), R3(hinge, w), G1(hinge), 1, NULL, 0},
+  {"ce_plain", CE, 1, {lam_ce_logits}, 2, {6, 5}, plain_target, 1, {6}, STD(0, 0), R3(ce_plain, y), R3(ce_plain, w), G1(ce_plain), 1, NULL, 0},
+  {"ce_full", CE, 1, {lam_ce_logits}, 2, {6, 5}, lam_ce_target, 1, {6}, STD(0.2, 0), R3(ce_full, y), R3(ce_full, w), G1(ce_full), 1, lam_ce_weight, 5},
+  {"ce_prob", CE, 2, {lam_ce_logits, lam_ce_probs}, 2, {6, 5}, NULL, 0, {0}, STD(0.1, 0), R3(ce_prob, y), R3(ce_prob, w), G1(ce_prob), 1, NULL, 0},
+  {"ce_sp", CE, 1, {lam_ce_sp_logits}, 3, {2, 3, 4}, lam_ce_sp_target, 2, {2, 4}, STD(0, 0), R3(ce_sp, y), R3(ce_sp, w), G1(ce_sp), 1, NULL, 0},
+  {"nll", NLL, 1, {lam_nll_logp}, 2, {6, 5}, lam_ce_target, 1, {6}, STD(0, 0), R3(nll, y), R3(nll, w), G1(nll), 1, lam_ce_weight, 5},
+  {"bce_logits", BCE, 2, {lam_bce_x, lam_bce_t}, 2, {3, 4}, NULL, 0, {0}, STD(0, 0), R3(bce_logits, y), R3(bce_logits, w), G1(bce_logits), 1, NULL, 0},
+  {"bce_probs", BCE, 2, {lam_bce_p, lam_bce_t}, 2, {3, 4}, NULL, 0, {0}, OPT(0, 1, 1, 0, 2, 0, 0, 0, 1), R3(bce_probs, y), R3(bce_probs, w), G1(bce_probs), 1, NULL, 0},
+  {"mse", MSE, 2, {lam_reg_a, lam_reg_b}, 2, {3, 5}, NULL, 0, {0}, STD(0, 0), R3(mse, y), R3(mse, w), G1(mse), 1, NULL, 0},
+  {"l1", L1, 2, {lam_reg_a, lam_reg_b}, 2, {3, 5}, NULL, 0, {0}, STD(0, 0), R3(l1, y), R3(l1, w), G1(l1), 1, NULL, 0},
+  {"smooth_l1", SMOOTH_L1, 2, {lam_reg_a, lam_reg_b}, 2, {3, 5}, NULL, 0, {0}, OPT(0, 0.7, 1, 0, 2, 0, 0, 0, 0), R3(smooth_l1, y), R3(smooth_l1, w), G1(smooth_l1), 1, NULL, 0},
+  {"huber", HUBER, 2, {lam_reg_a, lam_reg_b}, 2, {3, 5}, NULL, 0, {0}, OPT(0, 1, 0.8, 0, 2, 0, 0, 0, 0), R3(huber, y), R3(huber, w), G1(huber), 1, NULL, 0},
+  {"hinge", HINGE, 2, {lam_reg_a, lam_reg_sign}, 2, {3, 5}, NULL, 0, {0}, STD(0, 0), R3(hinge, y), R3(hinge, w), G1(hinge), 1, NULL, 0},
   {"margin_ranking", MARGIN, 3, {lam_reg_a, lam_reg_b, lam_reg_sign}, 2, {3, 5}, NULL, 0, {0}, STD(0, 0.3), R3(margin_ranking, y), R3(margin_ranking, w), G2(margin_ranking, 0, 1), 3, NULL, 0},
-  {"kl", KL, 2, {lam_kl_input, lam_kl_target}, 2, {4, 3}, NULL, 0, {0}, STD(0, NAN), R3(kl, y), R3(kl, w), G1(kl), 1, NULL, 0},
-  {"kl_log", KL, 2, {lam_kl_input, lam_kl_log_target}, 2, {4, 3}, NULL, 0, {0}, OPT(0, 1, 1, NAN, 2, 0, 0, 1, 1), R3(kl_log, y), R3(kl_log, w), G1(kl_log), 1, NULL, 0},
+  {"kl", KL, 2, {lam_kl_input, lam_kl_target}, 2, {4, 3}, NULL, 0, {0}, STD(0, 0), R3(kl, y), R3(kl, w), G1(kl), 1, NULL, 0},
+  {"kl_log", KL, 2, {lam_kl_input, lam_kl_log_target}, 2, {4, 3}, NULL, 0, {0}, OPT(0, 1, 1, 0, 2, 0, 0, 1, 0), R3(kl_log, y), R3(kl_log, w), G1(kl_log), 1, NULL, 0},
   {"triplet", TRIPLET, 3, {lam_tri_a, lam_tri_p, lam_tri_n}, 2, {4, 6}, NULL, 0, {0}, STD(0, 1.0), R3(triplet, y), R3(triplet, w), G3(triplet), 7, NULL, 0},
-  {"triplet_swap", TRIPLET, 3, {lam_tri_a, lam_tri_p, lam_tri_n}, 2, {4, 6}, NULL, 0, {0}, OPT(0, 1, 1, 2.0, 1, 1, 0, 0, 1), R3(triplet_swap, y), R3(triplet_swap, w), G3(triplet_swap), 7, NULL, 0},
-  {"cos", COS, 2, {lam_cos_x1, lam_cos_x2}, 3, {3, 4, 2}, NULL, 0, {0}, STD(0, NAN), R3(cos, y), R3(cos, w), G2(cos, 0, 1), 3, NULL, 0},
-  {"gnll", GNLL, 3, {lam_gnll_mu, lam_gnll_t, lam_gnll_var}, 2, {5, 2}, NULL, 0, {0}, OPT(0, 1, 1, NAN, 2, 0, 1, 0, 1), R3(gnll, y), R3(gnll, w), G2(gnll, 0, 2), 5, NULL, 0},
+  {"triplet_swap", TRIPLET, 3, {lam_tri_a, lam_tri_p, lam_tri_n}, 2, {4, 6}, NULL, 0, {0}, OPT(0, 1, 1, 2.0, 1, 1, 0, 0, 0), R3(triplet_swap, y), R3(triplet_swap, w), G3(triplet_swap), 7, NULL, 0},
+  {"cos", COS, 2, {lam_cos_x1, lam_cos_x2}, 3, {3, 4, 2}, NULL, 0, {0}, STD(0, 0), R3(cos, y), R3(cos, w), G2(cos, 0, 1), 3, NULL, 0},
+  {"gnll", GNLL, 3, {lam_gnll_mu, lam_gnll_t, lam_gnll_var}, 2, {5, 2}, NULL, 0, {0}, OPT(0, 1, 1, 0, 2, 0, 1, 0, 0), R3(gnll, y), R3(gnll, w), G2(gnll, 0, 2), 5, NULL, 0},
 };
 
 Test(loss, every_loss_and_reduction_matches_pytorch) {
@@ -237,7 +237,7 @@ Test(loss, bad_input) {
   o.reduction = (lam_reduction)9;
   tu_assert_fails(lam_mse_loss(a, a, &o), LAM_ERR_INVALID_ARGUMENT, "reduction 9");
   o = lam_loss_defaults();
-  o.delta = 0;
+  o.delta = LAM_ZERO;
   tu_assert_fails(lam_huber_loss(a, a, &o), LAM_ERR_INVALID_ARGUMENT, "delta");
   lam_clear_error();
   tu_assert_fails(lam_gaussian_nll_loss(a, a, NULL, NULL), LAM_ERR_NULL, "var");

@@ -3,7 +3,7 @@
  * in each of M, N, K), every transpose combination, broadcast batches,
  * vector operands and views at offsets, in f32 and f64, through every path:
  * the context's default, each shipped CPU GEMM tuning set forced, and
- * CLBlast (a context without cpu_gemm_tuning). Also pooled buffers holding
+ * CLBlast (a context with clblast_on_cpu). Also pooled buffers holding
  * NaN, gradient checks (transposes, batch broadcast, vectors, a @ a^T) and
  * bad input without leaks. */
 #include <math.h>
@@ -255,7 +255,7 @@ static void run_all(lam_ctx *ctx, lam_dtype dt, int set, int view, const char *p
 
 static lam_ctx *clblast_ctx(void) {
   lam_ctx_opts o = lam_ctx_defaults();
-  o.cpu_gemm_tuning = false;
+  o.clblast_on_cpu = true;
   lam_ctx *ctx = NULL;
   cr_assert_eq(lam_ctx_create(&o, &ctx), LAM_OK, "%s", lam_last_error());
   return ctx;

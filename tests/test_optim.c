@@ -42,6 +42,14 @@ typedef struct {
 
 #define N_COMBOS 13
 
+/* AdamW's options in the Adam struct the combos (and the reference) share, and back. */
+static lam_adam_opts adamw_fields(lam_adamw_opts w) {
+  return (lam_adam_opts){w.lr, w.beta1, w.beta2, w.eps, w.weight_decay, w.amsgrad, w.maximize};
+}
+static lam_adamw_opts adamw_of(const lam_adam_opts *a) {
+  return (lam_adamw_opts){a->lr, a->beta1, a->beta2, a->eps, a->weight_decay, a->amsgrad, a->maximize};
+}
+
 static combo get_combo(int i) {
   combo c = {.sgd = lam_sgd_defaults(), .rms = lam_rmsprop_defaults(), .ada = lam_adagrad_defaults(),
              .lion = lam_lion_defaults()};
@@ -62,11 +70,11 @@ static combo get_combo(int i) {
       c.adam.weight_decay = 0.05; c.adam.amsgrad = true;
       break;
     case 5:
-      c.name = "adamw"; c.kind = LAM_OPTIM_ADAMW; c.adam = lam_adamw_defaults();
+      c.name = "adamw"; c.kind = LAM_OPTIM_ADAMW; c.adam = adamw_fields(lam_adamw_defaults());
       c.adam.lr = 0.01; c.adam.weight_decay = 0.1;
       break;
     case 6:
-      c.name = "adamw_amsgrad_max"; c.kind = LAM_OPTIM_ADAMW; c.adam = lam_adamw_defaults();
+      c.name = "adamw_amsgrad_max"; c.kind = LAM_OPTIM_ADAMW; c.adam = adamw_fields(lam_adamw_defaults());
       c.adam.lr = 0.02; c.adam.amsgrad = true; c.adam.maximize = true;
       break;
     case 7: c.name = "rmsprop"; c.kind = LAM_OPTIM_RMSPROP; c.rms.lr = 0.01; break;
@@ -95,7 +103,11 @@ static lam_optimizer *make_opt(const combo *c) {
   switch (c->kind) {
     case LAM_OPTIM_SGD: o = lam_sgd(&c->sgd); break;
     case LAM_OPTIM_ADAM: o = lam_adam(&c->adam); break;
-    case LAM_OPTIM_ADAMW: o = lam_adamw(&c->adam); break;
+    case LAM_OPTIM_ADAMW: {
+      lam_adamw_opts w = adamw_of(&c->adam);
+      o = lam_adamw(&w);
+      break;
+    }
     case LAM_OPTIM_RMSPROP: o = lam_rmsprop(&c->rms); break;
     case LAM_OPTIM_ADAGRAD: o = lam_adagrad(&c->ada); break;
     case LAM_OPTIM_LION: o = lam_lion(&c->lion); break;
@@ -806,9 +818,9 @@ Test(optim, bad_hyperparameters) {
   lam_adam_opts a = lam_adam_defaults();
   a.beta1 = 1.0;
   tu_assert_fails(lam_adam(&a), LAM_ERR_INVALID_ARGUMENT, "beta1");
-  a = lam_adamw_defaults();
-  a.beta2 = -0.1;
-  tu_assert_fails(lam_adamw(&a), LAM_ERR_INVALID_ARGUMENT, "beta2");
+  lam_adamw_opts aw = lam_adamw_defaults();
+  aw.beta2 = -0.1;
+  tu_assert_fails(lam_adamw(&aw), LAM_ERR_INVALID_ARGUMENT, "beta2");
   a = lam_adam_defaults();
   a.eps = -1e-8;
   tu_assert_fails(lam_adam(&a), LAM_ERR_INVALID_ARGUMENT, "eps");

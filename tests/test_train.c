@@ -103,7 +103,7 @@ Test(train, step_updates_and_clips) {
   lam_optimizer *opt = lam_sgd(&so);
   float *w0 = tu_read_f32(lam_ptree_get(lam_vars_params(v), "weight"));
   double loss = 0;
-  cr_assert_eq(lam_train_step(m, v, opt, lam_objective_cross_entropy, NULL, x, y, NULL, 0, &loss), LAM_OK,
+  cr_assert_eq(lam_train_step(m, v, opt, x, y, NULL, &loss), LAM_OK,
                "%s", lam_last_error());
   cr_assert(isfinite(loss) && loss > 0);
   float *w1 = tu_read_f32(lam_ptree_get(lam_vars_params(v), "weight"));
@@ -114,7 +114,7 @@ Test(train, step_updates_and_clips) {
   free(w1);
   /* Clipping to a tiny norm makes the update tiny. */
   float *wa = tu_read_f32(lam_ptree_get(lam_vars_params(v), "weight"));
-  cr_assert_eq(lam_train_step(m, v, opt, lam_objective_cross_entropy, NULL, x, y, NULL, 1e-6, NULL), LAM_OK);
+  cr_assert_eq(lam_train_step(m, v, opt, x, y, &(lam_train_step_opts){.clip_norm = 1e-6}, NULL), LAM_OK);
   float *wb = tu_read_f32(lam_ptree_get(lam_vars_params(v), "weight"));
   for (int i = 0; i < 12; i++) cr_assert(fabsf(wa[i] - wb[i]) <= 0.5f * 1e-6f + 1e-7f, "clipped step");
   free(wa);
@@ -177,12 +177,17 @@ Test(train, bad_input) {
   tu_mark mk = tu_mark_now(ctx);
   lam_fit_opts o = lam_fit_defaults();
   tu_assert_status(lam_fit(m, v, opt, x, y9, &o), LAM_ERR_SHAPE, "same number of samples");
-  o.epochs = 0;
-  tu_assert_status(lam_fit(m, v, opt, x, y, &o), LAM_ERR_INVALID_ARGUMENT, "epochs 0");
+  o.epochs = -1;
+  tu_assert_status(lam_fit(m, v, opt, x, y, &o), LAM_ERR_INVALID_ARGUMENT, "epochs -1");
+  o = lam_fit_defaults();
+  o.clip_norm = -1;
+  tu_assert_status(lam_fit(m, v, opt, x, y, &o), LAM_ERR_INVALID_ARGUMENT, "lam_fit: clip_norm -1");
   tu_assert_status(lam_fit(m, v, NULL, x, y, NULL), LAM_ERR_NULL, "opt");
-  tu_assert_status(lam_train_step(m, v, opt, NULL, NULL, x, y, NULL, 0, NULL), LAM_ERR_NULL, "objective");
-  /* Training with dropout and no key fails cleanly. */
-  tu_assert_status(lam_train_step(m, v, opt, lam_objective_cross_entropy, NULL, x, y, NULL, 0, NULL),
+  tu_assert_status(lam_train_step(m, v, NULL, x, y, NULL, NULL), LAM_ERR_NULL, "opt");
+  tu_assert_status(lam_train_step(m, v, opt, x, y, &(lam_train_step_opts){.clip_norm = NAN}, NULL),
+                   LAM_ERR_INVALID_ARGUMENT, "lam_train_step: clip_norm nan");
+  /* Training with dropout and no key fails cleanly (a NULL objective is cross entropy). */
+  tu_assert_status(lam_train_step(m, v, opt, x, y, &(lam_train_step_opts){0}, NULL),
                    LAM_ERR_INVALID_ARGUMENT, "rng key");
   tu_assert_no_leak(ctx, mk);
   lam_tensor_free(y9);

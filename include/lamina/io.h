@@ -63,6 +63,8 @@ typedef enum lam_file_dtype {
   LAM_FILE_F64 = 4
 } lam_file_dtype;
 
+/* Options of lam_safetensors_save (zero-safe: NULL, a zeroed struct and
+ * lam_save_defaults() are the same). */
 typedef struct lam_save_opts {
   const lam_metadata *metadata; /* written as "__metadata__"; NULL: none */
   lam_file_dtype float_dtype;   /* default LAM_FILE_KEEP */
@@ -79,11 +81,15 @@ LAM_API lam_save_opts lam_save_defaults(void);
  * "__metadata__", or a device read error. */
 LAM_API lam_status lam_safetensors_save(const char *path, const lam_ptree *tree, const lam_save_opts *opts);
 
+/* Options of the loaders (the options rule, lamina/options.h: NULL, a
+ * zeroed struct and lam_load_defaults() are the same). */
 typedef struct lam_load_opts {
-  /* load_into: keys of the model missing from the file and keys of the
-   * file the model lacks are errors (default true). Shape and dtype
-   * mismatches are errors either way, as in PyTorch's load_state_dict. */
-  bool strict;
+  /* load_into: by default (false) keys of the model missing from the file
+   * and keys of the file the model lacks are errors, as PyTorch's
+   * load_state_dict(strict=True); true (strict=False) loads the keys both
+   * have and skips the rest. Shape and dtype mismatches are errors either
+   * way. */
+  bool non_strict;
   /* Only file tensors whose names start with prefix take part, with the
    * prefix removed (e.g. "model." or "params."); NULL or "": all. */
   const char *prefix;

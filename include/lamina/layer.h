@@ -52,12 +52,18 @@ LAM_API void lam_summaries_free(lam_summaries *s);
 
 /* ---- apply options ----------------------------------------------------- */
 
+/* How a forward pass runs (the options rule, lamina/options.h: NULL, a
+ * zeroed struct and lam_apply_defaults() are the same: evaluation mode, no
+ * rng, no aux, summaries dropped). */
 typedef struct lam_apply_opts {
-  bool training;             /* dropout active, batch-norm statistics updated */
+  bool training;             /* dropout active, batch-norm statistics updated (default: evaluation) */
   const lam_rng_key *rng;    /* needed by stochastic layers in training; NULL: none */
   const lam_aux *aux;        /* forwarded to every sublayer; NULL: none */
   lam_summaries *summaries;  /* where layers record named scalars; NULL: dropped */
 } lam_apply_opts;
+
+/* Returns the default apply options (every field zero, as for opts == NULL). */
+LAM_API lam_apply_opts lam_apply_defaults(void);
 
 /* Records a named scalar (a new reference to value) when opts has a sink. */
 LAM_API lam_status lam_summaries_add(const lam_apply_opts *opts, const char *name, lam_tensor *value);

@@ -1,5 +1,6 @@
 /* lamina/linalg.h: matrix products through CLBlast (on CPU devices, with
- * lam_ctx_opts.cpu_gemm_tuning, through lamina's own tuned kernels).
+ * by default, through lamina's own tuned kernels; lam_ctx_opts.clblast_on_cpu
+ * keeps CLBlast there too).
  * Operands of rank >= 2 are stacks of matrices with NumPy-broadcast batch
  * dims; a rank-1 operand is a vector (as numpy.matmul). f32 and f64.
  * Returns a new tensor or NULL with a message. Differentiable. */

@@ -9,8 +9,7 @@
  * lazily on the first step that sees a path and is keyed by that path.
  *
  * Typical use:
- *   lam_adam_opts o = lam_adamw_defaults();  o.lr = 3e-4;
- *   lam_optimizer *opt = lam_adamw(&o);
+ *   lam_optimizer *opt = lam_adamw(&(lam_adamw_opts){.lr = 3e-4});  (weight decay 1e-2)
  *   lam_schedule s = lam_schedule_warmup_cosine(1e-6, 3e-4, 100, 10000, 1e-5);
  *   lam_optimizer_set_schedule(opt, &s);
  *   for (...) { lam_value_and_grad(ctx, loss_fn, user, params, &loss, &grads);
@@ -25,6 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lamina/options.h"
 #include "lamina/ptree.h"
 
 #ifdef __cplusplus
@@ -44,35 +44,61 @@ typedef enum lam_optim_kind {
 
 /* ---- hyperparameters (each with a defaults function) ------------------- */
 
+/* Every struct follows the options rule (lamina/options.h): NULL, a zeroed
+ * struct and lam_<name>_defaults() are the same configuration, PyTorch's
+ * defaults, so `&(lam_adam_opts){.lr = 3e-4}` is torch.optim.Adam(lr=3e-4).
+ * A field whose default is not zero but for which zero is meaningful
+ * (learning rates, betas, alpha, eps, AdamW's weight decay) takes LAM_ZERO
+ * for a real zero: `.beta1 = LAM_ZERO` is PyTorch's betas=(0, 0.999). The
+ * defaults functions return the resolved values. */
+
 /* torch.optim.SGD. Defaults: lr 1e-3 (PyTorch 2.x), momentum 0, dampening 0,
  * weight_decay 0 (L2: added to the gradient), nesterov false, maximize false.
  * The momentum buffer starts as the first (decayed) gradient, as in PyTorch.
  * Nesterov needs momentum > 0 and dampening 0. */
 typedef struct lam_sgd_opts {
-  double lr, momentum, dampening, weight_decay;
+  double lr;           /* 0: 1e-3 */
+  double momentum, dampening, weight_decay;
   bool nesterov, maximize;
 } lam_sgd_opts;
 
-/* torch.optim.Adam / AdamW. Adam defaults: lr 1e-3, betas (0.9, 0.999),
- * eps 1e-8, weight_decay 0 (L2, added to the gradient), amsgrad false. AdamW
- * uses the same struct; its weight decay is decoupled (param *= 1 - lr*wd
- * before the Adam update) and defaults to 1e-2. */
+/* torch.optim.Adam. Defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8,
+ * weight_decay 0 (L2, added to the gradient), amsgrad false. */
 typedef struct lam_adam_opts {
-  double lr, beta1, beta2, eps, weight_decay;
+  double lr;           /* 0: 1e-3 */
+  double beta1, beta2; /* 0: 0.9, 0.999 */
+  double eps;          /* 0: 1e-8 */
+  double weight_decay; /* 0: none */
   bool amsgrad, maximize;
 } lam_adam_opts;
+
+/* torch.optim.AdamW: Adam's fields and defaults, but the weight decay is
+ * decoupled (param *= 1 - lr*wd before the Adam update) and a zero field
+ * means PyTorch's 1e-2; LAM_ZERO turns it off (plain Adam). */
+typedef struct lam_adamw_opts {
+  double lr;           /* 0: 1e-3 */
+  double beta1, beta2; /* 0: 0.9, 0.999 */
+  double eps;          /* 0: 1e-8 */
+  double weight_decay; /* 0: 1e-2; LAM_ZERO: none */
+  bool amsgrad, maximize;
+} lam_adamw_opts;
 
 /* torch.optim.RMSprop. Defaults: lr 1e-2, alpha 0.99, eps 1e-8,
  * weight_decay 0, momentum 0, centered false. */
 typedef struct lam_rmsprop_opts {
-  double lr, alpha, eps, weight_decay, momentum;
+  double lr;           /* 0: 1e-2 */
+  double alpha;        /* 0: 0.99 */
+  double eps;          /* 0: 1e-8 */
+  double weight_decay, momentum;
   bool centered, maximize;
 } lam_rmsprop_opts;
 
 /* torch.optim.Adagrad. Defaults: lr 1e-2, lr_decay 0, weight_decay 0,
  * initial_accumulator_value 0, eps 1e-10. */
 typedef struct lam_adagrad_opts {
-  double lr, lr_decay, weight_decay, initial_accumulator_value, eps;
+  double lr;           /* 0: 1e-2 */
+  double lr_decay, weight_decay, initial_accumulator_value;
+  double eps;          /* 0: 1e-10 */
   bool maximize;
 } lam_adagrad_opts;
 
@@ -80,25 +106,28 @@ typedef struct lam_adagrad_opts {
  * weight_decay 0 (decoupled: param *= 1 - lr*wd). Update:
  *   p -= lr * sign(beta1*m + (1-beta1)*g);  m = beta2*m + (1-beta2)*g. */
 typedef struct lam_lion_opts {
-  double lr, beta1, beta2, weight_decay;
+  double lr;           /* 0: 1e-4 */
+  double beta1, beta2; /* 0: 0.9, 0.99 */
+  double weight_decay;
   bool maximize;
 } lam_lion_opts;
 
 LAM_API lam_sgd_opts lam_sgd_defaults(void);
 LAM_API lam_adam_opts lam_adam_defaults(void);
-LAM_API lam_adam_opts lam_adamw_defaults(void);
+LAM_API lam_adamw_opts lam_adamw_defaults(void);
 LAM_API lam_rmsprop_opts lam_rmsprop_defaults(void);
 LAM_API lam_adagrad_opts lam_adagrad_defaults(void);
 LAM_API lam_lion_opts lam_lion_defaults(void);
 
 /* Constructors (opts NULL: defaults). Return a new optimizer, or NULL with
- * LAM_ERR_INVALID_ARGUMENT naming the bad hyperparameter (lr < 0, betas
- * outside [0, 1) ([0, 1] for Lion), eps < 0, negative momentum / weight
- * decay / lr_decay / alpha / initial accumulator, non-finite values,
- * nesterov without momentum or with dampening). */
+ * LAM_ERR_INVALID_ARGUMENT and a message naming the function and the bad
+ * hyperparameter (after zero fields are resolved: lr < 0, betas outside
+ * [0, 1) ([0, 1] for Lion), eps < 0, negative momentum / weight decay /
+ * lr_decay / alpha / initial accumulator, non-finite values, nesterov
+ * without momentum or with dampening). */
 LAM_API lam_optimizer *lam_sgd(const lam_sgd_opts *opts);
 LAM_API lam_optimizer *lam_adam(const lam_adam_opts *opts);
-LAM_API lam_optimizer *lam_adamw(const lam_adam_opts *opts);
+LAM_API lam_optimizer *lam_adamw(const lam_adamw_opts *opts);
 LAM_API lam_optimizer *lam_rmsprop(const lam_rmsprop_opts *opts);
 LAM_API lam_optimizer *lam_adagrad(const lam_adagrad_opts *opts);
 LAM_API lam_optimizer *lam_lion(const lam_lion_opts *opts);
@@ -110,8 +139,9 @@ LAM_API void lam_optimizer_free(lam_optimizer *opt);
  * ("sgd", "adam", "adamw", "rmsprop", "adagrad", "lion"; "unknown" for NULL). */
 LAM_API lam_optim_kind lam_optimizer_kind(const lam_optimizer *opt);
 LAM_API const char *lam_optimizer_name(const lam_optimizer *opt);
-/* Writes the hyperparameters as a JSON object into buf (at most `size`
- * bytes, NUL-terminated), e.g. {"kind":"adam","lr":0.001,...}; checkpoints
+/* Writes the resolved hyperparameters (zero fields replaced by their
+ * defaults) as a JSON object into buf (at most `size` bytes,
+ * NUL-terminated), e.g. {"kind":"adam","lr":0.001,...}; checkpoints
  * store it for reference. Returns LAM_OK or LAM_ERR_INVALID_ARGUMENT when
  * buf is too small. */
 LAM_API lam_status lam_optimizer_describe(const lam_optimizer *opt, char *buf, size_t size);

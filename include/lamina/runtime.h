@@ -59,11 +59,16 @@ LAM_API lam_status lam_devices_list(lam_device_info *out, int capacity, int *cou
  * Returns LAM_OK or LAM_ERR_DEVICE_NOT_FOUND with the selector named. */
 LAM_API lam_status lam_device_choose(const char *selector, int *index);
 
+/* Options of lam_ctx_create (the options rule, lamina/options.h: NULL, a
+ * zeroed struct and lam_ctx_defaults() are the same). */
 typedef struct lam_ctx_opts {
-  const char *device;       /* selector as for lam_device_choose; NULL: env/default */
-  const char *cache_dir;    /* kernel binary cache; NULL: LAMINA_CACHE_DIR, else user cache */
-  bool disable_disk_cache;  /* build every program from source */
-  bool cpu_gemm_tuning;     /* on CPU devices run GEMMs with lamina's tuned kernels (cl/gemm.cl) instead of CLBlast (default on) */
+  const char *device;       /* selector as for lam_device_choose; NULL or "": env/default */
+  const char *cache_dir;    /* kernel binary cache; NULL or "": LAMINA_CACHE_DIR, else user cache */
+  bool disable_disk_cache;  /* build every program from source (default: binaries cached on disk) */
+  /* On CPU devices run GEMMs with CLBlast and its own parameters. Default
+   * (false): lamina's tuned kernels (cl/gemm.cl) on CPU devices; other
+   * devices use CLBlast either way. */
+  bool clblast_on_cpu;
 } lam_ctx_opts;
 
 /* Returns the default options (every field as for opts == NULL). */

@@ -21,13 +21,24 @@ typedef lam_tensor *(*lam_objective_fn)(lam_tensor *pred, lam_tensor *target, vo
 LAM_API lam_tensor *lam_objective_cross_entropy(lam_tensor *pred, lam_tensor *target, void *user);
 LAM_API lam_tensor *lam_objective_mse(lam_tensor *pred, lam_tensor *target, void *user);
 
-/* One optimisation step on a batch: forward in training mode (rng may be
- * NULL when the model has no stochastic layer), loss, gradients, optional
- * global-norm clipping (clip_norm > 0), optimizer update of vars' params.
- * Stores the loss in *loss_out when non-NULL (this reads it back, a sync). */
-LAM_API lam_status lam_train_step(lam_layer *model, lam_vars *vars, lam_optimizer *opt,
-                          lam_objective_fn objective, void *objective_user, lam_tensor *x,
-                          lam_tensor *y, const lam_rng_key *rng, double clip_norm, double *loss_out);
+/* Options of lam_train_step (the options rule, lamina/options.h: NULL, a
+ * zeroed struct and lam_train_step_defaults() are the same). */
+typedef struct lam_train_step_opts {
+  lam_objective_fn objective; /* NULL: lam_objective_cross_entropy */
+  void *objective_user;       /* passed to objective */
+  const lam_rng_key *rng;     /* key of the stochastic layers (dropout); NULL: none */
+  double clip_norm;           /* > 0: clip gradients to this global norm; 0: no clipping */
+} lam_train_step_opts;
+LAM_API lam_train_step_opts lam_train_step_defaults(void);
+
+/* One optimisation step on a batch: forward in training mode (opts->rng
+ * may be NULL when the model has no stochastic layer), loss, gradients,
+ * optional global-norm clipping, optimizer update of vars' params (opts
+ * NULL: defaults). Stores the loss in *loss_out when non-NULL (this reads
+ * it back, a sync). A negative or non-finite clip_norm is
+ * LAM_ERR_INVALID_ARGUMENT. */
+LAM_API lam_status lam_train_step(lam_layer *model, lam_vars *vars, lam_optimizer *opt, lam_tensor *x,
+                                  lam_tensor *y, const lam_train_step_opts *opts, double *loss_out);
 
 /* Fraction of rows whose argmax over the last axis of logits equals the i32
  * label, in *accuracy. */
@@ -41,7 +52,7 @@ LAM_API lam_status lam_predict(lam_layer *model, lam_vars *vars, lam_tensor *x, 
 typedef struct lam_epoch_report {
   int epoch;            /* 1-based */
   double train_loss;    /* mean over the epoch's batches */
-  double train_accuracy;/* NAN when not a classification objective */
+  double train_accuracy;/* NAN with no_accuracy */
   double val_loss;      /* NAN without validation data */
   double val_accuracy;
   double seconds;
@@ -50,22 +61,29 @@ typedef struct lam_epoch_report {
 /* Called after every epoch; a non-OK return stops fit with that status. */
 typedef lam_status (*lam_epoch_callback)(const lam_epoch_report *report, void *user);
 
+/* Options of lam_fit (the options rule, lamina/options.h: NULL, a zeroed
+ * struct and lam_fit_defaults() are the same). */
 typedef struct lam_fit_opts {
-  int epochs;                 /* default 10 */
-  int64_t batch_size;         /* default 32 */
-  bool shuffle;               /* reshuffle each epoch (default true) */
-  lam_rng_key key;            /* shuffling and dropout keys (default seed 0) */
-  lam_objective_fn objective; /* default lam_objective_cross_entropy */
+  int epochs;                 /* 0: 10 */
+  int64_t batch_size;         /* 0: 32 */
+  bool no_shuffle;            /* keep the sample order (default: reshuffle each epoch) */
+  lam_rng_key key;            /* shuffling and dropout keys (zero: lam_rng_key_make(0)) */
+  lam_objective_fn objective; /* NULL: lam_objective_cross_entropy */
   void *objective_user;
-  bool classification;        /* report accuracy (default true) */
-  double clip_norm;           /* > 0: clip gradients to this global norm */
-  lam_tensor *val_x, *val_y;  /* optional validation set */
-  lam_epoch_callback on_epoch;
-  void *user;
+  bool no_accuracy;           /* do not report accuracy (set it for objectives that are not
+                               * classification on i32 labels; default: reported) */
+  double clip_norm;           /* > 0: clip gradients to this global norm; 0: no clipping */
+  lam_tensor *val_x, *val_y;  /* optional validation set; NULL: none */
+  lam_epoch_callback on_epoch;/* NULL: none */
+  void *user;                 /* passed to on_epoch */
 } lam_fit_opts;
+/* Returns the resolved defaults (epochs 10, batch_size 32, shuffled, key
+ * of seed 0, cross entropy, accuracy reported, no clipping). */
 LAM_API lam_fit_opts lam_fit_defaults(void);
 
-/* Trains on (x, y) (first axis = samples) for opts->epochs epochs. */
+/* Trains on (x, y) (first axis = samples) for opts->epochs epochs (opts
+ * NULL: defaults). Negative epochs / batch_size or a negative or
+ * non-finite clip_norm are LAM_ERR_INVALID_ARGUMENT. */
 LAM_API lam_status lam_fit(lam_layer *model, lam_vars *vars, lam_optimizer *opt, lam_tensor *x,
                    lam_tensor *y, const lam_fit_opts *opts);
 

@@ -242,6 +242,8 @@ lam_status lam_layer_init(lam_layer *layer, lam_ctx *ctx, lam_rng_key key, lam_d
   return *out ? LAM_OK : lam_last_status();
 }
 
+lam_apply_opts lam_apply_defaults(void) { return (lam_apply_opts){0}; }
+
 lam_status lam_layer_apply_with(lam_layer *layer, lam_ptree *params, lam_ptree *state,
                                 lam_tensor *x, const lam_apply_opts *opts, lam_tensor **out) {
   if (!out) return lam__fail(LAM_ERR_NULL, "lam_layer_apply: out is NULL");

@@ -9,7 +9,8 @@
  * (0.3-0.55) with a large run-to-run spread and a 5 s compile per
  * precision and routine. The barrier-free register-tiled kernels of
  * cl/gemm.cl reach 1.4-2.0x OpenBLAS at 1024^3 and above on the same
- * machine (bench/README.md), so CPU contexts with cpu_gemm_tuning use them;
+ * machine (bench/README.md), so CPU contexts use them (unless created with
+ * lam_ctx_opts.clblast_on_cpu);
  * GPUs keep CLBlast and its own database. No CLBlast override set ships.
  *
  * How the values were found (2 vCPUs of an AMD EPYC with AVX-512 (Zen 5

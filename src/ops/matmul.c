@@ -7,7 +7,7 @@
  * where an operand broadcasts); C is always a new contiguous tensor. A batch
  * where only A varies and A is not transposed is folded into M (one GEMM).
  * Then, on CPU devices whose context asks for tuned CPU GEMM
- * (cpu_gemm_tuning), lamina's register-tiled kernels in cl/gemm.cl run the
+ * (ctx->cpu_gemm_tuning, i.e. not lam_ctx_opts.clblast_on_cpu), lamina's register-tiled kernels in cl/gemm.cl run the
  * product in one launch for any batch (see gemm_tuning.c for why), after
  * copying an operand into the kernel's preferred layout when the copy is
  * cheap against the product; elsewhere

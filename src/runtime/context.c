@@ -12,12 +12,7 @@ lam_status lam__device_ids(int index, cl_platform_id *platform, cl_device_id *de
                            lam_device_info *info);
 void lam__pool_free_all(lam_ctx *ctx);
 
-lam_ctx_opts lam_ctx_defaults(void) {
-  lam_ctx_opts o;
-  memset(&o, 0, sizeof o);
-  o.cpu_gemm_tuning = true;
-  return o;
-}
+lam_ctx_opts lam_ctx_defaults(void) { return (lam_ctx_opts){0}; }
 
 /* Creates dir and its parents (mkdir -p); returns 0 on success. */
 static int lam__mkdirs(const char *dir) {
@@ -96,7 +91,7 @@ lam_status lam_ctx_create(const lam_ctx_opts *opts, lam_ctx **out) {
   ctx->wg_1d = ctx->info.max_work_group_size < 256 ? ctx->info.max_work_group_size : 256;
   if (ctx->wg_1d == 0) ctx->wg_1d = 1;
   ctx->grad_enabled = true;
-  ctx->cpu_gemm_tuning = o.cpu_gemm_tuning;
+  ctx->cpu_gemm_tuning = !o.clblast_on_cpu;
   *out = ctx;
   return LAM_OK;
 }

@@ -38,14 +38,17 @@ static lam_tensor *lam__step_loss(lam_ptree *params, void *user) {
   return loss;
 }
 
+/* clip_norm must be >= 0 and finite (0: no clipping). */
+static lam_status lam__check_clip(double clip_norm, const char *fn) {
+  if (clip_norm >= 0 && isfinite(clip_norm)) return LAM_OK;
+  return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: clip_norm %g must be >= 0 and finite (0: no clipping)",
+                   fn, clip_norm);
+}
+
 static lam_status lam__step_run(lam_layer *model, lam_vars *vars, lam_optimizer *opt,
                                 lam_objective_fn objective, void *objective_user, lam_tensor *x,
                                 lam_tensor *y, const lam_rng_key *rng, double clip_norm,
                                 lam_tensor **loss_out, lam_tensor **pred_out) {
-  const char *fn = "lam_train_step";
-  if (!model || !vars || !opt || !objective || !x || !y)
-    return lam__fail(LAM_ERR_NULL, "%s: %s is NULL", fn,
-                     !model ? "model" : !vars ? "vars" : !opt ? "opt" : !objective ? "objective" : !x ? "x" : "y");
   lam__step s = {model, lam_vars_state(vars), x, y, objective, objective_user,
                  {true, rng, NULL, NULL}, NULL};
   lam_tensor *loss = NULL;
@@ -65,11 +68,22 @@ static lam_status lam__step_run(lam_layer *model, lam_vars *vars, lam_optimizer 
   return LAM_OK;
 }
 
-lam_status lam_train_step(lam_layer *model, lam_vars *vars, lam_optimizer *opt,
-                          lam_objective_fn objective, void *objective_user, lam_tensor *x,
-                          lam_tensor *y, const lam_rng_key *rng, double clip_norm, double *loss_out) {
+lam_train_step_opts lam_train_step_defaults(void) {
+  return (lam_train_step_opts){.objective = lam_objective_cross_entropy};
+}
+
+lam_status lam_train_step(lam_layer *model, lam_vars *vars, lam_optimizer *opt, lam_tensor *x,
+                          lam_tensor *y, const lam_train_step_opts *opts, double *loss_out) {
+  const char *fn = "lam_train_step";
+  lam_train_step_opts o = opts ? *opts : (lam_train_step_opts){0};
+  if (!o.objective) o.objective = lam_objective_cross_entropy;
+  if (!model || !vars || !opt || !x || !y)
+    return lam__fail(LAM_ERR_NULL, "%s: %s is NULL", fn,
+                     !model ? "model" : !vars ? "vars" : !opt ? "opt" : !x ? "x" : "y");
+  lam_status st = lam__check_clip(o.clip_norm, fn);
+  if (st != LAM_OK) return st;
   lam_tensor *loss = NULL;
-  lam_status st = lam__step_run(model, vars, opt, objective, objective_user, x, y, rng, clip_norm, &loss, NULL);
+  st = lam__step_run(model, vars, opt, o.objective, o.objective_user, x, y, o.rng, o.clip_norm, &loss, NULL);
   if (st == LAM_OK && loss_out) st = lam_tensor_item(loss, loss_out);
   lam_tensor_free(loss);
   return st;
@@ -138,16 +152,16 @@ lam_status lam_predict(lam_layer *model, lam_vars *vars, lam_tensor *x, int64_t 
   return st;
 }
 
-lam_fit_opts lam_fit_defaults(void) {
-  lam_fit_opts o = {0};
-  o.epochs = 10;
-  o.batch_size = 32;
-  o.shuffle = true;
-  o.key = lam_rng_key_make(0);
-  o.objective = lam_objective_cross_entropy;
-  o.classification = true;
+/* The options rule: zero fields take the defaults. */
+static lam_fit_opts lam__fit_resolve(lam_fit_opts o) {
+  if (o.epochs == 0) o.epochs = 10;
+  o.batch_size = lam__opt_i64(o.batch_size, 32);
+  if (!o.objective) o.objective = lam_objective_cross_entropy;
+  o.clip_norm = lam__opt_f64(o.clip_norm, 0.0);
   return o;
 }
+
+lam_fit_opts lam_fit_defaults(void) { return lam__fit_resolve((lam_fit_opts){0}); }
 
 /* A permutation of 0..n-1 from the key (Fisher-Yates on Philox words). */
 static lam_tensor *lam__permutation(lam_ctx *ctx, lam_rng_key key, int64_t n) {
@@ -183,7 +197,7 @@ static lam_status lam__evaluate(lam_layer *model, lam_vars *vars, const lam_fit_
   lam_tensor *l = o->objective(pred, y, o->objective_user);
   st = l ? lam_tensor_item(l, loss) : lam_last_status();
   lam_tensor_free(l);
-  if (st == LAM_OK && o->classification) st = lam_accuracy(pred, y, acc);
+  if (st == LAM_OK && !o->no_accuracy) st = lam_accuracy(pred, y, acc);
   lam_tensor_free(pred);
   return st;
 }
@@ -191,26 +205,26 @@ static lam_status lam__evaluate(lam_layer *model, lam_vars *vars, const lam_fit_
 lam_status lam_fit(lam_layer *model, lam_vars *vars, lam_optimizer *opt, lam_tensor *x,
                    lam_tensor *y, const lam_fit_opts *opts) {
   const char *fn = "lam_fit";
-  lam_fit_opts o = opts ? *opts : lam_fit_defaults();
+  lam_fit_opts o = lam__fit_resolve(opts ? *opts : (lam_fit_opts){0});
   if (!model || !vars || !opt || !x || !y)
     return lam__fail(LAM_ERR_NULL, "%s: %s is NULL", fn,
                      !model ? "model" : !vars ? "vars" : !opt ? "opt" : !x ? "x" : "y");
   if (o.epochs < 1 || o.batch_size < 1)
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: epochs %d and batch_size %lld must be >= 1", fn,
-                     o.epochs, (long long)o.batch_size);
-  if (!o.objective) o.objective = lam_objective_cross_entropy;
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: epochs %d and batch_size %lld must be >= 1 (0: the "
+                     "defaults 10 and 32)", fn, o.epochs, (long long)o.batch_size);
+  lam_status st = lam__check_clip(o.clip_norm, fn);
+  if (st != LAM_OK) return st;
   if (x->ndim < 1 || y->ndim < 1 || x->shape[0] != y->shape[0]) {
     char b1[LAM__SHAPE_STR], b2[LAM__SHAPE_STR];
     return lam__fail(LAM_ERR_SHAPE, "%s: x %s and y %s need the same number of samples", fn,
                      lam__shape_str(x->ndim, x->shape, b1), lam__shape_str(y->ndim, y->shape, b2));
   }
   int64_t n = x->shape[0];
-  lam_status st = LAM_OK;
   for (int epoch = 1; epoch <= o.epochs && st == LAM_OK; epoch++) {
     double t0 = lam__seconds();
     lam_rng_key ekey = lam_rng_fold_in(o.key, (uint32_t)epoch);
     lam_tensor *xs = lam_tensor_retain(x), *ys = lam_tensor_retain(y);
-    if (o.shuffle) {
+    if (!o.no_shuffle) {
       lam_tensor *perm = lam__permutation(x->ctx, ekey, n);
       lam_tensor_free(xs);
       lam_tensor_free(ys);
@@ -234,14 +248,14 @@ lam_status lam_fit(lam_layer *model, lam_vars *vars, lam_optimizer *opt, lam_ten
         lam_tensor *ls = loss_sum ? lam_add(loss_sum, loss) : lam_tensor_retain(loss);
         lam_tensor_free(loss_sum);
         loss_sum = ls;
-        if (o.classification) {
+        if (!o.no_accuracy) {
           lam_tensor *c = lam__correct(pred, yb);
           lam_tensor *cs = correct_sum && c ? lam_add(correct_sum, c) : lam_tensor_retain(c);
           lam_tensor_free(correct_sum);
           lam_tensor_free(c);
           correct_sum = cs;
         }
-        if (!loss_sum || (o.classification && !correct_sum)) st = lam_last_status();
+        if (!loss_sum || (!o.no_accuracy && !correct_sum)) st = lam_last_status();
       }
       lam_tensor_free(loss);
       lam_tensor_free(pred);

@@ -29,22 +29,40 @@ static lam_tensor *lam__done(lam__scope *s, lam_tensor *r) {
   return r;
 }
 
-lam_loss_opts lam_loss_defaults(void) {
-  lam_loss_opts o;
-  memset(&o, 0, sizeof o);
-  o.reduction = LAM_REDUCTION_MEAN;
-  o.ignore_index = -100;
-  o.from_logits = true;
-  o.beta = 1.0;
-  o.delta = 1.0;
-  o.margin = NAN; /* the loss's own default: 0 for margin_ranking, 1 for triplet */
-  o.p = 2.0;
-  o.eps = 0.0; /* 0 means "the loss's own default" */
-  o.axis = 1;
+/* The options rule (lamina/options.h): zero fields take the defaults. margin
+ * and eps are resolved by each loss (their defaults differ); a negative
+ * zero anywhere becomes +0. */
+static lam_loss_opts lam__resolve(lam_loss_opts o) {
+  o.label_smoothing = lam__opt_f64(o.label_smoothing, 0.0);
+  if (o.ignore_index == 0 && !o.ignore_index_set) o.ignore_index = -100;
+  o.ignore_index_set = true;
+  o.beta = lam__opt_f64(o.beta, 1.0);
+  o.delta = lam__opt_f64(o.delta, 1.0);
+  o.p = lam__opt_f64(o.p, 2.0);
+  if (o.axis == 0 && !o.axis_set) o.axis = 1;
+  o.axis_set = true;
   return o;
 }
 
-static lam_loss_opts lam__opts(const lam_loss_opts *o) { return o ? *o : lam_loss_defaults(); }
+lam_loss_opts lam_loss_defaults(void) { return lam__resolve((lam_loss_opts){0}); }
+
+static lam_loss_opts lam__opts(const lam_loss_opts *o) { return lam__resolve(o ? *o : (lam_loss_opts){0}); }
+
+/* Resolves eps (0: def, LAM_ZERO: 0) into *out; false (with a message) when negative or NaN. */
+static bool lam__eps(const lam_loss_opts *o, double def, const char *fn, double *out) {
+  *out = lam__opt_f64(o->eps, def);
+  if (*out >= 0) return true;
+  lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: eps %g must be >= 0", fn, o->eps);
+  return false;
+}
+
+/* Resolves margin (0: def, LAM_ZERO: 0) into *out; false (with a message) when not finite. */
+static bool lam__margin(const lam_loss_opts *o, double def, const char *fn, double *out) {
+  *out = lam__opt_f64(o->margin, def);
+  if (isfinite(*out)) return true;
+  lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: margin %g must be finite", fn, o->margin);
+  return false;
+}
 
 static lam_tensor *lam__reduce(lam__scope *s, lam_tensor *l, lam_reduction r, const char *fn) {
   if (!l) return NULL;
@@ -201,7 +219,7 @@ lam_tensor *lam_binary_cross_entropy(lam_tensor *input, lam_tensor *target, cons
     return NULL;
   lam__scope s = {{0}, 0};
   lam_tensor *l;
-  if (o.from_logits) {
+  if (!o.from_probabilities) {
     /* softplus(x) - x t: stable for large |x|. */
     l = K(&s, lam_sub(K(&s, lam_softplus(input)), K(&s, lam_mul(input, target))));
   } else {
@@ -312,10 +330,11 @@ lam_tensor *lam_margin_ranking_loss(lam_tensor *x1, lam_tensor *x2, lam_tensor *
   if (lam__check_pair(x1, x2, "x1", "x2", fn) != LAM_OK || lam__check_pair(x1, y, "x1", "y", fn) != LAM_OK ||
       lam__check_reduction(o.reduction, false, fn) != LAM_OK)
     return NULL;
-  if (isnan(o.margin)) o.margin = 0.0;
+  double margin;
+  if (!lam__margin(&o, 0.0, fn, &margin)) return NULL;
   lam__scope s = {{0}, 0};
   lam_tensor *d = K(&s, lam_mul(K(&s, lam_neg(y)), K(&s, lam_sub(x1, x2))));
-  lam_tensor *l = K(&s, lam_relu(K(&s, lam_add_scalar(d, o.margin))));
+  lam_tensor *l = K(&s, lam_relu(K(&s, lam_add_scalar(d, margin))));
   return lam__done(&s, lam__reduce(&s, l, o.reduction, fn));
 }
 
@@ -331,18 +350,18 @@ lam_tensor *lam_triplet_margin_loss(lam_tensor *anchor, lam_tensor *positive, la
                                     const lam_loss_opts *opts) {
   const char *fn = "lam_triplet_margin_loss";
   lam_loss_opts o = lam__opts(opts);
-  if (isnan(o.margin)) o.margin = 1.0;
   if (lam__check_pair(anchor, positive, "anchor", "positive", fn) != LAM_OK ||
       lam__check_pair(anchor, negative, "anchor", "negative", fn) != LAM_OK ||
       lam__check_reduction(o.reduction, false, fn) != LAM_OK)
     return NULL;
   if (!(o.p > 0)) return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: p %g must be > 0", fn, o.p), NULL;
-  double eps = o.eps > 0 ? o.eps : 1e-6;
+  double eps, margin;
+  if (!lam__eps(&o, 1e-6, fn, &eps) || !lam__margin(&o, 1.0, fn, &margin)) return NULL;
   lam__scope s = {{0}, 0};
   lam_tensor *dp = lam__pdist(&s, anchor, positive, o.p, eps);
   lam_tensor *dn = lam__pdist(&s, anchor, negative, o.p, eps);
   if (o.swap) dn = K(&s, lam_minimum(dn, lam__pdist(&s, positive, negative, o.p, eps)));
-  lam_tensor *l = K(&s, lam_relu(K(&s, lam_add_scalar(K(&s, lam_sub(dp, dn)), o.margin))));
+  lam_tensor *l = K(&s, lam_relu(K(&s, lam_add_scalar(K(&s, lam_sub(dp, dn)), margin))));
   return lam__done(&s, lam__reduce(&s, l, o.reduction, fn));
 }
 
@@ -354,7 +373,8 @@ lam_tensor *lam_cosine_similarity_loss(lam_tensor *x1, lam_tensor *x2, const lam
   int ax = lam__axis(o.axis, x1->ndim);
   if (ax < 0)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: axis %d out of range for rank %d", fn, o.axis, x1->ndim), NULL;
-  double eps = o.eps > 0 ? o.eps : 1e-8;
+  double eps;
+  if (!lam__eps(&o, 1e-8, fn, &eps)) return NULL;
   lam__scope s = {{0}, 0};
   lam_tensor *dot = K(&s, lam_sum(K(&s, lam_mul(x1, x2)), 1, &ax, 0));
   lam_tensor *n1 = K(&s, lam_sqrt(K(&s, lam_sum(K(&s, lam_square(x1)), 1, &ax, 0))));
@@ -375,7 +395,8 @@ lam_tensor *lam_gaussian_nll_loss(lam_tensor *input, lam_tensor *target, lam_ten
   if (var->dtype != input->dtype)
     return lam__fail(LAM_ERR_DTYPE, "%s: var is %s, input is %s", fn, lam_dtype_name(var->dtype),
                      lam_dtype_name(input->dtype)), NULL;
-  double eps = o.eps > 0 ? o.eps : 1e-6;
+  double eps;
+  if (!lam__eps(&o, 1e-6, fn, &eps)) return NULL;
   lam__scope s = {{0}, 0};
   /* var below eps is clamped; there its gradient is zero (PyTorch passes it through). */
   lam_tensor *v = K(&s, lam_clamp(var, eps, INFINITY));

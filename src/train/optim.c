@@ -142,26 +142,64 @@ static void lam__pstate_clear(lam__pstate *p) {
 
 /* ---- construction ----------------------------------------------------------- */
 
-lam_sgd_opts lam_sgd_defaults(void) {
-  return (lam_sgd_opts){.lr = 1e-3};
-}
-lam_adam_opts lam_adam_defaults(void) {
-  return (lam_adam_opts){.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
-}
-lam_adam_opts lam_adamw_defaults(void) {
-  lam_adam_opts o = lam_adam_defaults();
-  o.weight_decay = 1e-2;
+/* Resolves each struct under the options rule: a plain 0 takes PyTorch's
+ * default, LAM_ZERO (and any -0.0) becomes +0 so descriptions read "0". */
+#define F lam__opt_f64
+
+static lam_sgd_opts lam__sgd_resolve(lam_sgd_opts o) {
+  o.lr = F(o.lr, 1e-3);
+  o.momentum = F(o.momentum, 0);
+  o.dampening = F(o.dampening, 0);
+  o.weight_decay = F(o.weight_decay, 0);
   return o;
 }
-lam_rmsprop_opts lam_rmsprop_defaults(void) {
-  return (lam_rmsprop_opts){.lr = 1e-2, .alpha = 0.99, .eps = 1e-8};
+static lam_adam_opts lam__adam_resolve(lam_adam_opts o, double wd) {
+  o.lr = F(o.lr, 1e-3);
+  o.beta1 = F(o.beta1, 0.9);
+  o.beta2 = F(o.beta2, 0.999);
+  o.eps = F(o.eps, 1e-8);
+  o.weight_decay = F(o.weight_decay, wd);
+  return o;
 }
-lam_adagrad_opts lam_adagrad_defaults(void) {
-  return (lam_adagrad_opts){.lr = 1e-2, .eps = 1e-10};
+static lam_rmsprop_opts lam__rmsprop_resolve(lam_rmsprop_opts o) {
+  o.lr = F(o.lr, 1e-2);
+  o.alpha = F(o.alpha, 0.99);
+  o.eps = F(o.eps, 1e-8);
+  o.weight_decay = F(o.weight_decay, 0);
+  o.momentum = F(o.momentum, 0);
+  return o;
 }
-lam_lion_opts lam_lion_defaults(void) {
-  return (lam_lion_opts){.lr = 1e-4, .beta1 = 0.9, .beta2 = 0.99};
+static lam_adagrad_opts lam__adagrad_resolve(lam_adagrad_opts o) {
+  o.lr = F(o.lr, 1e-2);
+  o.lr_decay = F(o.lr_decay, 0);
+  o.weight_decay = F(o.weight_decay, 0);
+  o.initial_accumulator_value = F(o.initial_accumulator_value, 0);
+  o.eps = F(o.eps, 1e-10);
+  return o;
 }
+static lam_lion_opts lam__lion_resolve(lam_lion_opts o) {
+  o.lr = F(o.lr, 1e-4);
+  o.beta1 = F(o.beta1, 0.9);
+  o.beta2 = F(o.beta2, 0.99);
+  o.weight_decay = F(o.weight_decay, 0);
+  return o;
+}
+#undef F
+
+/* AdamW's fields as the Adam struct the update shares. */
+static lam_adam_opts lam__adamw_as_adam(const lam_adamw_opts *w) {
+  return (lam_adam_opts){w->lr, w->beta1, w->beta2, w->eps, w->weight_decay, w->amsgrad, w->maximize};
+}
+
+lam_sgd_opts lam_sgd_defaults(void) { return lam__sgd_resolve((lam_sgd_opts){0}); }
+lam_adam_opts lam_adam_defaults(void) { return lam__adam_resolve((lam_adam_opts){0}, 0); }
+lam_adamw_opts lam_adamw_defaults(void) {
+  lam_adam_opts a = lam__adam_resolve((lam_adam_opts){0}, 1e-2);
+  return (lam_adamw_opts){a.lr, a.beta1, a.beta2, a.eps, a.weight_decay, a.amsgrad, a.maximize};
+}
+lam_rmsprop_opts lam_rmsprop_defaults(void) { return lam__rmsprop_resolve((lam_rmsprop_opts){0}); }
+lam_adagrad_opts lam_adagrad_defaults(void) { return lam__adagrad_resolve((lam_adagrad_opts){0}); }
+lam_lion_opts lam_lion_defaults(void) { return lam__lion_resolve((lam_lion_opts){0}); }
 
 static lam_optimizer *lam__opt_new(lam_optim_kind kind, const char *fn) {
   lam_optimizer *opt = calloc(1, sizeof *opt);
@@ -183,7 +221,7 @@ static lam_optimizer *lam__bad(const char *fn, const char *name, double v, const
 
 lam_optimizer *lam_sgd(const lam_sgd_opts *opts) {
   const char *fn = "lam_sgd";
-  lam_sgd_opts o = opts ? *opts : lam_sgd_defaults();
+  lam_sgd_opts o = lam__sgd_resolve(opts ? *opts : (lam_sgd_opts){0});
   LAM__REQ(lam__nonneg(o.lr), "lr", o.lr, "must be >= 0 and finite");
   LAM__REQ(lam__nonneg(o.momentum), "momentum", o.momentum, "must be >= 0 and finite");
   LAM__REQ(isfinite(o.dampening), "dampening", o.dampening, "must be finite");
@@ -197,8 +235,9 @@ lam_optimizer *lam_sgd(const lam_sgd_opts *opts) {
   return opt;
 }
 
-static lam_optimizer *lam__adam_common(const lam_adam_opts *opts, bool w, const char *fn) {
-  lam_adam_opts o = opts ? *opts : w ? lam_adamw_defaults() : lam_adam_defaults();
+/* o: the caller's fields (zero: default); w: AdamW (decoupled decay, 1e-2). */
+static lam_optimizer *lam__adam_common(lam_adam_opts o, bool w, const char *fn) {
+  o = lam__adam_resolve(o, w ? 1e-2 : 0);
   LAM__REQ(lam__nonneg(o.lr), "lr", o.lr, "must be >= 0 and finite");
   LAM__REQ(lam__nonneg(o.eps), "eps", o.eps, "must be >= 0 and finite");
   LAM__REQ(o.beta1 >= 0 && o.beta1 < 1, "beta1", o.beta1, "must be in [0, 1)");
@@ -209,12 +248,16 @@ static lam_optimizer *lam__adam_common(const lam_adam_opts *opts, bool w, const 
   return opt;
 }
 
-lam_optimizer *lam_adam(const lam_adam_opts *opts) { return lam__adam_common(opts, false, "lam_adam"); }
-lam_optimizer *lam_adamw(const lam_adam_opts *opts) { return lam__adam_common(opts, true, "lam_adamw"); }
+lam_optimizer *lam_adam(const lam_adam_opts *opts) {
+  return lam__adam_common(opts ? *opts : (lam_adam_opts){0}, false, "lam_adam");
+}
+lam_optimizer *lam_adamw(const lam_adamw_opts *opts) {
+  return lam__adam_common(opts ? lam__adamw_as_adam(opts) : (lam_adam_opts){0}, true, "lam_adamw");
+}
 
 lam_optimizer *lam_rmsprop(const lam_rmsprop_opts *opts) {
   const char *fn = "lam_rmsprop";
-  lam_rmsprop_opts o = opts ? *opts : lam_rmsprop_defaults();
+  lam_rmsprop_opts o = lam__rmsprop_resolve(opts ? *opts : (lam_rmsprop_opts){0});
   LAM__REQ(lam__nonneg(o.lr), "lr", o.lr, "must be >= 0 and finite");
   LAM__REQ(lam__nonneg(o.eps), "eps", o.eps, "must be >= 0 and finite");
   LAM__REQ(lam__nonneg(o.momentum), "momentum", o.momentum, "must be >= 0 and finite");
@@ -227,7 +270,7 @@ lam_optimizer *lam_rmsprop(const lam_rmsprop_opts *opts) {
 
 lam_optimizer *lam_adagrad(const lam_adagrad_opts *opts) {
   const char *fn = "lam_adagrad";
-  lam_adagrad_opts o = opts ? *opts : lam_adagrad_defaults();
+  lam_adagrad_opts o = lam__adagrad_resolve(opts ? *opts : (lam_adagrad_opts){0});
   LAM__REQ(lam__nonneg(o.lr), "lr", o.lr, "must be >= 0 and finite");
   LAM__REQ(lam__nonneg(o.lr_decay), "lr_decay", o.lr_decay, "must be >= 0 and finite");
   LAM__REQ(lam__nonneg(o.weight_decay), "weight_decay", o.weight_decay, "must be >= 0 and finite");
@@ -241,7 +284,7 @@ lam_optimizer *lam_adagrad(const lam_adagrad_opts *opts) {
 
 lam_optimizer *lam_lion(const lam_lion_opts *opts) {
   const char *fn = "lam_lion";
-  lam_lion_opts o = opts ? *opts : lam_lion_defaults();
+  lam_lion_opts o = lam__lion_resolve(opts ? *opts : (lam_lion_opts){0});
   LAM__REQ(lam__nonneg(o.lr), "lr", o.lr, "must be >= 0 and finite");
   LAM__REQ(o.beta1 >= 0 && o.beta1 <= 1, "beta1", o.beta1, "must be in [0, 1]");
   LAM__REQ(o.beta2 >= 0 && o.beta2 <= 1, "beta2", o.beta2, "must be in [0, 1]");

@@ -766,7 +766,7 @@ lam_status lam__st_read_tree(lam__st_file *sf, lam_ctx *ctx, const char *prefix,
 
 /* ---- public loading ------------------------------------------------------------------ */
 
-lam_load_opts lam_load_defaults(void) { return (lam_load_opts){.strict = true, .prefix = NULL}; }
+lam_load_opts lam_load_defaults(void) { return (lam_load_opts){.non_strict = false, .prefix = NULL}; }
 
 lam_status lam_safetensors_load(lam_ctx *ctx, const char *path, const lam_load_opts *opts,
                                 lam_ptree **out, lam_metadata **metadata) {
@@ -809,7 +809,7 @@ lam_status lam_ptree_load_into(lam_ptree *tree, const char *path, const lam_load
   lam__st_file sf;
   lam_status st = lam__st_open(path, fn, &sf);
   if (st != LAM_OK) return st;
-  st = lam__st_check_into(&sf, tree, prefix, o.strict, fn);
+  st = lam__st_check_into(&sf, tree, prefix, !o.non_strict, fn);
   if (st == LAM_OK) st = lam__st_read_into(&sf, tree, prefix, fn);
   lam__st_close(&sf);
   return st;
