@@ -96,19 +96,48 @@ static double time_openblas(const bench_case *c, int reps) {
 }
 #endif
 
+/* --sizes a,b,...: square cases of those sizes plus the three transposed
+ * cases at the first size (GPU runs use 1024,2048,4096,8192). */
+enum { MAX_CASES = 16 };
+static int parse_sizes(char *list, bench_case *cases, char labels[][32]) {
+  int n = 0, first = 0;
+  for (char *t = strtok(list, ","); t && n < MAX_CASES - 3; t = strtok(NULL, ",")) {
+    int v = atoi(t);
+    if (v < 1) return -1;
+    if (!first) first = v;
+    snprintf(labels[n], 32, "%d^3", v);
+    cases[n] = (bench_case){labels[n], v, v, v, 0, 0};
+    n++;
+  }
+  static const int tr[3][2] = {{0, 1}, {1, 0}, {1, 1}};
+  static const char *suffix[3] = {"A@B^T", "A^T@B", "A^T@B^T"};
+  for (int i = 0; first && i < 3; i++, n++) {
+    snprintf(labels[n], 32, "%d^3 %s", first, suffix[i]);
+    cases[n] = (bench_case){labels[n], first, first, first, tr[i][0], tr[i][1]};
+  }
+  return n;
+}
+
 int main(int argc, char **argv) {
-  int reps = 5, quick = 0;
+  int reps = 5, quick = 0, use_openblas = 1, n_custom = 0;
+  bench_case custom[MAX_CASES];
+  char labels[MAX_CASES][32];
   lam_ctx_opts o = lam_ctx_defaults();
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--clblast")) o.clblast_on_cpu = true;
     else if (!strcmp(argv[i], "--quick")) quick = 1;
-    else {
-      fprintf(stderr, "usage: %s [--reps N] [--clblast] [--quick]\n", argv[0]);
+    else if (!strcmp(argv[i], "--no-openblas")) use_openblas = 0;
+    else if (!strcmp(argv[i], "--sizes") && i + 1 < argc &&
+             (n_custom = parse_sizes(argv[++i], custom, labels)) > 0) {
+    } else {
+      fprintf(stderr, "usage: %s [--reps N] [--clblast] [--quick] [--no-openblas] "
+                      "[--sizes a,b,...]\n", argv[0]);
       return 2;
     }
   }
   if (reps < 1) reps = 1;
+  (void)use_openblas; /* unused without OpenBLAS */
   lam_ctx *ctx;
   if (lam_ctx_create(&o, &ctx) != LAM_OK) {
     fprintf(stderr, "bench_gemm: %s\n", lam_last_error());
@@ -122,7 +151,7 @@ int main(int argc, char **argv) {
          dev->name, dev->platform_name, dev->compute_units,
          !o.clblast_on_cpu ? "tuned CPU GEMM where CPU" : "CLBlast defaults", dev->compute_units,
          reps);
-  const bench_case cases[] = {
+  const bench_case default_cases[] = {
       {"256^3", 256, 256, 256, 0, 0},        {"512^3", 512, 512, 512, 0, 0},
       {"1024^3", 1024, 1024, 1024, 0, 0},    {"2048^3", 2048, 2048, 2048, 0, 0},
       {"4096x768x768", 4096, 768, 768, 0, 0}, {"1024^3 A@B^T", 1024, 1024, 1024, 0, 1},
@@ -131,9 +160,10 @@ int main(int argc, char **argv) {
   /* All lamina cases first, then all OpenBLAS cases: OpenBLAS's idle
    * threads keep spinning for a while after a call and would steal the
    * cores from the next lamina case. */
-  enum { NC = sizeof cases / sizeof *cases };
-  double best[NC], median[NC], ob[NC];
-  int rc[NC];
+  const bench_case *cases = n_custom ? custom : default_cases;
+  const int NC = n_custom ? n_custom : (int)(sizeof default_cases / sizeof *default_cases);
+  double best[MAX_CASES], median[MAX_CASES], ob[MAX_CASES];
+  int rc[MAX_CASES];
   for (int i = 0; i < NC; i++) {
     const bench_case *c = &cases[i];
     rc[i] = quick && (c->m > 1024 || c->n > 1024 || c->k > 1024)
@@ -144,7 +174,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < NC; i++) {
     ob[i] = 0;
 #ifdef LAMINA_HAVE_OPENBLAS
-    if (rc[i] != 1) ob[i] = time_openblas(&cases[i], reps);
+    if (rc[i] != 1 && use_openblas) ob[i] = time_openblas(&cases[i], reps);
 #endif
   }
   printf("\n| %-15s | %12s | %14s | %15s | %5s |\n", "M x N x K", "lamina best", "lamina median",

@@ -127,7 +127,7 @@ bench() { # name args...: runs while time is left, appends to bench.log
   timeout "$t" "$exe" "$@" >>"$OUT/bench.log" 2>&1
   log "$name $*: rc $?"
 }
-bench bench_gemm --reps 5 --sizes 1024,2048,4096,8192
+bench bench_gemm --reps 5 --sizes 1024,2048,4096,8192 --no-openblas
 bench bench_attention --reps 5 --seqs 2048,4096,8192,16384 --no-torch
 bench bench_conv --reps 5
 bench bench_norm
