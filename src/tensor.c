@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "tensor_internal.h"
 
 size_t lam_dtype_size(lam_dtype dtype) {
   switch (dtype) {

@@ -1,4 +1,4 @@
-/* test_attention.c (src/ops/attention.c, attention_backward.c): lam_scaled_dot_product_attention (fused kernel and the
+/* test_attention.c (src/ops/attention.c, attention_backward.c, kv_cache.c): lam_scaled_dot_product_attention (fused kernel and the
  * unfused ops path) against a plain C reference in double for a table of
  * shapes (seq 1, 3, 7, 33, 64, 100, 257; head dims 1..300, v_dim != head_dim),
  * grouped-query heads, causal masks with offsets, key padding masks (u8 and

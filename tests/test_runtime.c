@@ -1,6 +1,7 @@
 /* test_runtime.c: device listing and choice (options and LAMINA_DEVICE), the
  * program cache (memory, disk hit/miss, corrupt entries, LAMINA_KERNEL_DIR,
- * build failures), the buffer pool and statistics, and status strings. */
+ * build failures), the buffer pool and statistics, status strings and
+ * lam_version (src/runtime/version.c). */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,4 +244,19 @@ Test(runtime, status_strings_mirror_opencl) {
   lam_clear_error();
   cr_assert_str_eq(lam_last_error(), "");
   cr_assert_eq(lam_last_status(), LAM_OK);
+}
+
+Test(runtime, version_matches_the_headers) {
+  int major = -1, minor = -1, patch = -1;
+  const char *s = lam_version(&major, &minor, &patch);
+  cr_assert_eq(major, LAMINA_VERSION_MAJOR);
+  cr_assert_eq(minor, LAMINA_VERSION_MINOR);
+  cr_assert_eq(patch, LAMINA_VERSION_PATCH);
+  char want[32];
+  snprintf(want, sizeof want, "%d.%d.%d", LAMINA_VERSION_MAJOR, LAMINA_VERSION_MINOR,
+           LAMINA_VERSION_PATCH);
+  cr_assert_str_eq(s, want);
+  cr_assert_eq(LAMINA_VERSION,
+               LAMINA_VERSION_MAJOR * 10000 + LAMINA_VERSION_MINOR * 100 + LAMINA_VERSION_PATCH);
+  cr_assert_str_eq(lam_version(NULL, NULL, NULL), want); /* every part is optional */
 }

@@ -4,6 +4,7 @@
  * and gradients for the activations whose formulas differ between
  * libraries, finite-difference gradient checks for every differentiable op,
  * and bad input for every public unary function. */
+#include <lamina.h> /* before data/elementwise_golden.h, which names the ops */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

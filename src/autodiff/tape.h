@@ -10,6 +10,7 @@
 #ifndef LAMINA_AUTODIFF_TAPE_H
 #define LAMINA_AUTODIFF_TAPE_H
 
+#include "lamina/autodiff.h"
 #include "tensor_internal.h"
 
 #define LAM__NODE_MAX_INPUTS 4

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "autodiff/tape_internal.h"
+#include "lamina/ptree.h"
 
 /* Runs fn under a fresh tape after `watch` marked the leaves. */
 typedef struct {

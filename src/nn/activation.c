@@ -2,6 +2,10 @@
  * log_softmax, GLU) and PReLU with its learnable slope. */
 #include <stdlib.h>
 
+#include "lamina/dense.h"
+#include "lamina/elementwise.h"
+#include "lamina/reduce.h"
+#include "lamina/shape.h"
 #include "nn/nn_internal.h"
 
 typedef struct {

@@ -8,6 +8,10 @@
  * "norm" and "block". */
 #include <stdlib.h>
 
+#include "lamina/blocks.h"
+#include "lamina/dense.h"
+#include "lamina/reduce.h"
+#include "lamina/regularize.h"
 #include "nn/nn_internal.h"
 
 /* ---- prenorm --------------------------------------------------------------- */

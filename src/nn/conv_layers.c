@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lamina/conv.h"
 #include "nn/nn_internal.h"
 
 static const char *const lam__xdesc[] = {"", "[N, C, L]", "[N, C, H, W]", "[N, C, D, H, W]"};
@@ -25,6 +26,31 @@ static lam_status lam__check_spatial(const char *layer, lam_tensor *x, int nsp, 
 }
 
 /* ---- convolution and transposed convolution ------------------------------------ */
+
+/* The options' defaults live with the layers: their init fields are for
+ * layers only (the ops read the geometry fields, where zero is the default). */
+lam_conv_opts lam_conv_defaults(void) {
+  lam_conv_opts o;
+  memset(&o, 0, sizeof o);
+  for (int d = 0; d < 3; d++) o.kernel[d] = 3, o.stride[d] = 1, o.dilation[d] = 1;
+  o.padding = LAM_PADDING_SAME;
+  o.groups = 1;
+  o.no_bias = false;
+  o.weight_init = lam_init_glorot_uniform();
+  o.bias_init = lam_init_zeros();
+  return o;
+}
+
+lam_conv_transpose_opts lam_conv_transpose_defaults(void) {
+  lam_conv_transpose_opts o;
+  memset(&o, 0, sizeof o);
+  for (int d = 0; d < 3; d++) o.kernel[d] = 3, o.stride[d] = 1, o.dilation[d] = 1;
+  o.groups = 1;
+  o.weight_init = lam_init_glorot_uniform();
+  o.bias_init = lam_init_zeros();
+  return o;
+}
+
 
 typedef struct {
   int nsp, transpose;

@@ -4,6 +4,11 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "lamina/dense.h"
+#include "lamina/elementwise.h"
+#include "lamina/linalg.h"
+#include "lamina/reduce.h"
+#include "lamina/shape.h"
 #include "nn/nn_internal.h"
 
 /* ---- linear ------------------------------------------------------------ */

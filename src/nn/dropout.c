@@ -5,6 +5,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "lamina/elementwise.h"
+#include "lamina/regularize.h"
 #include "nn/nn_internal.h"
 
 lam_tensor *lam_dropout(lam_tensor *x, double rate, lam_rng_key key, bool channel_wise) {

@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "internal.h"
+#include "lamina/init.h"
+#include "lamina/rng.h"
 
 /* ---- constructors --------------------------------------------------------- */
 

@@ -9,6 +9,9 @@
 #include <string.h>
 
 #include "internal.h"
+#include "lamina/layer.h"
+#include "lamina/ptree.h"
+#include "lamina/rng.h"
 
 /* ---- aux -------------------------------------------------------------- */
 

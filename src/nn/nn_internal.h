@@ -3,6 +3,10 @@
 #define LAMINA_NN_INTERNAL_H
 
 #include "internal.h"
+#include "lamina/init.h"
+#include "lamina/layer.h"
+#include "lamina/ptree.h"
+#include "lamina/rng.h"
 
 /* Initialises a parameter with init (keyed by key and path) and stores it at path. */
 lam_status lam__param_make(lam_ptree *params, const char *path, const lam_init *init, lam_ctx *ctx,

@@ -9,6 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lamina/blocks.h"
+#include "lamina/dense.h"
+#include "lamina/elementwise.h"
+#include "lamina/norm.h"
 #include "nn/nn_internal.h"
 
 typedef enum {

@@ -8,6 +8,9 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "lamina/elementwise.h"
+#include "lamina/reduce.h"
+#include "lamina/regularize.h"
 #include "nn/nn_internal.h"
 
 /* ---- DropBlock ----------------------------------------------------------- */

@@ -15,6 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lamina/linalg.h"
+#include "lamina/regularize.h"
+#include "lamina/rnn.h"
+#include "lamina/shape.h"
 #include "nn/nn_internal.h"
 
 /* Mode numbers, as in ops/rnn_gates.c. */

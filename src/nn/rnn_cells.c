@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lamina/rnn.h"
 #include "nn/nn_internal.h"
 
 /* Mode numbers, as in ops/rnn_gates.c. */

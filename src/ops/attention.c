@@ -10,6 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lamina/elementwise.h"
+#include "lamina/linalg.h"
+#include "lamina/reduce.h"
+#include "lamina/rng.h"
+#include "lamina/shape.h"
 #include "ops/attention_internal.h"
 
 lam_attention_opts lam_attention_defaults(void) {

@@ -1,10 +1,11 @@
 /* ops/attention_internal.h: what the attention op files (ops/attention.c,
- * ops/attention_backward.c, ops/rope.c) and the attention layers
- * (nn/attention_layers.c) share; never installed. */
+ * ops/attention_backward.c, ops/kv_cache.c, ops/rope.c) share; never
+ * installed, and not for the layers (nn/ uses lamina/attention.h). */
 #ifndef LAMINA_ATTENTION_INTERNAL_H
 #define LAMINA_ATTENTION_INTERNAL_H
 
 #include "internal.h"
+#include "lamina/attention.h"
 
 /* Kernel flags (must match cl/attention.cl). */
 #define LAM__ATT_CAUSAL 1

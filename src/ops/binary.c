@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lamina/elementwise.h"
 #include "ops/elementwise_internal.h"
 
 static const char *const lam__binary_fn[LAM_BINARY_COUNT] = {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lamina/elementwise.h"
 #include "ops/elementwise_internal.h"
 
 /* a op b == b swapped(op) a */

@@ -34,6 +34,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lamina/conv.h"
+#include "lamina/elementwise.h"
+#include "lamina/linalg.h"
+#include "lamina/reduce.h"
 #include "ops/conv_internal.h"
 
 /* Column-matrix elements per chunk (8 MiB of f32): the GEMM keeps its rate
@@ -76,19 +80,6 @@ lam_status lam__conv_check_args(int nsp, const lam_tensor *x, const lam_tensor *
     return lam__fail(LAM_ERR_SHAPE, "%s: weight must have %d dims %s, got %s", fn, nsp + 2,
                      weight_layout, lam__shape_str(w->ndim, w->shape, b1));
   return LAM_OK;
-}
-
-lam_status lam__launch_rows(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs,
-                            const lam__arg *args, int64_t rows) {
-  /* Work-groups small enough that every core gets several (a row is a lot
-   * of work), at most 64 items. */
-  const int64_t cu = ctx->info.compute_units ? ctx->info.compute_units : 1;
-  size_t local = 1;
-  while (local < 64 && (int64_t)local * 2 * 8 * cu <= rows) local *= 2;
-  const size_t maxwg = ctx->info.max_work_group_size ? ctx->info.max_work_group_size : 1;
-  while (local > maxwg) local /= 2;
-  size_t global = ((size_t)rows + local - 1) / local * local;
-  return lam__launch(ctx, k, fn, nargs, args, 1, &global, &local);
 }
 
 void lam__conv_shapes(const lam__conv_geom *g, int64_t *xs, int64_t *ws, int64_t *ys) {
@@ -500,23 +491,11 @@ lam_tensor *lam__conv_bias_grad(lam_tensor *dy) {
 
 /* ---- options and the public ops ------------------------------------------------ */
 
-lam_conv_opts lam_conv_defaults(void) {
-  lam_conv_opts o;
-  memset(&o, 0, sizeof o);
-  for (int d = 0; d < 3; d++) o.kernel[d] = 3, o.stride[d] = 1, o.dilation[d] = 1;
-  o.padding = LAM_PADDING_SAME;
-  o.groups = 1;
-  o.no_bias = false;
-  o.weight_init = lam_init_glorot_uniform();
-  o.bias_init = lam_init_zeros();
-  return o;
-}
-
 /* Resolves padding, stride and dilation for nsp dims (index d of the opts
  * arrays) and the output sizes; fills the last nsp entries of g's arrays. */
 static lam_status lam__conv_resolve(const char *fn, int nsp, const int64_t *in, const int64_t *k,
                                     const lam_conv_opts *o, lam__conv_geom *g) {
-  lam_conv_opts def = lam_conv_defaults();
+  static const lam_conv_opts def; /* the geometry's defaults are its zeros */
   if (!o) o = &def;
   if ((int)o->padding < LAM_PADDING_SAME || o->padding > LAM_PADDING_EXPLICIT)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: unknown padding mode %d", fn, (int)o->padding);

@@ -1,7 +1,7 @@
 /* ops/conv_internal.h: the convolution geometry and the three convolution
  * primitives (forward, adjoint w.r.t. the input, gradient w.r.t. the
- * weight) that conv.c and conv_transpose.c share, plus a 2-D launch helper
- * for the conv, pool and upsample kernels (never installed). */
+ * weight) that conv.c and conv_transpose.c share, and the float-dtype check
+ * that pooling and upsampling share with them (never installed). */
 #ifndef LAMINA_OPS_CONV_INTERNAL_H
 #define LAMINA_OPS_CONV_INTERNAL_H
 
@@ -39,18 +39,12 @@ lam_tensor *lam__conv_bwd_weight(lam_tensor *dy, lam_tensor *x, const lam__conv_
 /* The bias gradient: dy [N, O, ...] summed over every axis but 1 -> [O]. */
 lam_tensor *lam__conv_bias_grad(lam_tensor *dy);
 
-/* 1-D launch of one work-item per row (the conv, pool and upsample kernels
- * loop over a row inside the work-item), with work-groups small enough to
- * give every core several; kernels guard `if (r >= rows) return;`. */
-lam_status lam__launch_rows(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs,
-                            const lam__arg *args, int64_t rows);
-
-/* Checks that t is f32 or f64 and supported; records "fn: what is <dtype>...". */
 /* Checks a convolution's x [batch, channels, spatial...] and weight (with
  * `weight_layout` named in the message) of rank nsp + 2, and an optional
  * bias: non-NULL, one context, one float dtype the device has. */
 lam_status lam__conv_check_args(int nsp, const lam_tensor *x, const lam_tensor *w, const lam_tensor *b,
                                 const char *weight_layout, const char *fn);
+/* Checks that t is f32 or f64 and supported; records "fn: what has dtype ...". */
 lam_status lam__conv_check_float(lam_ctx *ctx, const lam_tensor *t, const char *fn,
                                  const char *what);
 

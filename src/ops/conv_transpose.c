@@ -9,19 +9,9 @@
  * x in place of the output gradient. Output padding only lengthens the
  * output; taps that would land past the end are dropped by the kernels'
  * bounds, exactly as in PyTorch. */
-#include <string.h>
 
+#include "lamina/conv.h"
 #include "ops/conv_internal.h"
-
-lam_conv_transpose_opts lam_conv_transpose_defaults(void) {
-  lam_conv_transpose_opts o;
-  memset(&o, 0, sizeof o);
-  for (int d = 0; d < 3; d++) o.kernel[d] = 3, o.stride[d] = 1, o.dilation[d] = 1;
-  o.groups = 1;
-  o.weight_init = lam_init_glorot_uniform();
-  o.bias_init = lam_init_zeros();
-  return o;
-}
 
 static lam_status lam__convt_backward(lam__node *node, lam_tensor *gz, lam_tensor **gin) {
   lam__conv_geom g;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "lamina/shape.h"
 
 /* ---- helpers ----------------------------------------------------------- */
 

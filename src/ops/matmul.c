@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lamina/linalg.h"
 #include "ops/gemm_internal.h"
 
 /* Per-context state (ctx->blas): the device's native vector widths, read

@@ -23,6 +23,9 @@
 #include <string.h>
 
 #include "internal.h"
+#include "lamina/elementwise.h"
+#include "lamina/norm.h"
+#include "lamina/reduce.h"
 
 #define LAM__NORM_WG 64 /* work-group size of the team kernels */
 

@@ -9,6 +9,9 @@
  * last window starting inside the input or its left padding). */
 #include <string.h>
 
+#include "lamina/conv.h"
+#include "lamina/elementwise.h"
+#include "lamina/shape.h"
 #include "ops/conv_internal.h"
 
 typedef struct lam__pool_geom {

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "lamina/rng.h"
 
 /* ---- Philox and keys ---------------------------------------------------- */
 

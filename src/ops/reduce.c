@@ -11,6 +11,7 @@
  * two or more: all zero); var's gradient is 2 (x - mean) / (N - correction). */
 #include <math.h>
 
+#include "lamina/reduce.h"
 #include "ops/reduce_internal.h"
 
 /* Validates x, the dtype and the axes; fills the geometry. */

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "lamina/linalg.h"
 
 /* Mode numbers shared with nn/rnn.c and nn/rnn_cells.c. */
 enum { LAM__RNN_TANH = 0, LAM__RNN_RELU = 1, LAM__RNN_LSTM = 2, LAM__RNN_GRU = 3 };

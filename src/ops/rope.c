@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lamina/elementwise.h"
+#include "lamina/shape.h"
 #include "ops/attention_internal.h"
 
 lam_rope_opts lam_rope_defaults(void) {

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "lamina/shape.h"
 
 /* ---- helpers ----------------------------------------------------------- */
 

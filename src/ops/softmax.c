@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lamina/reduce.h"
 #include "ops/reduce_internal.h"
 
 enum { LAM__SM_ROWS, LAM__SM_COLS, LAM__SM_REDUCE };

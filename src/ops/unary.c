@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lamina/elementwise.h"
 #include "ops/elementwise_internal.h"
 
 /* ---- helpers shared by the elementwise files ---------------------------- */

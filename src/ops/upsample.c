@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lamina/conv.h"
 #include "ops/conv_internal.h"
 
 lam_upsample_opts lam_upsample_defaults(void) {

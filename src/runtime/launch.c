@@ -1,4 +1,5 @@
-/* runtime/launch.c: kernel arguments, dtype build options and enqueueing. */
+/* runtime/launch.c: kernel arguments, dtype build options and enqueueing
+ * (N-D, 1-D, and one work-item per row). */
 #include <stdio.h>
 #include <string.h>
 
@@ -124,5 +125,18 @@ lam_status lam__launch_1d(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs,
   size_t local = ctx->wg_1d;
   if (n < local) local = n < 1 ? 1 : n;
   size_t global = (n + local - 1) / local * local;
+  return lam__launch(ctx, k, fn, nargs, args, 1, &global, &local);
+}
+
+lam_status lam__launch_rows(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs,
+                            const lam__arg *args, int64_t rows) {
+  /* Work-groups small enough that every core gets several (a row is a lot
+   * of work), at most 64 items. */
+  const int64_t cu = ctx->info.compute_units ? ctx->info.compute_units : 1;
+  size_t local = 1;
+  while (local < 64 && (int64_t)local * 2 * 8 * cu <= rows) local *= 2;
+  const size_t maxwg = ctx->info.max_work_group_size ? ctx->info.max_work_group_size : 1;
+  while (local > maxwg) local /= 2;
+  size_t global = ((size_t)rows + local - 1) / local * local;
   return lam__launch(ctx, k, fn, nargs, args, 1, &global, &local);
 }

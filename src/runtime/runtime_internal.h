@@ -1,5 +1,7 @@
 /* runtime/runtime_internal.h: the context, buffers, errors and kernel
- * launching, shared by every part of the library (never installed). */
+ * launching, shared by every part of the library (never installed). It
+ * brings the base public headers (status, runtime, tensor: lam_dtype) and no
+ * others: each file includes the public headers of what else it uses. */
 #ifndef LAMINA_RUNTIME_INTERNAL_H
 #define LAMINA_RUNTIME_INTERNAL_H
 
@@ -8,7 +10,9 @@
 #include <stdarg.h>
 #include <stdbool.h>
 
-#include "lamina.h"
+#include "lamina/runtime.h"
+#include "lamina/status.h"
+#include "lamina/tensor.h"
 
 /* ---- errors ------------------------------------------------------------ */
 
@@ -120,6 +124,11 @@ lam_status lam__launch(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs, con
  * kernels guard with `if (i >= n) return;` (n passed by the caller). */
 lam_status lam__launch_1d(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs,
                           const lam__arg *args, size_t n);
+/* 1-D launch of one work-item per row (the conv, pool and upsample kernels
+ * loop over a row inside the work-item), with work-groups small enough to
+ * give every core several; kernels guard `if (r >= rows) return;`. */
+lam_status lam__launch_rows(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs,
+                            const lam__arg *args, int64_t rows);
 
 /* Returns the OpenCL type name for dtype ("float", "double", "half", "int", "uchar"). */
 const char *lam__cl_type(lam_dtype dtype);

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lamina/optim.h"
+#include "lamina/rng.h"
 #include "train/io_internal.h"
 
 #define LAM__CKPT_FORMAT "checkpoint-1"

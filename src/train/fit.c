@@ -8,6 +8,15 @@
 #include <time.h>
 
 #include "internal.h"
+#include "lamina/elementwise.h"
+#include "lamina/layer.h"
+#include "lamina/loss.h"
+#include "lamina/optim.h"
+#include "lamina/ptree.h"
+#include "lamina/reduce.h"
+#include "lamina/rng.h"
+#include "lamina/shape.h"
+#include "lamina/train.h"
 
 lam_tensor *lam_objective_cross_entropy(lam_tensor *pred, lam_tensor *target, void *user) {
   (void)user;

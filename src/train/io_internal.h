@@ -8,6 +8,7 @@
 
 #include "internal.h"
 #include "lamina/io.h"
+#include "lamina/ptree.h"
 
 /* Element types of the safetensors format. */
 typedef enum {

@@ -8,6 +8,10 @@
 #include <string.h>
 
 #include "internal.h"
+#include "lamina/elementwise.h"
+#include "lamina/loss.h"
+#include "lamina/reduce.h"
+#include "lamina/shape.h"
 
 #define LAM__SCOPE_MAX 48
 

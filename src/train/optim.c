@@ -13,6 +13,7 @@
 
 #include "internal.h"
 #include "lamina/optim.h"
+#include "lamina/ptree.h"
 
 #define LAM__MAX_SLOTS 3
 

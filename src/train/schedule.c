@@ -9,6 +9,7 @@
 
 #include "internal.h"
 #include "lamina/optim.h"
+#include "lamina/ptree.h"
 
 #define LAM__PI 3.14159265358979323846
 

@@ -1,4 +1,4 @@
-/* nn/ptree.c: parameter trees (nested dicts and lists of tensors) with
+/* ptree/ptree.c: parameter trees (nested dicts and lists of tensors) with
  * dotted paths, stable depth-first order, map, and frozen flags.
  *
  * Each node keeps a flat cache of its leaves (paths and tensors) for indexed
@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "lamina/ptree.h"
+#include "tensor_internal.h"
 
 typedef struct {
   char *key;

@@ -1,5 +1,6 @@
-/* tensor_views.c: views that share a buffer (reshape, leading-axis slices,
- * stop_gradient) and their backward rules. */
+/* ops/tensor_views.c: views that share a buffer (reshape, leading-axis
+ * slices, stop_gradient) and their backward rules (an op: it records on the
+ * tape, so it sits above autodiff, not in the tensor layer). */
 #include <stdlib.h>
 #include <string.h>
 
