@@ -4,8 +4,14 @@
  * cache (in memory and on disk) and a buffer pool. Device choice, in order:
  * lam_ctx_opts.device, the LAMINA_DEVICE environment variable (an index,
  * "cpu", "gpu", or a case-insensitive substring of the platform or device
- * name), else the first GPU, else the first CPU. A context is used from one
- * thread at a time. */
+ * name), else the first GPU, else the first CPU.
+ *
+ * Threads: a context, and every tensor, layer, vars and optimizer made on
+ * it, is used by one thread at a time (several threads may take turns with
+ * their own synchronisation). Different threads may each use their own
+ * context at once: lam_devices_list, lam_device_choose, lam_ctx_create and
+ * lam_ctx_free are safe to call concurrently (lamina serialises the driver
+ * calls that are not). Error messages (lam_last_error) are per thread. */
 #ifndef LAMINA_RUNTIME_H
 #define LAMINA_RUNTIME_H
 
