@@ -88,15 +88,17 @@ LAM_API lam_tensor *lam_scaled_dot_product_attention(lam_tensor *q, lam_tensor *
 typedef struct lam_rope_opts {
   double theta;      /* base of the frequencies theta^(-2k/dims); 0: 10000 */
   int seq_axis;      /* axis of the positions (not the last); 0 (default): -2.
-                        Axis 0 cannot be chosen: on a rank > 2 tensor it is
-                        the batch; on a rank-2 one, -2 is axis 0 anyway */
+                        So 0 never names axis 0 (the batch of a rank > 2
+                        tensor; on a rank-2 one, -2 is axis 0 anyway): name
+                        axis 0 of a rank-n tensor by its negative index -n */
   int64_t offset;    /* position of the first element along seq_axis (KV cache) */
   bool traditional;  /* rotate interleaved pairs (x[2k], x[2k+1]) as GPT-J and
                         MLX's traditional=True; default false: the halves
                         (x[k], x[k + dims/2]) as GPT-NeoX, Llama and Hugging Face */
   int64_t dims;      /* rotate the first `dims` features of the last axis (even),
                         pass the rest through; 0: all */
-  double scale;      /* positions are multiplied by scale (linear RoPE scaling); 0: 1 */
+  double scale;      /* positions are multiplied by scale (linear RoPE scaling);
+                        0: 1; LAM_ZERO: 0 */
 } lam_rope_opts;
 
 /* Returns the defaults: theta 10000, seq_axis -2, offset 0, split-half
