@@ -354,7 +354,7 @@ Test(sinusoidal, gradcheck_and_bad_input) {
   tu_assert_fails(lam_sinusoidal_encoding(x, 7, NULL), LAM_ERR_INVALID_ARGUMENT, "dims 7");
   tu_assert_fails(lam_sinusoidal_encoding(x, 2, NULL), LAM_ERR_INVALID_ARGUMENT, "dims 2");
   lam_sinusoidal_opts o = lam_sinusoidal_defaults();
-  o.min_freq = 0;
+  o.min_freq = -1; /* 0 is the default, 0.0001 */
   tu_assert_fails(lam_sinusoidal_encoding(x, 8, &o), LAM_ERR_INVALID_ARGUMENT, "min_freq");
   tu_assert_fails(lam_nn_sinusoidal_encoding(6 + 1, NULL), LAM_ERR_INVALID_ARGUMENT, "dims 7");
   lam_tensor_free(x);
