@@ -550,8 +550,8 @@ Test(rnn, bad_input) {
   lam_rnn_opts o = lam_rnn_defaults();
   tu_assert_fails(lam_nn_lstm(0, 4, NULL), LAM_ERR_INVALID_ARGUMENT, "input_size 0");
   tu_assert_fails(lam_nn_gru(3, -2, NULL), LAM_ERR_INVALID_ARGUMENT, "hidden_size -2");
-  o.num_layers = 0;
-  tu_assert_fails(lam_nn_rnn(3, 4, &o), LAM_ERR_INVALID_ARGUMENT, "num_layers 0");
+  o.num_layers = -1; /* 0 is the default, 1 */
+  tu_assert_fails(lam_nn_rnn(3, 4, &o), LAM_ERR_INVALID_ARGUMENT, "num_layers -1");
   o = lam_rnn_defaults();
   o.dropout = 1.0;
   tu_assert_fails(lam_nn_lstm(3, 4, &o), LAM_ERR_INVALID_ARGUMENT, "dropout 1");
