@@ -141,7 +141,7 @@ static const lam_layer_vtable model_vt = {"char_lm", model_init, model_apply, mo
 static lam_layer *char_model(int64_t vocab) {
   model *m = calloc(1, sizeof *m);
   lam_embedding_opts eo = lam_embedding_defaults();
-  eo.scale = false;
+  eo.no_scale = true;
   m->tok = lam_nn_embedding(vocab, D_MODEL, &eo);
   for (int i = 0; i < N_LAYERS; i++) m->blocks[i] = decoder_block(D_MODEL, N_HEADS);
   m->ln_f = lam_nn_layer_norm(1, (int64_t[]){D_MODEL}, NULL);

@@ -76,10 +76,10 @@ static lam_layer *make_model(void) {
                          lam_nn_relu(),
                          lam_nn_max_pool2d(NULL),     /* 2x2, stride 2: 8x8 -> 4x4 */
                          lam_nn_flatten(1, -1), /* [N, 64*4*4] */
-                         lam_nn_dropout(0.25),
+                         lam_nn_dropout(&(lam_dropout_opts){.rate = 0.25}),
                          lam_nn_linear(64 * 4 * 4, 128, NULL),
                          lam_nn_relu(),
-                         lam_nn_dropout(0.25),
+                         lam_nn_dropout(&(lam_dropout_opts){.rate = 0.25}),
                          lam_nn_linear(128, N_CLASSES, NULL)};
   return lam_nn_sequential(layers, (int)(sizeof layers / sizeof *layers));
 }

@@ -56,7 +56,9 @@ static lam_status report(const lam_epoch_report *r, void *user) {
 
 static lam_layer *make_model(void) {
   return lam_nn_sequential((lam_layer *[]){lam_nn_linear(N_PIXELS, 128, NULL), lam_nn_relu(),
-                                        lam_nn_dropout(0.1), lam_nn_linear(128, N_CLASSES, NULL)}, 4);
+                                            lam_nn_dropout(&(lam_dropout_opts){.rate = 0.1}),
+                                            lam_nn_linear(128, N_CLASSES, NULL)},
+                           4);
 }
 
 #define CHECK(call)                                              \

@@ -246,7 +246,7 @@ Test(blocks, classifier_hidden_dropout) {
   lam_layer *l = lam_nn_classifier(6, 3, &o);
   cr_assert(l, "%s", lam_last_error());
   cr_assert_eq(lam_layer_child_count(l), 7);
-  lam_layer *relu = lam_nn_relu(), *drop = lam_nn_dropout(0.5);
+  lam_layer *relu = lam_nn_relu(), *drop = lam_nn_dropout(NULL);
   cr_assert_str_eq(lam_layer_name(lam_layer_child(l, 3)), lam_layer_name(relu));
   cr_assert_str_eq(lam_layer_name(lam_layer_child(l, 4)), lam_layer_name(drop));
   lam_layer_free(relu);

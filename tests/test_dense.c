@@ -77,7 +77,7 @@ Test(dense, linear_matches_pytorch) {
   lam_layer_free(lin);
 
   lam_linear_opts o = lam_linear_defaults();
-  o.bias = false;
+  o.no_bias = true;
   lam_layer *lin3 = lam_nn_linear(4, 2, &o);
   apply_case c3 = {lin3, {"weight"}, 1, 1};
   lam_tensor *x3[2] = {T(ctx, lam_lin3_x, 3, (int64_t[]){2, 3, 4}), T(ctx, lam_lin3_w, 2, (int64_t[]){2, 4})};
@@ -139,7 +139,7 @@ Test(dense, embedding_matches_pytorch) {
   tu_gradcheck(ctx, emb_fn, &c, &w, 1, 1e-6, 1e-6, 1, 2e-3, "embedding");
   /* Unscaled option. */
   lam_embedding_opts o = lam_embedding_defaults();
-  o.scale = false;
+  o.no_scale = true;
   lam_layer *plain = lam_nn_embedding(7, 4, &o);
   emb_case c2 = {plain, c.idx};
   lam_tensor *y2 = emb_fn(&w, 1, &c2);
@@ -162,7 +162,7 @@ Test(dense, embedding_matches_pytorch) {
 
 Test(dense, prelu_and_glu_match_pytorch) {
   lam_ctx *ctx = tu_ctx();
-  lam_layer *pr = lam_nn_prelu(3, 0.25);
+  lam_layer *pr = lam_nn_prelu(&(lam_prelu_opts){.num_parameters = 3});
   apply_case c = {pr, {"weight"}, 1, 1};
   lam_tensor *xs[2] = {T(ctx, lam_prelu_x, 3, (int64_t[]){2, 3, 4}), T(ctx, lam_prelu_w, 1, (int64_t[]){3})};
   const double *gw[] = {lam_prelu_gx, lam_prelu_gw};
@@ -214,8 +214,9 @@ Test(dense, bad_input) {
   tu_assert_fails(lam_nn_linear(0, 3, NULL), LAM_ERR_INVALID_ARGUMENT, "in_features 0");
   tu_assert_fails(lam_nn_bilinear(2, -1, 3, NULL), LAM_ERR_INVALID_ARGUMENT, "lam_nn_bilinear");
   tu_assert_fails(lam_nn_embedding(5, 0, NULL), LAM_ERR_INVALID_ARGUMENT, "embed_dim 0");
-  tu_assert_fails(lam_nn_prelu(0, 0.25), LAM_ERR_INVALID_ARGUMENT, "num_parameters");
-  tu_assert_fails(lam_nn_activation((lam_unary_op)999, 0, 0), LAM_ERR_INVALID_ARGUMENT, "unknown unary op");
+  tu_assert_fails(lam_nn_prelu(&(lam_prelu_opts){.num_parameters = -1}), LAM_ERR_INVALID_ARGUMENT,
+                  "lam_nn_prelu: num_parameters -1");
+  tu_assert_fails(lam_nn_activation((lam_unary_op)999, NULL), LAM_ERR_INVALID_ARGUMENT, "unknown unary op");
   lam_layer *lin = lam_nn_linear(5, 3, NULL);
   lam_vars *v = NULL;
   tu_assert_status(lam_layer_init(lin, ctx, lam_rng_key_make(0), LAM_I32, &v), LAM_ERR_DTYPE, "float");

@@ -72,8 +72,8 @@ F1(f_hard_swish, lam_hard_swish(x))
 F1(f_log_sigmoid, lam_log_sigmoid(x))
 F1(f_step, lam_step(x))
 F1(f_clamp, lam_clamp(x, -0.5, 0.8))
-F1(f_unary_celu, lam_unary(LAM_CELU, x, 0.5, 0))
-F1(f_unary_clamp_lo, lam_unary(LAM_CLAMP, x, 0.2, INFINITY))
+F1(f_unary_celu, lam_unary(LAM_CELU, x, &(lam_unary_opts){.alpha = 0.5}))
+F1(f_unary_clamp_lo, lam_unary(LAM_CLAMP, x, &(lam_unary_opts){.min = 0.2, .max = INFINITY}))
 
 /* binary (with broadcasting) */
 F2(f_add, lam_add(a, b))

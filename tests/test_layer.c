@@ -207,7 +207,7 @@ Test(layer, vars_helpers) {
 
 Test(layer, dropout_training_and_eval) {
   lam_ctx *ctx = tu_ctx();
-  lam_layer *d = lam_nn_dropout(0.3);
+  lam_layer *d = lam_nn_dropout(&(lam_dropout_opts){.rate = 0.3});
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(d, ctx, lam_rng_key_make(0), LAM_F32, &v), LAM_OK);
   int64_t n = 100000;
@@ -239,7 +239,7 @@ Test(layer, dropout_training_and_eval) {
   lam_tensor_free(y);
   lam_tensor_free(y2);
   /* dropout2d drops whole channels */
-  lam_layer *d2 = lam_nn_dropout2d(0.5);
+  lam_layer *d2 = lam_nn_dropout2d(NULL) /* rate 0.5 */;
   lam_tensor *x4 = lam_tensor_full(ctx, LAM_F32, 4, (int64_t[]){4, 8, 3, 5}, 1.0);
   cr_assert_eq(lam_layer_apply(d2, v, x4, &train, &y), LAM_OK, "%s", lam_last_error());
   fy = tu_read_f32(y);
@@ -252,8 +252,9 @@ Test(layer, dropout_training_and_eval) {
   free(fy);
   lam_tensor_free(y);
   tu_assert_status(lam_layer_apply(d2, v, x, &train, &y), LAM_ERR_SHAPE, "rank-4");
-  tu_assert_fails(lam_nn_dropout(1.0), LAM_ERR_INVALID_ARGUMENT, "[0, 1)");
-  tu_assert_fails(lam_nn_dropout3d(-0.1), LAM_ERR_INVALID_ARGUMENT, "rate");
+  tu_assert_fails(lam_nn_dropout(&(lam_dropout_opts){.rate = 1.0}), LAM_ERR_INVALID_ARGUMENT, "[0, 1)");
+  tu_assert_fails(lam_nn_dropout3d(&(lam_dropout_opts){.rate = -0.1}), LAM_ERR_INVALID_ARGUMENT,
+                  "lam_nn_dropout3d: rate -0.1");
   lam_tensor_free(x);
   lam_tensor_free(x4);
   lam_layer_free(d2);

@@ -111,7 +111,7 @@ Test(mha, pytorch_golden) {
     int64_t kd = kdim ? kdim : E, vd = vdim ? vdim : E;
     int cross = Sq != Sk || kdim || vdim;
     lam_multi_head_attention_opts o = lam_multi_head_attention_defaults();
-    o.bias = bias;
+    o.no_bias = !bias;
     o.is_causal = causal;
     o.key_input_dims = kd;
     o.value_input_dims = vd;
@@ -274,7 +274,7 @@ static lam_layer *layer_of(const mha_cfg *c) {
   o.head_dim = c->hd;
   o.value_dims = c->H * c->vhd;
   o.output_dims = c->odims;
-  o.bias = c->bias;
+  o.no_bias = !c->bias;
   o.is_causal = c->causal;
   o.rope = c->rope;
   lam_layer *l = lam_nn_multi_head_attention(c->E, c->H, &o);

@@ -7,7 +7,8 @@
  * 2^22 elements); finite-difference gradient checks; constant inputs;
  * the layers (params/state names, batch norm's running statistics after 3
  * training steps against nn.BatchNorm2d, evaluation mode, cumulative
- * momentum, instance norm tracking, LayerNormV2, ChannelLayerNorm,
+ * momentum, instance norm tracking, layer norm with an activation
+ * (LayerNormV2), ChannelLayerNorm,
  * LayerScale); and bad input with its status and message, without leaks. */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include <float.h>
@@ -744,13 +745,9 @@ Test(norm_layers, params_and_state_names) {
   tu_mark m = tu_mark_now(ctx);
   lam_rng_key key = lam_rng_key_make(3);
   int64_t ns[2] = {4, 5}, C = 6;
-  lam_norm_opts nob = lam_layer_norm_defaults();
-  nob.bias = false;
-  lam_norm_opts noaff = lam_layer_norm_defaults();
-  noaff.affine = false;
-  lam_norm_opts itrack = lam_instance_norm_defaults();
-  itrack.affine = true;
-  itrack.track_running_stats = true;
+  lam_layer_norm_opts nob = {.no_bias = true};
+  lam_layer_norm_opts noaff = {.no_affine = true};
+  lam_instance_norm_opts itrack = {.affine = true, .track_running_stats = true};
   struct {
     lam_layer *l;
     int nparams, nstate;
@@ -759,8 +756,9 @@ Test(norm_layers, params_and_state_names) {
       {lam_nn_layer_norm(2, ns, &noaff), 0, 0}, {lam_nn_rms_norm(2, ns, NULL), 1, 0},
       {lam_nn_batch_norm(C, NULL), 2, 3},      {lam_nn_group_norm(3, C, NULL), 2, 0},
       {lam_nn_instance_norm(C, NULL), 0, 0},   {lam_nn_instance_norm(C, &itrack), 2, 3},
-      {lam_nn_layer_scale(C, 1e-5), 1, 0},     {lam_nn_channel_layer_norm(C, lam_nn_relu(), NULL), 2, 0},
-      {lam_layer_norm_v2(2, ns, NULL, NULL), 2, 0},
+      {lam_nn_layer_scale(C, NULL), 1, 0},
+      {lam_nn_channel_layer_norm(C, &(lam_layer_norm_opts){.activation = lam_nn_relu()}), 2, 0},
+      {lam_nn_layer_norm(2, ns, &(lam_layer_norm_opts){.activation = lam_nn_relu()}), 2, 0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     cr_assert(cases[i].l, "case %zu: %s", i, lam_last_error());
@@ -786,8 +784,11 @@ Test(norm_layers, params_and_state_names) {
     lam_vars_free(v);
     lam_layer_free(cases[i].l);
   }
-  /* LayerScale with lambda <= 0 is the identity (Metalhead) */
-  lam_layer *id = lam_nn_layer_scale(C, 0);
+  /* LayerScale with lambda <= 0 is the identity (Metalhead): LAM_ZERO or negative */
+  lam_layer *id = lam_nn_layer_scale(C, &(lam_layer_scale_opts){.lambda = LAM_ZERO});
+  cr_assert_str_eq(lam_layer_name(id), "identity");
+  lam_layer_free(id);
+  id = lam_nn_layer_scale(C, &(lam_layer_scale_opts){.lambda = -1});
   cr_assert_str_eq(lam_layer_name(id), "identity");
   lam_layer_free(id);
   tu_assert_no_leak(ctx, m);
@@ -802,15 +803,14 @@ Test(norm_layers, layers_match_functional) {
   int64_t shape[4] = {2, 6, 3, 5}, C = 6, last = 5;
   lam_tensor *x = tu_rand_f32(ctx, &r, 4, shape, -2, 2);
   lam_rng_key key = lam_rng_key_make(4);
-  lam_norm_opts eps6 = lam_layer_norm_defaults();
-  eps6.eps = 1e-6;
+  lam_layer_norm_opts eps6 = {.eps = 1e-6, .activation = lam_nn_gelu()};
   lam_layer *layers[] = {
       lam_nn_layer_norm(1, &last, NULL),
       lam_nn_rms_norm(1, &last, NULL),
       lam_nn_group_norm(2, C, NULL),
-      lam_layer_norm_v2(1, &last, lam_nn_relu(), NULL),
-      lam_nn_channel_layer_norm(C, lam_nn_gelu(), &eps6),
-      lam_nn_layer_scale(last, 0.5),
+      lam_nn_layer_norm(1, &last, &(lam_layer_norm_opts){.activation = lam_nn_relu()}),
+      lam_nn_channel_layer_norm(C, &eps6),
+      lam_nn_layer_scale(last, &(lam_layer_scale_opts){.lambda = 0.5}),
       lam_nn_instance_norm(C, NULL),
   };
   for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
@@ -855,7 +855,7 @@ Test(norm_layers, layers_match_functional) {
 
 /* Instance norm with running stats: training updates them (golden-checked in
  * the functional test), evaluation normalizes with them; batch norm without
- * tracking uses batch statistics in evaluation; momentum < 0 averages. */
+ * tracking uses batch statistics in evaluation; cumulative averages. */
 Test(norm_layers, running_stat_modes) {
   lam_ctx *ctx = tu_ctx();
   tu_rng r = tu_rng_make(12);
@@ -864,7 +864,7 @@ Test(norm_layers, running_stat_modes) {
   lam_tensor *x1 = tu_rand_f64(ctx, &r, 3, shape, -1, 3), *x2 = tu_rand_f64(ctx, &r, 3, shape, 0, 2);
   lam_rng_key key = lam_rng_key_make(5);
   /* instance norm, tracking */
-  lam_norm_opts io = lam_instance_norm_defaults();
+  lam_instance_norm_opts io = lam_instance_norm_defaults();
   io.track_running_stats = true;
   lam_layer *in = lam_nn_instance_norm(C, &io);
   lam_vars *v = NULL;
@@ -882,8 +882,8 @@ Test(norm_layers, running_stat_modes) {
   lam_vars_free(v);
   lam_layer_free(in);
   /* batch norm without tracking: batch stats in evaluation too */
-  lam_norm_opts bo = lam_batch_norm_defaults();
-  bo.track_running_stats = false;
+  lam_batch_norm_opts bo = lam_batch_norm_defaults();
+  bo.no_running_stats = true;
   lam_layer *bn = lam_nn_batch_norm(C, &bo);
   cr_assert_eq(lam_layer_init(bn, ctx, key, LAM_F64, &v), LAM_OK);
   cr_assert_eq(lam_ptree_leaf_count(lam_vars_state(v)), 0);
@@ -898,7 +898,7 @@ Test(norm_layers, running_stat_modes) {
   lam_layer_free(bn);
   /* cumulative moving average (momentum None): the plain mean of batch means */
   bo = lam_batch_norm_defaults();
-  bo.momentum = -1;
+  bo.cumulative = true;
   bn = lam_nn_batch_norm(C, &bo);
   cr_assert_eq(lam_layer_init(bn, ctx, key, LAM_F64, &v), LAM_OK);
   lam_tensor_free(apply_ok(bn, v, x1, true));
@@ -947,7 +947,7 @@ Test(norm_layers, batch_norm_param_grads_match_golden) {
       g = &norm_golden_cases[c];
   cr_assert(g);
   int64_t C = g->shape[1];
-  lam_norm_opts o = lam_batch_norm_defaults();
+  lam_batch_norm_opts o = lam_batch_norm_defaults();
   o.momentum = g->momentum;
   lam_layer *bn = lam_nn_batch_norm(C, &o);
   lam_vars *v = NULL;
@@ -1072,7 +1072,7 @@ Test(norm_layers, bad_input) {
   lam_ctx *ctx = tu_ctx();
   tu_rng r = tu_rng_make(14);
   int64_t ns[1] = {5}, bad0[1] = {0};
-  lam_norm_opts o = lam_batch_norm_defaults();
+  lam_batch_norm_opts o = lam_batch_norm_defaults();
   /* constructors */
   tu_assert_fails(lam_nn_layer_norm(0, ns, NULL), LAM_ERR_INVALID_ARGUMENT, "lam_nn_layer_norm: ndim 0");
   tu_assert_fails(lam_nn_layer_norm(1, NULL, NULL), LAM_ERR_NULL, "shape is NULL");
@@ -1082,12 +1082,13 @@ Test(norm_layers, bad_input) {
   tu_assert_fails(lam_nn_group_norm(0, 6, NULL), LAM_ERR_INVALID_ARGUMENT, "num_groups 0");
   o.momentum = 2;
   tu_assert_fails(lam_nn_batch_norm(3, &o), LAM_ERR_INVALID_ARGUMENT, "momentum 2");
-  o = lam_batch_norm_defaults();
-  o.eps = -1;
-  tu_assert_fails(lam_nn_instance_norm(3, &o), LAM_ERR_INVALID_ARGUMENT, "eps -1");
-  tu_assert_fails(lam_nn_layer_scale(0, 1), LAM_ERR_INVALID_ARGUMENT, "planes 0");
-  tu_assert_fails(lam_nn_layer_scale(3, NAN), LAM_ERR_INVALID_ARGUMENT, "lambda");
-  tu_assert_fails(lam_nn_channel_layer_norm(0, lam_nn_relu(), NULL), LAM_ERR_INVALID_ARGUMENT, "channels 0");
+  tu_assert_fails(lam_nn_instance_norm(3, &(lam_instance_norm_opts){.eps = -1}), LAM_ERR_INVALID_ARGUMENT,
+                  "eps -1");
+  tu_assert_fails(lam_nn_layer_scale(0, NULL), LAM_ERR_INVALID_ARGUMENT, "planes 0");
+  tu_assert_fails(lam_nn_layer_scale(3, &(lam_layer_scale_opts){.lambda = NAN}), LAM_ERR_INVALID_ARGUMENT,
+                  "lambda");
+  tu_assert_fails(lam_nn_channel_layer_norm(0, &(lam_layer_norm_opts){.activation = lam_nn_relu()}),
+                  LAM_ERR_INVALID_ARGUMENT, "channels 0");
   /* apply: channel and shape mismatches */
   int64_t shape[3] = {2, 4, 5};
   lam_tensor *x = tu_rand_f32(ctx, &r, 3, shape, -1, 1);
@@ -1103,8 +1104,9 @@ Test(norm_layers, bad_input) {
       {lam_nn_group_norm(2, 6, NULL), x, LAM_ERR_SHAPE, "group_norm(6) expects [N, 6, ...]"},
       {lam_nn_instance_norm(4, NULL), x2, LAM_ERR_SHAPE, "rank >= 3"},
       {lam_nn_layer_norm(1, (int64_t[]){4}, NULL), x, LAM_ERR_SHAPE, "expects [..., [4]]"},
-      {lam_nn_channel_layer_norm(5, NULL, NULL), x, LAM_ERR_SHAPE, "channel_layer_norm(5)"},
-      {lam_nn_layer_scale(4, 0.1), x, LAM_ERR_SHAPE, "layer_scale expects [..., 4]"},
+      {lam_nn_channel_layer_norm(5, NULL), x, LAM_ERR_SHAPE, "channel_layer_norm(5)"},
+      {lam_nn_layer_scale(4, &(lam_layer_scale_opts){.lambda = 0.1}), x, LAM_ERR_SHAPE,
+       "layer_scale expects [..., 4]"},
       {lam_nn_layer_norm(1, ns, NULL), xd, LAM_ERR_DTYPE, "weight is f32 but x is f64"},
   };
   tu_mark m = tu_mark_now(ctx);

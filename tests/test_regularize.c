@@ -174,7 +174,7 @@ Test(dropblock, layer_modes_and_bad_input) {
   lam_tensor *x3 = tu_rand_f32(ctx, &r, 3, shape, -1, 1);
   lam_tensor *xi = lam_tensor_zeros(ctx, LAM_I32, 4, shape);
   tu_mark m = tu_mark_now(ctx);
-  lam_layer *l = lam_nn_dropblock(0.2, 3, 1.0);
+  lam_layer *l = lam_nn_dropblock(&(lam_dropblock_opts){.rate = 0.2, .block_size = 3});
   cr_assert(l, "%s", lam_last_error());
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(1), LAM_F32, &v), LAM_OK);
@@ -211,9 +211,9 @@ Test(dropblock, layer_modes_and_bad_input) {
   tu_assert_fails(lam_dropblock(x, 1.5, 3, 1, key), LAM_ERR_INVALID_ARGUMENT, "rate 1.5");
   tu_assert_fails(lam_dropblock(x, 0.1, 3, 2, key), LAM_ERR_INVALID_ARGUMENT, "gamma_scale 2");
   tu_assert_fails(lam_dropblock(x, 0.1, 0, 1, key), LAM_ERR_INVALID_ARGUMENT, "block_size 0");
-  tu_assert_fails(lam_nn_dropblock(NAN, 3, 1), LAM_ERR_INVALID_ARGUMENT, "lam_nn_dropblock: rate");
-  tu_assert_fails(lam_nn_dropblock(0.1, -1, 1), LAM_ERR_INVALID_ARGUMENT, "block_size -1");
-  tu_assert_fails(lam_nn_dropblock(0.1, 3, -0.5), LAM_ERR_INVALID_ARGUMENT, "gamma_scale -0.5");
+  tu_assert_fails(lam_nn_dropblock(&(lam_dropblock_opts){.rate = NAN}), LAM_ERR_INVALID_ARGUMENT, "lam_nn_dropblock: rate");
+  tu_assert_fails(lam_nn_dropblock(&(lam_dropblock_opts){.block_size = -1}), LAM_ERR_INVALID_ARGUMENT, "block_size -1");
+  tu_assert_fails(lam_nn_dropblock(&(lam_dropblock_opts){.gamma_scale = -0.5}), LAM_ERR_INVALID_ARGUMENT, "gamma_scale -0.5");
   tu_assert_no_leak(ctx, m);
   lam_tensor_free(x);
   lam_tensor_free(x3);
@@ -305,7 +305,7 @@ Test(stochastic_depth, layer_modes_and_bad_input) {
   lam_tensor *xi = lam_tensor_zeros(ctx, LAM_I32, 3, shape);
   lam_tensor *s = lam_tensor_scalar(ctx, LAM_F32, 1.0);
   tu_mark m = tu_mark_now(ctx);
-  lam_layer *l = lam_nn_stochastic_depth(0.5, LAM_STOCHASTIC_DEPTH_BATCH);
+  lam_layer *l = lam_nn_stochastic_depth(&(lam_stochastic_depth_opts){.rate = 0.5, .mode = LAM_STOCHASTIC_DEPTH_BATCH});
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(1), LAM_F32, &v), LAM_OK);
   lam_tensor *y = NULL;
@@ -337,7 +337,7 @@ Test(stochastic_depth, layer_modes_and_bad_input) {
   tu_assert_fails(lam_stochastic_depth(x, -0.1, 0, key), LAM_ERR_INVALID_ARGUMENT, "rate -0.1");
   tu_assert_fails(lam_stochastic_depth(x, 0.1, (lam_stochastic_depth_mode)7, key),
                   LAM_ERR_INVALID_ARGUMENT, "mode 7");
-  tu_assert_fails(lam_nn_stochastic_depth(2, LAM_STOCHASTIC_DEPTH_ROW), LAM_ERR_INVALID_ARGUMENT, "lam_nn_stochastic_depth: rate 2");
+  tu_assert_fails(lam_nn_stochastic_depth(&(lam_stochastic_depth_opts){.rate = 2}), LAM_ERR_INVALID_ARGUMENT, "lam_nn_stochastic_depth: rate 2");
   tu_assert_no_leak(ctx, m);
   lam_tensor_free(x);
   lam_tensor_free(xi);

@@ -74,7 +74,7 @@ static void ref_case_b(lam_ctx *ctx, int mode, int D, int T, int B, int I, int H
   tu_mark m = tu_mark_now(ctx);
   tu_rng r = tu_rng_make(seed);
   lam_rnn_opts o = lam_rnn_defaults();
-  o.bias = bias;
+  o.no_bias = !bias;
   o.bidirectional = D == 2;
   o.nonlinearity = mode == M_RELU ? LAM_RNN_RELU : LAM_RNN_TANH;
   lam_layer *layer = mode == M_LSTM  ? lam_nn_lstm(I, H, &o)
@@ -309,7 +309,7 @@ Test(rnn, init_names_shapes_and_bounds) {
   lam_layer_free(l);
   /* no bias; custom init */
   o = lam_rnn_defaults();
-  o.bias = false;
+  o.no_bias = true;
   o.weight_init = lam_init_constant(0.5);
   l = lam_nn_rnn(2, 3, &o);
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(1), LAM_F64, &v), LAM_OK);
@@ -462,7 +462,7 @@ Test(rnn, no_bias_matches_reference_and_gradcheck) {
   tu_rng r = tu_rng_make(61);
   for (int lstm = 0; lstm < 2; lstm++) {
     lam_rnn_opts o = lam_rnn_defaults();
-    o.bias = false;
+    o.no_bias = true;
     o.bidirectional = true;
     nb_case c = {lstm ? lam_nn_lstm(2, 2, &o) : lam_nn_gru(2, 2, &o), lstm, 1};
     const int64_t GH = lstm ? 8 : 6;
@@ -550,8 +550,8 @@ Test(rnn, bad_input) {
   lam_rnn_opts o = lam_rnn_defaults();
   tu_assert_fails(lam_nn_lstm(0, 4, NULL), LAM_ERR_INVALID_ARGUMENT, "input_size 0");
   tu_assert_fails(lam_nn_gru(3, -2, NULL), LAM_ERR_INVALID_ARGUMENT, "hidden_size -2");
-  o.num_layers = 0;
-  tu_assert_fails(lam_nn_rnn(3, 4, &o), LAM_ERR_INVALID_ARGUMENT, "num_layers 0");
+  o.num_layers = -1; /* 0 is the default, 1 */
+  tu_assert_fails(lam_nn_rnn(3, 4, &o), LAM_ERR_INVALID_ARGUMENT, "num_layers -1");
   o = lam_rnn_defaults();
   o.dropout = 1.0;
   tu_assert_fails(lam_nn_lstm(3, 4, &o), LAM_ERR_INVALID_ARGUMENT, "dropout 1");

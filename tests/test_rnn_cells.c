@@ -217,7 +217,7 @@ Test(rnn_cells, apply_aux_summaries_and_unbatched) {
   lam_layer_free(cell);
   /* a GRU cell without bias has two params; bounds U(-1/sqrt(H), 1/sqrt(H)) */
   lam_rnn_cell_opts co = lam_rnn_cell_defaults();
-  co.bias = false;
+  co.no_bias = true;
   cell = lam_nn_gru_cell(5, 9, &co);
   cr_assert_eq(lam_layer_init(cell, ctx, lam_rng_key_make(3), LAM_F32, &v), LAM_OK);
   cr_assert_eq(lam_ptree_leaf_count(lam_vars_params(v)), 2);

@@ -81,7 +81,7 @@ static const rope_case ROPE_CASES[] = {
     {4, {1, 2, 33, 80}, -2, 40, 0, 5, 1, 500000},
     {4, {1, 2, 33, 80}, -2, 24, 1, 5, 0.5, 0},
     {4, {2, 9, 4, 12}, 1, 0, 0, 17, 1, 0},     /* [B, S, H, D] layout */
-    {3, {5, 1, 6}, 0, 4, 1, 0, 2, 100},        /* positions on axis 0 */
+    {3, {5, 1, 6}, -3, 4, 1, 0, 2, 100},       /* positions on axis 0 (-ndim: 0 means -2) */
     {2, {1023, 64}, 0, 0, 0, 0, 1, 0},         /* rank 2 [S, D], long sequence */
     {5, {2, 3, 1, 5, 2}, 1, 0, 0, 1000, 1, 0}, /* two features, big offset */
 };
@@ -354,7 +354,7 @@ Test(sinusoidal, gradcheck_and_bad_input) {
   tu_assert_fails(lam_sinusoidal_encoding(x, 7, NULL), LAM_ERR_INVALID_ARGUMENT, "dims 7");
   tu_assert_fails(lam_sinusoidal_encoding(x, 2, NULL), LAM_ERR_INVALID_ARGUMENT, "dims 2");
   lam_sinusoidal_opts o = lam_sinusoidal_defaults();
-  o.min_freq = 0;
+  o.min_freq = -1; /* 0 is the default, 0.0001 */
   tu_assert_fails(lam_sinusoidal_encoding(x, 8, &o), LAM_ERR_INVALID_ARGUMENT, "min_freq");
   tu_assert_fails(lam_nn_sinusoidal_encoding(6 + 1, NULL), LAM_ERR_INVALID_ARGUMENT, "dims 7");
   lam_tensor_free(x);
@@ -392,7 +392,7 @@ Test(alibi, slopes_bias_and_layer) {
   /* the layer adds the bias to scores [B, H, Sq, Sk] */
   tu_rng r = tu_rng_make(44);
   lam_tensor *scores = tu_rand_f64(ctx, &r, 4, (int64_t[]){2, H, Sq, Sk}, -1, 1);
-  lam_layer *l = lam_nn_alibi(off);
+  lam_layer *l = lam_nn_alibi(&(lam_alibi_opts){.offset = off});
   lam_vars *vars = NULL;
   cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(0), LAM_F64, &vars), LAM_OK);
   lam_tensor *y = NULL;

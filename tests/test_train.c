@@ -8,8 +8,10 @@
 #include "testutil.h"
 
 static lam_layer *small_model(void) {
-  return lam_nn_sequential((lam_layer *[]){lam_nn_linear(4, 16, NULL), lam_nn_tanh(), lam_nn_dropout(0.1),
-                                        lam_nn_linear(16, 3, NULL)}, 4);
+  return lam_nn_sequential((lam_layer *[]){lam_nn_linear(4, 16, NULL), lam_nn_tanh(),
+                                            lam_nn_dropout(&(lam_dropout_opts){.rate = 0.1}),
+                                            lam_nn_linear(16, 3, NULL)},
+                           4);
 }
 
 /* A separable toy problem: class = argmax of the first three features. */

@@ -137,6 +137,13 @@ static void op_range(lam_unary_op op, double *lo, double *hi) {
   }
 }
 
+/* lam_unary with the op's parameters positionally, as ref_unary takes them
+ * (p0: leaky_relu's slope, elu/celu's alpha, clamp's min; p1: clamp's max). */
+static lam_tensor *unary_p(lam_unary_op op, lam_tensor *x, double p0, double p1) {
+  lam_unary_opts o = {.negative_slope = p0, .alpha = p0, .min = p0, .max = p1};
+  return lam_unary(op, x, &o);
+}
+
 static const double op_p0[LAM_UNARY_COUNT] = {
     [LAM_LEAKY_RELU] = 0.2, [LAM_ELU] = 0.7, [LAM_CELU] = 1.5, [LAM_CLAMP] = -1.25};
 static const double op_p1[LAM_UNARY_COUNT] = {[LAM_CLAMP] = 2.5};
@@ -162,7 +169,7 @@ static void check_op_dtype(lam_ctx *ctx, tu_rng *r, lam_unary_op op, lam_dtype d
       want[i] = ref_unary(op, x[i], op_p0[op], op_p1[op]);
     }
     lam_tensor *t = mk(ctx, dt, ndim, shape, x, n);
-    lam_tensor *y = lam_unary(op, t, op_p0[op], op_p1[op]);
+    lam_tensor *y = unary_p(op, t, op_p0[op], op_p1[op]);
     cr_assert(y, "%s %s: %s", lam_unary_name(op), lam_dtype_name(dt), lam_last_error());
     cr_assert_eq(lam_tensor_dtype(y), dt);
     cr_assert(lam_tensor_same_shape(y, t));
@@ -382,7 +389,7 @@ Test(unary, float_math_within_a_few_ulp) {
       x[i] = (float)v;
     }
     lam_tensor *t = lam_tensor_from_host(ctx, LAM_F32, 1, &n, x);
-    lam_tensor *y = lam_unary(cases[c].op, t, 1.0, 0);
+    lam_tensor *y = unary_p(cases[c].op, t, 1.0, 0);
     float *got = tu_read_f32(y);
     for (int64_t i = 0; i < n; i++) {
       double want = ref_unary(cases[c].op, x[i], 1.0, 0);
@@ -427,7 +434,7 @@ Test(unary, float_math_within_a_few_ulp) {
             {LAM_GELU, 0, 0}};
   for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++) {
     lam_tensor *t = lam_tensor_from_host(ctx, LAM_F32, 0, NULL, &sp[i].x);
-    lam_tensor *y = lam_unary(sp[i].op, t, 0, 0);
+    lam_tensor *y = lam_unary(sp[i].op, t, NULL);
     float *got = tu_read_f32(y);
     if (isnan(sp[i].want))
       cr_assert(isnan(got[0]), "%s(%g) = %g", lam_unary_name(sp[i].op), sp[i].x, got[0]);
@@ -458,7 +465,7 @@ Test(unary, extreme_inputs_stay_finite) {
     if (dts[d] == LAM_F64 && !lam_ctx_device(ctx)->fp64) continue;
     lam_tensor *x = mk(ctx, dts[d], 1, (int64_t[]){6}, v, 6);
     for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
-      lam_tensor *y = lam_unary(ops[o], x, 1.0, 0);
+      lam_tensor *y = unary_p(ops[o], x, 1.0, 0);
       double *got = rd(y), want[6];
       for (int i = 0; i < 6; i++) {
         cr_assert(isfinite(got[i]), "%s %s(%g) = %g", lam_dtype_name(dts[d]),
@@ -504,7 +511,7 @@ Test(unary, nan_and_signed_zero_semantics) {
 static lam_tensor *unary_of(lam_tensor *const *xs, int n, void *user) {
   (void)n;
   const double *p = user; /* op, p0, p1 */
-  return lam_unary((lam_unary_op)(int)p[0], xs[0], p[1], p[2]);
+  return unary_p((lam_unary_op)(int)p[0], xs[0], p[1], p[2]);
 }
 
 Test(unary, pytorch_golden_values_and_grads) {
@@ -659,11 +666,11 @@ Test(unary, bad_input_every_function) {
   tu_assert_fails(lam_celu(xu, 1), LAM_ERR_DTYPE, "lam_celu");
   tu_assert_fails(lam_clamp(xf, NAN, 1), LAM_ERR_INVALID_ARGUMENT, "NaN");
   tu_assert_fails(lam_clamp(xi, 0, 1), LAM_ERR_DTYPE, "lam_clamp");
-  tu_assert_fails(lam_unary(LAM_UNARY_COUNT, xf, 0, 0), LAM_ERR_INVALID_ARGUMENT,
+  tu_assert_fails(lam_unary(LAM_UNARY_COUNT, xf, NULL), LAM_ERR_INVALID_ARGUMENT,
                   "unknown unary op");
-  tu_assert_fails(lam_unary((lam_unary_op)-1, xf, 0, 0), LAM_ERR_INVALID_ARGUMENT, "unknown");
+  tu_assert_fails(lam_unary((lam_unary_op)-1, xf, NULL), LAM_ERR_INVALID_ARGUMENT, "unknown");
   lam_clear_error();
-  tu_assert_fails(lam_unary(LAM_EXP, NULL, 0, 0), LAM_ERR_NULL, "lam_unary");
+  tu_assert_fails(lam_unary(LAM_EXP, NULL, NULL), LAM_ERR_NULL, "lam_unary");
   cr_assert_null(lam_unary_name(LAM_UNARY_COUNT));
   cr_assert_null(lam_unary_name((lam_unary_op)-3));
   cr_assert_str_eq(lam_unary_name(LAM_GELU_TANH), "gelu_tanh");

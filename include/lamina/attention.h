@@ -10,7 +10,9 @@
  * keeps entries where it is nonzero; a float `mask` is added to the scores.
  * Rows whose keys are all masked give zeros (never NaN), and their
  * gradients are zero. Functions return a new tensor (or layer) or NULL with
- * a message in lam_last_error(); float ops are differentiable. f32 and f64. */
+ * a message in lam_last_error(); float ops are differentiable. f32 and f64.
+ * Options follow lamina/options.h: NULL, a zeroed struct and the defaults
+ * function mean the same. */
 #ifndef LAMINA_ATTENTION_H
 #define LAMINA_ATTENTION_H
 
@@ -20,6 +22,7 @@
 
 #include "lamina/init.h"
 #include "lamina/layer.h"
+#include "lamina/options.h"
 #include "lamina/rng.h"
 #include "lamina/tensor.h"
 
@@ -84,14 +87,18 @@ LAM_API lam_tensor *lam_scaled_dot_product_attention(lam_tensor *q, lam_tensor *
 
 typedef struct lam_rope_opts {
   double theta;      /* base of the frequencies theta^(-2k/dims); 0: 10000 */
-  int seq_axis;      /* axis of the positions (not the last); default -2 */
+  int seq_axis;      /* axis of the positions (not the last); 0 (default): -2.
+                        So 0 never names axis 0 (the batch of a rank > 2
+                        tensor; on a rank-2 one, -2 is axis 0 anyway): name
+                        axis 0 of a rank-n tensor by its negative index -n */
   int64_t offset;    /* position of the first element along seq_axis (KV cache) */
   bool traditional;  /* rotate interleaved pairs (x[2k], x[2k+1]) as GPT-J and
                         MLX's traditional=True; default false: the halves
                         (x[k], x[k + dims/2]) as GPT-NeoX, Llama and Hugging Face */
   int64_t dims;      /* rotate the first `dims` features of the last axis (even),
                         pass the rest through; 0: all */
-  double scale;      /* positions are multiplied by scale (linear RoPE scaling); 0: 1 */
+  double scale;      /* positions are multiplied by scale (linear RoPE scaling);
+                        0: 1; LAM_ZERO: 0 */
 } lam_rope_opts;
 
 /* Returns the defaults: theta 10000, seq_axis -2, offset 0, split-half
@@ -111,9 +118,9 @@ LAM_API lam_layer *lam_nn_rope(int64_t dims, const lam_rope_opts *opts);
 /* ---- sinusoidal positional encoding (MLX SinusoidalPositionalEncoding) --- */
 
 typedef struct lam_sinusoidal_opts {
-  double min_freq;   /* default 0.0001 */
-  double max_freq;   /* default 1 */
-  double scale;      /* 0: sqrt(2 / dims) */
+  double min_freq;   /* > 0; 0: 0.0001 */
+  double max_freq;   /* > 0; 0: 1 */
+  double scale;      /* 0: sqrt(2 / dims) (left 0 by the defaults function) */
   bool cos_first;    /* [cos, sin] instead of [sin, cos] */
   bool full_turns;   /* multiply the frequencies by 2 pi */
 } lam_sinusoidal_opts;
@@ -137,9 +144,15 @@ LAM_API lam_tensor *lam_alibi_slopes(lam_ctx *ctx, lam_dtype dtype, int64_t num_
  * bias in the kernel with lam_attention_opts.alibi, without this tensor. */
 LAM_API lam_tensor *lam_alibi_bias(lam_ctx *ctx, lam_dtype dtype, int64_t num_heads, int64_t seq_q,
                            int64_t seq_k, int64_t offset);
+typedef struct lam_alibi_opts {
+  int64_t offset; /* position of query row 0 among the keys; default 0 */
+} lam_alibi_opts;
+/* Returns offset 0. */
+LAM_API lam_alibi_opts lam_alibi_defaults(void);
+
 /* ALiBi as a layer (MLX nn.ALiBi): adds lam_alibi_bias to attention scores
- * [batch, heads, seq_q, seq_k] with the given offset (no parameters). */
-LAM_API lam_layer *lam_nn_alibi(int64_t offset);
+ * [batch, heads, seq_q, seq_k] with opts->offset (no parameters). */
+LAM_API lam_layer *lam_nn_alibi(const lam_alibi_opts *opts);
 
 /* ---- KV cache ------------------------------------------------------------------ */
 
@@ -183,9 +196,9 @@ typedef struct lam_multi_head_attention_opts {
   bool is_causal;
   bool rope;                 /* rotate q and k (split-half layout) before attention */
   double rope_theta;         /* 0: 10000 */
-  double dropout;            /* attention dropout in training (needs an rng key) */
-  bool bias;                 /* biases on the four projections (default true, as
-                                PyTorch; MLX and Kaun have none) */
+  double dropout;            /* attention dropout in training (needs an rng key); 0: none */
+  bool no_bias;              /* no biases on the four projections (MLX and Kaun
+                                have none); default false: biases, as PyTorch */
   int64_t query_input_dims;  /* 0: embed_dim (MLX) */
   int64_t key_input_dims;    /* 0: embed_dim */
   int64_t value_input_dims;  /* 0: key_input_dims */
@@ -195,7 +208,7 @@ typedef struct lam_multi_head_attention_opts {
   lam_init bias_init;        /* default zeros */
 } lam_multi_head_attention_opts;
 
-/* Returns the defaults listed above. */
+/* Returns the defaults listed above (rope_theta 10000, with biases). */
 LAM_API lam_multi_head_attention_opts lam_multi_head_attention_defaults(void);
 
 /* Multi-head attention (Kaun's multi_head_attention with MLX's options).
@@ -205,7 +218,7 @@ LAM_API lam_multi_head_attention_opts lam_multi_head_attention_defaults(void);
  * q_proj.weight [heads * head_dim, query_input_dims], k_proj.weight
  * [kv_heads * head_dim, key_input_dims], v_proj.weight [kv_heads * v_head_dim,
  * value_input_dims], out_proj.weight [output_dims, value_dims], and .bias
- * [rows] of each when opts->bias. embed_dim must divide by num_heads (unless
+ * [rows] of each unless opts->no_bias. embed_dim must divide by num_heads (unless
  * head_dim is given) and num_heads by num_kv_heads; otherwise NULL with a
  * message. */
 LAM_API lam_layer *lam_nn_multi_head_attention(int64_t embed_dim, int64_t num_heads,

@@ -5,14 +5,14 @@
  * [batch, channels, length], 2-D [batch, channels, h, w], 3-D [batch,
  * channels, d, h, w]. Per-dimension options are arrays indexed by spatial
  * dim in that order (conv2d: [0] is h, [1] is w); entries past the op's rank
- * are ignored. Every options struct reads a zero field as its default, so
- * `&(lam_conv_opts){.stride = {2, 2}}` works, and has a defaults function
- * returning those values; passing NULL means defaults. Parameters follow
+ * are ignored. Every options struct follows lamina/options.h: a zero field
+ * means its default, so `&(lam_conv_opts){.stride = {2, 2}}` works, and NULL,
+ * a zeroed struct and the defaults function mean the same. Parameters follow
  * PyTorch's state_dict: conv "weight" [out, in/groups, k...] and "bias"
  * [out]; transposed conv "weight" [in, out/groups, k...] and "bias" [out].
  *
- * Functional ops are named *_forward (as lam_dropout); the plain
- * names are layer constructors. Ops take f32 or f64 tensors, return a new
+ * Functional ops have the plain names (lam_conv2d); the layer constructors
+ * are lam_nn_* (lam_nn_conv2d). Ops take f32 or f64 tensors, return a new
  * tensor or NULL with a message naming the function and the offending values
  * (bad rank, channels not divisible by groups, kernel larger than the padded
  * input, ...), and are differentiable in every tensor argument. */
@@ -120,7 +120,7 @@ LAM_API lam_layer *lam_nn_conv_transpose3d(int64_t in_channels, int64_t out_chan
 
 typedef struct lam_pool_opts {
   int kernel[3];    /* default 2 */
-  int stride[3];    /* default: the kernel size */
+  int stride[3];    /* 0 (default): the kernel size (PyTorch) */
   int padding[3];   /* implicit padding on both sides, at most half the
                        (dilated) kernel; default 0. Max pool pads with -inf,
                        average pool with zeros. */
@@ -133,6 +133,8 @@ typedef struct lam_pool_opts {
                        input */
 } lam_pool_opts;
 
+/* Returns kernel 2, stride 0 (the kernel size, so a defaults value with a
+ * new kernel still strides by it), padding 0, dilation 1. */
 LAM_API lam_pool_opts lam_pool_defaults(void);
 
 /* As torch.nn.functional.max_pool1d/2d/3d and avg_pool1d/2d/3d. The max

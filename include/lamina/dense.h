@@ -1,8 +1,9 @@
 /* lamina/dense.h: dense layers (linear, bilinear, identity, flatten),
  * embedding and activations as layers.
  * Constructors return a new layer or NULL with a message for bad arguments.
- * Options structs have a defaults function; passing NULL means defaults.
- * Parameter names and layouts follow PyTorch's state_dict. */
+ * Options follow lamina/options.h: NULL, a zeroed struct and the struct's
+ * defaults function mean the same, so designated initialisers name only what
+ * they change. Parameter names and layouts follow PyTorch's state_dict. */
 #ifndef LAMINA_DENSE_H
 #define LAMINA_DENSE_H
 
@@ -13,6 +14,7 @@
 #include "lamina/elementwise.h"
 #include "lamina/init.h"
 #include "lamina/layer.h"
+#include "lamina/options.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -21,9 +23,9 @@ extern "C" {
 /* ---- linear, bilinear, identity, flatten ------------------------------ */
 
 typedef struct lam_linear_opts {
-  bool bias;             /* default true */
-  lam_init weight_init;  /* default glorot_uniform (as Kaun) */
-  lam_init bias_init;    /* default zeros */
+  bool no_bias;          /* no "bias" parameter; default false: with a bias */
+  lam_init weight_init;  /* zeroed (default): glorot_uniform (as Kaun) */
+  lam_init bias_init;    /* zeroed (default): zeros */
 } lam_linear_opts;
 LAM_API lam_linear_opts lam_linear_defaults(void);
 
@@ -46,8 +48,10 @@ LAM_API lam_layer *lam_nn_flatten(int start_axis, int end_axis);
 /* ---- embedding --------------------------------------------------------- */
 
 typedef struct lam_embedding_opts {
-  bool scale;             /* multiply outputs by sqrt(embed_dim); default true (Kaun) */
-  lam_init init;          /* default normal(0.02) */
+  bool no_scale;          /* default false: outputs are multiplied by sqrt(embed_dim)
+                             (Kaun's embedding). PyTorch's nn.Embedding does not
+                             scale: use .no_scale = true for it. */
+  lam_init init;          /* zeroed (default): normal(0.02) */
 } lam_embedding_opts;
 LAM_API lam_embedding_opts lam_embedding_defaults(void);
 
@@ -56,8 +60,9 @@ LAM_API lam_layer *lam_nn_embedding(int64_t vocab_size, int64_t embed_dim, const
 
 /* ---- activations as layers ----------------------------------------------- */
 
-/* Any unary op of lamina/elementwise.h with its parameters (slope, alpha, min/max). */
-LAM_API lam_layer *lam_nn_activation(lam_unary_op op, double p0, double p1);
+/* Any unary op of lamina/elementwise.h with its parameters (leaky_relu's
+ * negative_slope, elu/celu's alpha, clamp's min/max; opts NULL: defaults). */
+LAM_API lam_layer *lam_nn_activation(lam_unary_op op, const lam_unary_opts *opts);
 LAM_API lam_layer *lam_nn_relu(void);
 LAM_API lam_layer *lam_nn_gelu(void);
 LAM_API lam_layer *lam_nn_tanh(void);
@@ -68,8 +73,15 @@ LAM_API lam_layer *lam_nn_log_softmax(int axis);
 /* a * sigmoid(b) where a, b are the halves of x along axis (PyTorch GLU, default -1). */
 LAM_API lam_layer *lam_nn_glu(int axis);
 LAM_API lam_tensor *lam_glu(lam_tensor *x, int axis);
-/* PReLU with a learnable "weight" [num_parameters] (1, or channels on axis 1), init 0.25. */
-LAM_API lam_layer *lam_nn_prelu(int64_t num_parameters, double init);
+typedef struct lam_prelu_opts {
+  int64_t num_parameters; /* 1 (one slope), or the channels on axis 1; 0: 1 */
+  double init;            /* initial slope; 0: 0.25 (PyTorch), LAM_ZERO: 0 */
+} lam_prelu_opts;
+/* Returns num_parameters 1, init 0.25 (nn.PReLU's defaults). */
+LAM_API lam_prelu_opts lam_prelu_defaults(void);
+
+/* nn.PReLU: a learnable "weight" [num_parameters]. */
+LAM_API lam_layer *lam_nn_prelu(const lam_prelu_opts *opts);
 LAM_API lam_tensor *lam_prelu(lam_tensor *x, lam_tensor *weight);
 
 #ifdef __cplusplus

@@ -8,6 +8,7 @@
 
 #include "lamina/export.h"
 
+#include "lamina/options.h"
 #include "lamina/tensor.h"
 
 #ifdef __cplusplus
@@ -27,9 +28,20 @@ typedef enum lam_unary_op {
 /* Returns the op's name ("relu", ...) or NULL if unknown. */
 LAM_API const char *lam_unary_name(lam_unary_op op);
 
-/* Applies `op`; `p0`/`p1` are its parameters: leaky_relu slope, elu/celu
- * alpha, clamp min/max (others ignore them). */
-LAM_API lam_tensor *lam_unary(lam_unary_op op, lam_tensor *x, double p0, double p1);
+/* Parameters of the unary ops that take one (the others ignore them).
+ * NULL, a zeroed struct and lam_unary_defaults() mean the same (see
+ * lamina/options.h). */
+typedef struct lam_unary_opts {
+  double negative_slope; /* leaky_relu; 0: 0.01 (PyTorch), LAM_ZERO: 0 */
+  double alpha;          /* elu, celu; 0: 1 (PyTorch), LAM_ZERO: 0 (elu only:
+                            celu divides by alpha) */
+  double min, max;       /* clamp bounds, used as given (0 is a bound) */
+} lam_unary_opts;
+/* Returns negative_slope 0.01, alpha 1, min 0, max 0. */
+LAM_API lam_unary_opts lam_unary_defaults(void);
+
+/* Applies `op` with its parameters from opts (NULL: defaults). */
+LAM_API lam_tensor *lam_unary(lam_unary_op op, lam_tensor *x, const lam_unary_opts *opts);
 
 LAM_API lam_tensor *lam_neg(lam_tensor *x);
 LAM_API lam_tensor *lam_abs(lam_tensor *x);

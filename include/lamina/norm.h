@@ -14,10 +14,11 @@
  * Layers keep PyTorch's state_dict names: "weight" and "bias" for every norm
  * ("weight" only for RMS norm), state "running_mean", "running_var" and
  * "num_batches_tracked" (i32 scalar; PyTorch's is int64) for batch and
- * instance norm with track_running_stats. In training (lam_apply_opts.training) batch norm replaces the state
+ * instance norm with running stats. In training (lam_apply_opts.training) batch norm replaces the state
  * leaves with new tensors (the update is never differentiated); in
  * evaluation it uses them. Constructors return a new layer or NULL with a
- * message; an opts pointer may be NULL for that layer's defaults. */
+ * message for bad options (naming the constructor); an opts pointer may be
+ * NULL for that layer's defaults. */
 #ifndef LAMINA_NORM_H
 #define LAMINA_NORM_H
 
@@ -26,6 +27,7 @@
 #include <stdbool.h>
 
 #include "lamina/layer.h"
+#include "lamina/options.h"
 #include "lamina/tensor.h"
 
 #ifdef __cplusplus
@@ -79,51 +81,83 @@ LAM_API lam_tensor *lam_instance_norm(lam_tensor *x, lam_tensor *running_mean,
 
 /* ---- norm layers ---------------------------------------------------------- */
 
-typedef struct lam_norm_opts {
-  double eps;               /* added to the variance; see each defaults function */
-  bool affine;              /* learnable weight (and bias): elementwise_affine / affine */
-  bool bias;                /* layer norm: with a bias when affine (default true) */
-  double momentum;          /* running statistics; negative: cumulative average
-                               (PyTorch's momentum=None); default 0.1 */
-  bool track_running_stats; /* batch norm default true, instance norm false */
-} lam_norm_opts;
+/* One options struct per family, each following lamina/options.h: NULL, a
+ * zeroed struct and lam_<family>_defaults() mean the same. eps is added to
+ * the variance: 0 means the family's default and LAM_ZERO a real zero
+ * (negative eps is an error). */
 
-/* eps 1e-5, affine, bias (nn.LayerNorm). */
-LAM_API lam_norm_opts lam_layer_norm_defaults(void);
-/* eps -1 (negative: the dtype's machine epsilon, as nn.RMSNorm's eps=None), affine. */
-LAM_API lam_norm_opts lam_rms_norm_defaults(void);
-/* eps 1e-5, momentum 0.1, affine, track_running_stats (nn.BatchNorm2d). */
-LAM_API lam_norm_opts lam_batch_norm_defaults(void);
-/* eps 1e-5, affine (nn.GroupNorm). */
-LAM_API lam_norm_opts lam_group_norm_defaults(void);
-/* eps 1e-5, momentum 0.1, no affine, no running stats (nn.InstanceNorm2d). */
-LAM_API lam_norm_opts lam_instance_norm_defaults(void);
+typedef struct lam_layer_norm_opts {
+  double eps;            /* 0: 1e-5 (nn.LayerNorm); LAM_ZERO: 0 */
+  bool no_affine;        /* no learnable weight and bias (elementwise_affine=False) */
+  bool no_bias;          /* a weight but no bias (bias=False) */
+  lam_layer *activation; /* owned by the layer (also on failure; do not pass
+                            it to another constructor); applied as child "act"
+                            after the affine map (Metalhead's LayerNormV2 and
+                            ChannelLayerNorm); NULL: none */
+} lam_layer_norm_opts;
+/* Returns eps 1e-5, affine with bias, no activation. */
+LAM_API lam_layer_norm_opts lam_layer_norm_defaults(void);
+
+typedef struct lam_rms_norm_opts {
+  double eps;     /* 0: the machine epsilon of the input's dtype (nn.RMSNorm's
+                     eps=None); LAM_ZERO: 0 */
+  bool no_affine; /* no learnable weight */
+} lam_rms_norm_opts;
+/* Returns eps 0 (the dtype's machine epsilon, resolved at apply), affine. */
+LAM_API lam_rms_norm_opts lam_rms_norm_defaults(void);
+
+typedef struct lam_batch_norm_opts {
+  double eps;            /* 0: 1e-5; LAM_ZERO: 0 */
+  double momentum;       /* running = (1 - momentum) running + momentum batch, in
+                            [0, 1]; 0: 0.1; LAM_ZERO: 0 (running stats unchanged) */
+  bool cumulative;       /* cumulative moving average (PyTorch's momentum=None);
+                            momentum is then not read */
+  bool no_affine;        /* no learnable weight and bias */
+  bool no_running_stats; /* track_running_stats=False: batch statistics in
+                            evaluation too, no state */
+} lam_batch_norm_opts;
+/* Returns eps 1e-5, momentum 0.1, affine, tracking running stats (nn.BatchNorm2d). */
+LAM_API lam_batch_norm_opts lam_batch_norm_defaults(void);
+
+typedef struct lam_group_norm_opts {
+  double eps;     /* 0: 1e-5; LAM_ZERO: 0 */
+  bool no_affine; /* no learnable weight and bias */
+} lam_group_norm_opts;
+/* Returns eps 1e-5, affine (nn.GroupNorm). */
+LAM_API lam_group_norm_opts lam_group_norm_defaults(void);
+
+typedef struct lam_instance_norm_opts {
+  double eps;               /* 0: 1e-5; LAM_ZERO: 0 */
+  double momentum;          /* as batch norm's; 0: 0.1; LAM_ZERO: 0 */
+  bool cumulative;          /* as batch norm's */
+  bool affine;              /* learnable weight and bias; default false (PyTorch) */
+  bool track_running_stats; /* default false (PyTorch) */
+} lam_instance_norm_opts;
+/* Returns eps 1e-5, momentum 0.1, no affine, no running stats (nn.InstanceNorm2d). */
+LAM_API lam_instance_norm_opts lam_instance_norm_defaults(void);
 
 /* nn.LayerNorm(normalized_shape): normalizes the trailing `ndim` axes, which
- * must equal `shape`; params "weight", "bias" shaped `shape` (ones, zeros). */
-LAM_API lam_layer *lam_nn_layer_norm(int ndim, const int64_t *shape, const lam_norm_opts *opts);
+ * must equal `shape`; params "weight", "bias" shaped `shape` (ones, zeros).
+ * With opts->activation it is Metalhead's LayerNormV2 (eps inside the square
+ * root, as PyTorch) followed by the activation as child "act". */
+LAM_API lam_layer *lam_nn_layer_norm(int ndim, const int64_t *shape, const lam_layer_norm_opts *opts);
 /* nn.RMSNorm(normalized_shape): param "weight" (ones), no bias. */
-LAM_API lam_layer *lam_nn_rms_norm(int ndim, const int64_t *shape, const lam_norm_opts *opts);
+LAM_API lam_layer *lam_nn_rms_norm(int ndim, const int64_t *shape, const lam_rms_norm_opts *opts);
 /* nn.BatchNorm1d/2d/3d: inputs [N, C] (statistics over axis 0), [N, C, L]
  * (axes 0, 2), [N, C, H, W] (0, 2, 3), [N, C, D, H, W]. */
-LAM_API lam_layer *lam_nn_batch_norm(int64_t num_features, const lam_norm_opts *opts);
+LAM_API lam_layer *lam_nn_batch_norm(int64_t num_features, const lam_batch_norm_opts *opts);
 /* nn.GroupNorm(num_groups, num_channels): groups must divide channels. */
-LAM_API lam_layer *lam_nn_group_norm(int64_t num_groups, int64_t num_channels, const lam_norm_opts *opts);
+LAM_API lam_layer *lam_nn_group_norm(int64_t num_groups, int64_t num_channels,
+                                     const lam_group_norm_opts *opts);
 /* nn.InstanceNorm1d/2d/3d on [N, C, *] (rank >= 3). With
  * track_running_stats, evaluation uses the running statistics. */
-LAM_API lam_layer *lam_nn_instance_norm(int64_t num_features, const lam_norm_opts *opts);
+LAM_API lam_layer *lam_nn_instance_norm(int64_t num_features, const lam_instance_norm_opts *opts);
 
-/* Metalhead's LayerNormV2 (= PyTorch's LayerNorm, eps inside the square
- * root) followed by `activation` (a layer, owned; NULL: identity), applied
- * as child "act" after the affine map. Params "weight", "bias". */
-LAM_API lam_layer *lam_layer_norm_v2(int ndim, const int64_t *shape, lam_layer *activation,
-                             const lam_norm_opts *opts);
 /* Metalhead's ChannelLayerNorm(channels, activation): layer norm over axis 1
  * of [N, C, *] (channels-first), params "weight", "bias" [C], then
- * `activation` (owned, NULL: identity) as child "act". Default eps 1e-5 (opts
- * NULL), as Metalhead's. */
-LAM_API lam_layer *lam_nn_channel_layer_norm(int64_t channels, lam_layer *activation,
-                                  const lam_norm_opts *opts);
+ * opts->activation (owned; NULL: none) as child "act". Default eps 1e-5, as
+ * Metalhead's. */
+LAM_API lam_layer *lam_nn_channel_layer_norm(int64_t channels, const lam_layer_norm_opts *opts);
 
 #ifdef __cplusplus
 }

@@ -2,7 +2,7 @@
  * with PyTorch's semantics, parameter names and gate order.
  *
  * Layers. lam_nn_rnn, lam_nn_lstm and lam_nn_gru mirror torch.nn.RNN / LSTM / GRU:
- * input_size, hidden_size, and in lam_rnn_opts num_layers, bias,
+ * input_size, hidden_size, and in lam_rnn_opts num_layers, no_bias,
  * batch_first, bidirectional, dropout between layers (training only) and the
  * RNN's nonlinearity. Input x is [T, B, input_size] ([B, T, input_size]
  * with batch_first) or unbatched [T, input_size]. The output sequence is
@@ -16,7 +16,7 @@
  * Parameters follow PyTorch's state_dict, so weights load by key: for layer
  * k and direction suffix "" or "_reverse", weight_ih_l<k><sfx> [G*H, in],
  * weight_hh_l<k><sfx> [G*H, H], bias_ih_l<k><sfx> [G*H] and
- * bias_hh_l<k><sfx> [G*H] (no biases without opts.bias), with G = 1 (RNN),
+ * bias_hh_l<k><sfx> [G*H] (no biases with opts.no_bias), with G = 1 (RNN),
  * 4 (LSTM gates i, f, g, o) or 3 (GRU gates r, z, n); `in` is input_size for
  * layer 0 and D*H above. GRU computes n = tanh(W_in x + b_in + r * (W_hn h
  * + b_hn)) as PyTorch. Every weight and bias starts as PyTorch's
@@ -61,6 +61,7 @@
 
 #include "lamina/init.h"
 #include "lamina/layer.h"
+#include "lamina/options.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -68,9 +69,11 @@ extern "C" {
 
 typedef enum lam_rnn_nonlinearity { LAM_RNN_TANH = 0, LAM_RNN_RELU = 1 } lam_rnn_nonlinearity;
 
+/* Options follow lamina/options.h: NULL, a zeroed struct and the defaults
+ * function mean the same. */
 typedef struct lam_rnn_opts {
-  int num_layers;                    /* stacked layers, >= 1; default 1 */
-  bool bias;                         /* bias_ih / bias_hh; default true */
+  int num_layers;                    /* stacked layers, >= 1; 0: 1 */
+  bool no_bias;                      /* no bias_ih / bias_hh; default false: biases */
   bool batch_first;                  /* x and output are [B, T, .]; default false */
   bool bidirectional;                /* default false */
   double dropout;                    /* on every layer's output but the last, in
@@ -113,7 +116,7 @@ LAM_API lam_status lam_nn_gru_apply(lam_layer *layer, lam_ptree *params, lam_ten
 /* ---- cells: one time step, for user loops ------------------------------- */
 
 typedef struct lam_rnn_cell_opts {
-  bool bias;                         /* default true */
+  bool no_bias;                      /* no bias_ih / bias_hh; default false: biases */
   lam_rnn_nonlinearity nonlinearity; /* lam_nn_rnn_cell only; default tanh */
   lam_init weight_init;              /* zeroed (default): U(-1/sqrt(H), 1/sqrt(H)) */
   lam_init bias_init;

@@ -1,5 +1,6 @@
 /* nn/activation.c: activations as layers (any unary op, softmax,
  * log_softmax, GLU) and PReLU with its learnable slope. */
+#include <math.h>
 #include <stdlib.h>
 
 #include "lamina/dense.h"
@@ -11,7 +12,7 @@
 typedef struct {
   int kind; /* 0 unary, 1 softmax, 2 log_softmax, 3 glu */
   lam_unary_op op;
-  double p0, p1;
+  lam_unary_opts uo;
   int axis;
 } lam__act;
 
@@ -19,7 +20,7 @@ static lam_status lam__act_apply(lam_layer *self, lam_ptree *params, lam_ptree *
                                  lam_tensor *x, const lam_apply_opts *opts, lam_tensor **out) {
   lam__act *a = self->impl;
   switch (a->kind) {
-    case 0: *out = lam_unary(a->op, x, a->p0, a->p1); break;
+    case 0: *out = lam_unary(a->op, x, &a->uo); break;
     case 1: *out = lam_softmax(x, a->axis); break;
     case 2: *out = lam_log_softmax(x, a->axis); break;
     default: *out = lam_glu(x, a->axis); break;
@@ -30,31 +31,45 @@ static lam_status lam__act_apply(lam_layer *self, lam_ptree *params, lam_ptree *
 static const lam_layer_vtable lam__act_vt = {"activation", lam__no_params_init, lam__act_apply,
                                              lam__free_impl};
 
-static lam_layer *lam__act_new(int kind, lam_unary_op op, double p0, double p1, int axis,
+static lam_layer *lam__act_new(int kind, lam_unary_op op, const lam_unary_opts *uo, int axis,
                                const char *fn) {
   if (kind == 0 && !lam_unary_name(op))
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: unknown unary op %d", fn, (int)op), NULL;
+  if (kind == 0 && uo) { /* the checks lam_unary would make at apply time, made now */
+    const lam_unary_opts def = lam_unary_defaults();
+    double slope = lam__opt_f64(uo->negative_slope, def.negative_slope);
+    double alpha = lam__opt_f64(uo->alpha, def.alpha);
+    if (op == LAM_LEAKY_RELU && !isfinite(slope))
+      return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: negative_slope %g must be finite", fn, slope), NULL;
+    if ((op == LAM_ELU || op == LAM_CELU) && !isfinite(alpha))
+      return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: alpha %g must be finite", fn, alpha), NULL;
+    if (op == LAM_CELU && alpha == 0)
+      return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: alpha is 0 (celu divides by alpha)", fn), NULL;
+    if (op == LAM_CLAMP && (isnan(uo->min) || isnan(uo->max)))
+      return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: clamp bounds [%g, %g] contain NaN", fn, uo->min,
+                       uo->max), NULL;
+  }
   lam__act *a = calloc(1, sizeof *a);
   if (!a) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn), NULL;
-  *a = (lam__act){kind, op, p0, p1, axis};
+  *a = (lam__act){kind, op, uo ? *uo : lam_unary_defaults(), axis};
   lam_layer *l = lam_nn_custom(&lam__act_vt, a);
   if (!l) free(a);
   return l;
 }
 
-lam_layer *lam_nn_activation(lam_unary_op op, double p0, double p1) {
-  return lam__act_new(0, op, p0, p1, 0, "lam_nn_activation");
+lam_layer *lam_nn_activation(lam_unary_op op, const lam_unary_opts *opts) {
+  return lam__act_new(0, op, opts, 0, "lam_nn_activation");
 }
-lam_layer *lam_nn_relu(void) { return lam_nn_activation(LAM_RELU, 0, 0); }
-lam_layer *lam_nn_gelu(void) { return lam_nn_activation(LAM_GELU, 0, 0); }
-lam_layer *lam_nn_tanh(void) { return lam_nn_activation(LAM_TANH, 0, 0); }
-lam_layer *lam_nn_sigmoid(void) { return lam_nn_activation(LAM_SIGMOID, 0, 0); }
-lam_layer *lam_nn_silu(void) { return lam_nn_activation(LAM_SILU, 0, 0); }
-lam_layer *lam_nn_softmax(int axis) { return lam__act_new(1, LAM_NEG, 0, 0, axis, "lam_nn_softmax"); }
+lam_layer *lam_nn_relu(void) { return lam_nn_activation(LAM_RELU, NULL); }
+lam_layer *lam_nn_gelu(void) { return lam_nn_activation(LAM_GELU, NULL); }
+lam_layer *lam_nn_tanh(void) { return lam_nn_activation(LAM_TANH, NULL); }
+lam_layer *lam_nn_sigmoid(void) { return lam_nn_activation(LAM_SIGMOID, NULL); }
+lam_layer *lam_nn_silu(void) { return lam_nn_activation(LAM_SILU, NULL); }
+lam_layer *lam_nn_softmax(int axis) { return lam__act_new(1, LAM_NEG, NULL, axis, "lam_nn_softmax"); }
 lam_layer *lam_nn_log_softmax(int axis) {
-  return lam__act_new(2, LAM_NEG, 0, 0, axis, "lam_nn_log_softmax");
+  return lam__act_new(2, LAM_NEG, NULL, axis, "lam_nn_log_softmax");
 }
-lam_layer *lam_nn_glu(int axis) { return lam__act_new(3, LAM_NEG, 0, 0, axis, "lam_nn_glu"); }
+lam_layer *lam_nn_glu(int axis) { return lam__act_new(3, LAM_NEG, NULL, axis, "lam_nn_glu"); }
 
 lam_tensor *lam_glu(lam_tensor *x, int axis) {
   if (!x) return lam__null_input("lam_glu", "x");
@@ -128,14 +143,29 @@ static lam_status lam__prelu_apply(lam_layer *self, lam_ptree *params, lam_ptree
 
 static const lam_layer_vtable lam__prelu_vt = {"prelu", lam__prelu_init, lam__prelu_apply, lam__free_impl};
 
-lam_layer *lam_nn_prelu(int64_t num_parameters, double init) {
-  if (num_parameters < 1)
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_nn_prelu: num_parameters %lld must be >= 1",
-                     (long long)num_parameters), NULL;
+lam_prelu_opts lam_prelu_defaults(void) {
+  return (lam_prelu_opts){.num_parameters = 1, .init = 0.25};
+}
+
+/* The options with zeros resolved (NULL: defaults). */
+static lam_prelu_opts lam__prelu_resolve(const lam_prelu_opts *opts) {
+  lam_prelu_opts def = lam_prelu_defaults(), o = opts ? *opts : def;
+  o.num_parameters = lam__opt_i64(o.num_parameters, def.num_parameters);
+  o.init = lam__opt_f64(o.init, def.init);
+  return o;
+}
+
+lam_layer *lam_nn_prelu(const lam_prelu_opts *opts) {
+  lam_prelu_opts o = lam__prelu_resolve(opts);
+  if (o.num_parameters < 1)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_nn_prelu: num_parameters %lld must be >= 1 (0: 1)",
+                     (long long)o.num_parameters), NULL;
+  if (!isfinite(o.init))
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_nn_prelu: init %g must be finite", o.init), NULL;
   lam__prelu *p = calloc(1, sizeof *p);
   if (!p) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_nn_prelu: out of host memory"), NULL;
-  p->n = num_parameters;
-  p->init = init;
+  p->n = o.num_parameters;
+  p->init = o.init;
   lam_layer *l = lam_nn_custom(&lam__prelu_vt, p);
   if (!l) free(p);
   return l;

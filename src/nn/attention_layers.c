@@ -89,9 +89,17 @@ static lam_status lam__alibi_apply(lam_layer *self, lam_ptree *params, lam_ptree
 static const lam_layer_vtable lam__alibi_vt = {"alibi", lam__no_params_init, lam__alibi_apply,
                                                lam__free_impl};
 
-lam_layer *lam_nn_alibi(int64_t offset) {
+lam_alibi_opts lam_alibi_defaults(void) { return (lam_alibi_opts){.offset = 0}; }
+
+lam_layer *lam_nn_alibi(const lam_alibi_opts *opts) {
+  const char *fn = "lam_nn_alibi";
+  /* Every default is zero: NULL is a zeroed struct. */
+  const int64_t offset = (opts ? *opts : lam_alibi_defaults()).offset;
+  if (llabs(offset) > ((int64_t)1 << 40))
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: offset %lld is out of range", fn,
+                     (long long)offset), NULL;
   int64_t *o = malloc(sizeof *o);
-  if (!o) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_nn_alibi: out of host memory"), NULL;
+  if (!o) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn), NULL;
   *o = offset;
   lam_layer *l = lam_nn_custom(&lam__alibi_vt, o);
   if (!l) free(o);
@@ -108,7 +116,7 @@ typedef struct {
 lam_multi_head_attention_opts lam_multi_head_attention_defaults(void) {
   lam_multi_head_attention_opts o;
   memset(&o, 0, sizeof o);
-  o.bias = true;
+  o.no_bias = false;
   o.rope_theta = 10000.0;
   o.weight_init = lam_init_glorot_uniform();
   o.bias_init = lam_init_zeros();
@@ -118,8 +126,7 @@ lam_multi_head_attention_opts lam_multi_head_attention_defaults(void) {
 static lam_status lam__mha_init(lam_layer *self, lam_ctx *ctx, lam_rng_key key, lam_dtype dtype,
                                 lam_ptree *params, lam_ptree *state) {
   lam__mha *m = self->impl;
-  lam_init w = lam_init_or(&m->o.weight_init, lam_init_glorot_uniform());
-  lam_init bi = lam_init_or(&m->o.bias_init, lam_init_zeros());
+  lam_init w = m->o.weight_init, bi = m->o.bias_init; /* resolved */
   const char *names[4] = {"q_proj", "k_proj", "v_proj", "out_proj"};
   int64_t rows[4] = {m->H * m->hd, m->Hkv * m->hd, m->Hkv * m->vhd, m->odims};
   int64_t cols[4] = {m->qin, m->kin, m->vin, m->H * m->vhd};
@@ -128,7 +135,7 @@ static lam_status lam__mha_init(lam_layer *self, lam_ctx *ctx, lam_rng_key key, 
     char path[32];
     snprintf(path, sizeof path, "%s.weight", names[i]);
     st = lam__param_make(params, path, &w, ctx, key, dtype, 2, (int64_t[]){rows[i], cols[i]});
-    if (st == LAM_OK && m->o.bias) {
+    if (st == LAM_OK && !m->o.no_bias) {
       snprintf(path, sizeof path, "%s.bias", names[i]);
       st = lam__param_make(params, path, &bi, ctx, key, dtype, 1, &rows[i]);
     }
@@ -185,7 +192,7 @@ static lam_status lam__mha_run(lam__mha *m, lam_ptree *params, lam_tensor *query
     snprintf(path, sizeof path, "%s.weight", names[i]);
     W[i] = lam__param_get(params, L, path, 2, (int64_t[]){rows[i], cols[i]});
     if (!W[i]) return lam_last_status();
-    if (m->o.bias) {
+    if (!m->o.no_bias) {
       snprintf(path, sizeof path, "%s.bias", names[i]);
       Bs[i] = lam__param_get(params, L, path, 1, &rows[i]);
       if (!Bs[i]) return lam_last_status();
@@ -263,9 +270,19 @@ static lam_status lam__mha_apply(lam_layer *self, lam_ptree *params, lam_ptree *
 static const lam_layer_vtable lam__mha_vt = {"multi_head_attention", lam__mha_init, lam__mha_apply,
                                              lam__free_impl};
 
+/* The options with the zeros that have fixed defaults resolved (NULL:
+ * defaults); the dims that default to other sizes are resolved below. */
+static lam_multi_head_attention_opts lam__mha_resolve(const lam_multi_head_attention_opts *opts) {
+  lam_multi_head_attention_opts def = lam_multi_head_attention_defaults(), o = opts ? *opts : def;
+  o.rope_theta = lam__opt_f64(o.rope_theta, def.rope_theta);
+  o.weight_init = lam_init_or(&o.weight_init, def.weight_init);
+  o.bias_init = lam_init_or(&o.bias_init, def.bias_init);
+  return o;
+}
+
 lam_layer *lam_nn_multi_head_attention(int64_t embed_dim, int64_t num_heads, const lam_multi_head_attention_opts *opts) {
   const char *fn = "lam_nn_multi_head_attention";
-  lam_multi_head_attention_opts o = opts ? *opts : lam_multi_head_attention_defaults();
+  lam_multi_head_attention_opts o = lam__mha_resolve(opts);
   if (embed_dim < 1 || num_heads < 1)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: embed_dim %lld and num_heads %lld must be >= 1", fn,
                      (long long)embed_dim, (long long)num_heads), NULL;
@@ -288,7 +305,7 @@ lam_layer *lam_nn_multi_head_attention(int64_t embed_dim, int64_t num_heads, con
   if (o.rope && hd % 2 != 0)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: rope needs an even head_dim, got %lld", fn,
                      (long long)hd), NULL;
-  if (o.rope && !(o.rope_theta >= 0 && isfinite(o.rope_theta)))
+  if (o.rope && !(o.rope_theta > 0 && isfinite(o.rope_theta)))
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: rope_theta %g must be positive", fn, o.rope_theta), NULL;
   lam__mha *m = calloc(1, sizeof *m);
   if (!m) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn), NULL;

@@ -71,10 +71,15 @@ lam_layer *lam_nn_prenorm(lam_layer *norm, lam_layer *block) {
 
 /* ---- conv_norm ---------------------------------------------------------------- */
 
+lam_conv_norm_opts lam_conv_norm_defaults(void) {
+  return (lam_conv_norm_opts){.preact = false, .revnorm = false};
+}
+
 lam_layer *lam_nn_conv_norm(lam_layer *conv, lam_layer *norm, lam_layer *activation,
                          const lam_conv_norm_opts *opts) {
   const char *fn = "lam_nn_conv_norm";
-  lam_conv_norm_opts o = opts ? *opts : (lam_conv_norm_opts){false, false};
+  /* Every default is zero: NULL is a zeroed struct. */
+  lam_conv_norm_opts o = opts ? *opts : lam_conv_norm_defaults();
   const char *bad = !conv ? "conv is NULL"
                     : o.preact && o.revnorm ? "preact and revnorm cannot be set together"
                     : (o.preact || o.revnorm) && !norm ? "preact and revnorm need a norm layer"
@@ -127,10 +132,16 @@ static lam_status lam__gap_apply(lam_layer *self, lam_ptree *params, lam_ptree *
 static const lam_layer_vtable lam__gap_vt = {"global_avg_pool", lam__no_params_init, lam__gap_apply,
                                              NULL};
 
+lam_classifier_opts lam_classifier_defaults(void) {
+  return (lam_classifier_opts){.pool = NULL, .hidden_planes = 0, .dropout = 0.0,
+                               .hidden_activation = NULL, .activation = NULL};
+}
+
 lam_layer *lam_nn_classifier(int64_t inplanes, int64_t nclasses,
                                  const lam_classifier_opts *opts) {
   const char *fn = "lam_nn_classifier";
-  lam_classifier_opts o = opts ? *opts : (lam_classifier_opts){NULL, 0, 0, NULL, NULL};
+  /* Every default is zero: NULL is a zeroed struct. */
+  lam_classifier_opts o = opts ? *opts : lam_classifier_defaults();
   lam_layer *seq[8] = {0};
   int n = 0;
   const char *bad = inplanes < 1 || nclasses < 1 ? "inplanes and nclasses must be >= 1"
@@ -150,7 +161,7 @@ lam_layer *lam_nn_classifier(int64_t inplanes, int64_t nclasses,
     seq[n++] = o.hidden_activation ? o.hidden_activation : lam_nn_relu();
     o.hidden_activation = NULL;
   }
-  if (o.dropout > 0) seq[n++] = lam_nn_dropout(o.dropout);
+  if (o.dropout > 0) seq[n++] = lam_nn_dropout(&(lam_dropout_opts){.rate = o.dropout});
   seq[n++] = lam_nn_linear(o.hidden_planes > 0 ? o.hidden_planes : inplanes, nclasses, NULL);
   if (o.activation) seq[n++] = o.activation;
   o.activation = NULL;

@@ -20,24 +20,30 @@ typedef struct {
 
 lam_linear_opts lam_linear_defaults(void) {
   lam_linear_opts o;
-  o.bias = true;
+  o.no_bias = false;
   o.weight_init = lam_init_glorot_uniform();
   o.bias_init = lam_init_zeros();
+  return o;
+}
+
+/* The options with zeros resolved (NULL: defaults); shared by bilinear. */
+static lam_linear_opts lam__linear_resolve(const lam_linear_opts *opts) {
+  lam_linear_opts def = lam_linear_defaults(), o = opts ? *opts : def;
+  o.weight_init = lam_init_or(&o.weight_init, def.weight_init);
+  o.bias_init = lam_init_or(&o.bias_init, def.bias_init);
   return o;
 }
 
 static lam_status lam__linear_init(lam_layer *self, lam_ctx *ctx, lam_rng_key key, lam_dtype dtype,
                                    lam_ptree *params, lam_ptree *state) {
   lam__linear *l = self->impl;
-  /* Defaults (a zeroed lam_init): Kaun's glorot_uniform weight and zero bias. */
-  lam_init w_init = lam_init_or(&l->o.weight_init, lam_init_glorot_uniform());
-  lam_init b_init = lam_init_or(&l->o.bias_init, lam_init_zeros());
+  lam_init w_init = l->o.weight_init, b_init = l->o.bias_init; /* resolved */
   lam_status st = l->in2 > 0
                       ? lam__param_make(params, "weight", &w_init, ctx, key, dtype, 3,
                                         (int64_t[]){l->out, l->in, l->in2})
                       : lam__param_make(params, "weight", &w_init, ctx, key, dtype, 2,
                                         (int64_t[]){l->out, l->in});
-  if (st == LAM_OK && l->o.bias)
+  if (st == LAM_OK && !l->o.no_bias)
     st = lam__param_make(params, "bias", &b_init, ctx, key, dtype, 1, &l->out);
   return st;
 }
@@ -46,8 +52,8 @@ static lam_status lam__linear_apply(lam_layer *self, lam_ptree *params, lam_ptre
                                     lam_tensor *x, const lam_apply_opts *opts, lam_tensor **out) {
   lam__linear *l = self->impl;
   lam_tensor *w = lam__param_get(params, "linear", "weight", 2, (int64_t[]){l->out, l->in});
-  lam_tensor *b = l->o.bias ? lam__param_get(params, "linear", "bias", 1, &l->out) : NULL;
-  if (!w || (l->o.bias && !b)) return lam_last_status();
+  lam_tensor *b = !l->o.no_bias ? lam__param_get(params, "linear", "bias", 1, &l->out) : NULL;
+  if (!w || (!l->o.no_bias && !b)) return lam_last_status();
   lam_status st = lam__check_input("linear", x, l->in, w->dtype);
   if (st != LAM_OK) return st;
   lam_tensor *y = lam_matmul_t(x, w, 0, 1);
@@ -71,7 +77,7 @@ lam_layer *lam_nn_linear(int64_t in_features, int64_t out_features, const lam_li
   if (!l) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_nn_linear: out of host memory"), NULL;
   l->in = in_features;
   l->out = out_features;
-  l->o = opts ? *opts : lam_linear_defaults();
+  l->o = lam__linear_resolve(opts);
   lam_layer *layer = lam_nn_custom(&lam__linear_vt, l);
   if (!layer) free(l);
   return layer;
@@ -123,8 +129,8 @@ static lam_status lam__bilinear_apply(lam_layer *self, lam_ptree *params, lam_pt
                                       lam_tensor *x, const lam_apply_opts *opts, lam_tensor **out) {
   lam__linear *l = self->impl;
   lam_tensor *w = lam__param_get(params, "bilinear", "weight", 3, (int64_t[]){l->out, l->in, l->in2});
-  lam_tensor *b = l->o.bias ? lam__param_get(params, "bilinear", "bias", 1, &l->out) : NULL;
-  if (!w || (l->o.bias && !b)) return lam_last_status();
+  lam_tensor *b = !l->o.no_bias ? lam__param_get(params, "bilinear", "bias", 1, &l->out) : NULL;
+  if (!w || (!l->o.no_bias && !b)) return lam_last_status();
   lam_status st = lam__check_input("bilinear", x, l->in + l->in2, w->dtype);
   if (st != LAM_OK) return st;
   lam_tensor *parts[2] = {0};
@@ -149,11 +155,7 @@ lam_layer *lam_nn_bilinear(int64_t in1_features, int64_t in2_features, int64_t o
   l->in = in1_features;
   l->in2 = in2_features;
   l->out = out_features;
-  if (opts) l->o = *opts;
-  else {
-    /* PyTorch's nn.Bilinear: U(-1/sqrt(in1), 1/sqrt(in1)) for weight and bias. */
-    l->o = lam_linear_defaults();
-  }
+  l->o = lam__linear_resolve(opts);
   lam_layer *layer = lam_nn_custom(&lam__bilinear_vt, l);
   if (!layer) free(l);
   return layer;
@@ -204,15 +206,22 @@ typedef struct {
 
 lam_embedding_opts lam_embedding_defaults(void) {
   lam_embedding_opts o;
-  o.scale = true;
+  o.no_scale = false;
   o.init = lam_init_normal(0.02);
+  return o;
+}
+
+/* The options with zeros resolved (NULL: defaults). */
+static lam_embedding_opts lam__embedding_resolve(const lam_embedding_opts *opts) {
+  lam_embedding_opts def = lam_embedding_defaults(), o = opts ? *opts : def;
+  o.init = lam_init_or(&o.init, def.init);
   return o;
 }
 
 static lam_status lam__embedding_init(lam_layer *self, lam_ctx *ctx, lam_rng_key key, lam_dtype dtype,
                                       lam_ptree *params, lam_ptree *state) {
   lam__embedding *e = self->impl;
-  lam_init init = lam_init_or(&e->o.init, lam_init_normal(0.02));
+  lam_init init = e->o.init; /* resolved */
   return lam__param_make(params, "weight", &init, ctx, key, dtype, 2, (int64_t[]){e->vocab, e->dim});
 }
 
@@ -225,7 +234,7 @@ static lam_status lam__embedding_apply(lam_layer *self, lam_ptree *params, lam_p
     return lam__fail(LAM_ERR_DTYPE, "lam_layer_apply: embedding expects i32 indices, got %s",
                      lam_dtype_name(x->dtype));
   lam_tensor *y = lam_take(w, x, 0);
-  if (y && e->o.scale) {
+  if (y && !e->o.no_scale) {
     lam_tensor *s = lam_mul_scalar(y, sqrt((double)e->dim));
     lam_tensor_free(y);
     y = s;
@@ -245,7 +254,7 @@ lam_layer *lam_nn_embedding(int64_t vocab_size, int64_t embed_dim, const lam_emb
   if (!e) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_nn_embedding: out of host memory"), NULL;
   e->vocab = vocab_size;
   e->dim = embed_dim;
-  e->o = opts ? *opts : lam_embedding_defaults();
+  e->o = lam__embedding_resolve(opts);
   lam_layer *layer = lam_nn_custom(&lam__embedding_vt, e);
   if (!layer) free(e);
   return layer;

@@ -63,9 +63,20 @@ static lam_status lam__dropout_apply(lam_layer *self, lam_ptree *params, lam_ptr
 static const lam_layer_vtable lam__dropout_vt = {"dropout", lam__no_params_init, lam__dropout_apply,
                                                  lam__free_impl};
 
-static lam_layer *lam__dropout_new(double rate, int rank, const char *fn) {
+lam_dropout_opts lam_dropout_defaults(void) { return (lam_dropout_opts){.rate = 0.5}; }
+
+/* The options with zeros resolved (NULL: defaults). */
+static lam_dropout_opts lam__dropout_resolve(const lam_dropout_opts *opts) {
+  lam_dropout_opts def = lam_dropout_defaults(), o = opts ? *opts : def;
+  o.rate = lam__opt_f64(o.rate, def.rate);
+  return o;
+}
+
+static lam_layer *lam__dropout_new(const lam_dropout_opts *opts, int rank, const char *fn) {
+  const double rate = lam__dropout_resolve(opts).rate;
   if (!(rate >= 0 && rate < 1))
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: rate %g must be in [0, 1)", fn, rate), NULL;
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: rate %g must be in [0, 1) (0: 0.5, LAM_ZERO: none)",
+                     fn, rate), NULL;
   lam__dropout *d = calloc(1, sizeof *d);
   if (!d) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn), NULL;
   d->rate = rate;
@@ -75,6 +86,12 @@ static lam_layer *lam__dropout_new(double rate, int rank, const char *fn) {
   return l;
 }
 
-lam_layer *lam_nn_dropout(double rate) { return lam__dropout_new(rate, 0, "lam_nn_dropout"); }
-lam_layer *lam_nn_dropout2d(double rate) { return lam__dropout_new(rate, 4, "lam_nn_dropout2d"); }
-lam_layer *lam_nn_dropout3d(double rate) { return lam__dropout_new(rate, 5, "lam_nn_dropout3d"); }
+lam_layer *lam_nn_dropout(const lam_dropout_opts *opts) {
+  return lam__dropout_new(opts, 0, "lam_nn_dropout");
+}
+lam_layer *lam_nn_dropout2d(const lam_dropout_opts *opts) {
+  return lam__dropout_new(opts, 4, "lam_nn_dropout2d");
+}
+lam_layer *lam_nn_dropout3d(const lam_dropout_opts *opts) {
+  return lam__dropout_new(opts, 5, "lam_nn_dropout3d");
+}

@@ -1,6 +1,8 @@
-/* nn/norm_layers.c: the normalization layers (layer, RMS, batch, group and
- * instance norm, Metalhead's LayerNormV2, ChannelLayerNorm and LayerScale)
- * over the functional ops of src/ops/norm.c. Params and state follow
+/* nn/norm_layers.c: the normalization layers (layer norm with an optional
+ * activation (Metalhead's LayerNormV2), RMS, batch, group and instance norm,
+ * ChannelLayerNorm and LayerScale) over the functional ops of
+ * src/ops/norm.c. Each family's options struct is resolved once (zeros to
+ * defaults, lamina/options.h) into one internal configuration. Params and state follow
  * PyTorch's state_dict; batch and instance norm replace their running
  * statistics in the state tree in training (new tensors from the forward
  * kernel, never recorded on the tape), and read them in evaluation. */
@@ -21,14 +23,23 @@ typedef enum {
   LAM__BATCH_NORM,
   LAM__GROUP_NORM,
   LAM__INSTANCE_NORM,
-  LAM__LAYER_NORM_V2,
   LAM__CHANNEL_LAYER_NORM,
   LAM__LAYER_SCALE
 } lam__norm_kind;
 
-static const char *const lam__norm_names[] = {"layer_norm",    "rms_norm",           "batch_norm",
-                                              "group_norm",    "instance_norm",      "layer_norm_v2",
-                                              "channel_layer_norm", "layer_scale"};
+static const char *const lam__norm_names[] = {"layer_norm",    "rms_norm",      "batch_norm",
+                                              "group_norm",    "instance_norm", "channel_layer_norm",
+                                              "layer_scale"};
+
+/* A family's options after resolution: every field holds its real value. */
+typedef struct {
+  double eps;          /* >= 0 */
+  bool dtype_eps;      /* RMS norm: eps is the input dtype's machine epsilon */
+  bool affine, bias;   /* learnable weight; and bias (not RMS norm) */
+  double momentum;     /* in [0, 1] */
+  bool cumulative;     /* momentum = 1 / batches seen */
+  bool track;          /* running statistics in the state */
+} lam__norm_cfg;
 
 typedef struct {
   lam__norm_kind kind;
@@ -36,18 +47,61 @@ typedef struct {
   int64_t shape[LAM_MAX_DIMS];
   int64_t C, groups;           /* channels (or planes), groups */
   double lambda;               /* LayerScale's initial value */
-  lam_norm_opts o;
-  lam_layer *act;              /* child "act" (LayerNormV2, ChannelLayerNorm) or NULL */
+  lam__norm_cfg o;
+  lam_layer *act;              /* child "act" (layer norm's activation) or NULL */
 } lam__norm;
 
-lam_norm_opts lam_layer_norm_defaults(void) {
-  return (lam_norm_opts){1e-5, true, true, 0.1, false};
+lam_layer_norm_opts lam_layer_norm_defaults(void) {
+  return (lam_layer_norm_opts){.eps = 1e-5, .no_affine = false, .no_bias = false, .activation = NULL};
 }
-lam_norm_opts lam_rms_norm_defaults(void) { return (lam_norm_opts){-1.0, true, false, 0.1, false}; }
-lam_norm_opts lam_batch_norm_defaults(void) { return (lam_norm_opts){1e-5, true, true, 0.1, true}; }
-lam_norm_opts lam_group_norm_defaults(void) { return (lam_norm_opts){1e-5, true, true, 0.1, false}; }
-lam_norm_opts lam_instance_norm_defaults(void) {
-  return (lam_norm_opts){1e-5, false, true, 0.1, false};
+lam_rms_norm_opts lam_rms_norm_defaults(void) {
+  return (lam_rms_norm_opts){.eps = 0.0, .no_affine = false};
+}
+lam_batch_norm_opts lam_batch_norm_defaults(void) {
+  return (lam_batch_norm_opts){.eps = 1e-5, .momentum = 0.1, .cumulative = false,
+                               .no_affine = false, .no_running_stats = false};
+}
+lam_group_norm_opts lam_group_norm_defaults(void) {
+  return (lam_group_norm_opts){.eps = 1e-5, .no_affine = false};
+}
+lam_instance_norm_opts lam_instance_norm_defaults(void) {
+  return (lam_instance_norm_opts){.eps = 1e-5, .momentum = 0.1, .cumulative = false,
+                                  .affine = false, .track_running_stats = false};
+}
+
+/* ---- resolution: one function per options struct (NULL: defaults) ---------- */
+
+static lam__norm_cfg lam__layer_norm_resolve(const lam_layer_norm_opts *opts) {
+  lam_layer_norm_opts def = lam_layer_norm_defaults(), o = opts ? *opts : def;
+  return (lam__norm_cfg){.eps = lam__opt_f64(o.eps, def.eps), .affine = !o.no_affine,
+                         .bias = !o.no_affine && !o.no_bias};
+}
+
+static lam__norm_cfg lam__rms_norm_resolve(const lam_rms_norm_opts *opts) {
+  lam_rms_norm_opts o = opts ? *opts : lam_rms_norm_defaults();
+  const bool dtype_eps = o.eps == 0 && !signbit(o.eps);
+  return (lam__norm_cfg){.eps = dtype_eps ? 0.0 : o.eps, .dtype_eps = dtype_eps,
+                         .affine = !o.no_affine};
+}
+
+static lam__norm_cfg lam__batch_norm_resolve(const lam_batch_norm_opts *opts) {
+  lam_batch_norm_opts def = lam_batch_norm_defaults(), o = opts ? *opts : def;
+  return (lam__norm_cfg){.eps = lam__opt_f64(o.eps, def.eps), .affine = !o.no_affine,
+                         .bias = !o.no_affine, .momentum = lam__opt_f64(o.momentum, def.momentum),
+                         .cumulative = o.cumulative, .track = !o.no_running_stats};
+}
+
+static lam__norm_cfg lam__group_norm_resolve(const lam_group_norm_opts *opts) {
+  lam_group_norm_opts def = lam_group_norm_defaults(), o = opts ? *opts : def;
+  return (lam__norm_cfg){.eps = lam__opt_f64(o.eps, def.eps), .affine = !o.no_affine,
+                         .bias = !o.no_affine};
+}
+
+static lam__norm_cfg lam__instance_norm_resolve(const lam_instance_norm_opts *opts) {
+  lam_instance_norm_opts def = lam_instance_norm_defaults(), o = opts ? *opts : def;
+  return (lam__norm_cfg){.eps = lam__opt_f64(o.eps, def.eps), .affine = o.affine, .bias = o.affine,
+                         .momentum = lam__opt_f64(o.momentum, def.momentum),
+                         .cumulative = o.cumulative, .track = o.track_running_stats};
 }
 
 static void lam__norm_free(lam_layer *self) {
@@ -58,7 +112,7 @@ static void lam__norm_free(lam_layer *self) {
 
 /* Shape of the per-channel params: the normalized shape or [C]. */
 static int lam__norm_pshape(const lam__norm *n, int64_t *shape) {
-  if (n->kind == LAM__LAYER_NORM || n->kind == LAM__RMS_NORM || n->kind == LAM__LAYER_NORM_V2) {
+  if (n->kind == LAM__LAYER_NORM || n->kind == LAM__RMS_NORM) {
     memcpy(shape, n->shape, (size_t)n->ndim * sizeof *shape);
     return n->ndim;
   }
@@ -67,7 +121,7 @@ static int lam__norm_pshape(const lam__norm *n, int64_t *shape) {
 }
 
 static bool lam__norm_tracks(const lam__norm *n) {
-  return (n->kind == LAM__BATCH_NORM || n->kind == LAM__INSTANCE_NORM) && n->o.track_running_stats;
+  return (n->kind == LAM__BATCH_NORM || n->kind == LAM__INSTANCE_NORM) && n->o.track;
 }
 
 static lam_status lam__norm_init(lam_layer *self, lam_ctx *ctx, lam_rng_key key, lam_dtype dtype,
@@ -83,7 +137,7 @@ static lam_status lam__norm_init(lam_layer *self, lam_ctx *ctx, lam_rng_key key,
   if (n->o.affine) {
     lam_init ones = lam_init_ones(), zeros = lam_init_zeros();
     st = lam__param_make(params, "weight", &ones, ctx, key, dtype, nd, shape);
-    if (st == LAM_OK && n->kind != LAM__RMS_NORM && n->o.bias)
+    if (st == LAM_OK && n->o.bias)
       st = lam__param_make(params, "bias", &zeros, ctx, key, dtype, nd, shape);
   }
   if (st == LAM_OK && lam__norm_tracks(n)) {
@@ -112,7 +166,7 @@ static lam_status lam__norm_params(const lam__norm *n, lam_ptree *params, lam_te
   *w = *b = NULL;
   if (!n->o.affine) return LAM_OK;
   if (!(*w = lam__param_get(params, name, "weight", nd, shape))) return lam_last_status();
-  if (n->kind != LAM__RMS_NORM && n->o.bias && !(*b = lam__param_get(params, name, "bias", nd, shape)))
+  if (n->o.bias && !(*b = lam__param_get(params, name, "bias", nd, shape)))
     return lam_last_status();
   return LAM_OK;
 }
@@ -133,7 +187,7 @@ static lam_status lam__norm_check_channels(const lam__norm *n, lam_tensor *x, in
 static lam_status lam__running_apply(lam__norm *n, lam_ptree *state, lam_tensor *x, lam_tensor *w,
                                      lam_tensor *b, const lam_apply_opts *opts, lam_tensor **out) {
   const char *name = lam__norm_names[n->kind];
-  bool track = n->o.track_running_stats;
+  bool track = n->o.track;
   lam_tensor *rm = NULL, *rv = NULL, *nbt = NULL;
   if (track) {
     rm = lam__param_get(state, name, "running_mean", 1, &n->C);
@@ -148,7 +202,7 @@ static lam_status lam__running_apply(lam__norm *n, lam_ptree *state, lam_tensor 
   if (update) {
     nbt1 = lam_add_scalar(nbt, 1.0);
     if (!nbt1) return lam_last_status();
-    if (momentum < 0) { /* cumulative moving average: 1 / batches seen */
+    if (n->o.cumulative) { /* cumulative moving average: 1 / batches seen */
       double v = 0;
       lam_status st = lam_tensor_item(nbt1, &v);
       if (st != LAM_OK) {
@@ -198,12 +252,11 @@ static lam_status lam__norm_apply(lam_layer *self, lam_ptree *params, lam_ptree 
   lam_status st = lam__norm_params(n, params, &w, &b);
   if (st != LAM_OK) return st;
   double eps = n->o.eps;
-  if (eps < 0) eps = x->dtype == LAM_F64 ? DBL_EPSILON : FLT_EPSILON;
+  if (n->o.dtype_eps) eps = x->dtype == LAM_F64 ? DBL_EPSILON : FLT_EPSILON;
   lam_tensor *y = NULL;
   switch (n->kind) {
     case LAM__LAYER_NORM:
-    case LAM__RMS_NORM:
-    case LAM__LAYER_NORM_V2: {
+    case LAM__RMS_NORM: {
       bool ok = x->ndim >= n->ndim;
       for (int i = 0; ok && i < n->ndim; i++) ok = x->shape[x->ndim - n->ndim + i] == n->shape[i];
       if (!ok) {
@@ -251,24 +304,23 @@ static const lam_layer_vtable lam__norm_vt[] = {
     {"batch_norm", lam__norm_init, lam__norm_apply, lam__norm_free},
     {"group_norm", lam__norm_init, lam__norm_apply, lam__norm_free},
     {"instance_norm", lam__norm_init, lam__norm_apply, lam__norm_free},
-    {"layer_norm_v2", lam__norm_init, lam__norm_apply, lam__norm_free},
     {"channel_layer_norm", lam__norm_init, lam__norm_apply, lam__norm_free},
     {"layer_scale", lam__norm_init, lam__norm_apply, lam__norm_free},
 };
 
-/* Validates options and makes the layer; frees act on failure. */
-static lam_layer *lam__norm_new(const char *fn, lam__norm_kind kind, const lam_norm_opts *o, int ndim,
+/* Validates the resolved options and makes the layer; frees act on failure. */
+static lam_layer *lam__norm_new(const char *fn, lam__norm_kind kind, const lam__norm_cfg *o, int ndim,
                                 const int64_t *shape, int64_t C, int64_t groups, lam_layer *act) {
   lam_status st = LAM_OK;
   if (kind != LAM__LAYER_SCALE) {
-    if (!(o->eps >= 0 || (kind == LAM__RMS_NORM && o->eps < 0)) || !isfinite(o->eps))
-      st = lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: eps %g must be finite and >= 0%s", fn, o->eps,
-                     kind == LAM__RMS_NORM ? " (or negative for the dtype's epsilon)" : "");
-    else if ((kind == LAM__BATCH_NORM || kind == LAM__INSTANCE_NORM) &&
-             (!isfinite(o->momentum) || o->momentum > 1))
+    if (!(o->eps >= 0) || !isfinite(o->eps))
+      st = lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: eps %g must be finite and >= 0 (0: default, LAM_ZERO: 0)",
+                     fn, o->eps);
+    else if ((kind == LAM__BATCH_NORM || kind == LAM__INSTANCE_NORM) && !o->cumulative &&
+             !(o->momentum >= 0 && o->momentum <= 1))
       st = lam__fail(LAM_ERR_INVALID_ARGUMENT,
-                     "%s: momentum %g must be in [0, 1] (negative: cumulative average)", fn,
-                     o->momentum);
+                     "%s: momentum %g must be in [0, 1] (0: 0.1, LAM_ZERO: 0; cumulative for an average)",
+                     fn, o->momentum);
   }
   lam__norm *n = st == LAM_OK ? calloc(1, sizeof *n) : NULL;
   if (st == LAM_OK && !n) lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn);
@@ -297,17 +349,21 @@ static lam_status lam__check_nshape(const char *fn, int ndim, const int64_t *sha
   return lam__check_shape(fn, ndim, shape, &n);
 }
 
-lam_layer *lam_nn_layer_norm(int ndim, const int64_t *shape, const lam_norm_opts *opts) {
+lam_layer *lam_nn_layer_norm(int ndim, const int64_t *shape, const lam_layer_norm_opts *opts) {
   const char *fn = "lam_nn_layer_norm";
-  if (lam__check_nshape(fn, ndim, shape) != LAM_OK) return NULL;
-  lam_norm_opts o = opts ? *opts : lam_layer_norm_defaults();
-  return lam__norm_new(fn, LAM__LAYER_NORM, &o, ndim, shape, 0, 0, NULL);
+  lam_layer *act = opts ? opts->activation : NULL;
+  if (lam__check_nshape(fn, ndim, shape) != LAM_OK) {
+    lam_layer_free(act);
+    return NULL;
+  }
+  lam__norm_cfg o = lam__layer_norm_resolve(opts);
+  return lam__norm_new(fn, LAM__LAYER_NORM, &o, ndim, shape, 0, 0, act);
 }
 
-lam_layer *lam_nn_rms_norm(int ndim, const int64_t *shape, const lam_norm_opts *opts) {
+lam_layer *lam_nn_rms_norm(int ndim, const int64_t *shape, const lam_rms_norm_opts *opts) {
   const char *fn = "lam_nn_rms_norm";
   if (lam__check_nshape(fn, ndim, shape) != LAM_OK) return NULL;
-  lam_norm_opts o = opts ? *opts : lam_rms_norm_defaults();
+  lam__norm_cfg o = lam__rms_norm_resolve(opts);
   return lam__norm_new(fn, LAM__RMS_NORM, &o, ndim, shape, 0, 0, NULL);
 }
 
@@ -317,14 +373,14 @@ static lam_status lam__check_features(const char *fn, const char *what, int64_t 
   return LAM_OK;
 }
 
-lam_layer *lam_nn_batch_norm(int64_t num_features, const lam_norm_opts *opts) {
+lam_layer *lam_nn_batch_norm(int64_t num_features, const lam_batch_norm_opts *opts) {
   const char *fn = "lam_nn_batch_norm";
   if (lam__check_features(fn, "num_features", num_features) != LAM_OK) return NULL;
-  lam_norm_opts o = opts ? *opts : lam_batch_norm_defaults();
+  lam__norm_cfg o = lam__batch_norm_resolve(opts);
   return lam__norm_new(fn, LAM__BATCH_NORM, &o, 0, NULL, num_features, 0, NULL);
 }
 
-lam_layer *lam_nn_group_norm(int64_t num_groups, int64_t num_channels, const lam_norm_opts *opts) {
+lam_layer *lam_nn_group_norm(int64_t num_groups, int64_t num_channels, const lam_group_norm_opts *opts) {
   const char *fn = "lam_nn_group_norm";
   if (lam__check_features(fn, "num_groups", num_groups) != LAM_OK ||
       lam__check_features(fn, "num_channels", num_channels) != LAM_OK)
@@ -332,46 +388,46 @@ lam_layer *lam_nn_group_norm(int64_t num_groups, int64_t num_channels, const lam
   if (num_channels % num_groups != 0)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: num_groups %lld does not divide num_channels %lld",
                      fn, (long long)num_groups, (long long)num_channels), NULL;
-  lam_norm_opts o = opts ? *opts : lam_group_norm_defaults();
+  lam__norm_cfg o = lam__group_norm_resolve(opts);
   return lam__norm_new(fn, LAM__GROUP_NORM, &o, 0, NULL, num_channels, num_groups, NULL);
 }
 
-lam_layer *lam_nn_instance_norm(int64_t num_features, const lam_norm_opts *opts) {
+lam_layer *lam_nn_instance_norm(int64_t num_features, const lam_instance_norm_opts *opts) {
   const char *fn = "lam_nn_instance_norm";
   if (lam__check_features(fn, "num_features", num_features) != LAM_OK) return NULL;
-  lam_norm_opts o = opts ? *opts : lam_instance_norm_defaults();
+  lam__norm_cfg o = lam__instance_norm_resolve(opts);
   return lam__norm_new(fn, LAM__INSTANCE_NORM, &o, 0, NULL, num_features, 0, NULL);
 }
 
-lam_layer *lam_layer_norm_v2(int ndim, const int64_t *shape, lam_layer *activation,
-                             const lam_norm_opts *opts) {
-  const char *fn = "lam_layer_norm_v2";
-  if (lam__check_nshape(fn, ndim, shape) != LAM_OK) {
-    lam_layer_free(activation);
-    return NULL;
-  }
-  lam_norm_opts o = opts ? *opts : lam_layer_norm_defaults();
-  return lam__norm_new(fn, LAM__LAYER_NORM_V2, &o, ndim, shape, 0, 0, activation);
-}
-
-lam_layer *lam_nn_channel_layer_norm(int64_t channels, lam_layer *activation,
-                                  const lam_norm_opts *opts) {
+lam_layer *lam_nn_channel_layer_norm(int64_t channels, const lam_layer_norm_opts *opts) {
   const char *fn = "lam_nn_channel_layer_norm";
+  lam_layer *act = opts ? opts->activation : NULL;
   if (lam__check_features(fn, "channels", channels) != LAM_OK) {
-    lam_layer_free(activation);
+    lam_layer_free(act);
     return NULL;
   }
-  lam_norm_opts o = opts ? *opts : lam_layer_norm_defaults();
-  return lam__norm_new(fn, LAM__CHANNEL_LAYER_NORM, &o, 0, NULL, channels, 0, activation);
+  lam__norm_cfg o = lam__layer_norm_resolve(opts);
+  return lam__norm_new(fn, LAM__CHANNEL_LAYER_NORM, &o, 0, NULL, channels, 0, act);
 }
 
-lam_layer *lam_nn_layer_scale(int64_t planes, double lambda) {
+/* ---- LayerScale ------------------------------------------------------------------ */
+
+lam_layer_scale_opts lam_layer_scale_defaults(void) { return (lam_layer_scale_opts){.lambda = 1e-5}; }
+
+static lam_layer_scale_opts lam__layer_scale_resolve(const lam_layer_scale_opts *opts) {
+  lam_layer_scale_opts def = lam_layer_scale_defaults(), o = opts ? *opts : def;
+  o.lambda = lam__opt_f64(o.lambda, def.lambda);
+  return o;
+}
+
+lam_layer *lam_nn_layer_scale(int64_t planes, const lam_layer_scale_opts *opts) {
   const char *fn = "lam_nn_layer_scale";
   if (lam__check_features(fn, "planes", planes) != LAM_OK) return NULL;
+  const double lambda = lam__layer_scale_resolve(opts).lambda;
   if (!isfinite(lambda))
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: lambda %g must be finite", fn, lambda), NULL;
   if (lambda <= 0) return lam_nn_identity(); /* Metalhead: LayerScale with lambda <= 0 is identity */
-  lam_norm_opts o = lam_layer_norm_defaults();
+  lam__norm_cfg o = {0};
   lam_layer *l = lam__norm_new(fn, LAM__LAYER_SCALE, &o, 0, NULL, planes, 0, NULL);
   if (l) ((lam__norm *)l->impl)->lambda = lambda;
   return l;

@@ -119,8 +119,24 @@ static lam_layer *lam__drop_new(const char *fn, const lam_layer_vtable *vt, lam_
   return l;
 }
 
-lam_layer *lam_nn_dropblock(double rate, int64_t block_size, double gamma_scale) {
+lam_dropblock_opts lam_dropblock_defaults(void) {
+  return (lam_dropblock_opts){.rate = 0.1, .block_size = 7, .gamma_scale = 1.0};
+}
+
+/* The options with zeros resolved (NULL: defaults). */
+static lam_dropblock_opts lam__dropblock_resolve(const lam_dropblock_opts *opts) {
+  lam_dropblock_opts def = lam_dropblock_defaults(), o = opts ? *opts : def;
+  o.rate = lam__opt_f64(o.rate, def.rate);
+  o.block_size = lam__opt_i64(o.block_size, def.block_size);
+  o.gamma_scale = lam__opt_f64(o.gamma_scale, def.gamma_scale);
+  return o;
+}
+
+lam_layer *lam_nn_dropblock(const lam_dropblock_opts *opts) {
   const char *fn = "lam_nn_dropblock";
+  const lam_dropblock_opts o = lam__dropblock_resolve(opts);
+  const double rate = o.rate, gamma_scale = o.gamma_scale;
+  const int64_t block_size = o.block_size;
   if (!(rate >= 0 && rate <= 1))
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: rate %g must be in [0, 1]", fn, rate), NULL;
   if (!(gamma_scale >= 0 && gamma_scale <= 1))
@@ -169,10 +185,16 @@ lam_tensor *lam_stochastic_depth(lam_tensor *x, double rate,
   return y;
 }
 
-lam_layer *lam_nn_stochastic_depth(double rate, lam_stochastic_depth_mode mode) {
+lam_stochastic_depth_opts lam_stochastic_depth_defaults(void) {
+  return (lam_stochastic_depth_opts){.rate = 0.0, .mode = LAM_STOCHASTIC_DEPTH_ROW};
+}
+
+lam_layer *lam_nn_stochastic_depth(const lam_stochastic_depth_opts *opts) {
   const char *fn = "lam_nn_stochastic_depth";
-  if (lam__sd_check(fn, rate, mode) != LAM_OK) return NULL;
-  return lam__drop_new(fn, &lam__sd_vt, (lam__drop){rate, 0, 0, (int)mode});
+  /* Every default is zero, so nothing to resolve: NULL is a zeroed struct. */
+  const lam_stochastic_depth_opts o = opts ? *opts : lam_stochastic_depth_defaults();
+  if (lam__sd_check(fn, o.rate, o.mode) != LAM_OK) return NULL;
+  return lam__drop_new(fn, &lam__sd_vt, (lam__drop){o.rate, 0, 0, (int)o.mode});
 }
 
 lam_status lam_stochastic_depth_rates(double drop_prob, double start_value, int depth, double *out) {

@@ -135,8 +135,16 @@ lam_rnn_opts lam_rnn_defaults(void) {
   lam_rnn_opts o;
   memset(&o, 0, sizeof o);
   o.num_layers = 1;
-  o.bias = true;
+  o.no_bias = false;
   o.nonlinearity = LAM_RNN_TANH;
+  return o;
+}
+
+/* The options with zeros resolved (NULL: defaults). The inits stay zeroed
+ * when so: their default, U(-1/sqrt(H), 1/sqrt(H)), depends on H. */
+static lam_rnn_opts lam__rnn_resolve(const lam_rnn_opts *opts) {
+  lam_rnn_opts def = lam_rnn_defaults(), o = opts ? *opts : def;
+  o.num_layers = (int)lam__opt_i64(o.num_layers, def.num_layers);
   return o;
 }
 
@@ -165,7 +173,7 @@ static lam_status lam__rnn_init(lam_layer *self, lam_ctx *ctx, lam_rng_key key, 
       if (st == LAM_OK)
         st = lam__rnn_param_init(params, p, &r->o.weight_init, ctx, key, dtype, 2,
                                  (int64_t[]){GH, H}, H);
-      if (!r->o.bias) continue;
+      if (r->o.no_bias) continue;
       snprintf(p, sizeof p, "bias_ih_l%d%s", l, sfx);
       if (st == LAM_OK)
         st = lam__rnn_param_init(params, p, &r->o.bias_init, ctx, key, dtype, 1, &GH, H);
@@ -309,13 +317,13 @@ static lam_status lam__rnn_run(lam_layer *layer, lam_ptree *params, lam_tensor *
       wk[0] = lam__rnn_param(params, fn, name, p, dt, 2, (int64_t[]){GH, in});
       snprintf(p, sizeof p, "weight_hh_l%d%s", l, sfx);
       if (wk[0]) wk[1] = lam__rnn_param(params, fn, name, p, dt, 2, (int64_t[]){GH, H});
-      if (wk[1] && r->o.bias) {
+      if (wk[1] && !r->o.no_bias) {
         snprintf(p, sizeof p, "bias_ih_l%d%s", l, sfx);
         wk[2] = lam__rnn_param(params, fn, name, p, dt, 1, &GH);
         snprintf(p, sizeof p, "bias_hh_l%d%s", l, sfx);
         if (wk[2]) wk[3] = lam__rnn_param(params, fn, name, p, dt, 1, &GH);
       }
-      if (!wk[1] || (r->o.bias && !wk[3])) st = lam_last_status();
+      if (!wk[1] || (!r->o.no_bias && !wk[3])) st = lam_last_status();
     }
   char b1[LAM__SHAPE_STR];
   if (st == LAM_OK && x->dtype != dt)
@@ -474,14 +482,14 @@ static const lam_layer_vtable lam__gru_vt = {"gru", lam__rnn_init, lam__rnn_appl
 
 static lam_layer *lam__rnn_new(int mode, int64_t input_size, int64_t hidden_size,
                                const lam_rnn_opts *opts, const char *fn) {
-  lam_rnn_opts o = opts ? *opts : lam_rnn_defaults();
+  lam_rnn_opts o = lam__rnn_resolve(opts);
   if (input_size < 1 || hidden_size < 1)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT,
                      "%s: input_size %lld and hidden_size %lld must be >= 1", fn,
                      (long long)input_size, (long long)hidden_size),
            NULL;
   if (o.num_layers < 1)
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: num_layers %d must be >= 1", fn, o.num_layers),
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: num_layers %d must be >= 1 (0: 1)", fn, o.num_layers),
            NULL;
   if (!(o.dropout >= 0 && o.dropout < 1))
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: dropout %g must be in [0, 1)", fn, o.dropout),

@@ -35,7 +35,7 @@ typedef struct {
 lam_rnn_cell_opts lam_rnn_cell_defaults(void) {
   lam_rnn_cell_opts o;
   memset(&o, 0, sizeof o);
-  o.bias = true;
+  o.no_bias = false;
   o.nonlinearity = LAM_RNN_TANH;
   return o;
 }
@@ -56,9 +56,9 @@ static lam_status lam__cell_init(lam_layer *self, lam_ctx *ctx, lam_rng_key key,
   if (st == LAM_OK)
     st = lam__rnn_param_init(params, "weight_hh", &c->o.weight_init, ctx, key, dtype, 2,
                              (int64_t[]){GH, H}, H);
-  if (st == LAM_OK && c->o.bias)
+  if (st == LAM_OK && !c->o.no_bias)
     st = lam__rnn_param_init(params, "bias_ih", &c->o.bias_init, ctx, key, dtype, 1, &GH, H);
-  if (st == LAM_OK && c->o.bias)
+  if (st == LAM_OK && !c->o.no_bias)
     st = lam__rnn_param_init(params, "bias_hh", &c->o.bias_init, ctx, key, dtype, 1, &GH, H);
   return st;
 }
@@ -112,11 +112,11 @@ static lam_status lam__cell_run(lam_layer *cell, lam_ptree *params, lam_tensor *
   lam_tensor *w_hh =
       w_ih ? lam__rnn_param(params, fn, name, "weight_hh", dt, 2, (int64_t[]){GH, H}) : NULL;
   lam_tensor *b_ih = NULL, *b_hh = NULL;
-  if (w_hh && cc->o.bias) {
+  if (w_hh && !cc->o.no_bias) {
     b_ih = lam__rnn_param(params, fn, name, "bias_ih", dt, 1, &GH);
     b_hh = b_ih ? lam__rnn_param(params, fn, name, "bias_hh", dt, 1, &GH) : NULL;
   }
-  if (!w_hh || (cc->o.bias && !b_hh)) return lam_last_status();
+  if (!w_hh || (!cc->o.no_bias && !b_hh)) return lam_last_status();
   char b1[LAM__SHAPE_STR];
   if (x->dtype != dt)
     return lam__fail(LAM_ERR_DTYPE, "%s: %s: x is %s, params are %s", fn, name,
@@ -192,6 +192,8 @@ static const lam_layer_vtable lam__gru_cell_vt = {"gru_cell", lam__cell_init, la
 
 static lam_layer *lam__cell_new(int mode, int64_t input_size, int64_t hidden_size,
                                 const lam_rnn_cell_opts *opts, const char *fn) {
+  /* Every default is zero (the inits' depend on H and stay zeroed): NULL is a
+   * zeroed struct, nothing to resolve. */
   lam_rnn_cell_opts o = opts ? *opts : lam_rnn_cell_defaults();
   if (input_size < 1 || hidden_size < 1)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT,

@@ -152,7 +152,7 @@ static void lam__pool_geom_init(lam__pool_geom *g, lam_tensor *x, int nsp) {
 lam_pool_opts lam_pool_defaults(void) {
   lam_pool_opts o;
   memset(&o, 0, sizeof o);
-  for (int d = 0; d < 3; d++) o.kernel[d] = 2, o.stride[d] = 2, o.dilation[d] = 1;
+  for (int d = 0; d < 3; d++) o.kernel[d] = 2, o.stride[d] = 0, o.dilation[d] = 1; /* stride: the kernel */
   return o;
 }
 

@@ -20,6 +20,15 @@ lam_rope_opts lam_rope_defaults(void) {
   return o;
 }
 
+/* The options with zeros resolved (NULL: defaults). */
+static lam_rope_opts lam__rope_resolve(const lam_rope_opts *opts) {
+  lam_rope_opts def = lam_rope_defaults(), o = opts ? *opts : def;
+  o.theta = lam__opt_f64(o.theta, def.theta);
+  o.scale = lam__opt_f64(o.scale, def.scale);
+  o.seq_axis = (int)lam__opt_i64(o.seq_axis, def.seq_axis);
+  return o;
+}
+
 /* Geometry of x for lam_rope. */
 typedef struct {
   int64_t S, inner, F, dims;
@@ -54,9 +63,7 @@ static lam_status lam__rope_backward(lam__node *node, lam_tensor *g, lam_tensor 
 lam_tensor *lam_rope(lam_tensor *x, const lam_rope_opts *opts) {
   const char *fn = "lam_rope";
   if (!x) return lam__null_input(fn, "x");
-  lam_rope_opts o = opts ? *opts : lam_rope_defaults();
-  if (o.theta == 0) o.theta = 10000.0;
-  if (o.scale == 0) o.scale = 1.0;
+  lam_rope_opts o = lam__rope_resolve(opts);
   char b[LAM__SHAPE_STR];
   if (x->dtype != LAM_F32 && x->dtype != LAM_F64)
     return lam__fail(LAM_ERR_DTYPE, "%s: x is %s, need f32 or f64", fn, lam_dtype_name(x->dtype)), NULL;
@@ -139,10 +146,18 @@ lam_sinusoidal_opts lam_sinusoidal_defaults(void) {
   return o;
 }
 
+/* The options with zeros resolved (NULL: defaults); scale 0 stays (sqrt(2 / dims)). */
+static lam_sinusoidal_opts lam__sinusoidal_resolve(const lam_sinusoidal_opts *opts) {
+  lam_sinusoidal_opts def = lam_sinusoidal_defaults(), o = opts ? *opts : def;
+  if (o.min_freq == 0) o.min_freq = def.min_freq;
+  if (o.max_freq == 0) o.max_freq = def.max_freq;
+  return o;
+}
+
 lam_tensor *lam_sinusoidal_encoding(lam_tensor *x, int64_t dims, const lam_sinusoidal_opts *opts) {
   const char *fn = "lam_sinusoidal_encoding";
   if (!x) return lam__null_input(fn, "x");
-  lam_sinusoidal_opts o = opts ? *opts : lam_sinusoidal_defaults();
+  lam_sinusoidal_opts o = lam__sinusoidal_resolve(opts);
   if (x->dtype != LAM_F32 && x->dtype != LAM_F64)
     return lam__fail(LAM_ERR_DTYPE, "%s: positions are %s, need f32 or f64", fn,
                      lam_dtype_name(x->dtype)), NULL;

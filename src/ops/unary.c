@@ -197,7 +197,29 @@ static lam_tensor *lam__unary(const char *fn, lam_unary_op op, lam_tensor *x, do
   return y;
 }
 
-lam_tensor *lam_unary(lam_unary_op op, lam_tensor *x, double p0, double p1) {
+lam_unary_opts lam_unary_defaults(void) {
+  return (lam_unary_opts){.negative_slope = 0.01, .alpha = 1.0, .min = 0.0, .max = 0.0};
+}
+
+/* The options with zeros resolved (NULL: defaults). */
+static lam_unary_opts lam__unary_resolve(const lam_unary_opts *opts) {
+  lam_unary_opts o = opts ? *opts : lam_unary_defaults();
+  lam_unary_opts def = lam_unary_defaults();
+  o.negative_slope = lam__opt_f64(o.negative_slope, def.negative_slope);
+  o.alpha = lam__opt_f64(o.alpha, def.alpha);
+  return o;
+}
+
+lam_tensor *lam_unary(lam_unary_op op, lam_tensor *x, const lam_unary_opts *opts) {
+  lam_unary_opts o = lam__unary_resolve(opts);
+  double p0 = 0, p1 = 0;
+  switch (op) {
+    case LAM_LEAKY_RELU: p0 = o.negative_slope; break;
+    case LAM_ELU:
+    case LAM_CELU: p0 = o.alpha; break;
+    case LAM_CLAMP: p0 = o.min, p1 = o.max; break;
+    default: break;
+  }
   return lam__unary("lam_unary", op, x, p0, p1);
 }
 
