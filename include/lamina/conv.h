@@ -47,12 +47,16 @@ typedef struct lam_conv_opts {
                        ops take it from the weight and ignore this field */
   int stride[3];    /* default 1 */
   int dilation[3];  /* default 1 */
-  lam_conv_padding padding; /* default same */
+  lam_conv_padding padding; /* default same (Kaun); at stride > 1 it pads like TF
+                               ((0, 1) for k3 s2), not like PyTorch's padding=1:
+                               use LAM_PADDING_EXPLICIT with pad = {{1, 1}, ...} */
   int pad[3][2];    /* explicit padding (before, after) per spatial dim, >= 0 */
   int groups;       /* default 1; in and out channels must be divisible by it
                        (groups == in channels: depthwise) */
   bool no_bias;     /* layers: no "bias" parameter (default false: bias [out]) */
-  lam_init weight_init; /* layers; default glorot_uniform (as Kaun) */
+  lam_init weight_init; /* layers; default glorot_uniform (as Kaun); PyTorch's
+                           kaiming_uniform(a=sqrt(5)) is lam_init_variance_scaling(
+                           1.0 / 3, LAM_FAN_IN, LAM_DIST_UNIFORM) */
   lam_init bias_init;   /* layers; default zeros */
 } lam_conv_opts;
 

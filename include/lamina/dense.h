@@ -24,7 +24,9 @@ extern "C" {
 
 typedef struct lam_linear_opts {
   bool no_bias;          /* no "bias" parameter; default false: with a bias */
-  lam_init weight_init;  /* zeroed (default): glorot_uniform (as Kaun) */
+  lam_init weight_init;  /* zeroed (default): glorot_uniform (as Kaun); PyTorch's
+                            nn.Linear draws U(+-1/sqrt(in)): lam_init_variance_scaling(
+                            1.0 / 3, LAM_FAN_IN, LAM_DIST_UNIFORM) */
   lam_init bias_init;    /* zeroed (default): zeros */
 } lam_linear_opts;
 LAM_API lam_linear_opts lam_linear_defaults(void);
