@@ -37,18 +37,8 @@ typedef struct mlp {
   int calls, fail_at;   /* fail_at > 0: call number fail_at makes a shape error */
 } mlp;
 
-static lam_tensor *from_f64(lam_ctx *ctx, lam_dtype dt, int nd, const int64_t *s, const double *v) {
-  lam_tensor *t = lam_tensor_from_host(ctx, LAM_F64, nd, s, v);
-  cr_assert(t, "%s", lam_last_error());
-  if (dt == LAM_F64) return t;
-  lam_tensor *c = lam_tensor_cast(t, dt);
-  lam_tensor_free(t);
-  cr_assert(c, "%s", lam_last_error());
-  return c;
-}
-
 static void set_param(mlp *m, const char *path, int nd, const int64_t *s, const double *v) {
-  lam_tensor *p = from_f64(m->ctx, m->dt, nd, s, v);
+  lam_tensor *p = tu_from_f64(m->ctx, m->dt, nd, s, v);
   cr_assert_eq(lam_ptree_set(m->params, path, p), LAM_OK, "%s", lam_last_error());
   lam_tensor_free(p);
 }
@@ -58,8 +48,8 @@ static void mlp_init(mlp *m, lam_ctx *ctx, lam_dtype dt, variant v) {
   m->ctx = ctx;
   m->dt = dt;
   m->v = v;
-  m->x = from_f64(ctx, dt, 2, (int64_t[]){N, D}, lam_mlp_x);
-  m->t = from_f64(ctx, dt, 2, (int64_t[]){N, C}, lam_mlp_t);
+  m->x = tu_from_f64(ctx, dt, 2, (int64_t[]){N, D}, lam_mlp_x);
+  m->t = tu_from_f64(ctx, dt, 2, (int64_t[]){N, C}, lam_mlp_t);
   int32_t y[N];
   for (int i = 0; i < N; i++) y[i] = lam_mlp_y[i];
   m->y = lam_tensor_from_host(ctx, LAM_I32, 1, (int64_t[]){N}, y);

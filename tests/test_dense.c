@@ -16,14 +16,6 @@ static lam_tensor *T(lam_ctx *ctx, const double *v, int ndim, const int64_t *sha
   return t;
 }
 
-static void expect(lam_tensor *t, const double *want, int64_t n, const char *what) {
-  cr_assert(t, "%s: %s", what, lam_last_error());
-  cr_assert_eq(lam_tensor_numel(t), n, "%s: %lld elements, want %lld", what, (long long)lam_tensor_numel(t), (long long)n);
-  double *got = tu_read_f64(t);
-  tu_assert_close_f64(got, want, n, 1e-10, 1e-9, what);
-  free(got);
-}
-
 /* Applies `layer` with params {names[i]: xs[i+1]} to xs[0] (or to the
  * concatenation xs[0], xs[1] when two_inputs). */
 typedef struct {
@@ -50,12 +42,12 @@ static void check_case(lam_ctx *ctx, apply_case *c, lam_tensor **xs, int n, cons
                        const double *cot, const double *const *g_want, const char *what) {
   tu_mark m = tu_mark_now(ctx);
   lam_tensor *y = apply_fn(xs, n, c);
-  expect(y, y_want, lam_tensor_numel(y), what);
+  tu_assert_tensor_close(y, y_want, lam_tensor_numel(y), 1e-10, 1e-9, what);
   lam_tensor *w = T(ctx, cot, lam_tensor_ndim(y), lam_tensor_shape(y));
   lam_tensor *g[4] = {0};
   cr_assert_eq(lam__vjp(ctx, apply_fn, c, xs, n, w, NULL, g), LAM_OK, "%s: %s", what, lam_last_error());
   for (int i = 0; i < n; i++) {
-    if (g_want[i]) expect(g[i], g_want[i], lam_tensor_numel(xs[i]), what);
+    if (g_want[i]) tu_assert_tensor_close(g[i], g_want[i], lam_tensor_numel(xs[i]), 1e-10, 1e-9, what);
     lam_tensor_free(g[i]);
   }
   lam_tensor_free(w);
@@ -99,7 +91,7 @@ Test(dense, bilinear_matches_pytorch) {
   check_case(ctx, &c, xs, 4, lam_bil_y, lam_bil_cot, gw, "bilinear");
   /* The functional form on two separate inputs agrees. */
   lam_tensor *y = lam_bilinear(xs[0], xs[1], xs[2], xs[3]);
-  expect(y, lam_bil_y, 10, "lam_bilinear");
+  tu_assert_tensor_close(y, lam_bil_y, 10, 1e-10, 1e-9, "lam_bilinear");
   lam_tensor_free(y);
   for (int i = 0; i < 4; i++) lam_tensor_free(xs[i]);
   lam_layer_free(bil);
@@ -131,11 +123,11 @@ Test(dense, embedding_matches_pytorch) {
   lam_tensor *w = T(ctx, lam_emb_w, 2, (int64_t[]){7, 4});
   lam_tensor *y = emb_fn(&w, 1, &c);
   cr_assert_eq(lam_tensor_ndim(y), 3);
-  expect(y, lam_emb_y, 24, "embedding (scaled by sqrt(dim))");
+  tu_assert_tensor_close(y, lam_emb_y, 24, 1e-10, 1e-9, "embedding (scaled by sqrt(dim))");
   lam_tensor *cot = T(ctx, lam_emb_cot, 3, (int64_t[]){2, 3, 4});
   lam_tensor *g = NULL;
   cr_assert_eq(lam__vjp(ctx, emb_fn, &c, &w, 1, cot, NULL, &g), LAM_OK, "%s", lam_last_error());
-  expect(g, lam_emb_gw, 28, "embedding weight grad (repeated index accumulates)");
+  tu_assert_tensor_close(g, lam_emb_gw, 28, 1e-10, 1e-9, "embedding weight grad (repeated index accumulates)");
   tu_gradcheck(ctx, emb_fn, &c, &w, 1, 1e-6, 1e-6, 1, 2e-3, "embedding");
   /* Unscaled option. */
   lam_embedding_opts o = lam_embedding_defaults();

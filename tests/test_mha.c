@@ -14,40 +14,13 @@
 #include "data/attention_golden.h"
 #include "testutil.h"
 
-static lam_tensor *from_f64(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *shape,
-                            const double *v) {
-  int64_t n = 1;
-  for (int i = 0; i < ndim; i++) n *= shape[i];
-  void *buf = malloc((size_t)n * 8 + 8);
-  for (int64_t i = 0; i < n; i++) {
-    if (dt == LAM_F32) ((float *)buf)[i] = (float)v[i];
-    else ((double *)buf)[i] = v[i];
-  }
-  lam_tensor *t = lam_tensor_from_host(ctx, dt, ndim, shape, buf);
-  free(buf);
-  cr_assert(t, "from_f64: %s", lam_last_error());
-  return t;
-}
-
-static double *to_f64(const lam_tensor *t) {
-  cr_assert(t, "to_f64: NULL tensor: %s", lam_last_error());
-  int64_t n = lam_tensor_numel(t);
-  void *buf = malloc(lam_tensor_nbytes(t));
-  cr_assert_eq(lam_tensor_to_host(t, buf, lam_tensor_nbytes(t)), LAM_OK, "%s", lam_last_error());
-  double *v = malloc((size_t)n * sizeof *v);
-  for (int64_t i = 0; i < n; i++)
-    v[i] = lam_tensor_dtype(t) == LAM_F32 ? ((float *)buf)[i] : ((double *)buf)[i];
-  free(buf);
-  return v;
-}
-
 static lam_tensor *gen_tensor(lam_ctx *ctx, uint32_t seed, int ndim, const int64_t *shape, double lo,
                               double hi) {
   int64_t n = 1;
   for (int i = 0; i < ndim; i++) n *= shape[i];
   double *v = malloc((size_t)n * sizeof *v);
   ag_gen(seed, n, lo, hi, v);
-  lam_tensor *t = from_f64(ctx, LAM_F32, ndim, shape, v);
+  lam_tensor *t = tu_from_f64(ctx, LAM_F32, ndim, shape, v);
   free(v);
   return t;
 }
@@ -84,7 +57,7 @@ static void check_sampled(const ag_file *f, const char *name, lam_tensor *t) {
   int n = 0;
   const float *want = ag_get(f, name, &n);
   cr_assert(want, "golden record %s missing", name);
-  double *full = to_f64(t), *got = malloc((size_t)n * sizeof *got), *w = malloc((size_t)n * sizeof *w);
+  double *full = tu_to_f64(t), *got = malloc((size_t)n * sizeof *got), *w = malloc((size_t)n * sizeof *w);
   ag_sample(full, lam_tensor_numel(t), n, got);
   for (int i = 0; i < n; i++) w[i] = want[i];
   tu_assert_close_f64(got, w, n, 3e-5, 3e-4, name);
@@ -313,16 +286,16 @@ Test(mha, gqa_rope_dims_match_reference) {
         lam_tensor_free(nb);
         t = lam_ptree_get(params, PNAMES[i]);
       }
-      P[i] = to_f64(t);
+      P[i] = tu_to_f64(t);
     }
     tu_rng r = tu_rng_make(70 + (uint64_t)ci);
     lam_tensor *x = tu_rand_f64(ctx, &r, 3, (int64_t[]){c->B, c->S, c->E}, -1, 1);
-    double *xh = to_f64(x);
+    double *xh = tu_to_f64(x);
     double *want = ref_mha(c, xh, P);
     lam_tensor *y = NULL;
     cr_assert_eq(lam_layer_apply(l, vars, x, NULL, &y), LAM_OK, "%s", lam_last_error());
     cr_assert_eq(lam_tensor_dim(y, 2), c->odims);
-    double *got = to_f64(y);
+    double *got = tu_to_f64(y);
     char what[32];
     snprintf(what, sizeof what, "mha case %d", ci);
     tu_assert_close_f64(got, want, c->B * c->S * c->odims, 1e-12, 1e-10, what);

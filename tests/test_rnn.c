@@ -93,7 +93,7 @@ static void ref_case_b(lam_ctx *ctx, int mode, int D, int T, int B, int I, int H
       cr_assert(host_param(p, name, &w[4 * d + k]), "%s", name);
     }
   const int64_t nx = (int64_t)T * B * I, ns = (int64_t)D * B * H;
-  double *x = rc_draw(&r, nx, -1, 1), *h0 = rc_draw(&r, ns, -1, 1), *c0 = rc_draw(&r, ns, -1, 1);
+  double *x = tu_rand_vec(&r, nx, -1, 1), *h0 = tu_rand_vec(&r, ns, -1, 1), *c0 = tu_rand_vec(&r, ns, -1, 1);
   uint8_t *mk = malloc((size_t)(T * B));
   int32_t *len = malloc(sizeof(int32_t) * (size_t)B);
   for (int b = 0; b < B; b++) len[b] = 1 + (int32_t)tu_randint(&r, 0, T);
@@ -519,7 +519,7 @@ Test(rnn, lstm_partial_initial_states) {
     c.which = k;
     ya = ps_fn(&s, 1, &c);
     cr_assert(ya, "%s", lam_last_error());
-    double *wv = rc_draw(&r, lam_tensor_numel(ya), -1, 1);
+    double *wv = tu_rand_vec(&r, lam_tensor_numel(ya), -1, 1);
     w = rc_tensor(ctx, LAM_F64, wv, 1, (int64_t[]){lam_tensor_numel(ya)});
     free(wv);
     cr_assert_eq(lam__vjp(ctx, ps_fn, &c, &s, 1, w, NULL, &ga), LAM_OK, "%s", lam_last_error());

@@ -131,7 +131,7 @@ Test(rnn_cells, loop_equals_sequence_layer) {
     double *a = rc_read(ya), *b = rc_read(yb);
     rc_expect(b, a, no, 1e-13, 1e-12, "outputs", "cell loop vs layer");
     free(a), free(b);
-    double *wv = rc_draw(&r, no, -1, 1);
+    double *wv = tu_rand_vec(&r, no, -1, 1);
     lam_tensor *w = rc_tensor(ctx, LAM_F64, wv, 1, &no);
     free(wv);
     lam_tensor *ga[7] = {0}, *gb[7] = {0};

@@ -13,33 +13,6 @@
 #include "data/reduce_softmax_golden.h"
 #include "testutil.h"
 
-static lam_tensor *from_f64(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *shape,
-                            const double *v) {
-  int64_t n = 1;
-  for (int i = 0; i < ndim; i++) n *= shape[i];
-  void *buf = malloc((size_t)n * 8);
-  for (int64_t i = 0; i < n; i++) {
-    if (dt == LAM_F32) ((float *)buf)[i] = (float)v[i];
-    else ((double *)buf)[i] = v[i];
-  }
-  lam_tensor *t = lam_tensor_from_host(ctx, dt, ndim, shape, buf);
-  free(buf);
-  cr_assert(t, "from_f64: %s", lam_last_error());
-  return t;
-}
-
-static double *to_f64(const lam_tensor *t) {
-  cr_assert(t, "to_f64: NULL tensor: %s", lam_last_error());
-  int64_t n = lam_tensor_numel(t);
-  void *buf = malloc(lam_tensor_nbytes(t));
-  cr_assert_eq(lam_tensor_to_host(t, buf, lam_tensor_nbytes(t)), LAM_OK, "%s", lam_last_error());
-  double *v = malloc((size_t)n * sizeof *v);
-  for (int64_t i = 0; i < n; i++)
-    v[i] = lam_tensor_dtype(t) == LAM_F32 ? ((float *)buf)[i] : ((double *)buf)[i];
-  free(buf);
-  return v;
-}
-
 /* Reference softmax (logmode 0) / log_softmax (1) along axis, in double. */
 static double *ref_softmax(const double *x, int ndim, const int64_t *shape, int axis, int logmode) {
   int64_t outer = 1, inner = 1, D = ndim ? shape[axis] : 1, n = 1;
@@ -69,13 +42,13 @@ static void check_softmax(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *s
   if (dt == LAM_F32)
     for (int64_t i = 0; i < n; i++) v[i] = (float)v[i];
   int a = ndim && axis < 0 ? axis + ndim : axis;
-  lam_tensor *x = from_f64(ctx, dt, ndim, shape, v);
+  lam_tensor *x = tu_from_f64(ctx, dt, ndim, shape, v);
   for (int logmode = 0; logmode < 2; logmode++) {
     lam_tensor *y = logmode ? lam_log_softmax(x, axis) : lam_softmax(x, axis);
     cr_assert(y, "%s", lam_last_error());
     cr_assert(lam_tensor_same_shape(x, y));
     cr_assert_eq(lam_tensor_dtype(y), dt);
-    double *got = to_f64(y), *want = ref_softmax(v, ndim, shape, a, logmode);
+    double *got = tu_to_f64(y), *want = ref_softmax(v, ndim, shape, a, logmode);
     char what[160];
     snprintf(what, sizeof what, "%s %s ndim %d axis %d (%lld elements, path %s)",
              logmode ? "log_softmax" : "softmax", lam_dtype_name(dt), ndim, axis, (long long)n,
@@ -164,9 +137,9 @@ static void big_and_masked(const char *path) {
   double v[12] = {1e4, 1e4 - 1, -1e4, 3, -1e4, -1e4 + 2, -1e4, -1e4, 0, -INFINITY, 1, -INFINITY};
   for (int dt = 0; dt < 2; dt++) {
     lam_dtype d = dt ? LAM_F64 : LAM_F32;
-    lam_tensor *x = from_f64(ctx, d, 2, (int64_t[]){3, 4}, v);
+    lam_tensor *x = tu_from_f64(ctx, d, 2, (int64_t[]){3, 4}, v);
     lam_tensor *y = lam_softmax(x, -1), *l = lam_log_softmax(x, 1);
-    double *yv = to_f64(y), *lv = to_f64(l);
+    double *yv = tu_to_f64(y), *lv = tu_to_f64(l);
     double e1 = exp(-1.0), e2 = exp(-2.0), e3 = exp(1.0);
     const double wy[12] = {1 / (1 + e1), e1 / (1 + e1), 0, 0,
                            e2 / (1 + 3 * e2), 1 / (1 + 3 * e2), e2 / (1 + 3 * e2), e2 / (1 + 3 * e2),
@@ -199,9 +172,9 @@ Test(softmax, torch_golden) {
     const softmax_golden *gd = &softmax_golden_cases[k];
     for (int dt = 0; dt < 2; dt++) {
       lam_dtype d = dt ? LAM_F64 : LAM_F32;
-      lam_tensor *x = from_f64(ctx, d, gd->ndim, gd->shape, gd->x);
+      lam_tensor *x = tu_from_f64(ctx, d, gd->ndim, gd->shape, gd->x);
       lam_tensor *y = lam_softmax(x, gd->axis), *l = lam_log_softmax(x, gd->axis);
-      double *yv = to_f64(y), *lv = to_f64(l);
+      double *yv = tu_to_f64(y), *lv = tu_to_f64(l);
       char what[64];
       snprintf(what, sizeof what, "torch golden %d softmax %s", k, lam_dtype_name(d));
       tu_assert_close_f64(yv, gd->y, gd->n, dt ? 1e-14 : 1e-6, dt ? 1e-12 : 1e-5, what);

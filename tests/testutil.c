@@ -1,9 +1,13 @@
 /* testutil.c: see testutil.h. */
 #include "testutil.h"
 
+#define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <unistd.h>
 
 #include "autodiff/tape.h" /* lam__vjp */
 
@@ -226,4 +230,215 @@ void tu_gradcheck(lam_ctx *ctx, lam_tensors_fn fn, void *user, lam_tensor *const
   lam_tensor_free(wt);
   lam_tensor_free(y0);
   free(w);
+}
+
+/* ---- host data of any dtype ---------------------------------------------------------- */
+
+int64_t tu_numel(int ndim, const int64_t *shape) {
+  int64_t n = 1;
+  for (int i = 0; i < ndim; i++) n *= shape[i];
+  return n;
+}
+
+bool tu_has_dtype(lam_ctx *ctx, lam_dtype dt) {
+  const lam_device_info *d = lam_ctx_device(ctx);
+  return dt == LAM_F64 ? d->fp64 : dt == LAM_F16 ? d->fp16 : true;
+}
+
+lam_tensor *tu_from_f64(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *shape,
+                        const double *v) {
+  int64_t n = tu_numel(ndim, shape);
+  unsigned char *buf = malloc((size_t)n * 8 + 8);
+  cr_assert(buf);
+  for (int64_t i = 0; i < n; i++) {
+    if (dt == LAM_F32)
+      ((float *)buf)[i] = (float)v[i];
+    else if (dt == LAM_F64)
+      ((double *)buf)[i] = v[i];
+    else if (dt == LAM_I32)
+      ((int32_t *)buf)[i] = (int32_t)v[i];
+    else if (dt == LAM_U8)
+      buf[i] = (uint8_t)v[i];
+    else
+      cr_assert_fail("tu_from_f64: dtype %s is not supported", lam_dtype_name(dt));
+  }
+  lam_tensor *t = lam_tensor_from_host(ctx, dt, ndim, shape, buf);
+  free(buf);
+  cr_assert(t, "tu_from_f64: %s", lam_last_error());
+  return t;
+}
+
+static double tu_half_to_f64(uint16_t h) {
+  int e = (h >> 10) & 31, m = h & 1023;
+  double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(m + 1024, e - 25);
+  return h & 0x8000 ? -v : v;
+}
+
+void *tu_read_bytes(const lam_tensor *t) {
+  cr_assert(t, "NULL tensor: %s", lam_last_error());
+  size_t n = lam_tensor_nbytes(t);
+  unsigned char *b = malloc(n + 1);
+  cr_assert(b);
+  cr_assert_eq(lam_tensor_to_host(t, b, n), LAM_OK, "%s", lam_last_error());
+  return b;
+}
+
+double *tu_to_f64(const lam_tensor *t) {
+  cr_assert(t, "tu_to_f64: NULL tensor: %s", lam_last_error());
+  int64_t n = lam_tensor_numel(t);
+  unsigned char *buf = tu_read_bytes(t);
+  double *v = malloc((size_t)n * sizeof *v + 8);
+  cr_assert(v);
+  lam_dtype dt = lam_tensor_dtype(t);
+  for (int64_t i = 0; i < n; i++)
+    v[i] = dt == LAM_F32   ? ((float *)buf)[i]
+           : dt == LAM_F64 ? ((double *)buf)[i]
+           : dt == LAM_F16 ? tu_half_to_f64(((uint16_t *)buf)[i])
+           : dt == LAM_I32 ? ((int32_t *)buf)[i]
+                           : buf[i];
+  free(buf);
+  return v;
+}
+
+void tu_assert_tensor_close(const lam_tensor *t, const double *want, int64_t n, double atol,
+                            double rtol, const char *what) {
+  cr_assert(t, "%s: NULL result: %s", what, lam_last_error());
+  cr_assert_eq(lam_tensor_numel(t), n, "%s: %lld elements, want %lld", what,
+               (long long)lam_tensor_numel(t), (long long)n);
+  double *got = tu_to_f64(t);
+  tu_assert_close_f64(got, want, n, atol, rtol, what);
+  free(got);
+}
+
+void tu_assert_tensor_bytes(const lam_tensor *y, int nd, const int64_t *shape,
+                            const unsigned char *want, const char *what) {
+  cr_assert(y, "%s: NULL result: %s", what, lam_last_error());
+  cr_assert_eq(lam_tensor_ndim(y), nd, "%s: ndim %d, want %d", what, lam_tensor_ndim(y), nd);
+  for (int d = 0; d < nd; d++)
+    cr_assert_eq(lam_tensor_shape(y)[d], shape[d], "%s: dim %d is %lld, want %lld", what, d,
+                 (long long)lam_tensor_shape(y)[d], (long long)shape[d]);
+  unsigned char *got = tu_read_bytes(y);
+  size_t es = lam_dtype_size(lam_tensor_dtype(y));
+  int64_t n = lam_tensor_numel(y);
+  for (int64_t i = 0; i < n; i++)
+    cr_assert(memcmp(got + i * es, want + i * es, es) == 0, "%s (%s): element %lld differs", what,
+              lam_dtype_name(lam_tensor_dtype(y)), (long long)i);
+  free(got);
+}
+
+bool tu_bits_equal(const lam_tensor *a, const lam_tensor *b) {
+  if (!a || !b || lam_tensor_dtype(a) != lam_tensor_dtype(b) || !lam_tensor_same_shape(a, b))
+    return false;
+  unsigned char *x = tu_read_bytes(a), *y = tu_read_bytes(b);
+  bool eq = memcmp(x, y, lam_tensor_nbytes(a)) == 0;
+  free(x);
+  free(y);
+  return eq;
+}
+
+double *tu_rand_vec(tu_rng *r, int64_t n, double lo, double hi) {
+  double *v = malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
+  cr_assert(v);
+  tu_fill_uniform_f64(r, v, n, lo, hi);
+  return v;
+}
+
+unsigned char *tu_rand_host(tu_rng *r, lam_dtype dt, int64_t n) {
+  size_t es = lam_dtype_size(dt);
+  unsigned char *h = malloc((size_t)n * es + 1);
+  cr_assert(h);
+  for (int64_t i = 0; i < n; i++) {
+    if (dt == LAM_F32) {
+      float v = (float)tu_uniform(r, -10, 10);
+      memcpy(h + i * es, &v, es);
+    } else if (dt == LAM_F64) {
+      double v = tu_uniform(r, -10, 10);
+      memcpy(h + i * es, &v, es);
+    } else if (dt == LAM_I32) {
+      int32_t v = (int32_t)(tu_next(r) >> 32);
+      memcpy(h + i * es, &v, es);
+    } else {
+      h[i] = (unsigned char)tu_next(r);
+    }
+  }
+  return h;
+}
+
+lam_tensor *tu_rand_tensor(lam_ctx *ctx, tu_rng *r, lam_dtype dt, int nd, const int64_t *shape,
+                           unsigned char **host) {
+  unsigned char *h = tu_rand_host(r, dt, tu_numel(nd, shape));
+  lam_tensor *t = lam_tensor_from_host(ctx, dt, nd, shape, h);
+  cr_assert(t, "%s", lam_last_error());
+  *host = h;
+  return t;
+}
+
+void tu_rand_shape(tu_rng *r, int nd, int64_t cap, int64_t *shape) {
+  static const int64_t sizes[] = {1, 2, 3, 5, 7, 33};
+  for (;;) {
+    for (int d = 0; d < nd; d++) shape[d] = sizes[tu_randint(r, 0, 6)];
+    if (tu_numel(nd, shape) <= cap) return;
+  }
+}
+
+void tu_strides(int nd, const int64_t *shape, int64_t *strides) {
+  int64_t k = 1;
+  for (int i = nd - 1; i >= 0; i--) {
+    strides[i] = k;
+    k *= shape[i];
+  }
+}
+
+void tu_unravel(int64_t i, int nd, const int64_t *shape, int64_t *coords) {
+  for (int d = nd - 1; d >= 0; d--) {
+    coords[d] = i % shape[d];
+    i /= shape[d];
+  }
+}
+
+double tu_normal_pdf(double x) { return exp(-0.5 * x * x) / sqrt(2 * 3.14159265358979323846); }
+double tu_normal_cdf(double x) { return 0.5 * erfc(-x / sqrt(2.0)); }
+
+/* ---- layers and files ---------------------------------------------------------------- */
+
+lam_tensor *tu_apply(lam_layer *l, lam_vars *v, lam_tensor *x, bool training) {
+  lam_apply_opts o = {.training = training};
+  lam_tensor *y = NULL;
+  lam_status st = lam_layer_apply(l, v, x, &o, &y);
+  cr_assert_eq(st, LAM_OK, "apply %s: %s", lam_layer_name(l), lam_last_error());
+  return y;
+}
+
+const char *tu_data_path(const char *name) {
+  static char buf[1024];
+  const char *dir = getenv("LAMINA_TEST_DATA");
+  snprintf(buf, sizeof buf, "%s/%s", dir && *dir ? dir : "tests/data", name);
+  return buf;
+}
+
+static char tu_tmpdir_buf[256];
+
+const char *tu_make_tmpdir(const char *prefix) {
+  snprintf(tu_tmpdir_buf, sizeof tu_tmpdir_buf, "/tmp/%s-XXXXXX", prefix);
+  cr_assert(mkdtemp(tu_tmpdir_buf), "mkdtemp %s", tu_tmpdir_buf);
+  return tu_tmpdir_buf;
+}
+
+const char *tu_tmp(const char *name) {
+  static char buf[4][512];
+  static int k;
+  k = (k + 1) % 4;
+  snprintf(buf[k], sizeof buf[k], "%s/%s", tu_tmpdir_buf, name);
+  return buf[k];
+}
+
+void tu_remove_tmpdir(void) {
+  DIR *d = opendir(tu_tmpdir_buf);
+  if (d) {
+    struct dirent *e;
+    while ((e = readdir(d)))
+      if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) remove(tu_tmp(e->d_name));
+    closedir(d);
+  }
+  rmdir(tu_tmpdir_buf);
 }

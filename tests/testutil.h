@@ -6,6 +6,7 @@
 
 #include <criterion/criterion.h>
 #include <lamina.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Creates a context on the default device (LAMINA_DEVICE honoured); fails the test otherwise. */
@@ -56,5 +57,59 @@ lam_tensor *tu_rand_f64(lam_ctx *ctx, tu_rng *r, int ndim, const int64_t *shape,
                         double hi);
 lam_tensor *tu_rand_f32(lam_ctx *ctx, tu_rng *r, int ndim, const int64_t *shape, double lo,
                         double hi);
+
+/* ---- host data of any dtype ---------------------------------------------------------- */
+
+/* Product of the dims (1 for rank 0). */
+int64_t tu_numel(int ndim, const int64_t *shape);
+/* True when ctx can hold dt (f64 needs cl_khr_fp64, f16 cl_khr_fp16). */
+bool tu_has_dtype(lam_ctx *ctx, lam_dtype dt);
+/* A tensor of dtype dt (f32, f64, i32 or u8) holding v converted (test fails on error). */
+lam_tensor *tu_from_f64(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *shape,
+                        const double *v);
+/* A tensor's values (f32, f16, f64, i32 or u8) as a new malloc'd double array. */
+double *tu_to_f64(const lam_tensor *t);
+/* A tensor's raw bytes in a new malloc'd buffer. */
+void *tu_read_bytes(const lam_tensor *t);
+/* Asserts t is non-NULL with n elements, each close to want (as tu_assert_close_f64). */
+void tu_assert_tensor_close(const lam_tensor *t, const double *want, int64_t n, double atol,
+                            double rtol, const char *what);
+/* Asserts y has shape (nd, shape) and elements bytewise equal to want. */
+void tu_assert_tensor_bytes(const lam_tensor *y, int nd, const int64_t *shape,
+                            const unsigned char *want, const char *what);
+/* True when a and b have the same dtype, shape and bytes. */
+bool tu_bits_equal(const lam_tensor *a, const lam_tensor *b);
+
+/* n uniform doubles in [lo, hi), malloc'd (at least one element). */
+double *tu_rand_vec(tu_rng *r, int64_t n, double lo, double hi);
+/* n random elements of dtype dt, malloc'd: floats uniform in [-10, 10), ints across their
+ * range. */
+unsigned char *tu_rand_host(tu_rng *r, lam_dtype dt, int64_t n);
+/* A tensor of tu_rand_host values; the host copy is returned in *host (caller frees). */
+lam_tensor *tu_rand_tensor(lam_ctx *ctx, tu_rng *r, lam_dtype dt, int nd, const int64_t *shape,
+                           unsigned char **host);
+/* A random shape of rank nd, dims from {1, 2, 3, 5, 7, 33}, numel <= cap. */
+void tu_rand_shape(tu_rng *r, int nd, int64_t cap, int64_t *shape);
+/* Row-major strides of a shape, and the coordinates of flat index i. */
+void tu_strides(int nd, const int64_t *shape, int64_t *strides);
+void tu_unravel(int64_t i, int nd, const int64_t *shape, int64_t *coords);
+
+/* The standard normal density and distribution function. */
+double tu_normal_pdf(double x);
+double tu_normal_cdf(double x);
+
+/* ---- layers and files ---------------------------------------------------------------- */
+
+/* lam_layer_apply(l, v, x) in training or inference mode; the test fails on error. */
+lam_tensor *tu_apply(lam_layer *l, lam_vars *v, lam_tensor *x, bool training);
+
+/* Path of a file in tests/data ($LAMINA_TEST_DATA, else tests/data); a static buffer. */
+const char *tu_data_path(const char *name);
+/* Makes a fresh directory /tmp/<prefix>-XXXXXX for this process (Criterion runs each test in
+ * its own) and returns it; tu_tmp(name) is a path inside it (four rotating static buffers). */
+const char *tu_make_tmpdir(const char *prefix);
+const char *tu_tmp(const char *name);
+/* Removes the files in that directory, then the directory. */
+void tu_remove_tmpdir(void);
 
 #endif

@@ -34,12 +34,6 @@ typedef struct {
   int64_t n_out;
 } rcase;
 
-static inline double *rc_draw(tu_rng *r, int64_t n, double lo, double hi) {
-  double *v = malloc((size_t)(n ? n : 1) * sizeof *v);
-  tu_fill_uniform_f64(r, v, n, lo, hi);
-  return v;
-}
-
 static inline lam_tensor *rc_tensor(lam_ctx *ctx, lam_dtype dt, const double *v, int ndim,
                                     const int64_t *shape) {
   int64_t n = 1;
@@ -84,7 +78,7 @@ static inline void rc_setup(lam_ctx *ctx, rcase *c, uint64_t seed) {
   const int D = c->bidir ? 2 : 1, G = rc_gates(c->mode), H = c->H, T = c->T, B = c->B;
   const int cell = c->layers == 0;
   const int64_t GH = (int64_t)G * H;
-  double *x = rc_draw(&r, (int64_t)(cell ? 1 : T) * B * c->I, -1, 1);
+  double *x = tu_rand_vec(&r, (int64_t)(cell ? 1 : T) * B * c->I, -1, 1);
   if (cell) {
     c->all[0] = rc_tensor(ctx, c->dt, x, 2, (int64_t[]){B, c->I});
   } else if (c->bf) {
@@ -106,7 +100,7 @@ static inline void rc_setup(lam_ctx *ctx, rcase *c, uint64_t seed) {
       for (int k = 0; k < 4; k++) {
         int64_t shape[2] = {GH, k == 0 ? in : H};
         int nd = k < 2 ? 2 : 1;
-        double *v = rc_draw(&r, nd == 2 ? shape[0] * shape[1] : GH, -0.7, 0.7);
+        double *v = tu_rand_vec(&r, nd == 2 ? shape[0] * shape[1] : GH, -0.7, 0.7);
         params[np] = rc_tensor(ctx, c->dt, v, nd, shape);
         free(v);
         if (cell)
@@ -123,7 +117,7 @@ static inline void rc_setup(lam_ctx *ctx, rcase *c, uint64_t seed) {
     const int64_t *sp = cell ? sshape + 1 : sshape;
     const int64_t sn = (int64_t)(cell ? 1 : L * D) * B * H;
     for (int s = 0; s < (c->mode == M_LSTM ? 2 : 1); s++) {
-      double *v = rc_draw(&r, sn, -1, 1);
+      double *v = tu_rand_vec(&r, sn, -1, 1);
       c->all[1 + ns++] = rc_tensor(ctx, c->dt, v, nd, sp);
       free(v);
     }
@@ -136,7 +130,7 @@ static inline void rc_setup(lam_ctx *ctx, rcase *c, uint64_t seed) {
   const int64_t ns1 = cell ? 0 : (int64_t)L * D * B * H;
   const int64_t nc = c->mode == M_LSTM ? (cell ? (int64_t)B * H : ns1) : 0;
   c->n_out = ny + ns1 + nc;
-  c->cot = rc_draw(&r, c->n_out, -1, 1);
+  c->cot = tu_rand_vec(&r, c->n_out, -1, 1);
 }
 
 static inline void rc_free(rcase *c) {
