@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/autodiff_mlp_golden.h"
 #include "testutil.h"
+#include "data/autodiff_mlp_golden.h"
 
 #define N 8
 #define D 5

@@ -11,9 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autodiff/tape.h" /* lam__vjp */
-#include "data/conv_golden.h"
 #include "testutil.h"
+#include "data/conv_golden.h"
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -548,7 +547,7 @@ Test(conv, pytorch_golden) {
         lam_tensor *tc = tu_from_f64(ctx, t, nd, c->yshape, cot);
         golden_user u = {c};
         lam_tensor *y = NULL, *grads[3] = {0};
-        cr_assert_eq(lam__vjp(ctx, golden_fn, &u, xs, nb ? 3 : 2, tc, &y, grads), LAM_OK,
+        cr_assert_eq(lam_vjp(ctx, golden_fn, &u, xs, nb ? 3 : 2, tc, &y, grads), LAM_OK,
                      "golden %s: %s", c->name, lam_last_error());
         char what[128];
         const double atol = dt ? 1e-10 : 2e-4, rtol = dt ? 1e-10 : 1e-4;

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/attention_golden.h"
 #include "testutil.h"
+#include "data/attention_golden.h"
 
 static lam_tensor *gen_tensor(lam_ctx *ctx, uint32_t seed, int ndim, const int64_t *shape, double lo,
                               double hi) {

@@ -16,9 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autodiff/tape.h" /* lam__vjp */
-#include "data/norm_golden.h"
 #include "testutil.h"
+#include "data/norm_golden.h"
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -95,7 +94,7 @@ static void run_golden(lam_dtype dt) {
     }
     lam_tensor *dy = from_golden(ctx, dt, g->ndim, g->shape, g->dy);
     lam_tensor *y = NULL, *grads[3] = {0};
-    lam_status st = lam__vjp(ctx, golden_fn, &r, xs, nx, dy, &y, grads);
+    lam_status st = lam_vjp(ctx, golden_fn, &r, xs, nx, dy, &y, grads);
     char what[96];
     snprintf(what, sizeof what, "golden case %d (op %d) %s", c, g->op, lam_dtype_name(dt));
     cr_assert_eq(st, LAM_OK, "%s: %s", what, lam_last_error());
@@ -293,7 +292,7 @@ static void run_rcase(lam_ctx *ctx, tu_rng *r, lam_dtype dt, const rcase *c, int
   if (grads) {
     lam_tensor *t_dy = tu_from_f64(ctx, dt, ndim, shape, dy);
     lam_tensor *out = NULL, *gr[3] = {0};
-    lam_status st = lam__vjp(ctx, rcase_fn, (void *)c, xs, nx, t_dy, &out, gr);
+    lam_status st = lam_vjp(ctx, rcase_fn, (void *)c, xs, nx, t_dy, &out, gr);
     cr_assert_eq(st, LAM_OK, "%s: %s", what, lam_last_error());
     tu_assert_tensor_close(out, y, n, atol, rtol, what);
     tu_assert_tensor_close(gr[0], dx, n, atol * 4, rtol * 4, what);
@@ -405,7 +404,7 @@ static void run_bcase(lam_ctx *ctx, tu_rng *r, lam_dtype dt, bool affine, int nd
   double atol = dt == LAM_F64 ? 1e-10 : 3e-4, rtol = atol;
   lam_tensor *t_dy = tu_from_f64(ctx, dt, ndim, shape, dy);
   lam_tensor *out = NULL, *gr[3] = {0};
-  cr_assert_eq(lam__vjp(ctx, bcase_fn, NULL, xs, nx, t_dy, &out, gr), LAM_OK, "%s: %s", what,
+  cr_assert_eq(lam_vjp(ctx, bcase_fn, NULL, xs, nx, t_dy, &out, gr), LAM_OK, "%s: %s", what,
                lam_last_error());
   tu_assert_tensor_close(out, y, n, atol, rtol, what);
   tu_assert_tensor_close(gr[0], dx, n, atol * 4, rtol * 4, what);

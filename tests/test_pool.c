@@ -9,9 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autodiff/tape.h" /* lam__vjp */
-#include "data/conv_pool_golden.h"
 #include "testutil.h"
+#include "data/conv_pool_golden.h"
 
 /* ---- reference -------------------------------------------------------------------- */
 
@@ -166,7 +165,7 @@ static void check_pcase(lam_ctx *ctx, tu_rng *r, const pcase *c, lam_dtype dt, c
   ref_pool(c, &g, x, cot, y, dx);
   lam_tensor *tx = tu_from_f64(ctx, dt, nd, xs, x), *tc = tu_from_f64(ctx, dt, nd, ys, cot);
   lam_tensor *out = NULL, *grad = NULL;
-  cr_assert_eq(lam__vjp(ctx, pool_fn, (void *)c, &tx, 1, tc, &out, &grad), LAM_OK, "%s: %s", what,
+  cr_assert_eq(lam_vjp(ctx, pool_fn, (void *)c, &tx, 1, tc, &out, &grad), LAM_OK, "%s: %s", what,
                lam_last_error());
   for (int i = 0; i < nd; i++)
     cr_assert_eq(lam_tensor_shape(out)[i], ys[i], "%s: dim %d is %lld, want %lld", what, i,
@@ -273,7 +272,7 @@ Test(pool, max_edges) {
             v[2], v[3]);
   free(v);
   lam_tensor *cot = lam_tensor_full(ctx, LAM_F64, 3, (int64_t[]){1, 1, 4}, 1.0), *g = NULL;
-  cr_assert_eq(lam__vjp(ctx, pool_fn, &(pcase){.kind = 0, .nsp = 1, .k = {2}, .s = {2}, .d = {1}},
+  cr_assert_eq(lam_vjp(ctx, pool_fn, &(pcase){.kind = 0, .nsp = 1, .k = {2}, .s = {2}, .d = {1}},
                         &t, 1, cot, NULL, &g),
                LAM_OK);
   v = tu_to_f64(g);
@@ -392,7 +391,7 @@ Test(pool, pytorch_golden) {
       lam_tensor *x = tu_from_f64(ctx, t, nd, gc->xshape, pool_golden_values + gc->x);
       lam_tensor *cot = tu_from_f64(ctx, t, nd, gc->yshape, pool_golden_values + gc->cot);
       lam_tensor *y = NULL, *g = NULL;
-      cr_assert_eq(lam__vjp(ctx, pool_fn, &c, &x, 1, cot, &y, &g), LAM_OK, "golden %s: %s",
+      cr_assert_eq(lam_vjp(ctx, pool_fn, &c, &x, 1, cot, &y, &g), LAM_OK, "golden %s: %s",
                    gc->name, lam_last_error());
       char what[96];
       snprintf(what, sizeof what, "golden %s (%s)", gc->name, dt ? "f64" : "f32");

@@ -135,9 +135,9 @@ Test(rnn_cells, loop_equals_sequence_layer) {
     lam_tensor *w = rc_tensor(ctx, LAM_F64, wv, 1, &no);
     free(wv);
     lam_tensor *ga[7] = {0}, *gb[7] = {0};
-    cr_assert_eq(lam__vjp(ctx, loop_seq_fn, &u, xs, n, w, NULL, ga), LAM_OK, "%s",
+    cr_assert_eq(lam_vjp(ctx, loop_seq_fn, &u, xs, n, w, NULL, ga), LAM_OK, "%s",
                  lam_last_error());
-    cr_assert_eq(lam__vjp(ctx, loop_cell_fn, &u, xs, n, w, NULL, gb), LAM_OK, "%s",
+    cr_assert_eq(lam_vjp(ctx, loop_cell_fn, &u, xs, n, w, NULL, gb), LAM_OK, "%s",
                  lam_last_error());
     for (int i = 0; i < n; i++) {
       a = rc_read(ga[i]), b = rc_read(gb[i]);

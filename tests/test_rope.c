@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/attention_golden.h"
 #include "testutil.h"
+#include "data/attention_golden.h"
 
 /* ---- RoPE ------------------------------------------------------------------------- */
 

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/shape_golden.h"
 #include "testutil.h"
+#include "data/shape_golden.h"
 
 /* ---- helpers ----------------------------------------------------------- */
 

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/reduce_softmax_golden.h"
 #include "testutil.h"
+#include "data/reduce_softmax_golden.h"
 
 /* Reference softmax (logmode 0) / log_softmax (1) along axis, in double. */
 static double *ref_softmax(const double *x, int ndim, const int64_t *shape, int axis, int logmode) {

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/torch_mlp_golden.h"
 #include "testutil.h"
+#include "data/torch_mlp_golden.h"
 
 static lam_layer *mlp(int64_t hidden) {
   return lam_nn_sequential((lam_layer *[]){lam_nn_linear(6, hidden, NULL), lam_nn_relu(),

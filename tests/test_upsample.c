@@ -9,9 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autodiff/tape.h" /* lam__vjp */
-#include "data/conv_upsample_golden.h"
 #include "testutil.h"
+#include "data/conv_upsample_golden.h"
 
 /* ---- reference ------------------------------------------------------------------- */
 
@@ -119,7 +118,7 @@ static void check_ucase(lam_ctx *ctx, tu_rng *r, const ucase *c, lam_dtype dt, d
   ref_ups(c, dt == LAM_F32, x, cot, y, dx);
   lam_tensor *tx = tu_from_f64(ctx, dt, nd, xs, x), *tc = tu_from_f64(ctx, dt, nd, ys, cot);
   lam_tensor *ty = NULL, *tg = NULL;
-  cr_assert_eq(lam__vjp(ctx, ups_fn, (void *)c, &tx, 1, tc, &ty, &tg), LAM_OK, "%s: %s", what,
+  cr_assert_eq(lam_vjp(ctx, ups_fn, (void *)c, &tx, 1, tc, &ty, &tg), LAM_OK, "%s: %s", what,
                lam_last_error());
   for (int i = 0; i < nd; i++)
     cr_assert_eq(lam_tensor_shape(ty)[i], ys[i], "%s: dim %d is %lld, want %lld", what, i,
@@ -242,7 +241,7 @@ Test(upsample, pytorch_golden) {
       lam_tensor *x = tu_from_f64(ctx, t, nd, gc->xshape, upsample_golden_values + gc->x);
       lam_tensor *cot = tu_from_f64(ctx, t, nd, gc->yshape, upsample_golden_values + gc->cot);
       lam_tensor *y = NULL, *g = NULL;
-      cr_assert_eq(lam__vjp(ctx, ups_fn, &c, &x, 1, cot, &y, &g), LAM_OK, "golden %s: %s",
+      cr_assert_eq(lam_vjp(ctx, ups_fn, &c, &x, 1, cot, &y, &g), LAM_OK, "golden %s: %s",
                    gc->name, lam_last_error());
       char what[96];
       snprintf(what, sizeof what, "golden %s (%s)", gc->name, dt ? "f64" : "f32");

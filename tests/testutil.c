@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <unistd.h>
 
-#include "autodiff/tape.h" /* lam__vjp */
 
 lam_ctx *tu_ctx(void) {
   lam_ctx *ctx = NULL;
@@ -173,7 +172,7 @@ void tu_gradcheck(lam_ctx *ctx, lam_tensors_fn fn, void *user, lam_tensor *const
   tu_fill_uniform_f64(&r, w, wn, -1, 1);
   lam_tensor *wt = lam_tensor_from_host(ctx, LAM_F64, lam_tensor_ndim(y0), lam_tensor_shape(y0), w);
   lam_tensor *grads[8] = {0};
-  lam_status st = lam__vjp(ctx, fn, user, xs, n, wt, NULL, grads);
+  lam_status st = lam_vjp(ctx, fn, user, xs, n, wt, NULL, grads);
   cr_assert_eq(st, LAM_OK, "%s: vjp failed: %s", what, lam_last_error());
 
   for (int i = 0; i < n; i++) {
@@ -208,7 +207,7 @@ void tu_gradcheck(lam_ctx *ctx, lam_tensors_fn fn, void *user, lam_tensor *const
     lam_tensor *xf[8], *gf[8] = {0};
     for (int i = 0; i < n; i++) xf[i] = lam_tensor_cast(xs[i], LAM_F32);
     lam_tensor *wf = lam_tensor_cast(wt, LAM_F32);
-    st = lam__vjp(ctx, fn, user, xf, n, wf, NULL, gf);
+    st = lam_vjp(ctx, fn, user, xf, n, wf, NULL, gf);
     cr_assert_eq(st, LAM_OK, "%s: f32 vjp failed: %s", what, lam_last_error());
     for (int i = 0; i < n; i++) {
       lam_tensor *g64 = lam_tensor_cast(gf[i], LAM_F64);

@@ -1,6 +1,6 @@
 /* data/rnn_common.h: test code (not data) shared by test_rnn.c and test_rnn_cells.c: a recurrent
  * test case (inputs drawn like tools/gen_rnn_golden.py draws them), a function running it for
- * lam__vjp / tu_gradcheck, comparisons with PyTorch's golden numbers (tests/data/rnn_golden.h), and
+ * lam_vjp / tu_gradcheck, comparisons with PyTorch's golden numbers (tests/data/rnn_golden.h), and
  * a plain C reference of one layer. */
 #ifndef LAMINA_TEST_RNN_COMMON_H
 #define LAMINA_TEST_RNN_COMMON_H
@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autodiff/tape.h"
 #include "rnn_golden.h"
 #include "testutil.h"
 
@@ -273,7 +272,7 @@ static inline void rc_golden(lam_ctx *ctx, const lam_rnn_golden *g, lam_dtype dt
   /* gradients of <cot, outputs> */
   lam_tensor *w = rc_tensor(ctx, dt, c.cot, 1, (int64_t[]){c.n_out});
   lam_tensor *gr[RC_MAX] = {0};
-  cr_assert_eq(lam__vjp(ctx, rc_fn, &c, c.all, c.n_all, w, NULL, gr), LAM_OK, "%s: %s", name,
+  cr_assert_eq(lam_vjp(ctx, rc_fn, &c, c.all, c.n_all, w, NULL, gr), LAM_OK, "%s: %s", name,
                lam_last_error());
   double *gx = rc_read(gr[0]);
   if (bf && !cell) {
