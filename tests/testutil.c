@@ -1,8 +1,9 @@
 /* testutil.c: see testutil.h. */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp, strdup */
 #include "testutil.h"
 
-#define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -440,4 +441,140 @@ void tu_remove_tmpdir(void) {
     closedir(d);
   }
   rmdir(tu_tmpdir_buf);
+}
+
+/* ---- golden data ---------------------------------------------------------------------- */
+
+struct tu_golden {
+  char file[256];
+  int n;
+  char **names;
+  tu_array *arrays;
+  lam_metadata *meta;
+};
+
+tu_golden *tu_golden_load(const char *file) {
+  lam_ctx *ctx = tu_ctx();
+  lam_ptree *tree = NULL;
+  lam_metadata *meta = NULL;
+  lam_status st = lam_safetensors_load(ctx, tu_data_path(file), NULL, &tree, &meta);
+  cr_assert_eq(st, LAM_OK, "golden file %s: %s (regenerate with tools/gen_*_golden.py)", file,
+               lam_last_error());
+  tu_golden *g = calloc(1, sizeof *g);
+  cr_assert(g);
+  snprintf(g->file, sizeof g->file, "%s", file);
+  g->n = lam_ptree_leaf_count(tree);
+  g->names = calloc((size_t)g->n + 1, sizeof *g->names);
+  g->arrays = calloc((size_t)g->n + 1, sizeof *g->arrays);
+  cr_assert(g->names && g->arrays);
+  for (int i = 0; i < g->n; i++) {
+    const char *path;
+    lam_tensor *t;
+    cr_assert_eq(lam_ptree_leaf(tree, i, &path, &t), LAM_OK);
+    g->names[i] = strdup(path);
+    tu_array *a = &g->arrays[i];
+    a->ndim = lam_tensor_ndim(t);
+    memcpy(a->shape, lam_tensor_shape(t), sizeof(int64_t) * (size_t)a->ndim);
+    a->n = lam_tensor_numel(t);
+    a->v = tu_to_f64(t);
+  }
+  g->meta = meta;
+  lam_ptree_free(tree);
+  lam_ctx_free(ctx);
+  return g;
+}
+
+void tu_golden_free(tu_golden *g) {
+  if (!g) return;
+  for (int i = 0; i < g->n; i++) {
+    free(g->names[i]);
+    free((double *)g->arrays[i].v);
+  }
+  free(g->names);
+  free(g->arrays);
+  lam_metadata_free(g->meta);
+  free(g);
+}
+
+static const tu_array *tu_golden_lookup(const tu_golden *g, const char *name) {
+  for (int i = 0; i < g->n; i++)
+    if (strcmp(g->names[i], name) == 0) return &g->arrays[i];
+  return NULL;
+}
+
+#define TU_FORMAT(buf, fmt)                  \
+  char buf[256];                             \
+  do {                                       \
+    va_list ap;                              \
+    va_start(ap, fmt);                       \
+    vsnprintf(buf, sizeof buf, fmt, ap);     \
+    va_end(ap);                              \
+  } while (0)
+
+const tu_array *tu_golden_find(const tu_golden *g, const char *fmt, ...) {
+  TU_FORMAT(name, fmt);
+  return tu_golden_lookup(g, name);
+}
+
+const tu_array *tu_golden_get(const tu_golden *g, const char *fmt, ...) {
+  TU_FORMAT(name, fmt);
+  const tu_array *a = tu_golden_lookup(g, name);
+  cr_assert(a, "golden file %s has no tensor \"%s\"", g->file, name);
+  return a;
+}
+
+lam_tensor *tu_array_tensor(lam_ctx *ctx, lam_dtype dt, const tu_array *a) {
+  return tu_from_f64(ctx, dt, a->ndim, a->shape, a->v);
+}
+
+const double *tu_golden_values(const tu_golden *g, const char *fmt, ...) {
+  TU_FORMAT(name, fmt);
+  const tu_array *a = tu_golden_lookup(g, name);
+  cr_assert(a, "golden file %s has no tensor \"%s\"", g->file, name);
+  return a->v;
+}
+
+lam_tensor *tu_golden_tensor(lam_ctx *ctx, lam_dtype dt, const tu_golden *g, const char *fmt, ...) {
+  TU_FORMAT(name, fmt);
+  const tu_array *a = tu_golden_lookup(g, name);
+  cr_assert(a, "golden file %s has no tensor \"%s\"", g->file, name);
+  return tu_array_tensor(ctx, dt, a);
+}
+
+static const char *tu_golden_meta_of(const tu_golden *g, const char *key) {
+  const char *v = lam_metadata_get(g->meta, key);
+  cr_assert(v, "golden file %s has no metadata \"%s\"", g->file, key);
+  return v;
+}
+
+const char *tu_golden_meta(const tu_golden *g, const char *fmt, ...) {
+  TU_FORMAT(key, fmt);
+  return tu_golden_meta_of(g, key);
+}
+
+static int tu_parse_nums(const char *file, const char *key, const char *s, double *out, int max) {
+  int k = 0;
+  for (;;) {
+    while (*s == ' ') s++;
+    if (!*s) return k;
+    char *end;
+    double v = strtod(s, &end);
+    cr_assert(end != s && k < max, "golden file %s: metadata \"%s\" is not %d or fewer numbers",
+              file, key, max);
+    out[k++] = v;
+    s = end;
+  }
+}
+
+double tu_golden_num(const tu_golden *g, const char *fmt, ...) {
+  TU_FORMAT(key, fmt);
+  double v;
+  int k = tu_parse_nums(g->file, key, tu_golden_meta_of(g, key), &v, 1);
+  cr_assert_eq(k, 1, "golden file %s: metadata \"%s\" is not one number", g->file, key);
+  return v;
+}
+
+int tu_golden_nums(const tu_golden *g, double *out, int max, const char *fmt, ...) {
+  TU_FORMAT(key, fmt);
+  return tu_parse_nums(g->file, key, tu_golden_meta_of(g, key), out, max);
 }

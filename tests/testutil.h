@@ -112,4 +112,45 @@ const char *tu_tmp(const char *name);
 /* Removes the files in that directory, then the directory. */
 void tu_remove_tmpdir(void);
 
+/* ---- golden data ---------------------------------------------------------------------- */
+
+/* Golden files are tests/data/<name>.safetensors written by tools/gen_*_golden.py: tensors
+ * named "<case>.<field>" and the configuration in __metadata__ (numbers as text, lists
+ * space-separated). tu_golden_load reads one through lam_safetensors_load on a context of its
+ * own and keeps every tensor on the host as doubles, so suites need no context order or leak
+ * bookkeeping for it. */
+typedef struct tu_array {
+  int ndim;
+  int64_t shape[LAM_MAX_DIMS];
+  int64_t n;       /* elements */
+  const double *v; /* the values (integers and f32 exactly) */
+} tu_array;
+typedef struct tu_golden tu_golden;
+
+/* Loads tests/data/<file> (the test fails on error). */
+tu_golden *tu_golden_load(const char *file);
+void tu_golden_free(tu_golden *g);
+/* The tensor named printf(fmt, ...): tu_golden_get fails the test when it is absent,
+ * tu_golden_find returns NULL. Borrowed until tu_golden_free. */
+const tu_array *tu_golden_get(const tu_golden *g, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+const tu_array *tu_golden_find(const tu_golden *g, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A new tensor of dtype dt holding a (as tu_from_f64). */
+lam_tensor *tu_array_tensor(lam_ctx *ctx, lam_dtype dt, const tu_array *a);
+/* Shorthands: the values of tensor printf(fmt, ...), and a new tensor of dtype dt holding them
+ * (the test fails when it is absent). */
+const double *tu_golden_values(const tu_golden *g, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+lam_tensor *tu_golden_tensor(lam_ctx *ctx, lam_dtype dt, const tu_golden *g, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Metadata value of key printf(fmt, ...) (the test fails when absent), as text, one number, or
+ * up to max numbers (returns how many). */
+const char *tu_golden_meta(const tu_golden *g, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+double tu_golden_num(const tu_golden *g, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int tu_golden_nums(const tu_golden *g, double *out, int max, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #endif
