@@ -2,7 +2,7 @@
  * f64 and i32 where accepted) on odd sizes and one size above 2^22,
  * PyTorch's edge semantics (NaN, +-1e4, thresholds), PyTorch golden values
  * and gradients for the activations whose formulas differ between
- * libraries, finite-difference gradient checks for every differentiable op,
+ * libraries (tests/data/elementwise_golden.safetensors), finite-difference gradient checks for every differentiable op,
  * and bad input for every public unary function. */
 #include <math.h>
 #include <stdio.h>
@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "data/elementwise_golden.h"
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -450,32 +449,47 @@ static lam_tensor *unary_of(lam_tensor *const *xs, int n, void *user) {
   return lam_unary((lam_unary_op)(int)p[0], xs[0], p[1], p[2]);
 }
 
+/* The op lam_unary_name calls `name`. */
+static lam_unary_op unary_named(const char *name) {
+  for (int op = 0; op < LAM_UNARY_COUNT; op++)
+    if (strcmp(lam_unary_name((lam_unary_op)op), name) == 0) return (lam_unary_op)op;
+  cr_assert_fail("no unary op named %s", name);
+  return LAM_UNARY_COUNT;
+}
+
 Test(unary, pytorch_golden_values_and_grads) {
   lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("elementwise_golden.safetensors");
   tu_mark m = tu_mark_now(ctx);
-  int64_t n = EW_GOLDEN_N;
-  for (size_t g = 0; g < sizeof ew_goldens / sizeof ew_goldens[0]; g++) {
-    const ew_golden *G = &ew_goldens[g];
-    double user[3] = {G->op, G->p0, 0};
+  const tu_array *grid = tu_golden_get(gold, "grid.x");
+  int64_t n = grid->n;
+  for (int g = 0; g < tu_golden_count(gold, "cases"); g++) {
+    char name[64];
+    snprintf(name, sizeof name, "%s", tu_golden_word(gold, "cases", g));
+    lam_unary_op op = unary_named(tu_golden_meta(gold, "%s.op", name));
+    double user[3] = {op, tu_golden_num(gold, "%s.p0", name), 0};
     for (int d = 0; d < 2; d++) {
       lam_dtype dt = d ? LAM_F32 : LAM_F64;
       if (dt == LAM_F64 && !lam_ctx_device(ctx)->fp64) continue;
-      lam_tensor *x = tu_from_f64(ctx, dt, 1, &n, ew_golden_x);
+      lam_tensor *x = tu_from_f64(ctx, dt, 1, &n, grid->v);
       lam_tensor *cot = lam_tensor_full(ctx, dt, 1, &n, 1.0);
       lam_tensor *y = NULL, *gx = NULL;
-      cr_assert_eq(lam_vjp(ctx, unary_of, user, &x, 1, cot, &y, &gx), LAM_OK, "%s: %s", G->name,
+      cr_assert_eq(lam_vjp(ctx, unary_of, user, &x, 1, cot, &y, &gx), LAM_OK, "%s: %s", name,
                    lam_last_error());
-      double *yv = tu_to_f64(y), *gv = tu_to_f64(gx), want_y[EW_GOLDEN_N], want_g[EW_GOLDEN_N];
-      for (int i = 0; i < EW_GOLDEN_N; i++) {
-        want_y[i] = d ? G->y32[i] : G->y64[i];
-        want_g[i] = d ? G->dy32[i] : G->dy64[i];
+      double *yv = tu_to_f64(y), *gv = tu_to_f64(gx);
+      double *want_y = malloc((size_t)n * sizeof *want_y), *want_g = malloc((size_t)n * sizeof *want_g);
+      const double *gy = tu_golden_values(gold, "%s.y%s", name, d ? "32" : "64");
+      const double *gdy = tu_golden_values(gold, "%s.dy%s", name, d ? "32" : "64");
+      for (int64_t i = 0; i < n; i++) {
+        want_y[i] = gy[i];
+        want_g[i] = gdy[i];
         /* PyTorch's own CPU kernels disagree on hardswish'(+-3) (vectorised
          * and scalar paths); we follow its scalar and CUDA rule, checked in
          * grads_at_kinks_match_pytorch. */
-        if (G->op == LAM_HARD_SWISH && fabs(ew_golden_x[i]) == 3) want_g[i] = gv[i];
+        if (op == LAM_HARD_SWISH && fabs(grid->v[i]) == 3) want_g[i] = gv[i];
       }
-      char what[64];
-      snprintf(what, sizeof what, "%s %s vs PyTorch", G->name, lam_dtype_name(dt));
+      char what[96];
+      snprintf(what, sizeof what, "%s %s vs PyTorch", name, lam_dtype_name(dt));
       if (d) {
         tu_assert_close_f64(yv, want_y, n, 2e-6, 1e-5, what);
         tu_assert_close_f64(gv, want_g, n, 2e-6, 1e-5, what);
@@ -483,11 +497,12 @@ Test(unary, pytorch_golden_values_and_grads) {
         tu_assert_close_f64(yv, want_y, n, 1e-14, 1e-12, what);
         tu_assert_close_f64(gv, want_g, n, 1e-14, 1e-12, what);
       }
-      free(yv), free(gv);
+      free(yv), free(gv), free(want_y), free(want_g);
       lam_tensor_free(y), lam_tensor_free(gx), lam_tensor_free(cot), lam_tensor_free(x);
     }
   }
   tu_assert_no_leak(ctx, m);
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 

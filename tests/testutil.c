@@ -578,3 +578,33 @@ int tu_golden_nums(const tu_golden *g, double *out, int max, const char *fmt, ..
   TU_FORMAT(key, fmt);
   return tu_parse_nums(g->file, key, tu_golden_meta_of(g, key), out, max);
 }
+
+int tu_golden_count(const tu_golden *g, const char *key) {
+  const char *s = tu_golden_meta_of(g, key);
+  int k = 0;
+  for (;;) {
+    while (*s == ' ') s++;
+    if (!*s) return k;
+    k++;
+    while (*s && *s != ' ') s++;
+  }
+}
+
+const char *tu_golden_word(const tu_golden *g, const char *key, int i) {
+  static char buf[8][128];
+  static int r;
+  const char *s = tu_golden_meta_of(g, key);
+  for (int k = 0;; k++) {
+    while (*s == ' ') s++;
+    cr_assert(*s, "golden file %s: metadata \"%s\" has no word %d", g->file, key, i);
+    size_t len = strcspn(s, " ");
+    if (k == i) {
+      r = (r + 1) % 8;
+      cr_assert(len < sizeof buf[r]);
+      memcpy(buf[r], s, len);
+      buf[r][len] = 0;
+      return buf[r];
+    }
+    s += len;
+  }
+}

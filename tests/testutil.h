@@ -103,7 +103,8 @@ double tu_normal_cdf(double x);
 /* lam_layer_apply(l, v, x) in training or inference mode; the test fails on error. */
 lam_tensor *tu_apply(lam_layer *l, lam_vars *v, lam_tensor *x, bool training);
 
-/* Path of a file in tests/data ($LAMINA_TEST_DATA, else tests/data); a static buffer. */
+/* Path of a file in tests/data ($LAMINA_TEST_DATA, else tests/data), in a static buffer that
+ * the next call (tu_golden_load makes one too) overwrites. */
 const char *tu_data_path(const char *name);
 /* Makes a fresh directory /tmp/<prefix>-XXXXXX for this process (Criterion runs each test in
  * its own) and returns it; tu_tmp(name) is a path inside it (four rotating static buffers). */
@@ -152,5 +153,9 @@ double tu_golden_num(const tu_golden *g, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int tu_golden_nums(const tu_golden *g, double *out, int max, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Metadata key as a list of space-separated words (such as "cases"): their count, and word i
+ * (in one of eight rotating static buffers). */
+int tu_golden_count(const tu_golden *g, const char *key);
+const char *tu_golden_word(const tu_golden *g, const char *key, int i);
 
 #endif
