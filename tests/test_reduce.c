@@ -5,7 +5,8 @@
  * multi-pass paths (CPU and GPU layouts, one full reduction above 2^22
  * elements); NaN propagation, stability at +-1e4, exact zero variance of
  * constants, first-index ties; gradient checks, the tie-splitting and
- * zero-product gradient rules exactly; PyTorch golden values; bad input. */
+ * zero-product gradient rules exactly; PyTorch golden values
+ * (tests/data/reduce_golden.safetensors); bad input. */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
 #include <stdio.h>
@@ -13,7 +14,6 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "data/reduce_golden.h"
 
 typedef enum { R_SUM, R_MEAN, R_MAX, R_MIN, R_PROD, R_VAR, R_LSE, R_NOPS } rop;
 static const char *const rop_name[] = {"sum", "mean", "max", "min", "prod", "var", "logsumexp"};
@@ -672,10 +672,43 @@ Test(reduce, grads_of_long_reductions) {
 
 /* ---- PyTorch golden values ---------------------------------------------- */
 
+/* Case k of tools/gen_reduce_golden.py: tensors reduce.<k>.x/.y, the rest metadata. */
+typedef struct reduce_golden {
+  int op; /* 0 var, 1 logsumexp */
+  int ndim;
+  int64_t shape[8];
+  int naxes; /* 0: all */
+  int axes[8];
+  int keep;
+  double corr;
+  int out_ndim;
+  int64_t nout;
+  const double *x, *y;
+} reduce_golden;
+
+static reduce_golden reduce_golden_case(const tu_golden *g, int k) {
+  reduce_golden c = {0};
+  const tu_array *x = tu_golden_get(g, "reduce.%d.x", k), *y = tu_golden_get(g, "reduce.%d.y", k);
+  c.op = strcmp(tu_golden_meta(g, "reduce.%d.op", k), "logsumexp") == 0;
+  c.ndim = x->ndim;
+  memcpy(c.shape, x->shape, sizeof c.shape);
+  double axes[8];
+  c.naxes = tu_golden_nums(g, axes, 8, "reduce.%d.axes", k);
+  for (int i = 0; i < c.naxes; i++) c.axes[i] = (int)axes[i];
+  c.keep = (int)tu_golden_num(g, "reduce.%d.keep", k);
+  c.corr = tu_golden_num(g, "reduce.%d.corr", k);
+  c.out_ndim = y->ndim;
+  c.nout = y->n;
+  c.x = x->v;
+  c.y = y->v;
+  return c;
+}
+
 Test(reduce, torch_golden_var_logsumexp) {
   lam_ctx *ctx = tu_ctx();
-  for (int k = 0; k < REDUCE_GOLDEN_N; k++) {
-    const reduce_golden *gd = &reduce_golden_cases[k];
+  tu_golden *gold = tu_golden_load("reduce_golden.safetensors");
+  for (int k = 0; k < tu_golden_count(gold, "reduce.cases"); k++) {
+    const reduce_golden gc = reduce_golden_case(gold, k), *gd = &gc;
     for (int dt = 0; dt < 2; dt++) {
       lam_dtype d = dt ? LAM_F64 : LAM_F32;
       lam_tensor *x = tu_from_f64(ctx, d, gd->ndim, gd->shape, gd->x);
@@ -693,6 +726,7 @@ Test(reduce, torch_golden_var_logsumexp) {
       lam_tensor_free(x);
     }
   }
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 

@@ -2,7 +2,8 @@
  * C reference (double), on both device paths (one work-item per row, and
  * the chunked reduce + broadcast path for few long rows) forced through
  * LAMINA_SOFTMAX_PATH; odd sizes and one row above 2^22 elements; inputs of
- * +-1e4 and -inf (masks); PyTorch golden values; gradient checks on both
+ * +-1e4 and -inf (masks); PyTorch golden values
+ * (tests/data/reduce_golden.safetensors); gradient checks on both
  * paths; bad input. */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
@@ -11,7 +12,6 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "data/reduce_softmax_golden.h"
 
 /* Reference softmax (logmode 0) / log_softmax (1) along axis, in double. */
 static double *ref_softmax(const double *x, int ndim, const int64_t *shape, int axis, int logmode) {
@@ -166,10 +166,28 @@ Test(softmax, big_inputs_and_masks_rows) { big_and_masked("rows"); }
 Test(softmax, big_inputs_and_masks_reduce) { big_and_masked("reduce"); }
 Test(softmax, big_inputs_and_masks_cols) { big_and_masked("cols"); }
 
+/* Case k of tools/gen_reduce_golden.py: softmax.<k>.x/.y/.ly and the axis. */
+typedef struct softmax_golden {
+  int ndim;
+  int64_t shape[8];
+  int axis;
+  int64_t n;
+  const double *x, *y, *ly; /* input, softmax, log_softmax */
+} softmax_golden;
+
+static softmax_golden softmax_golden_case(const tu_golden *g, int k) {
+  const tu_array *x = tu_golden_get(g, "softmax.%d.x", k);
+  softmax_golden c = {x->ndim, {0}, (int)tu_golden_num(g, "softmax.%d.axis", k), x->n, x->v,
+                      tu_golden_values(g, "softmax.%d.y", k), tu_golden_values(g, "softmax.%d.ly", k)};
+  memcpy(c.shape, x->shape, sizeof c.shape);
+  return c;
+}
+
 Test(softmax, torch_golden) {
   lam_ctx *ctx = tu_ctx();
-  for (int k = 0; k < SOFTMAX_GOLDEN_N; k++) {
-    const softmax_golden *gd = &softmax_golden_cases[k];
+  tu_golden *gold = tu_golden_load("reduce_golden.safetensors");
+  for (int k = 0; k < tu_golden_count(gold, "softmax.cases"); k++) {
+    const softmax_golden gc = softmax_golden_case(gold, k), *gd = &gc;
     for (int dt = 0; dt < 2; dt++) {
       lam_dtype d = dt ? LAM_F64 : LAM_F32;
       lam_tensor *x = tu_from_f64(ctx, d, gd->ndim, gd->shape, gd->x);
@@ -187,6 +205,7 @@ Test(softmax, torch_golden) {
       lam_tensor_free(x);
     }
   }
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 
