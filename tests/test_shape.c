@@ -2,7 +2,7 @@
  * contiguous, broadcast_to, concat, stack, split, slice, slice_axis, pad)
  * against plain C references on random shapes of ranks 1-5 with odd sizes
  * and every data-movement dtype, Python's own slice results and PyTorch's
- * F.pad (tests/data/shape_golden.h from tools/gen_shape_golden.py), one
+ * F.pad (tests/data/shape_golden.safetensors from tools/gen_shape_golden.py), one
  * case above 2^22 elements, gradient checks of every differentiable op, and
  * bad input with leak checks. */
 #include <math.h>
@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "data/shape_golden.h"
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -370,9 +369,17 @@ Test(shape, slice_python_golden) {
   int32_t v[7] = {0, 1, 2, 3, 4, 5, 6};
   lam_tensor *xs[8] = {0};
   for (int n = 1; n <= 7; n++) xs[n] = lam_tensor_from_host(ctx, LAM_I32, 1, (int64_t[]){n}, v);
-  size_t ncases = sizeof golden_slices / sizeof golden_slices[0];
+  /* rows n, start, stop, step, has_start, has_stop, len, first; f64, where INT64_MAX reads 2^63 */
+  tu_golden *gold = tu_golden_load("shape_golden.safetensors");
+  const tu_array *slices = tu_golden_get(gold, "slices");
+  size_t ncases = (size_t)slices->shape[0];
   for (size_t i = 0; i < ncases; i++) {
-    const int64_t *g = golden_slices[i];
+    int64_t row[8];
+    for (int k = 0; k < 8; k++) {
+      double d = slices->v[i * 8 + (size_t)k];
+      row[k] = d >= 0x1p63 ? INT64_MAX : (int64_t)d;
+    }
+    const int64_t *g = row;
     int64_t first, len = py_slice(g[0], g[1], g[2], g[3], (int)g[4], (int)g[5], &first);
     cr_assert_eq(len, g[6], "C reference length, case %zu", i);
     if (len) cr_assert_eq(first, g[7], "C reference first, case %zu", i);
@@ -393,6 +400,7 @@ Test(shape, slice_python_golden) {
   }
   for (int n = 1; n <= 7; n++) lam_tensor_free(xs[n]);
   tu_assert_no_leak(ctx, m);
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 
@@ -551,10 +559,43 @@ Test(shape, pad_random_all_modes_dtypes) {
   lam_ctx_free(ctx);
 }
 
+/* Case i of tools/gen_shape_golden.py: pad.<i>.want and the configuration. */
+typedef struct golden_pad {
+  int ndim;
+  int64_t shape[4], pads[8];
+  int mode;
+  double value;
+  int64_t oshape[4];
+  int n;
+  const double *want;
+} golden_pad;
+
+static golden_pad golden_pad_case(const tu_golden *gold, int i) {
+  static const char *const modes[] = {"constant", "reflect", "replicate"};
+  const tu_array *want = tu_golden_get(gold, "pad.%d.want", i);
+  golden_pad c = {0};
+  double v[8];
+  c.ndim = tu_golden_nums(gold, v, 4, "pad.%d.shape", i);
+  for (int d = 0; d < c.ndim; d++) c.shape[d] = (int64_t)v[d];
+  cr_assert_eq(tu_golden_nums(gold, v, 8, "pad.%d.pads", i), 2 * c.ndim);
+  for (int d = 0; d < 2 * c.ndim; d++) c.pads[d] = (int64_t)v[d];
+  const char *mode = tu_golden_meta(gold, "pad.%d.mode", i);
+  c.mode = -1;
+  for (int k = 0; k < 3; k++)
+    if (strcmp(mode, modes[k]) == 0) c.mode = k; /* the lam_pad_mode order */
+  cr_assert(c.mode >= 0, "pad mode %s", mode);
+  c.value = tu_golden_num(gold, "pad.%d.value", i);
+  memcpy(c.oshape, want->shape, sizeof c.oshape);
+  c.n = (int)want->n;
+  c.want = want->v;
+  return c;
+}
+
 Test(shape, pad_torch_golden) {
   lam_ctx *ctx = tu_ctx();
-  for (size_t i = 0; i < sizeof golden_pads / sizeof golden_pads[0]; i++) {
-    const golden_pad *g = &golden_pads[i];
+  tu_golden *gold = tu_golden_load("shape_golden.safetensors");
+  for (size_t i = 0; i < (size_t)tu_golden_count(gold, "pad.cases"); i++) {
+    const golden_pad gc = golden_pad_case(gold, (int)i), *g = &gc;
     int64_t n = tu_numel(g->ndim, g->shape);
     double *xv = malloc((size_t)n * sizeof *xv);
     for (int64_t k = 0; k < n; k++) xv[k] = (double)k;
@@ -571,6 +612,7 @@ Test(shape, pad_torch_golden) {
     lam_tensor_free(y);
     lam_tensor_free(x);
   }
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 
