@@ -1,8 +1,9 @@
 /* test_norm.c: the normalization ops and layers: PyTorch golden outputs and
  * gradients (layer, RMS, group, instance, channel layer and batch norm in
  * training and evaluation, ranks 2-5, odd sizes, batch size 1, inputs far
- * from zero) in f32 and f64; a plain C reference (forward and backward) on
- * random shapes that take every kernel path (one team per row or many rows
+ * from zero) in f32 and f64 (tests/data/norm_golden.safetensors); a
+ * plain C reference (forward and backward) on random shapes that take every
+ * kernel path (one team per row or many rows
  * per work-group, column sums, strided channel loops, one layer norm above
  * 2^22 elements); finite-difference gradient checks; constant inputs;
  * the layers (params/state names, batch norm's running statistics after 3
@@ -17,7 +18,6 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "data/norm_golden.h"
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -28,8 +28,8 @@ static void round_f32(double *v, int64_t n) {
 
 /* ---- PyTorch golden data ---------------------------------------------------- */
 
-/* Golden inputs are float32 values printed with 9 digits: rounding through
- * float recovers them exactly (outputs are printed with 17). */
+/* Golden inputs are float32 values (outputs f64): rounding through float
+ * keeps them exact. */
 static lam_tensor *from_golden(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *shape,
                                const double *v) {
   int64_t n = tu_numel(ndim, shape);
@@ -38,6 +38,50 @@ static lam_tensor *from_golden(lam_ctx *ctx, lam_dtype dt, int ndim, const int64
   lam_tensor *t = tu_from_f64(ctx, dt, ndim, shape, c);
   free(c);
   return t;
+}
+
+enum { NG_LAYER, NG_RMS, NG_GROUP, NG_INSTANCE, NG_CHANNEL_LN, NG_BATCH_TRAIN, NG_BATCH_EVAL };
+
+/* Case c of tools/gen_norm_golden.py: tensors norm.<c>.<name>, the rest metadata. */
+typedef struct norm_golden {
+  int op;
+  int ndim;
+  int64_t shape[8];
+  int nd;          /* layer/rms: normalized ndim */
+  int64_t groups;  /* group norm */
+  double eps, momentum;
+  int pndim;       /* params' rank and shape */
+  int64_t pshape[8];
+  const double *x, *w, *b, *rm, *rv, *dy, *y, *dx, *dw, *db, *nrm, *nrv; /* NULL: absent */
+} norm_golden;
+
+static norm_golden norm_golden_case(const tu_golden *gold, int c) {
+  static const char *const ops[] = {"layer",    "rms",         "group",     "instance",
+                                    "channel_ln", "batch_train", "batch_eval"};
+  norm_golden g = {0};
+  const char *op = tu_golden_meta(gold, "norm.%d.op", c);
+  g.op = -1;
+  for (int k = 0; k < 7; k++)
+    if (strcmp(op, ops[k]) == 0) g.op = k;
+  cr_assert(g.op >= 0, "norm golden op %s", op);
+  const tu_array *x = tu_golden_get(gold, "norm.%d.x", c);
+  g.ndim = x->ndim;
+  memcpy(g.shape, x->shape, sizeof g.shape);
+  g.nd = (int)tu_golden_num(gold, "norm.%d.nd", c);
+  g.groups = (int64_t)tu_golden_num(gold, "norm.%d.groups", c);
+  g.eps = tu_golden_num(gold, "norm.%d.eps", c);
+  g.momentum = tu_golden_num(gold, "norm.%d.momentum", c);
+  double ps[8];
+  g.pndim = tu_golden_nums(gold, ps, 8, "norm.%d.pshape", c);
+  for (int d = 0; d < g.pndim; d++) g.pshape[d] = (int64_t)ps[d];
+  const double **fields[] = {&g.x,  &g.w,  &g.b,  &g.rm, &g.rv,  &g.dy,
+                             &g.y,  &g.dx, &g.dw, &g.db, &g.nrm, &g.nrv};
+  static const char *const names[] = {"x", "w", "b", "rm", "rv", "dy", "y", "dx", "dw", "db", "nrm", "nrv"};
+  for (int k = 0; k < 12; k++) {
+    const tu_array *a = tu_golden_find(gold, "norm.%d.%s", c, names[k]);
+    *fields[k] = a ? a->v : NULL;
+  }
+  return g;
 }
 
 typedef struct {
@@ -76,10 +120,11 @@ static lam_tensor *golden_fn(lam_tensor *const *xs, int n, void *user) {
 
 static void run_golden(lam_dtype dt) {
   lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("norm_golden.safetensors");
   tu_mark m = tu_mark_now(ctx);
   const double atol = dt == LAM_F64 ? 1e-9 : 3e-4, rtol = dt == LAM_F64 ? 1e-9 : 3e-4;
-  for (int c = 0; c < NORM_GOLDEN_N; c++) {
-    const norm_golden *g = &norm_golden_cases[c];
+  for (int c = 0; c < tu_golden_count(gold, "norm.cases"); c++) {
+    const norm_golden gc = norm_golden_case(gold, c), *g = &gc;
     int64_t n = tu_numel(g->ndim, g->shape), np = tu_numel(g->pndim, g->pshape);
     int64_t C = g->shape[1];
     grun r = {g, dt, NULL, NULL, NULL, NULL};
@@ -121,6 +166,7 @@ static void run_golden(lam_dtype dt) {
     lam_tensor_free(r.nrv);
   }
   tu_assert_no_leak(ctx, m);
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 
@@ -607,15 +653,18 @@ Test(norm, constant_input_is_finite) {
 
 static void bn_three_steps(lam_dtype dt) {
   lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("norm_golden.safetensors");
   tu_mark m = tu_mark_now(ctx);
   lam_layer *bn = lam_nn_batch_norm(3, NULL);
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(bn, ctx, lam_rng_key_make(1), dt, &v), LAM_OK, "%s", lam_last_error());
   int64_t C = 3, shape[4] = {2, 3, 4, 5};
-  lam_tensor *w = from_golden(ctx, dt, 1, &C, norm_bn3_weight), *b = from_golden(ctx, dt, 1, &C, norm_bn3_bias);
+  lam_tensor *w = from_golden(ctx, dt, 1, &C, tu_golden_values(gold, "bn3.weight"));
+  lam_tensor *b = from_golden(ctx, dt, 1, &C, tu_golden_values(gold, "bn3.bias"));
   cr_assert_eq(lam_ptree_set(lam_vars_params(v), "weight", w), LAM_OK);
   cr_assert_eq(lam_ptree_set(lam_vars_params(v), "bias", b), LAM_OK);
-  const double *xs[4] = {norm_bn3_x0, norm_bn3_x1, norm_bn3_x2, norm_bn3_x3};
+  const double *xs[4] = {tu_golden_values(gold, "bn3.x0"), tu_golden_values(gold, "bn3.x1"),
+                         tu_golden_values(gold, "bn3.x2"), tu_golden_values(gold, "bn3.x3")};
   lam_tensor *first_state = lam_tensor_retain(lam_ptree_get(lam_vars_state(v), "running_mean"));
   for (int i = 0; i < 3; i++) {
     lam_tensor *x = from_golden(ctx, dt, 4, shape, xs[i]);
@@ -624,14 +673,16 @@ static void bn_three_steps(lam_dtype dt) {
   }
   double tol = dt == LAM_F64 ? 1e-12 : 1e-5;
   lam_ptree *st = lam_vars_state(v);
-  tu_assert_tensor_close(lam_ptree_get(st, "running_mean"), norm_bn3_running_mean, 3, tol, tol, "running_mean");
-  tu_assert_tensor_close(lam_ptree_get(st, "running_var"), norm_bn3_running_var, 3, tol, tol, "running_var");
+  tu_assert_tensor_close(lam_ptree_get(st, "running_mean"), tu_golden_values(gold, "bn3.running_mean"), 3,
+                         tol, tol, "running_mean");
+  tu_assert_tensor_close(lam_ptree_get(st, "running_var"), tu_golden_values(gold, "bn3.running_var"), 3,
+                         tol, tol, "running_var");
   lam_tensor *nbt = lam_ptree_get(st, "num_batches_tracked");
   cr_assert_eq(lam_tensor_dtype(nbt), LAM_I32);
   cr_assert_eq(lam_tensor_ndim(nbt), 0);
   double nb = 0;
   cr_assert_eq(lam_tensor_item(nbt, &nb), LAM_OK);
-  cr_assert_eq((int)nb, norm_bn3_num_batches_tracked);
+  cr_assert_eq((int)nb, (int)tu_golden_values(gold, "bn3.num_batches_tracked")[0]);
   /* the state leaves were replaced, the old tensor untouched (zeros) */
   cr_assert_neq(lam_ptree_get(st, "running_mean"), first_state);
   double *z = tu_to_f64(first_state);
@@ -642,7 +693,8 @@ static void bn_three_steps(lam_dtype dt) {
   lam_tensor *rm_before = lam_ptree_get(st, "running_mean");
   lam_tensor *x3 = from_golden(ctx, dt, 4, shape, xs[3]);
   lam_tensor *y = tu_apply(bn, v, x3, false);
-  tu_assert_tensor_close(y, norm_bn3_y, 120, dt == LAM_F64 ? 1e-10 : 2e-5, 2e-5, "eval output");
+  tu_assert_tensor_close(y, tu_golden_values(gold, "bn3.y"), 120, dt == LAM_F64 ? 1e-10 : 2e-5, 2e-5,
+                         "eval output");
   cr_assert_eq(lam_ptree_get(st, "running_mean"), rm_before);
   lam_tensor_free(y);
   lam_tensor_free(x3);
@@ -651,6 +703,7 @@ static void bn_three_steps(lam_dtype dt) {
   lam_vars_free(v);
   lam_layer_free(bn);
   tu_assert_no_leak(ctx, m);
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 
@@ -869,11 +922,14 @@ static lam_tensor *layer_loss(lam_ptree *params, void *user) {
 
 Test(norm_layers, batch_norm_param_grads_match_golden) {
   lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("norm_golden.safetensors");
   tu_mark m = tu_mark_now(ctx);
+  norm_golden gc;
   const norm_golden *g = NULL;
-  for (int c = 0; c < NORM_GOLDEN_N && !g; c++)
-    if (norm_golden_cases[c].op == NG_BATCH_TRAIN && norm_golden_cases[c].ndim == 4 && norm_golden_cases[c].w)
-      g = &norm_golden_cases[c];
+  for (int c = 0; c < tu_golden_count(gold, "norm.cases") && !g; c++) {
+    gc = norm_golden_case(gold, c);
+    if (gc.op == NG_BATCH_TRAIN && gc.ndim == 4 && gc.w) g = &gc;
+  }
   cr_assert(g);
   int64_t C = g->shape[1];
   lam_norm_opts o = lam_batch_norm_defaults();
@@ -908,6 +964,7 @@ Test(norm_layers, batch_norm_param_grads_match_golden) {
   lam_vars_free(v);
   lam_layer_free(bn);
   tu_assert_no_leak(ctx, m);
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 
