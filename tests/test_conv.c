@@ -2,8 +2,8 @@
  * references on random configurations (strides, dilations, padding modes,
  * groups incl. depthwise, odd sizes 1/5/17/31, non-square kernels) on both
  * execution paths (im2col + GEMM and the direct kernels) and with small
- * batch chunks; PyTorch golden outputs and gradients (tools/
- * gen_conv_golden.py); finite-difference gradient checks; bad
+ * batch chunks; PyTorch golden outputs and gradients
+ * (tests/data/conv_golden.safetensors from tools/gen_conv_golden.py); finite-difference gradient checks; bad
  * configurations; and the conv layers (parameter names, shapes, defaults). */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "data/conv_golden.h"
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -491,10 +490,51 @@ Test(conv, gradcheck) {
 
 /* ---- PyTorch golden data ----------------------------------------------------------- */
 
-static double *gvals(int off, int64_t n) {
-  double *v = malloc((size_t)n * sizeof *v);
-  for (int64_t i = 0; i < n; i++) v[i] = conv_golden_values[off + i];
-  return v;
+/* Case `name` of tools/gen_conv_golden.py: tensors conv.<name>.*, the rest metadata. */
+typedef struct conv_golden_case {
+  const char *name;
+  int transpose, nsp, mode, groups, has_bias;
+  int stride[3], dilation[3], pad[3][2], output_padding[3];
+  int64_t xshape[5], wshape[5], yshape[5];
+  const double *x, *w, *b, *cot, *y, *gx, *gw, *gb; /* b, gb: NULL without a bias */
+} conv_golden_case;
+
+static conv_golden_case conv_golden(const tu_golden *g, const char *name) {
+  static const char *const modes[] = {"same", "valid", "causal", "explicit"}; /* lam_conv_padding */
+  conv_golden_case c = {0};
+  c.name = name;
+  c.transpose = (int)tu_golden_num(g, "conv.%s.transpose", name);
+  const char *mode = tu_golden_meta(g, "conv.%s.mode", name);
+  c.mode = -1;
+  for (int i = 0; i < 4; i++)
+    if (strcmp(mode, modes[i]) == 0) c.mode = i;
+  cr_assert(c.mode >= 0, "conv golden %s: mode %s", name, mode);
+  c.groups = (int)tu_golden_num(g, "conv.%s.groups", name);
+  c.has_bias = (int)tu_golden_num(g, "conv.%s.bias", name);
+  cr_assert_eq(tu_golden_ints(g, c.stride, 3, "conv.%s.stride", name), 3);
+  cr_assert_eq(tu_golden_ints(g, c.dilation, 3, "conv.%s.dilation", name), 3);
+  cr_assert_eq(tu_golden_ints(g, &c.pad[0][0], 6, "conv.%s.pad", name), 6);
+  cr_assert_eq(tu_golden_ints(g, c.output_padding, 3, "conv.%s.output_padding", name), 3);
+  const tu_array *x = tu_golden_get(g, "conv.%s.x", name), *w = tu_golden_get(g, "conv.%s.w", name);
+  const tu_array *y = tu_golden_get(g, "conv.%s.y", name);
+  c.nsp = x->ndim - 2;
+  memcpy(c.xshape, x->shape, sizeof c.xshape);
+  memcpy(c.wshape, w->shape, sizeof c.wshape);
+  memcpy(c.yshape, y->shape, sizeof c.yshape);
+  c.x = x->v, c.w = w->v, c.y = y->v;
+  c.cot = tu_golden_values(g, "conv.%s.cot", name);
+  c.gx = tu_golden_values(g, "conv.%s.gx", name);
+  c.gw = tu_golden_values(g, "conv.%s.gw", name);
+  c.b = c.has_bias ? tu_golden_values(g, "conv.%s.b", name) : NULL;
+  c.gb = c.has_bias ? tu_golden_values(g, "conv.%s.gb", name) : NULL;
+  return c;
+}
+
+/* A malloc'd copy of n golden values (v may be NULL when n is 0). */
+static double *gvals(const double *v, int64_t n) {
+  double *c = malloc((size_t)(n ? n : 1) * sizeof *c);
+  for (int64_t i = 0; i < n; i++) c[i] = v[i];
+  return c;
 }
 
 typedef struct golden_user {
@@ -529,10 +569,13 @@ static lam_tensor *golden_fn(lam_tensor *const *xs, int n, void *user) {
  * them (f64), for f64 and f32 runs, through both paths. */
 Test(conv, pytorch_golden) {
   lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("conv_golden.safetensors");
   tu_mark m = tu_mark_now(ctx);
-  const int ncases = (int)(sizeof conv_golden_cases / sizeof *conv_golden_cases);
+  const int ncases = tu_golden_count(gold, "conv.cases");
   for (int ci = 0; ci < ncases; ci++) {
-    const conv_golden_case *c = &conv_golden_cases[ci];
+    char name[64];
+    snprintf(name, sizeof name, "%s", tu_golden_word(gold, "conv.cases", ci));
+    const conv_golden_case cg = conv_golden(gold, name), *c = &cg;
     const int nd = c->nsp + 2;
     const int64_t nx = tu_numel(nd, c->xshape), nw = tu_numel(nd, c->wshape), ny = tu_numel(nd, c->yshape);
     const int64_t nb = c->has_bias ? c->yshape[1] : 0;
@@ -557,7 +600,7 @@ Test(conv, pytorch_golden) {
         tu_assert_close_f64(got, want, ny, atol, rtol, what);
         free(got), free(want);
         const int64_t counts[3] = {nx, nw, nb};
-        const int offs[3] = {c->gx, c->gw, c->gb};
+        const double *offs[3] = {c->gx, c->gw, c->gb};
         for (int i = 0; i < (nb ? 3 : 2); i++) {
           snprintf(what, sizeof what, "golden %s grad %d (%s, %s)", c->name, i, paths[p],
                    dt ? "f64" : "f32");
@@ -574,6 +617,7 @@ Test(conv, pytorch_golden) {
   }
   unsetenv("LAMINA_CONV_PATH");
   tu_assert_no_leak(ctx, m);
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 

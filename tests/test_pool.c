@@ -2,7 +2,8 @@
  * mean-max pool and global pools: outputs and gradients (through the tape)
  * against plain C references on random configurations (kernel, stride,
  * padding, dilation, ceil_mode, count_include_pad, odd sizes 1/5/17/31),
- * PyTorch golden data (tools/gen_conv_golden.py), finite-difference checks,
+ * PyTorch golden data (tests/data/conv_golden.safetensors from
+ * tools/gen_conv_golden.py), finite-difference checks,
  * one input above 2^22 elements, bad input, and the layers. */
 #include <math.h>
 #include <stdio.h>
@@ -10,7 +11,6 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "data/conv_pool_golden.h"
 
 /* ---- reference -------------------------------------------------------------------- */
 
@@ -371,12 +371,51 @@ Test(pool, mean_max_and_global) {
 
 /* ---- PyTorch golden ------------------------------------------------------------------------ */
 
+/* Case `name` of tools/gen_conv_golden.py: tensors pool.<name>.*, the rest metadata. */
+typedef struct pool_golden_case {
+  const char *name;
+  int kind, nsp; /* kind: 0 max, 1 avg, 2 adaptive max, 3 adaptive avg */
+  int k[3], s[3], p[3], d[3], out_ad[3];
+  int ceil, exclude;
+  int64_t xshape[5], yshape[5];
+  const double *x, *cot, *y, *gx;
+} pool_golden_case;
+
+static pool_golden_case pool_golden(const tu_golden *g, const char *name) {
+  static const char *const kinds[] = {"max", "avg", "adaptive_max", "adaptive_avg"};
+  pool_golden_case c = {0};
+  c.name = name;
+  const char *kind = tu_golden_meta(g, "pool.%s.kind", name);
+  c.kind = -1;
+  for (int i = 0; i < 4; i++)
+    if (strcmp(kind, kinds[i]) == 0) c.kind = i;
+  cr_assert(c.kind >= 0, "pool golden %s: kind %s", name, kind);
+  cr_assert_eq(tu_golden_ints(g, c.k, 3, "pool.%s.k", name), 3);
+  cr_assert_eq(tu_golden_ints(g, c.s, 3, "pool.%s.s", name), 3);
+  cr_assert_eq(tu_golden_ints(g, c.p, 3, "pool.%s.p", name), 3);
+  cr_assert_eq(tu_golden_ints(g, c.d, 3, "pool.%s.d", name), 3);
+  cr_assert_eq(tu_golden_ints(g, c.out_ad, 3, "pool.%s.out", name), 3);
+  c.ceil = (int)tu_golden_num(g, "pool.%s.ceil", name);
+  c.exclude = (int)tu_golden_num(g, "pool.%s.exclude", name);
+  const tu_array *x = tu_golden_get(g, "pool.%s.x", name), *y = tu_golden_get(g, "pool.%s.y", name);
+  c.nsp = x->ndim - 2;
+  memcpy(c.xshape, x->shape, sizeof c.xshape);
+  memcpy(c.yshape, y->shape, sizeof c.yshape);
+  c.x = x->v, c.y = y->v;
+  c.cot = tu_golden_values(g, "pool.%s.cot", name);
+  c.gx = tu_golden_values(g, "pool.%s.gx", name);
+  return c;
+}
+
 Test(pool, pytorch_golden) {
   lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("conv_golden.safetensors");
   tu_mark m = tu_mark_now(ctx);
-  const int ncases = (int)(sizeof pool_golden_cases / sizeof *pool_golden_cases);
+  const int ncases = tu_golden_count(gold, "pool.cases");
   for (int ci = 0; ci < ncases; ci++) {
-    const pool_golden_case *gc = &pool_golden_cases[ci];
+    char name[64];
+    snprintf(name, sizeof name, "%s", tu_golden_word(gold, "pool.cases", ci));
+    const pool_golden_case pg = pool_golden(gold, name), *gc = &pg;
     pcase c;
     memset(&c, 0, sizeof c);
     c.kind = gc->kind, c.nsp = gc->nsp, c.ceil = gc->ceil, c.exclude = gc->exclude;
@@ -388,8 +427,8 @@ Test(pool, pytorch_golden) {
     const int64_t nx = tu_numel(nd, gc->xshape), ny = tu_numel(nd, gc->yshape);
     for (int dt = 0; dt < 2; dt++) {
       const lam_dtype t = dt ? LAM_F64 : LAM_F32;
-      lam_tensor *x = tu_from_f64(ctx, t, nd, gc->xshape, pool_golden_values + gc->x);
-      lam_tensor *cot = tu_from_f64(ctx, t, nd, gc->yshape, pool_golden_values + gc->cot);
+      lam_tensor *x = tu_from_f64(ctx, t, nd, gc->xshape, gc->x);
+      lam_tensor *cot = tu_from_f64(ctx, t, nd, gc->yshape, gc->cot);
       lam_tensor *y = NULL, *g = NULL;
       cr_assert_eq(lam_vjp(ctx, pool_fn, &c, &x, 1, cot, &y, &g), LAM_OK, "golden %s: %s",
                    gc->name, lam_last_error());
@@ -398,16 +437,17 @@ Test(pool, pytorch_golden) {
       for (int i = 0; i < nd; i++) cr_assert_eq(lam_tensor_shape(y)[i], gc->yshape[i], "%s dim %d", what, i);
       const double tol = dt ? 1e-11 : 1e-5;
       double *v = tu_to_f64(y);
-      tu_assert_close_f64(v, pool_golden_values + gc->y, ny, tol, tol, what);
+      tu_assert_close_f64(v, gc->y, ny, tol, tol, what);
       free(v);
       v = tu_to_f64(g);
       strcat(what, " grad");
-      tu_assert_close_f64(v, pool_golden_values + gc->gx, nx, tol, tol, what);
+      tu_assert_close_f64(v, gc->gx, nx, tol, tol, what);
       free(v);
       lam_tensor_free(x), lam_tensor_free(cot), lam_tensor_free(y), lam_tensor_free(g);
     }
   }
   tu_assert_no_leak(ctx, m);
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 

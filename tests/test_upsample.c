@@ -1,7 +1,8 @@
 /* test_upsample.c: upsample1d/2d (nearest, linear/bilinear; scale factor or
  * size; align_corners) against a plain C reference (forward and a
  * scatter-form backward) on random configurations and odd sizes, PyTorch
- * golden outputs and gradients (tools/gen_conv_golden.py),
+ * golden outputs and gradients (tests/data/conv_golden.safetensors from
+ * tools/gen_conv_golden.py),
  * finite-difference checks, one output above 2^22 elements, bad input and
  * the layers. */
 #include <math.h>
@@ -10,7 +11,6 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "data/conv_upsample_golden.h"
 
 /* ---- reference ------------------------------------------------------------------- */
 
@@ -221,12 +221,48 @@ Test(upsample, gradcheck) {
   lam_ctx_free(ctx);
 }
 
+/* Case `name` of tools/gen_conv_golden.py: tensors upsample.<name>.*, the rest metadata. */
+typedef struct upsample_golden_case {
+  const char *name;
+  int nsp, mode; /* mode: 0 nearest, 1 linear */
+  int64_t size[2];
+  double scale[2];
+  int align;
+  int64_t xshape[4], yshape[4];
+  const double *x, *cot, *y, *gx;
+} upsample_golden_case;
+
+static upsample_golden_case upsample_golden(const tu_golden *g, const char *name) {
+  upsample_golden_case c = {0};
+  c.name = name;
+  const char *mode = tu_golden_meta(g, "upsample.%s.mode", name);
+  cr_assert(strcmp(mode, "nearest") == 0 || strcmp(mode, "linear") == 0, "mode %s", mode);
+  c.mode = strcmp(mode, "linear") == 0;
+  int size[2];
+  cr_assert_eq(tu_golden_ints(g, size, 2, "upsample.%s.size", name), 2);
+  c.size[0] = size[0], c.size[1] = size[1];
+  cr_assert_eq(tu_golden_nums(g, c.scale, 2, "upsample.%s.scale", name), 2);
+  c.align = (int)tu_golden_num(g, "upsample.%s.align", name);
+  const tu_array *x = tu_golden_get(g, "upsample.%s.x", name);
+  const tu_array *y = tu_golden_get(g, "upsample.%s.y", name);
+  c.nsp = x->ndim - 2;
+  memcpy(c.xshape, x->shape, sizeof c.xshape);
+  memcpy(c.yshape, y->shape, sizeof c.yshape);
+  c.x = x->v, c.y = y->v;
+  c.cot = tu_golden_values(g, "upsample.%s.cot", name);
+  c.gx = tu_golden_values(g, "upsample.%s.gx", name);
+  return c;
+}
+
 Test(upsample, pytorch_golden) {
   lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("conv_golden.safetensors");
   tu_mark m = tu_mark_now(ctx);
-  const int ncases = (int)(sizeof upsample_golden_cases / sizeof *upsample_golden_cases);
+  const int ncases = tu_golden_count(gold, "upsample.cases");
   for (int ci = 0; ci < ncases; ci++) {
-    const upsample_golden_case *gc = &upsample_golden_cases[ci];
+    char name[64];
+    snprintf(name, sizeof name, "%s", tu_golden_word(gold, "upsample.cases", ci));
+    const upsample_golden_case ug = upsample_golden(gold, name), *gc = &ug;
     ucase c;
     memset(&c, 0, sizeof c);
     c.nsp = gc->nsp;
@@ -238,8 +274,8 @@ Test(upsample, pytorch_golden) {
     for (int i = 0; i < nd; i++) nx *= gc->xshape[i], ny *= gc->yshape[i];
     for (int dt = 0; dt < 2; dt++) {
       const lam_dtype t = dt ? LAM_F64 : LAM_F32;
-      lam_tensor *x = tu_from_f64(ctx, t, nd, gc->xshape, upsample_golden_values + gc->x);
-      lam_tensor *cot = tu_from_f64(ctx, t, nd, gc->yshape, upsample_golden_values + gc->cot);
+      lam_tensor *x = tu_from_f64(ctx, t, nd, gc->xshape, gc->x);
+      lam_tensor *cot = tu_from_f64(ctx, t, nd, gc->yshape, gc->cot);
       lam_tensor *y = NULL, *g = NULL;
       cr_assert_eq(lam_vjp(ctx, ups_fn, &c, &x, 1, cot, &y, &g), LAM_OK, "golden %s: %s",
                    gc->name, lam_last_error());
@@ -250,16 +286,17 @@ Test(upsample, pytorch_golden) {
                      (long long)lam_tensor_shape(y)[i], (long long)gc->yshape[i]);
       const double tol = dt ? 1e-11 : 1e-5;
       double *v = tu_to_f64(y);
-      tu_assert_close_f64(v, upsample_golden_values + gc->y, ny, tol, tol, what);
+      tu_assert_close_f64(v, gc->y, ny, tol, tol, what);
       free(v);
       v = tu_to_f64(g);
       strcat(what, " grad");
-      tu_assert_close_f64(v, upsample_golden_values + gc->gx, nx, tol, tol, what);
+      tu_assert_close_f64(v, gc->gx, nx, tol, tol, what);
       free(v);
       lam_tensor_free(x), lam_tensor_free(cot), lam_tensor_free(y), lam_tensor_free(g);
     }
   }
   tu_assert_no_leak(ctx, m);
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 

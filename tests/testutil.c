@@ -579,6 +579,18 @@ int tu_golden_nums(const tu_golden *g, double *out, int max, const char *fmt, ..
   return tu_parse_nums(g->file, key, tu_golden_meta_of(g, key), out, max);
 }
 
+int tu_golden_ints(const tu_golden *g, int *out, int max, const char *fmt, ...) {
+  TU_FORMAT(key, fmt);
+  double v[LAM_MAX_DIMS * 2];
+  cr_assert(max <= LAM_MAX_DIMS * 2);
+  int k = tu_parse_nums(g->file, key, tu_golden_meta_of(g, key), v, max);
+  for (int i = 0; i < k; i++) {
+    out[i] = (int)v[i];
+    cr_assert(out[i] == v[i], "golden file %s: metadata \"%s\" holds a non-integer", g->file, key);
+  }
+  return k;
+}
+
 int tu_golden_count(const tu_golden *g, const char *key) {
   const char *s = tu_golden_meta_of(g, key);
   int k = 0;

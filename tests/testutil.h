@@ -146,12 +146,14 @@ const double *tu_golden_values(const tu_golden *g, const char *fmt, ...)
 lam_tensor *tu_golden_tensor(lam_ctx *ctx, lam_dtype dt, const tu_golden *g, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Metadata value of key printf(fmt, ...) (the test fails when absent), as text, one number, or
- * up to max numbers (returns how many). */
+ * up to max numbers or integers (returns how many; at most 16 integers). */
 const char *tu_golden_meta(const tu_golden *g, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 double tu_golden_num(const tu_golden *g, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int tu_golden_nums(const tu_golden *g, double *out, int max, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int tu_golden_ints(const tu_golden *g, int *out, int max, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Metadata key as a list of space-separated words (such as "cases"): their count, and word i
  * (in one of eight rotating static buffers). */
