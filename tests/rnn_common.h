@@ -10,11 +10,58 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rnn_golden.h"
 #include "testutil.h"
 
 enum { M_TANH = 0, M_RELU = 1, M_LSTM = 2, M_GRU = 3 };
 #define RC_MAX 40
+
+/* A golden case of tools/gen_rnn_golden.py: tensors rnn.<k>.*, the rest metadata. */
+typedef struct {
+  char name[96];
+  int mode; /* 0 tanh, 1 relu, 2 lstm, 3 gru */
+  int layers; /* 0: a cell */
+  int bidir, T, B, I, H, has_h0;
+  uint64_t seed;
+  int len_buf[16];
+  const int *lengths; /* len_buf, or NULL */
+  const double *y, *hn, *cn, *gx, *gh0, *gc0, *gp; /* NULL: absent */
+  int np;
+} lam_rnn_golden;
+
+/* Fills *g with the case at position i of the metadata list `list` (rnn.seq_cases or
+ * rnn.cell_cases); the values stay gold's. */
+static inline void rc_golden_case(const tu_golden *gold, const char *list, int i, lam_rnn_golden *g) {
+  static const char *const modes[] = {"tanh", "relu", "lstm", "gru"};
+  const int k = atoi(tu_golden_word(gold, list, i));
+  memset(g, 0, sizeof *g);
+  snprintf(g->name, sizeof g->name, "%s", tu_golden_meta(gold, "rnn.%d.name", k));
+  const char *mode = tu_golden_meta(gold, "rnn.%d.mode", k);
+  g->mode = -1;
+  for (int m = 0; m < 4; m++)
+    if (strcmp(mode, modes[m]) == 0) g->mode = m;
+  cr_assert(g->mode >= 0, "rnn golden %d: mode %s", k, mode);
+  g->layers = (int)tu_golden_num(gold, "rnn.%d.layers", k);
+  g->bidir = (int)tu_golden_num(gold, "rnn.%d.bidir", k);
+  g->T = (int)tu_golden_num(gold, "rnn.%d.T", k);
+  g->B = (int)tu_golden_num(gold, "rnn.%d.B", k);
+  g->I = (int)tu_golden_num(gold, "rnn.%d.I", k);
+  g->H = (int)tu_golden_num(gold, "rnn.%d.H", k);
+  g->has_h0 = (int)tu_golden_num(gold, "rnn.%d.has_h0", k);
+  g->seed = (uint64_t)tu_golden_num(gold, "rnn.%d.seed", k);
+  const tu_array *len = tu_golden_find(gold, "rnn.%d.lengths", k);
+  if (len) {
+    cr_assert_leq(len->n, 16);
+    for (int64_t b = 0; b < len->n; b++) g->len_buf[b] = (int)len->v[b];
+    g->lengths = g->len_buf;
+  }
+  const double **fields[] = {&g->y, &g->hn, &g->cn, &g->gx, &g->gh0, &g->gc0, &g->gp};
+  static const char *const names[] = {"y", "hn", "cn", "gx", "gh0", "gc0", "gp"};
+  for (int f = 0; f < 7; f++) {
+    const tu_array *a = tu_golden_find(gold, "rnn.%d.%s", k, names[f]);
+    *fields[f] = a ? a->v : NULL;
+  }
+  g->np = (int)tu_golden_get(gold, "rnn.%d.gp", k)->n;
+}
 
 static inline int rc_gates(int mode) { return mode == M_LSTM ? 4 : mode == M_GRU ? 3 : 1; }
 
