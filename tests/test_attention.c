@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "data/attention_golden.h"
+#include "attention_common.h"
 
 /* ---- the C reference ------------------------------------------------------------ */
 
@@ -586,10 +586,10 @@ static lam_tensor *golden_fn(lam_tensor *const *xs, int n, void *user) {
   return s;
 }
 
-static void check_sampled(const ag_file *f, const char *name, lam_tensor *t, double atol, double rtol) {
-  int n = 0;
-  const float *want = ag_get(f, name, &n);
-  cr_assert(want, "golden record %s missing", name);
+static void check_sampled(const tu_golden *f, const char *name, lam_tensor *t, double atol, double rtol) {
+  const tu_array *a = tu_golden_get(f, "%s", name);
+  const int n = (int)a->n;
+  const double *want = a->v;
   double *full = tu_to_f64(t), *got = malloc((size_t)n * sizeof *got), *w = malloc((size_t)n * sizeof *w);
   ag_sample(full, lam_tensor_numel(t), n, got);
   for (int i = 0; i < n; i++) w[i] = want[i];
@@ -599,12 +599,11 @@ static void check_sampled(const ag_file *f, const char *name, lam_tensor *t, dou
   free(w);
 }
 
-static void golden_case(lam_ctx *ctx, const ag_file *f, int idx, lam_dtype dt, lam_attention_impl impl) {
+static void golden_case(lam_ctx *ctx, const tu_golden *f, int idx, lam_dtype dt, lam_attention_impl impl) {
   char name[64];
-  snprintf(name, sizeof name, "sdpa%d.cfg", idx);
-  int n = 0;
-  const float *c = ag_get(f, name, &n);
-  cr_assert(c && n == 10, "missing %s", name);
+  const tu_array *cfg = tu_golden_get(f, "sdpa%d.cfg", idx);
+  cr_assert_eq(cfg->n, 10, "sdpa%d.cfg", idx);
+  const double *c = cfg->v;
   int64_t B = (int64_t)c[0], H = (int64_t)c[1], Hkv = (int64_t)c[2], Sq = (int64_t)c[3];
   int64_t Sk = (int64_t)c[4], D = (int64_t)c[5];
   int causal = (int)c[6], mkind = (int)c[7];
@@ -679,23 +678,22 @@ static void golden_case(lam_ctx *ctx, const ag_file *f, int idx, lam_dtype dt, l
 
 Test(sdpa, pytorch_golden) {
   lam_ctx *ctx = tu_ctx();
-  ag_file f;
-  cr_assert_eq(ag_load(&f), 0, "cannot read tests/data/attention_golden.bin");
+  tu_golden *f = tu_golden_load("attention_golden.safetensors");
   tu_mark m = tu_mark_now(ctx);
   for (int i = 0; i < 13; i++) {
     if (tu_small() && (i == 4 || i == 7 || i == 10 || i == 12)) continue; /* seq 257 */
-    golden_case(ctx, &f, i, LAM_F32, LAM_ATTENTION_AUTO);
+    golden_case(ctx, f, i, LAM_F32, LAM_ATTENTION_AUTO);
   }
   if (!tu_small()) {
-    golden_case(ctx, &f, 3, LAM_F32, LAM_ATTENTION_UNFUSED);
-    golden_case(ctx, &f, 5, LAM_F32, LAM_ATTENTION_UNFUSED);
+    golden_case(ctx, f, 3, LAM_F32, LAM_ATTENTION_UNFUSED);
+    golden_case(ctx, f, 5, LAM_F32, LAM_ATTENTION_UNFUSED);
     if (lam_ctx_device(ctx)->fp64) {
-      golden_case(ctx, &f, 4, LAM_F64, LAM_ATTENTION_AUTO);
-      golden_case(ctx, &f, 11, LAM_F64, LAM_ATTENTION_AUTO);
+      golden_case(ctx, f, 4, LAM_F64, LAM_ATTENTION_AUTO);
+      golden_case(ctx, f, 11, LAM_F64, LAM_ATTENTION_AUTO);
     }
   }
   tu_assert_no_leak(ctx, m);
-  ag_free(&f);
+  tu_golden_free(f);
   lam_ctx_free(ctx);
 }
 

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "data/attention_golden.h"
+#include "attention_common.h"
 
 static lam_tensor *gen_tensor(lam_ctx *ctx, uint32_t seed, int ndim, const int64_t *shape, double lo,
                               double hi) {
@@ -53,10 +53,10 @@ static lam_tensor *golden_fn(lam_tensor *const *xs, int n, void *user) {
   return s;
 }
 
-static void check_sampled(const ag_file *f, const char *name, lam_tensor *t) {
-  int n = 0;
-  const float *want = ag_get(f, name, &n);
-  cr_assert(want, "golden record %s missing", name);
+static void check_sampled(const tu_golden *f, const char *name, lam_tensor *t) {
+  const tu_array *a = tu_golden_get(f, "%s", name);
+  const int n = (int)a->n;
+  const double *want = a->v;
   double *full = tu_to_f64(t), *got = malloc((size_t)n * sizeof *got), *w = malloc((size_t)n * sizeof *w);
   ag_sample(full, lam_tensor_numel(t), n, got);
   for (int i = 0; i < n; i++) w[i] = want[i];
@@ -68,15 +68,13 @@ static void check_sampled(const ag_file *f, const char *name, lam_tensor *t) {
 
 Test(mha, pytorch_golden) {
   lam_ctx *ctx = tu_ctx();
-  ag_file f;
-  cr_assert_eq(ag_load(&f), 0, "cannot read tests/data/attention_golden.bin");
+  tu_golden *f = tu_golden_load("attention_golden.safetensors");
   tu_mark m = tu_mark_now(ctx);
   for (int idx = 0; idx < 4; idx++) {
     char name[64];
-    snprintf(name, sizeof name, "mha%d.cfg", idx);
-    int n = 0;
-    const float *c = ag_get(&f, name, &n);
-    cr_assert(c && n == 11, "missing %s", name);
+    const tu_array *cfg = tu_golden_get(f, "mha%d.cfg", idx);
+    cr_assert_eq(cfg->n, 11, "mha%d.cfg", idx);
+    const double *c = cfg->v;
     int64_t E = (int64_t)c[0], H = (int64_t)c[1], B = (int64_t)c[2], Sq = (int64_t)c[3], Sk = (int64_t)c[4];
     int64_t kdim = (int64_t)c[5], vdim = (int64_t)c[6];
     int bias = c[7] != 0, causal = c[8] != 0, kpm = c[9] != 0;
@@ -132,21 +130,21 @@ Test(mha, pytorch_golden) {
     cr_assert_eq(lam_nn_multi_head_attention_apply(u.layer, p, xs[0], cross ? xs[1] : xs[0], cross ? xs[2] : xs[0], &u.opts, &y),
                  LAM_OK, "%s", lam_last_error());
     snprintf(name, sizeof name, "mha%d.out", idx);
-    check_sampled(&f, name, y);
+    check_sampled(f, name, y);
     if (cross) {
       snprintf(name, sizeof name, "mha%d.dx", idx);
-      check_sampled(&f, name, g[0]);
+      check_sampled(f, name, g[0]);
       snprintf(name, sizeof name, "mha%d.dkey", idx);
-      check_sampled(&f, name, g[1]);
+      check_sampled(f, name, g[1]);
       snprintf(name, sizeof name, "mha%d.dvalue", idx);
-      check_sampled(&f, name, g[2]);
+      check_sampled(f, name, g[2]);
     } else {
       snprintf(name, sizeof name, "mha%d.dx", idx);
-      check_sampled(&f, name, g[0]);
+      check_sampled(f, name, g[0]);
     }
     for (int i = 0; i < u.nparams; i++) {
       snprintf(name, sizeof name, "mha%d.d%s", idx, PNAMES[i]);
-      check_sampled(&f, name, g[3 + i]);
+      check_sampled(f, name, g[3 + i]);
     }
     lam_ptree_free(p);
     lam_tensor_free(y);
@@ -161,7 +159,7 @@ Test(mha, pytorch_golden) {
     lam_layer_free(u.layer);
   }
   tu_assert_no_leak(ctx, m);
-  ag_free(&f);
+  tu_golden_free(f);
   lam_ctx_free(ctx);
 }
 

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "data/attention_golden.h"
+#include "attention_common.h"
 
 /* ---- RoPE ------------------------------------------------------------------------- */
 
@@ -128,15 +128,13 @@ Test(rope, large) {
 
 Test(rope, huggingface_golden) {
   lam_ctx *ctx = tu_ctx();
-  ag_file f;
-  cr_assert_eq(ag_load(&f), 0, "cannot read tests/data/attention_golden.bin");
+  tu_golden *f = tu_golden_load("attention_golden.safetensors");
   tu_mark m = tu_mark_now(ctx);
   for (int idx = 0; idx < 5; idx++) {
     char name[32];
-    snprintf(name, sizeof name, "rope%d.cfg", idx);
-    int n = 0;
-    const float *c = ag_get(&f, name, &n);
-    cr_assert(c && n == 10, "missing %s", name);
+    const tu_array *cfg = tu_golden_get(f, "rope%d.cfg", idx);
+    cr_assert_eq(cfg->n, 10, "rope%d.cfg", idx);
+    const double *c = cfg->v;
     int64_t shape[4] = {(int64_t)c[0], (int64_t)c[1], (int64_t)c[2], (int64_t)c[3]};
     int64_t numel = shape[0] * shape[1] * shape[2] * shape[3];
     double *x = malloc((size_t)numel * sizeof *x);
@@ -150,10 +148,10 @@ Test(rope, huggingface_golden) {
     o.scale = c[8];
     lam_tensor *y = lam_rope(t, &o);
     cr_assert(y, "%s", lam_last_error());
-    int ns = 0;
     snprintf(name, sizeof name, "rope%d.out", idx);
-    const float *want = ag_get(&f, name, &ns);
-    cr_assert(want, "missing %s", name);
+    const tu_array *out = tu_golden_get(f, "%s", name);
+    const int ns = (int)out->n;
+    const double *want = out->v;
     double *full = tu_to_f64(y), *got = malloc((size_t)ns * sizeof *got), *w = malloc((size_t)ns * sizeof *w);
     ag_sample(full, numel, ns, got);
     for (int i = 0; i < ns; i++) w[i] = want[i];
@@ -166,7 +164,7 @@ Test(rope, huggingface_golden) {
     lam_tensor_free(y);
   }
   tu_assert_no_leak(ctx, m);
-  ag_free(&f);
+  tu_golden_free(f);
   lam_ctx_free(ctx);
 }
 
