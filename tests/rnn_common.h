@@ -1,7 +1,7 @@
-/* data/rnn_common.h: test code (not data) shared by test_rnn.c and test_rnn_cells.c: a recurrent
- * test case (inputs drawn like tools/gen_rnn_golden.py draws them), a function running it for
- * lam_vjp / tu_gradcheck, comparisons with PyTorch's golden numbers (tests/data/rnn_golden.h), and
- * a plain C reference of one layer. */
+/* rnn_common.h: test code shared by test_rnn.c and test_rnn_cells.c: a recurrent test case
+ * (inputs drawn like tools/gen_rnn_golden.py draws them), a function running it for lam_vjp /
+ * tu_gradcheck, comparisons with PyTorch's golden numbers (tests/data/rnn_golden.safetensors),
+ * and a plain C reference of one layer. */
 #ifndef LAMINA_TEST_RNN_COMMON_H
 #define LAMINA_TEST_RNN_COMMON_H
 
