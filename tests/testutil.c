@@ -343,7 +343,7 @@ double *tu_rand_vec(tu_rng *r, int64_t n, double lo, double hi) {
   return v;
 }
 
-unsigned char *tu_rand_host(tu_rng *r, lam_dtype dt, int64_t n) {
+static unsigned char *tu_rand_host(tu_rng *r, lam_dtype dt, int64_t n) {
   size_t es = lam_dtype_size(dt);
   unsigned char *h = malloc((size_t)n * es + 1);
   cr_assert(h);
@@ -523,7 +523,7 @@ const tu_array *tu_golden_get(const tu_golden *g, const char *fmt, ...) {
   return a;
 }
 
-lam_tensor *tu_array_tensor(lam_ctx *ctx, lam_dtype dt, const tu_array *a) {
+static lam_tensor *tu_array_tensor(lam_ctx *ctx, lam_dtype dt, const tu_array *a) {
   return tu_from_f64(ctx, dt, a->ndim, a->shape, a->v);
 }
 

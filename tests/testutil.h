@@ -1,6 +1,8 @@
 /* testutil.h: shared helpers for the Criterion suites: context setup, a
  * seeded host RNG (no rand()), comparisons against references, leak checks
- * through lam_ctx_stats, and a finite-difference gradient checker. */
+ * through lam_ctx_stats, a finite-difference gradient checker, host data of
+ * any dtype, temporary files, and the reader of the golden safetensors
+ * files in tests/data. Suites define no copies of these. */
 #ifndef LAMINA_TESTUTIL_H
 #define LAMINA_TESTUTIL_H
 
@@ -82,10 +84,8 @@ bool tu_bits_equal(const lam_tensor *a, const lam_tensor *b);
 
 /* n uniform doubles in [lo, hi), malloc'd (at least one element). */
 double *tu_rand_vec(tu_rng *r, int64_t n, double lo, double hi);
-/* n random elements of dtype dt, malloc'd: floats uniform in [-10, 10), ints across their
- * range. */
-unsigned char *tu_rand_host(tu_rng *r, lam_dtype dt, int64_t n);
-/* A tensor of tu_rand_host values; the host copy is returned in *host (caller frees). */
+/* A tensor of random elements of dtype dt (floats uniform in [-10, 10), ints across their
+ * range); the host copy is returned in *host (caller frees). */
 lam_tensor *tu_rand_tensor(lam_ctx *ctx, tu_rng *r, lam_dtype dt, int nd, const int64_t *shape,
                            unsigned char **host);
 /* A random shape of rank nd, dims from {1, 2, 3, 5, 7, 33}, numel <= cap. */
@@ -137,8 +137,6 @@ const tu_array *tu_golden_get(const tu_golden *g, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 const tu_array *tu_golden_find(const tu_golden *g, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* A new tensor of dtype dt holding a (as tu_from_f64). */
-lam_tensor *tu_array_tensor(lam_ctx *ctx, lam_dtype dt, const tu_array *a);
 /* Shorthands: the values of tensor printf(fmt, ...), and a new tensor of dtype dt holding them
  * (the test fails when it is absent). */
 const double *tu_golden_values(const tu_golden *g, const char *fmt, ...)
