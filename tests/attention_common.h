@@ -2,11 +2,15 @@
  * test_mha.c, test_rope.c) for tests/data/attention_golden.safetensors (written by
  * tools/gen_attention_golden.py from PyTorch, read with tu_golden_load): the generator's
  * inputs, drawn again from the same integer hash so the file stores only results, and the
- * sampling of large results (stored entry j is element floor(j * numel / n) of the tensor). */
+ * sampling of large results (stored entry j is element floor(j * numel / n) of the tensor) and
+ * their comparison. */
 #ifndef LAMINA_TEST_ATTENTION_COMMON_H
 #define LAMINA_TEST_ATTENTION_COMMON_H
 
 #include <stdint.h>
+#include <stdlib.h>
+
+#include "testutil.h"
 
 /* lo + (hi - lo) * u rounded to float, u = (fmix32(i * 0x9E3779B1 + seed *
  * 0x85EBCA77 + 1) >> 8) / 2^24: the generator's gen(). */
@@ -27,6 +31,18 @@ static inline void ag_gen(uint32_t seed, int64_t n, double lo, double hi, double
  * out[j] = full[j * numel / n] for j < n. */
 static inline void ag_sample(const double *full, int64_t numel, int n, double *out) {
   for (int j = 0; j < n; j++) out[j] = full[(int64_t)j * numel / n];
+}
+
+/* Asserts the samples of t equal golden record `name` of f within atol + rtol |want|. */
+static inline void ag_check_sampled(const tu_golden *f, const char *name, const lam_tensor *t,
+                                    double atol, double rtol) {
+  const tu_array *a = tu_golden_get(f, "%s", name);
+  const int n = (int)a->n;
+  double *full = tu_to_f64(t), *got = malloc((size_t)n * sizeof *got);
+  ag_sample(full, lam_tensor_numel(t), n, got);
+  tu_assert_close_f64(got, a->v, n, atol, rtol, name);
+  free(full);
+  free(got);
 }
 
 #endif

@@ -586,19 +586,6 @@ static lam_tensor *golden_fn(lam_tensor *const *xs, int n, void *user) {
   return s;
 }
 
-static void check_sampled(const tu_golden *f, const char *name, lam_tensor *t, double atol, double rtol) {
-  const tu_array *a = tu_golden_get(f, "%s", name);
-  const int n = (int)a->n;
-  const double *want = a->v;
-  double *full = tu_to_f64(t), *got = malloc((size_t)n * sizeof *got), *w = malloc((size_t)n * sizeof *w);
-  ag_sample(full, lam_tensor_numel(t), n, got);
-  for (int i = 0; i < n; i++) w[i] = want[i];
-  tu_assert_close_f64(got, w, n, atol, rtol, name);
-  free(full);
-  free(got);
-  free(w);
-}
-
 static void golden_case(lam_ctx *ctx, const tu_golden *f, int idx, lam_dtype dt, lam_attention_impl impl) {
   char name[64];
   const tu_array *cfg = tu_golden_get(f, "sdpa%d.cfg", idx);
@@ -659,7 +646,7 @@ static void golden_case(lam_ctx *ctx, const tu_golden *f, int idx, lam_dtype dt,
   lam_tensor *res[] = {y, g[0], g[1], g[2], g[3]};
   for (int i = 0; i < (u.with_mask ? 5 : 4); i++) {
     snprintf(name, sizeof name, "sdpa%d.%s", idx, sfx[i]);
-    check_sampled(f, name, res[i], at, rt);
+    ag_check_sampled(f, name, res[i], at, rt);
   }
   lam_tensor_free(y);
   lam_tensor_free(loss);

@@ -53,19 +53,6 @@ static lam_tensor *golden_fn(lam_tensor *const *xs, int n, void *user) {
   return s;
 }
 
-static void check_sampled(const tu_golden *f, const char *name, lam_tensor *t) {
-  const tu_array *a = tu_golden_get(f, "%s", name);
-  const int n = (int)a->n;
-  const double *want = a->v;
-  double *full = tu_to_f64(t), *got = malloc((size_t)n * sizeof *got), *w = malloc((size_t)n * sizeof *w);
-  ag_sample(full, lam_tensor_numel(t), n, got);
-  for (int i = 0; i < n; i++) w[i] = want[i];
-  tu_assert_close_f64(got, w, n, 3e-5, 3e-4, name);
-  free(full);
-  free(got);
-  free(w);
-}
-
 Test(mha, pytorch_golden) {
   lam_ctx *ctx = tu_ctx();
   tu_golden *f = tu_golden_load("attention_golden.safetensors");
@@ -130,21 +117,21 @@ Test(mha, pytorch_golden) {
     cr_assert_eq(lam_nn_multi_head_attention_apply(u.layer, p, xs[0], cross ? xs[1] : xs[0], cross ? xs[2] : xs[0], &u.opts, &y),
                  LAM_OK, "%s", lam_last_error());
     snprintf(name, sizeof name, "mha%d.out", idx);
-    check_sampled(f, name, y);
+    ag_check_sampled(f, name, y, 3e-5, 3e-4);
     if (cross) {
       snprintf(name, sizeof name, "mha%d.dx", idx);
-      check_sampled(f, name, g[0]);
+      ag_check_sampled(f, name, g[0], 3e-5, 3e-4);
       snprintf(name, sizeof name, "mha%d.dkey", idx);
-      check_sampled(f, name, g[1]);
+      ag_check_sampled(f, name, g[1], 3e-5, 3e-4);
       snprintf(name, sizeof name, "mha%d.dvalue", idx);
-      check_sampled(f, name, g[2]);
+      ag_check_sampled(f, name, g[2], 3e-5, 3e-4);
     } else {
       snprintf(name, sizeof name, "mha%d.dx", idx);
-      check_sampled(f, name, g[0]);
+      ag_check_sampled(f, name, g[0], 3e-5, 3e-4);
     }
     for (int i = 0; i < u.nparams; i++) {
       snprintf(name, sizeof name, "mha%d.d%s", idx, PNAMES[i]);
-      check_sampled(f, name, g[3 + i]);
+      ag_check_sampled(f, name, g[3 + i], 3e-5, 3e-4);
     }
     lam_ptree_free(p);
     lam_tensor_free(y);
