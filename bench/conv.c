@@ -30,7 +30,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "autodiff/tape.h" /* lam__vjp: a cotangent instead of a scalar loss */
 
 static double now(void) {
   struct timespec t;
@@ -116,7 +115,7 @@ static int time_lamina(lam_ctx *ctx, layer *l, int reps) {
   for (int rep = -2; rep < reps && rc == 0; rep++) {
     lam_tensor *g[2] = {NULL, NULL}, *y = NULL;
     double t0 = now();
-    if (lam__vjp(ctx, conv_fn, &r, xs, 2, cot, &y, g) != LAM_OK || lam_ctx_finish(ctx) != LAM_OK)
+    if (lam_vjp(ctx, conv_fn, &r, xs, 2, cot, &y, g) != LAM_OK || lam_ctx_finish(ctx) != LAM_OK)
       rc = -1;
     double dt = now() - t0;
     lam_tensor_free(y), lam_tensor_free(g[0]), lam_tensor_free(g[1]);

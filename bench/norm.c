@@ -14,7 +14,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "autodiff/tape.h" /* lam__vjp: forward + backward with a given cotangent */
 
 static double now(void) {
   struct timespec ts;
@@ -146,7 +145,7 @@ static double lamina_ms(lam_ctx *ctx, lam_bench_op *o, lam_tensor *const *xs, la
     double t0 = now();
     if (bwd) {
       lam_tensor *out = NULL, *g[3] = {0};
-      if (lam__vjp(ctx, run_op, o, xs, 3, dy, &out, g) != LAM_OK) {
+      if (lam_vjp(ctx, run_op, o, xs, 3, dy, &out, g) != LAM_OK) {
         fprintf(stderr, "bench_norm: %s\n", lam_last_error());
         return -1;
       }
@@ -226,7 +225,7 @@ int main(int argc, char **argv) {
     printf("| %s | %s | %s | %s | %s | %s | %sx |\n", names[i], i < 2 ? lshape : bshape, a, b, c, d, e);
   }
   printf("(device: %s; best of %d runs; C streaming loop %.1f GB/s; PyTorch %s with 2 threads; "
-         "lamina fwd+bwd through lam__vjp, which also copies the cotangent)\n",
+         "lamina fwd+bwd through lam_vjp, which also copies the cotangent)\n",
          lam_ctx_device(ctx)->name, reps, gbs, p[0] < 0 ? "unavailable" : "CPU");
   lam_tensor *ts[] = {lx, ldy, lw, lb, bx, bdy, bw, bb, rm, rv};
   for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) lam_tensor_free(ts[i]);

@@ -11,41 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/attention_golden.h"
 #include "testutil.h"
-
-static lam_tensor *from_f64(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *shape,
-                            const double *v) {
-  int64_t n = 1;
-  for (int i = 0; i < ndim; i++) n *= shape[i];
-  void *buf = malloc((size_t)n * 8 + 8);
-  for (int64_t i = 0; i < n; i++) {
-    if (dt == LAM_F32) ((float *)buf)[i] = (float)v[i];
-    else ((double *)buf)[i] = v[i];
-  }
-  lam_tensor *t = lam_tensor_from_host(ctx, dt, ndim, shape, buf);
-  free(buf);
-  cr_assert(t, "from_f64: %s", lam_last_error());
-  return t;
-}
-
-static double *to_f64(const lam_tensor *t) {
-  cr_assert(t, "to_f64: NULL tensor: %s", lam_last_error());
-  int64_t n = lam_tensor_numel(t);
-  void *buf = malloc(lam_tensor_nbytes(t));
-  cr_assert_eq(lam_tensor_to_host(t, buf, lam_tensor_nbytes(t)), LAM_OK, "%s", lam_last_error());
-  double *v = malloc((size_t)n * sizeof *v);
-  for (int64_t i = 0; i < n; i++)
-    v[i] = lam_tensor_dtype(t) == LAM_F32 ? ((float *)buf)[i] : ((double *)buf)[i];
-  free(buf);
-  return v;
-}
-
-static double *rand_vec(tu_rng *r, int64_t n, double lo, double hi) {
-  double *v = malloc((size_t)n * sizeof *v + 8);
-  tu_fill_uniform_f64(r, v, n, lo, hi);
-  return v;
-}
+#include "attention_common.h"
 
 /* ---- the C reference ------------------------------------------------------------ */
 
@@ -76,25 +43,19 @@ static void mask_shape(const cfg *c, int64_t *shape, int *ndim) {
   }
 }
 
-static int64_t prod(int n, const int64_t *s) {
-  int64_t p = 1;
-  for (int i = 0; i < n; i++) p *= s[i];
-  return p;
-}
-
 static void make_inputs(const cfg *c, tu_rng *r, inputs *in) {
   memset(in, 0, sizeof *in);
-  in->q = rand_vec(r, (int64_t)c->B * c->H * c->Sq * c->D, -1, 1);
-  in->k = rand_vec(r, (int64_t)c->B * c->Hkv * c->Sk * c->D, -1, 1);
-  in->v = rand_vec(r, (int64_t)c->B * c->Hkv * c->Sk * c->Dv, -1, 1);
+  in->q = tu_rand_vec(r, (int64_t)c->B * c->H * c->Sq * c->D, -1, 1);
+  in->k = tu_rand_vec(r, (int64_t)c->B * c->Hkv * c->Sk * c->D, -1, 1);
+  in->v = tu_rand_vec(r, (int64_t)c->B * c->Hkv * c->Sk * c->Dv, -1, 1);
   if (c->kpm) {
-    in->kpm = rand_vec(r, (int64_t)c->B * c->Sk, 0, 1);
+    in->kpm = tu_rand_vec(r, (int64_t)c->B * c->Sk, 0, 1);
     for (int64_t i = 0; i < (int64_t)c->B * c->Sk; i++) in->kpm[i] = in->kpm[i] < 0.3 ? 0 : (i % 3) + 1;
   }
   mask_shape(c, in->mshape, &in->mndim);
   if (c->mask) {
-    int64_t n = prod(in->mndim, in->mshape);
-    in->mask = rand_vec(r, n, -2, 2);
+    int64_t n = tu_numel(in->mndim, in->mshape);
+    in->mask = tu_rand_vec(r, n, -2, 2);
     if (c->mask == 1 || c->mask == 4)
       for (int64_t i = 0; i < n; i++) in->mask[i] = in->mask[i] < -1.0 ? 0 : 1;
   }
@@ -162,9 +123,9 @@ typedef struct dev {
 
 static void make_dev(lam_ctx *ctx, lam_dtype dt, const cfg *c, const inputs *in, dev *d) {
   memset(d, 0, sizeof *d);
-  d->q = from_f64(ctx, dt, 4, (int64_t[]){c->B, c->H, c->Sq, c->D}, in->q);
-  d->k = from_f64(ctx, dt, 4, (int64_t[]){c->B, c->Hkv, c->Sk, c->D}, in->k);
-  d->v = from_f64(ctx, dt, 4, (int64_t[]){c->B, c->Hkv, c->Sk, c->Dv}, in->v);
+  d->q = tu_from_f64(ctx, dt, 4, (int64_t[]){c->B, c->H, c->Sq, c->D}, in->q);
+  d->k = tu_from_f64(ctx, dt, 4, (int64_t[]){c->B, c->Hkv, c->Sk, c->D}, in->k);
+  d->v = tu_from_f64(ctx, dt, 4, (int64_t[]){c->B, c->Hkv, c->Sk, c->Dv}, in->v);
   if (c->kpm) {
     int64_t n = (int64_t)c->B * c->Sk;
     if (c->kpm == 1) {
@@ -181,14 +142,14 @@ static void make_dev(lam_ctx *ctx, lam_dtype dt, const cfg *c, const inputs *in,
     cr_assert(d->kpm);
   }
   if (c->mask == 1 || c->mask == 4) {
-    int64_t n = prod(in->mndim, in->mshape);
+    int64_t n = tu_numel(in->mndim, in->mshape);
     unsigned char *m = malloc((size_t)n);
     for (int64_t i = 0; i < n; i++) m[i] = (unsigned char)in->mask[i];
     d->mask = lam_tensor_from_host(ctx, LAM_U8, in->mndim, in->mshape, m);
     free(m);
     cr_assert(d->mask);
   } else if (c->mask) {
-    d->mask = from_f64(ctx, dt, in->mndim, in->mshape, in->mask);
+    d->mask = tu_from_f64(ctx, dt, in->mndim, in->mshape, in->mask);
   }
 }
 
@@ -239,7 +200,7 @@ static void run_case(lam_ctx *ctx, lam_dtype dt, const cfg *c, int idx) {
     for (int64_t i = 0; i < nk; i++) in.k[i] = (float)in.k[i];
     for (int64_t i = 0; i < nv; i++) in.v[i] = (float)in.v[i];
     if (in.mask)
-      for (int64_t i = 0; i < prod(in.mndim, in.mshape); i++) in.mask[i] = (float)in.mask[i];
+      for (int64_t i = 0; i < tu_numel(in.mndim, in.mshape); i++) in.mask[i] = (float)in.mask[i];
   }
   double *want = ref_sdpa(c, &in);
   dev d;
@@ -253,7 +214,7 @@ static void run_case(lam_ctx *ctx, lam_dtype dt, const cfg *c, int idx) {
     cr_assert_eq(lam_tensor_ndim(y), 4);
     cr_assert_eq(lam_tensor_dim(y, 3), c->Dv);
     cr_assert_eq(lam_tensor_dim(y, 2), c->Sq);
-    double *got = to_f64(y);
+    double *got = tu_to_f64(y);
     char what[96];
     snprintf(what, sizeof what, "case %d %s impl %d", idx, lam_dtype_name(dt), impl);
     if (dt == LAM_F32) tu_assert_close_f64(got, want, n, 2e-5, 2e-4, what);
@@ -431,7 +392,7 @@ static void grads_of(lam_ctx *ctx, vjp_user *u, lam_tensor *const *xs, int n, la
   lam_tensor *gt[4] = {0}, *loss = NULL;
   cr_assert_eq(lam_grad(ctx, vjp_fn, u, xs, n, &loss, gt), LAM_OK, "%s", lam_last_error());
   for (int i = 0; i < n; i++) {
-    g[i] = to_f64(gt[i]);
+    g[i] = tu_to_f64(gt[i]);
     lam_tensor_free(gt[i]);
   }
   lam_tensor_free(loss);
@@ -625,53 +586,39 @@ static lam_tensor *golden_fn(lam_tensor *const *xs, int n, void *user) {
   return s;
 }
 
-static void check_sampled(const ag_file *f, const char *name, lam_tensor *t, double atol, double rtol) {
-  int n = 0;
-  const float *want = ag_get(f, name, &n);
-  cr_assert(want, "golden record %s missing", name);
-  double *full = to_f64(t), *got = malloc((size_t)n * sizeof *got), *w = malloc((size_t)n * sizeof *w);
-  ag_sample(full, lam_tensor_numel(t), n, got);
-  for (int i = 0; i < n; i++) w[i] = want[i];
-  tu_assert_close_f64(got, w, n, atol, rtol, name);
-  free(full);
-  free(got);
-  free(w);
-}
-
-static void golden_case(lam_ctx *ctx, const ag_file *f, int idx, lam_dtype dt, lam_attention_impl impl) {
+static void golden_case(lam_ctx *ctx, const tu_golden *f, int idx, lam_dtype dt, lam_attention_impl impl) {
   char name[64];
-  snprintf(name, sizeof name, "sdpa%d.cfg", idx);
-  int n = 0;
-  const float *c = ag_get(f, name, &n);
-  cr_assert(c && n == 10, "missing %s", name);
+  const tu_array *cfg = tu_golden_get(f, "sdpa%d.cfg", idx);
+  cr_assert_eq(cfg->n, 10, "sdpa%d.cfg", idx);
+  const double *c = cfg->v;
   int64_t B = (int64_t)c[0], H = (int64_t)c[1], Hkv = (int64_t)c[2], Sq = (int64_t)c[3];
   int64_t Sk = (int64_t)c[4], D = (int64_t)c[5];
   int causal = (int)c[6], mkind = (int)c[7];
   double scale = c[8];
   uint32_t base = (uint32_t)c[9];
   int64_t sq[4] = {B, H, Sq, D}, sk[4] = {B, Hkv, Sk, D};
-  double *hq = malloc(sizeof(double) * (size_t)prod(4, sq)), *hk = malloc(sizeof(double) * (size_t)prod(4, sk));
-  double *hv = malloc(sizeof(double) * (size_t)prod(4, sk)), *hw = malloc(sizeof(double) * (size_t)prod(4, sq));
-  ag_gen(base + 1, prod(4, sq), -1, 1, hq);
-  ag_gen(base + 2, prod(4, sk), -1, 1, hk);
-  ag_gen(base + 3, prod(4, sk), -1, 1, hv);
-  ag_gen(base + 4, prod(4, sq), -1, 1, hw);
+  double *hq = malloc(sizeof(double) * (size_t)tu_numel(4, sq)), *hk = malloc(sizeof(double) * (size_t)tu_numel(4, sk));
+  double *hv = malloc(sizeof(double) * (size_t)tu_numel(4, sk)), *hw = malloc(sizeof(double) * (size_t)tu_numel(4, sq));
+  ag_gen(base + 1, tu_numel(4, sq), -1, 1, hq);
+  ag_gen(base + 2, tu_numel(4, sk), -1, 1, hk);
+  ag_gen(base + 3, tu_numel(4, sk), -1, 1, hv);
+  ag_gen(base + 4, tu_numel(4, sq), -1, 1, hw);
   golden_user u;
   u.o = lam_attention_defaults();
   u.o.causal = causal;
   u.o.scale = scale;
   u.o.impl = impl;
   u.with_mask = 0;
-  lam_tensor *xs[4] = {from_f64(ctx, dt, 4, sq, hq), from_f64(ctx, dt, 4, sk, hk),
-                       from_f64(ctx, dt, 4, sk, hv), NULL};
-  u.w = from_f64(ctx, dt, 4, sq, hw);
+  lam_tensor *xs[4] = {tu_from_f64(ctx, dt, 4, sq, hq), tu_from_f64(ctx, dt, 4, sk, hk),
+                       tu_from_f64(ctx, dt, 4, sk, hv), NULL};
+  u.w = tu_from_f64(ctx, dt, 4, sq, hw);
   lam_tensor *kpm = NULL, *bm = NULL;
   if (mkind == 1 || mkind == 3) {
     int64_t ms[2] = {mkind == 1 ? B : Sq, Sk};
-    double *h = malloc(sizeof(double) * (size_t)prod(2, ms));
-    unsigned char *u8 = malloc((size_t)prod(2, ms));
-    ag_gen(base + 5, prod(2, ms), 0, 1, h);
-    for (int64_t i = 0; i < prod(2, ms); i++) u8[i] = (i % Sk == 0) || h[i] >= (mkind == 1 ? 0.25 : 0.3);
+    double *h = malloc(sizeof(double) * (size_t)tu_numel(2, ms));
+    unsigned char *u8 = malloc((size_t)tu_numel(2, ms));
+    ag_gen(base + 5, tu_numel(2, ms), 0, 1, h);
+    for (int64_t i = 0; i < tu_numel(2, ms); i++) u8[i] = (i % Sk == 0) || h[i] >= (mkind == 1 ? 0.25 : 0.3);
     lam_tensor *t = lam_tensor_from_host(ctx, LAM_U8, 2, ms, u8);
     if (mkind == 1) u.o.key_padding_mask = kpm = t;
     else u.o.mask = bm = t;
@@ -681,9 +628,9 @@ static void golden_case(lam_ctx *ctx, const ag_file *f, int idx, lam_dtype dt, l
     int64_t ms4[4] = {B, 1, Sq, Sk}, ms3[3] = {H, Sq, Sk};
     int nd = mkind == 2 ? 4 : 3;
     const int64_t *ms = mkind == 2 ? ms4 : ms3;
-    double *h = malloc(sizeof(double) * (size_t)prod(nd, ms));
-    ag_gen(base + 5, prod(nd, ms), -2, 2, h);
-    xs[3] = from_f64(ctx, dt, nd, ms, h);
+    double *h = malloc(sizeof(double) * (size_t)tu_numel(nd, ms));
+    ag_gen(base + 5, tu_numel(nd, ms), -2, 2, h);
+    xs[3] = tu_from_f64(ctx, dt, nd, ms, h);
     u.with_mask = 1;
     free(h);
   }
@@ -699,7 +646,7 @@ static void golden_case(lam_ctx *ctx, const ag_file *f, int idx, lam_dtype dt, l
   lam_tensor *res[] = {y, g[0], g[1], g[2], g[3]};
   for (int i = 0; i < (u.with_mask ? 5 : 4); i++) {
     snprintf(name, sizeof name, "sdpa%d.%s", idx, sfx[i]);
-    check_sampled(f, name, res[i], at, rt);
+    ag_check_sampled(f, name, res[i], at, rt);
   }
   lam_tensor_free(y);
   lam_tensor_free(loss);
@@ -718,23 +665,22 @@ static void golden_case(lam_ctx *ctx, const ag_file *f, int idx, lam_dtype dt, l
 
 Test(sdpa, pytorch_golden) {
   lam_ctx *ctx = tu_ctx();
-  ag_file f;
-  cr_assert_eq(ag_load(&f), 0, "cannot read tests/data/attention_golden.bin");
+  tu_golden *f = tu_golden_load("attention_golden.safetensors");
   tu_mark m = tu_mark_now(ctx);
   for (int i = 0; i < 13; i++) {
     if (tu_small() && (i == 4 || i == 7 || i == 10 || i == 12)) continue; /* seq 257 */
-    golden_case(ctx, &f, i, LAM_F32, LAM_ATTENTION_AUTO);
+    golden_case(ctx, f, i, LAM_F32, LAM_ATTENTION_AUTO);
   }
   if (!tu_small()) {
-    golden_case(ctx, &f, 3, LAM_F32, LAM_ATTENTION_UNFUSED);
-    golden_case(ctx, &f, 5, LAM_F32, LAM_ATTENTION_UNFUSED);
+    golden_case(ctx, f, 3, LAM_F32, LAM_ATTENTION_UNFUSED);
+    golden_case(ctx, f, 5, LAM_F32, LAM_ATTENTION_UNFUSED);
     if (lam_ctx_device(ctx)->fp64) {
-      golden_case(ctx, &f, 4, LAM_F64, LAM_ATTENTION_AUTO);
-      golden_case(ctx, &f, 11, LAM_F64, LAM_ATTENTION_AUTO);
+      golden_case(ctx, f, 4, LAM_F64, LAM_ATTENTION_AUTO);
+      golden_case(ctx, f, 11, LAM_F64, LAM_ATTENTION_AUTO);
     }
   }
   tu_assert_no_leak(ctx, m);
-  ag_free(&f);
+  tu_golden_free(f);
   lam_ctx_free(ctx);
 }
 

@@ -3,15 +3,14 @@
  * with tanh, is built from raw ops (matmul_t, add, relu/tanh, log_softmax,
  * gather or one_hot, mean...) and once with the loss functions of loss.h;
  * lam_value_and_grad on a parameter tree must give PyTorch's loss and
- * gradients in f64 to 1e-10 (tests/data/autodiff_mlp_golden.h from
- * tools/gen_autodiff_golden.py), and f32 to 1e-4. Then memory: 100 calls
+ * gradients in f64 to 1e-10 (tests/data/autodiff_mlp_golden.safetensors
+ * from tools/gen_autodiff_golden.py), and f32 to 1e-4. Then memory: 100 calls
  * leave the live tensors and bytes unchanged, and a failing op inside the
  * loss function (on call 50 of 100) returns its status and leaks nothing. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/autodiff_mlp_golden.h"
 #include "testutil.h"
 
 #define N 8
@@ -33,22 +32,13 @@ typedef struct mlp {
   lam_tensor *x, *t;    /* inputs [N, D], regression targets [N, C] */
   lam_tensor *y, *ycol; /* i32 class targets [N] and [N, 1] */
   lam_ptree *params;    /* "0.weight" [H, D], "0.bias", "2.weight" [C, H], "2.bias" */
+  tu_golden *gold;      /* the inputs, PyTorch's losses and gradients */
   variant v;
   int calls, fail_at;   /* fail_at > 0: call number fail_at makes a shape error */
 } mlp;
 
-static lam_tensor *from_f64(lam_ctx *ctx, lam_dtype dt, int nd, const int64_t *s, const double *v) {
-  lam_tensor *t = lam_tensor_from_host(ctx, LAM_F64, nd, s, v);
-  cr_assert(t, "%s", lam_last_error());
-  if (dt == LAM_F64) return t;
-  lam_tensor *c = lam_tensor_cast(t, dt);
-  lam_tensor_free(t);
-  cr_assert(c, "%s", lam_last_error());
-  return c;
-}
-
 static void set_param(mlp *m, const char *path, int nd, const int64_t *s, const double *v) {
-  lam_tensor *p = from_f64(m->ctx, m->dt, nd, s, v);
+  lam_tensor *p = tu_from_f64(m->ctx, m->dt, nd, s, v);
   cr_assert_eq(lam_ptree_set(m->params, path, p), LAM_OK, "%s", lam_last_error());
   lam_tensor_free(p);
 }
@@ -58,18 +48,19 @@ static void mlp_init(mlp *m, lam_ctx *ctx, lam_dtype dt, variant v) {
   m->ctx = ctx;
   m->dt = dt;
   m->v = v;
-  m->x = from_f64(ctx, dt, 2, (int64_t[]){N, D}, lam_mlp_x);
-  m->t = from_f64(ctx, dt, 2, (int64_t[]){N, C}, lam_mlp_t);
+  m->gold = tu_golden_load("autodiff_mlp_golden.safetensors");
+  m->x = tu_from_f64(ctx, dt, 2, (int64_t[]){N, D}, tu_golden_values(m->gold, "mlp.x"));
+  m->t = tu_from_f64(ctx, dt, 2, (int64_t[]){N, C}, tu_golden_values(m->gold, "mlp.t"));
   int32_t y[N];
-  for (int i = 0; i < N; i++) y[i] = lam_mlp_y[i];
+  for (int i = 0; i < N; i++) y[i] = (int32_t)tu_golden_values(m->gold, "mlp.y")[i];
   m->y = lam_tensor_from_host(ctx, LAM_I32, 1, (int64_t[]){N}, y);
   m->ycol = lam_tensor_from_host(ctx, LAM_I32, 2, (int64_t[]){N, 1}, y);
   cr_assert(m->y && m->ycol);
   m->params = lam_ptree_dict();
-  set_param(m, "0.weight", 2, (int64_t[]){H, D}, lam_mlp_w1);
-  set_param(m, "0.bias", 1, (int64_t[]){H}, lam_mlp_b1);
-  set_param(m, "2.weight", 2, (int64_t[]){C, H}, lam_mlp_w2);
-  set_param(m, "2.bias", 1, (int64_t[]){C}, lam_mlp_b2);
+  set_param(m, "0.weight", 2, (int64_t[]){H, D}, tu_golden_values(m->gold, "mlp.w1"));
+  set_param(m, "0.bias", 1, (int64_t[]){H}, tu_golden_values(m->gold, "mlp.b1"));
+  set_param(m, "2.weight", 2, (int64_t[]){C, H}, tu_golden_values(m->gold, "mlp.w2"));
+  set_param(m, "2.bias", 1, (int64_t[]){C}, tu_golden_values(m->gold, "mlp.b2"));
 }
 
 static void mlp_free(mlp *m) {
@@ -78,6 +69,7 @@ static void mlp_free(mlp *m) {
   lam_tensor_free(m->y);
   lam_tensor_free(m->ycol);
   lam_ptree_free(m->params);
+  tu_golden_free(m->gold);
 }
 
 /* Temporaries of one loss evaluation, freed together. Every op returns NULL
@@ -149,11 +141,12 @@ static void check_variant(lam_ctx *ctx, lam_dtype dt, variant v, double atol, do
                variant_name(v), lam_last_error());
   cr_assert_eq(m.calls, 1);
   bool ce = v <= CE_LOSS;
-  double want_loss = ce ? lam_mlp_ce_loss : lam_mlp_mse_loss;
-  const double *want[4] = {ce ? lam_mlp_ce_gw1 : lam_mlp_mse_gw1,
-                           ce ? lam_mlp_ce_gb1 : lam_mlp_mse_gb1,
-                           ce ? lam_mlp_ce_gw2 : lam_mlp_mse_gw2,
-                           ce ? lam_mlp_ce_gb2 : lam_mlp_mse_gb2};
+  const char *lname = ce ? "ce" : "mse";
+  double want_loss = tu_golden_values(m.gold, "%s.loss", lname)[0];
+  const double *want[4] = {tu_golden_values(m.gold, "%s.gw1", lname),
+                           tu_golden_values(m.gold, "%s.gb1", lname),
+                           tu_golden_values(m.gold, "%s.gw2", lname),
+                           tu_golden_values(m.gold, "%s.gb2", lname)};
   static const char *paths[4] = {"0.weight", "0.bias", "2.weight", "2.bias"};
   char what[96];
   lam_tensor *l64 = lam_tensor_cast(loss, LAM_F64);

@@ -60,20 +60,6 @@ static void randomize_params(lam_ctx *ctx, tu_rng *r, lam_vars *v) {
   }
 }
 
-static lam_tensor *apply_ok(lam_layer *l, lam_vars *v, lam_tensor *x, bool training) {
-  lam_apply_opts o = {training, NULL, NULL, NULL};
-  lam_tensor *y = NULL;
-  cr_assert_eq(lam_layer_apply(l, v, x, &o, &y), LAM_OK, "%s: %s", lam_layer_name(l), lam_last_error());
-  return y;
-}
-
-static void assert_close(const lam_tensor *t, const double *want, int64_t n, const char *what) {
-  double *got = tu_read_f64(t);
-  cr_assert_eq(lam_tensor_numel(t), n, "%s: numel", what);
-  tu_assert_close_f64(got, want, n, 1e-10, 1e-10, what);
-  free(got);
-}
-
 /* ---- prenorm ----------------------------------------------------------------- */
 
 Test(blocks, prenorm_is_norm_then_block) {
@@ -91,7 +77,7 @@ Test(blocks, prenorm_is_norm_then_block) {
   for (int i = 0; i < 4; i++) cr_assert(lam_ptree_get(lam_vars_params(v), paths[i]), "%s", paths[i]);
   randomize_params(ctx, &r, v);
   lam_tensor *x = tu_rand_f64(ctx, &r, 2, shape, -2, 2);
-  lam_tensor *y = apply_ok(l, v, x, false);
+  lam_tensor *y = tu_apply(l, v, x, false);
   /* host: layer norm over the last axis, then the linear map (no residual) */
   double *xv = tu_read_f64(x), *nw = leaf(v, false, "norm.weight"), *nb = leaf(v, false, "norm.bias");
   double *lw = leaf(v, false, "block.weight"), *lb = leaf(v, false, "block.bias"), h[12], want[6];
@@ -102,7 +88,7 @@ Test(blocks, prenorm_is_norm_then_block) {
     for (int j = 0; j < 4; j++) h[n * 4 + j] = (xv[n * 4 + j] - mu) / sqrt(var + 1e-5) * nw[j] + nb[j];
   }
   host_linear(h, lw, lb, 3, 4, 2, want);
-  assert_close(y, want, 6, "prenorm");
+  tu_assert_tensor_close(y, want, 6, 1e-10, 1e-10, "prenorm");
   free(xv);
   free(nw);
   free(nb);
@@ -139,7 +125,7 @@ Test(blocks, conv_norm_orders) {
     lam_vars *v = NULL;
     cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(2), LAM_F64, &v), LAM_OK);
     randomize_params(ctx, &r, v);
-    lam_tensor *y = apply_ok(l, v, x, true);
+    lam_tensor *y = tu_apply(l, v, x, true);
     double h[30], want[24];
     /* names: the conv stand-in, the norm and its running stats sit at their position */
     const char *conv = mode == 2 ? "1" : "0", *norm = mode == 0 ? "1" : mode == 1 ? "2" : "0";
@@ -176,7 +162,7 @@ Test(blocks, conv_norm_orders) {
     }
     char what[32];
     snprintf(what, sizeof what, "conv_norm mode %d", mode);
-    assert_close(y, want, 24, what);
+    tu_assert_tensor_close(y, want, 24, 1e-10, 1e-10, what);
     free(cw);
     free(cb);
     free(bw);
@@ -213,7 +199,7 @@ Test(blocks, classifier_default_pool) {
   cr_assert_eq(lam_ptree_leaf_count(lam_vars_params(v)), 2);
   randomize_params(ctx, &r, v);
   lam_tensor *x = tu_rand_f64(ctx, &r, 4, shape, -2, 2);
-  lam_tensor *y = apply_ok(l, v, x, false);
+  lam_tensor *y = tu_apply(l, v, x, false);
   cr_assert_eq(lam_tensor_ndim(y), 2);
   cr_assert_eq(lam_tensor_shape(y)[1], 4);
   double *xv = tu_read_f64(x), pooled[12] = {0}, want[8];
@@ -222,7 +208,7 @@ Test(blocks, classifier_default_pool) {
       for (int s = 0; s < 15; s++) pooled[n * 6 + c] += xv[(n * 6 + c) * 15 + s] / 15;
   double *w = leaf(v, false, "2.weight"), *b = leaf(v, false, "2.bias");
   host_linear(pooled, w, b, 2, 6, 4, want);
-  assert_close(y, want, 8, "classifier");
+  tu_assert_tensor_close(y, want, 8, 1e-10, 1e-10, "classifier");
   free(xv);
   free(w);
   free(b);
@@ -256,7 +242,7 @@ Test(blocks, classifier_hidden_dropout) {
   randomize_params(ctx, &r, v);
   int64_t shape[2] = {5, 6};
   lam_tensor *x = tu_rand_f64(ctx, &r, 2, shape, -2, 2);
-  lam_tensor *y = apply_ok(l, v, x, false);
+  lam_tensor *y = tu_apply(l, v, x, false);
   double *xv = tu_read_f64(x), h[40], want[15];
   double *w1 = leaf(v, false, "2.weight"), *b1 = leaf(v, false, "2.bias");
   double *w2 = leaf(v, false, "5.weight"), *b2 = leaf(v, false, "5.bias");
@@ -264,7 +250,7 @@ Test(blocks, classifier_hidden_dropout) {
   host_relu(h, 40);
   host_linear(h, w2, b2, 5, 8, 3, want);
   for (int i = 0; i < 15; i++) want[i] = 1 / (1 + exp(-want[i]));
-  assert_close(y, want, 15, "classifier hidden");
+  tu_assert_tensor_close(y, want, 15, 1e-10, 1e-10, "classifier hidden");
   lam_tensor_free(y);
   /* training: the dropout needs a key */
   lam_apply_opts ao = {true, NULL, NULL, NULL};

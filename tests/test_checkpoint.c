@@ -13,23 +13,6 @@
 
 #include "testutil.h"
 
-static char tmpdir[256];
-static void make_tmpdir(void) {
-  snprintf(tmpdir, sizeof tmpdir, "/tmp/lamina-ckpt-XXXXXX");
-  cr_assert(mkdtemp(tmpdir));
-}
-static const char *tmp(const char *name) {
-  static char buf[4][512];
-  static int k;
-  k = (k + 1) % 4;
-  snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-  return buf[k];
-}
-static void cleanup(const char *const *names, int n) {
-  for (int i = 0; i < n; i++) remove(tmp(names[i]));
-  rmdir(tmpdir);
-}
-
 static lam_tensor *filled(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *shape, uint64_t seed) {
   tu_rng r = tu_rng_make(seed);
   int64_t n = 1;
@@ -110,18 +93,6 @@ static lam_optimizer *make_opt(int kind) {
   }
 }
 
-static bool bits_equal(const lam_tensor *a, const lam_tensor *b) {
-  size_t n = lam_tensor_nbytes(a);
-  if (n != lam_tensor_nbytes(b) || lam_tensor_dtype(a) != lam_tensor_dtype(b)) return false;
-  unsigned char *x = malloc(n), *y = malloc(n);
-  cr_assert_eq(lam_tensor_to_host(a, x, n), LAM_OK);
-  cr_assert_eq(lam_tensor_to_host(b, y, n), LAM_OK);
-  bool eq = memcmp(x, y, n) == 0;
-  free(x);
-  free(y);
-  return eq;
-}
-
 static bool trees_equal(const lam_ptree *a, const lam_ptree *b) {
   int n = lam_ptree_leaf_count(a);
   if (n != lam_ptree_leaf_count(b)) return false;
@@ -130,7 +101,7 @@ static bool trees_equal(const lam_ptree *a, const lam_ptree *b) {
     lam_tensor *ta;
     lam_ptree_leaf(a, i, &pa, &ta);
     lam_tensor *tb = lam_ptree_get(b, pa);
-    if (!tb || !bits_equal(ta, tb)) return false;
+    if (!tb || !tu_bits_equal(ta, tb)) return false;
   }
   return true;
 }
@@ -165,7 +136,7 @@ static void train(lam_ctx *ctx, lam_optimizer *opt, lam_ptree *params, lam_ptree
 }
 
 Test(checkpoint, resume_is_bit_exact_for_every_optimizer) {
-  make_tmpdir();
+  tu_make_tmpdir("lamina-ckpt");
   lam_ctx *ctx = tu_ctx();
   tu_mark m = tu_mark_now(ctx);
   lam_schedule sched = lam_schedule_warmup_cosine(0.0005, 0.005, 3, 12, 1e-4);
@@ -177,7 +148,7 @@ Test(checkpoint, resume_is_bit_exact_for_every_optimizer) {
     cr_assert_eq(lam_optimizer_set_schedule(o1, &sched), LAM_OK);
     train(ctx, o1, p1, s1, 0, 4);
     lam_rng_key key = {{0xdeadbeefu, 0x01234567u}};
-    cr_assert_eq(lam_checkpoint_save(tmp("ck.safetensors"), p1, s1, o1, 4, key), LAM_OK, "%s",
+    cr_assert_eq(lam_checkpoint_save(tu_tmp("ck.safetensors"), p1, s1, o1, 4, key), LAM_OK, "%s",
                  lam_last_error());
     lam_ptree *snap = snapshot(p1);
     train(ctx, o1, p1, s1, 4, 8);
@@ -189,7 +160,7 @@ Test(checkpoint, resume_is_bit_exact_for_every_optimizer) {
     cr_assert_eq(lam_optimizer_set_schedule(o2, &sched), LAM_OK);
     int64_t step = -1;
     lam_rng_key k2 = {{0, 0}};
-    cr_assert_eq(lam_checkpoint_load(tmp("ck.safetensors"), p2, s2, o2, &step, &k2), LAM_OK, "%s: %s",
+    cr_assert_eq(lam_checkpoint_load(tu_tmp("ck.safetensors"), p2, s2, o2, &step, &k2), LAM_OK, "%s: %s",
                  lam_optimizer_name(o2), lam_last_error());
     cr_assert_eq(step, 4);
     cr_assert(k2.k[0] == key.k[0] && k2.k[1] == key.k[1]);
@@ -214,9 +185,9 @@ Test(checkpoint, resume_is_bit_exact_for_every_optimizer) {
   lam_ptree *p, *s, *p3, *s3;
   make_model(ctx, 5, &p, &s);
   make_model(ctx, 6, &p3, &s3);
-  cr_assert_eq(lam_checkpoint_save(tmp("ck.safetensors"), p, s, NULL, 0, (lam_rng_key){{1, 2}}), LAM_OK);
+  cr_assert_eq(lam_checkpoint_save(tu_tmp("ck.safetensors"), p, s, NULL, 0, (lam_rng_key){{1, 2}}), LAM_OK);
   cr_assert(!trees_equal(s, s3));
-  cr_assert_eq(lam_checkpoint_load(tmp("ck.safetensors"), p3, s3, NULL, NULL, NULL), LAM_OK, "%s",
+  cr_assert_eq(lam_checkpoint_load(tu_tmp("ck.safetensors"), p3, s3, NULL, NULL, NULL), LAM_OK, "%s",
                lam_last_error());
   cr_assert(trees_equal(s, s3) && trees_equal(p, p3));
   cr_assert(lam_ptree_is_frozen(p3, "emb"), "freezing is the model's, not the file's");
@@ -226,21 +197,20 @@ Test(checkpoint, resume_is_bit_exact_for_every_optimizer) {
   lam_ptree_free(s3);
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
-  const char *files[] = {"ck.safetensors"};
-  cleanup(files, 1);
+  tu_remove_tmpdir();
 }
 
 Test(checkpoint, metadata_and_layout) {
-  make_tmpdir();
+  tu_make_tmpdir("lamina-ckpt");
   lam_ctx *ctx = tu_ctx();
   lam_ptree *p, *s;
   make_model(ctx, 1, &p, &s);
   lam_optimizer *o = make_opt(1);
   train(ctx, o, p, s, 0, 2);
-  cr_assert_eq(lam_checkpoint_save(tmp("ck.st"), p, s, o, 1234567890123LL, (lam_rng_key){{7, 0xffffffffu}}),
+  cr_assert_eq(lam_checkpoint_save(tu_tmp("ck.st"), p, s, o, 1234567890123LL, (lam_rng_key){{7, 0xffffffffu}}),
                LAM_OK, "%s", lam_last_error());
   lam_metadata *meta;
-  cr_assert_eq(lam_safetensors_read_metadata(tmp("ck.st"), &meta), LAM_OK);
+  cr_assert_eq(lam_safetensors_read_metadata(tu_tmp("ck.st"), &meta), LAM_OK);
   cr_assert_str_eq(lam_metadata_get(meta, "lamina.format"), "checkpoint-1");
   cr_assert_str_eq(lam_metadata_get(meta, "lamina.step"), "1234567890123");
   cr_assert_str_eq(lam_metadata_get(meta, "lamina.rng_key"), "0x00000007,0xffffffff");
@@ -249,7 +219,7 @@ Test(checkpoint, metadata_and_layout) {
   cr_assert(strstr(lam_metadata_get(meta, "lamina.optimizer_config"), "\"amsgrad\":true"));
   lam_metadata_free(meta);
   lam_ptree *all;
-  cr_assert_eq(lam_safetensors_load(ctx, tmp("ck.st"), NULL, &all, NULL), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_safetensors_load(ctx, tu_tmp("ck.st"), NULL, &all, NULL), LAM_OK, "%s", lam_last_error());
   cr_assert(lam_ptree_get(all, "params.enc.w") && lam_ptree_get(all, "params.emb"));
   cr_assert(lam_ptree_get(all, "state.bn.num_batches"));
   cr_assert(lam_ptree_get(all, "optim.exp_avg.enc.w") && lam_ptree_get(all, "optim.max_exp_avg_sq.head.0.weight"));
@@ -258,27 +228,26 @@ Test(checkpoint, metadata_and_layout) {
   cr_assert(lam_ptree_get(all, "optim.exp_avg.emb") == NULL, "frozen leaves have no state");
   int64_t step;
   lam_rng_key key;
-  cr_assert_eq(lam_checkpoint_load(tmp("ck.st"), p, NULL, NULL, &step, &key), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_checkpoint_load(tu_tmp("ck.st"), p, NULL, NULL, &step, &key), LAM_OK, "%s", lam_last_error());
   cr_assert(step == 1234567890123LL && key.k[0] == 7 && key.k[1] == 0xffffffffu);
   lam_ptree_free(all);
   lam_optimizer_free(o);
   lam_ptree_free(p);
   lam_ptree_free(s);
   lam_ctx_free(ctx);
-  const char *files[] = {"ck.st"};
-  cleanup(files, 1);
+  tu_remove_tmpdir();
 }
 
 Test(checkpoint, mismatches_change_nothing) {
-  make_tmpdir();
+  tu_make_tmpdir("lamina-ckpt");
   lam_ctx *ctx = tu_ctx();
   lam_ptree *p, *s;
   make_model(ctx, 1, &p, &s);
   lam_optimizer *adam = make_opt(1);
   train(ctx, adam, p, s, 0, 2);
-  cr_assert_eq(lam_checkpoint_save(tmp("ck.st"), p, s, adam, 2, (lam_rng_key){{1, 2}}), LAM_OK);
-  cr_assert_eq(lam_checkpoint_save(tmp("noopt.st"), p, s, NULL, 2, (lam_rng_key){{1, 2}}), LAM_OK);
-  cr_assert_eq(lam_safetensors_save(tmp("plain.st"), p, NULL), LAM_OK);
+  cr_assert_eq(lam_checkpoint_save(tu_tmp("ck.st"), p, s, adam, 2, (lam_rng_key){{1, 2}}), LAM_OK);
+  cr_assert_eq(lam_checkpoint_save(tu_tmp("noopt.st"), p, s, NULL, 2, (lam_rng_key){{1, 2}}), LAM_OK);
+  cr_assert_eq(lam_safetensors_save(tu_tmp("plain.st"), p, NULL), LAM_OK);
   lam_ptree *p2, *s2;
   make_model(ctx, 9, &p2, &s2);
   lam_optimizer *sgd = make_opt(0), *adam2 = make_opt(1);
@@ -289,24 +258,24 @@ Test(checkpoint, mismatches_change_nothing) {
   lam_ptree_free(st_now);
   tu_mark m = tu_mark_now(ctx);
   /* Wrong optimizer kind; no optimizer state in the file. */
-  tu_assert_status(lam_checkpoint_load(tmp("ck.st"), p2, s2, sgd, NULL, NULL), LAM_ERR_INVALID_ARGUMENT,
+  tu_assert_status(lam_checkpoint_load(tu_tmp("ck.st"), p2, s2, sgd, NULL, NULL), LAM_ERR_INVALID_ARGUMENT,
                    "\"adam\"");
-  tu_assert_status(lam_checkpoint_load(tmp("noopt.st"), p2, s2, adam2, NULL, NULL),
+  tu_assert_status(lam_checkpoint_load(tu_tmp("noopt.st"), p2, s2, adam2, NULL, NULL),
                    LAM_ERR_INVALID_ARGUMENT, "no optimizer state");
   /* A model whose keys differ. */
   lam_tensor *extra = lam_tensor_zeros(ctx, LAM_F32, 1, (int64_t[]){2});
   lam_ptree_set(p2, "new.layer", extra);
-  tu_assert_status(lam_checkpoint_load(tmp("ck.st"), p2, s2, adam2, NULL, NULL), LAM_ERR_NOT_FOUND,
+  tu_assert_status(lam_checkpoint_load(tu_tmp("ck.st"), p2, s2, adam2, NULL, NULL), LAM_ERR_NOT_FOUND,
                    "new.layer");
   lam_ptree_remove(p2, "new");
   /* A model state that differs. */
   lam_ptree_set(s2, "bn.running_var", extra);
-  tu_assert_status(lam_checkpoint_load(tmp("ck.st"), p2, s2, adam2, NULL, NULL), LAM_ERR_NOT_FOUND,
+  tu_assert_status(lam_checkpoint_load(tu_tmp("ck.st"), p2, s2, adam2, NULL, NULL), LAM_ERR_NOT_FOUND,
                    "bn.running_var");
   lam_ptree_remove(s2, "bn.running_var");
   lam_tensor_free(extra);
   /* Not a checkpoint. */
-  tu_assert_status(lam_checkpoint_load(tmp("plain.st"), p2, s2, adam2, NULL, NULL), LAM_ERR_FORMAT,
+  tu_assert_status(lam_checkpoint_load(tu_tmp("plain.st"), p2, s2, adam2, NULL, NULL), LAM_ERR_FORMAT,
                    "not a lamina checkpoint");
   cr_assert(trees_equal(p2, p2_before), "params changed on a failed load");
   cr_assert(trees_equal(s2, s2_before), "state changed on a failed load");
@@ -316,7 +285,7 @@ Test(checkpoint, mismatches_change_nothing) {
   lam_ptree_free(st_after);
   tu_assert_no_leak(ctx, m);
   /* And a successful load after all that. */
-  cr_assert_eq(lam_checkpoint_load(tmp("ck.st"), p2, s2, adam2, NULL, NULL), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_checkpoint_load(tu_tmp("ck.st"), p2, s2, adam2, NULL, NULL), LAM_OK, "%s", lam_last_error());
   cr_assert(trees_equal(p, p2));
   cr_assert_eq(lam_optimizer_step_count(adam2), 2);
   lam_ptree_free(st_before);
@@ -330,21 +299,20 @@ Test(checkpoint, mismatches_change_nothing) {
   lam_ptree_free(p2);
   lam_ptree_free(s2);
   lam_ctx_free(ctx);
-  const char *files[] = {"ck.st", "noopt.st", "plain.st"};
-  cleanup(files, 3);
+  tu_remove_tmpdir();
 }
 
 /* Every truncation of a checkpoint (in steps) fails cleanly and leaves the
  * model untouched: validation comes before writing. */
 Test(checkpoint, truncated_files) {
-  make_tmpdir();
+  tu_make_tmpdir("lamina-ckpt");
   lam_ctx *ctx = tu_ctx();
   lam_ptree *p, *s;
   make_model(ctx, 1, &p, &s);
   lam_optimizer *o = make_opt(5);
   train(ctx, o, p, s, 0, 1);
-  cr_assert_eq(lam_checkpoint_save(tmp("ck.st"), p, s, o, 1, (lam_rng_key){{1, 2}}), LAM_OK);
-  FILE *f = fopen(tmp("ck.st"), "rb");
+  cr_assert_eq(lam_checkpoint_save(tu_tmp("ck.st"), p, s, o, 1, (lam_rng_key){{1, 2}}), LAM_OK);
+  FILE *f = fopen(tu_tmp("ck.st"), "rb");
   fseek(f, 0, SEEK_END);
   long len = ftell(f);
   fseek(f, 0, SEEK_SET);
@@ -359,12 +327,12 @@ Test(checkpoint, truncated_files) {
   tu_mark m = tu_mark_now(ctx);
   int step = tu_small() ? 97 : 13;
   for (long n = 0; n < len; n += step) {
-    f = fopen(tmp("t.st"), "wb");
+    f = fopen(tu_tmp("t.st"), "wb");
     fwrite(b, 1, (size_t)n, f);
     fclose(f);
-    lam_status st = lam_checkpoint_load(tmp("t.st"), p2, s2, o2, NULL, NULL);
+    lam_status st = lam_checkpoint_load(tu_tmp("t.st"), p2, s2, o2, NULL, NULL);
     cr_assert_eq(st, LAM_ERR_FORMAT, "length %ld: %s", n, lam_last_error());
-    cr_assert(bits_equal(w, w_before));
+    cr_assert(tu_bits_equal(w, w_before));
     cr_assert_eq(lam_optimizer_step_count(o2), 0);
   }
   tu_assert_no_leak(ctx, m);
@@ -377,24 +345,23 @@ Test(checkpoint, truncated_files) {
   lam_ptree_free(p2);
   lam_ptree_free(s2);
   lam_ctx_free(ctx);
-  const char *files[] = {"ck.st", "t.st"};
-  cleanup(files, 2);
+  tu_remove_tmpdir();
 }
 
 Test(checkpoint, bad_input) {
-  make_tmpdir();
+  tu_make_tmpdir("lamina-ckpt");
   lam_ctx *ctx = tu_ctx();
   lam_ptree *p, *s;
   make_model(ctx, 1, &p, &s);
   tu_mark m = tu_mark_now(ctx);
   lam_rng_key k = {{0, 0}};
   tu_assert_status(lam_checkpoint_save(NULL, p, s, NULL, 0, k), LAM_ERR_NULL, "path");
-  tu_assert_status(lam_checkpoint_save(tmp("a"), NULL, s, NULL, 0, k), LAM_ERR_NULL, "params");
-  tu_assert_status(lam_checkpoint_save(tmp("a"), p, s, NULL, -1, k), LAM_ERR_INVALID_ARGUMENT, "negative");
+  tu_assert_status(lam_checkpoint_save(tu_tmp("a"), NULL, s, NULL, 0, k), LAM_ERR_NULL, "params");
+  tu_assert_status(lam_checkpoint_save(tu_tmp("a"), p, s, NULL, -1, k), LAM_ERR_INVALID_ARGUMENT, "negative");
   tu_assert_status(lam_checkpoint_save("/no/such/dir/ck.st", p, s, NULL, 0, k), LAM_ERR_IO,
                    "/no/such/dir/ck.st");
   tu_assert_status(lam_checkpoint_load(NULL, p, s, NULL, NULL, NULL), LAM_ERR_NULL, "path");
-  tu_assert_status(lam_checkpoint_load(tmp("a"), NULL, s, NULL, NULL, NULL), LAM_ERR_NULL, "params");
+  tu_assert_status(lam_checkpoint_load(tu_tmp("a"), NULL, s, NULL, NULL, NULL), LAM_ERR_NULL, "params");
   tu_assert_status(lam_checkpoint_load("/no/such/ck.st", p, s, NULL, NULL, NULL), LAM_ERR_IO,
                    "/no/such/ck.st");
   /* Malformed lamina metadata. */
@@ -406,18 +373,18 @@ Test(checkpoint, bad_input) {
   lam_save_opts so = lam_save_defaults();
   so.metadata = meta;
   lam_ptree *empty = lam_ptree_dict();
-  cr_assert_eq(lam_safetensors_save(tmp("a"), empty, &so), LAM_OK);
-  tu_assert_status(lam_checkpoint_load(tmp("a"), empty, NULL, NULL, NULL, NULL), LAM_ERR_FORMAT,
+  cr_assert_eq(lam_safetensors_save(tu_tmp("a"), empty, &so), LAM_OK);
+  tu_assert_status(lam_checkpoint_load(tu_tmp("a"), empty, NULL, NULL, NULL, NULL), LAM_ERR_FORMAT,
                    "lamina.step");
   lam_metadata_set(meta, "lamina.step", "3");
   lam_metadata_set(meta, "lamina.rng_key", "0x1;0x2");
-  cr_assert_eq(lam_safetensors_save(tmp("a"), empty, &so), LAM_OK);
-  tu_assert_status(lam_checkpoint_load(tmp("a"), empty, NULL, NULL, NULL, NULL), LAM_ERR_FORMAT,
+  cr_assert_eq(lam_safetensors_save(tu_tmp("a"), empty, &so), LAM_OK);
+  tu_assert_status(lam_checkpoint_load(tu_tmp("a"), empty, NULL, NULL, NULL, NULL), LAM_ERR_FORMAT,
                    "rng_key");
   lam_metadata_set(meta, "lamina.rng_key", "0x1,0x2");
-  cr_assert_eq(lam_safetensors_save(tmp("a"), empty, &so), LAM_OK);
+  cr_assert_eq(lam_safetensors_save(tu_tmp("a"), empty, &so), LAM_OK);
   int64_t step;
-  cr_assert_eq(lam_checkpoint_load(tmp("a"), empty, NULL, NULL, &step, &k), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_checkpoint_load(tu_tmp("a"), empty, NULL, NULL, &step, &k), LAM_OK, "%s", lam_last_error());
   cr_assert(step == 3 && k.k[0] == 1 && k.k[1] == 2);
   lam_metadata_free(meta);
   lam_ptree_free(empty);
@@ -425,6 +392,5 @@ Test(checkpoint, bad_input) {
   lam_ptree_free(p);
   lam_ptree_free(s);
   lam_ctx_free(ctx);
-  const char *files[] = {"a"};
-  cleanup(files, 1);
+  tu_remove_tmpdir();
 }

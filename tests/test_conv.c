@@ -2,8 +2,8 @@
  * references on random configurations (strides, dilations, padding modes,
  * groups incl. depthwise, odd sizes 1/5/17/31, non-square kernels) on both
  * execution paths (im2col + GEMM and the direct kernels) and with small
- * batch chunks; PyTorch golden outputs and gradients (tools/
- * gen_conv_golden.py); finite-difference gradient checks; bad
+ * batch chunks; PyTorch golden outputs and gradients
+ * (tests/data/conv_golden.safetensors from tools/gen_conv_golden.py); finite-difference gradient checks; bad
  * configurations; and the conv layers (parameter names, shapes, defaults). */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
@@ -11,53 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autodiff/tape.h" /* lam__vjp */
-#include "data/conv_golden.h"
 #include "testutil.h"
 
 /* ---- helpers -------------------------------------------------------------- */
-
-static lam_tensor *mk(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *shape, const double *v) {
-  int64_t n = 1;
-  for (int i = 0; i < ndim; i++) n *= shape[i];
-  void *buf = malloc((size_t)n * 8);
-  for (int64_t i = 0; i < n; i++) {
-    if (dt == LAM_F32) ((float *)buf)[i] = (float)v[i];
-    else ((double *)buf)[i] = v[i];
-  }
-  lam_tensor *t = lam_tensor_from_host(ctx, dt, ndim, shape, buf);
-  free(buf);
-  cr_assert(t, "mk: %s", lam_last_error());
-  return t;
-}
-
-static double *rd(const lam_tensor *t) {
-  cr_assert(t, "rd: NULL tensor: %s", lam_last_error());
-  int64_t n = lam_tensor_numel(t);
-  double *v = malloc((size_t)n * sizeof *v);
-  if (lam_tensor_dtype(t) == LAM_F64) {
-    cr_assert_eq(lam_tensor_to_host(t, v, (size_t)n * 8), LAM_OK, "%s", lam_last_error());
-  } else {
-    float *f = malloc((size_t)n * 4);
-    cr_assert_eq(lam_tensor_to_host(t, f, (size_t)n * 4), LAM_OK, "%s", lam_last_error());
-    for (int64_t i = 0; i < n; i++) v[i] = f[i];
-    free(f);
-  }
-  return v;
-}
-
-static double *rnd(tu_rng *r, int64_t n) {
-  double *v = malloc((size_t)(n ? n : 1) * sizeof *v);
-  tu_fill_uniform_f64(r, v, n, -1, 1);
-  return v;
-}
-
-static void close_d(const double *got, const double *want, int64_t n, double atol, double rtol,
-                    const char *what) {
-  for (int64_t i = 0; i < n; i++)
-    cr_assert(fabs(got[i] - want[i]) <= atol + rtol * fabs(want[i]),
-              "%s: element %lld: got %.10g, want %.10g", what, (long long)i, got[i], want[i]);
-}
 
 /* ---- the C reference -------------------------------------------------------- */
 
@@ -136,12 +92,6 @@ static void shapes(const ccase *c, const geo *g, int64_t *xs, int64_t *ws, int64
   }
 }
 
-static int64_t prod(int n, const int64_t *s) {
-  int64_t p = 1;
-  for (int i = 0; i < n; i++) p *= s[i];
-  return p;
-}
-
 static lam_conv_opts opts_of(const ccase *c) {
   lam_conv_opts o = lam_conv_defaults();
   for (int i = 0; i < 3; i++) {
@@ -169,11 +119,12 @@ static void check_case(lam_ctx *ctx, tu_rng *r, const ccase *c, lam_dtype dt, co
   int64_t xs[5], ws[5], ys[5];
   shapes(c, &g, xs, ws, ys);
   const int nd = c->nsp + 2;
-  int64_t nx = prod(nd, xs), nw = prod(nd, ws), ny = prod(nd, ys);
-  double *x = rnd(r, nx), *w = rnd(r, nw), *b = rnd(r, c->O), *want = malloc((size_t)ny * 8);
+  int64_t nx = tu_numel(nd, xs), nw = tu_numel(nd, ws), ny = tu_numel(nd, ys);
+  double *x = tu_rand_vec(r, nx, -1, 1), *w = tu_rand_vec(r, nw, -1, 1);
+  double *b = tu_rand_vec(r, c->O, -1, 1), *want = malloc((size_t)ny * 8);
   ref_conv(c, &g, x, w, c->bias ? b : NULL, want);
-  lam_tensor *tx = mk(ctx, dt, nd, xs, x), *tw = mk(ctx, dt, nd, ws, w);
-  lam_tensor *tb = c->bias ? mk(ctx, dt, 1, (int64_t[]){c->O}, b) : NULL;
+  lam_tensor *tx = tu_from_f64(ctx, dt, nd, xs, x), *tw = tu_from_f64(ctx, dt, nd, ws, w);
+  lam_tensor *tb = c->bias ? tu_from_f64(ctx, dt, 1, (int64_t[]){c->O}, b) : NULL;
   lam_conv_opts o = opts_of(c);
   lam_tensor *y = conv_nd(c->nsp, tx, tw, tb, &o);
   cr_assert(y, "%s: %s", what, lam_last_error());
@@ -181,10 +132,10 @@ static void check_case(lam_ctx *ctx, tu_rng *r, const ccase *c, lam_dtype dt, co
   for (int i = 0; i < nd; i++)
     cr_assert_eq(lam_tensor_shape(y)[i], ys[i], "%s: dim %d is %lld, want %lld", what, i,
                  (long long)lam_tensor_shape(y)[i], (long long)ys[i]);
-  int64_t kred = (c->C / c->G) * prod(c->nsp, ws + 2);
+  int64_t kred = (c->C / c->G) * tu_numel(c->nsp, ws + 2);
   double tol = dt == LAM_F64 ? 1e-12 * kred : 2e-6 * kred;
-  double *got = rd(y);
-  close_d(got, want, ny, tol, 1e-5, what);
+  double *got = tu_to_f64(y);
+  tu_assert_close_f64(got, want, ny, tol, 1e-5, what);
   free(got);
   free(x), free(w), free(b), free(want);
   lam_tensor_free(y), lam_tensor_free(tx), lam_tensor_free(tw), lam_tensor_free(tb);
@@ -366,19 +317,20 @@ static void check_tcase(lam_ctx *ctx, tu_rng *r, const tcase *c, lam_dtype dt, c
   int64_t xs[5], ws[5], zs[5];
   tshapes(c, xs, ws, zs);
   const int nd = c->nsp + 2;
-  int64_t nx = prod(nd, xs), nw = prod(nd, ws), nz = prod(nd, zs);
-  double *x = rnd(r, nx), *w = rnd(r, nw), *b = rnd(r, c->O), *want = malloc((size_t)nz * 8);
+  int64_t nx = tu_numel(nd, xs), nw = tu_numel(nd, ws), nz = tu_numel(nd, zs);
+  double *x = tu_rand_vec(r, nx, -1, 1), *w = tu_rand_vec(r, nw, -1, 1);
+  double *b = tu_rand_vec(r, c->O, -1, 1), *want = malloc((size_t)nz * 8);
   ref_convt(c, x, w, c->bias ? b : NULL, want);
-  lam_tensor *tx = mk(ctx, dt, nd, xs, x), *tw = mk(ctx, dt, nd, ws, w);
-  lam_tensor *tb = c->bias ? mk(ctx, dt, 1, (int64_t[]){c->O}, b) : NULL;
+  lam_tensor *tx = tu_from_f64(ctx, dt, nd, xs, x), *tw = tu_from_f64(ctx, dt, nd, ws, w);
+  lam_tensor *tb = c->bias ? tu_from_f64(ctx, dt, 1, (int64_t[]){c->O}, b) : NULL;
   lam_conv_transpose_opts o = topts_of(c);
   lam_tensor *z = convt_nd(c->nsp, tx, tw, tb, &o);
   cr_assert(z, "%s: %s", what, lam_last_error());
   for (int i = 0; i < nd; i++)
     cr_assert_eq(lam_tensor_shape(z)[i], zs[i], "%s: dim %d", what, i);
-  double tol = (dt == LAM_F64 ? 1e-12 : 2e-6) * (double)(c->O / c->G * prod(c->nsp, ws + 2) + 1);
-  double *got = rd(z);
-  close_d(got, want, nz, tol, 1e-5, what);
+  double tol = (dt == LAM_F64 ? 1e-12 : 2e-6) * (double)(c->O / c->G * tu_numel(c->nsp, ws + 2) + 1);
+  double *got = tu_to_f64(z);
+  tu_assert_close_f64(got, want, nz, tol, 1e-5, what);
   free(got);
   free(x), free(w), free(b), free(want);
   lam_tensor_free(z), lam_tensor_free(tx), lam_tensor_free(tw), lam_tensor_free(tb);
@@ -538,10 +490,51 @@ Test(conv, gradcheck) {
 
 /* ---- PyTorch golden data ----------------------------------------------------------- */
 
-static double *gvals(int off, int64_t n) {
-  double *v = malloc((size_t)n * sizeof *v);
-  for (int64_t i = 0; i < n; i++) v[i] = conv_golden_values[off + i];
-  return v;
+/* Case `name` of tools/gen_conv_golden.py: tensors conv.<name>.*, the rest metadata. */
+typedef struct conv_golden_case {
+  const char *name;
+  int transpose, nsp, mode, groups, has_bias;
+  int stride[3], dilation[3], pad[3][2], output_padding[3];
+  int64_t xshape[5], wshape[5], yshape[5];
+  const double *x, *w, *b, *cot, *y, *gx, *gw, *gb; /* b, gb: NULL without a bias */
+} conv_golden_case;
+
+static conv_golden_case conv_golden(const tu_golden *g, const char *name) {
+  static const char *const modes[] = {"same", "valid", "causal", "explicit"}; /* lam_conv_padding */
+  conv_golden_case c = {0};
+  c.name = name;
+  c.transpose = (int)tu_golden_num(g, "conv.%s.transpose", name);
+  const char *mode = tu_golden_meta(g, "conv.%s.mode", name);
+  c.mode = -1;
+  for (int i = 0; i < 4; i++)
+    if (strcmp(mode, modes[i]) == 0) c.mode = i;
+  cr_assert(c.mode >= 0, "conv golden %s: mode %s", name, mode);
+  c.groups = (int)tu_golden_num(g, "conv.%s.groups", name);
+  c.has_bias = (int)tu_golden_num(g, "conv.%s.bias", name);
+  cr_assert_eq(tu_golden_ints(g, c.stride, 3, "conv.%s.stride", name), 3);
+  cr_assert_eq(tu_golden_ints(g, c.dilation, 3, "conv.%s.dilation", name), 3);
+  cr_assert_eq(tu_golden_ints(g, &c.pad[0][0], 6, "conv.%s.pad", name), 6);
+  cr_assert_eq(tu_golden_ints(g, c.output_padding, 3, "conv.%s.output_padding", name), 3);
+  const tu_array *x = tu_golden_get(g, "conv.%s.x", name), *w = tu_golden_get(g, "conv.%s.w", name);
+  const tu_array *y = tu_golden_get(g, "conv.%s.y", name);
+  c.nsp = x->ndim - 2;
+  memcpy(c.xshape, x->shape, sizeof c.xshape);
+  memcpy(c.wshape, w->shape, sizeof c.wshape);
+  memcpy(c.yshape, y->shape, sizeof c.yshape);
+  c.x = x->v, c.w = w->v, c.y = y->v;
+  c.cot = tu_golden_values(g, "conv.%s.cot", name);
+  c.gx = tu_golden_values(g, "conv.%s.gx", name);
+  c.gw = tu_golden_values(g, "conv.%s.gw", name);
+  c.b = c.has_bias ? tu_golden_values(g, "conv.%s.b", name) : NULL;
+  c.gb = c.has_bias ? tu_golden_values(g, "conv.%s.gb", name) : NULL;
+  return c;
+}
+
+/* A malloc'd copy of n golden values (v may be NULL when n is 0). */
+static double *gvals(const double *v, int64_t n) {
+  double *c = malloc((size_t)(n ? n : 1) * sizeof *c);
+  for (int64_t i = 0; i < n; i++) c[i] = v[i];
+  return c;
 }
 
 typedef struct golden_user {
@@ -576,12 +569,15 @@ static lam_tensor *golden_fn(lam_tensor *const *xs, int n, void *user) {
  * them (f64), for f64 and f32 runs, through both paths. */
 Test(conv, pytorch_golden) {
   lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("conv_golden.safetensors");
   tu_mark m = tu_mark_now(ctx);
-  const int ncases = (int)(sizeof conv_golden_cases / sizeof *conv_golden_cases);
+  const int ncases = tu_golden_count(gold, "conv.cases");
   for (int ci = 0; ci < ncases; ci++) {
-    const conv_golden_case *c = &conv_golden_cases[ci];
+    char name[64];
+    snprintf(name, sizeof name, "%s", tu_golden_word(gold, "conv.cases", ci));
+    const conv_golden_case cg = conv_golden(gold, name), *c = &cg;
     const int nd = c->nsp + 2;
-    const int64_t nx = prod(nd, c->xshape), nw = prod(nd, c->wshape), ny = prod(nd, c->yshape);
+    const int64_t nx = tu_numel(nd, c->xshape), nw = tu_numel(nd, c->wshape), ny = tu_numel(nd, c->yshape);
     const int64_t nb = c->has_bias ? c->yshape[1] : 0;
     for (int p = 0; p < 2; p++)
       for (int dt = 0; dt < 2; dt++) {
@@ -589,28 +585,28 @@ Test(conv, pytorch_golden) {
         const lam_dtype t = dt ? LAM_F64 : LAM_F32;
         double *x = gvals(c->x, nx), *w = gvals(c->w, nw), *b = gvals(c->b, nb);
         double *cot = gvals(c->cot, ny);
-        lam_tensor *xs[3] = {mk(ctx, t, nd, c->xshape, x), mk(ctx, t, nd, c->wshape, w),
-                             nb ? mk(ctx, t, 1, &nb, b) : NULL};
-        lam_tensor *tc = mk(ctx, t, nd, c->yshape, cot);
+        lam_tensor *xs[3] = {tu_from_f64(ctx, t, nd, c->xshape, x), tu_from_f64(ctx, t, nd, c->wshape, w),
+                             nb ? tu_from_f64(ctx, t, 1, &nb, b) : NULL};
+        lam_tensor *tc = tu_from_f64(ctx, t, nd, c->yshape, cot);
         golden_user u = {c};
         lam_tensor *y = NULL, *grads[3] = {0};
-        cr_assert_eq(lam__vjp(ctx, golden_fn, &u, xs, nb ? 3 : 2, tc, &y, grads), LAM_OK,
+        cr_assert_eq(lam_vjp(ctx, golden_fn, &u, xs, nb ? 3 : 2, tc, &y, grads), LAM_OK,
                      "golden %s: %s", c->name, lam_last_error());
         char what[128];
         const double atol = dt ? 1e-10 : 2e-4, rtol = dt ? 1e-10 : 1e-4;
         snprintf(what, sizeof what, "golden %s y (%s, %s)", c->name, paths[p], dt ? "f64" : "f32");
         for (int i = 0; i < nd; i++) cr_assert_eq(lam_tensor_shape(y)[i], c->yshape[i], "%s", what);
-        double *got = rd(y), *want = gvals(c->y, ny);
-        close_d(got, want, ny, atol, rtol, what);
+        double *got = tu_to_f64(y), *want = gvals(c->y, ny);
+        tu_assert_close_f64(got, want, ny, atol, rtol, what);
         free(got), free(want);
         const int64_t counts[3] = {nx, nw, nb};
-        const int offs[3] = {c->gx, c->gw, c->gb};
+        const double *offs[3] = {c->gx, c->gw, c->gb};
         for (int i = 0; i < (nb ? 3 : 2); i++) {
           snprintf(what, sizeof what, "golden %s grad %d (%s, %s)", c->name, i, paths[p],
                    dt ? "f64" : "f32");
-          got = rd(grads[i]);
+          got = tu_to_f64(grads[i]);
           want = gvals(offs[i], counts[i]);
-          close_d(got, want, counts[i], atol, rtol, what);
+          tu_assert_close_f64(got, want, counts[i], atol, rtol, what);
           free(got), free(want);
           lam_tensor_free(grads[i]);
         }
@@ -621,6 +617,7 @@ Test(conv, pytorch_golden) {
   }
   unsetenv("LAMINA_CONV_PATH");
   tu_assert_no_leak(ctx, m);
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 
@@ -728,8 +725,8 @@ Test(conv, layers) {
   cr_assert_eq(lam_layer_apply(l, v, x, NULL, &y), LAM_OK, "%s", lam_last_error());
   cr_assert(lam_tensor_shape(y)[1] == 8 && lam_tensor_shape(y)[2] == 7 && lam_tensor_shape(y)[3] == 6);
   lam_tensor *y2 = lam_conv2d(x, wt, bt, NULL);
-  double *a = rd(y), *b = rd(y2);
-  close_d(a, b, lam_tensor_numel(y), 0, 0, "layer == functional");
+  double *a = tu_to_f64(y), *b = tu_to_f64(y2);
+  tu_assert_close_f64(a, b, lam_tensor_numel(y), 0, 0, "layer == functional");
   free(a), free(b);
   lam_tensor_free(y), lam_tensor_free(y2);
   /* wrong channels / rank / dtype are reported by apply */
@@ -840,7 +837,7 @@ Test(conv, layer_value_and_grad) {
   cr_assert_eq(lam_value_and_grad(ctx, layer_loss, &u, lam_vars_params(v), &loss, &grads), LAM_OK,
                "%s", lam_last_error());
   /* d sum(y) / d bias[o] = number of output positions (2 * 3 * 4). */
-  double *gb = rd(lam_ptree_get(grads, "bias"));
+  double *gb = tu_to_f64(lam_ptree_get(grads, "bias"));
   for (int o = 0; o < 3; o++) cr_assert(fabs(gb[o] - 24) < 1e-12, "bias grad %g", gb[o]);
   free(gb);
   lam_tensor *gw = lam_ptree_get(grads, "weight");

@@ -1,28 +1,12 @@
 /* test_dense.c: linear, bilinear, embedding, prelu and glu layers against
- * PyTorch golden outputs and gradients (tests/data/layers_golden.h from
- * tools/gen_layers_golden.py), finite-difference gradient checks for every
+ * PyTorch golden outputs and gradients (tests/data/layers_golden.safetensors
+ * from tools/gen_layers_golden.py), finite-difference gradient checks for every
  * parameter, and bad input on constructors and apply. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "autodiff/tape.h"
-#include "data/layers_golden.h"
 #include "testutil.h"
-
-static lam_tensor *T(lam_ctx *ctx, const double *v, int ndim, const int64_t *shape) {
-  lam_tensor *t = lam_tensor_from_host(ctx, LAM_F64, ndim, shape, v);
-  cr_assert(t, "%s", lam_last_error());
-  return t;
-}
-
-static void expect(lam_tensor *t, const double *want, int64_t n, const char *what) {
-  cr_assert(t, "%s: %s", what, lam_last_error());
-  cr_assert_eq(lam_tensor_numel(t), n, "%s: %lld elements, want %lld", what, (long long)lam_tensor_numel(t), (long long)n);
-  double *got = tu_read_f64(t);
-  tu_assert_close_f64(got, want, n, 1e-10, 1e-9, what);
-  free(got);
-}
 
 /* Applies `layer` with params {names[i]: xs[i+1]} to xs[0] (or to the
  * concatenation xs[0], xs[1] when two_inputs). */
@@ -50,12 +34,12 @@ static void check_case(lam_ctx *ctx, apply_case *c, lam_tensor **xs, int n, cons
                        const double *cot, const double *const *g_want, const char *what) {
   tu_mark m = tu_mark_now(ctx);
   lam_tensor *y = apply_fn(xs, n, c);
-  expect(y, y_want, lam_tensor_numel(y), what);
-  lam_tensor *w = T(ctx, cot, lam_tensor_ndim(y), lam_tensor_shape(y));
+  tu_assert_tensor_close(y, y_want, lam_tensor_numel(y), 1e-10, 1e-9, what);
+  lam_tensor *w = tu_from_f64(ctx, LAM_F64, lam_tensor_ndim(y), lam_tensor_shape(y), cot);
   lam_tensor *g[4] = {0};
-  cr_assert_eq(lam__vjp(ctx, apply_fn, c, xs, n, w, NULL, g), LAM_OK, "%s: %s", what, lam_last_error());
+  cr_assert_eq(lam_vjp(ctx, apply_fn, c, xs, n, w, NULL, g), LAM_OK, "%s: %s", what, lam_last_error());
   for (int i = 0; i < n; i++) {
-    if (g_want[i]) expect(g[i], g_want[i], lam_tensor_numel(xs[i]), what);
+    if (g_want[i]) tu_assert_tensor_close(g[i], g_want[i], lam_tensor_numel(xs[i]), 1e-10, 1e-9, what);
     lam_tensor_free(g[i]);
   }
   lam_tensor_free(w);
@@ -67,12 +51,15 @@ static void check_case(lam_ctx *ctx, apply_case *c, lam_tensor **xs, int n, cons
 
 Test(dense, linear_matches_pytorch) {
   lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("layers_golden.safetensors");
   lam_layer *lin = lam_nn_linear(5, 3, NULL);
   apply_case c = {lin, {"weight", "bias"}, 2, 1};
-  lam_tensor *xs[3] = {T(ctx, lam_lin_x, 2, (int64_t[]){4, 5}), T(ctx, lam_lin_w, 2, (int64_t[]){3, 5}),
-                       T(ctx, lam_lin_b, 1, (int64_t[]){3})};
-  const double *gw[] = {lam_lin_gx, lam_lin_gw, lam_lin_gb};
-  check_case(ctx, &c, xs, 3, lam_lin_y, lam_lin_cot, gw, "linear");
+  lam_tensor *xs[3] = {tu_golden_tensor(ctx, LAM_F64, gold, "lin.x"),
+                       tu_golden_tensor(ctx, LAM_F64, gold, "lin.w"),
+                       tu_golden_tensor(ctx, LAM_F64, gold, "lin.b")};
+  const double *gw[] = {tu_golden_values(gold, "lin.gx"), tu_golden_values(gold, "lin.gw"),
+                        tu_golden_values(gold, "lin.gb")};
+  check_case(ctx, &c, xs, 3, tu_golden_values(gold, "lin.y"), tu_golden_values(gold, "lin.cot"), gw, "linear");
   for (int i = 0; i < 3; i++) lam_tensor_free(xs[i]);
   lam_layer_free(lin);
 
@@ -80,29 +67,37 @@ Test(dense, linear_matches_pytorch) {
   o.no_bias = true;
   lam_layer *lin3 = lam_nn_linear(4, 2, &o);
   apply_case c3 = {lin3, {"weight"}, 1, 1};
-  lam_tensor *x3[2] = {T(ctx, lam_lin3_x, 3, (int64_t[]){2, 3, 4}), T(ctx, lam_lin3_w, 2, (int64_t[]){2, 4})};
-  const double *g3[] = {lam_lin3_gx, lam_lin3_gw};
-  check_case(ctx, &c3, x3, 2, lam_lin3_y, lam_lin3_cot, g3, "linear rank 3, no bias");
+  lam_tensor *x3[2] = {tu_golden_tensor(ctx, LAM_F64, gold, "lin3.x"),
+                       tu_golden_tensor(ctx, LAM_F64, gold, "lin3.w")};
+  const double *g3[] = {tu_golden_values(gold, "lin3.gx"), tu_golden_values(gold, "lin3.gw")};
+  check_case(ctx, &c3, x3, 2, tu_golden_values(gold, "lin3.y"), tu_golden_values(gold, "lin3.cot"), g3,
+             "linear rank 3, no bias");
   lam_tensor_free(x3[0]);
   lam_tensor_free(x3[1]);
   lam_layer_free(lin3);
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 
 Test(dense, bilinear_matches_pytorch) {
   lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("layers_golden.safetensors");
   lam_layer *bil = lam_nn_bilinear(3, 4, 2, NULL);
   apply_case c = {bil, {"weight", "bias"}, 2, 2};
-  lam_tensor *xs[4] = {T(ctx, lam_bil_x1, 2, (int64_t[]){5, 3}), T(ctx, lam_bil_x2, 2, (int64_t[]){5, 4}),
-                       T(ctx, lam_bil_w, 3, (int64_t[]){2, 3, 4}), T(ctx, lam_bil_b, 1, (int64_t[]){2})};
-  const double *gw[] = {lam_bil_g1, lam_bil_g2, lam_bil_gw, lam_bil_gb};
-  check_case(ctx, &c, xs, 4, lam_bil_y, lam_bil_cot, gw, "bilinear");
+  lam_tensor *xs[4] = {tu_golden_tensor(ctx, LAM_F64, gold, "bil.x1"),
+                       tu_golden_tensor(ctx, LAM_F64, gold, "bil.x2"),
+                       tu_golden_tensor(ctx, LAM_F64, gold, "bil.w"),
+                       tu_golden_tensor(ctx, LAM_F64, gold, "bil.b")};
+  const double *gw[] = {tu_golden_values(gold, "bil.g1"), tu_golden_values(gold, "bil.g2"),
+                        tu_golden_values(gold, "bil.gw"), tu_golden_values(gold, "bil.gb")};
+  check_case(ctx, &c, xs, 4, tu_golden_values(gold, "bil.y"), tu_golden_values(gold, "bil.cot"), gw, "bilinear");
   /* The functional form on two separate inputs agrees. */
   lam_tensor *y = lam_bilinear(xs[0], xs[1], xs[2], xs[3]);
-  expect(y, lam_bil_y, 10, "lam_bilinear");
+  tu_assert_tensor_close(y, tu_golden_values(gold, "bil.y"), 10, 1e-10, 1e-9, "lam_bilinear");
   lam_tensor_free(y);
   for (int i = 0; i < 4; i++) lam_tensor_free(xs[i]);
   lam_layer_free(bil);
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 
@@ -124,18 +119,18 @@ static lam_tensor *emb_fn(lam_tensor *const *xs, int n, void *user) {
 
 Test(dense, embedding_matches_pytorch) {
   lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("layers_golden.safetensors");
   emb_case c = {lam_nn_embedding(7, 4, NULL), NULL};
-  int32_t idx[6];
-  for (int i = 0; i < 6; i++) idx[i] = lam_emb_idx[i];
-  c.idx = lam_tensor_from_host(ctx, LAM_I32, 2, (int64_t[]){2, 3}, idx);
-  lam_tensor *w = T(ctx, lam_emb_w, 2, (int64_t[]){7, 4});
+  c.idx = tu_golden_tensor(ctx, LAM_I32, gold, "emb.idx");
+  lam_tensor *w = tu_golden_tensor(ctx, LAM_F64, gold, "emb.w");
   lam_tensor *y = emb_fn(&w, 1, &c);
   cr_assert_eq(lam_tensor_ndim(y), 3);
-  expect(y, lam_emb_y, 24, "embedding (scaled by sqrt(dim))");
-  lam_tensor *cot = T(ctx, lam_emb_cot, 3, (int64_t[]){2, 3, 4});
+  tu_assert_tensor_close(y, tu_golden_values(gold, "emb.y"), 24, 1e-10, 1e-9, "embedding (scaled by sqrt(dim))");
+  lam_tensor *cot = tu_golden_tensor(ctx, LAM_F64, gold, "emb.cot");
   lam_tensor *g = NULL;
-  cr_assert_eq(lam__vjp(ctx, emb_fn, &c, &w, 1, cot, NULL, &g), LAM_OK, "%s", lam_last_error());
-  expect(g, lam_emb_gw, 28, "embedding weight grad (repeated index accumulates)");
+  cr_assert_eq(lam_vjp(ctx, emb_fn, &c, &w, 1, cot, NULL, &g), LAM_OK, "%s", lam_last_error());
+  tu_assert_tensor_close(g, tu_golden_values(gold, "emb.gw"), 28, 1e-10, 1e-9,
+                         "embedding weight grad (repeated index accumulates)");
   tu_gradcheck(ctx, emb_fn, &c, &w, 1, 1e-6, 1e-6, 1, 2e-3, "embedding");
   /* Unscaled option. */
   lam_embedding_opts o = lam_embedding_defaults();
@@ -144,7 +139,8 @@ Test(dense, embedding_matches_pytorch) {
   emb_case c2 = {plain, c.idx};
   lam_tensor *y2 = emb_fn(&w, 1, &c2);
   double *a = tu_read_f64(y2);
-  for (int i = 0; i < 24; i++) cr_assert_float_eq(a[i] * 2.0, lam_emb_y[i], 1e-12);
+  const double *emb_y = tu_golden_values(gold, "emb.y");
+  for (int i = 0; i < 24; i++) cr_assert_float_eq(a[i] * 2.0, emb_y[i], 1e-12);
   free(a);
   lam_tensor *fl = lam_tensor_full(ctx, LAM_F64, 2, (int64_t[]){2, 3}, 1.0);
   lam_tensor *bad = NULL;
@@ -157,28 +153,32 @@ Test(dense, embedding_matches_pytorch) {
   for (size_t i = 0; i < 7; i++) lam_tensor_free(all[i]);
   lam_layer_free(c.layer);
   lam_layer_free(plain);
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 
 Test(dense, prelu_and_glu_match_pytorch) {
   lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("layers_golden.safetensors");
   lam_layer *pr = lam_nn_prelu(&(lam_prelu_opts){.num_parameters = 3});
   apply_case c = {pr, {"weight"}, 1, 1};
-  lam_tensor *xs[2] = {T(ctx, lam_prelu_x, 3, (int64_t[]){2, 3, 4}), T(ctx, lam_prelu_w, 1, (int64_t[]){3})};
-  const double *gw[] = {lam_prelu_gx, lam_prelu_gw};
-  check_case(ctx, &c, xs, 2, lam_prelu_y, lam_prelu_cot, gw, "prelu");
+  lam_tensor *xs[2] = {tu_golden_tensor(ctx, LAM_F64, gold, "prelu.x"),
+                       tu_golden_tensor(ctx, LAM_F64, gold, "prelu.w")};
+  const double *gw[] = {tu_golden_values(gold, "prelu.gx"), tu_golden_values(gold, "prelu.gw")};
+  check_case(ctx, &c, xs, 2, tu_golden_values(gold, "prelu.y"), tu_golden_values(gold, "prelu.cot"), gw, "prelu");
   lam_tensor_free(xs[0]);
   lam_tensor_free(xs[1]);
   lam_layer_free(pr);
 
   lam_layer *glu = lam_nn_glu(-1);
   apply_case cg = {glu, {NULL}, 0, 1};
-  lam_tensor *xg = T(ctx, lam_glu_x, 2, (int64_t[]){2, 6});
-  const double *gg[] = {lam_glu_gx};
-  check_case(ctx, &cg, &xg, 1, lam_glu_y, lam_glu_cot, gg, "glu");
+  lam_tensor *xg = tu_golden_tensor(ctx, LAM_F64, gold, "glu.x");
+  const double *gg[] = {tu_golden_values(gold, "glu.gx")};
+  check_case(ctx, &cg, &xg, 1, tu_golden_values(gold, "glu.y"), tu_golden_values(gold, "glu.cot"), gg, "glu");
   tu_assert_fails(lam_glu(lam_tensor_slice0(xg, 0, 1), 0), LAM_ERR_SHAPE, "even size");
   lam_tensor_free(xg);
   lam_layer_free(glu);
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autodiff/tape.h" /* lam__vjp */
 #include "testutil.h"
 /* after criterion.h (from testutil.h): the other order leaves Test() undefined */
 #include <criterion/parameterized.h>
@@ -440,7 +439,7 @@ static void assert_grads_nonzero(lam_ctx *ctx, const grow *row, lam_tensor *cons
   lam_tensor *ones = lam_tensor_full_like(y, 1.0);
   lam_tensor_free(y);
   lam_tensor *g[4] = {0};
-  cr_assert_eq(lam__vjp(ctx, row->fn, NULL, xs, row->n, ones, NULL, g), LAM_OK, "%s: %s", row->name,
+  cr_assert_eq(lam_vjp(ctx, row->fn, NULL, xs, row->n, ones, NULL, g), LAM_OK, "%s: %s", row->name,
                lam_last_error());
   for (int i = 0; i < row->n; i++) {
     double *v = tu_read_f64(g[i]);
@@ -576,7 +575,7 @@ Test(grad_ops, checker_exact_values) {
   double wv[3] = {1, 2, -4};
   lam_tensor *w = lam_tensor_from_host(ctx, LAM_F64, 1, (int64_t[]){3}, wv);
   lam_tensor *gs[1] = {0};
-  cr_assert_eq(lam__vjp(ctx, x_times_x, NULL, &x, 1, w, NULL, gs), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_vjp(ctx, x_times_x, NULL, &x, 1, w, NULL, gs), LAM_OK, "%s", lam_last_error());
   gv = tu_read_f64(gs[0]);
   cr_assert(gv[0] == 6 && gv[1] == -2 && gv[2] == -8, "vjp %g %g %g", gv[0], gv[1], gv[2]);
   free(gv);

@@ -12,25 +12,6 @@
 
 #include "testutil.h"
 
-static double phi_pdf(double x) { return exp(-0.5 * x * x) / sqrt(2 * 3.14159265358979323846); }
-static double phi_cdf(double x) { return 0.5 * erfc(-x / sqrt(2.0)); }
-
-static double *read_as_f64(const lam_tensor *t) {
-  cr_assert(t, "%s", lam_last_error());
-  int64_t n = lam_tensor_numel(t);
-  double *d = malloc((size_t)n * sizeof *d);
-  if (lam_tensor_dtype(t) == LAM_F64) {
-    double *x = tu_read_f64(t);
-    memcpy(d, x, (size_t)n * sizeof *d);
-    free(x);
-  } else {
-    float *x = tu_read_f32(t);
-    for (int64_t i = 0; i < n; i++) d[i] = x[i];
-    free(x);
-  }
-  return d;
-}
-
 /* Sample stats: mean, variance (about 0), kurtosis, min, max. */
 typedef struct stats { double mean, var, kurt, lo, hi; } stats;
 static stats sample_stats(const double *x, int64_t n) {
@@ -151,7 +132,7 @@ Test(init, flax_uniform_and_normal) {
     if (dt == LAM_F64 && !lam_ctx_device(ctx)->fp64) continue;
     lam_init u = lam_init_uniform(LAM_INIT_DEFAULT_SCALE);
     lam_tensor *t = lam_init_apply(&u, ctx, lam_rng_key_make(10), dt, 2, sh);
-    double *x = read_as_f64(t);
+    double *x = tu_to_f64(t);
     lam_tensor_free(t);
     stats s = sample_stats(x, n);
     double sc = 1e-2;
@@ -161,7 +142,7 @@ Test(init, flax_uniform_and_normal) {
     free(x);
     lam_init g = lam_init_normal(0.05);
     t = lam_init_apply(&g, ctx, lam_rng_key_make(11), dt, 2, sh);
-    x = read_as_f64(t);
+    x = tu_to_f64(t);
     lam_tensor_free(t);
     s = sample_stats(x, n);
     cr_assert(fabs(s.mean) < 6 * 0.05 / rn, "normal mean %g", s.mean);
@@ -179,7 +160,7 @@ static void check_vs(lam_ctx *ctx, lam_dtype dt, const lam_init *init, int ndim,
   cr_assert(t, "%s: %s", what, lam_last_error());
   cr_assert_eq(lam_tensor_dtype(t), dt);
   int64_t n = lam_tensor_numel(t);
-  double *x = read_as_f64(t);
+  double *x = tu_to_f64(t);
   lam_tensor_free(t);
   /* PyTorch fans, computed here independently of lam_init_fans */
   double rf = ndim > 2 ? (double)(shape[2] * shape[3]) : 1;
@@ -199,8 +180,8 @@ static void check_vs(lam_ctx *ctx, lam_dtype dt, const lam_init *init, int ndim,
     if (n >= 10000) cr_assert(s.hi > 0.99 * limit && s.lo < -0.99 * limit, "%s: range not covered", what);
     kurt = 1.8;
   } else if (init->distribution == LAM_DIST_TRUNCATED_NORMAL) {
-    double sdt = sd / 0.87962566103423978, z = phi_cdf(2) - phi_cdf(-2);
-    double m2 = 1 - 4 * phi_pdf(2) / z, m4 = 3 * m2 - 16 * phi_pdf(2) / z;
+    double sdt = sd / 0.87962566103423978, z = tu_normal_cdf(2) - tu_normal_cdf(-2);
+    double m2 = 1 - 4 * tu_normal_pdf(2) / z, m4 = 3 * m2 - 16 * tu_normal_pdf(2) / z;
     cr_assert(fabs(sqrt(m2) - 0.87962566103423978) < 1e-12, "the Flax constant is sd of N(0,1) on [-2,2]");
     cr_assert(s.lo >= -2 * sdt * (1 + 1e-6) && s.hi <= 2 * sdt * (1 + 1e-6), "%s: [%g, %g] outside +-%g",
               what, s.lo, s.hi, 2 * sdt);
@@ -253,7 +234,7 @@ static void check_orthogonal(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t
   lam_rng_key key = lam_rng_key_make(4242);
   lam_init o = lam_init_orthogonal(gain);
   lam_tensor *t = lam_init_apply(&o, ctx, key, dt, ndim, shape);
-  double *q = read_as_f64(t);
+  double *q = tu_to_f64(t);
   int64_t numel = lam_tensor_numel(t), rows = shape[0], cols = numel / rows;
   lam_tensor_free(t);
   double tol = dt == LAM_F64 ? 1e-12 : 2e-6;

@@ -1,5 +1,5 @@
 /* test_loss.c: every loss and reduction against PyTorch values and input
- * gradients (tests/data/loss_golden.h from tools/gen_loss_golden.py), one
+ * gradients (tests/data/loss_golden.safetensors from tools/gen_loss_golden.py), one
  * table row per case as in ggml's test-backend-ops; finite-difference
  * checks; bad input with nothing leaked. */
 #include <math.h>
@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autodiff/tape.h"
-#include "data/loss_golden.h"
 #include "testutil.h"
 
 typedef enum { CE, NLL, BCE, MSE, L1, SMOOTH_L1, HUBER, KL, HINGE, MARGIN, TRIPLET, COS, GNLL } kind;
@@ -17,16 +15,16 @@ typedef struct {
   const char *name;
   kind k;
   int n_in;                 /* float inputs (the class target, if any, is extra) */
-  const double *in[3];
+  const char *in[3];         /* golden tensor names */
   int ndim;
   int64_t shape[3];
-  const int *target;        /* class indices (CE/NLL) or NULL */
+  const char *target;       /* class indices (CE/NLL) or NULL */
   int tndim;
   int64_t tshape[3];
   struct { double ls, beta, delta, margin, p; int swap, full, log_target, from_probabilities; } o;
-  const double *y[3], *w[3], *g[3][3]; /* per reduction mean/sum/none: loss, cotangent, grads */
+  const char *y[3], *w[3], *g[3][3]; /* per reduction mean/sum/none: loss, cotangent, grads */
   int grad_mask;            /* which inputs have golden grads */
-  const double *weight;     /* class weights */
+  const char *weight;       /* class weights */
   int wn;
 } loss_case;
 
@@ -70,28 +68,24 @@ static lam_tensor *call_loss(lam_tensor *const *xs, int n, void *user) {
 
 #define STD(ls, margin) {ls, 1, 1, margin, 2, 0, 0, 0, 0}
 #define OPT(ls, beta, delta, margin, p, swap, full, log_target, from_probabilities) {ls, beta, delta, margin, p, swap, full, log_target, from_probabilities}
-#define R3(pre, suf) {lam_##pre##_mean_##suf, lam_##pre##_sum_##suf, lam_##pre##_none_##suf}
-#define G1(pre) {{lam_##pre##_mean_g0}, {lam_##pre##_sum_g0}, {lam_##pre##_none_g0}}
-#define G2(pre, a, b) {{lam_##pre##_mean_g##a, lam_##pre##_mean_g##b}, {lam_##pre##_sum_g##a, lam_##pre##_sum_g##b}, {lam_##pre##_none_g##a, lam_##pre##_none_g##b}}
-#define G3(pre) {{lam_##pre##_mean_g0, lam_##pre##_mean_g1, lam_##pre##_mean_g2}, {lam_##pre##_sum_g0, lam_##pre##_sum_g1, lam_##pre##_sum_g2}, {lam_##pre##_none_g0, lam_##pre##_none_g1, lam_##pre##_none_g2}}
+/* Golden tensor names: "<case>.<reduction>.<y|w|g0|g1|g2>", inputs "inputs.<name>". */
+#define R3(pre, suf) {#pre ".mean." #suf, #pre ".sum." #suf, #pre ".none." #suf}
+#define G1(pre) {{#pre ".mean.g0"}, {#pre ".sum.g0"}, {#pre ".none.g0"}}
+#define G2(pre, a, b) {{#pre ".mean.g" #a, #pre ".mean.g" #b}, {#pre ".sum.g" #a, #pre ".sum.g" #b}, {#pre ".none.g" #a, #pre ".none.g" #b}}
+#define G3(pre) {{#pre ".mean.g0", #pre ".mean.g1", #pre ".mean.g2"}, {#pre ".sum.g0", #pre ".sum.g1", #pre ".sum.g2"}, {#pre ".none.g0", #pre ".none.g1", #pre ".none.g2"}}
+#define IN(name) "inputs." #name
 
-static const int plain_target[6] = {0, 4, 2, 0, 1, 4}; /* PyTorch case clamps -100 to 0 */
-
-static void run_case(lam_ctx *ctx, const loss_case *c) {
+static void run_case(lam_ctx *ctx, const tu_golden *gold, const loss_case *c) {
   lam_tensor *xs[3] = {0};
   for (int i = 0; i < c->n_in; i++) {
     const int64_t *shape = c->shape;
-    xs[i] = lam_tensor_from_host(ctx, LAM_F64, c->ndim, shape, c->in[i]);
+    xs[i] = tu_from_f64(ctx, LAM_F64, c->ndim, shape, tu_golden_values(gold, "%s", c->in[i]));
   }
   lam_tensor *tgt = NULL, *weight = NULL;
-  if (c->target) {
-    int32_t t[32];
-    int64_t n = 1;
-    for (int i = 0; i < c->tndim; i++) n *= c->tshape[i];
-    for (int64_t i = 0; i < n; i++) t[i] = c->target[i];
-    tgt = lam_tensor_from_host(ctx, LAM_I32, c->tndim, c->tshape, t);
-  }
-  if (c->weight) weight = lam_tensor_from_host(ctx, LAM_F64, 1, (int64_t[]){c->wn}, c->weight);
+  if (c->target)
+    tgt = tu_from_f64(ctx, LAM_I32, c->tndim, c->tshape, tu_golden_values(gold, "%s", c->target));
+  if (c->weight)
+    weight = tu_from_f64(ctx, LAM_F64, 1, (int64_t[]){c->wn}, tu_golden_values(gold, "%s", c->weight));
   const lam_reduction reds[3] = {LAM_REDUCTION_MEAN, LAM_REDUCTION_SUM, LAM_REDUCTION_NONE};
   for (int r = 0; r < 3; r++) {
     tu_mark m = tu_mark_now(ctx);
@@ -102,17 +96,19 @@ static void run_case(lam_ctx *ctx, const loss_case *c) {
     double *gy = tu_read_f64(y);
     char what[96];
     snprintf(what, sizeof what, "%s reduction %d value", c->name, r);
-    tu_assert_close_f64(gy, c->y[r], ny, 1e-10, 1e-8, what);
+    tu_assert_close_f64(gy, tu_golden_values(gold, "%s", c->y[r]), ny, 1e-10, 1e-8, what);
     free(gy);
-    lam_tensor *w = lam_tensor_from_host(ctx, LAM_F64, lam_tensor_ndim(y), lam_tensor_shape(y), c->w[r]);
+    lam_tensor *w = tu_from_f64(ctx, LAM_F64, lam_tensor_ndim(y), lam_tensor_shape(y),
+                                tu_golden_values(gold, "%s", c->w[r]));
     lam_tensor *g[3] = {0};
-    cr_assert_eq(lam__vjp(ctx, call_loss, &rc, xs, c->n_in, w, NULL, g), LAM_OK, "%s: %s", c->name, lam_last_error());
+    cr_assert_eq(lam_vjp(ctx, call_loss, &rc, xs, c->n_in, w, NULL, g), LAM_OK, "%s: %s", c->name, lam_last_error());
     int gi = 0;
     for (int i = 0; i < c->n_in; i++) {
       if (c->grad_mask & (1 << i)) {
         double *gv = tu_read_f64(g[i]);
         snprintf(what, sizeof what, "%s reduction %d grad of input %d", c->name, r, i);
-        tu_assert_close_f64(gv, c->g[r][gi++], lam_tensor_numel(xs[i]), 1e-10, 1e-7, what);
+        tu_assert_close_f64(gv, tu_golden_values(gold, "%s", c->g[r][gi++]), lam_tensor_numel(xs[i]),
+                            1e-10, 1e-7, what);
         free(gv);
       }
       lam_tensor_free(g[i]);
@@ -127,48 +123,52 @@ static void run_case(lam_ctx *ctx, const loss_case *c) {
 }
 
 static const loss_case cases[] = {
-  {"ce_plain", CE, 1, {lam_ce_logits}, 2, {6, 5}, plain_target, 1, {6}, STD(0, 0), R3(ce_plain, y), R3(ce_plain, w), G1(ce_plain), 1, NULL, 0},
-  {"ce_full", CE, 1, {lam_ce_logits}, 2, {6, 5}, lam_ce_target, 1, {6}, STD(0.2, 0), R3(ce_full, y), R3(ce_full, w), G1(ce_full), 1, lam_ce_weight, 5},
-  {"ce_prob", CE, 2, {lam_ce_logits, lam_ce_probs}, 2, {6, 5}, NULL, 0, {0}, STD(0.1, 0), R3(ce_prob, y), R3(ce_prob, w), G1(ce_prob), 1, NULL, 0},
-  {"ce_sp", CE, 1, {lam_ce_sp_logits}, 3, {2, 3, 4}, lam_ce_sp_target, 2, {2, 4}, STD(0, 0), R3(ce_sp, y), R3(ce_sp, w), G1(ce_sp), 1, NULL, 0},
-  {"nll", NLL, 1, {lam_nll_logp}, 2, {6, 5}, lam_ce_target, 1, {6}, STD(0, 0), R3(nll, y), R3(nll, w), G1(nll), 1, lam_ce_weight, 5},
-  {"bce_logits", BCE, 2, {lam_bce_x, lam_bce_t}, 2, {3, 4}, NULL, 0, {0}, STD(0, 0), R3(bce_logits, y), R3(bce_logits, w), G1(bce_logits), 1, NULL, 0},
-  {"bce_probs", BCE, 2, {lam_bce_p, lam_bce_t}, 2, {3, 4}, NULL, 0, {0}, OPT(0, 1, 1, 0, 2, 0, 0, 0, 1), R3(bce_probs, y), R3(bce_probs, w), G1(bce_probs), 1, NULL, 0},
-  {"mse", MSE, 2, {lam_reg_a, lam_reg_b}, 2, {3, 5}, NULL, 0, {0}, STD(0, 0), R3(mse, y), R3(mse, w), G1(mse), 1, NULL, 0},
-  {"l1", L1, 2, {lam_reg_a, lam_reg_b}, 2, {3, 5}, NULL, 0, {0}, STD(0, 0), R3(l1, y), R3(l1, w), G1(l1), 1, NULL, 0},
-  {"smooth_l1", SMOOTH_L1, 2, {lam_reg_a, lam_reg_b}, 2, {3, 5}, NULL, 0, {0}, OPT(0, 0.7, 1, 0, 2, 0, 0, 0, 0), R3(smooth_l1, y), R3(smooth_l1, w), G1(smooth_l1), 1, NULL, 0},
-  {"huber", HUBER, 2, {lam_reg_a, lam_reg_b}, 2, {3, 5}, NULL, 0, {0}, OPT(0, 1, 0.8, 0, 2, 0, 0, 0, 0), R3(huber, y), R3(huber, w), G1(huber), 1, NULL, 0},
-  {"hinge", HINGE, 2, {lam_reg_a, lam_reg_sign}, 2, {3, 5}, NULL, 0, {0}, STD(0, 0), R3(hinge, y), R3(hinge, w), G1(hinge), 1, NULL, 0},
-  {"margin_ranking", MARGIN, 3, {lam_reg_a, lam_reg_b, lam_reg_sign}, 2, {3, 5}, NULL, 0, {0}, STD(0, 0.3), R3(margin_ranking, y), R3(margin_ranking, w), G2(margin_ranking, 0, 1), 3, NULL, 0},
-  {"kl", KL, 2, {lam_kl_input, lam_kl_target}, 2, {4, 3}, NULL, 0, {0}, STD(0, 0), R3(kl, y), R3(kl, w), G1(kl), 1, NULL, 0},
-  {"kl_log", KL, 2, {lam_kl_input, lam_kl_log_target}, 2, {4, 3}, NULL, 0, {0}, OPT(0, 1, 1, 0, 2, 0, 0, 1, 0), R3(kl_log, y), R3(kl_log, w), G1(kl_log), 1, NULL, 0},
-  {"triplet", TRIPLET, 3, {lam_tri_a, lam_tri_p, lam_tri_n}, 2, {4, 6}, NULL, 0, {0}, STD(0, 1.0), R3(triplet, y), R3(triplet, w), G3(triplet), 7, NULL, 0},
-  {"triplet_swap", TRIPLET, 3, {lam_tri_a, lam_tri_p, lam_tri_n}, 2, {4, 6}, NULL, 0, {0}, OPT(0, 1, 1, 2.0, 1, 1, 0, 0, 0), R3(triplet_swap, y), R3(triplet_swap, w), G3(triplet_swap), 7, NULL, 0},
-  {"cos", COS, 2, {lam_cos_x1, lam_cos_x2}, 3, {3, 4, 2}, NULL, 0, {0}, STD(0, 0), R3(cos, y), R3(cos, w), G2(cos, 0, 1), 3, NULL, 0},
-  {"gnll", GNLL, 3, {lam_gnll_mu, lam_gnll_t, lam_gnll_var}, 2, {5, 2}, NULL, 0, {0}, OPT(0, 1, 1, 0, 2, 0, 1, 0, 0), R3(gnll, y), R3(gnll, w), G2(gnll, 0, 2), 5, NULL, 0},
+  {"ce_plain", CE, 1, {IN(ce_logits)}, 2, {6, 5}, IN(ce_target_clamped), 1, {6}, STD(0, 0), R3(ce_plain, y), R3(ce_plain, w), G1(ce_plain), 1, NULL, 0},
+  {"ce_full", CE, 1, {IN(ce_logits)}, 2, {6, 5}, IN(ce_target), 1, {6}, STD(0.2, 0), R3(ce_full, y), R3(ce_full, w), G1(ce_full), 1, IN(ce_weight), 5},
+  {"ce_prob", CE, 2, {IN(ce_logits), IN(ce_probs)}, 2, {6, 5}, NULL, 0, {0}, STD(0.1, 0), R3(ce_prob, y), R3(ce_prob, w), G1(ce_prob), 1, NULL, 0},
+  {"ce_sp", CE, 1, {IN(ce_sp_logits)}, 3, {2, 3, 4}, IN(ce_sp_target), 2, {2, 4}, STD(0, 0), R3(ce_sp, y), R3(ce_sp, w), G1(ce_sp), 1, NULL, 0},
+  {"nll", NLL, 1, {IN(nll_logp)}, 2, {6, 5}, IN(ce_target), 1, {6}, STD(0, 0), R3(nll, y), R3(nll, w), G1(nll), 1, IN(ce_weight), 5},
+  {"bce_logits", BCE, 2, {IN(bce_x), IN(bce_t)}, 2, {3, 4}, NULL, 0, {0}, STD(0, 0), R3(bce_logits, y), R3(bce_logits, w), G1(bce_logits), 1, NULL, 0},
+  {"bce_probs", BCE, 2, {IN(bce_p), IN(bce_t)}, 2, {3, 4}, NULL, 0, {0}, OPT(0, 1, 1, 0, 2, 0, 0, 0, 1), R3(bce_probs, y), R3(bce_probs, w), G1(bce_probs), 1, NULL, 0},
+  {"mse", MSE, 2, {IN(reg_a), IN(reg_b)}, 2, {3, 5}, NULL, 0, {0}, STD(0, 0), R3(mse, y), R3(mse, w), G1(mse), 1, NULL, 0},
+  {"l1", L1, 2, {IN(reg_a), IN(reg_b)}, 2, {3, 5}, NULL, 0, {0}, STD(0, 0), R3(l1, y), R3(l1, w), G1(l1), 1, NULL, 0},
+  {"smooth_l1", SMOOTH_L1, 2, {IN(reg_a), IN(reg_b)}, 2, {3, 5}, NULL, 0, {0}, OPT(0, 0.7, 1, 0, 2, 0, 0, 0, 0), R3(smooth_l1, y), R3(smooth_l1, w), G1(smooth_l1), 1, NULL, 0},
+  {"huber", HUBER, 2, {IN(reg_a), IN(reg_b)}, 2, {3, 5}, NULL, 0, {0}, OPT(0, 1, 0.8, 0, 2, 0, 0, 0, 0), R3(huber, y), R3(huber, w), G1(huber), 1, NULL, 0},
+  {"hinge", HINGE, 2, {IN(reg_a), IN(reg_sign)}, 2, {3, 5}, NULL, 0, {0}, STD(0, 0), R3(hinge, y), R3(hinge, w), G1(hinge), 1, NULL, 0},
+  {"margin_ranking", MARGIN, 3, {IN(reg_a), IN(reg_b), IN(reg_sign)}, 2, {3, 5}, NULL, 0, {0}, STD(0, 0.3), R3(margin_ranking, y), R3(margin_ranking, w), G2(margin_ranking, 0, 1), 3, NULL, 0},
+  {"kl", KL, 2, {IN(kl_input), IN(kl_target)}, 2, {4, 3}, NULL, 0, {0}, STD(0, 0), R3(kl, y), R3(kl, w), G1(kl), 1, NULL, 0},
+  {"kl_log", KL, 2, {IN(kl_input), IN(kl_log_target)}, 2, {4, 3}, NULL, 0, {0}, OPT(0, 1, 1, 0, 2, 0, 0, 1, 0), R3(kl_log, y), R3(kl_log, w), G1(kl_log), 1, NULL, 0},
+  {"triplet", TRIPLET, 3, {IN(tri_a), IN(tri_p), IN(tri_n)}, 2, {4, 6}, NULL, 0, {0}, STD(0, 1.0), R3(triplet, y), R3(triplet, w), G3(triplet), 7, NULL, 0},
+  {"triplet_swap", TRIPLET, 3, {IN(tri_a), IN(tri_p), IN(tri_n)}, 2, {4, 6}, NULL, 0, {0}, OPT(0, 1, 1, 2.0, 1, 1, 0, 0, 0), R3(triplet_swap, y), R3(triplet_swap, w), G3(triplet_swap), 7, NULL, 0},
+  {"cos", COS, 2, {IN(cos_x1), IN(cos_x2)}, 3, {3, 4, 2}, NULL, 0, {0}, STD(0, 0), R3(cos, y), R3(cos, w), G2(cos, 0, 1), 3, NULL, 0},
+  {"gnll", GNLL, 3, {IN(gnll_mu), IN(gnll_t), IN(gnll_var)}, 2, {5, 2}, NULL, 0, {0}, OPT(0, 1, 1, 0, 2, 0, 1, 0, 0), R3(gnll, y), R3(gnll, w), G2(gnll, 0, 2), 5, NULL, 0},
 };
 
 Test(loss, every_loss_and_reduction_matches_pytorch) {
   lam_ctx *ctx = tu_ctx();
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i]);
+  tu_golden *gold = tu_golden_load("loss_golden.safetensors");
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, gold, &cases[i]);
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 
 Test(loss, kl_batchmean) {
   lam_ctx *ctx = tu_ctx();
-  lam_tensor *x = lam_tensor_from_host(ctx, LAM_F64, 2, (int64_t[]){4, 3}, lam_kl_input);
-  lam_tensor *t = lam_tensor_from_host(ctx, LAM_F64, 2, (int64_t[]){4, 3}, lam_kl_target);
+  tu_golden *gold = tu_golden_load("loss_golden.safetensors");
+  lam_tensor *x = tu_golden_tensor(ctx, LAM_F64, gold, "inputs.kl_input");
+  lam_tensor *t = tu_golden_tensor(ctx, LAM_F64, gold, "inputs.kl_target");
   lam_loss_opts o = lam_loss_defaults();
   o.reduction = LAM_REDUCTION_BATCHMEAN;
   lam_tensor *y = lam_kl_div_loss(x, t, &o);
   double v;
   cr_assert_eq(lam_tensor_item(y, &v), LAM_OK, "%s", lam_last_error());
-  cr_assert_float_eq(v, lam_kl_batchmean_y[0], 1e-12);
+  cr_assert_float_eq(v, tu_golden_values(gold, "kl.batchmean.y")[0], 1e-12);
   o.reduction = LAM_REDUCTION_BATCHMEAN;
   tu_assert_fails(lam_mse_loss(x, t, &o), LAM_ERR_INVALID_ARGUMENT, "reduction 3");
   lam_tensor_free(y);
   lam_tensor_free(x);
   lam_tensor_free(t);
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 

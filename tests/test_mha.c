@@ -11,35 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/attention_golden.h"
 #include "testutil.h"
-
-static lam_tensor *from_f64(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *shape,
-                            const double *v) {
-  int64_t n = 1;
-  for (int i = 0; i < ndim; i++) n *= shape[i];
-  void *buf = malloc((size_t)n * 8 + 8);
-  for (int64_t i = 0; i < n; i++) {
-    if (dt == LAM_F32) ((float *)buf)[i] = (float)v[i];
-    else ((double *)buf)[i] = v[i];
-  }
-  lam_tensor *t = lam_tensor_from_host(ctx, dt, ndim, shape, buf);
-  free(buf);
-  cr_assert(t, "from_f64: %s", lam_last_error());
-  return t;
-}
-
-static double *to_f64(const lam_tensor *t) {
-  cr_assert(t, "to_f64: NULL tensor: %s", lam_last_error());
-  int64_t n = lam_tensor_numel(t);
-  void *buf = malloc(lam_tensor_nbytes(t));
-  cr_assert_eq(lam_tensor_to_host(t, buf, lam_tensor_nbytes(t)), LAM_OK, "%s", lam_last_error());
-  double *v = malloc((size_t)n * sizeof *v);
-  for (int64_t i = 0; i < n; i++)
-    v[i] = lam_tensor_dtype(t) == LAM_F32 ? ((float *)buf)[i] : ((double *)buf)[i];
-  free(buf);
-  return v;
-}
+#include "attention_common.h"
 
 static lam_tensor *gen_tensor(lam_ctx *ctx, uint32_t seed, int ndim, const int64_t *shape, double lo,
                               double hi) {
@@ -47,7 +20,7 @@ static lam_tensor *gen_tensor(lam_ctx *ctx, uint32_t seed, int ndim, const int64
   for (int i = 0; i < ndim; i++) n *= shape[i];
   double *v = malloc((size_t)n * sizeof *v);
   ag_gen(seed, n, lo, hi, v);
-  lam_tensor *t = from_f64(ctx, LAM_F32, ndim, shape, v);
+  lam_tensor *t = tu_from_f64(ctx, LAM_F32, ndim, shape, v);
   free(v);
   return t;
 }
@@ -80,30 +53,15 @@ static lam_tensor *golden_fn(lam_tensor *const *xs, int n, void *user) {
   return s;
 }
 
-static void check_sampled(const ag_file *f, const char *name, lam_tensor *t) {
-  int n = 0;
-  const float *want = ag_get(f, name, &n);
-  cr_assert(want, "golden record %s missing", name);
-  double *full = to_f64(t), *got = malloc((size_t)n * sizeof *got), *w = malloc((size_t)n * sizeof *w);
-  ag_sample(full, lam_tensor_numel(t), n, got);
-  for (int i = 0; i < n; i++) w[i] = want[i];
-  tu_assert_close_f64(got, w, n, 3e-5, 3e-4, name);
-  free(full);
-  free(got);
-  free(w);
-}
-
 Test(mha, pytorch_golden) {
   lam_ctx *ctx = tu_ctx();
-  ag_file f;
-  cr_assert_eq(ag_load(&f), 0, "cannot read tests/data/attention_golden.bin");
+  tu_golden *f = tu_golden_load("attention_golden.safetensors");
   tu_mark m = tu_mark_now(ctx);
   for (int idx = 0; idx < 4; idx++) {
     char name[64];
-    snprintf(name, sizeof name, "mha%d.cfg", idx);
-    int n = 0;
-    const float *c = ag_get(&f, name, &n);
-    cr_assert(c && n == 11, "missing %s", name);
+    const tu_array *cfg = tu_golden_get(f, "mha%d.cfg", idx);
+    cr_assert_eq(cfg->n, 11, "mha%d.cfg", idx);
+    const double *c = cfg->v;
     int64_t E = (int64_t)c[0], H = (int64_t)c[1], B = (int64_t)c[2], Sq = (int64_t)c[3], Sk = (int64_t)c[4];
     int64_t kdim = (int64_t)c[5], vdim = (int64_t)c[6];
     int bias = c[7] != 0, causal = c[8] != 0, kpm = c[9] != 0;
@@ -159,21 +117,21 @@ Test(mha, pytorch_golden) {
     cr_assert_eq(lam_nn_multi_head_attention_apply(u.layer, p, xs[0], cross ? xs[1] : xs[0], cross ? xs[2] : xs[0], &u.opts, &y),
                  LAM_OK, "%s", lam_last_error());
     snprintf(name, sizeof name, "mha%d.out", idx);
-    check_sampled(&f, name, y);
+    ag_check_sampled(f, name, y, 3e-5, 3e-4);
     if (cross) {
       snprintf(name, sizeof name, "mha%d.dx", idx);
-      check_sampled(&f, name, g[0]);
+      ag_check_sampled(f, name, g[0], 3e-5, 3e-4);
       snprintf(name, sizeof name, "mha%d.dkey", idx);
-      check_sampled(&f, name, g[1]);
+      ag_check_sampled(f, name, g[1], 3e-5, 3e-4);
       snprintf(name, sizeof name, "mha%d.dvalue", idx);
-      check_sampled(&f, name, g[2]);
+      ag_check_sampled(f, name, g[2], 3e-5, 3e-4);
     } else {
       snprintf(name, sizeof name, "mha%d.dx", idx);
-      check_sampled(&f, name, g[0]);
+      ag_check_sampled(f, name, g[0], 3e-5, 3e-4);
     }
     for (int i = 0; i < u.nparams; i++) {
       snprintf(name, sizeof name, "mha%d.d%s", idx, PNAMES[i]);
-      check_sampled(&f, name, g[3 + i]);
+      ag_check_sampled(f, name, g[3 + i], 3e-5, 3e-4);
     }
     lam_ptree_free(p);
     lam_tensor_free(y);
@@ -188,7 +146,7 @@ Test(mha, pytorch_golden) {
     lam_layer_free(u.layer);
   }
   tu_assert_no_leak(ctx, m);
-  ag_free(&f);
+  tu_golden_free(f);
   lam_ctx_free(ctx);
 }
 
@@ -313,16 +271,16 @@ Test(mha, gqa_rope_dims_match_reference) {
         lam_tensor_free(nb);
         t = lam_ptree_get(params, PNAMES[i]);
       }
-      P[i] = to_f64(t);
+      P[i] = tu_to_f64(t);
     }
     tu_rng r = tu_rng_make(70 + (uint64_t)ci);
     lam_tensor *x = tu_rand_f64(ctx, &r, 3, (int64_t[]){c->B, c->S, c->E}, -1, 1);
-    double *xh = to_f64(x);
+    double *xh = tu_to_f64(x);
     double *want = ref_mha(c, xh, P);
     lam_tensor *y = NULL;
     cr_assert_eq(lam_layer_apply(l, vars, x, NULL, &y), LAM_OK, "%s", lam_last_error());
     cr_assert_eq(lam_tensor_dim(y, 2), c->odims);
-    double *got = to_f64(y);
+    double *got = tu_to_f64(y);
     char what[32];
     snprintf(what, sizeof what, "mha case %d", ci);
     tu_assert_close_f64(got, want, c->B * c->S * c->odims, 1e-12, 1e-10, what);

@@ -1,8 +1,9 @@
 /* test_norm.c: the normalization ops and layers: PyTorch golden outputs and
  * gradients (layer, RMS, group, instance, channel layer and batch norm in
  * training and evaluation, ranks 2-5, odd sizes, batch size 1, inputs far
- * from zero) in f32 and f64; a plain C reference (forward and backward) on
- * random shapes that take every kernel path (one team per row or many rows
+ * from zero) in f32 and f64 (tests/data/norm_golden.safetensors); a
+ * plain C reference (forward and backward) on random shapes that take every
+ * kernel path (one team per row or many rows
  * per work-group, column sums, strided channel loops, one layer norm above
  * 2^22 elements); finite-difference gradient checks; constant inputs;
  * the layers (params/state names, batch norm's running statistics after 3
@@ -17,73 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autodiff/tape.h" /* lam__vjp */
-#include "data/norm_golden.h"
 #include "testutil.h"
 
 /* ---- helpers -------------------------------------------------------------- */
-
-static int64_t numel_of(int ndim, const int64_t *shape) {
-  int64_t n = 1;
-  for (int i = 0; i < ndim; i++) n *= shape[i];
-  return n;
-}
-
-static lam_tensor *from_f64(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *shape,
-                            const double *v) {
-  int64_t n = numel_of(ndim, shape);
-  void *buf = malloc((size_t)n * 8);
-  for (int64_t i = 0; i < n; i++) {
-    if (dt == LAM_F32) ((float *)buf)[i] = (float)v[i];
-    else ((double *)buf)[i] = v[i];
-  }
-  lam_tensor *t = lam_tensor_from_host(ctx, dt, ndim, shape, buf);
-  free(buf);
-  cr_assert(t, "from_f64: %s", lam_last_error());
-  return t;
-}
-
-static double *to_f64(const lam_tensor *t) {
-  cr_assert(t, "to_f64: NULL tensor: %s", lam_last_error());
-  return lam_tensor_dtype(t) == LAM_F64 ? tu_read_f64(t) : NULL;
-}
-
-/* Reads an f32 or f64 tensor as doubles (malloc'd). */
-static double *read_any(const lam_tensor *t) {
-  cr_assert(t, "read_any: NULL tensor: %s", lam_last_error());
-  double *v = to_f64(t);
-  if (v) return v;
-  int64_t n = lam_tensor_numel(t);
-  if (lam_tensor_dtype(t) == LAM_I32) {
-    int32_t *iv = malloc((size_t)n * 4);
-    cr_assert_eq(lam_tensor_to_host(t, iv, (size_t)n * 4), LAM_OK);
-    v = malloc((size_t)n * sizeof *v);
-    for (int64_t i = 0; i < n; i++) v[i] = iv[i];
-    free(iv);
-    return v;
-  }
-  float *f = tu_read_f32(t);
-  v = malloc((size_t)n * sizeof *v);
-  for (int64_t i = 0; i < n; i++) v[i] = f[i];
-  free(f);
-  return v;
-}
-
-static void check_close(const lam_tensor *t, const double *want, int64_t n, double atol, double rtol,
-                        const char *what) {
-  cr_assert(t, "%s: NULL result: %s", what, lam_last_error());
-  cr_assert_eq(lam_tensor_numel(t), n, "%s: %lld elements, want %lld", what,
-               (long long)lam_tensor_numel(t), (long long)n);
-  double *got = read_any(t);
-  tu_assert_close_f64(got, want, n, atol, rtol, what);
-  free(got);
-}
-
-static double *rand_vec(tu_rng *r, int64_t n, double lo, double hi) {
-  double *v = malloc((size_t)n * sizeof *v);
-  tu_fill_uniform_f64(r, v, n, lo, hi);
-  return v;
-}
 
 /* Values as an f32 tensor holds them, so references see the same input. */
 static void round_f32(double *v, int64_t n) {
@@ -92,16 +29,60 @@ static void round_f32(double *v, int64_t n) {
 
 /* ---- PyTorch golden data ---------------------------------------------------- */
 
-/* Golden inputs are float32 values printed with 9 digits: rounding through
- * float recovers them exactly (outputs are printed with 17). */
+/* Golden inputs are float32 values (outputs f64): rounding through float
+ * keeps them exact. */
 static lam_tensor *from_golden(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *shape,
                                const double *v) {
-  int64_t n = numel_of(ndim, shape);
+  int64_t n = tu_numel(ndim, shape);
   double *c = malloc((size_t)n * sizeof *c);
   for (int64_t i = 0; i < n; i++) c[i] = (float)v[i];
-  lam_tensor *t = from_f64(ctx, dt, ndim, shape, c);
+  lam_tensor *t = tu_from_f64(ctx, dt, ndim, shape, c);
   free(c);
   return t;
+}
+
+enum { NG_LAYER, NG_RMS, NG_GROUP, NG_INSTANCE, NG_CHANNEL_LN, NG_BATCH_TRAIN, NG_BATCH_EVAL };
+
+/* Case c of tools/gen_norm_golden.py: tensors norm.<c>.<name>, the rest metadata. */
+typedef struct norm_golden {
+  int op;
+  int ndim;
+  int64_t shape[8];
+  int nd;          /* layer/rms: normalized ndim */
+  int64_t groups;  /* group norm */
+  double eps, momentum;
+  int pndim;       /* params' rank and shape */
+  int64_t pshape[8];
+  const double *x, *w, *b, *rm, *rv, *dy, *y, *dx, *dw, *db, *nrm, *nrv; /* NULL: absent */
+} norm_golden;
+
+static norm_golden norm_golden_case(const tu_golden *gold, int c) {
+  static const char *const ops[] = {"layer",    "rms",         "group",     "instance",
+                                    "channel_ln", "batch_train", "batch_eval"};
+  norm_golden g = {0};
+  const char *op = tu_golden_meta(gold, "norm.%d.op", c);
+  g.op = -1;
+  for (int k = 0; k < 7; k++)
+    if (strcmp(op, ops[k]) == 0) g.op = k;
+  cr_assert(g.op >= 0, "norm golden op %s", op);
+  const tu_array *x = tu_golden_get(gold, "norm.%d.x", c);
+  g.ndim = x->ndim;
+  memcpy(g.shape, x->shape, sizeof g.shape);
+  g.nd = (int)tu_golden_num(gold, "norm.%d.nd", c);
+  g.groups = (int64_t)tu_golden_num(gold, "norm.%d.groups", c);
+  g.eps = tu_golden_num(gold, "norm.%d.eps", c);
+  g.momentum = tu_golden_num(gold, "norm.%d.momentum", c);
+  double ps[8];
+  g.pndim = tu_golden_nums(gold, ps, 8, "norm.%d.pshape", c);
+  for (int d = 0; d < g.pndim; d++) g.pshape[d] = (int64_t)ps[d];
+  const double **fields[] = {&g.x,  &g.w,  &g.b,  &g.rm, &g.rv,  &g.dy,
+                             &g.y,  &g.dx, &g.dw, &g.db, &g.nrm, &g.nrv};
+  static const char *const names[] = {"x", "w", "b", "rm", "rv", "dy", "y", "dx", "dw", "db", "nrm", "nrv"};
+  for (int k = 0; k < 12; k++) {
+    const tu_array *a = tu_golden_find(gold, "norm.%d.%s", c, names[k]);
+    *fields[k] = a ? a->v : NULL;
+  }
+  return g;
 }
 
 typedef struct {
@@ -140,11 +121,12 @@ static lam_tensor *golden_fn(lam_tensor *const *xs, int n, void *user) {
 
 static void run_golden(lam_dtype dt) {
   lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("norm_golden.safetensors");
   tu_mark m = tu_mark_now(ctx);
   const double atol = dt == LAM_F64 ? 1e-9 : 3e-4, rtol = dt == LAM_F64 ? 1e-9 : 3e-4;
-  for (int c = 0; c < NORM_GOLDEN_N; c++) {
-    const norm_golden *g = &norm_golden_cases[c];
-    int64_t n = numel_of(g->ndim, g->shape), np = numel_of(g->pndim, g->pshape);
+  for (int c = 0; c < tu_golden_count(gold, "norm.cases"); c++) {
+    const norm_golden gc = norm_golden_case(gold, c), *g = &gc;
+    int64_t n = tu_numel(g->ndim, g->shape), np = tu_numel(g->pndim, g->pshape);
     int64_t C = g->shape[1];
     grun r = {g, dt, NULL, NULL, NULL, NULL};
     lam_tensor *xs[3];
@@ -158,20 +140,20 @@ static void run_golden(lam_dtype dt) {
     }
     lam_tensor *dy = from_golden(ctx, dt, g->ndim, g->shape, g->dy);
     lam_tensor *y = NULL, *grads[3] = {0};
-    lam_status st = lam__vjp(ctx, golden_fn, &r, xs, nx, dy, &y, grads);
+    lam_status st = lam_vjp(ctx, golden_fn, &r, xs, nx, dy, &y, grads);
     char what[96];
     snprintf(what, sizeof what, "golden case %d (op %d) %s", c, g->op, lam_dtype_name(dt));
     cr_assert_eq(st, LAM_OK, "%s: %s", what, lam_last_error());
     /* inputs far from zero lose digits in f32 before any op runs */
     double sc = g->x[0] > 100 ? 10 : 1;
-    check_close(y, g->y, n, atol * sc, rtol, what);
-    check_close(grads[0], g->dx, n, atol * sc, rtol * sc, what);
+    tu_assert_tensor_close(y, g->y, n, atol * sc, rtol, what);
+    tu_assert_tensor_close(grads[0], g->dx, n, atol * sc, rtol * sc, what);
     int k = 1;
-    if (g->w) check_close(grads[k++], g->dw, np, atol * sc, rtol * sc, what);
-    if (g->b) check_close(grads[k++], g->db, np, atol, rtol, what);
+    if (g->w) tu_assert_tensor_close(grads[k++], g->dw, np, atol * sc, rtol * sc, what);
+    if (g->b) tu_assert_tensor_close(grads[k++], g->db, np, atol, rtol, what);
     if (g->nrm) {
-      check_close(r.nrm, g->nrm, C, atol * sc, rtol, what);
-      check_close(r.nrv, g->nrv, C, atol * sc, rtol, what);
+      tu_assert_tensor_close(r.nrm, g->nrm, C, atol * sc, rtol, what);
+      tu_assert_tensor_close(r.nrv, g->nrv, C, atol * sc, rtol, what);
     }
     for (int i = 0; i < nx; i++) {
       lam_tensor_free(xs[i]);
@@ -185,6 +167,7 @@ static void run_golden(lam_dtype dt) {
     lam_tensor_free(r.nrv);
   }
   tu_assert_no_leak(ctx, m);
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 
@@ -312,9 +295,9 @@ static lam_tensor *rcase_fn(lam_tensor *const *xs, int n, void *user) {
 
 /* Geometry of a case for the reference; np params of shape pshape. */
 static rgeo rcase_geo(const rcase *c, int ndim, const int64_t *shape, int *pnd, int64_t *pshape) {
-  int64_t n = numel_of(ndim, shape);
+  int64_t n = tu_numel(ndim, shape);
   if (c->kind == K_LAYER || c->kind == K_RMS) {
-    int64_t D = numel_of(c->nd, shape + ndim - c->nd);
+    int64_t D = tu_numel(c->nd, shape + ndim - c->nd);
     *pnd = c->nd;
     memcpy(pshape, shape + ndim - c->nd, (size_t)c->nd * sizeof *pshape);
     return (rgeo){n / D, D, 1, 1, 0, 1, c->kind == K_RMS};
@@ -332,9 +315,9 @@ static void run_rcase(lam_ctx *ctx, tu_rng *r, lam_dtype dt, const rcase *c, int
   int pnd;
   int64_t pshape[8];
   rgeo g = rcase_geo(c, ndim, shape, &pnd, pshape);
-  int64_t n = numel_of(ndim, shape), np = numel_of(pnd, pshape);
-  double *x = rand_vec(r, n, -3, 5), *w = rand_vec(r, np, 0.5, 1.5), *b = rand_vec(r, np, -1, 1);
-  double *dy = rand_vec(r, n, -1, 1);
+  int64_t n = tu_numel(ndim, shape), np = tu_numel(pnd, pshape);
+  double *x = tu_rand_vec(r, n, -3, 5), *w = tu_rand_vec(r, np, 0.5, 1.5), *b = tu_rand_vec(r, np, -1, 1);
+  double *dy = tu_rand_vec(r, n, -1, 1);
   if (dt == LAM_F32) {
     round_f32(x, n);
     round_f32(w, np);
@@ -345,31 +328,31 @@ static void run_rcase(lam_ctx *ctx, tu_rng *r, lam_dtype dt, const rcase *c, int
          *db = malloc((size_t)np * 8);
   bool hb = c->affine && c->kind != K_RMS;
   ref_rownorm(&g, x, c->affine ? w : NULL, hb ? b : NULL, 1e-5, grads ? dy : NULL, y, dx, dw, db, np);
-  lam_tensor *xs[3] = {from_f64(ctx, dt, ndim, shape, x), NULL, NULL};
+  lam_tensor *xs[3] = {tu_from_f64(ctx, dt, ndim, shape, x), NULL, NULL};
   int nx = 1;
-  if (c->affine) xs[nx++] = from_f64(ctx, dt, pnd, pshape, w);
-  if (hb) xs[nx++] = from_f64(ctx, dt, pnd, pshape, b);
+  if (c->affine) xs[nx++] = tu_from_f64(ctx, dt, pnd, pshape, w);
+  if (hb) xs[nx++] = tu_from_f64(ctx, dt, pnd, pshape, b);
   char what[128];
   snprintf(what, sizeof what, "kind %d shape[0..] %lld,%lld rank %d %s", c->kind, (long long)shape[0],
            (long long)(ndim > 1 ? shape[1] : 0), ndim, lam_dtype_name(dt));
   double atol = dt == LAM_F64 ? 1e-10 : 2e-4, rtol = dt == LAM_F64 ? 1e-10 : 2e-4;
   if (grads) {
-    lam_tensor *t_dy = from_f64(ctx, dt, ndim, shape, dy);
+    lam_tensor *t_dy = tu_from_f64(ctx, dt, ndim, shape, dy);
     lam_tensor *out = NULL, *gr[3] = {0};
-    lam_status st = lam__vjp(ctx, rcase_fn, (void *)c, xs, nx, t_dy, &out, gr);
+    lam_status st = lam_vjp(ctx, rcase_fn, (void *)c, xs, nx, t_dy, &out, gr);
     cr_assert_eq(st, LAM_OK, "%s: %s", what, lam_last_error());
-    check_close(out, y, n, atol, rtol, what);
-    check_close(gr[0], dx, n, atol * 4, rtol * 4, what);
+    tu_assert_tensor_close(out, y, n, atol, rtol, what);
+    tu_assert_tensor_close(gr[0], dx, n, atol * 4, rtol * 4, what);
     /* column sums over many rows: f32 accumulates more rounding */
     double sat = dt == LAM_F64 ? 1e-9 : 2e-4 * sqrt((double)(n / np) + 1);
-    if (c->affine) check_close(gr[1], dw, np, sat, rtol * 4, what);
-    if (hb) check_close(gr[2], db, np, sat, rtol * 4, what);
+    if (c->affine) tu_assert_tensor_close(gr[1], dw, np, sat, rtol * 4, what);
+    if (hb) tu_assert_tensor_close(gr[2], db, np, sat, rtol * 4, what);
     lam_tensor_free(t_dy);
     lam_tensor_free(out);
     for (int i = 0; i < 3; i++) lam_tensor_free(gr[i]);
   } else {
     lam_tensor *out = rcase_fn(xs, nx, (void *)c);
-    check_close(out, y, n, atol, rtol, what);
+    tu_assert_tensor_close(out, y, n, atol, rtol, what);
     lam_tensor_free(out);
   }
   for (int i = 0; i < nx; i++) lam_tensor_free(xs[i]);
@@ -441,9 +424,9 @@ static lam_tensor *bcase_fn(lam_tensor *const *xs, int n, void *user) {
 
 static void run_bcase(lam_ctx *ctx, tu_rng *r, lam_dtype dt, bool affine, int ndim,
                       const int64_t *shape) {
-  int64_t n = numel_of(ndim, shape), N = shape[0], C = shape[1], S = n / (N * C);
-  double *x = rand_vec(r, n, -2, 6), *w = rand_vec(r, C, 0.5, 1.5), *b = rand_vec(r, C, -1, 1);
-  double *dy = rand_vec(r, n, -1, 1), *rm = rand_vec(r, C, -1, 1), *rv = rand_vec(r, C, 0.5, 2);
+  int64_t n = tu_numel(ndim, shape), N = shape[0], C = shape[1], S = n / (N * C);
+  double *x = tu_rand_vec(r, n, -2, 6), *w = tu_rand_vec(r, C, 0.5, 1.5), *b = tu_rand_vec(r, C, -1, 1);
+  double *dy = tu_rand_vec(r, n, -1, 1), *rm = tu_rand_vec(r, C, -1, 1), *rv = tu_rand_vec(r, C, 0.5, 2);
   if (dt == LAM_F32) {
     round_f32(x, n);
     round_f32(w, C);
@@ -452,38 +435,38 @@ static void run_bcase(lam_ctx *ctx, tu_rng *r, lam_dtype dt, bool affine, int nd
     round_f32(rm, C);
     round_f32(rv, C);
   }
-  lam_tensor *trm = from_f64(ctx, dt, 1, &C, rm), *trv = from_f64(ctx, dt, 1, &C, rv);
+  lam_tensor *trm = tu_from_f64(ctx, dt, 1, &C, rm), *trv = tu_from_f64(ctx, dt, 1, &C, rv);
   double *y = malloc((size_t)n * 8), *dx = malloc((size_t)n * 8), *dw = malloc((size_t)C * 8),
          *db = malloc((size_t)C * 8);
   ref_batchnorm(N, C, S, x, affine ? w : NULL, affine ? b : NULL, 1e-5, 0.1, rm, rv, dy, y, dx, dw, db);
-  lam_tensor *xs[3] = {from_f64(ctx, dt, ndim, shape, x), NULL, NULL};
+  lam_tensor *xs[3] = {tu_from_f64(ctx, dt, ndim, shape, x), NULL, NULL};
   int nx = 1;
   if (affine) {
-    xs[nx++] = from_f64(ctx, dt, 1, &C, w);
-    xs[nx++] = from_f64(ctx, dt, 1, &C, b);
+    xs[nx++] = tu_from_f64(ctx, dt, 1, &C, w);
+    xs[nx++] = tu_from_f64(ctx, dt, 1, &C, b);
   }
   char what[96];
   snprintf(what, sizeof what, "batch norm [%lld, %lld, S=%lld] %s", (long long)N, (long long)C,
            (long long)S, lam_dtype_name(dt));
   double atol = dt == LAM_F64 ? 1e-10 : 3e-4, rtol = atol;
-  lam_tensor *t_dy = from_f64(ctx, dt, ndim, shape, dy);
+  lam_tensor *t_dy = tu_from_f64(ctx, dt, ndim, shape, dy);
   lam_tensor *out = NULL, *gr[3] = {0};
-  cr_assert_eq(lam__vjp(ctx, bcase_fn, NULL, xs, nx, t_dy, &out, gr), LAM_OK, "%s: %s", what,
+  cr_assert_eq(lam_vjp(ctx, bcase_fn, NULL, xs, nx, t_dy, &out, gr), LAM_OK, "%s: %s", what,
                lam_last_error());
-  check_close(out, y, n, atol, rtol, what);
-  check_close(gr[0], dx, n, atol * 4, rtol * 4, what);
+  tu_assert_tensor_close(out, y, n, atol, rtol, what);
+  tu_assert_tensor_close(gr[0], dx, n, atol * 4, rtol * 4, what);
   double sat = dt == LAM_F64 ? 1e-9 : 2e-4 * sqrt((double)(N * S));
   if (affine) {
-    check_close(gr[1], dw, C, sat, rtol * 4, what);
-    check_close(gr[2], db, C, sat, rtol * 4, what);
+    tu_assert_tensor_close(gr[1], dw, C, sat, rtol * 4, what);
+    tu_assert_tensor_close(gr[2], db, C, sat, rtol * 4, what);
   }
   /* running statistics from the same kernel */
   lam_tensor *nm = NULL, *nv = NULL;
   lam_tensor *y2 = lam_batch_norm(xs[0], trm, trv, affine ? xs[1] : NULL,
                                           affine ? xs[2] : NULL, true, 0.1, 1e-5, &nm, &nv);
-  check_close(y2, y, n, atol, rtol, what);
-  check_close(nm, rm, C, atol, rtol, what);
-  check_close(nv, rv, C, atol, rtol, what);
+  tu_assert_tensor_close(y2, y, n, atol, rtol, what);
+  tu_assert_tensor_close(nm, rm, C, atol, rtol, what);
+  tu_assert_tensor_close(nv, rv, C, atol, rtol, what);
   lam_tensor_free(y2);
   lam_tensor_free(nm);
   lam_tensor_free(nv);
@@ -641,7 +624,7 @@ Test(norm, constant_input_is_finite) {
   const double want[4] = {0, 0.25, 0.25, 0.25};
   for (int i = 0; i < 4; i++) {
     cr_assert(ys[i], "case %d: %s", i, lam_last_error());
-    double *v = read_any(ys[i]);
+    double *v = tu_to_f64(ys[i]);
     for (int64_t e = 0; e < lam_tensor_numel(ys[i]); e++)
       cr_assert(isfinite(v[e]) && v[e] == want[i], "case %d element %lld: %g", i, (long long)e, v[e]);
     free(v);
@@ -651,7 +634,7 @@ Test(norm, constant_input_is_finite) {
   lam_tensor *xd = lam_tensor_full(ctx, LAM_F64, 2, (int64_t[]){3, 1023}, -3e7);
   lam_tensor *yd = lam_rms_norm(xd, 1, NULL, 1e-6);
   lam_tensor *zd = lam_layer_norm(xd, 1, NULL, NULL, 1e-6);
-  double *v = read_any(yd), *z = read_any(zd);
+  double *v = tu_to_f64(yd), *z = tu_to_f64(zd);
   for (int e = 0; e < 3 * 1023; e++) {
     cr_assert(fabs(v[e] + 1.0) < 1e-12, "rms element %d: %g", e, v[e]);
     cr_assert(z[e] == 0, "layer element %d: %g", e, z[e]);
@@ -669,52 +652,50 @@ Test(norm, constant_input_is_finite) {
 
 /* ---- layers ------------------------------------------------------------------------------- */
 
-static lam_tensor *apply_ok(lam_layer *l, lam_vars *v, lam_tensor *x, bool training) {
-  lam_apply_opts o = {training, NULL, NULL, NULL};
-  lam_tensor *y = NULL;
-  lam_status st = lam_layer_apply(l, v, x, &o, &y);
-  cr_assert_eq(st, LAM_OK, "apply %s: %s", lam_layer_name(l), lam_last_error());
-  return y;
-}
-
 static void bn_three_steps(lam_dtype dt) {
   lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("norm_golden.safetensors");
   tu_mark m = tu_mark_now(ctx);
   lam_layer *bn = lam_nn_batch_norm(3, NULL);
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(bn, ctx, lam_rng_key_make(1), dt, &v), LAM_OK, "%s", lam_last_error());
   int64_t C = 3, shape[4] = {2, 3, 4, 5};
-  lam_tensor *w = from_golden(ctx, dt, 1, &C, norm_bn3_weight), *b = from_golden(ctx, dt, 1, &C, norm_bn3_bias);
+  lam_tensor *w = from_golden(ctx, dt, 1, &C, tu_golden_values(gold, "bn3.weight"));
+  lam_tensor *b = from_golden(ctx, dt, 1, &C, tu_golden_values(gold, "bn3.bias"));
   cr_assert_eq(lam_ptree_set(lam_vars_params(v), "weight", w), LAM_OK);
   cr_assert_eq(lam_ptree_set(lam_vars_params(v), "bias", b), LAM_OK);
-  const double *xs[4] = {norm_bn3_x0, norm_bn3_x1, norm_bn3_x2, norm_bn3_x3};
+  const double *xs[4] = {tu_golden_values(gold, "bn3.x0"), tu_golden_values(gold, "bn3.x1"),
+                         tu_golden_values(gold, "bn3.x2"), tu_golden_values(gold, "bn3.x3")};
   lam_tensor *first_state = lam_tensor_retain(lam_ptree_get(lam_vars_state(v), "running_mean"));
   for (int i = 0; i < 3; i++) {
     lam_tensor *x = from_golden(ctx, dt, 4, shape, xs[i]);
-    lam_tensor_free(apply_ok(bn, v, x, true));
+    lam_tensor_free(tu_apply(bn, v, x, true));
     lam_tensor_free(x);
   }
   double tol = dt == LAM_F64 ? 1e-12 : 1e-5;
   lam_ptree *st = lam_vars_state(v);
-  check_close(lam_ptree_get(st, "running_mean"), norm_bn3_running_mean, 3, tol, tol, "running_mean");
-  check_close(lam_ptree_get(st, "running_var"), norm_bn3_running_var, 3, tol, tol, "running_var");
+  tu_assert_tensor_close(lam_ptree_get(st, "running_mean"), tu_golden_values(gold, "bn3.running_mean"), 3,
+                         tol, tol, "running_mean");
+  tu_assert_tensor_close(lam_ptree_get(st, "running_var"), tu_golden_values(gold, "bn3.running_var"), 3,
+                         tol, tol, "running_var");
   lam_tensor *nbt = lam_ptree_get(st, "num_batches_tracked");
   cr_assert_eq(lam_tensor_dtype(nbt), LAM_I32);
   cr_assert_eq(lam_tensor_ndim(nbt), 0);
   double nb = 0;
   cr_assert_eq(lam_tensor_item(nbt, &nb), LAM_OK);
-  cr_assert_eq((int)nb, norm_bn3_num_batches_tracked);
+  cr_assert_eq((int)nb, (int)tu_golden_values(gold, "bn3.num_batches_tracked")[0]);
   /* the state leaves were replaced, the old tensor untouched (zeros) */
   cr_assert_neq(lam_ptree_get(st, "running_mean"), first_state);
-  double *z = read_any(first_state);
+  double *z = tu_to_f64(first_state);
   cr_assert(z[0] == 0 && z[1] == 0 && z[2] == 0);
   free(z);
   lam_tensor_free(first_state);
   /* evaluation uses the running statistics and leaves them alone */
   lam_tensor *rm_before = lam_ptree_get(st, "running_mean");
   lam_tensor *x3 = from_golden(ctx, dt, 4, shape, xs[3]);
-  lam_tensor *y = apply_ok(bn, v, x3, false);
-  check_close(y, norm_bn3_y, 120, dt == LAM_F64 ? 1e-10 : 2e-5, 2e-5, "eval output");
+  lam_tensor *y = tu_apply(bn, v, x3, false);
+  tu_assert_tensor_close(y, tu_golden_values(gold, "bn3.y"), 120, dt == LAM_F64 ? 1e-10 : 2e-5, 2e-5,
+                         "eval output");
   cr_assert_eq(lam_ptree_get(st, "running_mean"), rm_before);
   lam_tensor_free(y);
   lam_tensor_free(x3);
@@ -723,6 +704,7 @@ static void bn_three_steps(lam_dtype dt) {
   lam_vars_free(v);
   lam_layer_free(bn);
   tu_assert_no_leak(ctx, m);
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 
@@ -735,7 +717,7 @@ static void assert_leaf(lam_ptree *t, const char *path, int ndim, const int64_t 
   cr_assert_eq(lam_tensor_ndim(l), ndim, "%s rank", path);
   for (int i = 0; i < ndim; i++) cr_assert_eq(lam_tensor_shape(l)[i], shape[i], "%s dim %d", path, i);
   if (isnan(fill)) return;
-  double *v = read_any(l);
+  double *v = tu_to_f64(l);
   for (int64_t i = 0; i < lam_tensor_numel(l); i++) cr_assert(v[i] == fill, "%s[%lld] = %g", path, (long long)i, v[i]);
   free(v);
 }
@@ -827,7 +809,7 @@ Test(norm_layers, layers_match_functional) {
       lam_ptree_set(p, path, nt);
       lam_tensor_free(nt);
     }
-    lam_tensor *y = apply_ok(layers[i], v, x, true);
+    lam_tensor *y = tu_apply(layers[i], v, x, true);
     lam_tensor *w = lam_ptree_get(p, "weight"), *b = lam_ptree_get(p, "bias");
     lam_tensor *want = NULL, *t = NULL;
     switch (i) {
@@ -839,8 +821,8 @@ Test(norm_layers, layers_match_functional) {
       case 5: want = lam_mul(x, lam_ptree_get(p, "gamma")); break;
       default: want = lam_instance_norm(x, NULL, NULL, NULL, NULL, true, 0.1, 1e-5, NULL, NULL); break;
     }
-    double *wv = read_any(want);
-    check_close(y, wv, lam_tensor_numel(x), 1e-6, 1e-6, lam_layer_name(layers[i]));
+    double *wv = tu_to_f64(want);
+    tu_assert_tensor_close(y, wv, lam_tensor_numel(x), 1e-6, 1e-6, lam_layer_name(layers[i]));
     free(wv);
     lam_tensor_free(t);
     lam_tensor_free(want);
@@ -869,13 +851,13 @@ Test(norm_layers, running_stat_modes) {
   lam_layer *in = lam_nn_instance_norm(C, &io);
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(in, ctx, key, LAM_F64, &v), LAM_OK);
-  lam_tensor_free(apply_ok(in, v, x1, true));
+  lam_tensor_free(tu_apply(in, v, x1, true));
   lam_tensor *rm = lam_ptree_get(lam_vars_state(v), "running_mean");
   lam_tensor *rv = lam_ptree_get(lam_vars_state(v), "running_var");
   lam_tensor *want = lam_instance_norm(x2, rm, rv, NULL, NULL, false, 0.1, 1e-5, NULL, NULL);
-  lam_tensor *got = apply_ok(in, v, x2, false);
-  double *wv = read_any(want);
-  check_close(got, wv, 72, 1e-12, 1e-12, "instance eval");
+  lam_tensor *got = tu_apply(in, v, x2, false);
+  double *wv = tu_to_f64(want);
+  tu_assert_tensor_close(got, wv, 72, 1e-12, 1e-12, "instance eval");
   free(wv);
   lam_tensor_free(want);
   lam_tensor_free(got);
@@ -887,10 +869,10 @@ Test(norm_layers, running_stat_modes) {
   lam_layer *bn = lam_nn_batch_norm(C, &bo);
   cr_assert_eq(lam_layer_init(bn, ctx, key, LAM_F64, &v), LAM_OK);
   cr_assert_eq(lam_ptree_leaf_count(lam_vars_state(v)), 0);
-  got = apply_ok(bn, v, x1, false);
+  got = tu_apply(bn, v, x1, false);
   want = lam_batch_norm(x1, NULL, NULL, NULL, NULL, true, 0.1, 1e-5, NULL, NULL);
-  wv = read_any(want);
-  check_close(got, wv, 72, 1e-12, 1e-12, "batch norm untracked eval");
+  wv = tu_to_f64(want);
+  tu_assert_tensor_close(got, wv, 72, 1e-12, 1e-12, "batch norm untracked eval");
   free(wv);
   lam_tensor_free(want);
   lam_tensor_free(got);
@@ -901,12 +883,12 @@ Test(norm_layers, running_stat_modes) {
   bo.cumulative = true;
   bn = lam_nn_batch_norm(C, &bo);
   cr_assert_eq(lam_layer_init(bn, ctx, key, LAM_F64, &v), LAM_OK);
-  lam_tensor_free(apply_ok(bn, v, x1, true));
-  lam_tensor_free(apply_ok(bn, v, x2, true));
+  lam_tensor_free(tu_apply(bn, v, x1, true));
+  lam_tensor_free(tu_apply(bn, v, x2, true));
   lam_tensor *m1 = lam_mean(x1, 2, (int[]){0, 2}, 0), *m2 = lam_mean(x2, 2, (int[]){0, 2}, 0);
-  double *a = read_any(m1), *b = read_any(m2), avg[3];
+  double *a = tu_to_f64(m1), *b = tu_to_f64(m2), avg[3];
   for (int c = 0; c < 3; c++) avg[c] = 0.5 * (a[c] + b[c]);
-  check_close(lam_ptree_get(lam_vars_state(v), "running_mean"), avg, 3, 1e-12, 1e-12, "cumulative mean");
+  tu_assert_tensor_close(lam_ptree_get(lam_vars_state(v), "running_mean"), avg, 3, 1e-12, 1e-12, "cumulative mean");
   free(a);
   free(b);
   lam_tensor_free(m1);
@@ -940,11 +922,14 @@ static lam_tensor *layer_loss(lam_ptree *params, void *user) {
 
 Test(norm_layers, batch_norm_param_grads_match_golden) {
   lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("norm_golden.safetensors");
   tu_mark m = tu_mark_now(ctx);
+  norm_golden gc;
   const norm_golden *g = NULL;
-  for (int c = 0; c < NORM_GOLDEN_N && !g; c++)
-    if (norm_golden_cases[c].op == NG_BATCH_TRAIN && norm_golden_cases[c].ndim == 4 && norm_golden_cases[c].w)
-      g = &norm_golden_cases[c];
+  for (int c = 0; c < tu_golden_count(gold, "norm.cases") && !g; c++) {
+    gc = norm_golden_case(gold, c);
+    if (gc.op == NG_BATCH_TRAIN && gc.ndim == 4 && gc.w) g = &gc;
+  }
   cr_assert(g);
   int64_t C = g->shape[1];
   lam_batch_norm_opts o = lam_batch_norm_defaults();
@@ -964,10 +949,10 @@ Test(norm_layers, batch_norm_param_grads_match_golden) {
   lam_ptree *grads = NULL;
   cr_assert_eq(lam_value_and_grad(ctx, layer_loss, &c, lam_vars_params(v), &loss, &grads), LAM_OK,
                "%s", lam_last_error());
-  check_close(lam_ptree_get(grads, "weight"), g->dw, C, 1e-9, 1e-9, "dweight");
-  check_close(lam_ptree_get(grads, "bias"), g->db, C, 1e-9, 1e-9, "dbias");
-  check_close(lam_ptree_get(lam_vars_state(v), "running_mean"), g->nrm, C, 1e-12, 1e-12, "rm");
-  check_close(lam_ptree_get(lam_vars_state(v), "running_var"), g->nrv, C, 1e-12, 1e-12, "rv");
+  tu_assert_tensor_close(lam_ptree_get(grads, "weight"), g->dw, C, 1e-9, 1e-9, "dweight");
+  tu_assert_tensor_close(lam_ptree_get(grads, "bias"), g->db, C, 1e-9, 1e-9, "dbias");
+  tu_assert_tensor_close(lam_ptree_get(lam_vars_state(v), "running_mean"), g->nrm, C, 1e-12, 1e-12, "rm");
+  tu_assert_tensor_close(lam_ptree_get(lam_vars_state(v), "running_var"), g->nrv, C, 1e-12, 1e-12, "rv");
   lam_tensor_free(loss);
   lam_ptree_free(grads);
   lam_tensor_free(c.x);
@@ -979,6 +964,7 @@ Test(norm_layers, batch_norm_param_grads_match_golden) {
   lam_vars_free(v);
   lam_layer_free(bn);
   tu_assert_no_leak(ctx, m);
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 

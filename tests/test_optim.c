@@ -15,16 +15,9 @@
 
 #include "testutil.h"
 
-static const char *data_path(const char *name) {
-  static char buf[1024];
-  const char *dir = getenv("LAMINA_TEST_DATA");
-  snprintf(buf, sizeof buf, "%s/%s", dir && *dir ? dir : "tests/data", name);
-  return buf;
-}
-
 static lam_ptree *load_data(lam_ctx *ctx, const char *name) {
   lam_ptree *t = NULL;
-  cr_assert_eq(lam_safetensors_load(ctx, data_path(name), NULL, &t, NULL), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_safetensors_load(ctx, tu_data_path(name), NULL, &t, NULL), LAM_OK, "%s", lam_last_error());
   return t;
 }
 
@@ -266,18 +259,6 @@ static void assert_leaf_close(const lam_tensor *got, const lam_tensor *want, dou
   }
 }
 
-static bool bits_equal(const lam_tensor *a, const lam_tensor *b) {
-  size_t n = lam_tensor_nbytes(a);
-  if (n != lam_tensor_nbytes(b) || lam_tensor_dtype(a) != lam_tensor_dtype(b)) return false;
-  unsigned char *x = malloc(n), *y = malloc(n);
-  cr_assert_eq(lam_tensor_to_host(a, x, n), LAM_OK);
-  cr_assert_eq(lam_tensor_to_host(b, y, n), LAM_OK);
-  bool eq = memcmp(x, y, n) == 0;
-  free(x);
-  free(y);
-  return eq;
-}
-
 /* ---- against PyTorch ---------------------------------------------------------- */
 
 static void run_golden(lam_ctx *ctx, lam_dtype dt) {
@@ -507,8 +488,8 @@ Test(optim, frozen_and_missing_grads_are_skipped) {
   o.lr = 0.1;
   lam_optimizer *opt = lam_adam(&o);
   for (int t = 0; t < 3; t++) cr_assert_eq(lam_optimizer_step(opt, params, grads), LAM_OK, "%s", lam_last_error());
-  cr_assert(bits_equal(f, f_before), "frozen leaf changed");
-  cr_assert(bits_equal(b, b_before), "leaf without gradient changed");
+  cr_assert(tu_bits_equal(f, f_before), "frozen leaf changed");
+  cr_assert(tu_bits_equal(b, b_before), "leaf without gradient changed");
   float av[5];
   lam_tensor_to_host(a, av, sizeof av);
   /* Adam with a constant gradient moves each step by ~lr. */
@@ -570,7 +551,7 @@ Test(optim, state_roundtrip_continues_exactly) {
       cr_assert_eq(lam_optimizer_step(o1, p1, grads), LAM_OK);
       cr_assert_eq(lam_optimizer_step(o2, p2, grads), LAM_OK);
     }
-    cr_assert(bits_equal(x, x2), "%s: resumed run differs", c.name);
+    cr_assert(tu_bits_equal(x, x2), "%s: resumed run differs", c.name);
     lam_optimizer_free(o1);
     lam_optimizer_free(o2);
     lam_ptree_free(p1);
@@ -885,7 +866,7 @@ Test(optim, bad_step_input_changes_nothing) {
   lam_tensor *stray = vec(ctx, 2, 0);
   lam_ptree_set(g, "decoder.x", stray);
   tu_assert_status(lam_optimizer_step(opt, p, g), LAM_ERR_NOT_FOUND, "\"decoder.x\"");
-  cr_assert(bits_equal(w, w0), "w changed on a failed step");
+  cr_assert(tu_bits_equal(w, w0), "w changed on a failed step");
   lam_ptree_remove(g, "decoder");
   /* Shape and dtype mismatch. */
   lam_tensor *gb = vec(ctx, 3, 0);
@@ -894,7 +875,7 @@ Test(optim, bad_step_input_changes_nothing) {
   lam_tensor *gbi = lam_tensor_zeros(ctx, LAM_I32, 1, (int64_t[]){2});
   lam_ptree_set(g, "b", gbi);
   tu_assert_status(lam_optimizer_step(opt, p, g), LAM_ERR_DTYPE, "\"b\"");
-  cr_assert(bits_equal(w, w0), "w changed on a failed step");
+  cr_assert(tu_bits_equal(w, w0), "w changed on a failed step");
   cr_assert_eq(lam_optimizer_step_count(opt), 0);
   lam_ptree_remove(g, "b");
   /* Integer parameter with an integer gradient. */
@@ -911,7 +892,7 @@ Test(optim, bad_step_input_changes_nothing) {
   lam_ptree_set(bad, "exp_avg_sq.w", z);
   cr_assert_eq(lam_optimizer_load_state(opt, bad, 0), LAM_OK, "%s", lam_last_error());
   tu_assert_status(lam_optimizer_step(opt, p, g), LAM_ERR_SHAPE, "\"w\"");
-  cr_assert(bits_equal(w, w0));
+  cr_assert(tu_bits_equal(w, w0));
   lam_ptree_free(bad);
   lam_tensor_free(z);
   lam_tensor_free(stray);

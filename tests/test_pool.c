@@ -2,64 +2,15 @@
  * mean-max pool and global pools: outputs and gradients (through the tape)
  * against plain C references on random configurations (kernel, stride,
  * padding, dilation, ceil_mode, count_include_pad, odd sizes 1/5/17/31),
- * PyTorch golden data (tools/gen_conv_golden.py), finite-difference checks,
+ * PyTorch golden data (tests/data/conv_golden.safetensors from
+ * tools/gen_conv_golden.py), finite-difference checks,
  * one input above 2^22 elements, bad input, and the layers. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "autodiff/tape.h" /* lam__vjp */
-#include "data/conv_pool_golden.h"
 #include "testutil.h"
-
-static lam_tensor *mk(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *shape, const double *v) {
-  int64_t n = 1;
-  for (int i = 0; i < ndim; i++) n *= shape[i];
-  void *buf = malloc((size_t)n * 8);
-  for (int64_t i = 0; i < n; i++) {
-    if (dt == LAM_F32) ((float *)buf)[i] = (float)v[i];
-    else ((double *)buf)[i] = v[i];
-  }
-  lam_tensor *t = lam_tensor_from_host(ctx, dt, ndim, shape, buf);
-  free(buf);
-  cr_assert(t, "mk: %s", lam_last_error());
-  return t;
-}
-
-static double *rd(const lam_tensor *t) {
-  cr_assert(t, "rd: NULL tensor: %s", lam_last_error());
-  int64_t n = lam_tensor_numel(t);
-  double *v = malloc((size_t)n * sizeof *v);
-  if (lam_tensor_dtype(t) == LAM_F64) {
-    cr_assert_eq(lam_tensor_to_host(t, v, (size_t)n * 8), LAM_OK, "%s", lam_last_error());
-  } else {
-    float *f = malloc((size_t)n * 4);
-    cr_assert_eq(lam_tensor_to_host(t, f, (size_t)n * 4), LAM_OK, "%s", lam_last_error());
-    for (int64_t i = 0; i < n; i++) v[i] = f[i];
-    free(f);
-  }
-  return v;
-}
-
-static void close_d(const double *got, const double *want, int64_t n, double atol, double rtol,
-                    const char *what) {
-  for (int64_t i = 0; i < n; i++) {
-    if (isinf(want[i]) || isnan(want[i])) {
-      cr_assert(got[i] == want[i] || (isnan(got[i]) && isnan(want[i])),
-                "%s: element %lld: got %g, want %g", what, (long long)i, got[i], want[i]);
-      continue;
-    }
-    cr_assert(fabs(got[i] - want[i]) <= atol + rtol * fabs(want[i]),
-              "%s: element %lld: got %.10g, want %.10g", what, (long long)i, got[i], want[i]);
-  }
-}
-
-static int64_t prod(int n, const int64_t *s) {
-  int64_t p = 1;
-  for (int i = 0; i < n; i++) p *= s[i];
-  return p;
-}
 
 /* ---- reference -------------------------------------------------------------------- */
 
@@ -204,7 +155,7 @@ static void check_pcase(lam_ctx *ctx, tu_rng *r, const pcase *c, lam_dtype dt, c
   int64_t xs[5] = {c->N, c->C}, ys[5] = {c->N, c->C};
   for (int i = 0; i < c->nsp; i++) xs[2 + i] = g.in[3 - c->nsp + i], ys[2 + i] = g.out[3 - c->nsp + i];
   const int nd = c->nsp + 2;
-  const int64_t nx = prod(nd, xs), ny = prod(nd, ys);
+  const int64_t nx = tu_numel(nd, xs), ny = tu_numel(nd, ys);
   double *x = malloc((size_t)nx * 8), *cot = malloc((size_t)ny * 8);
   double *y = malloc((size_t)ny * 8), *dx = malloc((size_t)nx * 8);
   tu_fill_uniform_f64(r, x, nx, -1, 1);
@@ -212,26 +163,26 @@ static void check_pcase(lam_ctx *ctx, tu_rng *r, const pcase *c, lam_dtype dt, c
   if (dt == LAM_F32)
     for (int64_t i = 0; i < nx; i++) x[i] = (float)x[i]; /* same maxima in both precisions */
   ref_pool(c, &g, x, cot, y, dx);
-  lam_tensor *tx = mk(ctx, dt, nd, xs, x), *tc = mk(ctx, dt, nd, ys, cot);
+  lam_tensor *tx = tu_from_f64(ctx, dt, nd, xs, x), *tc = tu_from_f64(ctx, dt, nd, ys, cot);
   lam_tensor *out = NULL, *grad = NULL;
-  cr_assert_eq(lam__vjp(ctx, pool_fn, (void *)c, &tx, 1, tc, &out, &grad), LAM_OK, "%s: %s", what,
+  cr_assert_eq(lam_vjp(ctx, pool_fn, (void *)c, &tx, 1, tc, &out, &grad), LAM_OK, "%s: %s", what,
                lam_last_error());
   for (int i = 0; i < nd; i++)
     cr_assert_eq(lam_tensor_shape(out)[i], ys[i], "%s: dim %d is %lld, want %lld", what, i,
                  (long long)lam_tensor_shape(out)[i], (long long)ys[i]);
   const double tol = dt == LAM_F64 ? 1e-12 : 1e-5;
-  double *got = rd(out);
-  close_d(got, y, ny, tol, tol, what);
+  double *got = tu_to_f64(out);
+  tu_assert_close_f64(got, y, ny, tol, tol, what);
   free(got);
-  got = rd(grad);
+  got = tu_to_f64(grad);
   char w2[200];
   snprintf(w2, sizeof w2, "%s grad", what);
-  close_d(got, dx, nx, tol, tol, w2);
+  tu_assert_close_f64(got, dx, nx, tol, tol, w2);
   free(got);
   /* Without a tape the forward alone must agree (max pools skip the index). */
   lam_tensor *plain = run_pool(c, tx);
-  got = rd(plain);
-  close_d(got, y, ny, tol, tol, what);
+  got = tu_to_f64(plain);
+  tu_assert_close_f64(got, y, ny, tol, tol, what);
   free(got);
   lam_tensor_free(plain);
   lam_tensor_free(out), lam_tensor_free(grad), lam_tensor_free(tx), lam_tensor_free(tc);
@@ -314,17 +265,17 @@ Test(pool, large) {
 Test(pool, max_edges) {
   lam_ctx *ctx = tu_ctx();
   double x[8] = {1, NAN, 3, 3, -INFINITY, -INFINITY, 2, 2};
-  lam_tensor *t = mk(ctx, LAM_F64, 3, (int64_t[]){1, 1, 8}, x);
+  lam_tensor *t = tu_from_f64(ctx, LAM_F64, 3, (int64_t[]){1, 1, 8}, x);
   lam_tensor *y = lam_max_pool1d(t, NULL);
-  double *v = rd(y);
+  double *v = tu_to_f64(y);
   cr_assert(isnan(v[0]) && v[1] == 3 && v[2] == -INFINITY && v[3] == 2, "%g %g %g %g", v[0], v[1],
             v[2], v[3]);
   free(v);
   lam_tensor *cot = lam_tensor_full(ctx, LAM_F64, 3, (int64_t[]){1, 1, 4}, 1.0), *g = NULL;
-  cr_assert_eq(lam__vjp(ctx, pool_fn, &(pcase){.kind = 0, .nsp = 1, .k = {2}, .s = {2}, .d = {1}},
+  cr_assert_eq(lam_vjp(ctx, pool_fn, &(pcase){.kind = 0, .nsp = 1, .k = {2}, .s = {2}, .d = {1}},
                         &t, 1, cot, NULL, &g),
                LAM_OK);
-  v = rd(g);
+  v = tu_to_f64(g);
   const double want[8] = {0, 1, 1, 0, 1, 0, 1, 0};
   for (int i = 0; i < 8; i++) cr_assert_eq(v[i], want[i], "grad %d: %g", i, v[i]);
   free(v);
@@ -375,12 +326,12 @@ Test(pool, mean_max_and_global) {
   lam_tensor *x = tu_rand_f64(ctx, &r, 4, (int64_t[]){2, 3, 5, 7}, -1, 1);
   lam_tensor *mean = lam_adaptive_avg_pool2d(x, 2, 3);
   lam_tensor *mx = lam_adaptive_max_pool2d(x, 2, 3);
-  double *a = rd(mean), *b = rd(mx);
+  double *a = tu_to_f64(mean), *b = tu_to_f64(mx);
   lam_tensor *avg = lam_adaptive_mean_max_pool2d(x, 2, 3, false);
   lam_tensor *cat = lam_adaptive_mean_max_pool2d(x, 2, 3, true);
   cr_assert(avg && cat, "%s", lam_last_error());
   cr_assert(lam_tensor_shape(avg)[1] == 3 && lam_tensor_shape(cat)[1] == 6);
-  double *va = rd(avg), *vc = rd(cat);
+  double *va = tu_to_f64(avg), *vc = tu_to_f64(cat);
   for (int n = 0; n < 2; n++)
     for (int c = 0; c < 3; c++)
       for (int e = 0; e < 6; e++) {
@@ -401,7 +352,7 @@ Test(pool, mean_max_and_global) {
     cr_assert(ga && gm, "%s", lam_last_error());
     cr_assert_eq(lam_tensor_ndim(ga), nsp + 2);
     for (int d = 2; d < nsp + 2; d++) cr_assert(lam_tensor_shape(ga)[d] == 1 && lam_tensor_shape(gm)[d] == 1);
-    double *xv = rd(t), *av = rd(ga), *mv = rd(gm);
+    double *xv = tu_to_f64(t), *av = tu_to_f64(ga), *mv = tu_to_f64(gm);
     const int64_t planes = shapes[nsp - 1][0] * shapes[nsp - 1][1];
     const int64_t per = lam_tensor_numel(t) / planes;
     for (int64_t p = 0; p < planes; p++) {
@@ -420,12 +371,51 @@ Test(pool, mean_max_and_global) {
 
 /* ---- PyTorch golden ------------------------------------------------------------------------ */
 
+/* Case `name` of tools/gen_conv_golden.py: tensors pool.<name>.*, the rest metadata. */
+typedef struct pool_golden_case {
+  const char *name;
+  int kind, nsp; /* kind: 0 max, 1 avg, 2 adaptive max, 3 adaptive avg */
+  int k[3], s[3], p[3], d[3], out_ad[3];
+  int ceil, exclude;
+  int64_t xshape[5], yshape[5];
+  const double *x, *cot, *y, *gx;
+} pool_golden_case;
+
+static pool_golden_case pool_golden(const tu_golden *g, const char *name) {
+  static const char *const kinds[] = {"max", "avg", "adaptive_max", "adaptive_avg"};
+  pool_golden_case c = {0};
+  c.name = name;
+  const char *kind = tu_golden_meta(g, "pool.%s.kind", name);
+  c.kind = -1;
+  for (int i = 0; i < 4; i++)
+    if (strcmp(kind, kinds[i]) == 0) c.kind = i;
+  cr_assert(c.kind >= 0, "pool golden %s: kind %s", name, kind);
+  cr_assert_eq(tu_golden_ints(g, c.k, 3, "pool.%s.k", name), 3);
+  cr_assert_eq(tu_golden_ints(g, c.s, 3, "pool.%s.s", name), 3);
+  cr_assert_eq(tu_golden_ints(g, c.p, 3, "pool.%s.p", name), 3);
+  cr_assert_eq(tu_golden_ints(g, c.d, 3, "pool.%s.d", name), 3);
+  cr_assert_eq(tu_golden_ints(g, c.out_ad, 3, "pool.%s.out", name), 3);
+  c.ceil = (int)tu_golden_num(g, "pool.%s.ceil", name);
+  c.exclude = (int)tu_golden_num(g, "pool.%s.exclude", name);
+  const tu_array *x = tu_golden_get(g, "pool.%s.x", name), *y = tu_golden_get(g, "pool.%s.y", name);
+  c.nsp = x->ndim - 2;
+  memcpy(c.xshape, x->shape, sizeof c.xshape);
+  memcpy(c.yshape, y->shape, sizeof c.yshape);
+  c.x = x->v, c.y = y->v;
+  c.cot = tu_golden_values(g, "pool.%s.cot", name);
+  c.gx = tu_golden_values(g, "pool.%s.gx", name);
+  return c;
+}
+
 Test(pool, pytorch_golden) {
   lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("conv_golden.safetensors");
   tu_mark m = tu_mark_now(ctx);
-  const int ncases = (int)(sizeof pool_golden_cases / sizeof *pool_golden_cases);
+  const int ncases = tu_golden_count(gold, "pool.cases");
   for (int ci = 0; ci < ncases; ci++) {
-    const pool_golden_case *gc = &pool_golden_cases[ci];
+    char name[64];
+    snprintf(name, sizeof name, "%s", tu_golden_word(gold, "pool.cases", ci));
+    const pool_golden_case pg = pool_golden(gold, name), *gc = &pg;
     pcase c;
     memset(&c, 0, sizeof c);
     c.kind = gc->kind, c.nsp = gc->nsp, c.ceil = gc->ceil, c.exclude = gc->exclude;
@@ -434,29 +424,30 @@ Test(pool, pytorch_golden) {
       c.out_ad[i] = gc->out_ad[i];
     }
     const int nd = gc->nsp + 2;
-    const int64_t nx = prod(nd, gc->xshape), ny = prod(nd, gc->yshape);
+    const int64_t nx = tu_numel(nd, gc->xshape), ny = tu_numel(nd, gc->yshape);
     for (int dt = 0; dt < 2; dt++) {
       const lam_dtype t = dt ? LAM_F64 : LAM_F32;
-      lam_tensor *x = mk(ctx, t, nd, gc->xshape, pool_golden_values + gc->x);
-      lam_tensor *cot = mk(ctx, t, nd, gc->yshape, pool_golden_values + gc->cot);
+      lam_tensor *x = tu_from_f64(ctx, t, nd, gc->xshape, gc->x);
+      lam_tensor *cot = tu_from_f64(ctx, t, nd, gc->yshape, gc->cot);
       lam_tensor *y = NULL, *g = NULL;
-      cr_assert_eq(lam__vjp(ctx, pool_fn, &c, &x, 1, cot, &y, &g), LAM_OK, "golden %s: %s",
+      cr_assert_eq(lam_vjp(ctx, pool_fn, &c, &x, 1, cot, &y, &g), LAM_OK, "golden %s: %s",
                    gc->name, lam_last_error());
       char what[96];
       snprintf(what, sizeof what, "golden %s (%s)", gc->name, dt ? "f64" : "f32");
       for (int i = 0; i < nd; i++) cr_assert_eq(lam_tensor_shape(y)[i], gc->yshape[i], "%s dim %d", what, i);
       const double tol = dt ? 1e-11 : 1e-5;
-      double *v = rd(y);
-      close_d(v, pool_golden_values + gc->y, ny, tol, tol, what);
+      double *v = tu_to_f64(y);
+      tu_assert_close_f64(v, gc->y, ny, tol, tol, what);
       free(v);
-      v = rd(g);
+      v = tu_to_f64(g);
       strcat(what, " grad");
-      close_d(v, pool_golden_values + gc->gx, nx, tol, tol, what);
+      tu_assert_close_f64(v, gc->gx, nx, tol, tol, what);
       free(v);
       lam_tensor_free(x), lam_tensor_free(cot), lam_tensor_free(y), lam_tensor_free(g);
     }
   }
   tu_assert_no_leak(ctx, m);
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 

@@ -33,25 +33,14 @@ static uint64_t pair64(const uint32_t *w, int64_t m) {
   return (uint64_t)w[2 * m] << 32 | w[2 * m + 1];
 }
 
-static void *read_any(const lam_tensor *t) {
-  cr_assert(t, "%s", lam_last_error());
-  void *x = malloc(lam_tensor_nbytes(t));
-  cr_assert(x);
-  cr_assert_eq(lam_tensor_to_host(t, x, lam_tensor_nbytes(t)), LAM_OK, "%s", lam_last_error());
-  return x;
-}
-
 /* Sample count for statistics (smaller under Oclgrind). */
 static int64_t stat_n(void) { return tu_small() ? 20000 : 1000000; }
-
-static double phi_cdf(double x) { return 0.5 * erfc(-x / sqrt(2.0)); }
-static double phi_pdf(double x) { return exp(-0.5 * x * x) / sqrt(2 * PI); }
 
 /* Inverse CDF by bisection (independent of the library's rational approximation). */
 static double ref_ndtri(double p, double lo, double hi) {
   for (int it = 0; it < 200; it++) {
     double mid = 0.5 * (lo + hi);
-    if (phi_cdf(mid) < p) lo = mid; else hi = mid;
+    if (tu_normal_cdf(mid) < p) lo = mid; else hi = mid;
   }
   return 0.5 * (lo + hi);
 }
@@ -66,27 +55,8 @@ static void moments(const double *x, int64_t n, double *mean, double *var) {
   *var = ss / (double)(n - 1);
 }
 
-/* Reads a float tensor as doubles. */
-static double *read_as_f64(const lam_tensor *t) {
-  int64_t n = lam_tensor_numel(t);
-  double *d = malloc((size_t)n * sizeof *d);
-  cr_assert(d);
-  if (lam_tensor_dtype(t) == LAM_F64) {
-    double *x = tu_read_f64(t);
-    memcpy(d, x, (size_t)n * sizeof *d);
-    free(x);
-  } else {
-    float *x = tu_read_f32(t);
-    for (int64_t i = 0; i < n; i++) d[i] = x[i];
-    free(x);
-  }
-  return d;
-}
-
 static const int64_t odd_sizes[] = {1, 3, 7, 1023, (1 << 22) + 5};
 static int n_odd_sizes(void) { return tu_small() ? 4 : 5; }
-
-static int has_f64(lam_ctx *ctx) { return lam_ctx_device(ctx)->fp64; }
 
 /* ---- Philox known answers ------------------------------------------------ */
 
@@ -123,7 +93,7 @@ Test(random, philox_kat_device) {
     lam_tensor *c = lam_tensor_from_host(ctx, LAM_I32, 2, (int64_t[]){2, 4}, ctr);
     lam_rng_key key = {{kat[v][1][0], kat[v][1][1]}};
     lam_tensor *y = lam_random_philox(c, key);
-    uint32_t *got = read_any(y);
+    uint32_t *got = tu_read_bytes(y);
     for (int i = 0; i < 8; i++)
       cr_assert_eq(got[i], want[i], "vector %d word %d: %08x != %08x", v, i, got[i], want[i]);
     free(got);
@@ -132,7 +102,7 @@ Test(random, philox_kat_device) {
   }
   /* Raw bits use tag 0: word m is philox({m >> 2, 0, 0, 0}, key)[m & 3]. */
   lam_tensor *b = lam_random_bits(ctx, (lam_rng_key){{0, 0}}, 1, (int64_t[]){4});
-  uint32_t *got = read_any(b);
+  uint32_t *got = tu_read_bytes(b);
   for (int i = 0; i < 4; i++) cr_assert_eq(got[i], kat[0][2][i], "bits word %d", i);
   free(got);
   lam_tensor_free(b);
@@ -194,7 +164,7 @@ Test(random, key_values_pinned) {
   for (int i = 0; i < 8; i++) cr_assert_eq(got[i], want[i], "word %d: 0x%08x", i, got[i]);
   lam_ctx *ctx = tu_ctx();
   lam_tensor *b = lam_random_bits(ctx, k, 1, (int64_t[]){2});
-  uint32_t *bw = read_any(b);
+  uint32_t *bw = tu_read_bytes(b);
   cr_assert(bw[0] == 0x402d170bu && bw[1] == 0x0977f71fu, "bits 0x%08x 0x%08x", bw[0], bw[1]);
   free(bw);
   lam_tensor_free(b);
@@ -210,7 +180,7 @@ Test(random, bits_match_reference_odd_sizes) {
   for (int s = 0; s < n_odd_sizes(); s++) {
     int64_t n = odd_sizes[s];
     lam_tensor *t = lam_random_bits(ctx, key, 1, &n);
-    uint32_t *got = read_any(t), *want = ref_words(key, n);
+    uint32_t *got = tu_read_bytes(t), *want = ref_words(key, n);
     cr_assert(memcmp(got, want, (size_t)n * 4) == 0, "size %lld", (long long)n);
     free(got);
     free(want);
@@ -220,7 +190,7 @@ Test(random, bits_match_reference_odd_sizes) {
   lam_tensor *a = lam_random_bits(ctx, key, 3, (int64_t[]){3, 5, 7});
   lam_tensor *b = lam_random_bits(ctx, key, 1, (int64_t[]){105});
   lam_tensor *c = lam_random_bits(ctx, key, 0, NULL);
-  uint32_t *ga = read_any(a), *gb = read_any(b), *gc = read_any(c);
+  uint32_t *ga = tu_read_bytes(a), *gb = tu_read_bytes(b), *gc = tu_read_bytes(c);
   cr_assert(memcmp(ga, gb, 105 * 4) == 0);
   cr_assert_eq(gc[0], ga[0]);
   free(ga), free(gb), free(gc);
@@ -233,7 +203,7 @@ Test(random, bits_statistics) {
   lam_ctx *ctx = tu_ctx();
   int64_t n = stat_n();
   lam_tensor *t = lam_random_bits(ctx, lam_rng_key_make(5), 1, &n);
-  uint32_t *w = read_any(t);
+  uint32_t *w = tu_read_bytes(t);
   double tol = 6 * sqrt(0.25 / (double)n);
   for (int bit = 0; bit < 32; bit++) {
     int64_t ones = 0;
@@ -283,7 +253,7 @@ Test(random, uniform_matches_reference) {
   lam_rng_key key = lam_rng_key_make(11);
   for (int s = 0; s < n_odd_sizes(); s++) {
     check_uniform_exact(ctx, LAM_F32, key, odd_sizes[s], -2.5, 7.25);
-    if (has_f64(ctx)) check_uniform_exact(ctx, LAM_F64, key, odd_sizes[s], -2.5, 7.25);
+    if (tu_has_dtype(ctx, LAM_F64)) check_uniform_exact(ctx, LAM_F64, key, odd_sizes[s], -2.5, 7.25);
   }
   /* A range where lo + span * u rounds onto hi without the cap. */
   check_uniform_exact(ctx, LAM_F32, key, 4096, 0.1, 16777216.0);
@@ -297,9 +267,9 @@ Test(random, uniform_statistics) {
   int64_t n = stat_n();
   for (int d = 0; d < 2; d++) {
     lam_dtype dt = d ? LAM_F64 : LAM_F32;
-    if (dt == LAM_F64 && !has_f64(ctx)) continue;
+    if (!tu_has_dtype(ctx, dt)) continue;
     lam_tensor *t = lam_random_uniform(ctx, lam_rng_key_make(100 + d), dt, 1, &n, 0, 1);
-    double *x = read_as_f64(t), mean, var;
+    double *x = tu_to_f64(t), mean, var;
     moments(x, n, &mean, &var);
     cr_assert(fabs(mean - 0.5) < 6 * sqrt(1.0 / 12 / (double)n), "%s mean %g", lam_dtype_name(dt), mean);
     /* var of U^2-ish: sd of the sample variance ~ sqrt(1/180/n) */
@@ -350,7 +320,7 @@ Test(random, normal_matches_reference) {
     free(w);
     free(got);
     lam_tensor_free(t);
-    if (!has_f64(ctx)) continue;
+    if (!tu_has_dtype(ctx, LAM_F64)) continue;
     t = lam_random_normal(ctx, key, LAM_F64, 1, &n, mean, sd);
     double *gd = tu_read_f64(t), *ref = malloc((size_t)n * sizeof *ref);
     cr_assert_eq(lam_random_normal_host(key, n, ref), LAM_OK);
@@ -369,10 +339,10 @@ Test(random, normal_statistics) {
   int64_t n = stat_n();
   for (int d = 0; d < 2; d++) {
     lam_dtype dt = d ? LAM_F64 : LAM_F32;
-    if (dt == LAM_F64 && !has_f64(ctx)) continue;
+    if (!tu_has_dtype(ctx, dt)) continue;
     const double mu = 3, sd = 2;
     lam_tensor *t = lam_random_normal(ctx, lam_rng_key_make(200 + d), dt, 1, &n, mu, sd);
-    double *x = read_as_f64(t), mean, var;
+    double *x = tu_to_f64(t), mean, var;
     const char *nm = lam_dtype_name(dt);
     moments(x, n, &mean, &var);
     double rn = sqrt((double)n);
@@ -418,9 +388,9 @@ static void check_truncnorm(lam_ctx *ctx, lam_dtype dt, double lo, double hi, do
   const char *nm = lam_dtype_name(dt);
   lam_rng_key key = lam_rng_key_make(300);
   int flip = lo + hi > 0;
-  double a = flip ? -hi : lo, b = flip ? -lo : hi, pa = phi_cdf(a), pspan = phi_cdf(b) - pa;
+  double a = flip ? -hi : lo, b = flip ? -lo : hi, pa = tu_normal_cdf(a), pspan = tu_normal_cdf(b) - pa;
   lam_tensor *t = lam_random_truncated_normal(ctx, key, dt, 1, &nref, lo, hi, sd);
-  double *x = read_as_f64(t);
+  double *x = tu_to_f64(t);
   uint32_t *w = ref_words(key, 2 * nref);
   for (int64_t i = 0; i < nref; i++) {
     double u = dt == LAM_F32 ? (double)(((w[i] >> 9) << 1) | 1) * 0x1.0p-24
@@ -434,10 +404,10 @@ static void check_truncnorm(lam_ctx *ctx, lam_dtype dt, double lo, double hi, do
   free(x);
   lam_tensor_free(t);
   /* Moments of the standard normal truncated to [lo, hi]. */
-  double Z = phi_cdf(hi) - phi_cdf(lo), pl = phi_pdf(lo), ph = phi_pdf(hi);
+  double Z = tu_normal_cdf(hi) - tu_normal_cdf(lo), pl = tu_normal_pdf(lo), ph = tu_normal_pdf(hi);
   double mu = (pl - ph) / Z, var = 1 + (lo * pl - hi * ph) / Z - mu * mu;
   t = lam_random_truncated_normal(ctx, lam_rng_key_make(301), dt, 1, &nstat, lo, hi, sd);
-  x = read_as_f64(t);
+  x = tu_to_f64(t);
   double slo = sd * (dt == LAM_F32 ? (float)lo : lo), shi = sd * (dt == LAM_F32 ? (float)hi : hi);
   for (int64_t i = 0; i < nstat; i++)
     cr_assert(x[i] >= slo - 1e-6 * fabs(slo) && x[i] <= shi + 1e-6 * fabs(shi),
@@ -465,7 +435,7 @@ Test(random, truncated_normal) {
                           {4, 6, 1.0}, {-1, 5, 1.0}, {-0.01, 0.02, 1.0}};
   for (int d = 0; d < 2; d++) {
     lam_dtype dt = d ? LAM_F64 : LAM_F32;
-    if (dt == LAM_F64 && !has_f64(ctx)) continue;
+    if (!tu_has_dtype(ctx, dt)) continue;
     for (size_t i = 0; i < sizeof iv / sizeof iv[0]; i++)
       check_truncnorm(ctx, dt, iv[i][0], iv[i][1], iv[i][2], nref, i < 2 ? nstat : nstat / 4);
   }
@@ -491,7 +461,7 @@ Test(random, bernoulli) {
   for (size_t j = 0; j < 5; j++) {
     lam_tensor *t = lam_random_bernoulli(ctx, key, ps[j], 1, &n);
     cr_assert_eq(lam_tensor_dtype(t), LAM_U8);
-    uint8_t *x = read_any(t);
+    uint8_t *x = tu_read_bytes(t);
     uint32_t *w = ref_words(key, n);
     uint64_t thr = (uint64_t)llround(ldexp(ps[j], 32));
     int64_t ones = 0;
@@ -508,7 +478,7 @@ Test(random, bernoulli) {
   for (int s = 0; s < n_odd_sizes(); s++) {
     int64_t k = odd_sizes[s];
     lam_tensor *t = lam_random_bernoulli(ctx, key, 0.25, 1, &k);
-    uint8_t *x = read_any(t);
+    uint8_t *x = tu_read_bytes(t);
     uint32_t *w = ref_words(key, k);
     for (int64_t i = 0; i < k; i++) cr_assert(x[i] == (w[i] < 0x40000000u));
     free(x);
@@ -522,7 +492,7 @@ Test(random, bernoulli) {
 static void check_randint(lam_ctx *ctx, lam_rng_key key, int32_t lo, int32_t hi, int64_t n) {
   lam_tensor *t = lam_random_randint(ctx, key, lo, hi, 1, &n);
   cr_assert(t, "%s", lam_last_error());
-  int32_t *x = read_any(t);
+  int32_t *x = tu_read_bytes(t);
   uint32_t *w = ref_words(key, 2 * n);
   uint64_t range = (uint64_t)((int64_t)hi - lo);
   for (int64_t i = 0; i < n; i++) {
@@ -547,7 +517,7 @@ Test(random, randint) {
   /* Rough uniformity over 10 values, and over the whole int32 range. */
   int64_t n = stat_n();
   lam_tensor *t = lam_random_randint(ctx, key, -3, 7, 1, &n);
-  int32_t *x = read_any(t);
+  int32_t *x = tu_read_bytes(t);
   int64_t cnt[10] = {0};
   for (int64_t i = 0; i < n; i++) cnt[x[i] + 3]++;
   for (int v = 0; v < 10; v++)
@@ -555,7 +525,7 @@ Test(random, randint) {
   free(x);
   lam_tensor_free(t);
   t = lam_random_randint(ctx, key, INT32_MIN, INT32_MAX, 1, &n);
-  x = read_any(t);
+  x = tu_read_bytes(t);
   double mean = 0;
   int64_t neg = 0;
   for (int64_t i = 0; i < n; i++) mean += x[i] / 2147483648.0, neg += x[i] < 0;
@@ -580,7 +550,7 @@ static unsigned char *all_draws(lam_ctx *ctx, lam_rng_key key, int64_t n, size_t
   t[k++] = lam_random_truncated_normal(ctx, key, LAM_F32, 1, &n, -2, 2, 1);
   t[k++] = lam_random_bernoulli(ctx, key, 0.4, 1, &n);
   t[k++] = lam_random_randint(ctx, key, -100, 1000, 1, &n);
-  if (has_f64(ctx)) {
+  if (tu_has_dtype(ctx, LAM_F64)) {
     t[k++] = lam_random_normal(ctx, key, LAM_F64, 1, &n, 0, 1);
     t[k++] = lam_random_uniform(ctx, key, LAM_F64, 1, &n, 0, 1);
   }
@@ -588,7 +558,7 @@ static unsigned char *all_draws(lam_ctx *ctx, lam_rng_key key, int64_t n, size_t
   for (int i = 0; i < k; i++) total += lam_tensor_nbytes(t[i]);
   unsigned char *out = malloc(total), *p = out;
   for (int i = 0; i < k; i++) {
-    void *x = read_any(t[i]);
+    void *x = tu_read_bytes(t[i]);
     memcpy(p, x, lam_tensor_nbytes(t[i]));
     p += lam_tensor_nbytes(t[i]);
     free(x);

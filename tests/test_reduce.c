@@ -5,52 +5,20 @@
  * multi-pass paths (CPU and GPU layouts, one full reduction above 2^22
  * elements); NaN propagation, stability at +-1e4, exact zero variance of
  * constants, first-index ties; gradient checks, the tie-splitting and
- * zero-product gradient rules exactly; PyTorch golden values; bad input. */
+ * zero-product gradient rules exactly; PyTorch golden values
+ * (tests/data/reduce_golden.safetensors); bad input. */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "autodiff/tape.h" /* lam__vjp */
-#include "data/reduce_golden.h"
 #include "testutil.h"
 
 typedef enum { R_SUM, R_MEAN, R_MAX, R_MIN, R_PROD, R_VAR, R_LSE, R_NOPS } rop;
 static const char *const rop_name[] = {"sum", "mean", "max", "min", "prod", "var", "logsumexp"};
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static lam_tensor *from_f64(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *shape,
-                            const double *v) {
-  int64_t n = 1;
-  for (int i = 0; i < ndim; i++) n *= shape[i];
-  void *buf = malloc((size_t)(n ? n : 1) * 8);
-  for (int64_t i = 0; i < n; i++) {
-    if (dt == LAM_F32) ((float *)buf)[i] = (float)v[i];
-    else if (dt == LAM_I32) ((int32_t *)buf)[i] = (int32_t)v[i];
-    else ((double *)buf)[i] = v[i];
-  }
-  lam_tensor *t = lam_tensor_from_host(ctx, dt, ndim, shape, buf);
-  free(buf);
-  cr_assert(t, "from_f64: %s", lam_last_error());
-  return t;
-}
-
-/* Reads any f32/f64/i32 tensor as doubles (malloc'd). */
-static double *to_f64(const lam_tensor *t) {
-  cr_assert(t, "to_f64: NULL tensor: %s", lam_last_error());
-  int64_t n = lam_tensor_numel(t);
-  void *buf = malloc(lam_tensor_nbytes(t));
-  cr_assert_eq(lam_tensor_to_host(t, buf, lam_tensor_nbytes(t)), LAM_OK, "%s", lam_last_error());
-  double *v = malloc((size_t)n * sizeof *v);
-  for (int64_t i = 0; i < n; i++) {
-    lam_dtype dt = lam_tensor_dtype(t);
-    v[i] = dt == LAM_F32 ? ((float *)buf)[i] : dt == LAM_I32 ? ((int32_t *)buf)[i] : ((double *)buf)[i];
-  }
-  free(buf);
-  return v;
-}
 
 /* The values an f32/i32 tensor really holds, so references see the same input. */
 static void round_to(lam_dtype dt, double *v, int64_t n) {
@@ -160,7 +128,7 @@ static void check_case(lam_ctx *ctx, rop op, lam_dtype dt, int ndim, const int64
   unsigned mask = 0;
   if (naxes == 0) mask = (1u << ndim) - 1u;
   for (int i = 0; i < naxes; i++) mask |= 1u << ((axes[i] + ndim) % ndim);
-  lam_tensor *x = from_f64(ctx, dt, ndim, shape, v);
+  lam_tensor *x = tu_from_f64(ctx, dt, ndim, shape, v);
   lam_tensor *y = call_op(op, x, naxes, axes, keep, corr);
   cr_assert(y, "%s: %s", what, lam_last_error());
   cr_assert_eq(lam_tensor_dtype(y), dt, "%s: dtype", what);
@@ -180,7 +148,7 @@ static void check_case(lam_ctx *ctx, rop op, lam_dtype dt, int ndim, const int64
   int64_t nout;
   double *want = ref_reduce(op, v, ndim, shape, mask, corr, &nout);
   cr_assert_eq(lam_tensor_numel(y), nout, "%s: numel", what);
-  double *got = to_f64(y);
+  double *got = tu_to_f64(y);
   int64_t n = 1;
   for (int d = 0; d < ndim; d++) n *= shape[d];
   double atol, rtol;
@@ -362,10 +330,10 @@ Test(reduce, nan_propagates_in_max_min) {
   double v[12] = {1, NAN, 3, 4, -2, 5, 6, 7, 8, 9, 10, NAN};
   for (int dt = 0; dt < 2; dt++) {
     lam_dtype d = dt ? LAM_F64 : LAM_F32;
-    lam_tensor *x = from_f64(ctx, d, 2, (int64_t[]){3, 4}, v);
+    lam_tensor *x = tu_from_f64(ctx, d, 2, (int64_t[]){3, 4}, v);
     lam_tensor *mx = lam_max(x, 1, (int[]){1}, 0), *mn = lam_min(x, 1, (int[]){1}, 0);
     lam_tensor *am = lam_argmax(x, 1, 0), *an = lam_argmin(x, 1, 0);
-    double *a = to_f64(mx), *b = to_f64(mn), *ia = to_f64(am), *ib = to_f64(an);
+    double *a = tu_to_f64(mx), *b = tu_to_f64(mn), *ia = tu_to_f64(am), *ib = tu_to_f64(an);
     cr_assert(isnan(a[0]) && a[1] == 7 && isnan(a[2]), "max %g %g %g", a[0], a[1], a[2]);
     cr_assert(isnan(b[0]) && b[1] == -2 && isnan(b[2]), "min %g %g %g", b[0], b[1], b[2]);
     cr_assert(ia[0] == 1 && ia[1] == 3 && ia[2] == 3, "argmax takes the NaN");
@@ -387,10 +355,10 @@ Test(reduce, nan_propagates_in_max_min) {
   w[1000 + 333] = 5;
   w[1000 + 334] = -5;
   for (int dt = 0; dt < 2; dt++) {
-    lam_tensor *x = from_f64(ctx, dt ? LAM_F64 : LAM_F32, 2, (int64_t[]){2, 1000}, w);
+    lam_tensor *x = tu_from_f64(ctx, dt ? LAM_F64 : LAM_F32, 2, (int64_t[]){2, 1000}, w);
     lam_tensor *mx = lam_max(x, 1, (int[]){1}, 0), *mn = lam_min(x, 1, (int[]){-1}, 1);
     lam_tensor *am = lam_argmax(x, 1, 0), *an = lam_argmin(x, -1, 0);
-    double *a = to_f64(mx), *b = to_f64(mn), *ia = to_f64(am), *ib = to_f64(an);
+    double *a = tu_to_f64(mx), *b = tu_to_f64(mn), *ia = tu_to_f64(am), *ib = tu_to_f64(an);
     cr_assert(isnan(a[0]) && a[1] == 5 && isnan(b[0]) && b[1] == -5, "long max/min %g %g %g %g", a[0], a[1], b[0], b[1]);
     cr_assert(ia[0] == 517 && ia[1] == 333 && ib[0] == 517 && ib[1] == 334, "long arg %g %g %g %g", ia[0], ia[1], ib[0], ib[1]);
     free(a), free(b), free(ia), free(ib);
@@ -406,9 +374,9 @@ Test(reduce, logsumexp_stable_and_infinite) {
   double v[8] = {1e4, 1e4 - 1, -1e4, 3, -1e4, -1e4 + 2, -1e4, -1e4};
   for (int dt = 0; dt < 2; dt++) {
     lam_dtype d = dt ? LAM_F64 : LAM_F32;
-    lam_tensor *x = from_f64(ctx, d, 2, (int64_t[]){2, 4}, v);
+    lam_tensor *x = tu_from_f64(ctx, d, 2, (int64_t[]){2, 4}, v);
     lam_tensor *l = lam_logsumexp(x, 1, (int[]){-1}, 1);
-    double *g = to_f64(l);
+    double *g = tu_to_f64(l);
     double w0 = 1e4 + log(1 + exp(-1.0)), w1 = -1e4 + 2 + log(1 + 3 * exp(-2.0));
     cr_assert(fabs(g[0] - w0) < 1e-2 && fabs(g[1] - w1) < 1e-2, "lse %.9g %.9g", g[0], g[1]);
     free(g);
@@ -416,9 +384,9 @@ Test(reduce, logsumexp_stable_and_infinite) {
     lam_tensor_free(x);
   }
   double w[6] = {INFINITY, 1, -INFINITY, -INFINITY, 2, -INFINITY};
-  lam_tensor *x = from_f64(ctx, LAM_F64, 2, (int64_t[]){3, 2}, w);
+  lam_tensor *x = tu_from_f64(ctx, LAM_F64, 2, (int64_t[]){3, 2}, w);
   lam_tensor *l = lam_logsumexp(x, 1, (int[]){1}, 0);
-  double *g = to_f64(l);
+  double *g = tu_to_f64(l);
   cr_assert(isinf(g[0]) && g[0] > 0, "+inf row: %g", g[0]);
   cr_assert(isinf(g[1]) && g[1] < 0, "-inf row: %g", g[1]);
   cr_assert(g[2] == 2, "row with one -inf: %g", g[2]);
@@ -439,7 +407,7 @@ Test(reduce, var_of_constant_is_exactly_zero) {
         lam_dtype d = dt ? LAM_F64 : LAM_F32;
         lam_tensor *x = lam_tensor_full(ctx, d, 2, (int64_t[]){2, sizes[s]}, consts[c]);
         lam_tensor *v0 = lam_var(x, 1, (int[]){1}, 0, 0), *v1 = lam_var(x, 0, NULL, 1, 0);
-        double *a = to_f64(v0), b;
+        double *a = tu_to_f64(v0), b;
         lam_tensor_item(v1, &b);
         cr_assert(a[0] == 0 && a[1] == 0 && b == 0, "var of %g x %lld: %g %g %g", consts[c],
                   (long long)sizes[s], a[0], a[1], b);
@@ -480,14 +448,14 @@ static void check_arg(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *shape
   int64_t outer = 1, inner = 1, R = shape[a];
   for (int d = 0; d < a; d++) outer *= shape[d];
   for (int d = a + 1; d < ndim; d++) inner *= shape[d];
-  lam_tensor *x = from_f64(ctx, dt, ndim, shape, v);
+  lam_tensor *x = tu_from_f64(ctx, dt, ndim, shape, v);
   for (int is_max = 0; is_max < 2; is_max++) {
     lam_tensor *y = is_max ? lam_argmax(x, axis, keep) : lam_argmin(x, axis, keep);
     cr_assert(y, "%s", lam_last_error());
     cr_assert_eq(lam_tensor_dtype(y), LAM_I32);
     cr_assert_eq(lam_tensor_ndim(y), keep ? ndim : ndim - 1);
     if (keep) cr_assert_eq(lam_tensor_dim(y, a), 1);
-    double *got = to_f64(y);
+    double *got = tu_to_f64(y);
     for (int64_t o = 0; o < outer; o++)
       for (int64_t in = 0; in < inner; in++) {
         int64_t best = 0;
@@ -588,7 +556,7 @@ Test(reduce, gradcheck_all_ops) {
       if (op == R_MAX || op == R_MIN) {
         double v[60];
         for (int i = 0; i < 60; i++) v[i] = (double)((i * 37) % 60) / 7.0 - 4;
-        x = from_f64(ctx, LAM_F64, 3, shape, v);
+        x = tu_from_f64(ctx, LAM_F64, 3, shape, v);
       } else if (op == R_PROD) {
         x = tu_rand_f64(ctx, &r, 3, shape, 0.5, 1.5);
       } else {
@@ -620,7 +588,7 @@ Test(reduce, gradcheck_all_ops) {
 static lam_tensor *grad_of(lam_ctx *ctx, gcase *c, lam_tensor *x) {
   lam_tensor *g = NULL, *y0 = grad_fn(&x, 1, c);
   lam_tensor *w = lam_tensor_full(ctx, LAM_F64, lam_tensor_ndim(y0), lam_tensor_shape(y0), 1.0);
-  cr_assert_eq(lam__vjp(ctx, grad_fn, c, &x, 1, w, NULL, &g), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_vjp(ctx, grad_fn, c, &x, 1, w, NULL, &g), LAM_OK, "%s", lam_last_error());
   lam_tensor_free(w);
   lam_tensor_free(y0);
   return g;
@@ -630,22 +598,22 @@ static lam_tensor *grad_of(lam_ctx *ctx, gcase *c, lam_tensor *x) {
 Test(reduce, max_min_tie_split_exact) {
   lam_ctx *ctx = tu_ctx();
   double v[8] = {1, 3, 3, 2, -1, -1, -1, 0};
-  lam_tensor *x = from_f64(ctx, LAM_F64, 2, (int64_t[]){2, 4}, v);
+  lam_tensor *x = tu_from_f64(ctx, LAM_F64, 2, (int64_t[]){2, 4}, v);
   gcase cmax = {R_MAX, 1, {1}, 0, 0}, cmin = {R_MIN, 1, {1}, 0, 0}, call = {R_MAX, 0, {0}, 0, 0};
   lam_tensor *g = grad_of(ctx, &cmax, x);
-  double *gv = to_f64(g);
+  double *gv = tu_to_f64(g);
   const double want_max[8] = {0, 0.5, 0.5, 0, 0, 0, 0, 1};
   for (int i = 0; i < 8; i++) cr_assert_eq(gv[i], want_max[i], "max grad %d: %g", i, gv[i]);
   free(gv);
   lam_tensor_free(g);
   g = grad_of(ctx, &cmin, x);
-  gv = to_f64(g);
+  gv = tu_to_f64(g);
   const double third = 1.0 / 3.0, want_min[8] = {1, 0, 0, 0, third, third, third, 0};
   for (int i = 0; i < 8; i++) cr_assert(fabs(gv[i] - want_min[i]) < 1e-15, "min grad %d: %g", i, gv[i]);
   free(gv);
   lam_tensor_free(g);
   g = grad_of(ctx, &call, x); /* global max 3 appears twice */
-  gv = to_f64(g);
+  gv = tu_to_f64(g);
   for (int i = 0; i < 8; i++) cr_assert_eq(gv[i], i == 1 || i == 2 ? 0.5 : 0.0, "all-axes max grad %d", i);
   free(gv);
   lam_tensor_free(g);
@@ -657,15 +625,15 @@ Test(reduce, max_min_tie_split_exact) {
 Test(reduce, prod_grad_with_zeros_exact) {
   lam_ctx *ctx = tu_ctx();
   double v[12] = {2, 0, 3, 4, /* one zero */ 0, 5, 0, 1, /* two zeros */ 2, 3, 0.5, -1};
-  lam_tensor *x = from_f64(ctx, LAM_F64, 2, (int64_t[]){3, 4}, v);
+  lam_tensor *x = tu_from_f64(ctx, LAM_F64, 2, (int64_t[]){3, 4}, v);
   gcase c = {R_PROD, 1, {1}, 1, 0};
   lam_tensor *y = grad_fn(&x, 1, &c);
-  double *yv = to_f64(y);
+  double *yv = tu_to_f64(y);
   cr_assert(yv[0] == 0 && yv[1] == 0 && yv[2] == -3, "prod %g %g %g", yv[0], yv[1], yv[2]);
   free(yv);
   lam_tensor_free(y);
   lam_tensor *g = grad_of(ctx, &c, x);
-  double *gv = to_f64(g);
+  double *gv = tu_to_f64(g);
   const double want[12] = {0, 24, 0, 0, 0, 0, 0, 0, -1.5, -1, -6, 3};
   for (int i = 0; i < 12; i++) cr_assert_eq(gv[i], want[i], "prod grad %d: %g", i, gv[i]);
   free(gv);
@@ -682,14 +650,14 @@ Test(reduce, grads_of_long_reductions) {
   double *v = malloc((size_t)n * sizeof *v);
   for (int64_t i = 0; i < n; i++) v[i] = tu_uniform(&r, -1, 1);
   v[n / 2] = 5; /* unique max */
-  lam_tensor *x = from_f64(ctx, LAM_F64, 1, &n, v);
+  lam_tensor *x = tu_from_f64(ctx, LAM_F64, 1, &n, v);
   gcase cs[] = {{R_MEAN, 0, {0}, 0, 0}, {R_MAX, 0, {0}, 0, 0}, {R_VAR, 0, {0}, 0, 1}, {R_LSE, 0, {0}, 0, 0}};
   double mean = 0, lse = 0;
   for (int64_t i = 0; i < n; i++) mean += v[i] / (double)n, lse += exp(v[i] - 5);
   lse = 5 + log(lse);
   for (int k = 0; k < 4; k++) {
     lam_tensor *g = grad_of(ctx, &cs[k], x);
-    double *gv = to_f64(g);
+    double *gv = tu_to_f64(g);
     for (int64_t i = 0; i < n; i++) {
       double want = k == 0 ? 1.0 / (double)n : k == 1 ? (i == n / 2) : k == 2 ? 2 * (v[i] - mean) / (double)(n - 1) : exp(v[i] - lse);
       cr_assert(fabs(gv[i] - want) < 1e-12, "%s grad %lld: %g vs %g", rop_name[cs[k].op], (long long)i, gv[i], want);
@@ -704,19 +672,52 @@ Test(reduce, grads_of_long_reductions) {
 
 /* ---- PyTorch golden values ---------------------------------------------- */
 
+/* Case k of tools/gen_reduce_golden.py: tensors reduce.<k>.x/.y, the rest metadata. */
+typedef struct reduce_golden {
+  int op; /* 0 var, 1 logsumexp */
+  int ndim;
+  int64_t shape[8];
+  int naxes; /* 0: all */
+  int axes[8];
+  int keep;
+  double corr;
+  int out_ndim;
+  int64_t nout;
+  const double *x, *y;
+} reduce_golden;
+
+static reduce_golden reduce_golden_case(const tu_golden *g, int k) {
+  reduce_golden c = {0};
+  const tu_array *x = tu_golden_get(g, "reduce.%d.x", k), *y = tu_golden_get(g, "reduce.%d.y", k);
+  c.op = strcmp(tu_golden_meta(g, "reduce.%d.op", k), "logsumexp") == 0;
+  c.ndim = x->ndim;
+  memcpy(c.shape, x->shape, sizeof c.shape);
+  double axes[8];
+  c.naxes = tu_golden_nums(g, axes, 8, "reduce.%d.axes", k);
+  for (int i = 0; i < c.naxes; i++) c.axes[i] = (int)axes[i];
+  c.keep = (int)tu_golden_num(g, "reduce.%d.keep", k);
+  c.corr = tu_golden_num(g, "reduce.%d.corr", k);
+  c.out_ndim = y->ndim;
+  c.nout = y->n;
+  c.x = x->v;
+  c.y = y->v;
+  return c;
+}
+
 Test(reduce, torch_golden_var_logsumexp) {
   lam_ctx *ctx = tu_ctx();
-  for (int k = 0; k < REDUCE_GOLDEN_N; k++) {
-    const reduce_golden *gd = &reduce_golden_cases[k];
+  tu_golden *gold = tu_golden_load("reduce_golden.safetensors");
+  for (int k = 0; k < tu_golden_count(gold, "reduce.cases"); k++) {
+    const reduce_golden gc = reduce_golden_case(gold, k), *gd = &gc;
     for (int dt = 0; dt < 2; dt++) {
       lam_dtype d = dt ? LAM_F64 : LAM_F32;
-      lam_tensor *x = from_f64(ctx, d, gd->ndim, gd->shape, gd->x);
+      lam_tensor *x = tu_from_f64(ctx, d, gd->ndim, gd->shape, gd->x);
       lam_tensor *y = gd->op == 0 ? lam_var(x, gd->naxes, gd->naxes ? gd->axes : NULL, gd->corr, gd->keep)
                                   : lam_logsumexp(x, gd->naxes, gd->naxes ? gd->axes : NULL, gd->keep);
       cr_assert(y, "golden %d: %s", k, lam_last_error());
       cr_assert_eq(lam_tensor_numel(y), gd->nout);
       cr_assert_eq(lam_tensor_ndim(y), gd->out_ndim, "golden %d ndim", k);
-      double *got = to_f64(y);
+      double *got = tu_to_f64(y);
       char what[64];
       snprintf(what, sizeof what, "torch golden %d (%s) %s", k, gd->op ? "logsumexp" : "var", lam_dtype_name(d));
       tu_assert_close_f64(got, gd->y, gd->nout, dt ? 1e-10 : 2e-3, dt ? 1e-10 : 1e-5, what);
@@ -725,6 +726,7 @@ Test(reduce, torch_golden_var_logsumexp) {
       lam_tensor_free(x);
     }
   }
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 

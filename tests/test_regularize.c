@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autodiff/tape.h" /* lam__vjp */
 #include "testutil.h"
 
 static uint8_t *read_u8(const lam_tensor *t) {
@@ -86,7 +85,7 @@ Test(dropblock, matches_host_mask_and_gradient) {
     lam_tensor *x = tu_rand_f64(ctx, &r, 4, shape, -2, 2);
     lam_tensor *dy = tu_rand_f64(ctx, &r, 4, shape, -1, 1);
     lam_tensor *y = NULL, *dx = NULL;
-    cr_assert_eq(lam__vjp(ctx, db_fn, &c, &x, 1, dy, &y, &dx), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam_vjp(ctx, db_fn, &c, &x, 1, dy, &y, &dx), LAM_OK, "%s", lam_last_error());
     double *xv = tu_read_f64(x), *dyv = tu_read_f64(dy), *yv = tu_read_f64(y), *dxv = tu_read_f64(dx);
     for (int64_t e = 0; e < n; e++) {
       cr_assert(fabs(yv[e] - xv[e] * mult[e]) <= 1e-12 * fabs(xv[e] * mult[e]) + 1e-300,
@@ -248,7 +247,7 @@ Test(stochastic_depth, rows_and_batch_match_host) {
       lam_tensor *keep = lam_random_bernoulli(ctx, c.key, 1.0 - c.rate, 3, nshape);
       uint8_t *kv = read_u8(keep);
       lam_tensor *y = NULL, *dx = NULL;
-      cr_assert_eq(lam__vjp(ctx, sd_fn, &c, &x, 1, dy, &y, &dx), LAM_OK, "%s", lam_last_error());
+      cr_assert_eq(lam_vjp(ctx, sd_fn, &c, &x, 1, dy, &y, &dx), LAM_OK, "%s", lam_last_error());
       double *xv = tu_read_f64(x), *yv = tu_read_f64(y), *dyv = tu_read_f64(dy), *dxv = tu_read_f64(dx);
       int kept = 0;
       for (int64_t e = 0; e < 33 * 15; e++) {

@@ -1,23 +1,27 @@
 /* test_rnn.c (src/nn/rnn.c, src/ops/rnn_gates.c): the sequence layers lam_nn_rnn (tanh, relu), lam_nn_lstm and
  * lam_nn_gru: outputs, final states and gradients against PyTorch golden data
- * (tools/gen_rnn_golden.py) for 1-2 layers, uni/bidirectional, batch_first
+ * (tests/data/rnn_golden.safetensors from tools/gen_rnn_golden.py) for 1-2 layers, uni/bidirectional, batch_first
  * both ways, seq 1 and 37, variable lengths as lengths and as a mask, f64
  * and f32; a plain C reference for masks with holes and odd sizes;
  * finite-difference gradient checks; the layer API (aux states, summaries,
  * sequential, dropout, unbatched input, init); and bad input. */
-#include "data/rnn_common.h"
+#include "rnn_common.h"
 
 static void golden_mode(int mode, int with_lengths) {
   lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("rnn_golden.safetensors");
   int n = 0;
-  for (int i = 0; i < LAM_RNN_GOLDEN_N_SEQ; i++) {
-    const lam_rnn_golden *g = &lam_rnn_golden_cases[i];
+  for (int i = 0; i < tu_golden_count(gold, "rnn.seq_cases"); i++) {
+    lam_rnn_golden gc;
+    rc_golden_case(gold, "rnn.seq_cases", i, &gc);
+    const lam_rnn_golden *g = &gc;
     if (g->mode != mode || (g->lengths != NULL) != with_lengths) continue;
     for (int bf = 0; bf < 2; bf++) rc_golden(ctx, g, LAM_F64, bf, 0, 0, 1e-10, 1e-8);
     rc_golden(ctx, g, LAM_F32, 0, 0, 0, 1e-4, 1e-3);
     n++;
   }
   cr_assert_geq(n, with_lengths ? 1 : 2, "no golden cases for mode %d", mode);
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 
@@ -30,9 +34,12 @@ Test(rnn, gru_matches_pytorch) { golden_mode(M_GRU, 0); }
  * through the functional forms and through lam_layer_apply with aux. */
 Test(rnn, variable_lengths_match_pytorch) {
   lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("rnn_golden.safetensors");
   int n = 0;
-  for (int i = 0; i < LAM_RNN_GOLDEN_N_SEQ; i++) {
-    const lam_rnn_golden *g = &lam_rnn_golden_cases[i];
+  for (int i = 0; i < tu_golden_count(gold, "rnn.seq_cases"); i++) {
+    lam_rnn_golden gc;
+    rc_golden_case(gold, "rnn.seq_cases", i, &gc);
+    const lam_rnn_golden *g = &gc;
     if (!g->lengths) continue;
     for (int bf = 0; bf < 2; bf++)
       for (int as_mask = 0; as_mask < 2; as_mask++)
@@ -43,20 +50,25 @@ Test(rnn, variable_lengths_match_pytorch) {
     n++;
   }
   cr_assert_geq(n, 4);
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 
 /* lam_layer_apply with initial states in aux and final states as summaries. */
 Test(rnn, apply_with_aux_matches_pytorch) {
   lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("rnn_golden.safetensors");
   int n = 0;
-  for (int i = 0; i < LAM_RNN_GOLDEN_N_SEQ; i++) {
-    const lam_rnn_golden *g = &lam_rnn_golden_cases[i];
+  for (int i = 0; i < tu_golden_count(gold, "rnn.seq_cases"); i++) {
+    lam_rnn_golden gc;
+    rc_golden_case(gold, "rnn.seq_cases", i, &gc);
+    const lam_rnn_golden *g = &gc;
     if (g->lengths || !g->has_h0 || g->T == 1) continue;
     rc_golden(ctx, g, LAM_F64, i % 2, 1, 0, 1e-10, 1e-8);
     n++;
   }
   cr_assert_geq(n, 4);
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 
@@ -93,7 +105,7 @@ static void ref_case_b(lam_ctx *ctx, int mode, int D, int T, int B, int I, int H
       cr_assert(host_param(p, name, &w[4 * d + k]), "%s", name);
     }
   const int64_t nx = (int64_t)T * B * I, ns = (int64_t)D * B * H;
-  double *x = rc_draw(&r, nx, -1, 1), *h0 = rc_draw(&r, ns, -1, 1), *c0 = rc_draw(&r, ns, -1, 1);
+  double *x = tu_rand_vec(&r, nx, -1, 1), *h0 = tu_rand_vec(&r, ns, -1, 1), *c0 = tu_rand_vec(&r, ns, -1, 1);
   uint8_t *mk = malloc((size_t)(T * B));
   int32_t *len = malloc(sizeof(int32_t) * (size_t)B);
   for (int b = 0; b < B; b++) len[b] = 1 + (int32_t)tu_randint(&r, 0, T);
@@ -519,13 +531,13 @@ Test(rnn, lstm_partial_initial_states) {
     c.which = k;
     ya = ps_fn(&s, 1, &c);
     cr_assert(ya, "%s", lam_last_error());
-    double *wv = rc_draw(&r, lam_tensor_numel(ya), -1, 1);
+    double *wv = tu_rand_vec(&r, lam_tensor_numel(ya), -1, 1);
     w = rc_tensor(ctx, LAM_F64, wv, 1, (int64_t[]){lam_tensor_numel(ya)});
     free(wv);
-    cr_assert_eq(lam__vjp(ctx, ps_fn, &c, &s, 1, w, NULL, &ga), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam_vjp(ctx, ps_fn, &c, &s, 1, w, NULL, &ga), LAM_OK, "%s", lam_last_error());
     c.which = k + 4;
     yb = ps_fn(&s, 1, &c);
-    cr_assert_eq(lam__vjp(ctx, ps_fn, &c, &s, 1, w, NULL, &gb), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam_vjp(ctx, ps_fn, &c, &s, 1, w, NULL, &gb), LAM_OK, "%s", lam_last_error());
     double *a = rc_read(ya), *b = rc_read(yb);
     rc_expect(a, b, lam_tensor_numel(ya), 1e-15, 0, "outputs", k == 1 ? "h0 only" : "c0 only");
     free(a), free(b);

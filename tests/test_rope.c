@@ -9,35 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/attention_golden.h"
 #include "testutil.h"
-
-static lam_tensor *from_f64(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *shape,
-                            const double *v) {
-  int64_t n = 1;
-  for (int i = 0; i < ndim; i++) n *= shape[i];
-  void *buf = malloc((size_t)n * 8 + 8);
-  for (int64_t i = 0; i < n; i++) {
-    if (dt == LAM_F32) ((float *)buf)[i] = (float)v[i];
-    else ((double *)buf)[i] = v[i];
-  }
-  lam_tensor *t = lam_tensor_from_host(ctx, dt, ndim, shape, buf);
-  free(buf);
-  cr_assert(t, "from_f64: %s", lam_last_error());
-  return t;
-}
-
-static double *to_f64(const lam_tensor *t) {
-  cr_assert(t, "to_f64: NULL tensor: %s", lam_last_error());
-  int64_t n = lam_tensor_numel(t);
-  void *buf = malloc(lam_tensor_nbytes(t));
-  cr_assert_eq(lam_tensor_to_host(t, buf, lam_tensor_nbytes(t)), LAM_OK, "%s", lam_last_error());
-  double *v = malloc((size_t)n * sizeof *v);
-  for (int64_t i = 0; i < n; i++)
-    v[i] = lam_tensor_dtype(t) == LAM_F32 ? ((float *)buf)[i] : ((double *)buf)[i];
-  free(buf);
-  return v;
-}
+#include "attention_common.h"
 
 /* ---- RoPE ------------------------------------------------------------------------- */
 
@@ -95,7 +68,7 @@ static void rope_check(lam_ctx *ctx, lam_dtype dt, const rope_case *c, int idx) 
   if (dt == LAM_F32)
     for (int64_t i = 0; i < n; i++) x[i] = (float)x[i];
   double *want = ref_rope(x, c);
-  lam_tensor *t = from_f64(ctx, dt, c->ndim, c->shape, x);
+  lam_tensor *t = tu_from_f64(ctx, dt, c->ndim, c->shape, x);
   lam_rope_opts o = lam_rope_defaults();
   o.seq_axis = c->seq_axis;
   o.dims = c->dims;
@@ -106,7 +79,7 @@ static void rope_check(lam_ctx *ctx, lam_dtype dt, const rope_case *c, int idx) 
   lam_tensor *y = lam_rope(t, &o);
   cr_assert(y, "case %d: %s", idx, lam_last_error());
   cr_assert(lam_tensor_same_shape(y, t));
-  double *got = to_f64(y);
+  double *got = tu_to_f64(y);
   char what[64];
   snprintf(what, sizeof what, "rope case %d %s", idx, lam_dtype_name(dt));
   /* f32: the table is rounded from double; angles up to ~1000 rad stay exact */
@@ -118,7 +91,7 @@ static void rope_check(lam_ctx *ctx, lam_dtype dt, const rope_case *c, int idx) 
   cr_assert_eq(lam_layer_init(layer, ctx, lam_rng_key_make(0), dt, &vars), LAM_OK, "%s", lam_last_error());
   lam_tensor *yl = NULL;
   cr_assert_eq(lam_layer_apply(layer, vars, t, NULL, &yl), LAM_OK, "%s", lam_last_error());
-  double *gl = to_f64(yl);
+  double *gl = tu_to_f64(yl);
   tu_assert_close_f64(gl, got, n, 0, 0, "rope layer");
   free(gl);
   lam_tensor_free(yl);
@@ -155,20 +128,18 @@ Test(rope, large) {
 
 Test(rope, huggingface_golden) {
   lam_ctx *ctx = tu_ctx();
-  ag_file f;
-  cr_assert_eq(ag_load(&f), 0, "cannot read tests/data/attention_golden.bin");
+  tu_golden *f = tu_golden_load("attention_golden.safetensors");
   tu_mark m = tu_mark_now(ctx);
   for (int idx = 0; idx < 5; idx++) {
     char name[32];
-    snprintf(name, sizeof name, "rope%d.cfg", idx);
-    int n = 0;
-    const float *c = ag_get(&f, name, &n);
-    cr_assert(c && n == 10, "missing %s", name);
+    const tu_array *cfg = tu_golden_get(f, "rope%d.cfg", idx);
+    cr_assert_eq(cfg->n, 10, "rope%d.cfg", idx);
+    const double *c = cfg->v;
     int64_t shape[4] = {(int64_t)c[0], (int64_t)c[1], (int64_t)c[2], (int64_t)c[3]};
     int64_t numel = shape[0] * shape[1] * shape[2] * shape[3];
     double *x = malloc((size_t)numel * sizeof *x);
     ag_gen((uint32_t)c[9] + 1, numel, -1, 1, x);
-    lam_tensor *t = from_f64(ctx, LAM_F32, 4, shape, x);
+    lam_tensor *t = tu_from_f64(ctx, LAM_F32, 4, shape, x);
     lam_rope_opts o = lam_rope_defaults();
     o.dims = (int64_t)c[4];
     o.traditional = c[5] != 0;
@@ -177,23 +148,14 @@ Test(rope, huggingface_golden) {
     o.scale = c[8];
     lam_tensor *y = lam_rope(t, &o);
     cr_assert(y, "%s", lam_last_error());
-    int ns = 0;
     snprintf(name, sizeof name, "rope%d.out", idx);
-    const float *want = ag_get(&f, name, &ns);
-    cr_assert(want, "missing %s", name);
-    double *full = to_f64(y), *got = malloc((size_t)ns * sizeof *got), *w = malloc((size_t)ns * sizeof *w);
-    ag_sample(full, numel, ns, got);
-    for (int i = 0; i < ns; i++) w[i] = want[i];
-    tu_assert_close_f64(got, w, ns, 2e-6, 2e-6, name);
-    free(full);
-    free(got);
-    free(w);
+    ag_check_sampled(f, name, y, 2e-6, 2e-6);
     free(x);
     lam_tensor_free(t);
     lam_tensor_free(y);
   }
   tu_assert_no_leak(ctx, m);
-  ag_free(&f);
+  tu_golden_free(f);
   lam_ctx_free(ctx);
 }
 
@@ -299,12 +261,12 @@ Test(sinusoidal, matches_reference) {
     for (int dti = 0; dti < 2; dti++) {
       lam_dtype dt = dti ? LAM_F64 : LAM_F32;
       if (dt == LAM_F64 && !lam_ctx_device(ctx)->fp64) continue;
-      lam_tensor *t = from_f64(ctx, dt, 2, shape, x);
+      lam_tensor *t = tu_from_f64(ctx, dt, 2, shape, x);
       lam_tensor *y = lam_sinusoidal_encoding(t, dims, &o);
       cr_assert(y, "%s", lam_last_error());
       cr_assert_eq(lam_tensor_ndim(y), 3);
       cr_assert_eq(lam_tensor_dim(y, 2), dims);
-      double *got = to_f64(y);
+      double *got = tu_to_f64(y);
       char what[64];
       snprintf(what, sizeof what, "sinusoidal variant %d %s", variant, lam_dtype_name(dt));
       tu_assert_close_f64(got, want, n * dims, dt == LAM_F32 ? 2e-5 : 1e-12, dt == LAM_F32 ? 1e-5 : 1e-12, what);
@@ -314,7 +276,7 @@ Test(sinusoidal, matches_reference) {
       cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(0), dt, &vars), LAM_OK, "%s", lam_last_error());
       lam_tensor *yl = NULL;
       cr_assert_eq(lam_layer_apply(l, vars, t, NULL, &yl), LAM_OK, "%s", lam_last_error());
-      double *gl = to_f64(yl);
+      double *gl = tu_to_f64(yl);
       tu_assert_close_f64(gl, got, n * dims, 0, 0, "sinusoidal layer");
       free(gl);
       free(got);

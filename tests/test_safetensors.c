@@ -14,39 +14,9 @@
 
 #include "testutil.h"
 
-static const char *data_path(const char *name) {
-  static char buf[1024];
-  const char *dir = getenv("LAMINA_TEST_DATA");
-  snprintf(buf, sizeof buf, "%s/%s", dir && *dir ? dir : "tests/data", name);
-  return buf;
-}
-
-/* A fresh temporary directory per test process, and paths inside it. */
-static char tmpdir[256];
-static void make_tmpdir(void) {
-  snprintf(tmpdir, sizeof tmpdir, "/tmp/lamina-st-XXXXXX");
-  cr_assert(mkdtemp(tmpdir), "mkdtemp");
-}
-static const char *tmp(const char *name) {
-  static char buf[4][512];
-  static int k;
-  k = (k + 1) % 4;
-  snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-  return buf[k];
-}
-static void remove_tmpdir(void) {
-  DIR *d = opendir(tmpdir);
-  if (d) {
-    struct dirent *e;
-    while ((e = readdir(d)))
-      if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) remove(tmp(e->d_name));
-    closedir(d);
-  }
-  rmdir(tmpdir);
-}
 static int count_files(void) {
   int n = 0;
-  DIR *d = opendir(tmpdir);
+  DIR *d = opendir(tu_tmp("."));
   struct dirent *e;
   while (d && (e = readdir(d)))
     if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
@@ -97,24 +67,10 @@ static lam_tensor *rand_bits(lam_ctx *ctx, tu_rng *r, lam_dtype dt, int ndim, co
   return t;
 }
 
-static bool bits_equal(const lam_tensor *a, const lam_tensor *b) {
-  size_t n = lam_tensor_nbytes(a);
-  if (!a || !b || n != lam_tensor_nbytes(b) || lam_tensor_dtype(a) != lam_tensor_dtype(b) ||
-      !lam_tensor_same_shape(a, b))
-    return false;
-  unsigned char *x = malloc(n + 1), *y = malloc(n + 1);
-  cr_assert_eq(lam_tensor_to_host(a, x, n), LAM_OK);
-  cr_assert_eq(lam_tensor_to_host(b, y, n), LAM_OK);
-  bool eq = memcmp(x, y, n) == 0;
-  free(x);
-  free(y);
-  return eq;
-}
-
 /* ---- round trips ------------------------------------------------------------ */
 
 Test(safetensors, roundtrip_bit_exact_every_dtype) {
-  make_tmpdir();
+  tu_make_tmpdir("lamina-st");
   lam_ctx *ctx = tu_ctx();
   tu_rng r = tu_rng_make(5);
   tu_mark m = tu_mark_now(ctx);
@@ -149,11 +105,11 @@ Test(safetensors, roundtrip_bit_exact_every_dtype) {
   lam_metadata_set(meta, "quote\"key", "line\nbreak \\ and \"quotes\" \xc3\xa9");
   lam_save_opts so = lam_save_defaults();
   so.metadata = meta;
-  cr_assert_eq(lam_safetensors_save(tmp("a.safetensors"), tree, &so), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_safetensors_save(tu_tmp("a.safetensors"), tree, &so), LAM_OK, "%s", lam_last_error());
   cr_assert_eq(count_files(), 1, "no temporary file left behind");
   lam_ptree *back = NULL;
   lam_metadata *mback = NULL;
-  cr_assert_eq(lam_safetensors_load(ctx, tmp("a.safetensors"), NULL, &back, &mback), LAM_OK, "%s",
+  cr_assert_eq(lam_safetensors_load(ctx, tu_tmp("a.safetensors"), NULL, &back, &mback), LAM_OK, "%s",
                lam_last_error());
   cr_assert_eq(lam_ptree_leaf_count(back), nt);
   for (int i = 0; i < nt; i++) {
@@ -162,7 +118,7 @@ Test(safetensors, roundtrip_bit_exact_every_dtype) {
     lam_ptree_leaf(tree, i, &p1, &a);
     lam_ptree_leaf(back, i, &p2, &b);
     cr_assert_str_eq(p1, p2, "leaf order is kept");
-    cr_assert(bits_equal(a, b), "%s differs after the round trip", p1);
+    cr_assert(tu_bits_equal(a, b), "%s differs after the round trip", p1);
   }
   cr_assert_eq(lam_tensor_ndim(lam_ptree_get(back, "scalar")), 0);
   cr_assert_eq(lam_metadata_count(mback), 2);
@@ -170,14 +126,14 @@ Test(safetensors, roundtrip_bit_exact_every_dtype) {
   cr_assert_str_eq(lam_metadata_get(mback, "quote\"key"), "line\nbreak \\ and \"quotes\" \xc3\xa9");
   /* The header length is a multiple of 8 and each tensor is aligned. */
   size_t len;
-  unsigned char *raw = read_file(tmp("a.safetensors"), &len);
+  unsigned char *raw = read_file(tu_tmp("a.safetensors"), &len);
   uint64_t hl = 0;
   for (int i = 7; i >= 0; i--) hl = (hl << 8) | raw[i];
   cr_assert_eq(hl % 8, 0);
   cr_assert_eq(raw[8], '{');
   free(raw);
   /* Saving again over the same path replaces it. */
-  cr_assert_eq(lam_safetensors_save(tmp("a.safetensors"), back, &so), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_safetensors_save(tu_tmp("a.safetensors"), back, &so), LAM_OK, "%s", lam_last_error());
   cr_assert_eq(count_files(), 1);
   lam_metadata_free(mback);
   lam_metadata_free(meta);
@@ -185,13 +141,13 @@ Test(safetensors, roundtrip_bit_exact_every_dtype) {
   lam_ptree_free(tree);
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
-  remove_tmpdir();
+  tu_remove_tmpdir();
 }
 
 /* f32 leaves stored as F16 / BF16: round to nearest even, and a file of
  * halves survives load (to f32) and save (to halves) bit for bit. */
 Test(safetensors, half_and_bfloat16_conversion) {
-  make_tmpdir();
+  tu_make_tmpdir("lamina-st");
   lam_ctx *ctx = tu_ctx();
   tu_mark m = tu_mark_now(ctx);
   float v[] = {1.0f, 0.1f, -2.5f, 65504.0f, 65520.0f, 6e-8f, 1e-10f, -0.0f, INFINITY, 3.14159265f,
@@ -208,9 +164,9 @@ Test(safetensors, half_and_bfloat16_conversion) {
   for (int k = 0; k < 2; k++) {
     lam_save_opts so = lam_save_defaults();
     so.float_dtype = fds[k];
-    cr_assert_eq(lam_safetensors_save(tmp("h.st"), tree, &so), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam_safetensors_save(tu_tmp("h.st"), tree, &so), LAM_OK, "%s", lam_last_error());
     lam_ptree *back;
-    cr_assert_eq(lam_safetensors_load(ctx, tmp("h.st"), NULL, &back, NULL), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam_safetensors_load(ctx, tu_tmp("h.st"), NULL, &back, NULL), LAM_OK, "%s", lam_last_error());
     lam_tensor *b = lam_ptree_get(back, "x");
     if (lam_tensor_dtype(b) == LAM_F16) {
       lam_tensor *c = lam_tensor_cast(b, LAM_F32);
@@ -229,9 +185,9 @@ Test(safetensors, half_and_bfloat16_conversion) {
     free(got);
     /* Bytes of halves -> f32 -> halves are identical. */
     size_t l1, l2;
-    unsigned char *a1 = read_file(tmp("h.st"), &l1);
-    cr_assert_eq(lam_safetensors_save(tmp("h2.st"), back, &so), LAM_OK, "%s", lam_last_error());
-    unsigned char *a2 = read_file(tmp("h2.st"), &l2);
+    unsigned char *a1 = read_file(tu_tmp("h.st"), &l1);
+    cr_assert_eq(lam_safetensors_save(tu_tmp("h2.st"), back, &so), LAM_OK, "%s", lam_last_error());
+    unsigned char *a2 = read_file(tu_tmp("h2.st"), &l2);
     cr_assert(l1 == l2 && memcmp(a1, a2, l1) == 0, "half file not reproduced bit for bit");
     free(a1);
     free(a2);
@@ -241,19 +197,19 @@ Test(safetensors, half_and_bfloat16_conversion) {
   if (lam_ctx_device(ctx)->fp64) {
     lam_save_opts so = lam_save_defaults();
     so.float_dtype = LAM_FILE_F64;
-    cr_assert_eq(lam_safetensors_save(tmp("d.st"), tree, &so), LAM_OK);
+    cr_assert_eq(lam_safetensors_save(tu_tmp("d.st"), tree, &so), LAM_OK);
     lam_ptree *back;
-    cr_assert_eq(lam_safetensors_load(ctx, tmp("d.st"), NULL, &back, NULL), LAM_OK);
+    cr_assert_eq(lam_safetensors_load(ctx, tu_tmp("d.st"), NULL, &back, NULL), LAM_OK);
     cr_assert_eq(lam_tensor_dtype(lam_ptree_get(back, "x")), LAM_F64);
-    cr_assert_eq(lam_ptree_load_into(tree, tmp("d.st"), NULL), LAM_OK, "%s", lam_last_error());
-    cr_assert(bits_equal(t, lam_ptree_get(tree, "x")));
+    cr_assert_eq(lam_ptree_load_into(tree, tu_tmp("d.st"), NULL), LAM_OK, "%s", lam_last_error());
+    cr_assert(tu_bits_equal(t, lam_ptree_get(tree, "x")));
     lam_ptree_free(back);
   }
   lam_ptree_free(tree);
   lam_tensor_free(t);
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
-  remove_tmpdir();
+  tu_remove_tmpdir();
 }
 
 /* ---- a file from Python --------------------------------------------------------- */
@@ -263,7 +219,7 @@ Test(safetensors, python_written_file_loads) {
   tu_mark m = tu_mark_now(ctx);
   lam_ptree *t = NULL;
   lam_metadata *meta = NULL;
-  cr_assert_eq(lam_safetensors_load(ctx, data_path("st_python.safetensors"), NULL, &t, &meta), LAM_OK,
+  cr_assert_eq(lam_safetensors_load(ctx, tu_data_path("st_python.safetensors"), NULL, &t, &meta), LAM_OK,
                "%s", lam_last_error());
   cr_assert_str_eq(lam_metadata_get(meta, "format"), "pt");
   cr_assert_str_eq(lam_metadata_get(meta, "note"), "hello \"world\" \xc3\xa9");
@@ -318,12 +274,12 @@ Test(safetensors, python_written_file_loads) {
   lam_metadata_free(meta);
   lam_ptree_free(t);
   /* Metadata alone, and a prefix. */
-  cr_assert_eq(lam_safetensors_read_metadata(data_path("st_python.safetensors"), &meta), LAM_OK);
+  cr_assert_eq(lam_safetensors_read_metadata(tu_data_path("st_python.safetensors"), &meta), LAM_OK);
   cr_assert_eq(lam_metadata_count(meta), 2);
   lam_metadata_free(meta);
   lam_load_opts lo = lam_load_defaults();
   lo.prefix = "nested.";
-  cr_assert_eq(lam_safetensors_load(ctx, data_path("st_python.safetensors"), &lo, &t, NULL), LAM_OK);
+  cr_assert_eq(lam_safetensors_load(ctx, tu_data_path("st_python.safetensors"), &lo, &t, NULL), LAM_OK);
   cr_assert_eq(lam_ptree_leaf_count(t), 1);
   cr_assert(lam_ptree_get(t, "layer.0.weight"));
   lam_ptree_free(t);
@@ -351,7 +307,7 @@ static lam_ptree *model(lam_ctx *ctx) {
 }
 
 Test(safetensors, load_into_lists_every_problem) {
-  make_tmpdir();
+  tu_make_tmpdir("lamina-st");
   lam_ctx *ctx = tu_ctx();
   tu_mark m = tu_mark_now(ctx);
   lam_ptree *mod = model(ctx);
@@ -367,11 +323,11 @@ Test(safetensors, load_into_lists_every_problem) {
   lam_ptree_set(file, "c.n", nf);
   lam_ptree_set(file, "e", a);
   lam_ptree_set(file, "f.g", a);
-  cr_assert_eq(lam_safetensors_save(tmp("m.st"), file, NULL), LAM_OK, "%s", lam_last_error());
-  lam_status st = lam_ptree_load_into(mod, tmp("m.st"), NULL);
+  cr_assert_eq(lam_safetensors_save(tu_tmp("m.st"), file, NULL), LAM_OK, "%s", lam_last_error());
+  lam_status st = lam_ptree_load_into(mod, tu_tmp("m.st"), NULL);
   tu_assert_status(st, LAM_ERR_NOT_FOUND, "1 missing key");
   const char *msg = lam_last_error();
-  cr_assert(strstr(msg, "lam_ptree_load_into") && strstr(msg, tmp("m.st")), "%s", msg);
+  cr_assert(strstr(msg, "lam_ptree_load_into") && strstr(msg, tu_tmp("m.st")), "%s", msg);
   cr_assert(strstr(msg, "c.d"), "%s", msg);
   cr_assert(strstr(msg, "2 unexpected keys") && strstr(msg, "e") && strstr(msg, "f.g"), "%s", msg);
   cr_assert(strstr(msg, "2 mismatches") && strstr(msg, "b (file F32 [5], model f32 [4])"), "%s", msg);
@@ -382,17 +338,17 @@ Test(safetensors, load_into_lists_every_problem) {
   /* Non-strict: the shape mismatch is still an error. */
   lam_load_opts lo = lam_load_defaults();
   lo.non_strict = true;
-  tu_assert_status(lam_ptree_load_into(mod, tmp("m.st"), &lo), LAM_ERR_SHAPE, "b (file F32 [5]");
+  tu_assert_status(lam_ptree_load_into(mod, tu_tmp("m.st"), &lo), LAM_ERR_SHAPE, "b (file F32 [5]");
   cr_assert(!strstr(lam_last_error(), "missing"), "%s", lam_last_error());
   /* Fix b and c.n: non-strict loads what matches. */
   lam_tensor *b4 = lam_tensor_full(ctx, LAM_F32, 1, (int64_t[]){4}, 7);
   lam_ptree_set(file, "b", b4);
   lam_ptree_remove(file, "c");
-  cr_assert_eq(lam_safetensors_save(tmp("m.st"), file, NULL), LAM_OK);
-  cr_assert_eq(lam_ptree_load_into(mod, tmp("m.st"), &lo), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_safetensors_save(tu_tmp("m.st"), file, NULL), LAM_OK);
+  cr_assert_eq(lam_ptree_load_into(mod, tu_tmp("m.st"), &lo), LAM_OK, "%s", lam_last_error());
   lam_tensor_to_host(lam_ptree_get(mod, "a"), z, sizeof z);
   cr_assert(z[0] == 1 && z[5] == 6);
-  tu_assert_status(lam_ptree_load_into(mod, tmp("m.st"), NULL), LAM_ERR_NOT_FOUND, "c.d");
+  tu_assert_status(lam_ptree_load_into(mod, tu_tmp("m.st"), NULL), LAM_ERR_NOT_FOUND, "c.d");
   /* The leaves keep their identity (loaded in place). */
   lam_tensor *held = lam_ptree_get(mod, "b");
   float bv[4];
@@ -404,11 +360,11 @@ Test(safetensors, load_into_lists_every_problem) {
   lam_ptree_free(mod);
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
-  remove_tmpdir();
+  tu_remove_tmpdir();
 }
 
 Test(safetensors, load_into_names_all_missing_keys_and_converts) {
-  make_tmpdir();
+  tu_make_tmpdir("lamina-st");
   lam_ctx *ctx = tu_ctx();
   tu_mark m = tu_mark_now(ctx);
   lam_ptree *mod = lam_ptree_dict();
@@ -419,8 +375,8 @@ Test(safetensors, load_into_names_all_missing_keys_and_converts) {
     lam_ptree_set(mod, p, z);
   }
   lam_ptree *empty = lam_ptree_dict();
-  cr_assert_eq(lam_safetensors_save(tmp("e.st"), empty, NULL), LAM_OK);
-  tu_assert_status(lam_ptree_load_into(mod, tmp("e.st"), NULL), LAM_ERR_NOT_FOUND, "40 missing keys");
+  cr_assert_eq(lam_safetensors_save(tu_tmp("e.st"), empty, NULL), LAM_OK);
+  tu_assert_status(lam_ptree_load_into(mod, tu_tmp("e.st"), NULL), LAM_ERR_NOT_FOUND, "40 missing keys");
   for (int i = 0; i < 40; i++) {
     char p[32];
     snprintf(p, sizeof p, "layers.%d.weight", i);
@@ -439,7 +395,7 @@ Test(safetensors, load_into_names_all_missing_keys_and_converts) {
   lam_ptree_set(mod, "f64", d);
   lam_load_opts lo = lam_load_defaults();
   lo.non_strict = true;
-  cr_assert_eq(lam_ptree_load_into(mod, data_path("st_python.safetensors"), &lo), LAM_OK, "%s",
+  cr_assert_eq(lam_ptree_load_into(mod, tu_data_path("st_python.safetensors"), &lo), LAM_OK, "%s",
                lam_last_error());
   float hv[6], bv[4], dv[3];
   lam_tensor_to_host(h, hv, sizeof hv);
@@ -452,11 +408,11 @@ Test(safetensors, load_into_names_all_missing_keys_and_converts) {
   /* Prefixed file keys. */
   lam_ptree *file = lam_ptree_dict();
   lam_ptree_set_subtree(file, "model", lam_ptree_copy(mod));
-  cr_assert_eq(lam_safetensors_save(tmp("p.st"), file, NULL), LAM_OK);
+  cr_assert_eq(lam_safetensors_save(tu_tmp("p.st"), file, NULL), LAM_OK);
   lo = lam_load_defaults();
   lo.prefix = "model.";
-  cr_assert_eq(lam_ptree_load_into(mod, tmp("p.st"), &lo), LAM_OK, "%s", lam_last_error());
-  tu_assert_status(lam_ptree_load_into(mod, tmp("p.st"), NULL), LAM_ERR_NOT_FOUND, "model.f16");
+  cr_assert_eq(lam_ptree_load_into(mod, tu_tmp("p.st"), &lo), LAM_OK, "%s", lam_last_error());
+  tu_assert_status(lam_ptree_load_into(mod, tu_tmp("p.st"), NULL), LAM_ERR_NOT_FOUND, "model.f16");
   lam_ptree_free(file);
   lam_ptree_free(mod);
   lam_tensor_free(h);
@@ -464,13 +420,13 @@ Test(safetensors, load_into_names_all_missing_keys_and_converts) {
   lam_tensor_free(d);
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
-  remove_tmpdir();
+  tu_remove_tmpdir();
 }
 
 /* ---- corrupt files ------------------------------------------------------------------------ */
 
 Test(safetensors, corrupt_headers_are_format_errors) {
-  make_tmpdir();
+  tu_make_tmpdir("lamina-st");
   lam_ctx *ctx = tu_ctx();
   tu_mark m = tu_mark_now(ctx);
   unsigned char data[64] = {0};
@@ -505,81 +461,81 @@ Test(safetensors, corrupt_headers_are_format_errors) {
       {"{\"a..b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "does not fit in a tree"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    write_raw(tmp("c.st"), cases[i].header, data, cases[i].dlen);
+    write_raw(tu_tmp("c.st"), cases[i].header, data, cases[i].dlen);
     lam_ptree *t = (lam_ptree *)0x1;
-    lam_status st = lam_safetensors_load(ctx, tmp("c.st"), NULL, &t, NULL);
+    lam_status st = lam_safetensors_load(ctx, tu_tmp("c.st"), NULL, &t, NULL);
     cr_assert(t == NULL, "case %zu: out is NULL on error", i);
     cr_assert_eq(st, LAM_ERR_FORMAT, "case %zu (%s): status %s: %s", i, cases[i].header,
                  lam_status_string(st), lam_last_error());
     cr_assert(strstr(lam_last_error(), cases[i].needle), "case %zu: \"%s\" lacks \"%s\"", i,
               lam_last_error(), cases[i].needle);
-    cr_assert(strstr(lam_last_error(), tmp("c.st")), "case %zu: path not named", i);
+    cr_assert(strstr(lam_last_error(), tu_tmp("c.st")), "case %zu: path not named", i);
   }
   /* Bad lengths and short files. */
-  write_file(tmp("c.st"), "abc", 3);
+  write_file(tu_tmp("c.st"), "abc", 3);
   lam_ptree *t;
-  tu_assert_status(lam_safetensors_load(ctx, tmp("c.st"), NULL, &t, NULL), LAM_ERR_FORMAT, "too short");
-  write_file(tmp("c.st"), "", 0);
-  tu_assert_status(lam_safetensors_load(ctx, tmp("c.st"), NULL, &t, NULL), LAM_ERR_FORMAT, "too short");
+  tu_assert_status(lam_safetensors_load(ctx, tu_tmp("c.st"), NULL, &t, NULL), LAM_ERR_FORMAT, "too short");
+  write_file(tu_tmp("c.st"), "", 0);
+  tu_assert_status(lam_safetensors_load(ctx, tu_tmp("c.st"), NULL, &t, NULL), LAM_ERR_FORMAT, "too short");
   unsigned char big[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, '{', '}'};
-  write_file(tmp("c.st"), big, 10);
-  tu_assert_status(lam_safetensors_load(ctx, tmp("c.st"), NULL, &t, NULL), LAM_ERR_FORMAT, "header length");
+  write_file(tu_tmp("c.st"), big, 10);
+  tu_assert_status(lam_safetensors_load(ctx, tu_tmp("c.st"), NULL, &t, NULL), LAM_ERR_FORMAT, "header length");
   unsigned char zero[10] = {0, 0, 0, 0, 0, 0, 0, 0, '{', '}'};
-  write_file(tmp("c.st"), zero, 10);
-  tu_assert_status(lam_safetensors_load(ctx, tmp("c.st"), NULL, &t, NULL), LAM_ERR_FORMAT, "header length 0");
+  write_file(tu_tmp("c.st"), zero, 10);
+  tu_assert_status(lam_safetensors_load(ctx, tu_tmp("c.st"), NULL, &t, NULL), LAM_ERR_FORMAT, "header length 0");
   unsigned char nul[12] = {4, 0, 0, 0, 0, 0, 0, 0, '{', 0, '}', ' '};
-  write_file(tmp("c.st"), nul, 12);
-  tu_assert_status(lam_safetensors_load(ctx, tmp("c.st"), NULL, &t, NULL), LAM_ERR_FORMAT, "not a JSON object");
+  write_file(tu_tmp("c.st"), nul, 12);
+  tu_assert_status(lam_safetensors_load(ctx, tu_tmp("c.st"), NULL, &t, NULL), LAM_ERR_FORMAT, "not a JSON object");
   /* The smallest valid file: "{}" padded. */
-  write_raw(tmp("c.st"), "{}      ", NULL, 0);
-  cr_assert_eq(lam_safetensors_load(ctx, tmp("c.st"), NULL, &t, NULL), LAM_OK, "%s", lam_last_error());
+  write_raw(tu_tmp("c.st"), "{}      ", NULL, 0);
+  cr_assert_eq(lam_safetensors_load(ctx, tu_tmp("c.st"), NULL, &t, NULL), LAM_OK, "%s", lam_last_error());
   cr_assert_eq(lam_ptree_leaf_count(t), 0);
   lam_ptree_free(t);
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
-  remove_tmpdir();
+  tu_remove_tmpdir();
 }
 
 Test(safetensors, unsupported_dtypes_and_shapes) {
-  make_tmpdir();
+  tu_make_tmpdir("lamina-st");
   lam_ctx *ctx = tu_ctx();
   tu_mark m = tu_mark_now(ctx);
   int64_t i64[2] = {-5, 1LL << 40};
-  write_raw(tmp("u.st"), "{\"x\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", i64, 8);
+  write_raw(tu_tmp("u.st"), "{\"x\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", i64, 8);
   lam_ptree *t;
-  cr_assert_eq(lam_safetensors_load(ctx, tmp("u.st"), NULL, &t, NULL), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_safetensors_load(ctx, tu_tmp("u.st"), NULL, &t, NULL), LAM_OK, "%s", lam_last_error());
   double v;
   cr_assert_eq(lam_tensor_dtype(lam_ptree_get(t, "x")), LAM_I32);
   lam_tensor_item(lam_ptree_get(t, "x"), &v);
   cr_assert_eq(v, -5);
   lam_ptree_free(t);
-  write_raw(tmp("u.st"), "{\"x\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]}}", i64, 16);
-  tu_assert_status(lam_safetensors_load(ctx, tmp("u.st"), NULL, &t, NULL), LAM_ERR_UNSUPPORTED, "does not fit i32");
-  write_raw(tmp("u.st"), "{\"x\":{\"dtype\":\"I16\",\"shape\":[2],\"data_offsets\":[0,4]}}", i64, 4);
-  tu_assert_status(lam_safetensors_load(ctx, tmp("u.st"), NULL, &t, NULL), LAM_ERR_UNSUPPORTED, "I16");
-  write_raw(tmp("u.st"), "{\"x\":{\"dtype\":\"F32\",\"shape\":[0,3],\"data_offsets\":[0,0]}}", NULL, 0);
-  tu_assert_status(lam_safetensors_load(ctx, tmp("u.st"), NULL, &t, NULL), LAM_ERR_UNSUPPORTED, "[0,3]");
-  write_raw(tmp("u.st"), "{\"x\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,1]}}",
+  write_raw(tu_tmp("u.st"), "{\"x\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]}}", i64, 16);
+  tu_assert_status(lam_safetensors_load(ctx, tu_tmp("u.st"), NULL, &t, NULL), LAM_ERR_UNSUPPORTED, "does not fit i32");
+  write_raw(tu_tmp("u.st"), "{\"x\":{\"dtype\":\"I16\",\"shape\":[2],\"data_offsets\":[0,4]}}", i64, 4);
+  tu_assert_status(lam_safetensors_load(ctx, tu_tmp("u.st"), NULL, &t, NULL), LAM_ERR_UNSUPPORTED, "I16");
+  write_raw(tu_tmp("u.st"), "{\"x\":{\"dtype\":\"F32\",\"shape\":[0,3],\"data_offsets\":[0,0]}}", NULL, 0);
+  tu_assert_status(lam_safetensors_load(ctx, tu_tmp("u.st"), NULL, &t, NULL), LAM_ERR_UNSUPPORTED, "[0,3]");
+  write_raw(tu_tmp("u.st"), "{\"x\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,1]}}",
             i64, 1);
-  tu_assert_status(lam_safetensors_load(ctx, tmp("u.st"), NULL, &t, NULL), LAM_ERR_UNSUPPORTED, "9 dims");
+  tu_assert_status(lam_safetensors_load(ctx, tu_tmp("u.st"), NULL, &t, NULL), LAM_ERR_UNSUPPORTED, "9 dims");
   /* Non-strict load_into ignores such extra entries. */
   lam_ptree *mod = lam_ptree_dict();
   lam_tensor *y = lam_tensor_zeros(ctx, LAM_F32, 1, (int64_t[]){1});
   lam_ptree_set(mod, "y", y);
   lam_load_opts lo = lam_load_defaults();
   lo.non_strict = true;
-  cr_assert_eq(lam_ptree_load_into(mod, tmp("u.st"), &lo), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_ptree_load_into(mod, tu_tmp("u.st"), &lo), LAM_OK, "%s", lam_last_error());
   lam_ptree_free(mod);
   lam_tensor_free(y);
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
-  remove_tmpdir();
+  tu_remove_tmpdir();
 }
 
 /* Hundreds of random byte flips and truncations of a small valid file:
  * every call returns a status, never crashes; nothing leaks. */
 Test(safetensors, fuzz_flips_and_truncations) {
-  make_tmpdir();
+  tu_make_tmpdir("lamina-st");
   lam_ctx *ctx = tu_ctx();
   tu_mark m = tu_mark_now(ctx);
   lam_ptree *tree = lam_ptree_dict();
@@ -593,9 +549,9 @@ Test(safetensors, fuzz_flips_and_truncations) {
   lam_metadata_set(meta, "k", "v");
   lam_save_opts so = lam_save_defaults();
   so.metadata = meta;
-  cr_assert_eq(lam_safetensors_save(tmp("v.st"), tree, &so), LAM_OK);
+  cr_assert_eq(lam_safetensors_save(tu_tmp("v.st"), tree, &so), LAM_OK);
   size_t len;
-  unsigned char *orig = read_file(tmp("v.st"), &len);
+  unsigned char *orig = read_file(tu_tmp("v.st"), &len);
   unsigned char *buf = malloc(len + 1);
   tu_rng r = tu_rng_make(2024);
   int iters = tu_small() ? 60 : 400, ok = 0, failed = 0;
@@ -616,9 +572,9 @@ Test(safetensors, fuzz_flips_and_truncations) {
       if (pos < len) buf[pos] = (unsigned char)('0' + tu_randint(&r, 0, 10));
       if (tu_randint(&r, 0, 2)) n = len - (size_t)tu_randint(&r, 1, 8);
     }
-    write_file(tmp("f.st"), buf, n);
+    write_file(tu_tmp("f.st"), buf, n);
     lam_ptree *t = NULL;
-    lam_status st = lam_safetensors_load(ctx, tmp("f.st"), NULL, &t, NULL);
+    lam_status st = lam_safetensors_load(ctx, tu_tmp("f.st"), NULL, &t, NULL);
     if (st == LAM_OK) {
       cr_assert(t);
       ok++;
@@ -632,11 +588,11 @@ Test(safetensors, fuzz_flips_and_truncations) {
     }
     lam_load_opts lo = lam_load_defaults();
     lo.non_strict = !(it % 2);
-    st = lam_ptree_load_into(tree, tmp("f.st"), &lo);
+    st = lam_ptree_load_into(tree, tu_tmp("f.st"), &lo);
     cr_assert(st == LAM_OK || st == LAM_ERR_FORMAT || st == LAM_ERR_NOT_FOUND || st == LAM_ERR_SHAPE ||
               st == LAM_ERR_DTYPE, "iteration %d: %s: %s", it, lam_status_string(st), lam_last_error());
     lam_metadata *mm = NULL;
-    st = lam_safetensors_read_metadata(tmp("f.st"), &mm);
+    st = lam_safetensors_read_metadata(tu_tmp("f.st"), &mm);
     cr_assert((st == LAM_OK) == (mm != NULL));
     lam_metadata_free(mm);
   }
@@ -650,41 +606,41 @@ Test(safetensors, fuzz_flips_and_truncations) {
   lam_tensor_free(c);
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
-  remove_tmpdir();
+  tu_remove_tmpdir();
 }
 
 /* ---- bad input ------------------------------------------------------------------------ */
 
 Test(safetensors, bad_input) {
-  make_tmpdir();
+  tu_make_tmpdir("lamina-st");
   lam_ctx *ctx = tu_ctx();
   tu_mark m = tu_mark_now(ctx);
   lam_ptree *t = lam_ptree_dict(), *out;
   lam_tensor *x = lam_tensor_zeros(ctx, LAM_F32, 1, (int64_t[]){2});
   lam_ptree_set(t, "x", x);
   tu_assert_status(lam_safetensors_save(NULL, t, NULL), LAM_ERR_NULL, "path");
-  tu_assert_status(lam_safetensors_save(tmp("x"), NULL, NULL), LAM_ERR_NULL, "tree");
+  tu_assert_status(lam_safetensors_save(tu_tmp("x"), NULL, NULL), LAM_ERR_NULL, "tree");
   lam_save_opts so = lam_save_defaults();
   so.float_dtype = (lam_file_dtype)42;
-  tu_assert_status(lam_safetensors_save(tmp("x"), t, &so), LAM_ERR_INVALID_ARGUMENT, "float_dtype");
+  tu_assert_status(lam_safetensors_save(tu_tmp("x"), t, &so), LAM_ERR_INVALID_ARGUMENT, "float_dtype");
   tu_assert_status(lam_safetensors_save("/nonexistent-dir/a.st", t, NULL), LAM_ERR_IO,
                    "/nonexistent-dir/a.st");
   /* Saving over a directory: the rename fails and the temporary file goes. */
-  mkdir(tmp("adir"), 0700);
-  tu_assert_status(lam_safetensors_save(tmp("adir"), t, NULL), LAM_ERR_IO, "rename");
+  mkdir(tu_tmp("adir"), 0700);
+  tu_assert_status(lam_safetensors_save(tu_tmp("adir"), t, NULL), LAM_ERR_IO, "rename");
   cr_assert_eq(count_files(), 1, "temporary file removed");
   lam_ptree *meta_leaf = lam_ptree_dict();
   lam_ptree_set(meta_leaf, "__metadata__", x);
-  tu_assert_status(lam_safetensors_save(tmp("m"), meta_leaf, NULL), LAM_ERR_INVALID_ARGUMENT, "__metadata__");
+  tu_assert_status(lam_safetensors_save(tu_tmp("m"), meta_leaf, NULL), LAM_ERR_INVALID_ARGUMENT, "__metadata__");
   lam_ptree_free(meta_leaf);
-  tu_assert_status(lam_safetensors_load(NULL, tmp("x"), NULL, &out, NULL), LAM_ERR_NULL, "ctx");
+  tu_assert_status(lam_safetensors_load(NULL, tu_tmp("x"), NULL, &out, NULL), LAM_ERR_NULL, "ctx");
   tu_assert_status(lam_safetensors_load(ctx, NULL, NULL, &out, NULL), LAM_ERR_NULL, "path");
-  tu_assert_status(lam_safetensors_load(ctx, tmp("x"), NULL, NULL, NULL), LAM_ERR_NULL, "out");
+  tu_assert_status(lam_safetensors_load(ctx, tu_tmp("x"), NULL, NULL, NULL), LAM_ERR_NULL, "out");
   tu_assert_status(lam_safetensors_load(ctx, "/no/such/file.safetensors", NULL, &out, NULL), LAM_ERR_IO,
                    "/no/such/file.safetensors");
   cr_assert(strstr(lam_last_error(), "No such file"), "%s", lam_last_error());
-  tu_assert_status(lam_safetensors_load(ctx, tmp("adir"), NULL, &out, NULL), LAM_ERR_IO, "not a regular file");
-  tu_assert_status(lam_ptree_load_into(NULL, tmp("x"), NULL), LAM_ERR_NULL, "tree");
+  tu_assert_status(lam_safetensors_load(ctx, tu_tmp("adir"), NULL, &out, NULL), LAM_ERR_IO, "not a regular file");
+  tu_assert_status(lam_ptree_load_into(NULL, tu_tmp("x"), NULL), LAM_ERR_NULL, "tree");
   tu_assert_status(lam_ptree_load_into(t, NULL, NULL), LAM_ERR_NULL, "path");
   tu_assert_status(lam_ptree_load_into(t, "/no/such/file", NULL), LAM_ERR_IO, "/no/such/file");
   lam_metadata *mm;
@@ -712,5 +668,5 @@ Test(safetensors, bad_input) {
   lam_tensor_free(x);
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
-  remove_tmpdir();
+  tu_remove_tmpdir();
 }

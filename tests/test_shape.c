@@ -2,7 +2,7 @@
  * contiguous, broadcast_to, concat, stack, split, slice, slice_axis, pad)
  * against plain C references on random shapes of ranks 1-5 with odd sizes
  * and every data-movement dtype, Python's own slice results and PyTorch's
- * F.pad (tests/data/shape_golden.h from tools/gen_shape_golden.py), one
+ * F.pad (tests/data/shape_golden.safetensors from tools/gen_shape_golden.py), one
  * case above 2^22 elements, gradient checks of every differentiable op, and
  * bad input with leak checks. */
 #include <math.h>
@@ -10,75 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/shape_golden.h"
 #include "testutil.h"
 
 /* ---- helpers ----------------------------------------------------------- */
 
 static const lam_dtype dts[] = {LAM_F32, LAM_F64, LAM_I32, LAM_U8};
 #define N_DTS 4
-
-static bool dt_ok(lam_ctx *ctx, lam_dtype dt) {
-  return dt != LAM_F64 || lam_ctx_device(ctx)->fp64;
-}
-
-static int64_t prod(int nd, const int64_t *s) {
-  int64_t n = 1;
-  for (int i = 0; i < nd; i++) n *= s[i];
-  return n;
-}
-
-static void strides(int nd, const int64_t *s, int64_t *st) {
-  int64_t k = 1;
-  for (int i = nd - 1; i >= 0; i--) {
-    st[i] = k;
-    k *= s[i];
-  }
-}
-
-static void unravel(int64_t i, int nd, const int64_t *s, int64_t *c) {
-  for (int d = nd - 1; d >= 0; d--) {
-    c[d] = i % s[d];
-    i /= s[d];
-  }
-}
-
-/* Random host data of dtype dt (floats in [-10, 10), ints across their range). */
-static unsigned char *rand_host(tu_rng *r, lam_dtype dt, int64_t n) {
-  size_t es = lam_dtype_size(dt);
-  unsigned char *h = malloc((size_t)n * es + 1);
-  for (int64_t i = 0; i < n; i++) {
-    if (dt == LAM_F32) {
-      float v = (float)tu_uniform(r, -10, 10);
-      memcpy(h + i * es, &v, es);
-    } else if (dt == LAM_F64) {
-      double v = tu_uniform(r, -10, 10);
-      memcpy(h + i * es, &v, es);
-    } else if (dt == LAM_I32) {
-      int32_t v = (int32_t)(tu_next(r) >> 32);
-      memcpy(h + i * es, &v, es);
-    } else {
-      h[i] = (unsigned char)tu_next(r);
-    }
-  }
-  return h;
-}
-
-static lam_tensor *rand_t(lam_ctx *ctx, tu_rng *r, lam_dtype dt, int nd, const int64_t *shape,
-                          unsigned char **host) {
-  unsigned char *h = rand_host(r, dt, prod(nd, shape));
-  lam_tensor *t = lam_tensor_from_host(ctx, dt, nd, shape, h);
-  cr_assert(t, "%s", lam_last_error());
-  *host = h;
-  return t;
-}
-
-static unsigned char *read_all(const lam_tensor *t) {
-  cr_assert(t, "NULL result: %s", lam_last_error());
-  unsigned char *h = malloc(lam_tensor_nbytes(t) + 1);
-  cr_assert_eq(lam_tensor_to_host(t, h, lam_tensor_nbytes(t)), LAM_OK, "%s", lam_last_error());
-  return h;
-}
 
 /* want[i] = src[map[i]] (or *fill when map[i] < 0). */
 static unsigned char *apply_map(const unsigned char *src, size_t es, const int64_t *map, int64_t n,
@@ -87,32 +24,6 @@ static unsigned char *apply_map(const unsigned char *src, size_t es, const int64
   for (int64_t i = 0; i < n; i++)
     memcpy(w + i * es, map[i] >= 0 ? src + map[i] * es : (const unsigned char *)fill, es);
   return w;
-}
-
-/* Asserts y has shape (nd, shape) and bytes equal to want. */
-static void expect(const lam_tensor *y, int nd, const int64_t *shape, const unsigned char *want,
-                   const char *what) {
-  cr_assert(y, "%s: NULL result: %s", what, lam_last_error());
-  cr_assert_eq(lam_tensor_ndim(y), nd, "%s: ndim %d, want %d", what, lam_tensor_ndim(y), nd);
-  for (int d = 0; d < nd; d++)
-    cr_assert_eq(lam_tensor_shape(y)[d], shape[d], "%s: dim %d is %lld, want %lld", what, d,
-                 (long long)lam_tensor_shape(y)[d], (long long)shape[d]);
-  unsigned char *got = read_all(y);
-  size_t es = lam_dtype_size(lam_tensor_dtype(y));
-  int64_t n = lam_tensor_numel(y);
-  for (int64_t i = 0; i < n; i++)
-    cr_assert(memcmp(got + i * es, want + i * es, es) == 0, "%s (%s): element %lld differs", what,
-              lam_dtype_name(lam_tensor_dtype(y)), (long long)i);
-  free(got);
-}
-
-/* A random shape of rank nd with dims from odd sizes, numel <= cap. */
-static void rand_shape(tu_rng *r, int nd, int64_t cap, int64_t *s) {
-  static const int64_t sizes[] = {1, 2, 3, 5, 7, 33};
-  for (;;) {
-    for (int d = 0; d < nd; d++) s[d] = sizes[tu_randint(r, 0, 6)];
-    if (prod(nd, s) <= cap) return;
-  }
 }
 
 static void encode(lam_dtype dt, double v, unsigned char *out) {
@@ -153,28 +64,28 @@ Test(shape, views_reshape_squeeze_flatten) {
   tu_mark m = tu_mark_now(ctx);
   for (int di = 0; di < N_DTS; di++) {
     lam_dtype dt = dts[di];
-    if (!dt_ok(ctx, dt)) continue;
+    if (!tu_has_dtype(ctx, dt)) continue;
     unsigned char *h;
     int64_t s[4] = {3, 1, 7, 2};
-    lam_tensor *x = rand_t(ctx, &r, dt, 4, s, &h);
+    lam_tensor *x = tu_rand_tensor(ctx, &r, dt, 4, s, &h);
     lam_tensor *a = lam_reshape(x, 2, (int64_t[]){-1, 14});
-    expect(a, 2, (int64_t[]){3, 14}, h, "reshape");
+    tu_assert_tensor_bytes(a, 2, (int64_t[]){3, 14}, h, "reshape");
     lam_tensor *b = lam_unsqueeze(x, -1);
-    expect(b, 5, (int64_t[]){3, 1, 7, 2, 1}, h, "unsqueeze(-1)");
+    tu_assert_tensor_bytes(b, 5, (int64_t[]){3, 1, 7, 2, 1}, h, "unsqueeze(-1)");
     lam_tensor *c = lam_unsqueeze(x, 0);
-    expect(c, 5, (int64_t[]){1, 3, 1, 7, 2}, h, "unsqueeze(0)");
+    tu_assert_tensor_bytes(c, 5, (int64_t[]){1, 3, 1, 7, 2}, h, "unsqueeze(0)");
     lam_tensor *d = lam_squeeze(x, 1);
-    expect(d, 3, (int64_t[]){3, 7, 2}, h, "squeeze(1)");
+    tu_assert_tensor_bytes(d, 3, (int64_t[]){3, 7, 2}, h, "squeeze(1)");
     lam_tensor *e = lam_squeeze(x, -3);
-    expect(e, 3, (int64_t[]){3, 7, 2}, h, "squeeze(-3)");
+    tu_assert_tensor_bytes(e, 3, (int64_t[]){3, 7, 2}, h, "squeeze(-3)");
     lam_tensor *f = lam_flatten(x, 1, -1);
-    expect(f, 2, (int64_t[]){3, 14}, h, "flatten(1,-1)");
+    tu_assert_tensor_bytes(f, 2, (int64_t[]){3, 14}, h, "flatten(1,-1)");
     lam_tensor *g = lam_flatten(x, 0, 2);
-    expect(g, 2, (int64_t[]){21, 2}, h, "flatten(0,2)");
+    tu_assert_tensor_bytes(g, 2, (int64_t[]){21, 2}, h, "flatten(0,2)");
     lam_tensor *k = lam_flatten(x, 2, 2);
-    expect(k, 4, s, h, "flatten(2,2)");
+    tu_assert_tensor_bytes(k, 4, s, h, "flatten(2,2)");
     lam_tensor *c2 = lam_contiguous(x);
-    expect(c2, 4, s, h, "contiguous");
+    tu_assert_tensor_bytes(c2, 4, s, h, "contiguous");
     lam_tensor *sc = lam_tensor_scalar(ctx, dt, 3);
     lam_tensor *fs = lam_flatten(sc, 0, -1);
     cr_assert(fs && lam_tensor_ndim(fs) == 1 && lam_tensor_numel(fs) == 1, "flatten of a scalar");
@@ -190,12 +101,12 @@ Test(shape, views_reshape_squeeze_flatten) {
 
 static int64_t *permute_map(int nd, const int64_t *xs, const int *perm, int64_t *oshape) {
   int64_t st[8], c[8];
-  strides(nd, xs, st);
+  tu_strides(nd, xs, st);
   for (int i = 0; i < nd; i++) oshape[i] = xs[perm[i] < 0 ? perm[i] + nd : perm[i]];
-  int64_t n = prod(nd, oshape);
+  int64_t n = tu_numel(nd, oshape);
   int64_t *map = malloc((size_t)n * sizeof *map);
   for (int64_t i = 0; i < n; i++) {
-    unravel(i, nd, oshape, c);
+    tu_unravel(i, nd, oshape, c);
     int64_t o = 0;
     for (int d = 0; d < nd; d++) o += c[d] * st[perm[d] < 0 ? perm[d] + nd : perm[d]];
     map[i] = o;
@@ -209,10 +120,10 @@ Test(shape, permute_random_all_dtypes) {
   tu_mark m = tu_mark_now(ctx);
   for (int it = 0; it < 40; it++) {
     lam_dtype dt = dts[it % N_DTS];
-    if (!dt_ok(ctx, dt)) continue;
+    if (!tu_has_dtype(ctx, dt)) continue;
     int nd = 1 + it % 5;
     int64_t s[8], os[8];
-    rand_shape(&r, nd, 20000, s);
+    tu_rand_shape(&r, nd, 20000, s);
     int perm[8];
     for (int i = 0; i < nd; i++) perm[i] = i;
     for (int i = nd - 1; i > 0; i--) {
@@ -222,11 +133,11 @@ Test(shape, permute_random_all_dtypes) {
     }
     if (it % 3 == 0) perm[0] -= nd; /* negative entries are accepted */
     unsigned char *h;
-    lam_tensor *x = rand_t(ctx, &r, dt, nd, s, &h);
+    lam_tensor *x = tu_rand_tensor(ctx, &r, dt, nd, s, &h);
     int64_t *map = permute_map(nd, s, perm, os);
-    unsigned char *want = apply_map(h, lam_dtype_size(dt), map, prod(nd, s), NULL);
+    unsigned char *want = apply_map(h, lam_dtype_size(dt), map, tu_numel(nd, s), NULL);
     lam_tensor *y = lam_permute(x, perm);
-    expect(y, nd, os, want, "permute");
+    tu_assert_tensor_bytes(y, nd, os, want, "permute");
     lam_tensor_free(y);
     /* transpose with negative axes */
     int a0 = (int)tu_randint(&r, -nd, nd), a1 = (int)tu_randint(&r, -nd, nd);
@@ -237,9 +148,9 @@ Test(shape, permute_random_all_dtypes) {
     free(map);
     free(want);
     map = permute_map(nd, s, tp, os);
-    want = apply_map(h, lam_dtype_size(dt), map, prod(nd, s), NULL);
+    want = apply_map(h, lam_dtype_size(dt), map, tu_numel(nd, s), NULL);
     y = lam_transpose(x, a0, a1);
-    expect(y, nd, os, want, "transpose");
+    tu_assert_tensor_bytes(y, nd, os, want, "transpose");
     lam_tensor_free(y);
     lam_tensor_free(x);
     free(map);
@@ -259,14 +170,14 @@ Test(shape, permute_rank8) {
   int perms[3][8] = {{7, 6, 5, 4, 3, 2, 1, 0}, {1, 0, 3, 2, 5, 4, 7, 6}, {6, 0, 2, 4, 1, 3, 5, 7}};
   for (int di = 0; di < N_DTS; di++) {
     lam_dtype dt = dts[di];
-    if (!dt_ok(ctx, dt)) continue;
+    if (!tu_has_dtype(ctx, dt)) continue;
     unsigned char *h;
-    lam_tensor *x = rand_t(ctx, &r, dt, 8, s, &h);
+    lam_tensor *x = tu_rand_tensor(ctx, &r, dt, 8, s, &h);
     for (int p = 0; p < 3; p++) {
       int64_t *map = permute_map(8, s, perms[p], os);
-      unsigned char *want = apply_map(h, lam_dtype_size(dt), map, prod(8, s), NULL);
+      unsigned char *want = apply_map(h, lam_dtype_size(dt), map, tu_numel(8, s), NULL);
       lam_tensor *y = lam_permute(x, perms[p]);
-      expect(y, 8, os, want, "permute rank 8");
+      tu_assert_tensor_bytes(y, 8, os, want, "permute rank 8");
       lam_tensor_free(y);
       free(map);
       free(want);
@@ -283,7 +194,7 @@ Test(shape, transpose_large) {
   tu_rng r = tu_rng_make(3);
   int64_t s[2] = {tu_small() ? 65 : 2049, tu_small() ? 67 : 2051};
   unsigned char *h;
-  lam_tensor *x = rand_t(ctx, &r, LAM_F32, 2, s, &h);
+  lam_tensor *x = tu_rand_tensor(ctx, &r, LAM_F32, 2, s, &h);
   lam_tensor *y = lam_transpose(x, 0, 1);
   float *got = tu_read_f32(y), *xv = (float *)h;
   for (int64_t i = 0; i < s[1]; i++)
@@ -311,22 +222,22 @@ Test(shape, broadcast_to_corner_cases) {
   for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
     for (int di = 0; di < N_DTS; di++) {
       lam_dtype dt = dts[di];
-      if (!dt_ok(ctx, dt)) continue;
+      if (!tu_has_dtype(ctx, dt)) continue;
       int xnd = cases[ci].xnd, ond = cases[ci].ond;
       unsigned char *h;
-      lam_tensor *x = rand_t(ctx, &r, dt, xnd, cases[ci].xs, &h);
-      int64_t n = prod(ond, cases[ci].os), xst[8], c[8];
-      strides(xnd, cases[ci].xs, xst);
+      lam_tensor *x = tu_rand_tensor(ctx, &r, dt, xnd, cases[ci].xs, &h);
+      int64_t n = tu_numel(ond, cases[ci].os), xst[8], c[8];
+      tu_strides(xnd, cases[ci].xs, xst);
       int64_t *map = malloc((size_t)n * sizeof *map);
       for (int64_t i = 0; i < n; i++) {
-        unravel(i, ond, cases[ci].os, c);
+        tu_unravel(i, ond, cases[ci].os, c);
         map[i] = 0;
         for (int j = 0; j < xnd; j++)
           if (cases[ci].xs[j] != 1) map[i] += c[j + ond - xnd] * xst[j];
       }
       unsigned char *want = apply_map(h, lam_dtype_size(dt), map, n, NULL);
       lam_tensor *y = lam_broadcast_to(x, ond, cases[ci].os);
-      expect(y, ond, cases[ci].os, want, "broadcast_to");
+      tu_assert_tensor_bytes(y, ond, cases[ci].os, want, "broadcast_to");
       lam_tensor_free(y);
       lam_tensor_free(x);
       free(map);
@@ -346,14 +257,14 @@ static unsigned char *concat_ref(int n, unsigned char **hs, int64_t (*ss)[8], in
   memcpy(oshape, ss[0], 8 * sizeof(int64_t));
   oshape[a] = 0;
   for (int k = 0; k < n; k++) oshape[a] += ss[k][a];
-  int64_t total = prod(nd, oshape), c[8];
+  int64_t total = tu_numel(nd, oshape), c[8];
   unsigned char *w = malloc((size_t)total * es);
   for (int64_t i = 0; i < total; i++) {
-    unravel(i, nd, oshape, c);
+    tu_unravel(i, nd, oshape, c);
     int k = 0;
     while (c[a] >= ss[k][a]) c[a] -= ss[k++][a];
     int64_t st[8], o = 0;
-    strides(nd, ss[k], st);
+    tu_strides(nd, ss[k], st);
     for (int d = 0; d < nd; d++) o += c[d] * st[d];
     memcpy(w + i * es, hs[k] + o * es, es);
   }
@@ -366,29 +277,29 @@ Test(shape, concat_stack_split_random) {
   tu_mark m = tu_mark_now(ctx);
   for (int it = 0; it < 40; it++) {
     lam_dtype dt = dts[it % N_DTS];
-    if (!dt_ok(ctx, dt)) continue;
+    if (!tu_has_dtype(ctx, dt)) continue;
     size_t es = lam_dtype_size(dt);
     int nd = 1 + it % 5, n = 1 + (int)tu_randint(&r, 0, 7);
     int axis = (int)tu_randint(&r, -nd, nd), a = (axis + nd) % nd;
     int64_t base[8], ss[7][8], os[8];
-    rand_shape(&r, nd, 3000, base);
+    tu_rand_shape(&r, nd, 3000, base);
     lam_tensor *xs[7];
     unsigned char *hs[7];
     for (int k = 0; k < n; k++) {
       memcpy(ss[k], base, sizeof base);
       ss[k][a] = (int64_t[]){1, 3, 7, 2}[tu_randint(&r, 0, 4)];
-      xs[k] = rand_t(ctx, &r, dt, nd, ss[k], &hs[k]);
+      xs[k] = tu_rand_tensor(ctx, &r, dt, nd, ss[k], &hs[k]);
     }
     unsigned char *want = concat_ref(n, hs, ss, nd, a, es, os);
     lam_tensor *y = lam_concat(xs, n, axis);
-    expect(y, nd, os, want, "concat");
+    tu_assert_tensor_bytes(y, nd, os, want, "concat");
     /* split it back, by sizes and (when they are equal) into equal parts */
     int64_t sizes[7];
     for (int k = 0; k < n; k++) sizes[k] = ss[k][a];
     lam_tensor *parts[7];
     cr_assert_eq(lam_split(y, axis, n, sizes, parts), LAM_OK, "%s", lam_last_error());
     for (int k = 0; k < n; k++) {
-      expect(parts[k], nd, ss[k], hs[k], "split(sizes)");
+      tu_assert_tensor_bytes(parts[k], nd, ss[k], hs[k], "split(sizes)");
       lam_tensor_free(parts[k]);
     }
     free(want);
@@ -397,7 +308,7 @@ Test(shape, concat_stack_split_random) {
     for (int k = 0; k < n; k++) {
       lam_tensor_free(xs[k]);
       free(hs[k]);
-      xs[k] = rand_t(ctx, &r, dt, nd, base, &hs[k]);
+      xs[k] = tu_rand_tensor(ctx, &r, dt, nd, base, &hs[k]);
     }
     int sa = (int)tu_randint(&r, -(nd + 1), nd + 1), sp = (sa + nd + 1) % (nd + 1);
     int64_t us[7][8], sos[8];
@@ -405,10 +316,10 @@ Test(shape, concat_stack_split_random) {
       for (int d = 0, j = 0; d <= nd; d++) us[k][d] = d == sp ? 1 : base[j++];
     want = concat_ref(n, hs, us, nd + 1, sp, es, sos);
     y = lam_stack(xs, n, sa);
-    expect(y, nd + 1, sos, want, "stack");
+    tu_assert_tensor_bytes(y, nd + 1, sos, want, "stack");
     cr_assert_eq(lam_split(y, sa, n, NULL, parts), LAM_OK, "%s", lam_last_error());
     for (int k = 0; k < n; k++) {
-      expect(parts[k], nd + 1, us[k], hs[k], "split(equal)");
+      tu_assert_tensor_bytes(parts[k], nd + 1, us[k], hs[k], "split(equal)");
       lam_tensor_free(parts[k]);
     }
     free(want);
@@ -426,13 +337,13 @@ Test(shape, concat_leading_axis_and_split_views) {
   lam_ctx *ctx = tu_ctx();
   tu_rng r = tu_rng_make(6);
   unsigned char *h0, *h1;
-  lam_tensor *x0 = rand_t(ctx, &r, LAM_F32, 2, (int64_t[]){1023, 3}, &h0);
-  lam_tensor *x1 = rand_t(ctx, &r, LAM_F32, 2, (int64_t[]){33, 3}, &h1);
+  lam_tensor *x0 = tu_rand_tensor(ctx, &r, LAM_F32, 2, (int64_t[]){1023, 3}, &h0);
+  lam_tensor *x1 = tu_rand_tensor(ctx, &r, LAM_F32, 2, (int64_t[]){33, 3}, &h1);
   lam_tensor *y = lam_concat((lam_tensor *[]){x0, x1}, 2, 0);
   unsigned char *want = malloc(1056 * 3 * 4);
   memcpy(want, h0, 1023 * 3 * 4);
   memcpy(want + 1023 * 3 * 4, h1, 33 * 3 * 4);
-  expect(y, 2, (int64_t[]){1056, 3}, want, "concat axis 0");
+  tu_assert_tensor_bytes(y, 2, (int64_t[]){1056, 3}, want, "concat axis 0");
   /* split along axis 0 makes views: no new device bytes */
   lam_stats s0, s1;
   lam_ctx_stats(ctx, &s0);
@@ -440,8 +351,8 @@ Test(shape, concat_leading_axis_and_split_views) {
   cr_assert_eq(lam_split(y, 0, 2, (int64_t[]){1023, 33}, p), LAM_OK);
   lam_ctx_stats(ctx, &s1);
   cr_assert_eq(s1.live_bytes, s0.live_bytes, "split along axis 0 copied");
-  expect(p[0], 2, (int64_t[]){1023, 3}, h0, "part 0");
-  expect(p[1], 2, (int64_t[]){33, 3}, h1, "part 1");
+  tu_assert_tensor_bytes(p[0], 2, (int64_t[]){1023, 3}, h0, "part 0");
+  tu_assert_tensor_bytes(p[1], 2, (int64_t[]){33, 3}, h1, "part 1");
   lam_tensor *all[] = {x0, x1, y, p[0], p[1]};
   for (int i = 0; i < 5; i++) lam_tensor_free(all[i]);
   free(want);
@@ -458,9 +369,17 @@ Test(shape, slice_python_golden) {
   int32_t v[7] = {0, 1, 2, 3, 4, 5, 6};
   lam_tensor *xs[8] = {0};
   for (int n = 1; n <= 7; n++) xs[n] = lam_tensor_from_host(ctx, LAM_I32, 1, (int64_t[]){n}, v);
-  size_t ncases = sizeof golden_slices / sizeof golden_slices[0];
+  /* rows n, start, stop, step, has_start, has_stop, len, first; f64, where INT64_MAX reads 2^63 */
+  tu_golden *gold = tu_golden_load("shape_golden.safetensors");
+  const tu_array *slices = tu_golden_get(gold, "slices");
+  size_t ncases = (size_t)slices->shape[0];
   for (size_t i = 0; i < ncases; i++) {
-    const int64_t *g = golden_slices[i];
+    int64_t row[8];
+    for (int k = 0; k < 8; k++) {
+      double d = slices->v[i * 8 + (size_t)k];
+      row[k] = d >= 0x1p63 ? INT64_MAX : (int64_t)d;
+    }
+    const int64_t *g = row;
     int64_t first, len = py_slice(g[0], g[1], g[2], g[3], (int)g[4], (int)g[5], &first);
     cr_assert_eq(len, g[6], "C reference length, case %zu", i);
     if (len) cr_assert_eq(first, g[7], "C reference first, case %zu", i);
@@ -481,6 +400,7 @@ Test(shape, slice_python_golden) {
   }
   for (int n = 1; n <= 7; n++) lam_tensor_free(xs[n]);
   tu_assert_no_leak(ctx, m);
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 
@@ -491,11 +411,11 @@ Test(shape, slice_random_multi_axis) {
   int empties = 0, oks = 0;
   for (int it = 0; it < 120; it++) {
     lam_dtype dt = dts[it % N_DTS];
-    if (!dt_ok(ctx, dt)) continue;
+    if (!tu_has_dtype(ctx, dt)) continue;
     int nd = 1 + it % 5;
     int64_t s[8], st[8], os[8], beg[8], step[8], start[8], stop[8], c[8];
-    rand_shape(&r, nd, 20000, s);
-    strides(nd, s, st);
+    tu_rand_shape(&r, nd, 20000, s);
+    tu_strides(nd, s, st);
     bool empty = false;
     for (int d = 0; d < nd; d++) {
       static const int64_t steps[] = {1, 1, 2, 3, -1, -2, -3, 50, -50};
@@ -515,7 +435,7 @@ Test(shape, slice_random_multi_axis) {
       if (os[d] == 0) empty = true;
     }
     unsigned char *h;
-    lam_tensor *x = rand_t(ctx, &r, dt, nd, s, &h);
+    lam_tensor *x = tu_rand_tensor(ctx, &r, dt, nd, s, &h);
     lam_tensor *y = it % 7 == 0 && nd > 1 ? NULL : lam_slice(x, start, stop, step);
     if (it % 7 == 0 && nd > 1) { /* slice_axis on one random axis instead */
       int ax = (int)tu_randint(&r, 0, nd);
@@ -532,15 +452,15 @@ Test(shape, slice_random_multi_axis) {
       tu_assert_fails(y, LAM_ERR_SHAPE, "selects no elements");
       empties++;
     } else {
-      int64_t n = prod(nd, os);
+      int64_t n = tu_numel(nd, os);
       int64_t *map = malloc((size_t)n * sizeof *map);
       for (int64_t i = 0; i < n; i++) {
-        unravel(i, nd, os, c);
+        tu_unravel(i, nd, os, c);
         map[i] = 0;
         for (int d = 0; d < nd; d++) map[i] += (beg[d] + c[d] * step[d]) * st[d];
       }
       unsigned char *want = apply_map(h, lam_dtype_size(dt), map, n, NULL);
-      expect(y, nd, os, want, "slice");
+      tu_assert_tensor_bytes(y, nd, os, want, "slice");
       free(map);
       free(want);
       oks++;
@@ -601,11 +521,11 @@ Test(shape, pad_random_all_modes_dtypes) {
   tu_mark m = tu_mark_now(ctx);
   for (int it = 0; it < 66; it++) {
     lam_dtype dt = dts[it % N_DTS];
-    if (!dt_ok(ctx, dt)) continue;
+    if (!tu_has_dtype(ctx, dt)) continue;
     int nd = it < 60 ? 1 + (it / 3) % 5 : 8, mode = it % 3; /* the last few at rank 8 */
     int64_t s[8] = {2, 3, 2, 2, 3, 2, 2, 3}, st[8], os[8], pads[16], c[8];
-    if (nd < 8) rand_shape(&r, nd, 5000, s);
-    strides(nd, s, st);
+    if (nd < 8) tu_rand_shape(&r, nd, 5000, s);
+    tu_strides(nd, s, st);
     for (int d = 0; d < nd; d++) {
       int64_t lim = mode == 1 ? s[d] : nd == 8 ? 2 : 5;
       pads[2 * d] = tu_randint(&r, 0, lim);
@@ -615,11 +535,11 @@ Test(shape, pad_random_all_modes_dtypes) {
     unsigned char *h, fill[8];
     double value = dt == LAM_U8 ? 200 : -2.5;
     encode(dt, value, fill);
-    lam_tensor *x = rand_t(ctx, &r, dt, nd, s, &h);
-    int64_t n = prod(nd, os);
+    lam_tensor *x = tu_rand_tensor(ctx, &r, dt, nd, s, &h);
+    int64_t n = tu_numel(nd, os);
     int64_t *map = malloc((size_t)n * sizeof *map);
     for (int64_t i = 0; i < n; i++) {
-      unravel(i, nd, os, c);
+      tu_unravel(i, nd, os, c);
       map[i] = 0;
       for (int d = 0; d < nd && map[i] >= 0; d++) {
         int64_t q = pad_src(c[d], pads[2 * d], s[d], mode);
@@ -628,7 +548,7 @@ Test(shape, pad_random_all_modes_dtypes) {
     }
     unsigned char *want = apply_map(h, lam_dtype_size(dt), map, n, fill);
     lam_tensor *y = lam_pad(x, pads, (lam_pad_mode)mode, value);
-    expect(y, nd, os, want, mode == 0 ? "pad constant" : mode == 1 ? "pad reflect" : "pad replicate");
+    tu_assert_tensor_bytes(y, nd, os, want, mode == 0 ? "pad constant" : mode == 1 ? "pad reflect" : "pad replicate");
     lam_tensor_free(y);
     lam_tensor_free(x);
     free(map);
@@ -639,11 +559,44 @@ Test(shape, pad_random_all_modes_dtypes) {
   lam_ctx_free(ctx);
 }
 
+/* Case i of tools/gen_shape_golden.py: pad.<i>.want and the configuration. */
+typedef struct golden_pad {
+  int ndim;
+  int64_t shape[4], pads[8];
+  int mode;
+  double value;
+  int64_t oshape[4];
+  int n;
+  const double *want;
+} golden_pad;
+
+static golden_pad golden_pad_case(const tu_golden *gold, int i) {
+  static const char *const modes[] = {"constant", "reflect", "replicate"};
+  const tu_array *want = tu_golden_get(gold, "pad.%d.want", i);
+  golden_pad c = {0};
+  double v[8];
+  c.ndim = tu_golden_nums(gold, v, 4, "pad.%d.shape", i);
+  for (int d = 0; d < c.ndim; d++) c.shape[d] = (int64_t)v[d];
+  cr_assert_eq(tu_golden_nums(gold, v, 8, "pad.%d.pads", i), 2 * c.ndim);
+  for (int d = 0; d < 2 * c.ndim; d++) c.pads[d] = (int64_t)v[d];
+  const char *mode = tu_golden_meta(gold, "pad.%d.mode", i);
+  c.mode = -1;
+  for (int k = 0; k < 3; k++)
+    if (strcmp(mode, modes[k]) == 0) c.mode = k; /* the lam_pad_mode order */
+  cr_assert(c.mode >= 0, "pad mode %s", mode);
+  c.value = tu_golden_num(gold, "pad.%d.value", i);
+  memcpy(c.oshape, want->shape, sizeof c.oshape);
+  c.n = (int)want->n;
+  c.want = want->v;
+  return c;
+}
+
 Test(shape, pad_torch_golden) {
   lam_ctx *ctx = tu_ctx();
-  for (size_t i = 0; i < sizeof golden_pads / sizeof golden_pads[0]; i++) {
-    const golden_pad *g = &golden_pads[i];
-    int64_t n = prod(g->ndim, g->shape);
+  tu_golden *gold = tu_golden_load("shape_golden.safetensors");
+  for (size_t i = 0; i < (size_t)tu_golden_count(gold, "pad.cases"); i++) {
+    const golden_pad gc = golden_pad_case(gold, (int)i), *g = &gc;
+    int64_t n = tu_numel(g->ndim, g->shape);
     double *xv = malloc((size_t)n * sizeof *xv);
     for (int64_t k = 0; k < n; k++) xv[k] = (double)k;
     lam_tensor *x = lam_tensor_from_host(ctx, LAM_F64, g->ndim, g->shape, xv);
@@ -659,6 +612,7 @@ Test(shape, pad_torch_golden) {
     lam_tensor_free(y);
     lam_tensor_free(x);
   }
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 

@@ -2,7 +2,8 @@
  * C reference (double), on both device paths (one work-item per row, and
  * the chunked reduce + broadcast path for few long rows) forced through
  * LAMINA_SOFTMAX_PATH; odd sizes and one row above 2^22 elements; inputs of
- * +-1e4 and -inf (masks); PyTorch golden values; gradient checks on both
+ * +-1e4 and -inf (masks); PyTorch golden values
+ * (tests/data/reduce_golden.safetensors); gradient checks on both
  * paths; bad input. */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
@@ -10,35 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/reduce_softmax_golden.h"
 #include "testutil.h"
-
-static lam_tensor *from_f64(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *shape,
-                            const double *v) {
-  int64_t n = 1;
-  for (int i = 0; i < ndim; i++) n *= shape[i];
-  void *buf = malloc((size_t)n * 8);
-  for (int64_t i = 0; i < n; i++) {
-    if (dt == LAM_F32) ((float *)buf)[i] = (float)v[i];
-    else ((double *)buf)[i] = v[i];
-  }
-  lam_tensor *t = lam_tensor_from_host(ctx, dt, ndim, shape, buf);
-  free(buf);
-  cr_assert(t, "from_f64: %s", lam_last_error());
-  return t;
-}
-
-static double *to_f64(const lam_tensor *t) {
-  cr_assert(t, "to_f64: NULL tensor: %s", lam_last_error());
-  int64_t n = lam_tensor_numel(t);
-  void *buf = malloc(lam_tensor_nbytes(t));
-  cr_assert_eq(lam_tensor_to_host(t, buf, lam_tensor_nbytes(t)), LAM_OK, "%s", lam_last_error());
-  double *v = malloc((size_t)n * sizeof *v);
-  for (int64_t i = 0; i < n; i++)
-    v[i] = lam_tensor_dtype(t) == LAM_F32 ? ((float *)buf)[i] : ((double *)buf)[i];
-  free(buf);
-  return v;
-}
 
 /* Reference softmax (logmode 0) / log_softmax (1) along axis, in double. */
 static double *ref_softmax(const double *x, int ndim, const int64_t *shape, int axis, int logmode) {
@@ -69,13 +42,13 @@ static void check_softmax(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *s
   if (dt == LAM_F32)
     for (int64_t i = 0; i < n; i++) v[i] = (float)v[i];
   int a = ndim && axis < 0 ? axis + ndim : axis;
-  lam_tensor *x = from_f64(ctx, dt, ndim, shape, v);
+  lam_tensor *x = tu_from_f64(ctx, dt, ndim, shape, v);
   for (int logmode = 0; logmode < 2; logmode++) {
     lam_tensor *y = logmode ? lam_log_softmax(x, axis) : lam_softmax(x, axis);
     cr_assert(y, "%s", lam_last_error());
     cr_assert(lam_tensor_same_shape(x, y));
     cr_assert_eq(lam_tensor_dtype(y), dt);
-    double *got = to_f64(y), *want = ref_softmax(v, ndim, shape, a, logmode);
+    double *got = tu_to_f64(y), *want = ref_softmax(v, ndim, shape, a, logmode);
     char what[160];
     snprintf(what, sizeof what, "%s %s ndim %d axis %d (%lld elements, path %s)",
              logmode ? "log_softmax" : "softmax", lam_dtype_name(dt), ndim, axis, (long long)n,
@@ -164,9 +137,9 @@ static void big_and_masked(const char *path) {
   double v[12] = {1e4, 1e4 - 1, -1e4, 3, -1e4, -1e4 + 2, -1e4, -1e4, 0, -INFINITY, 1, -INFINITY};
   for (int dt = 0; dt < 2; dt++) {
     lam_dtype d = dt ? LAM_F64 : LAM_F32;
-    lam_tensor *x = from_f64(ctx, d, 2, (int64_t[]){3, 4}, v);
+    lam_tensor *x = tu_from_f64(ctx, d, 2, (int64_t[]){3, 4}, v);
     lam_tensor *y = lam_softmax(x, -1), *l = lam_log_softmax(x, 1);
-    double *yv = to_f64(y), *lv = to_f64(l);
+    double *yv = tu_to_f64(y), *lv = tu_to_f64(l);
     double e1 = exp(-1.0), e2 = exp(-2.0), e3 = exp(1.0);
     const double wy[12] = {1 / (1 + e1), e1 / (1 + e1), 0, 0,
                            e2 / (1 + 3 * e2), 1 / (1 + 3 * e2), e2 / (1 + 3 * e2), e2 / (1 + 3 * e2),
@@ -193,15 +166,33 @@ Test(softmax, big_inputs_and_masks_rows) { big_and_masked("rows"); }
 Test(softmax, big_inputs_and_masks_reduce) { big_and_masked("reduce"); }
 Test(softmax, big_inputs_and_masks_cols) { big_and_masked("cols"); }
 
+/* Case k of tools/gen_reduce_golden.py: softmax.<k>.x/.y/.ly and the axis. */
+typedef struct softmax_golden {
+  int ndim;
+  int64_t shape[8];
+  int axis;
+  int64_t n;
+  const double *x, *y, *ly; /* input, softmax, log_softmax */
+} softmax_golden;
+
+static softmax_golden softmax_golden_case(const tu_golden *g, int k) {
+  const tu_array *x = tu_golden_get(g, "softmax.%d.x", k);
+  softmax_golden c = {x->ndim, {0}, (int)tu_golden_num(g, "softmax.%d.axis", k), x->n, x->v,
+                      tu_golden_values(g, "softmax.%d.y", k), tu_golden_values(g, "softmax.%d.ly", k)};
+  memcpy(c.shape, x->shape, sizeof c.shape);
+  return c;
+}
+
 Test(softmax, torch_golden) {
   lam_ctx *ctx = tu_ctx();
-  for (int k = 0; k < SOFTMAX_GOLDEN_N; k++) {
-    const softmax_golden *gd = &softmax_golden_cases[k];
+  tu_golden *gold = tu_golden_load("reduce_golden.safetensors");
+  for (int k = 0; k < tu_golden_count(gold, "softmax.cases"); k++) {
+    const softmax_golden gc = softmax_golden_case(gold, k), *gd = &gc;
     for (int dt = 0; dt < 2; dt++) {
       lam_dtype d = dt ? LAM_F64 : LAM_F32;
-      lam_tensor *x = from_f64(ctx, d, gd->ndim, gd->shape, gd->x);
+      lam_tensor *x = tu_from_f64(ctx, d, gd->ndim, gd->shape, gd->x);
       lam_tensor *y = lam_softmax(x, gd->axis), *l = lam_log_softmax(x, gd->axis);
-      double *yv = to_f64(y), *lv = to_f64(l);
+      double *yv = tu_to_f64(y), *lv = tu_to_f64(l);
       char what[64];
       snprintf(what, sizeof what, "torch golden %d softmax %s", k, lam_dtype_name(d));
       tu_assert_close_f64(yv, gd->y, gd->n, dt ? 1e-14 : 1e-6, dt ? 1e-12 : 1e-5, what);
@@ -214,6 +205,7 @@ Test(softmax, torch_golden) {
       lam_tensor_free(x);
     }
   }
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 

@@ -1,12 +1,12 @@
 /* test_state_dict.c: a PyTorch state_dict saved as safetensors (f32 and
  * f16 files, tools/gen_state_dict_golden.py) loads by key into the
- * equivalent lamina model and gives PyTorch's outputs; a model with other
+ * equivalent lamina model and gives PyTorch's outputs
+ * (tests/data/torch_mlp_golden.safetensors); a model with other
  * shapes or names is refused with every offending key named. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/torch_mlp_golden.h"
 #include "testutil.h"
 
 static lam_layer *mlp(int64_t hidden) {
@@ -14,35 +14,35 @@ static lam_layer *mlp(int64_t hidden) {
                                         lam_nn_linear(hidden, 3, NULL)}, 3);
 }
 
-static void check_file(const char *file, const float *want) {
+static void check_file(const char *file, const char *want) {
   lam_ctx *ctx = tu_ctx();
-  char path[1024];
-  snprintf(path, sizeof path, "%s/%s", getenv("LAMINA_TEST_DATA"), file);
+  tu_golden *gold = tu_golden_load("torch_mlp_golden.safetensors");
+  const char *path = tu_data_path(file);
   lam_layer *m = mlp(5);
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(m, ctx, lam_rng_key_make(0), LAM_F32, &v), LAM_OK);
   cr_assert_eq(lam_ptree_load_into(lam_vars_params(v), path, NULL), LAM_OK, "%s", lam_last_error());
-  lam_tensor *x = lam_tensor_from_host(ctx, LAM_F32, 2, (int64_t[]){4, 6}, lam_mlp_x);
+  lam_tensor *x = tu_golden_tensor(ctx, LAM_F32, gold, "mlp.x");
   lam_tensor *y = NULL;
   cr_assert_eq(lam_layer_apply(m, v, x, NULL, &y), LAM_OK, "%s", lam_last_error());
-  float *got = tu_read_f32(y);
-  tu_assert_close_f32(got, want, 12, 1e-6, 1e-5, file);
+  double *got = tu_to_f64(y);
+  tu_assert_close_f64(got, tu_golden_values(gold, "%s", want), 12, 1e-6, 1e-5, file);
   free(got);
   lam_tensor_free(x);
   lam_tensor_free(y);
   lam_vars_free(v);
   lam_layer_free(m);
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 
-Test(state_dict, pytorch_f32_weights_give_pytorch_outputs) { check_file("torch_mlp_f32.safetensors", lam_mlp_y_f32); }
+Test(state_dict, pytorch_f32_weights_give_pytorch_outputs) { check_file("torch_mlp_f32.safetensors", "mlp.y_f32"); }
 
-Test(state_dict, pytorch_f16_weights_load_into_f32_model) { check_file("torch_mlp_f16.safetensors", lam_mlp_y_f16); }
+Test(state_dict, pytorch_f16_weights_load_into_f32_model) { check_file("torch_mlp_f16.safetensors", "mlp.y_f16"); }
 
 Test(state_dict, mismatched_model_is_refused_with_keys_named) {
   lam_ctx *ctx = tu_ctx();
-  char path[1024];
-  snprintf(path, sizeof path, "%s/torch_mlp_f32.safetensors", getenv("LAMINA_TEST_DATA"));
+  const char *path = tu_data_path("torch_mlp_f32.safetensors");
   lam_layer *m = mlp(4); /* hidden 4 instead of 5 */
   lam_vars *v = NULL;
   cr_assert_eq(lam_layer_init(m, ctx, lam_rng_key_make(0), LAM_F32, &v), LAM_OK);

@@ -1,7 +1,8 @@
 /* test_upsample.c: upsample1d/2d (nearest, linear/bilinear; scale factor or
  * size; align_corners) against a plain C reference (forward and a
  * scatter-form backward) on random configurations and odd sizes, PyTorch
- * golden outputs and gradients (tools/gen_conv_golden.py),
+ * golden outputs and gradients (tests/data/conv_golden.safetensors from
+ * tools/gen_conv_golden.py),
  * finite-difference checks, one output above 2^22 elements, bad input and
  * the layers. */
 #include <math.h>
@@ -9,45 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autodiff/tape.h" /* lam__vjp */
-#include "data/conv_upsample_golden.h"
 #include "testutil.h"
-
-static lam_tensor *mk(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *shape, const double *v) {
-  int64_t n = 1;
-  for (int i = 0; i < ndim; i++) n *= shape[i];
-  void *buf = malloc((size_t)n * 8);
-  for (int64_t i = 0; i < n; i++) {
-    if (dt == LAM_F32) ((float *)buf)[i] = (float)v[i];
-    else ((double *)buf)[i] = v[i];
-  }
-  lam_tensor *t = lam_tensor_from_host(ctx, dt, ndim, shape, buf);
-  free(buf);
-  cr_assert(t, "mk: %s", lam_last_error());
-  return t;
-}
-
-static double *rd(const lam_tensor *t) {
-  cr_assert(t, "rd: NULL tensor: %s", lam_last_error());
-  int64_t n = lam_tensor_numel(t);
-  double *v = malloc((size_t)n * sizeof *v);
-  if (lam_tensor_dtype(t) == LAM_F64) {
-    cr_assert_eq(lam_tensor_to_host(t, v, (size_t)n * 8), LAM_OK, "%s", lam_last_error());
-  } else {
-    float *f = malloc((size_t)n * 4);
-    cr_assert_eq(lam_tensor_to_host(t, f, (size_t)n * 4), LAM_OK, "%s", lam_last_error());
-    for (int64_t i = 0; i < n; i++) v[i] = f[i];
-    free(f);
-  }
-  return v;
-}
-
-static void close_d(const double *got, const double *want, int64_t n, double atol, double rtol,
-                    const char *what) {
-  for (int64_t i = 0; i < n; i++)
-    cr_assert(fabs(got[i] - want[i]) <= atol + rtol * fabs(want[i]),
-              "%s: element %lld: got %.10g, want %.10g", what, (long long)i, got[i], want[i]);
-}
 
 /* ---- reference ------------------------------------------------------------------- */
 
@@ -153,20 +116,20 @@ static void check_ucase(lam_ctx *ctx, tu_rng *r, const ucase *c, lam_dtype dt, d
   tu_fill_uniform_f64(r, x, nx, -1, 1);
   tu_fill_uniform_f64(r, cot, ny, -1, 1);
   ref_ups(c, dt == LAM_F32, x, cot, y, dx);
-  lam_tensor *tx = mk(ctx, dt, nd, xs, x), *tc = mk(ctx, dt, nd, ys, cot);
+  lam_tensor *tx = tu_from_f64(ctx, dt, nd, xs, x), *tc = tu_from_f64(ctx, dt, nd, ys, cot);
   lam_tensor *ty = NULL, *tg = NULL;
-  cr_assert_eq(lam__vjp(ctx, ups_fn, (void *)c, &tx, 1, tc, &ty, &tg), LAM_OK, "%s: %s", what,
+  cr_assert_eq(lam_vjp(ctx, ups_fn, (void *)c, &tx, 1, tc, &ty, &tg), LAM_OK, "%s: %s", what,
                lam_last_error());
   for (int i = 0; i < nd; i++)
     cr_assert_eq(lam_tensor_shape(ty)[i], ys[i], "%s: dim %d is %lld, want %lld", what, i,
                  (long long)lam_tensor_shape(ty)[i], (long long)ys[i]);
-  double *got = rd(ty);
-  close_d(got, y, ny, tol, tol, what);
+  double *got = tu_to_f64(ty);
+  tu_assert_close_f64(got, y, ny, tol, tol, what);
   free(got);
-  got = rd(tg);
+  got = tu_to_f64(tg);
   char w2[200];
   snprintf(w2, sizeof w2, "%s grad", what);
-  close_d(got, dx, nx, 10 * tol, tol, w2);
+  tu_assert_close_f64(got, dx, nx, 10 * tol, tol, w2);
   free(got);
   lam_tensor_free(tx), lam_tensor_free(tc), lam_tensor_free(ty), lam_tensor_free(tg);
   free(x), free(cot), free(y), free(dx);
@@ -258,12 +221,48 @@ Test(upsample, gradcheck) {
   lam_ctx_free(ctx);
 }
 
+/* Case `name` of tools/gen_conv_golden.py: tensors upsample.<name>.*, the rest metadata. */
+typedef struct upsample_golden_case {
+  const char *name;
+  int nsp, mode; /* mode: 0 nearest, 1 linear */
+  int64_t size[2];
+  double scale[2];
+  int align;
+  int64_t xshape[4], yshape[4];
+  const double *x, *cot, *y, *gx;
+} upsample_golden_case;
+
+static upsample_golden_case upsample_golden(const tu_golden *g, const char *name) {
+  upsample_golden_case c = {0};
+  c.name = name;
+  const char *mode = tu_golden_meta(g, "upsample.%s.mode", name);
+  cr_assert(strcmp(mode, "nearest") == 0 || strcmp(mode, "linear") == 0, "mode %s", mode);
+  c.mode = strcmp(mode, "linear") == 0;
+  int size[2];
+  cr_assert_eq(tu_golden_ints(g, size, 2, "upsample.%s.size", name), 2);
+  c.size[0] = size[0], c.size[1] = size[1];
+  cr_assert_eq(tu_golden_nums(g, c.scale, 2, "upsample.%s.scale", name), 2);
+  c.align = (int)tu_golden_num(g, "upsample.%s.align", name);
+  const tu_array *x = tu_golden_get(g, "upsample.%s.x", name);
+  const tu_array *y = tu_golden_get(g, "upsample.%s.y", name);
+  c.nsp = x->ndim - 2;
+  memcpy(c.xshape, x->shape, sizeof c.xshape);
+  memcpy(c.yshape, y->shape, sizeof c.yshape);
+  c.x = x->v, c.y = y->v;
+  c.cot = tu_golden_values(g, "upsample.%s.cot", name);
+  c.gx = tu_golden_values(g, "upsample.%s.gx", name);
+  return c;
+}
+
 Test(upsample, pytorch_golden) {
   lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("conv_golden.safetensors");
   tu_mark m = tu_mark_now(ctx);
-  const int ncases = (int)(sizeof upsample_golden_cases / sizeof *upsample_golden_cases);
+  const int ncases = tu_golden_count(gold, "upsample.cases");
   for (int ci = 0; ci < ncases; ci++) {
-    const upsample_golden_case *gc = &upsample_golden_cases[ci];
+    char name[64];
+    snprintf(name, sizeof name, "%s", tu_golden_word(gold, "upsample.cases", ci));
+    const upsample_golden_case ug = upsample_golden(gold, name), *gc = &ug;
     ucase c;
     memset(&c, 0, sizeof c);
     c.nsp = gc->nsp;
@@ -275,10 +274,10 @@ Test(upsample, pytorch_golden) {
     for (int i = 0; i < nd; i++) nx *= gc->xshape[i], ny *= gc->yshape[i];
     for (int dt = 0; dt < 2; dt++) {
       const lam_dtype t = dt ? LAM_F64 : LAM_F32;
-      lam_tensor *x = mk(ctx, t, nd, gc->xshape, upsample_golden_values + gc->x);
-      lam_tensor *cot = mk(ctx, t, nd, gc->yshape, upsample_golden_values + gc->cot);
+      lam_tensor *x = tu_from_f64(ctx, t, nd, gc->xshape, gc->x);
+      lam_tensor *cot = tu_from_f64(ctx, t, nd, gc->yshape, gc->cot);
       lam_tensor *y = NULL, *g = NULL;
-      cr_assert_eq(lam__vjp(ctx, ups_fn, &c, &x, 1, cot, &y, &g), LAM_OK, "golden %s: %s",
+      cr_assert_eq(lam_vjp(ctx, ups_fn, &c, &x, 1, cot, &y, &g), LAM_OK, "golden %s: %s",
                    gc->name, lam_last_error());
       char what[96];
       snprintf(what, sizeof what, "golden %s (%s)", gc->name, dt ? "f64" : "f32");
@@ -286,17 +285,18 @@ Test(upsample, pytorch_golden) {
         cr_assert_eq(lam_tensor_shape(y)[i], gc->yshape[i], "%s dim %d: %lld vs %lld", what, i,
                      (long long)lam_tensor_shape(y)[i], (long long)gc->yshape[i]);
       const double tol = dt ? 1e-11 : 1e-5;
-      double *v = rd(y);
-      close_d(v, upsample_golden_values + gc->y, ny, tol, tol, what);
+      double *v = tu_to_f64(y);
+      tu_assert_close_f64(v, gc->y, ny, tol, tol, what);
       free(v);
-      v = rd(g);
+      v = tu_to_f64(g);
       strcat(what, " grad");
-      close_d(v, upsample_golden_values + gc->gx, nx, tol, tol, what);
+      tu_assert_close_f64(v, gc->gx, nx, tol, tol, what);
       free(v);
       lam_tensor_free(x), lam_tensor_free(cot), lam_tensor_free(y), lam_tensor_free(g);
     }
   }
   tu_assert_no_leak(ctx, m);
+  tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
 

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """gen_attention_golden.py: writes PyTorch golden data for the attention family.
 
-tests/data/attention_golden.bin holds, for each case, PyTorch's outputs and
-gradients (float64 math on float32-exact inputs, stored as float32):
+tests/data/attention_golden.safetensors holds, for each case, PyTorch's outputs
+and gradients (float64 math on float32-exact inputs, stored as f32 tensors):
 
   sdpa<k>.*   scaled dot-product attention. torch 1.13 (the one installed here)
               has no F.scaled_dot_product_attention, so this is the reference
@@ -19,29 +19,26 @@ gradients (float64 math on float32-exact inputs, stored as float32):
               position scale.
 
 Inputs are not stored: both sides draw them from the same integer hash
-(tests/data/attention_golden.h, gen()), so only results are written. Large
+(tests/attention_common.h, ag_gen()), so only results are written. Large
 tensors are sampled: entry j of a stored vector is element
-floor(j * numel / n) of the tensor (n = min(numel, SAMPLES)).
-
-Record format: "LAMG" then records of u32 name length, name, u32 count,
-count float32 (little-endian). Run from the repository root:
+floor(j * numel / n) of the tensor (n = min(numel, SAMPLES)). Each record is
+a 1-D tensor "<case>.<name>"; "<case>.cfg" holds the case's configuration
+(see the put_cfg calls). Run from the repository root:
 /usr/bin/python3 tools/gen_attention_golden.py. Deterministic."""
 import math
-import os
-import struct
 
 import numpy as np
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "tests", "data", "attention_golden.bin")
+from golden_st import Golden
+
 SAMPLES = 256
 M32 = 0xFFFFFFFF
 
 
 def gen(seed, n, lo=-1.0, hi=1.0):
     """Values lo + (hi - lo) * u, u = (fmix32(i * 0x9E3779B1 + seed * 0x85EBCA77 + 1) >> 8) / 2^24
-    (exactly the C twin in tests/data/attention_golden.h)."""
+    (exactly the C twin in tests/attention_common.h)."""
     u64 = np.uint64
     m = u64(M32)
     i = np.arange(n, dtype=np.uint64)
@@ -274,16 +271,11 @@ def main():
         mha_case(i, *c)
     for i, c in enumerate(ROPE):
         rope_case(i, *c)
-    with open(OUT, "wb") as f:
-        f.write(b"LAMG")
-        for name, arr in records:
-            nb = name.encode()
-            f.write(struct.pack("<I", len(nb)))
-            f.write(nb)
-            f.write(struct.pack("<I", arr.size))
-            f.write(arr.astype("<f4").tobytes())
-    print("wrote %s (%d records, %d bytes, torch %s)" % (OUT, len(records), os.path.getsize(OUT),
-                                                           torch.__version__))
+    out = Golden()
+    for name, arr in records:
+        out.add(name, arr, "f32")
+    out.meta("generator", "tools/gen_attention_golden.py, torch " + torch.__version__)
+    out.save("attention_golden.safetensors")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,17 @@ typedef lam_tensor *(*lam_tensors_fn)(lam_tensor *const *xs, int n, void *user);
 LAM_API lam_status lam_grad(lam_ctx *ctx, lam_tensors_fn fn, void *user, lam_tensor *const *xs, int n,
                     lam_tensor **loss, lam_tensor **grads);
 
+/* Vector-Jacobian product (JAX's vjp, evaluated at once): runs y = fn(xs) while recording,
+ * then backward seeded with `cotangent` (same shape and dtype as y) instead of a scalar loss.
+ * grads[i] receives a new tensor d<cotangent, y>/dxs[i] shaped like xs[i] (zeros where y does
+ * not depend on xs[i]); *out receives y (pass NULL if not wanted). fn may return any shape and
+ * any float dtype. xs must be float tensors of ctx. Returns LAM_OK, LAM_ERR_NULL,
+ * LAM_ERR_INVALID_ARGUMENT (n < 1, another context), LAM_ERR_DTYPE (non-float xs),
+ * LAM_ERR_SHAPE (cotangent does not match y), LAM_ERR_STATE (already recording) or the status
+ * of a failing op inside fn; on failure no tensor is returned (*out is NULL). */
+LAM_API lam_status lam_vjp(lam_ctx *ctx, lam_tensors_fn fn, void *user, lam_tensor *const *xs, int n,
+                   const lam_tensor *cotangent, lam_tensor **out, lam_tensor **grads);
+
 /* Returns a handle sharing x's buffer that gradients do not flow through. */
 LAM_API lam_tensor *lam_stop_gradient(lam_tensor *x);
 

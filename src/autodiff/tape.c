@@ -131,7 +131,7 @@ static lam_status lam__accumulate(lam__tape *tape, int slot, lam_tensor *g) {
   return st;
 }
 
-lam_status lam__tape_backward(lam__tape *tape, lam_tensor *loss, lam_tensor *seed) {
+lam_status lam__tape_backward(lam__tape *tape, lam_tensor *loss, const lam_tensor *seed) {
   lam_ctx *ctx = tape->ctx;
   tape->grads = calloc((size_t)(tape->n_slots ? tape->n_slots : 1), sizeof *tape->grads);
   if (!tape->grads)

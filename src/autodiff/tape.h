@@ -55,11 +55,4 @@ bool lam__tracked(const lam_tensor *t);
  * a new reference (g itself retained when shapes already match). */
 lam_tensor *lam__sum_to_shape(lam_tensor *g, int ndim, const int64_t *shape);
 
-/* Vector-Jacobian product (for gradient checks and custom training loops):
- * runs fn(xs) recording, then backward seeded with `cotangent` (shaped and
- * typed like fn's output). Stores the output in *out (may be NULL) and
- * d<cotangent, out>/dxs[i] in grads[i]. */
-lam_status lam__vjp(lam_ctx *ctx, lam_tensors_fn fn, void *user, lam_tensor *const *xs, int n,
-                    lam_tensor *cotangent, lam_tensor **out, lam_tensor **grads);
-
 #endif

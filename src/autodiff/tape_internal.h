@@ -20,7 +20,7 @@ lam__tape *lam__tape_begin(lam_ctx *ctx);
 int lam__tape_watch(lam__tape *tape, lam_tensor *t);
 /* Runs every backward rule from `out`, seeded with `seed` (NULL: ones shaped
  * like out); fills tape->grads. */
-lam_status lam__tape_backward(lam__tape *tape, lam_tensor *out, lam_tensor *seed);
+lam_status lam__tape_backward(lam__tape *tape, lam_tensor *out, const lam_tensor *seed);
 /* Stops recording and frees nodes, saved tensors and gradients. */
 void lam__tape_free(lam__tape *tape);
 

@@ -1,5 +1,5 @@
-/* autodiff/value_and_grad.c: the public entry points lam_value_and_grad and
- * lam_grad. Both start a tape, mark the inputs as leaves, run the user's
+/* autodiff/value_and_grad.c: the public entry points lam_value_and_grad,
+ * lam_grad and lam_vjp. All start a tape, mark the inputs as leaves, run the user's
  * function, check the loss is a single float element, run backward and hand
  * out gradients (zeros for leaves the loss does not reach). The tape and
  * everything it holds is released on every path. */
@@ -16,7 +16,7 @@ typedef struct {
   lam_tensor *const *xs;
   int n;
   void *user;
-  lam_tensor *seed; /* lam__vjp: cotangent instead of a scalar loss */
+  const lam_tensor *seed; /* lam_vjp: cotangent instead of a scalar loss */
 } lam__call;
 
 static lam_status lam__run(lam_ctx *ctx, const char *fn_name, const lam__call *call,
@@ -128,9 +128,11 @@ lam_status lam_value_and_grad(lam_ctx *ctx, lam_loss_fn fn, void *user, lam_ptre
   return LAM_OK;
 }
 
+/* lam_grad (vjp false, seed NULL) and lam_vjp (vjp true, seed the cotangent). */
 static lam_status lam__grad_impl(const char *name, lam_ctx *ctx, lam_tensors_fn fn, void *user,
-                                 lam_tensor *const *xs, int n, lam_tensor *seed, lam_tensor **loss,
-                                 lam_tensor **grads) {
+                                 lam_tensor *const *xs, int n, bool vjp, const lam_tensor *seed,
+                                 lam_tensor **loss, lam_tensor **grads) {
+  if (loss) *loss = NULL;
   if (!ctx || !fn || !xs || !grads)
     return lam__fail(LAM_ERR_NULL, "%s: %s is NULL", name,
                      !ctx ? "ctx" : !fn ? "fn" : !xs ? "xs" : "grads");
@@ -144,7 +146,14 @@ static lam_status lam__grad_impl(const char *name, lam_ctx *ctx, lam_tensors_fn 
       return lam__fail(LAM_ERR_DTYPE, "%s: xs[%d] is %s; gradients need a float dtype", name, i,
                        lam_dtype_name(xs[i]->dtype));
   }
-  if (loss) *loss = NULL;
+  if (vjp) {
+    if (!seed) return lam__fail(LAM_ERR_NULL, "%s: cotangent is NULL", name);
+    if (seed->ctx != ctx)
+      return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: cotangent belongs to another context", name);
+    if (!lam_dtype_is_float(seed->dtype))
+      return lam__fail(LAM_ERR_DTYPE, "%s: cotangent is %s; it needs a float dtype", name,
+                       lam_dtype_name(seed->dtype));
+  }
   if (ctx->tape)
     return lam__fail(LAM_ERR_STATE, "%s: already recording (nested gradients are not supported)",
                      name);
@@ -174,11 +183,10 @@ static lam_status lam__grad_impl(const char *name, lam_ctx *ctx, lam_tensors_fn 
 
 lam_status lam_grad(lam_ctx *ctx, lam_tensors_fn fn, void *user, lam_tensor *const *xs, int n,
                     lam_tensor **loss, lam_tensor **grads) {
-  return lam__grad_impl("lam_grad", ctx, fn, user, xs, n, NULL, loss, grads);
+  return lam__grad_impl("lam_grad", ctx, fn, user, xs, n, false, NULL, loss, grads);
 }
 
-lam_status lam__vjp(lam_ctx *ctx, lam_tensors_fn fn, void *user, lam_tensor *const *xs, int n,
-                    lam_tensor *cotangent, lam_tensor **out, lam_tensor **grads) {
-  if (!cotangent) return lam__fail(LAM_ERR_NULL, "lam__vjp: cotangent is NULL");
-  return lam__grad_impl("lam__vjp", ctx, fn, user, xs, n, cotangent, out, grads);
+lam_status lam_vjp(lam_ctx *ctx, lam_tensors_fn fn, void *user, lam_tensor *const *xs, int n,
+                   const lam_tensor *cotangent, lam_tensor **out, lam_tensor **grads) {
+  return lam__grad_impl("lam_vjp", ctx, fn, user, xs, n, true, cotangent, out, grads);
 }

@@ -1,7 +1,7 @@
-/* data/rnn_common.h: test code (not data) shared by test_rnn.c and test_rnn_cells.c: a recurrent
- * test case (inputs drawn like tools/gen_rnn_golden.py draws them), a function running it for
- * lam__vjp / tu_gradcheck, comparisons with PyTorch's golden numbers (tests/data/rnn_golden.h), and
- * a plain C reference of one layer. */
+/* rnn_common.h: test code shared by test_rnn.c and test_rnn_cells.c: a recurrent test case
+ * (inputs drawn like tools/gen_rnn_golden.py draws them), a function running it for lam_vjp /
+ * tu_gradcheck, comparisons with PyTorch's golden numbers (tests/data/rnn_golden.safetensors),
+ * and a plain C reference of one layer. */
 #ifndef LAMINA_TEST_RNN_COMMON_H
 #define LAMINA_TEST_RNN_COMMON_H
 
@@ -10,12 +10,58 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autodiff/tape.h"
-#include "rnn_golden.h"
 #include "testutil.h"
 
 enum { M_TANH = 0, M_RELU = 1, M_LSTM = 2, M_GRU = 3 };
 #define RC_MAX 40
+
+/* A golden case of tools/gen_rnn_golden.py: tensors rnn.<k>.*, the rest metadata. */
+typedef struct {
+  char name[96];
+  int mode; /* 0 tanh, 1 relu, 2 lstm, 3 gru */
+  int layers; /* 0: a cell */
+  int bidir, T, B, I, H, has_h0;
+  uint64_t seed;
+  int len_buf[16];
+  const int *lengths; /* len_buf, or NULL */
+  const double *y, *hn, *cn, *gx, *gh0, *gc0, *gp; /* NULL: absent */
+  int np;
+} lam_rnn_golden;
+
+/* Fills *g with the case at position i of the metadata list `list` (rnn.seq_cases or
+ * rnn.cell_cases); the values stay gold's. */
+static inline void rc_golden_case(const tu_golden *gold, const char *list, int i, lam_rnn_golden *g) {
+  static const char *const modes[] = {"tanh", "relu", "lstm", "gru"};
+  const int k = atoi(tu_golden_word(gold, list, i));
+  memset(g, 0, sizeof *g);
+  snprintf(g->name, sizeof g->name, "%s", tu_golden_meta(gold, "rnn.%d.name", k));
+  const char *mode = tu_golden_meta(gold, "rnn.%d.mode", k);
+  g->mode = -1;
+  for (int m = 0; m < 4; m++)
+    if (strcmp(mode, modes[m]) == 0) g->mode = m;
+  cr_assert(g->mode >= 0, "rnn golden %d: mode %s", k, mode);
+  g->layers = (int)tu_golden_num(gold, "rnn.%d.layers", k);
+  g->bidir = (int)tu_golden_num(gold, "rnn.%d.bidir", k);
+  g->T = (int)tu_golden_num(gold, "rnn.%d.T", k);
+  g->B = (int)tu_golden_num(gold, "rnn.%d.B", k);
+  g->I = (int)tu_golden_num(gold, "rnn.%d.I", k);
+  g->H = (int)tu_golden_num(gold, "rnn.%d.H", k);
+  g->has_h0 = (int)tu_golden_num(gold, "rnn.%d.has_h0", k);
+  g->seed = (uint64_t)tu_golden_num(gold, "rnn.%d.seed", k);
+  const tu_array *len = tu_golden_find(gold, "rnn.%d.lengths", k);
+  if (len) {
+    cr_assert_leq(len->n, 16);
+    for (int64_t b = 0; b < len->n; b++) g->len_buf[b] = (int)len->v[b];
+    g->lengths = g->len_buf;
+  }
+  const double **fields[] = {&g->y, &g->hn, &g->cn, &g->gx, &g->gh0, &g->gc0, &g->gp};
+  static const char *const names[] = {"y", "hn", "cn", "gx", "gh0", "gc0", "gp"};
+  for (int f = 0; f < 7; f++) {
+    const tu_array *a = tu_golden_find(gold, "rnn.%d.%s", k, names[f]);
+    *fields[f] = a ? a->v : NULL;
+  }
+  g->np = (int)tu_golden_get(gold, "rnn.%d.gp", k)->n;
+}
 
 static inline int rc_gates(int mode) { return mode == M_LSTM ? 4 : mode == M_GRU ? 3 : 1; }
 
@@ -33,12 +79,6 @@ typedef struct {
   double *cot;       /* host cotangent of the flat output */
   int64_t n_out;
 } rcase;
-
-static inline double *rc_draw(tu_rng *r, int64_t n, double lo, double hi) {
-  double *v = malloc((size_t)(n ? n : 1) * sizeof *v);
-  tu_fill_uniform_f64(r, v, n, lo, hi);
-  return v;
-}
 
 static inline lam_tensor *rc_tensor(lam_ctx *ctx, lam_dtype dt, const double *v, int ndim,
                                     const int64_t *shape) {
@@ -84,7 +124,7 @@ static inline void rc_setup(lam_ctx *ctx, rcase *c, uint64_t seed) {
   const int D = c->bidir ? 2 : 1, G = rc_gates(c->mode), H = c->H, T = c->T, B = c->B;
   const int cell = c->layers == 0;
   const int64_t GH = (int64_t)G * H;
-  double *x = rc_draw(&r, (int64_t)(cell ? 1 : T) * B * c->I, -1, 1);
+  double *x = tu_rand_vec(&r, (int64_t)(cell ? 1 : T) * B * c->I, -1, 1);
   if (cell) {
     c->all[0] = rc_tensor(ctx, c->dt, x, 2, (int64_t[]){B, c->I});
   } else if (c->bf) {
@@ -106,7 +146,7 @@ static inline void rc_setup(lam_ctx *ctx, rcase *c, uint64_t seed) {
       for (int k = 0; k < 4; k++) {
         int64_t shape[2] = {GH, k == 0 ? in : H};
         int nd = k < 2 ? 2 : 1;
-        double *v = rc_draw(&r, nd == 2 ? shape[0] * shape[1] : GH, -0.7, 0.7);
+        double *v = tu_rand_vec(&r, nd == 2 ? shape[0] * shape[1] : GH, -0.7, 0.7);
         params[np] = rc_tensor(ctx, c->dt, v, nd, shape);
         free(v);
         if (cell)
@@ -123,7 +163,7 @@ static inline void rc_setup(lam_ctx *ctx, rcase *c, uint64_t seed) {
     const int64_t *sp = cell ? sshape + 1 : sshape;
     const int64_t sn = (int64_t)(cell ? 1 : L * D) * B * H;
     for (int s = 0; s < (c->mode == M_LSTM ? 2 : 1); s++) {
-      double *v = rc_draw(&r, sn, -1, 1);
+      double *v = tu_rand_vec(&r, sn, -1, 1);
       c->all[1 + ns++] = rc_tensor(ctx, c->dt, v, nd, sp);
       free(v);
     }
@@ -136,7 +176,7 @@ static inline void rc_setup(lam_ctx *ctx, rcase *c, uint64_t seed) {
   const int64_t ns1 = cell ? 0 : (int64_t)L * D * B * H;
   const int64_t nc = c->mode == M_LSTM ? (cell ? (int64_t)B * H : ns1) : 0;
   c->n_out = ny + ns1 + nc;
-  c->cot = rc_draw(&r, c->n_out, -1, 1);
+  c->cot = tu_rand_vec(&r, c->n_out, -1, 1);
 }
 
 static inline void rc_free(rcase *c) {
@@ -279,7 +319,7 @@ static inline void rc_golden(lam_ctx *ctx, const lam_rnn_golden *g, lam_dtype dt
   /* gradients of <cot, outputs> */
   lam_tensor *w = rc_tensor(ctx, dt, c.cot, 1, (int64_t[]){c.n_out});
   lam_tensor *gr[RC_MAX] = {0};
-  cr_assert_eq(lam__vjp(ctx, rc_fn, &c, c.all, c.n_all, w, NULL, gr), LAM_OK, "%s: %s", name,
+  cr_assert_eq(lam_vjp(ctx, rc_fn, &c, c.all, c.n_all, w, NULL, gr), LAM_OK, "%s: %s", name,
                lam_last_error());
   double *gx = rc_read(gr[0]);
   if (bf && !cell) {
