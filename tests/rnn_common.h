@@ -80,21 +80,10 @@ typedef struct {
   int64_t n_out;
 } rcase;
 
+/* The golden values as a tensor of dtype dt (argument order of the cases). */
 static inline lam_tensor *rc_tensor(lam_ctx *ctx, lam_dtype dt, const double *v, int ndim,
                                     const int64_t *shape) {
-  int64_t n = 1;
-  for (int i = 0; i < ndim; i++) n *= shape[i];
-  lam_tensor *t;
-  if (dt == LAM_F64) {
-    t = lam_tensor_from_host(ctx, dt, ndim, shape, v);
-  } else {
-    float *f = malloc((size_t)n * sizeof *f);
-    for (int64_t i = 0; i < n; i++) f[i] = (float)v[i];
-    t = lam_tensor_from_host(ctx, dt, ndim, shape, f);
-    free(f);
-  }
-  cr_assert(t, "%s", lam_last_error());
-  return t;
+  return tu_from_f64(ctx, dt, ndim, shape, v);
 }
 
 /* Reads any float tensor into a new double array. */

@@ -39,22 +39,6 @@ static bool same_bytes(const lam_tensor *a, const lam_tensor *b) {
   return eq;
 }
 
-static lam_tensor *from_f64(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *shape, const double *v) {
-  int64_t n = 1;
-  for (int i = 0; i < ndim; i++) n *= shape[i];
-  lam_tensor *t = NULL;
-  if (dt == LAM_F64) {
-    t = lam_tensor_from_host(ctx, LAM_F64, ndim, shape, v);
-  } else {
-    float *f = malloc((size_t)n * sizeof *f);
-    for (int64_t i = 0; i < n; i++) f[i] = (float)v[i];
-    t = lam_tensor_from_host(ctx, LAM_F32, ndim, shape, f);
-    free(f);
-  }
-  cr_assert(t, "%s", lam_last_error());
-  return t;
-}
-
 /* ---- optimizers ------------------------------------------------------------------- */
 
 #define NP 7
@@ -99,12 +83,12 @@ static lam_tensor *run3(lam_ctx *ctx, lam_optimizer *opt, lam_dtype dt) {
   double v[NP];
   int64_t n = NP;
   for (int i = 0; i < NP; i++) v[i] = p0(i);
-  lam_tensor *w = from_f64(ctx, dt, 1, &n, v);
+  lam_tensor *w = tu_from_f64(ctx, dt, 1, &n, v);
   lam_ptree *p = lam_ptree_dict();
   lam_ptree_set(p, "w", w);
   for (int t = 1; t <= 3; t++) {
     for (int i = 0; i < NP; i++) v[i] = g0(t, i);
-    lam_tensor *g = from_f64(ctx, dt, 1, &n, v);
+    lam_tensor *g = tu_from_f64(ctx, dt, 1, &n, v);
     lam_ptree *gt = lam_ptree_dict();
     lam_ptree_set(gt, "w", g);
     cr_assert_eq(lam_optimizer_step(opt, p, gt), LAM_OK, "%s", lam_last_error());
@@ -296,10 +280,10 @@ static loss_inputs make_inputs(lam_ctx *ctx, lam_dtype dt) {
   }
   const int64_t s2[2] = {4, 3}, s1[1] = {4};
   int32_t y[4] = {0, 2, -100, 1};
-  loss_inputs in = {from_f64(ctx, dt, 2, s2, a), from_f64(ctx, dt, 2, s2, b), from_f64(ctx, dt, 2, s2, c),
-                    from_f64(ctx, dt, 2, s2, prob), from_f64(ctx, dt, 2, s2, sign),
-                    from_f64(ctx, dt, 1, s1, sign1), lam_tensor_from_host(ctx, LAM_I32, 1, s1, y),
-                    from_f64(ctx, dt, 1, s1, x1), from_f64(ctx, dt, 1, s1, x2)};
+  loss_inputs in = {tu_from_f64(ctx, dt, 2, s2, a), tu_from_f64(ctx, dt, 2, s2, b), tu_from_f64(ctx, dt, 2, s2, c),
+                    tu_from_f64(ctx, dt, 2, s2, prob), tu_from_f64(ctx, dt, 2, s2, sign),
+                    tu_from_f64(ctx, dt, 1, s1, sign1), lam_tensor_from_host(ctx, LAM_I32, 1, s1, y),
+                    tu_from_f64(ctx, dt, 1, s1, x1), tu_from_f64(ctx, dt, 1, s1, x2)};
   return in;
 }
 
@@ -657,7 +641,7 @@ static unsigned char *read_file(const char *path, size_t *n) {
 Test(options_train, save_and_load_null_zero_and_defaults_agree) {
   lam_ctx *ctx = tu_ctx();
   lam_ptree *t = lam_ptree_dict();
-  lam_tensor *a = from_f64(ctx, LAM_F32, 1, (int64_t[]){3}, (double[]){1, 2.5, -3});
+  lam_tensor *a = tu_from_f64(ctx, LAM_F32, 1, (int64_t[]){3}, (double[]){1, 2.5, -3});
   lam_tensor *b = lam_tensor_from_host(ctx, LAM_I32, 1, (int64_t[]){2}, (int32_t[]){7, -8});
   lam_ptree_set(t, "layer.weight", a);
   lam_ptree_set(t, "layer.count", b);
@@ -720,8 +704,8 @@ Test(options_train, ctx_null_zero_and_defaults_agree) {
     lam_ctx *ctx = NULL;
     cr_assert_eq(lam_ctx_create(forms[f], &ctx), LAM_OK, "%s", lam_last_error());
     snprintf(name[f], sizeof name[f], "%s", lam_ctx_device(ctx)->name);
-    lam_tensor *a = from_f64(ctx, LAM_F32, 2, (int64_t[]){48, 40}, av);
-    lam_tensor *b = from_f64(ctx, LAM_F32, 2, (int64_t[]){40, 24}, bv);
+    lam_tensor *a = tu_from_f64(ctx, LAM_F32, 2, (int64_t[]){48, 40}, av);
+    lam_tensor *b = tu_from_f64(ctx, LAM_F32, 2, (int64_t[]){40, 24}, bv);
     lam_tensor *c = lam_matmul(a, b);
     cr_assert(c, "%s", lam_last_error());
     res[f] = tu_read_f32(c);
@@ -737,8 +721,8 @@ Test(options_train, ctx_null_zero_and_defaults_agree) {
   /* clblast_on_cpu (the old cpu_gemm_tuning = false) still multiplies. */
   lam_ctx *ctx = NULL;
   cr_assert_eq(lam_ctx_create(&(lam_ctx_opts){.clblast_on_cpu = true}, &ctx), LAM_OK, "%s", lam_last_error());
-  lam_tensor *a = from_f64(ctx, LAM_F32, 2, (int64_t[]){48, 40}, av);
-  lam_tensor *b = from_f64(ctx, LAM_F32, 2, (int64_t[]){40, 24}, bv);
+  lam_tensor *a = tu_from_f64(ctx, LAM_F32, 2, (int64_t[]){48, 40}, av);
+  lam_tensor *b = tu_from_f64(ctx, LAM_F32, 2, (int64_t[]){40, 24}, bv);
   lam_tensor *c = lam_matmul(a, b);
   float *got = tu_read_f32(c);
   tu_assert_close_f32(got, res[0], 48 * 24, 1e-5, 1e-5, "clblast_on_cpu matmul");
