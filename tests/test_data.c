@@ -599,21 +599,32 @@ Test(data, progress_one_line_per_epoch_off_a_terminal) {
   lam_optimizer *opt = lam_adam(NULL);
   FILE *f = tmpfile();
   cr_assert(f);
-  lam_fit_opts o = {.epochs = 3, .val_loader = vl, .progress = f};
+  lam_metric *f1 = lam_metric_create(LAM_METRIC_F1, NULL), *vacc = lam_metric_create(LAM_METRIC_ACCURACY, NULL);
+  lam_fit_opts o = {.epochs = 3, .val_loader = vl, .progress = f, .metrics = &f1, .n_metrics = 1,
+                    .val_metrics = &vacc, .n_val_metrics = 1};
   cr_assert_eq(lam_fit_loader(m, vars, opt, tl, &o), LAM_OK);
   rewind(f);
   char line[512];
   int lines = 0;
   while (fgets(line, sizeof line, f)) {
     lines++;
-    cr_assert(strstr(line, "3/3") && strstr(line, "loss") && strstr(line, "val_acc") && strstr(line, "samples/s"),
-              "%s", line);
+    cr_assert(strstr(line, "3/3") && strstr(line, "loss") && strstr(line, "val_acc") && strstr(line, "samples/s") &&
+              strstr(line, "  f1 ") && strstr(line, "val_accuracy "), "%s", line);
     char want[32];
     snprintf(want, sizeof want, "epoch %d/3", lines);
     cr_assert(strstr(line, want), "%s", line);
   }
   cr_assert_eq(lines, 3);
   fclose(f);
+  /* The trackers hold the last epoch: F1 over its 48 training rows, accuracy over the 24 validation rows. */
+  cr_assert_eq(lam_metric_count(f1), M);
+  cr_assert_eq(lam_metric_count(vacc), 24);
+  double va = 0, vl_loss = 0, vl_acc = 0;
+  cr_assert_eq(lam_metric_value(vacc, &va), LAM_OK);
+  cr_assert_eq(lam_evaluate_loader(m, vars, vl, NULL, &vl_loss, &vl_acc), LAM_OK);
+  cr_assert(fabs(va - vl_acc) < 1e-9, "val tracker %g, evaluate %g", va, vl_acc);
+  lam_metric_free(f1);
+  lam_metric_free(vacc);
   double loss = 0, acc = 0;
   cr_assert_eq(lam_evaluate_loader(m, vars, vl, NULL, &loss, &acc), LAM_OK);
   cr_assert(isfinite(loss) && acc >= 0 && acc <= 1);
@@ -673,5 +684,48 @@ Test(data, children_and_summary) {
                    "lam_layer_summary: vars");
   lam_vars_free(vars);
   lam_layer_free(m);
+  lam_ctx_free(ctx);
+}
+
+/* The options rule: NULL, {0} and the defaults agree. */
+Test(data, options_null_zero_defaults_agree) {
+  lam_ctx *ctx = tu_ctx();
+  lam_dataset *d = arrays_ds(false);
+  lam_loader *a = NULL, *b = NULL, *c = NULL;
+  lam_loader_opts def = lam_loader_defaults();
+  cr_assert_eq(lam_loader_create(ctx, d, NULL, &a), LAM_OK);
+  cr_assert_eq(lam_loader_create(ctx, d, &(lam_loader_opts){0}, &b), LAM_OK);
+  cr_assert_eq(lam_loader_create(ctx, d, &def, &c), LAM_OK);
+  int64_t pa[N], pb[N], pc[N];
+  lam_loader_order(a, 3, pa);
+  lam_loader_order(b, 3, pb);
+  lam_loader_order(c, 3, pc);
+  cr_assert(!memcmp(pa, pb, sizeof pa) && !memcmp(pa, pc, sizeof pa));
+  cr_assert(lam_loader_batch_count(a) == lam_loader_batch_count(b) && lam_loader_batch_count(a) == lam_loader_batch_count(c));
+  lam_loader_free(a);
+  lam_loader_free(b);
+  lam_loader_free(c);
+  lam_dataset *t[3], *v[3];
+  lam_split_opts sd = lam_split_defaults();
+  cr_assert_eq(lam_dataset_split(d, NULL, &t[0], &v[0]), LAM_OK);
+  cr_assert_eq(lam_dataset_split(d, &(lam_split_opts){0}, &t[1], &v[1]), LAM_OK);
+  cr_assert_eq(lam_dataset_split(d, &sd, &t[2], &v[2]), LAM_OK);
+  for (int k = 0; k < 3; k++) {
+    cr_assert_eq(lam_dataset_count(v[k]), 2);
+    float x[F];
+    int32_t y0, y;
+    lam_dataset_get(v[0], 0, (void *[]){x, &y0});
+    lam_dataset_get(v[k], 0, (void *[]){x, &y});
+    cr_assert_eq(y, y0);
+    lam_dataset_free(t[k]);
+    lam_dataset_free(v[k]);
+  }
+  lam_fit_opts fd = lam_fit_defaults();
+  cr_assert(fd.epochs == 10 && fd.batch_size == 32 && fd.accumulate == 1 && fd.patience == 0 && !fd.no_progress &&
+            fd.min_delta == 0 && fd.monitor == LAM_MONITOR_AUTO);
+  lam_layer_summary_opts so = lam_layer_summary_defaults();
+  cr_assert(so.input_dtype == LAM_F32 && so.max_depth == 0);
+  cr_assert_eq(lam_dataset_defaults().borrow, false);
+  lam_dataset_free(d);
   lam_ctx_free(ctx);
 }

@@ -12,6 +12,7 @@
 
 #include "lamina/data.h"
 #include "lamina/layer.h"
+#include "lamina/metrics.h"
 #include "lamina/optim.h"
 
 #ifdef __cplusplus
@@ -126,6 +127,12 @@ typedef struct lam_fit_opts {
   int accumulate;             /* batches whose gradients make one optimizer step (0: 1); the
                                * step uses their row-weighted mean, so k batches of b rows step as
                                * one batch of k*b rows; clipping applies to that mean */
+  lam_metric *const *metrics; /* trackers (lamina/metrics.h) updated with every training batch's
+                               * (pred, target), reset at each epoch's start; the reporter prints
+                               * their values and on_epoch may read them; NULL: none */
+  int n_metrics;
+  lam_metric *const *val_metrics; /* the same for the validation batches */
+  int n_val_metrics;
   bool no_progress;           /* built-in progress reporter off (default on: one updating line per
                                * epoch on a terminal, one line per epoch otherwise) */
   FILE *progress;             /* where the reporter writes; NULL: stdout */

@@ -8,6 +8,7 @@
  * params for restore_best and prints the progress line. */
 #define _POSIX_C_SOURCE 200809L /* isatty, fileno, clock_gettime */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -18,6 +19,7 @@
 #include "lamina/elementwise.h"
 #include "lamina/layer.h"
 #include "lamina/loss.h"
+#include "lamina/metrics.h"
 #include "lamina/optim.h"
 #include "lamina/ptree.h"
 #include "lamina/reduce.h"
@@ -199,6 +201,7 @@ static lam_status lam__evaluate(lam_layer *model, lam_vars *vars, const lam_fit_
   st = l ? lam_tensor_item(l, loss) : lam_last_status();
   lam_tensor_free(l);
   if (st == LAM_OK && !o->no_accuracy) st = lam_accuracy(pred, y, acc);
+  for (int i = 0; i < o->n_val_metrics && st == LAM_OK; i++) st = lam_metric_update(o->val_metrics[i], pred, y);
   lam_tensor_free(pred);
   return st;
 }
@@ -242,6 +245,7 @@ static lam_status lam__eval_loader(lam_layer *model, lam_vars *vars, lam_loader 
       st = lam__acc(&correct_sum, c);
       lam_tensor_free(c);
     }
+    for (int i = 0; i < o->n_val_metrics && st == LAM_OK; i++) st = lam_metric_update(o->val_metrics[i], pred, b.fields[1]);
     rows += b.size;
     lam_tensor_free(l);
     lam_tensor_free(lw);
@@ -274,22 +278,49 @@ typedef struct {
   bool on, tty;
   int epochs;
   double t0, last;
+  const lam_fit_opts *o;
 } lam__progress;
+
+/* Appends to a line, never past its end. */
+typedef struct {
+  char buf[640];
+  size_t k;
+} lam__line;
+
+static void lam__app(lam__line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void lam__app(lam__line *l, const char *fmt, ...) {
+  if (l->k >= sizeof l->buf - 1) return;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(l->buf + l->k, sizeof l->buf - l->k, fmt, ap);
+  va_end(ap);
+  if (n > 0) l->k += (size_t)n;
+  if (l->k > sizeof l->buf - 1) l->k = sizeof l->buf - 1;
+}
+
+/* "  name value" for each tracker (final lines only: reading them syncs). */
+static void lam__metrics_str(lam__line *l, const char *prefix, lam_metric *const *m, int n) {
+  for (int i = 0; i < n; i++) {
+    double v = NAN;
+    if (lam_metric_value(m[i], &v) == LAM_OK) lam__app(l, "  %s%s %.4f", prefix, lam_metric_name(m[i]), v);
+  }
+}
 
 static void lam__progress_line(lam__progress *p, int epoch, int64_t i, int64_t n, int64_t rows, double loss,
                                double acc, const lam_epoch_report *r) {
   double el = lam__seconds() - p->t0;
-  char line[320];
-  int k = snprintf(line, sizeof line, "epoch %d/%d  %lld/%lld  loss %.4f", epoch, p->epochs, (long long)i,
-                   (long long)n, loss);
-  if (!isnan(acc)) k += snprintf(line + k, sizeof line - (size_t)k, "  acc %.4f", acc);
-  if (r && !isnan(r->val_loss)) k += snprintf(line + k, sizeof line - (size_t)k, "  val_loss %.4f", r->val_loss);
-  if (r && !isnan(r->val_accuracy)) k += snprintf(line + k, sizeof line - (size_t)k, "  val_acc %.4f", r->val_accuracy);
-  k += snprintf(line + k, sizeof line - (size_t)k, "  %.0f samples/s", el > 0 ? (double)rows / el : 0.0);
-  if (r) snprintf(line + k, sizeof line - (size_t)k, "  %.2fs%s", el, r->stop ? "  (early stop)" : "");
-  else snprintf(line + k, sizeof line - (size_t)k, "  ETA %.1fs", i > 0 ? el / (double)i * (double)(n - i) : 0.0);
-  if (p->tty) fprintf(p->f, "\r\033[K%s%s", line, r ? "\n" : "");
-  else fprintf(p->f, "%s\n", line);
+  lam__line l = {{0}, 0};
+  lam__app(&l, "epoch %d/%d  %lld/%lld  loss %.4f", epoch, p->epochs, (long long)i, (long long)n, loss);
+  if (!isnan(acc)) lam__app(&l, "  acc %.4f", acc);
+  if (r) lam__metrics_str(&l, "", p->o->metrics, p->o->n_metrics);
+  if (r && !isnan(r->val_loss)) lam__app(&l, "  val_loss %.4f", r->val_loss);
+  if (r && !isnan(r->val_accuracy)) lam__app(&l, "  val_acc %.4f", r->val_accuracy);
+  if (r) lam__metrics_str(&l, "val_", p->o->val_metrics, p->o->n_val_metrics);
+  lam__app(&l, "  %.0f samples/s", el > 0 ? (double)rows / el : 0.0);
+  if (r) lam__app(&l, "  %.2fs%s", el, r->stop ? "  (early stop)" : "");
+  else lam__app(&l, "  ETA %.1fs", i > 0 ? el / (double)i * (double)(n - i) : 0.0);
+  if (p->tty) fprintf(p->f, "\r\033[K%s%s", l.buf, r ? "\n" : "");
+  else fprintf(p->f, "%s\n", l.buf);
   fflush(p->f);
 }
 
@@ -342,6 +373,14 @@ static lam_status lam__fit_check(const lam_fit_opts *o, const char *fn) {
                      o->monitor == LAM_MONITOR_VAL_LOSS ? "val_loss" : "val_accuracy");
   if (o->monitor == LAM_MONITOR_VAL_ACCURACY && o->no_accuracy)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: monitor val_accuracy with no_accuracy", fn);
+  if (o->n_metrics < 0 || o->n_val_metrics < 0 || (o->n_metrics && !o->metrics) ||
+      (o->n_val_metrics && !o->val_metrics))
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: n_metrics %d / n_val_metrics %d need arrays of trackers", fn,
+                     o->n_metrics, o->n_val_metrics);
+  for (int i = 0; i < o->n_metrics; i++)
+    if (!o->metrics[i]) return lam__fail(LAM_ERR_NULL, "%s: metrics[%d] is NULL", fn, i);
+  for (int i = 0; i < o->n_val_metrics; i++)
+    if (!o->val_metrics[i]) return lam__fail(LAM_ERR_NULL, "%s: val_metrics[%d] is NULL", fn, i);
   if (o->schedule) {
     lam_status st = lam_schedule_check(o->schedule);
     if (st != LAM_OK) return st;
@@ -365,7 +404,7 @@ static lam_status lam__accum_step(lam_optimizer *opt, lam_vars *vars, lam_ptree 
 static lam_status lam__fit_run(lam_layer *model, lam_vars *vars, lam_optimizer *opt, lam_loader *train,
                                const lam_fit_opts *op, const char *fn) {
   const lam_fit_opts o = *op;
-  lam__progress prog = {o.progress ? o.progress : stdout, !o.no_progress, false, o.epochs, 0, 0};
+  lam__progress prog = {o.progress ? o.progress : stdout, !o.no_progress, false, o.epochs, 0, 0, &o};
   if (prog.on) prog.tty = isatty(fileno(prog.f)) == 1;
   bool has_val = o.val_loader || (o.val_x && o.val_y);
   lam_monitor mon = o.monitor == LAM_MONITOR_AUTO ? (has_val ? LAM_MONITOR_VAL_LOSS : LAM_MONITOR_TRAIN_LOSS) : o.monitor;
@@ -380,6 +419,8 @@ static lam_status lam__fit_run(lam_layer *model, lam_vars *vars, lam_optimizer *
     prog.t0 = prog.last = lam__seconds();
     if (o.schedule && o.schedule_per_epoch) st = lam_optimizer_set_lr(opt, lam_schedule_lr(o.schedule, epoch - 1));
     if (st == LAM_OK) st = lam_loader_reset(train, epoch);
+    for (int i = 0; i < o.n_metrics; i++) lam_metric_reset(o.metrics[i]);
+    for (int i = 0; i < o.n_val_metrics; i++) lam_metric_reset(o.val_metrics[i]);
     lam_rng_key ekey = lam_rng_fold_in(o.key, (uint32_t)epoch);
     lam_tensor *loss_sum = NULL, *correct_sum = NULL;
     lam_ptree *acc = NULL;
@@ -427,6 +468,7 @@ static lam_status lam__fit_run(lam_layer *model, lam_vars *vars, lam_optimizer *
         st = lam__acc(&correct_sum, c);
         lam_tensor_free(c);
       }
+      for (int i = 0; i < o.n_metrics && st == LAM_OK; i++) st = lam_metric_update(o.metrics[i], pred, yb);
       batches++;
       rows += b.size;
       if (st == LAM_OK && o.on_batch) {
