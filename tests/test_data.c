@@ -186,6 +186,24 @@ Test(data, tensors_subset_split_and_map) {
   lam_dataset_free(tr);
   lam_dataset_free(va);
 
+  /* The loader gathers a tensor dataset on the device; same batches as the host path. */
+  lam_dataset *h = NULL;
+  cr_assert_eq(lam_dataset_from_arrays(N, 2, fields, (const void *[]){xs, ys}, NULL, &h), LAM_OK);
+  for (int policy = 0; policy < 3; policy++)
+    for (int prefetch = 0; prefetch < 2; prefetch++) {
+      lam_loader_opts lo = {4, true, lam_rng_key_make(9), (lam_last_batch)policy, !prefetch};
+      lam_loader *ld = NULL, *lh = NULL;
+      cr_assert_eq(lam_loader_create(ctx, d, &lo, &ld), LAM_OK);
+      cr_assert_eq(lam_loader_create(ctx, h, &lo, &lh), LAM_OK);
+      int32_t a[16], b[16];
+      int64_t na = epoch_labels(ld, 2, a, NULL, NULL), nb = epoch_labels(lh, 2, b, NULL, NULL);
+      cr_assert_eq(na, nb);
+      cr_assert_arr_eq(a, b, sizeof(int32_t) * (size_t)na, "policy %d prefetch %d", policy, prefetch);
+      lam_loader_free(ld);
+      lam_loader_free(lh);
+    }
+  lam_dataset_free(h);
+
   lam_dataset *sub = NULL;
   cr_assert_eq(lam_dataset_subset(d, 3, (int64_t[]){9, 0, 9}, &sub), LAM_OK);
   cr_assert_eq(lam_dataset_get(sub, 1, (void *[]){x, &y}), LAM_OK);
@@ -710,13 +728,15 @@ Test(data, options_null_zero_defaults_agree) {
   cr_assert_eq(lam_dataset_split(d, NULL, &t[0], &v[0]), LAM_OK);
   cr_assert_eq(lam_dataset_split(d, &(lam_split_opts){0}, &t[1], &v[1]), LAM_OK);
   cr_assert_eq(lam_dataset_split(d, &sd, &t[2], &v[2]), LAM_OK);
+  float x[F];
+  int32_t y0, y;
+  cr_assert_eq(lam_dataset_get(v[0], 0, (void *[]){x, &y0}), LAM_OK);
   for (int k = 0; k < 3; k++) {
     cr_assert_eq(lam_dataset_count(v[k]), 2);
-    float x[F];
-    int32_t y0, y;
-    lam_dataset_get(v[0], 0, (void *[]){x, &y0});
-    lam_dataset_get(v[k], 0, (void *[]){x, &y});
+    cr_assert_eq(lam_dataset_get(v[k], 0, (void *[]){x, &y}), LAM_OK);
     cr_assert_eq(y, y0);
+  }
+  for (int k = 0; k < 3; k++) {
     lam_dataset_free(t[k]);
     lam_dataset_free(v[k]);
   }

@@ -53,8 +53,12 @@ LAM_API lam_dataset_opts lam_dataset_defaults(void);
 LAM_API lam_status lam_dataset_from_arrays(int64_t n, int n_fields, const lam_field *fields,
                                            const void *const *data, const lam_dataset_opts *opts,
                                            lam_dataset **out);
-/* The samples of n_tensors device tensors sharing their first axis (read to
- * the host once; borrow is ignored). Kaun's Dataset.of_tensors. */
+/* The samples of n_tensors device tensors sharing their first axis (Kaun's
+ * Dataset.of_tensors). The dataset keeps references to the tensors: a
+ * loader on their context gathers each batch on the device
+ * (lam_index_select of the batch's rows, nothing crosses to the host);
+ * host access (lam_dataset_get, map, subset, another context) reads them
+ * back once. opts is unused (borrow makes no difference). */
 LAM_API lam_status lam_dataset_from_tensors(int n_tensors, lam_tensor *const *tensors,
                                             const lam_dataset_opts *opts, lam_dataset **out);
 

@@ -11,7 +11,10 @@
  * caller has already enqueued and nothing waits for the device. A slot's
  * staging buffer is refilled only after its previous write's event has
  * completed. Without prefetch every batch is written with a blocking call,
- * which also waits for all earlier device work (the in-order queue). */
+ * which also waits for all earlier device work (the in-order queue).
+ * A dataset of device tensors (lam_dataset_from_tensors) on the loader's
+ * context skips the host: only the batch's row indices are uploaded and the
+ * fields are gathered with lam_index_select (lam_fit trains this way). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,7 +22,9 @@
 #include <string.h>
 
 #include "internal.h"
+#include "lamina/autodiff.h"
 #include "lamina/data.h"
+#include "lamina/shape.h"
 #include "lamina/rng.h"
 #include "train/data_internal.h"
 
@@ -35,6 +40,8 @@ struct lam_dataset {
   /* arrays */
   const void *data[LAM_DATASET_MAX_FIELDS];
   void *owned[LAM_DATASET_MAX_FIELDS];
+  /* from_tensors: the device tensors (host arrays made on first host access) */
+  lam_tensor *dev[LAM_DATASET_MAX_FIELDS];
   /* callback */
   lam_dataset_get_fn get;
   void *user;
@@ -165,8 +172,7 @@ lam_status lam_dataset_from_tensors(int n_tensors, lam_tensor *const *tensors, c
   if (n_tensors < 1 || n_tensors > LAM_DATASET_MAX_FIELDS)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: %d tensors, need 1..%d", fn, n_tensors, LAM_DATASET_MAX_FIELDS);
   lam_field fields[LAM_DATASET_MAX_FIELDS];
-  void *arrays[LAM_DATASET_MAX_FIELDS] = {0};
-  int64_t n = -1;
+    int64_t n = -1;
   for (int f = 0; f < n_tensors; f++) {
     lam_tensor *t = tensors[f];
     if (!t) return lam__fail(LAM_ERR_NULL, "%s: tensors[%d] is NULL", fn, f);
@@ -180,18 +186,29 @@ lam_status lam_dataset_from_tensors(int n_tensors, lam_tensor *const *tensors, c
     fields[f].ndim = t->ndim - 1;
     for (int a = 1; a < t->ndim; a++) fields[f].shape[a - 1] = t->shape[a];
   }
-  lam_status st = LAM_OK;
-  for (int f = 0; f < n_tensors && st == LAM_OK; f++) {
-    size_t b = lam_tensor_nbytes(tensors[f]);
-    arrays[f] = malloc(b);
-    st = arrays[f] ? lam_tensor_to_host(tensors[f], arrays[f], b)
-                   : lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn);
+  lam_dataset *d = lam__ds_new(fn, LAM__DS_ARRAYS, n, n_tensors, fields);
+  if (!d) return lam_last_status();
+  for (int f = 0; f < n_tensors; f++) d->dev[f] = lam_tensor_retain(tensors[f]);
+  *out = d;
+  return LAM_OK;
+}
+
+/* A from_tensors dataset's host arrays, read back on first host access. */
+static lam_status lam__ds_host(lam_dataset *d) {
+  for (int f = 0; f < d->nf; f++) {
+    if (!d->dev[f] || d->data[f]) continue;
+    size_t b = lam_tensor_nbytes(d->dev[f]);
+    d->owned[f] = malloc(b);
+    if (!d->owned[f]) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_dataset_get: out of host memory (%zu bytes)", b);
+    lam_status st = lam_tensor_to_host(d->dev[f], d->owned[f], b);
+    if (st != LAM_OK) {
+      free(d->owned[f]);
+      d->owned[f] = NULL;
+      return st;
+    }
+    d->data[f] = d->owned[f];
   }
-  if (st != LAM_OK) {
-    for (int f = 0; f < n_tensors; f++) free(arrays[f]);
-    return st;
-  }
-  return lam__ds_take_arrays(fn, n, n_tensors, fields, arrays, out);
+  return LAM_OK;
 }
 
 lam_status lam_dataset_from_fn(int64_t n, int n_fields, const lam_field *fields, lam_dataset_get_fn get,
@@ -301,6 +318,10 @@ size_t lam_dataset_field_bytes(const lam_dataset *d, int f) {
 static lam_status lam__ds_get(lam_dataset *d, int64_t i, void *const *dst) {
   switch (d->kind) {
     case LAM__DS_ARRAYS:
+      if (d->dev[0] && !d->data[0]) {
+        lam_status st = lam__ds_host(d);
+        if (st != LAM_OK) return st;
+      }
       for (int f = 0; f < d->nf; f++)
         memcpy(dst[f], (const unsigned char *)d->data[f] + (size_t)i * d->bytes[f], d->bytes[f]);
       return LAM_OK;
@@ -346,6 +367,7 @@ void lam_dataset_free(lam_dataset *d) {
   for (int f = 0; f < LAM_DATASET_MAX_FIELDS; f++) {
     free(d->owned[f]);
     free(d->scratch[f]);
+    lam_tensor_free(d->dev[f]);
   }
   free(d->idx);
   lam_dataset_free(d->src);
@@ -663,6 +685,8 @@ lam_status lam_dataset_from_npy(int n_files, const char *const *paths, lam_datas
 
 typedef struct {
   unsigned char *host[LAM_DATASET_MAX_FIELDS]; /* staging, batch_size samples */
+  int32_t *rows;                               /* device path: the batch's row indices */
+  cl_event rows_ev;
   cl_event ev[LAM_DATASET_MAX_FIELDS];
   lam_tensor *t[LAM_DATASET_MAX_FIELDS];
   int64_t size, valid, index;
@@ -676,6 +700,7 @@ struct lam_loader {
   int epoch;
   int64_t *perm;  /* the epoch's order */
   int64_t next;   /* batch to hand out next */
+  bool device;    /* the dataset holds device tensors of ctx: gather on the device */
   lam__slot slot[2];
 };
 
@@ -684,6 +709,11 @@ lam_loader_opts lam_loader_defaults(void) {
 }
 
 static void lam__slot_wait(lam__slot *s) {
+  if (s->rows_ev) {
+    clWaitForEvents(1, &s->rows_ev);
+    clReleaseEvent(s->rows_ev);
+    s->rows_ev = NULL;
+  }
   for (int f = 0; f < LAM_DATASET_MAX_FIELDS; f++)
     if (s->ev[f]) {
       clWaitForEvents(1, &s->ev[f]);
@@ -700,6 +730,38 @@ static void lam__slot_drop(lam__slot *s) {
   s->size = 0;
 }
 
+/* The device path (a dataset of device tensors on the loader's context):
+ * the batch's row indices are uploaded (non-blocking with prefetch) and
+ * each field is lam_index_select of its tensor: no data crosses to the host. */
+static lam_status lam__slot_gather(lam_loader *l, lam__slot *s, int64_t b, int64_t lo, int64_t valid, int64_t size) {
+  const char *fn = "lam_loader_next";
+  lam_dataset *d = l->d;
+  for (int64_t r = 0; r < size; r++)
+    s->rows[r] = (int32_t)(r < valid ? l->perm[lo + r] : l->perm[(r - valid) % d->n]);
+  bool blocking = l->o.no_prefetch;
+  lam_tensor *idx = lam__tensor_new(l->ctx, LAM_I32, 1, &size, fn);
+  if (!idx) return lam_last_status();
+  cl_int err = clEnqueueWriteBuffer(l->ctx->queue, idx->buf->mem, blocking ? CL_TRUE : CL_FALSE,
+                                    idx->offset * sizeof(int32_t), (size_t)size * sizeof(int32_t), s->rows, 0, NULL,
+                                    blocking ? NULL : &s->rows_ev);
+  if (err != CL_SUCCESS) {
+    lam_tensor_free(idx);
+    return lam__cl_fail(err, fn, "clEnqueueWriteBuffer");
+  }
+  bool was = lam_grad_set_enabled(l->ctx, false);
+  lam_status st = LAM_OK;
+  for (int f = 0; f < d->nf && st == LAM_OK; f++)
+    if (!(s->t[f] = lam_index_select(d->dev[f], 0, idx))) st = lam_last_status();
+  lam_grad_set_enabled(l->ctx, was);
+  lam_tensor_free(idx);
+  if (st != LAM_OK) return st;
+  if (!blocking) clFlush(l->ctx->queue);
+  s->size = size;
+  s->valid = valid;
+  s->index = b;
+  return LAM_OK;
+}
+
 /* Gathers batch b of the epoch into slot s and enqueues its upload. */
 static lam_status lam__slot_fill(lam_loader *l, lam__slot *s, int64_t b) {
   const char *fn = "lam_loader_next";
@@ -709,6 +771,7 @@ static lam_status lam__slot_fill(lam_loader *l, lam__slot *s, int64_t b) {
   int64_t valid = hi - lo, size = l->o.last_batch == LAM_LAST_BATCH_PAD ? bs : valid;
   lam__slot_wait(s); /* its staging buffer may still be read by the last write */
   lam__slot_drop(s);
+  if (l->device) return lam__slot_gather(l, s, b, lo, valid, size);
   void *dst[LAM_DATASET_MAX_FIELDS];
   for (int64_t r = 0; r < size; r++) {
     int64_t idx = r < valid ? l->perm[lo + r] : l->perm[(r - valid) % n];
@@ -760,9 +823,13 @@ lam_status lam_loader_create(lam_ctx *ctx, lam_dataset *d, const lam_loader_opts
   l->nb = o.last_batch == LAM_LAST_BATCH_DROP ? d->n / o.batch_size : (d->n + o.batch_size - 1) / o.batch_size;
   l->perm = malloc((size_t)d->n * sizeof *l->perm);
   bool ok = l->perm != NULL;
-  for (int s = 0; s < 2 && ok; s++)
-    for (int f = 0; f < d->nf && ok; f++)
+  l->device = d->kind == LAM__DS_ARRAYS && d->dev[0] && d->n <= INT32_MAX;
+  for (int f = 0; f < d->nf && l->device; f++) l->device = d->dev[f]->ctx == ctx;
+  for (int s = 0; s < 2 && ok; s++) {
+    if (l->device) ok = (l->slot[s].rows = malloc((size_t)o.batch_size * sizeof(int32_t))) != NULL;
+    for (int f = 0; f < d->nf && ok && !l->device; f++)
       ok = (l->slot[s].host[f] = malloc((size_t)o.batch_size * d->bytes[f])) != NULL;
+  }
   if (!ok) {
     lam_loader_free(l);
     return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn);
@@ -851,6 +918,7 @@ void lam_loader_free(lam_loader *l) {
     lam__slot_wait(&l->slot[s]);
     lam__slot_drop(&l->slot[s]);
     for (int f = 0; f < LAM_DATASET_MAX_FIELDS; f++) free(l->slot[s].host[f]);
+    free(l->slot[s].rows);
   }
   free(l->perm);
   lam_dataset_free(l->d);
