@@ -1,56 +1,27 @@
 /* digits.c: the main example. Trains a small MLP on the UCI 8x8 handwritten
- * digits shipped in examples/data (1,797 images), on the default device,
- * printing progress per epoch; then saves a checkpoint, reloads it into a
- * fresh model and predicts the first test images.
+ * digits shipped in examples/data (1,797 images) with the dataset API: the
+ * CSV is read into a dataset, mapped (pixels 0..16 scaled to 0..1), split
+ * 80/20 with a fixed Philox key, and fed by loaders to lam_fit_loader, which
+ * prints a progress line per epoch. Then it prints the model summary and
+ * test metrics, saves a checkpoint, reloads it into a fresh model and
+ * predicts the first test images.
  *
- *   build/examples/digits [path/to/digits.csv]      (LAMINA_DEVICE picks the device) */
+ *   build/examples/digits [path/to/digits.csv]      (LAMINA_DEVICE picks the device)
+ * Exits 0 when the test accuracy reaches 95%. */
 #include <lamina.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #define N_PIXELS 64
 #define N_CLASSES 10
-#define MAX_ROWS 2000
 
-/* Reads "p0,...,p63,label" rows; returns the row count (0 on failure). */
-static int load_digits(const char *path, float *pixels, int32_t *labels) {
-  FILE *f = fopen(path, "r");
-  if (!f) return 0;
-  int rows = 0;
-  while (rows < MAX_ROWS) {
-    int v = 0, ok = 1;
-    for (int j = 0; j < N_PIXELS && ok; j++) {
-      ok = fscanf(f, "%d,", &v) == 1;
-      pixels[rows * N_PIXELS + j] = (float)v / 16.0f; /* pixels are 0..16 */
-    }
-    if (!ok || fscanf(f, "%d", &v) != 1) break;
-    labels[rows++] = v;
-  }
-  fclose(f);
-  return rows;
-}
-
-/* Fisher-Yates shuffle of the rows with Philox words as the randomness. */
-static void shuffle_rows(float *pixels, int32_t *labels, int n, lam_rng_key key) {
-  for (int i = n - 1; i > 0; i--) {
-    uint32_t ctr[4] = {(uint32_t)i, 0, 0, 0}, r[4];
-    lam_philox4x32_10(ctr, key.k, r);
-    int j = (int)(r[0] % (uint32_t)(i + 1));
-    for (int p = 0; p < N_PIXELS; p++) {
-      float t = pixels[i * N_PIXELS + p];
-      pixels[i * N_PIXELS + p] = pixels[j * N_PIXELS + p];
-      pixels[j * N_PIXELS + p] = t;
-    }
-    int32_t t = labels[i];
-    labels[i] = labels[j];
-    labels[j] = t;
-  }
-}
-
-static lam_status report(const lam_epoch_report *r, void *user) {
+/* The map transform: pixels / 16, label unchanged. */
+static lam_status scale(const void *const *src, void *const *dst, void *user) {
   (void)user;
-  printf("epoch %2d  loss %.4f  train acc %.3f  test acc %.3f  (%.2fs)\n", r->epoch, r->train_loss,
-         r->train_accuracy, r->val_accuracy, r->seconds);
+  const float *x = src[0];
+  float *y = dst[0];
+  for (int i = 0; i < N_PIXELS; i++) y[i] = x[i] / 16.0f;
+  *(int32_t *)dst[1] = *(const int32_t *)src[1];
   return LAM_OK;
 }
 
@@ -71,44 +42,57 @@ static lam_layer *make_model(void) {
 
 int main(int argc, char **argv) {
   const char *path = argc > 1 ? argv[1] : LAMINA_EXAMPLES_DIR "/data/digits.csv";
-  static float pixels[MAX_ROWS * N_PIXELS];
-  static int32_t labels[MAX_ROWS];
-  int n = load_digits(path, pixels, labels);
-  if (n < 100) {
-    fprintf(stderr, "digits: cannot read %s\n", path);
-    return 1;
-  }
   lam_ctx *ctx = NULL;
   CHECK(lam_ctx_create(NULL, &ctx));
   printf("device: %s\n", lam_ctx_device(ctx)->name);
 
-  /* A fixed shuffled split (as scikit-learn's train_test_split): 80% train,
-   * 20% test. The permutation comes from Philox, so it is the same everywhere. */
-  shuffle_rows(pixels, labels, n, lam_rng_key_make(2024));
-  int n_test = n / 5, n_train = n - n_test;
-  lam_tensor *x_train = lam_tensor_from_host(ctx, LAM_F32, 2, (int64_t[]){n_train, N_PIXELS}, pixels);
-  lam_tensor *y_train = lam_tensor_from_host(ctx, LAM_I32, 1, (int64_t[]){n_train}, labels);
-  lam_tensor *x_test = lam_tensor_from_host(ctx, LAM_F32, 2, (int64_t[]){n_test, N_PIXELS},
-                                            pixels + (size_t)n_train * N_PIXELS);
-  lam_tensor *y_test = lam_tensor_from_host(ctx, LAM_I32, 1, (int64_t[]){n_test}, labels + n_train);
-  if (!x_train || !y_train || !x_test || !y_test) CHECK(lam_last_status());
-  printf("%d training and %d test images\n", n_train, n_test);
+  /* "p0,...,p63,label" rows -> features [64] f32 and an i32 label. */
+  lam_dataset *raw = NULL, *all = NULL, *train = NULL, *test = NULL;
+  CHECK(lam_dataset_from_csv(path, NULL, &raw));
+  CHECK(lam_dataset_map(raw, 0, NULL, scale, NULL, &all));
+  /* A fixed shuffled split (as scikit-learn's train_test_split): 80% train, 20% test. */
+  lam_split_opts split = {.val_fraction = 0.2, .key = lam_rng_key_make(2024)};
+  CHECK(lam_dataset_split(all, &split, &train, &test));
+  printf("%lld training and %lld test images\n", (long long)lam_dataset_count(train),
+         (long long)lam_dataset_count(test));
+
+  lam_loader *train_loader = NULL, *test_loader = NULL;
+  lam_loader_opts lo = {.batch_size = 32, .shuffle = true, .key = lam_rng_key_make(1)};
+  CHECK(lam_loader_create(ctx, train, &lo, &train_loader));
+  CHECK(lam_loader_create(ctx, test, &(lam_loader_opts){.batch_size = 512}, &test_loader));
 
   lam_layer *model = make_model();
   lam_vars *vars = NULL;
   CHECK(lam_layer_init(model, ctx, lam_rng_key_make(0), LAM_F32, &vars));
+  CHECK(lam_layer_summary(model, vars, 2, (int64_t[]){32, N_PIXELS}, NULL, stdout));
   lam_adam_opts adam = lam_adam_defaults();
   adam.lr = 2e-3;
   lam_optimizer *opt = lam_adam(&adam);
 
   lam_fit_opts fit = lam_fit_defaults();
   fit.epochs = 20;
-  fit.batch_size = 32;
-  fit.key = lam_rng_key_make(1);
-  fit.val_x = x_test;
-  fit.val_y = y_test;
-  fit.on_epoch = report;
-  CHECK(lam_fit(model, vars, opt, x_train, y_train, &fit));
+  fit.key = lam_rng_key_make(1); /* dropout */
+  fit.val_loader = test_loader;
+  CHECK(lam_fit_loader(model, vars, opt, train_loader, &fit));
+
+  /* Test metrics with trackers: one device read each at the end. */
+  lam_metric *acc = lam_metric_create(LAM_METRIC_ACCURACY, NULL);
+  lam_metric *f1 = lam_metric_create(LAM_METRIC_F1, &(lam_metric_opts){.average = LAM_AVERAGE_MACRO});
+  CHECK(lam_loader_reset(test_loader, 0));
+  for (;;) {
+    lam_batch b;
+    CHECK(lam_loader_next(test_loader, &b));
+    if (b.size == 0) break;
+    lam_tensor *logits = NULL;
+    CHECK(lam_layer_apply(model, vars, b.fields[0], NULL, &logits));
+    CHECK(lam_metric_update(acc, logits, b.fields[1]));
+    CHECK(lam_metric_update(f1, logits, b.fields[1]));
+    lam_tensor_free(logits);
+  }
+  double test_acc = 0, test_f1 = 0;
+  CHECK(lam_metric_value(acc, &test_acc));
+  CHECK(lam_metric_value(f1, &test_f1));
+  printf("test accuracy %.3f, macro F1 %.3f\n", test_acc, test_f1);
 
   /* Save, reload into a freshly initialised model, and predict. */
   const char *ckpt = "digits.safetensors";
@@ -117,28 +101,39 @@ int main(int argc, char **argv) {
   lam_vars *vars2 = NULL;
   CHECK(lam_layer_init(model2, ctx, lam_rng_key_make(99), LAM_F32, &vars2));
   CHECK(lam_checkpoint_load(ckpt, lam_vars_params(vars2), lam_vars_state(vars2), NULL, NULL, NULL));
+  double loss2 = 0, acc2 = 0;
+  CHECK(lam_evaluate_loader(model2, vars2, test_loader, NULL, &loss2, &acc2));
+  printf("reloaded from %s: test accuracy %.3f\n", ckpt, acc2);
+  lam_batch first;
+  CHECK(lam_loader_reset(test_loader, 0));
+  CHECK(lam_loader_next(test_loader, &first));
   lam_tensor *logits = NULL;
-  double acc = 0;
-  CHECK(lam_predict(model2, vars2, x_test, 0, &logits));
-  CHECK(lam_accuracy(logits, y_test, &acc));
-  printf("reloaded from %s: test accuracy %.3f\n", ckpt, acc);
+  CHECK(lam_layer_apply(model2, vars2, first.fields[0], NULL, &logits));
   lam_tensor *pred = lam_argmax(logits, 1, 0);
-  int32_t p[10];
-  lam_tensor *first = lam_tensor_slice0(pred, 0, 10);
-  CHECK(lam_tensor_to_host(first, p, sizeof p));
+  int32_t p[512], truth[512];
+  CHECK(lam_tensor_to_host(pred, p, sizeof(int32_t) * (size_t)first.size));
+  CHECK(lam_tensor_to_host(first.fields[1], truth, sizeof(int32_t) * (size_t)first.size));
   printf("first test images: predicted");
   for (int i = 0; i < 10; i++) printf(" %d", p[i]);
   printf(", true");
-  for (int i = 0; i < 10; i++) printf(" %d", labels[n_train + i]);
+  for (int i = 0; i < 10; i++) printf(" %d", truth[i]);
   printf("\n");
 
-  lam_tensor *all[] = {x_train, y_train, x_test, y_test, logits, pred, first};
-  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) lam_tensor_free(all[i]);
+  lam_tensor_free(logits);
+  lam_tensor_free(pred);
+  lam_metric_free(acc);
+  lam_metric_free(f1);
+  lam_loader_free(train_loader);
+  lam_loader_free(test_loader);
+  lam_dataset_free(raw);
+  lam_dataset_free(all);
+  lam_dataset_free(train);
+  lam_dataset_free(test);
   lam_optimizer_free(opt);
   lam_vars_free(vars);
   lam_vars_free(vars2);
   lam_layer_free(model);
   lam_layer_free(model2);
   lam_ctx_free(ctx);
-  return acc >= 0.95 ? 0 : 2;
+  return test_acc >= 0.95 ? 0 : 2;
 }

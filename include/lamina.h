@@ -21,6 +21,8 @@
 #include "lamina/loss.h"
 #include "lamina/optim.h"
 #include "lamina/io.h"
+#include "lamina/data.h"
+#include "lamina/metrics.h"
 #include "lamina/train.h"
 #include "lamina/norm.h"
 #include "lamina/regularize.h"

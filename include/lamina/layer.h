@@ -14,6 +14,7 @@
 #include "lamina/export.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "lamina/ptree.h"
 #include "lamina/rng.h"
@@ -82,13 +83,25 @@ typedef struct lam_layer_vtable {
   void (*free)(lam_layer *self);
 } lam_layer_vtable;
 
+/* The optional children entry of a layer: returns child i (borrowed) and
+ * stores its key (the name of its params subtree, e.g. "0" or "left") in
+ * *key, or returns NULL when i is past the last child. It lets
+ * lam_layer_child_count, lam_layer_child and lam_layer_summary walk
+ * composite and custom layers. (It sits beside the vtable rather than in
+ * it so that the four-entry vtable initialisers of existing code stay valid
+ * under -Wextra's missing-field-initializers.) */
+typedef lam_layer *(*lam_layer_children_fn)(const lam_layer *self, int i, const char **key);
+
 struct lam_layer {
   const lam_layer_vtable *vt;
-  void *impl; /* configuration, owned by the layer */
+  void *impl;                     /* configuration, owned by the layer */
+  lam_layer_children_fn children; /* NULL: no children (see lam_layer_set_children) */
 };
 
 /* Returns a layer running a user vtable with impl (owned: vt->free frees it). */
 LAM_API lam_layer *lam_nn_custom(const lam_layer_vtable *vt, void *impl);
+/* Sets the layer's children entry (NULL: none); for composite custom layers. */
+LAM_API lam_status lam_layer_set_children(lam_layer *layer, lam_layer_children_fn children);
 /* Frees the layer and its children. NULL is a no-op. */
 LAM_API void lam_layer_free(lam_layer *layer);
 /* Returns the vtable name ("linear", "sequential", ...). */
@@ -130,9 +143,31 @@ LAM_API lam_layer *lam_nn_sequential(lam_layer *const *layers, int n);
 /* right(left(x)); children "left" and "right". The input dtype may differ
  * from the output (e.g. i32 tokens into an embedding). Takes ownership. */
 LAM_API lam_layer *lam_nn_compose(lam_layer *left, lam_layer *right);
-/* Number of children of a sequential layer (0 for others) and child i (borrowed). */
+/* Number of children of a layer (through its vtable's children entry; 0
+ * when it has none), child i (borrowed; NULL outside 0..count-1) and child
+ * i's key (its params subtree name; NULL outside the range). */
 LAM_API int lam_layer_child_count(const lam_layer *layer);
 LAM_API lam_layer *lam_layer_child(const lam_layer *layer, int i);
+LAM_API const char *lam_layer_child_key(const lam_layer *layer, int i);
+
+/* ---- model summary --------------------------------------------------------- */
+
+/* Options of lam_layer_summary (the options rule). */
+typedef struct lam_layer_summary_opts {
+  lam_dtype input_dtype; /* default f32 (i32 for token inputs) */
+  int max_depth;         /* rows down to this depth (the model is depth 0); 0: all */
+} lam_layer_summary_opts;
+LAM_API lam_layer_summary_opts lam_layer_summary_defaults(void);
+
+/* Prints a table to f (Keras summary(), torchinfo): one row per layer
+ * (depth first, children indented) with its path ("" for the model, else the
+ * params path "0", "1.left", ...), type, output shape for an input of
+ * `shape` (from one forward pass in evaluation mode on zeros), parameter
+ * count (its whole subtree) and whether those are trainable, frozen or
+ * mixed; then the totals. Children come from lam_layer_child_count /
+ * lam_layer_child / lam_layer_child_key. */
+LAM_API lam_status lam_layer_summary(lam_layer *layer, lam_vars *vars, int ndim, const int64_t *shape,
+                                     const lam_layer_summary_opts *opts, FILE *f);
 
 /* For composite/custom layers: applies a child with the subtrees at key
  * (created empty in state when missing) and a child rng key folded from key. */

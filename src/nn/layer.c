@@ -3,13 +3,16 @@
  *
  * Children get their own subtrees of params and state under their key and
  * their own rng keys folded from the parent's key with that child key, so a
- * model's randomness depends only on the key and the layer's path. */
+ * model's randomness depends only on the key and the layer's path.
+ * lam_layer_apply_child also keeps the path of the child being applied and,
+ * when a hook is set (lam_layer_summary), reports each child's output. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 #include "lamina/layer.h"
+#include "nn/layer_internal.h"
 #include "lamina/ptree.h"
 #include "lamina/rng.h"
 
@@ -139,6 +142,12 @@ lam_layer *lam_nn_custom(const lam_layer_vtable *vt, void *impl) {
   l->vt = vt;
   l->impl = impl;
   return l;
+}
+
+lam_status lam_layer_set_children(lam_layer *layer, lam_layer_children_fn children) {
+  if (!layer) return lam__fail(LAM_ERR_NULL, "lam_layer_set_children: layer is NULL");
+  layer->children = children;
+  return LAM_OK;
 }
 
 void lam_layer_free(lam_layer *layer) {
@@ -271,6 +280,17 @@ lam_status lam_layer_apply(lam_layer *layer, lam_vars *vars, lam_tensor *x,
 
 /* ---- children ---------------------------------------------------------- */
 
+/* The summary hook: per thread, with the path of the child being applied. */
+static _Thread_local lam__apply_hook_fn lam__hook;
+static _Thread_local void *lam__hook_user;
+static _Thread_local char lam__hook_path[1024];
+
+void lam__apply_hook_set(lam__apply_hook_fn fn, void *user) {
+  lam__hook = fn;
+  lam__hook_user = user;
+  lam__hook_path[0] = 0;
+}
+
 lam_status lam_layer_init_child(lam_layer *child, const char *key, lam_ctx *ctx, lam_rng_key key_rng,
                                 lam_dtype dtype, lam_ptree *params, lam_ptree *state) {
   const char *fn = "lam_layer_init_child";
@@ -326,7 +346,13 @@ lam_status lam_layer_apply_child(lam_layer *child, const char *key, lam_ptree *p
     child_key = lam_rng_fold_in_str(*child_opts.rng, key);
     child_opts.rng = &child_key;
   }
-  return lam_layer_apply_with(child, p, s, x, &child_opts, out);
+  if (!lam__hook) return lam_layer_apply_with(child, p, s, x, &child_opts, out);
+  size_t len = strlen(lam__hook_path);
+  snprintf(lam__hook_path + len, sizeof lam__hook_path - len, "%s%s", len ? "." : "", key);
+  lam_status st = lam_layer_apply_with(child, p, s, x, &child_opts, out);
+  if (st == LAM_OK) lam__hook(lam__hook_path, child, *out, lam__hook_user);
+  lam__hook_path[len] = 0;
+  return st;
 }
 
 /* ---- sequential and compose ----------------------------------------------- */
@@ -372,6 +398,13 @@ static lam_status lam__seq_apply(lam_layer *self, lam_ptree *params, lam_ptree *
 
 static const lam_layer_vtable lam__seq_vt = {"sequential", lam__seq_init, lam__seq_apply, lam__seq_free};
 
+static lam_layer *lam__seq_children(const lam_layer *self, int i, const char **key) {
+  const lam__seq *q = self->impl;
+  if (i < 0 || i >= q->n) return NULL;
+  *key = q->keys[i];
+  return q->children[i];
+}
+
 lam_layer *lam_nn_sequential(lam_layer *const *layers, int n) {
   const char *fn = "lam_nn_sequential";
   if (!layers || n < 1) {
@@ -396,6 +429,7 @@ lam_layer *lam_nn_sequential(lam_layer *const *layers, int n) {
       snprintf(keys[i], sizeof keys[i], "%d", i);
     }
     l = lam_nn_custom(&lam__seq_vt, q);
+    if (l) l->children = lam__seq_children;
   }
   if (!l) {
     if (bad >= 0) lam__fail(LAM_ERR_NULL, "%s: layer %d is NULL", fn, bad);
@@ -409,13 +443,21 @@ lam_layer *lam_nn_sequential(lam_layer *const *layers, int n) {
 }
 
 int lam_layer_child_count(const lam_layer *layer) {
-  return layer && layer->vt == &lam__seq_vt ? ((lam__seq *)layer->impl)->n : 0;
+  if (!layer || !layer->children) return 0;
+  const char *key = NULL;
+  int n = 0;
+  while (layer->children(layer, n, &key)) n++;
+  return n;
 }
 
 lam_layer *lam_layer_child(const lam_layer *layer, int i) {
-  if (!layer || layer->vt != &lam__seq_vt) return NULL;
-  lam__seq *q = layer->impl;
-  return i >= 0 && i < q->n ? q->children[i] : NULL;
+  const char *key = NULL;
+  return layer && layer->children && i >= 0 ? layer->children(layer, i, &key) : NULL;
+}
+
+const char *lam_layer_child_key(const lam_layer *layer, int i) {
+  const char *key = NULL;
+  return layer && layer->children && i >= 0 && layer->children(layer, i, &key) ? key : NULL;
 }
 
 typedef struct {
@@ -450,6 +492,13 @@ static lam_status lam__compose_apply(lam_layer *self, lam_ptree *params, lam_ptr
 static const lam_layer_vtable lam__compose_vt = {"compose", lam__compose_init, lam__compose_apply,
                                                  lam__compose_free};
 
+static lam_layer *lam__compose_children(const lam_layer *self, int i, const char **key) {
+  const lam__compose *c = self->impl;
+  if (i == 0) *key = "left";
+  if (i == 1) *key = "right";
+  return i == 0 ? c->left : i == 1 ? c->right : NULL;
+}
+
 lam_layer *lam_nn_compose(lam_layer *left, lam_layer *right) {
   if (!left || !right) {
     lam_layer_free(left);
@@ -466,5 +515,6 @@ lam_layer *lam_nn_compose(lam_layer *left, lam_layer *right) {
   }
   c->left = left;
   c->right = right;
+  l->children = lam__compose_children;
   return l;
 }

@@ -1,16 +1,25 @@
 /* train/fit.c: the training step, fit loop, prediction and accuracy.
  * A step is value_and_grad over the model's params, then the optimizer's
  * device-side update; the only host syncs are the loss/metric reads that the
- * caller asks for. Shuffling gathers the dataset once per epoch with a
- * Philox-derived permutation; batches are then views (leading-axis slices). */
+ * caller asks for. lam_fit runs lam_fit_loader over a loader of its
+ * tensors' rows (train/data.c: a Philox permutation per epoch, batches
+ * uploaded ahead); the loop accumulates loss and accuracy on the device,
+ * groups batches for gradient accumulation, keeps a copy of the best
+ * params for restore_best and prints the progress line. */
+#define _POSIX_C_SOURCE 200809L /* isatty, fileno, clock_gettime */
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
+#include "lamina/data.h"
 #include "lamina/elementwise.h"
 #include "lamina/layer.h"
 #include "lamina/loss.h"
+#include "lamina/metrics.h"
 #include "lamina/optim.h"
 #include "lamina/ptree.h"
 #include "lamina/reduce.h"
@@ -161,35 +170,20 @@ lam_status lam_predict(lam_layer *model, lam_vars *vars, lam_tensor *x, int64_t 
   return st;
 }
 
+/* ---- the fit loop ------------------------------------------------------------ */
+
 /* The options rule: zero fields take the defaults. */
 static lam_fit_opts lam__fit_resolve(lam_fit_opts o) {
   if (o.epochs == 0) o.epochs = 10;
   o.batch_size = lam__opt_i64(o.batch_size, 32);
   if (!o.objective) o.objective = lam_objective_cross_entropy;
   o.clip_norm = lam__opt_f64(o.clip_norm, 0.0);
+  o.min_delta = lam__opt_f64(o.min_delta, 0.0);
+  if (o.accumulate == 0) o.accumulate = 1;
   return o;
 }
 
 lam_fit_opts lam_fit_defaults(void) { return lam__fit_resolve((lam_fit_opts){0}); }
-
-/* A permutation of 0..n-1 from the key (Fisher-Yates on Philox words). */
-static lam_tensor *lam__permutation(lam_ctx *ctx, lam_rng_key key, int64_t n) {
-  int32_t *p = malloc((size_t)n * sizeof *p);
-  if (!p) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_fit: out of host memory"), NULL;
-  for (int64_t i = 0; i < n; i++) p[i] = (int32_t)i;
-  uint32_t words[4];
-  for (int64_t i = n - 1; i > 0; i--) {
-    uint32_t ctr[4] = {(uint32_t)i, (uint32_t)((uint64_t)i >> 32), 0x5eed, 0};
-    lam_philox4x32_10(ctr, key.k, words);
-    uint64_t r = ((uint64_t)words[0] << 32 | words[1]) % (uint64_t)(i + 1);
-    int32_t t = p[i];
-    p[i] = p[r];
-    p[r] = t;
-  }
-  lam_tensor *t = lam_tensor_from_host(ctx, LAM_I32, 1, &n, p);
-  free(p);
-  return t;
-}
 
 static double lam__seconds(void) {
   struct timespec ts;
@@ -207,8 +201,367 @@ static lam_status lam__evaluate(lam_layer *model, lam_vars *vars, const lam_fit_
   st = l ? lam_tensor_item(l, loss) : lam_last_status();
   lam_tensor_free(l);
   if (st == LAM_OK && !o->no_accuracy) st = lam_accuracy(pred, y, acc);
+  for (int i = 0; i < o->n_val_metrics && st == LAM_OK; i++) st = lam_metric_update(o->val_metrics[i], pred, y);
   lam_tensor_free(pred);
   return st;
+}
+
+/* *sum += x (device tensors; x borrowed). */
+static lam_status lam__acc(lam_tensor **sum, lam_tensor *x) {
+  if (!x) return lam_last_status();
+  lam_tensor *s = *sum ? lam_add(*sum, x) : lam_tensor_retain(x);
+  if (!s) return lam_last_status();
+  lam_tensor_free(*sum);
+  *sum = s;
+  return LAM_OK;
+}
+
+static lam_status lam__eval_loader(lam_layer *model, lam_vars *vars, lam_loader *loader, const lam_fit_opts *o,
+                                   double *loss, double *acc, const char *fn) {
+  if (lam_dataset_field_count(lam_loader_dataset(loader)) < 2)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: the validation loader's dataset needs 2 fields (x, y), has %d", fn,
+                     lam_dataset_field_count(lam_loader_dataset(loader)));
+  lam_status st = lam_loader_reset(loader, 0);
+  lam_tensor *loss_sum = NULL, *correct_sum = NULL;
+  int64_t rows = 0;
+  lam_ctx *ctx = NULL;
+  bool was = false;
+  while (st == LAM_OK) {
+    lam_batch b;
+    st = lam_loader_next(loader, &b);
+    if (st != LAM_OK || b.size == 0) break;
+    if (!ctx) {
+      ctx = lam_tensor_ctx(b.fields[0]);
+      was = lam_grad_set_enabled(ctx, false);
+    }
+    lam_tensor *pred = NULL;
+    st = lam_layer_apply(model, vars, b.fields[0], NULL, &pred);
+    if (st != LAM_OK) break;
+    lam_tensor *l = o->objective(pred, b.fields[1], o->objective_user);
+    lam_tensor *lw = l ? lam_mul_scalar(l, (double)b.size) : NULL;
+    st = lam__acc(&loss_sum, lw);
+    if (st == LAM_OK && !o->no_accuracy) {
+      lam_tensor *c = lam__correct(pred, b.fields[1]);
+      st = lam__acc(&correct_sum, c);
+      lam_tensor_free(c);
+    }
+    for (int i = 0; i < o->n_val_metrics && st == LAM_OK; i++) st = lam_metric_update(o->val_metrics[i], pred, b.fields[1]);
+    rows += b.size;
+    lam_tensor_free(l);
+    lam_tensor_free(lw);
+    lam_tensor_free(pred);
+  }
+  if (ctx) lam_grad_set_enabled(ctx, was);
+  double v = 0;
+  if (st == LAM_OK && loss_sum && (st = lam_tensor_item(loss_sum, &v)) == LAM_OK) *loss = v / (double)rows;
+  if (st == LAM_OK && correct_sum && acc && (st = lam_tensor_item(correct_sum, &v)) == LAM_OK) *acc = v / (double)rows;
+  lam_tensor_free(loss_sum);
+  lam_tensor_free(correct_sum);
+  return st;
+}
+
+lam_status lam_evaluate_loader(lam_layer *model, lam_vars *vars, lam_loader *loader, const lam_fit_opts *opts,
+                               double *loss, double *acc) {
+  const char *fn = "lam_evaluate_loader";
+  if (!model || !vars || !loader || !loss)
+    return lam__fail(LAM_ERR_NULL, "%s: %s is NULL", fn, !model ? "model" : !vars ? "vars" : !loader ? "loader" : "loss");
+  lam_fit_opts o = lam__fit_resolve(opts ? *opts : (lam_fit_opts){0});
+  *loss = NAN;
+  if (acc) *acc = NAN;
+  return lam__eval_loader(model, vars, loader, &o, loss, acc, fn);
+}
+
+/* ---- progress --------------------------------------------------------------- */
+
+typedef struct {
+  FILE *f;
+  bool on, tty;
+  int epochs;
+  double t0, last;
+  const lam_fit_opts *o;
+} lam__progress;
+
+/* Appends to a line, never past its end. */
+typedef struct {
+  char buf[640];
+  size_t k;
+} lam__line;
+
+static void lam__app(lam__line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void lam__app(lam__line *l, const char *fmt, ...) {
+  if (l->k >= sizeof l->buf - 1) return;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(l->buf + l->k, sizeof l->buf - l->k, fmt, ap);
+  va_end(ap);
+  if (n > 0) l->k += (size_t)n;
+  if (l->k > sizeof l->buf - 1) l->k = sizeof l->buf - 1;
+}
+
+/* "  name value" for each tracker (final lines only: reading them syncs). */
+static void lam__metrics_str(lam__line *l, const char *prefix, lam_metric *const *m, int n) {
+  for (int i = 0; i < n; i++) {
+    double v = NAN;
+    if (lam_metric_value(m[i], &v) == LAM_OK) lam__app(l, "  %s%s %.4f", prefix, lam_metric_name(m[i]), v);
+  }
+}
+
+static void lam__progress_line(lam__progress *p, int epoch, int64_t i, int64_t n, int64_t rows, double loss,
+                               double acc, const lam_epoch_report *r) {
+  double el = lam__seconds() - p->t0;
+  lam__line l = {{0}, 0};
+  lam__app(&l, "epoch %d/%d  %lld/%lld  loss %.4f", epoch, p->epochs, (long long)i, (long long)n, loss);
+  if (!isnan(acc)) lam__app(&l, "  acc %.4f", acc);
+  if (r) lam__metrics_str(&l, "", p->o->metrics, p->o->n_metrics);
+  if (r && !isnan(r->val_loss)) lam__app(&l, "  val_loss %.4f", r->val_loss);
+  if (r && !isnan(r->val_accuracy)) lam__app(&l, "  val_acc %.4f", r->val_accuracy);
+  if (r) lam__metrics_str(&l, "val_", p->o->val_metrics, p->o->n_val_metrics);
+  lam__app(&l, "  %.0f samples/s", el > 0 ? (double)rows / el : 0.0);
+  if (r) lam__app(&l, "  %.2fs%s", el, r->stop ? "  (early stop)" : "");
+  else lam__app(&l, "  ETA %.1fs", i > 0 ? el / (double)i * (double)(n - i) : 0.0);
+  if (p->tty) fprintf(p->f, "\r\033[K%s%s", l.buf, r ? "\n" : "");
+  else fprintf(p->f, "%s\n", l.buf);
+  fflush(p->f);
+}
+
+/* ---- the loop ---------------------------------------------------------------- */
+
+typedef struct {
+  lam_ptree *acc;
+  double w;
+} lam__accum;
+
+static lam_tensor *lam__accum_leaf(const char *path, lam_tensor *g, void *user) {
+  lam__accum *a = user;
+  lam_tensor *sg = lam_mul_scalar(g, a->w);
+  lam_tensor *prev = a->acc ? lam_ptree_get(a->acc, path) : NULL;
+  if (!prev || !sg) return sg;
+  lam_tensor *r = lam_add(prev, sg);
+  lam_tensor_free(sg);
+  return r;
+}
+
+static lam_tensor *lam__copy_leaf(const char *path, lam_tensor *t, void *user) {
+  (void)path;
+  (void)user;
+  return lam_tensor_copy(t);
+}
+
+/* Writes the snapshot's leaves into the params' own buffers (identity kept). */
+static lam_status lam__restore_leaf(const char *path, lam_tensor *dst, void *user) {
+  lam_tensor *src = lam_ptree_get(user, path);
+  if (!src || src->numel != dst->numel || src->dtype != dst->dtype) return LAM_OK;
+  size_t es = lam_dtype_size(dst->dtype);
+  cl_int err = clEnqueueCopyBuffer(dst->ctx->queue, src->buf->mem, dst->buf->mem, src->offset * es, dst->offset * es,
+                                   (size_t)dst->numel * es, 0, NULL, NULL);
+  return err == CL_SUCCESS ? LAM_OK : lam__cl_fail(err, "lam_fit", "clEnqueueCopyBuffer");
+}
+
+static lam_status lam__fit_check(const lam_fit_opts *o, const char *fn) {
+  if (o->epochs < 1)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: epochs %d must be >= 1 (0: 10)", fn, o->epochs);
+  if (o->patience < 0 || o->accumulate < 1)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: patience %d must be >= 0 and accumulate %d >= 1 (0: 1)", fn,
+                     o->patience, o->accumulate);
+  if (!(o->min_delta >= 0 && isfinite(o->min_delta)))
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: min_delta %g must be >= 0 and finite", fn, o->min_delta);
+  if ((int)o->monitor < 0 || o->monitor > LAM_MONITOR_TRAIN_LOSS)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: unknown monitor %d", fn, (int)o->monitor);
+  bool has_val = o->val_loader || (o->val_x && o->val_y);
+  if (!has_val && (o->monitor == LAM_MONITOR_VAL_LOSS || o->monitor == LAM_MONITOR_VAL_ACCURACY))
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: monitor %s without validation data", fn,
+                     o->monitor == LAM_MONITOR_VAL_LOSS ? "val_loss" : "val_accuracy");
+  if (o->monitor == LAM_MONITOR_VAL_ACCURACY && o->no_accuracy)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: monitor val_accuracy with no_accuracy", fn);
+  if (o->n_metrics < 0 || o->n_val_metrics < 0 || (o->n_metrics && !o->metrics) ||
+      (o->n_val_metrics && !o->val_metrics))
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: n_metrics %d / n_val_metrics %d need arrays of trackers", fn,
+                     o->n_metrics, o->n_val_metrics);
+  for (int i = 0; i < o->n_metrics; i++)
+    if (!o->metrics[i]) return lam__fail(LAM_ERR_NULL, "%s: metrics[%d] is NULL", fn, i);
+  for (int i = 0; i < o->n_val_metrics; i++)
+    if (!o->val_metrics[i]) return lam__fail(LAM_ERR_NULL, "%s: val_metrics[%d] is NULL", fn, i);
+  if (o->schedule) {
+    lam_status st = lam_schedule_check(o->schedule);
+    if (st != LAM_OK) return st;
+  }
+  return lam__check_clip(o->clip_norm, fn);
+}
+
+/* One optimizer step from the accumulated, row-weighted gradients. */
+static lam_status lam__accum_step(lam_optimizer *opt, lam_vars *vars, lam_ptree **acc, int64_t rows, double clip) {
+  lam__accum a = {NULL, 1.0 / (double)rows};
+  lam_ptree *g = lam_ptree_map(*acc, lam__accum_leaf, &a);
+  lam_ptree_free(*acc);
+  *acc = NULL;
+  if (!g) return lam_last_status();
+  lam_status st = clip > 0 ? lam_grad_clip_norm(g, clip, NULL) : LAM_OK;
+  if (st == LAM_OK) st = lam_optimizer_step(opt, lam_vars_params(vars), g);
+  lam_ptree_free(g);
+  return st;
+}
+
+static lam_status lam__fit_run(lam_layer *model, lam_vars *vars, lam_optimizer *opt, lam_loader *train,
+                               const lam_fit_opts *op, const char *fn) {
+  const lam_fit_opts o = *op;
+  lam__progress prog = {o.progress ? o.progress : stdout, !o.no_progress, false, o.epochs, 0, 0, &o};
+  if (prog.on) prog.tty = isatty(fileno(prog.f)) == 1;
+  bool has_val = o.val_loader || (o.val_x && o.val_y);
+  lam_monitor mon = o.monitor == LAM_MONITOR_AUTO ? (has_val ? LAM_MONITOR_VAL_LOSS : LAM_MONITOR_TRAIN_LOSS) : o.monitor;
+  bool higher = mon == LAM_MONITOR_VAL_ACCURACY;
+  double best = higher ? -INFINITY : INFINITY;
+  int best_epoch = 0, wait = 0;
+  lam_ptree *best_params = NULL, *best_state = NULL;
+  int64_t steps = 0;
+  double lr = lam_optimizer_lr(opt);
+  lam_status st = LAM_OK;
+  for (int epoch = 1; epoch <= o.epochs && st == LAM_OK; epoch++) {
+    prog.t0 = prog.last = lam__seconds();
+    if (o.schedule && o.schedule_per_epoch) st = lam_optimizer_set_lr(opt, lam_schedule_lr(o.schedule, epoch - 1));
+    if (st == LAM_OK) st = lam_loader_reset(train, epoch);
+    for (int i = 0; i < o.n_metrics; i++) lam_metric_reset(o.metrics[i]);
+    for (int i = 0; i < o.n_val_metrics; i++) lam_metric_reset(o.val_metrics[i]);
+    lam_rng_key ekey = lam_rng_fold_in(o.key, (uint32_t)epoch);
+    lam_tensor *loss_sum = NULL, *correct_sum = NULL;
+    lam_ptree *acc = NULL;
+    int64_t batches = 0, rows = 0, acc_rows = 0, nb = lam_loader_batch_count(train);
+    int in_group = 0;
+    while (st == LAM_OK) {
+      lam_batch b;
+      st = lam_loader_next(train, &b);
+      if (st != LAM_OK || b.size == 0) break;
+      lam_tensor *xb = b.fields[0], *yb = b.fields[1];
+      lam_rng_key bkey = lam_rng_fold_in(ekey, (uint32_t)batches + 1);
+      if (o.schedule && !o.schedule_per_epoch && in_group == 0)
+        st = lam_optimizer_set_lr(opt, lam_schedule_lr(o.schedule, steps));
+      if (in_group == 0) lr = lam_optimizer_lr(opt);
+      lam_tensor *loss = NULL, *pred = NULL;
+      if (st == LAM_OK && o.accumulate == 1) {
+        st = lam__step_run(model, vars, opt, o.objective, o.objective_user, xb, yb, &bkey, o.clip_norm, &loss, &pred);
+        if (st == LAM_OK) steps++;
+      } else if (st == LAM_OK) {
+        lam__step s = {model, lam_vars_state(vars), xb, yb, o.objective, o.objective_user, {true, &bkey, NULL, NULL},
+                       NULL};
+        lam_ptree *grads = NULL;
+        st = lam_value_and_grad(lam_tensor_ctx(xb), lam__step_loss, &s, lam_vars_params(vars), &loss, &grads);
+        pred = s.pred;
+        if (st == LAM_OK) {
+          lam__accum a = {acc, (double)b.size};
+          lam_ptree *next = lam_ptree_map(grads, lam__accum_leaf, &a);
+          if (!next) st = lam_last_status();
+          lam_ptree_free(acc);
+          acc = next;
+          acc_rows += b.size;
+        }
+        lam_ptree_free(grads);
+        if (st == LAM_OK && ++in_group == o.accumulate) {
+          st = lam__accum_step(opt, vars, &acc, acc_rows, o.clip_norm);
+          in_group = 0;
+          acc_rows = 0;
+          if (st == LAM_OK) steps++;
+        }
+      }
+      /* Accumulate on the device: no sync per batch. */
+      if (st == LAM_OK) st = lam__acc(&loss_sum, loss);
+      if (st == LAM_OK && !o.no_accuracy) {
+        lam_tensor *c = lam__correct(pred, yb);
+        st = lam__acc(&correct_sum, c);
+        lam_tensor_free(c);
+      }
+      for (int i = 0; i < o.n_metrics && st == LAM_OK; i++) st = lam_metric_update(o.metrics[i], pred, yb);
+      batches++;
+      rows += b.size;
+      if (st == LAM_OK && o.on_batch) {
+        lam_batch_report br = {epoch, batches, nb, b.size, loss, lr, steps};
+        st = o.on_batch(&br, o.user);
+        if (st != LAM_OK && lam_last_status() != st)
+          lam__fail(st, "%s: the batch callback stopped training at epoch %d, batch %lld (%s)", fn, epoch,
+                    (long long)batches, lam_status_string(st));
+      }
+      if (st == LAM_OK && prog.on && prog.tty && batches < nb && lam__seconds() - prog.last > 0.25) {
+        double l = NAN, c = NAN;
+        if (lam_tensor_item(loss_sum, &l) == LAM_OK && correct_sum && lam_tensor_item(correct_sum, &c) == LAM_OK)
+          c /= (double)rows;
+        lam__progress_line(&prog, epoch, batches, nb, rows, l / (double)batches, c, NULL);
+        prog.last = lam__seconds();
+      }
+      lam_tensor_free(loss);
+      lam_tensor_free(pred);
+    }
+    if (st == LAM_OK && in_group > 0) { /* a partial group at the end of the epoch */
+      st = lam__accum_step(opt, vars, &acc, acc_rows, o.clip_norm);
+      if (st == LAM_OK) steps++;
+    }
+    lam_ptree_free(acc);
+    lam_epoch_report r = {epoch, NAN, NAN, NAN, NAN, 0, batches, rows, lr, NAN, best_epoch, false};
+    double v = 0;
+    if (st == LAM_OK && loss_sum && (st = lam_tensor_item(loss_sum, &v)) == LAM_OK) r.train_loss = v / (double)batches;
+    if (st == LAM_OK && correct_sum && (st = lam_tensor_item(correct_sum, &v)) == LAM_OK)
+      r.train_accuracy = v / (double)rows;
+    lam_tensor_free(loss_sum);
+    lam_tensor_free(correct_sum);
+    if (st == LAM_OK && o.val_loader)
+      st = lam__eval_loader(model, vars, o.val_loader, &o, &r.val_loss, o.no_accuracy ? NULL : &r.val_accuracy, fn);
+    else if (st == LAM_OK && o.val_x && o.val_y)
+      st = lam__evaluate(model, vars, &o, o.val_x, o.val_y, &r.val_loss, &r.val_accuracy);
+    if (st != LAM_OK) break;
+    r.monitored = mon == LAM_MONITOR_VAL_LOSS ? r.val_loss : mon == LAM_MONITOR_VAL_ACCURACY ? r.val_accuracy
+                                                                                               : r.train_loss;
+    bool improved = higher ? r.monitored > best + o.min_delta : r.monitored < best - o.min_delta;
+    if (best_epoch == 0 && !isnan(r.monitored) && isinf(best)) improved = true;
+    if (improved) {
+      best = r.monitored;
+      best_epoch = epoch;
+      wait = 0;
+      if (o.restore_best) {
+        lam_ptree_free(best_params);
+        lam_ptree_free(best_state);
+        best_params = lam_ptree_map(lam_vars_params(vars), lam__copy_leaf, NULL);
+        best_state = lam_ptree_map(lam_vars_state(vars), lam__copy_leaf, NULL);
+        if (!best_params || !best_state) st = lam_last_status();
+      }
+    } else {
+      wait++;
+    }
+    r.best_epoch = best_epoch;
+    r.stop = o.patience > 0 && wait >= o.patience && epoch < o.epochs;
+    r.seconds = lam__seconds() - prog.t0;
+    if (st == LAM_OK && prog.on) {
+      double c = r.train_accuracy;
+      lam__progress_line(&prog, epoch, batches, nb, rows, r.train_loss, c, &r);
+    }
+    if (st == LAM_OK && o.on_epoch) {
+      st = o.on_epoch(&r, o.user);
+      if (st != LAM_OK && lam_last_status() != st)
+        lam__fail(st, "%s: the epoch callback stopped training at epoch %d (%s)", fn, epoch, lam_status_string(st));
+    }
+    if (r.stop) break;
+  }
+  if (st == LAM_OK && o.restore_best && best_params) {
+    st = lam_ptree_foreach(lam_vars_params(vars), lam__restore_leaf, best_params);
+    if (st == LAM_OK) {
+      st = lam_vars_set_state(vars, best_state);
+      best_state = NULL;
+    }
+  }
+  lam_ptree_free(best_params);
+  lam_ptree_free(best_state);
+  return st;
+}
+
+lam_status lam_fit_loader(lam_layer *model, lam_vars *vars, lam_optimizer *opt, lam_loader *train,
+                          const lam_fit_opts *opts) {
+  const char *fn = "lam_fit_loader";
+  lam_fit_opts o = lam__fit_resolve(opts ? *opts : (lam_fit_opts){0});
+  if (!model || !vars || !opt || !train)
+    return lam__fail(LAM_ERR_NULL, "%s: %s is NULL", fn,
+                     !model ? "model" : !vars ? "vars" : !opt ? "opt" : "train");
+  lam_status st = lam__fit_check(&o, fn);
+  if (st != LAM_OK) return st;
+  if (lam_dataset_field_count(lam_loader_dataset(train)) < 2)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: the train loader's dataset needs 2 fields (x, y), has %d", fn,
+                     lam_dataset_field_count(lam_loader_dataset(train)));
+  return lam__fit_run(model, vars, opt, train, &o, fn);
 }
 
 lam_status lam_fit(lam_layer *model, lam_vars *vars, lam_optimizer *opt, lam_tensor *x,
@@ -221,73 +574,21 @@ lam_status lam_fit(lam_layer *model, lam_vars *vars, lam_optimizer *opt, lam_ten
   if (o.epochs < 1 || o.batch_size < 1)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: epochs %d and batch_size %lld must be >= 1 (0: the "
                      "defaults 10 and 32)", fn, o.epochs, (long long)o.batch_size);
-  lam_status st = lam__check_clip(o.clip_norm, fn);
+  lam_status st = lam__fit_check(&o, fn);
   if (st != LAM_OK) return st;
+  if (o.val_loader) return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: val_loader is for lam_fit_loader (use val_x, val_y)", fn);
   if (x->ndim < 1 || y->ndim < 1 || x->shape[0] != y->shape[0]) {
     char b1[LAM__SHAPE_STR], b2[LAM__SHAPE_STR];
     return lam__fail(LAM_ERR_SHAPE, "%s: x %s and y %s need the same number of samples", fn,
                      lam__shape_str(x->ndim, x->shape, b1), lam__shape_str(y->ndim, y->shape, b2));
   }
-  int64_t n = x->shape[0];
-  for (int epoch = 1; epoch <= o.epochs && st == LAM_OK; epoch++) {
-    double t0 = lam__seconds();
-    lam_rng_key ekey = lam_rng_fold_in(o.key, (uint32_t)epoch);
-    lam_tensor *xs = lam_tensor_retain(x), *ys = lam_tensor_retain(y);
-    if (!o.no_shuffle) {
-      lam_tensor *perm = lam__permutation(x->ctx, ekey, n);
-      lam_tensor_free(xs);
-      lam_tensor_free(ys);
-      xs = lam_index_select(x, 0, perm);
-      ys = lam_index_select(y, 0, perm);
-      lam_tensor_free(perm);
-      if (!xs || !ys) st = lam_last_status();
-    }
-    lam_tensor *loss_sum = NULL, *correct_sum = NULL;
-    int64_t batches = 0;
-    for (int64_t lo = 0; lo < n && st == LAM_OK; lo += o.batch_size, batches++) {
-      int64_t hi = lo + o.batch_size < n ? lo + o.batch_size : n;
-      lam_tensor *xb = lam_tensor_slice0(xs, lo, hi), *yb = lam_tensor_slice0(ys, lo, hi);
-      lam_rng_key bkey = lam_rng_fold_in(ekey, (uint32_t)batches + 1);
-      lam_tensor *loss = NULL, *pred = NULL;
-      st = xb && yb ? lam__step_run(model, vars, opt, o.objective, o.objective_user, xb, yb, &bkey,
-                                    o.clip_norm, &loss, &pred)
-                    : lam_last_status();
-      /* Accumulate on the device: no sync per batch. */
-      if (st == LAM_OK) {
-        lam_tensor *ls = loss_sum ? lam_add(loss_sum, loss) : lam_tensor_retain(loss);
-        lam_tensor_free(loss_sum);
-        loss_sum = ls;
-        if (!o.no_accuracy) {
-          lam_tensor *c = lam__correct(pred, yb);
-          lam_tensor *cs = correct_sum && c ? lam_add(correct_sum, c) : lam_tensor_retain(c);
-          lam_tensor_free(correct_sum);
-          lam_tensor_free(c);
-          correct_sum = cs;
-        }
-        if (!loss_sum || (!o.no_accuracy && !correct_sum)) st = lam_last_status();
-      }
-      lam_tensor_free(loss);
-      lam_tensor_free(pred);
-      lam_tensor_free(xb);
-      lam_tensor_free(yb);
-    }
-    lam_epoch_report r = {epoch, NAN, NAN, NAN, NAN, 0};
-    double v = 0;
-    if (st == LAM_OK && lam_tensor_item(loss_sum, &v) == LAM_OK) r.train_loss = v / (double)batches;
-    if (st == LAM_OK && correct_sum && lam_tensor_item(correct_sum, &v) == LAM_OK) r.train_accuracy = v / (double)n;
-    lam_tensor_free(loss_sum);
-    lam_tensor_free(correct_sum);
-    lam_tensor_free(xs);
-    lam_tensor_free(ys);
-    if (st == LAM_OK && o.val_x && o.val_y)
-      st = lam__evaluate(model, vars, &o, o.val_x, o.val_y, &r.val_loss, &r.val_accuracy);
-    r.seconds = lam__seconds() - t0;
-    if (st == LAM_OK && o.on_epoch) {
-      st = o.on_epoch(&r, o.user);
-      if (st != LAM_OK && lam_last_status() != st)
-        lam__fail(st, "lam_fit: the epoch callback stopped training at epoch %d (%s)", epoch,
-                  lam_status_string(st));
-    }
-  }
+  lam_dataset *d = NULL;
+  lam_loader *l = NULL;
+  st = lam_dataset_from_tensors(2, (lam_tensor *[]){x, y}, NULL, &d);
+  lam_loader_opts lo = {.batch_size = o.batch_size, .shuffle = !o.no_shuffle, .key = o.key};
+  if (st == LAM_OK) st = lam_loader_create(x->ctx, d, &lo, &l);
+  if (st == LAM_OK) st = lam__fit_run(model, vars, opt, l, &o, fn);
+  lam_loader_free(l);
+  lam_dataset_free(d);
   return st;
 }
