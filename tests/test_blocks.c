@@ -292,3 +292,22 @@ Test(blocks, classifier_bad_input) {
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
 }
+
+/* Composites expose their children by name (lam_layer_child_count /
+ * lam_layer_child / lam_layer_child_key), which lam_layer_summary walks. */
+Test(blocks, composites_expose_children) {
+  lam_layer *pn = lam_nn_prenorm(lam_nn_layer_norm(1, (int64_t[]){4}, NULL), lam_nn_linear(4, 4, NULL));
+  cr_assert_not_null(pn, "%s", lam_last_error());
+  cr_assert_eq(lam_layer_child_count(pn), 2);
+  cr_assert_str_eq(lam_layer_child_key(pn, 0), "norm");
+  cr_assert_str_eq(lam_layer_child_key(pn, 1), "block");
+  cr_assert_str_eq(lam_layer_name(lam_layer_child(pn, 1)), "linear");
+  lam_layer *ln = lam_nn_layer_norm(1, (int64_t[]){4}, &(lam_layer_norm_opts){.activation = lam_nn_relu()});
+  cr_assert_eq(lam_layer_child_count(ln), 1);
+  cr_assert_str_eq(lam_layer_child_key(ln, 0), "act");
+  lam_layer *plain = lam_nn_layer_norm(1, (int64_t[]){4}, NULL);
+  cr_assert_eq(lam_layer_child_count(plain), 0);
+  lam_layer_free(plain);
+  lam_layer_free(ln);
+  lam_layer_free(pn);
+}

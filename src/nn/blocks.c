@@ -45,6 +45,13 @@ static lam_status lam__prenorm_apply(lam_layer *self, lam_ptree *params, lam_ptr
   return st;
 }
 
+static lam_layer *lam__prenorm_children(const lam_layer *self, int i, const char **key) {
+  const lam__prenorm *p = self->impl;
+  if (i < 0 || i > 1) return NULL;
+  *key = i ? "block" : "norm";
+  return i ? p->block : p->norm;
+}
+
 static const lam_layer_vtable lam__prenorm_vt = {"prenorm", lam__prenorm_init, lam__prenorm_apply,
                                                  lam__prenorm_free};
 
@@ -60,6 +67,7 @@ lam_layer *lam_nn_prenorm(lam_layer *norm, lam_layer *block) {
     p->norm = norm;
     p->block = block;
     l = lam_nn_custom(&lam__prenorm_vt, p);
+    if (l) l->children = lam__prenorm_children;
   }
   if (!l) {
     free(p);

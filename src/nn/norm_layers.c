@@ -309,6 +309,14 @@ static const lam_layer_vtable lam__norm_vt[] = {
 };
 
 /* Validates the resolved options and makes the layer; frees act on failure. */
+/* The activation child "act" (layer norm / channel layer norm with .activation). */
+static lam_layer *lam__norm_children(const lam_layer *self, int i, const char **key) {
+  const lam__norm *n = self->impl;
+  if (i != 0 || !n->act) return NULL;
+  *key = "act";
+  return n->act;
+}
+
 static lam_layer *lam__norm_new(const char *fn, lam__norm_kind kind, const lam__norm_cfg *o, int ndim,
                                 const int64_t *shape, int64_t C, int64_t groups, lam_layer *act) {
   lam_status st = LAM_OK;
@@ -335,6 +343,7 @@ static lam_layer *lam__norm_new(const char *fn, lam__norm_kind kind, const lam__
     n->act = act;
     l = lam_nn_custom(&lam__norm_vt[kind], n);
     if (!l) free(n);
+    else if (act) l->children = lam__norm_children;
   }
   if (!l) lam_layer_free(act);
   return l;
