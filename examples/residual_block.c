@@ -43,11 +43,21 @@ static void residual_free(lam_layer *self) {
 
 static const lam_layer_vtable residual_vt = {"residual", residual_init, residual_apply, residual_free};
 
+/* Optional: names the children, so lam_layer_child and lam_layer_summary see them. */
+static lam_layer *residual_children(const lam_layer *self, int i, const char **key) {
+  const residual *r = self->impl;
+  if (i < 0 || i > 1) return NULL;
+  *key = i ? "fc2" : "fc1";
+  return i ? r->fc2 : r->fc1;
+}
+
 static lam_layer *residual_block(int64_t dim, int64_t hidden) {
   residual *r = malloc(sizeof *r);
   r->fc1 = lam_nn_linear(dim, hidden, NULL);
   r->fc2 = lam_nn_linear(hidden, dim, NULL);
-  return lam_nn_custom(&residual_vt, r);
+  lam_layer *l = lam_nn_custom(&residual_vt, r);
+  lam_layer_set_children(l, residual_children);
+  return l;
 }
 
 int main(void) {
@@ -68,6 +78,8 @@ int main(void) {
          lam_ptree_leaf_count(lam_vars_params(vars)), (long long)lam_ptree_param_count(lam_vars_params(vars)),
          (long long)lam_tensor_dim(lam_ptree_get(lam_vars_params(vars), "1.fc1.weight"), 0),
          (long long)lam_tensor_dim(lam_ptree_get(lam_vars_params(vars), "1.fc1.weight"), 1));
+  /* A table of every layer (the block's children included) for a batch of 4. */
+  lam_layer_summary(model, vars, 2, (int64_t[]){4, 8}, NULL, stdout);
 
   /* A toy task: the class is the index of the largest of the first 3 inputs. */
   lam_rng_key key = lam_rng_key_make(1);
