@@ -103,7 +103,10 @@ typedef struct lam_rename_rule {
  * the tensor is cut along split_axis into split_count equal parts, part i
  * going to the key with the matched `key` replaced by split_into[i] (a
  * fused "in_proj_weight" [3E, E] into "q_proj.weight", "k_proj.weight",
- * "v_proj.weight"). The first matching transform applies. */
+ * "v_proj.weight"). The first matching transform applies. A transform that
+ * cannot apply (transposing a tensor that is not 2-D, an axis that is not
+ * there or does not divide evenly) is a shape mismatch, also for a key the
+ * model does not have. */
 typedef struct lam_load_transform {
   const char *key;
   bool transpose;
@@ -160,7 +163,9 @@ LAM_API lam_status lam_safetensors_load(lam_ctx *ctx, const char *path, const la
 LAM_API lam_status lam_safetensors_read_metadata(const char *path, lam_metadata **out);
 
 /* Loads a file by key into the existing leaves of an initialised model
- * (opts NULL: defaults), writing each leaf's buffer in place. Every key is
+ * (opts NULL: defaults; renames and transforms apply as for lam_vars_load,
+ * which loads params and state together and returns a report), writing
+ * each leaf's buffer in place. Every key is
  * checked first: the error message names ALL missing keys, ALL unexpected
  * keys and ALL shape/dtype mismatches (file dtype and shape against the
  * model's), and nothing is written. Any float file dtype (F64, F32, F16,

@@ -241,12 +241,13 @@ static char *lam__rename(lam__loader *L, const char *key, bool *skip, lam_status
   }
   if (L->o.rename) {
     const char *r = L->o.rename(cur, L->o.rename_user);
+    char *next = r ? lam__dup(r) : NULL; /* r may be cur itself */
     free(cur);
     if (!r) {
       *skip = true;
       return NULL;
     }
-    if (!(cur = lam__dup(r))) *st = lam__oom(L);
+    if (!(cur = next)) *st = lam__oom(L);
   }
   return cur;
 }
@@ -433,6 +434,15 @@ static lam_status lam__check(lam__loader *L, lam_ptree *const *trees, int ntrees
     const lam__tgt *g = &L->tgt[j];
     if (g->used) continue;
     const char *name = L->src[g->src].name;
+    if (g->why) { /* a transform that cannot apply is an error even for a key the model lacks */
+      if (g->part > 0) continue;
+      char b1[LAM__SHAPE_STR];
+      shape_bad = true;
+      lam__list_add(bad, "%s (file %s %s: %s)", name, lam__st_names[L->src[g->src].dtype],
+                    lam__shape_str(g->ndim, L->src[g->src].shape, b1), g->why);
+      if (rep) rep_ok = rep_ok && lam__rep_add(&rep->mismatched, &rep->mismatched_count, name);
+      continue;
+    }
     size_t pl = L->prefix ? strlen(L->prefix) : 0;
     if (strcmp(name + pl, g->key) == 0) lam__list_add(unexp, "%s", name);
     else lam__list_add(unexp, "%s (from %s)", g->key, name);
