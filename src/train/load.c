@@ -71,7 +71,7 @@ typedef struct {
 
 typedef struct {
   lam_tensor *leaf;
-  int tgt;
+  int tgt, src;
 } lam__plan;
 
 typedef struct {
@@ -323,8 +323,6 @@ static lam_status lam__map(lam__loader *L) {
   return st;
 }
 
-static const lam__loader *lam__sort_ctx;
-
 static int lam__cmp_tgt(const void *a, const void *b) {
   const lam__tgt *x = a, *y = b;
   int c = strcmp(x->key, y->key);
@@ -333,8 +331,7 @@ static int lam__cmp_tgt(const void *a, const void *b) {
 
 static int lam__cmp_plan(const void *a, const void *b) {
   const lam__plan *x = a, *y = b;
-  const lam__tgt *tx = &lam__sort_ctx->tgt[x->tgt], *ty = &lam__sort_ctx->tgt[y->tgt];
-  if (tx->src != ty->src) return tx->src < ty->src ? -1 : 1;
+  if (x->src != y->src) return x->src < y->src ? -1 : 1;
   return (x->tgt > y->tgt) - (x->tgt < y->tgt);
 }
 
@@ -419,7 +416,7 @@ static lam_status lam__check(lam__loader *L, lam_ptree *const *trees, int ntrees
         shape_bad |= !same;
         if (g->why)
           lam__list_add(bad, "%s (file %s %s: %s)", path, lam__st_names[s->dtype],
-                        lam__shape_str(g->ndim, s->shape, b1), g->why);
+                        s->e ? lam__st_shape(s->e, b1) : lam__shape_str(g->ndim, s->shape, b1), g->why);
         else
           lam__list_add(bad, "%s (file %s %s, model %s %s)", path, lam__st_names[s->dtype],
                         lam__shape_str(g->ndim, g->shape, b1), lam_dtype_name(t->dtype),
@@ -427,14 +424,14 @@ static lam_status lam__check(lam__loader *L, lam_ptree *const *trees, int ntrees
         if (rep) rep_ok = rep_ok && lam__rep_add(&rep->mismatched, &rep->mismatched_count, path);
         continue;
       }
-      L->plan[L->nplan++] = (lam__plan){t, j};
+      L->plan[L->nplan++] = (lam__plan){t, j, g->src};
     }
   }
   for (int j = 0; j < L->ntgt; j++) {
     const lam__tgt *g = &L->tgt[j];
     if (g->used) continue;
     const char *name = L->src[g->src].name;
-    if (g->why) { /* a transform that cannot apply is an error even for a key the model lacks */
+    if (g->why && L->src[g->src].tr) { /* a transform that cannot apply is an error even for a key the model lacks */
       if (g->part > 0) continue;
       char b1[LAM__SHAPE_STR];
       shape_bad = true;
@@ -488,9 +485,7 @@ static lam_status lam__read_src(lam__loader *L, const lam__src *s, unsigned char
 }
 
 static lam_status lam__write(lam__loader *L) {
-  lam__sort_ctx = L;
   qsort(L->plan, (size_t)L->nplan, sizeof *L->plan, lam__cmp_plan);
-  lam__sort_ctx = NULL;
   lam_status st = LAM_OK;
   for (int p = 0; p < L->nplan && st == LAM_OK;) {
     const lam__src *s = &L->src[L->tgt[L->plan[p].tgt].src];
