@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lamina/layer.h"
 #include "lamina/optim.h"
 #include "lamina/ptree.h"
 #include "lamina/rng.h"
@@ -81,18 +82,66 @@ LAM_API lam_save_opts lam_save_defaults(void);
  * "__metadata__", or a device read error. */
 LAM_API lam_status lam_safetensors_save(const char *path, const lam_ptree *tree, const lam_save_opts *opts);
 
+/* A rename rule of lam_load_opts: a file key starting with `from` has that
+ * prefix replaced by `to` ("bert." -> "", "attention.self.query" ->
+ * "attn.q_proj"); with `regex` set, `from` is a POSIX extended regular
+ * expression and its first match in the key is replaced by `to`, in which
+ * \0 .. \9 stand for the match and its groups. Regex rules need
+ * <regex.h>: on Windows only prefix rules apply (a regex rule gives
+ * LAM_ERR_UNSUPPORTED). */
+typedef struct lam_rename_rule {
+  const char *from;
+  const char *to;
+  bool regex;
+} lam_rename_rule;
+
+/* A per-key transform of lam_load_opts, applied to each key (after
+ * renaming) equal to `key` or ending in "." followed by `key` (so
+ * "c_attn.weight" matches "h.0.attn.c_attn.weight"). First, when
+ * `transpose` is set, a 2-D tensor is transposed (GPT-2's Conv1D stores
+ * [in, out]; lamina's linear wants [out, in]). Then, when split_count > 0,
+ * the tensor is cut along split_axis into split_count equal parts, part i
+ * going to the key with the matched `key` replaced by split_into[i] (a
+ * fused "in_proj_weight" [3E, E] into "q_proj.weight", "k_proj.weight",
+ * "v_proj.weight"). The first matching transform applies. A transform that
+ * cannot apply (transposing a tensor that is not 2-D, an axis that is not
+ * there or does not divide evenly) is a shape mismatch, also for a key the
+ * model does not have. */
+typedef struct lam_load_transform {
+  const char *key;
+  bool transpose;
+  int split_axis;
+  int split_count;
+  const char *const *split_into;
+} lam_load_transform;
+
 /* Options of the loaders (the options rule, lamina/options.h: NULL, a
- * zeroed struct and lam_load_defaults() are the same). */
+ * zeroed struct and lam_load_defaults() are the same). A file key goes
+ * through: the prefix (keys without it are ignored), then every rename rule
+ * in order (each to the result of the one before), then the rename
+ * callback, then the first matching transform; the result is looked up in
+ * the model. */
 typedef struct lam_load_opts {
   /* load_into: by default (false) keys of the model missing from the file
    * and keys of the file the model lacks are errors, as PyTorch's
    * load_state_dict(strict=True); true (strict=False) loads the keys both
-   * have and skips the rest. Shape and dtype mismatches are errors either
-   * way. */
+   * have and skips the rest (listed in the report of lam_vars_load). Shape
+   * and dtype mismatches are errors either way. */
   bool non_strict;
   /* Only file tensors whose names start with prefix take part, with the
    * prefix removed (e.g. "model." or "params."); NULL or "": all. */
   const char *prefix;
+  /* rename_count rules (renames may be NULL when the count is 0). */
+  const lam_rename_rule *renames;
+  int rename_count;
+  /* Called with each key as renamed by the rules; returns the model key
+   * (copied at once; it may point into a buffer of user's) or NULL to skip
+   * the key (it is then not "unexpected"). NULL: no callback. */
+  const char *(*rename)(const char *file_key, void *user);
+  void *rename_user;
+  /* transform_count transforms (transforms may be NULL when it is 0). */
+  const lam_load_transform *transforms;
+  int transform_count;
 } lam_load_opts;
 
 /* Returns the default load options (strict, no prefix). */
@@ -114,7 +163,9 @@ LAM_API lam_status lam_safetensors_load(lam_ctx *ctx, const char *path, const la
 LAM_API lam_status lam_safetensors_read_metadata(const char *path, lam_metadata **out);
 
 /* Loads a file by key into the existing leaves of an initialised model
- * (opts NULL: defaults), writing each leaf's buffer in place. Every key is
+ * (opts NULL: defaults; renames and transforms apply as for lam_vars_load,
+ * which loads params and state together and returns a report), writing
+ * each leaf's buffer in place. Every key is
  * checked first: the error message names ALL missing keys, ALL unexpected
  * keys and ALL shape/dtype mismatches (file dtype and shape against the
  * model's), and nothing is written. Any float file dtype (F64, F32, F16,
@@ -124,6 +175,50 @@ LAM_API lam_status lam_safetensors_read_metadata(const char *path, lam_metadata 
  * LAM_ERR_SHAPE (shape mismatch), LAM_ERR_DTYPE (incompatible dtype),
  * LAM_ERR_IO, LAM_ERR_FORMAT. */
 LAM_API lam_status lam_ptree_load_into(lam_ptree *tree, const char *path, const lam_load_opts *opts);
+
+/* What a load found: the model keys the source lacks (missing), the source
+ * keys -- after prefix, renaming and splitting -- the model lacks
+ * (unexpected), and the keys whose shape or dtype do not fit (mismatched),
+ * each an array of `*_count` strings owned by the report. */
+typedef struct lam_load_report {
+  int missing_count, unexpected_count, mismatched_count;
+  char **missing, **unexpected, **mismatched;
+} lam_load_report;
+
+/* Frees the report's arrays and zeroes it. NULL or a zeroed report: no-op. */
+LAM_API void lam_load_report_free(lam_load_report *report);
+
+/* Loads a PyTorch state_dict into a model's params and state together:
+ * every leaf of lam_vars_params(vars) and of lam_vars_state(vars) (batch
+ * norm's running_mean, running_var, num_batches_tracked; I64 becomes i32)
+ * is looked up by its dotted path, after the keys of the source went
+ * through lam_load_opts (prefix, renames, callback, transforms). `path` is
+ * a safetensors file or a sharded checkpoint's index
+ * ("model.safetensors.index.json": a JSON object whose "weight_map" maps
+ * each key to a shard file in the index's folder; each shard is opened and
+ * read once). Everything is checked before any leaf is written, in place:
+ * strict (the default) fails with LAM_ERR_NOT_FOUND naming all missing and
+ * unexpected keys; mismatches fail either way (LAM_ERR_SHAPE /
+ * LAM_ERR_DTYPE, all named). Dtypes are converted as by lam_ptree_load_into.
+ * When `report` is not NULL it is filled whenever the keys were compared
+ * (on success, and on a failure found by the comparison); otherwise it is
+ * left zeroed. Free it with lam_load_report_free in both cases. Other
+ * errors: LAM_ERR_NULL, LAM_ERR_INVALID_ARGUMENT (bad options, two source
+ * keys renamed to one), LAM_ERR_UNSUPPORTED (a regex rule on Windows),
+ * LAM_ERR_IO, LAM_ERR_FORMAT. */
+LAM_API lam_status lam_vars_load(lam_vars *vars, const char *path, const lam_load_opts *opts,
+                                 lam_load_report *report);
+/* As lam_vars_load from an in-memory tree (its leaves' dotted paths are the
+ * keys; e.g. from lam_safetensors_load). The tree is not changed. */
+LAM_API lam_status lam_vars_load_tree(lam_vars *vars, const lam_ptree *src, const lam_load_opts *opts,
+                                      lam_load_report *report);
+/* Saves params and state as one state_dict (the keys of both trees at the
+ * top level, as PyTorch's model.state_dict() has them), so a PyTorch model
+ * of the same structure loads it with load_state_dict(strict=True) after
+ * safetensors.torch.load_file. num_batches_tracked is written as I32
+ * (PyTorch's copy_ converts it). A key present in both trees gives
+ * LAM_ERR_INVALID_ARGUMENT; otherwise as lam_safetensors_save. */
+LAM_API lam_status lam_vars_save(lam_vars *vars, const char *path, const lam_save_opts *opts);
 
 /* ---- checkpoints ---------------------------------------------------------------- */
 

@@ -55,4 +55,32 @@ lam_status lam__st_read_into(lam__st_file *sf, lam_ptree *tree, const char *pref
 lam_status lam__st_read_tree(lam__st_file *sf, lam_ctx *ctx, const char *prefix, lam_ptree **out,
                              const char *fn);
 
+/* Shared with load.c (safetensors.c defines them). */
+extern const char *const lam__st_names[LAM__ST_COUNT];
+extern const int lam__st_sizes[LAM__ST_COUNT];
+bool lam__st_is_float(lam__st_dtype d);
+/* The file dtype of a lamina dtype. */
+lam__st_dtype lam__st_of(lam_dtype d);
+/* Whether file dtype s can be loaded into a leaf of dtype d. */
+bool lam__st_compatible(lam__st_dtype s, lam_dtype d);
+/* Converts n elements from s to d; returns the first integer index out of
+ * d's range, or -1. */
+int64_t lam__convert(const unsigned char *src, lam__st_dtype s, unsigned char *dst, lam__st_dtype d,
+                     int64_t n);
+/* Reads entry e's bytes into buf (e->end - e->begin bytes). */
+lam_status lam__st_read(lam__st_file *sf, const lam__st_entry *e, void *buf, const char *fn);
+/* Formats a file shape (any ndim) into buf (LAM__SHAPE_STR bytes). */
+const char *lam__st_shape(const lam__st_entry *e, char *buf);
+bool lam__has_prefix(const char *name, const char *prefix);
+
+/* A bounded string builder for lists of keys: items past `limit` bytes are
+ * only counted, and reported as "(+N more)". */
+typedef struct {
+  char buf[2600];
+  size_t len, limit;
+  int count, omitted;
+} lam__list;
+void lam__list_add(lam__list *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *lam__list_end(lam__list *l);
+
 #endif

@@ -111,16 +111,16 @@ lam_status lam_metadata_entry(const lam_metadata *m, int i, const char **key, co
 
 /* ---- dtypes and host conversion ---------------------------------------------- */
 
-static const char *const lam__st_names[LAM__ST_COUNT] = {
+const char *const lam__st_names[LAM__ST_COUNT] = {
     "F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8",
     "U64", "U32", "U16", "U8", "BOOL", "F8_E4M3", "F8_E5M2"};
-static const int lam__st_sizes[LAM__ST_COUNT] = {8, 4, 2, 2, 8, 4, 2, 1, 8, 4, 2, 1, 1, 1, 1};
+const int lam__st_sizes[LAM__ST_COUNT] = {8, 4, 2, 2, 8, 4, 2, 1, 8, 4, 2, 1, 1, 1, 1};
 
-static bool lam__st_is_float(lam__st_dtype d) {
+bool lam__st_is_float(lam__st_dtype d) {
   return d == LAM__ST_F64 || d == LAM__ST_F32 || d == LAM__ST_F16 || d == LAM__ST_BF16;
 }
 
-static lam__st_dtype lam__st_of(lam_dtype d) {
+lam__st_dtype lam__st_of(lam_dtype d) {
   switch (d) {
     case LAM_F32: return LAM__ST_F32;
     case LAM_F16: return LAM__ST_F16;
@@ -132,7 +132,7 @@ static lam__st_dtype lam__st_of(lam_dtype d) {
 }
 
 /* Whether file dtype s can be loaded into a leaf of dtype d. */
-static bool lam__st_compatible(lam__st_dtype s, lam_dtype d) {
+bool lam__st_compatible(lam__st_dtype s, lam_dtype d) {
   if (lam_dtype_is_float(d)) return lam__st_is_float(s);
   if (d == LAM_I32) return s == LAM__ST_I32 || s == LAM__ST_I64;
   if (d == LAM_U8) return s == LAM__ST_U8 || s == LAM__ST_BOOL;
@@ -222,7 +222,7 @@ static void lam__store_float(unsigned char *p, lam__st_dtype d, double v) {
 /* Converts n elements from file dtype s to d (float <-> float, or the
  * integer widenings/narrowings allowed by lam__st_compatible). Returns the
  * index of the first integer out of d's range, or -1. */
-static int64_t lam__convert(const unsigned char *src, lam__st_dtype s, unsigned char *dst,
+int64_t lam__convert(const unsigned char *src, lam__st_dtype s, unsigned char *dst,
                             lam__st_dtype d, int64_t n) {
   if (s == d) {
     memcpy(dst, src, (size_t)n * (size_t)lam__st_sizes[s]);
@@ -271,14 +271,7 @@ static int lam__load_dtype(lam__st_dtype s, const lam_ctx *ctx) {
 
 /* A bounded string builder for lists of keys: items past `limit` bytes are
  * only counted, and reported as "(+N more)". */
-typedef struct {
-  char buf[2600];
-  size_t len, limit;
-  int count, omitted;
-} lam__list;
-
-static void lam__list_add(lam__list *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void lam__list_add(lam__list *l, const char *fmt, ...) {
+void lam__list_add(lam__list *l, const char *fmt, ...) {
   char item[1200];
   va_list ap;
   va_start(ap, fmt);
@@ -293,14 +286,14 @@ static void lam__list_add(lam__list *l, const char *fmt, ...) {
   l->len += (size_t)snprintf(l->buf + l->len, sizeof l->buf - l->len, "%s%s", l->len ? ", " : "", item);
 }
 
-static const char *lam__list_end(lam__list *l) {
+const char *lam__list_end(lam__list *l) {
   if (l->omitted)
     snprintf(l->buf + l->len, sizeof l->buf - l->len, "%s(+%d more)", l->len ? " " : "", l->omitted);
   return l->buf;
 }
 
 /* Formats a file shape (any ndim) into buf. */
-static const char *lam__st_shape(const lam__st_entry *e, char *buf) {
+const char *lam__st_shape(const lam__st_entry *e, char *buf) {
   if (e->ndim > LAM_MAX_DIMS) {
     snprintf(buf, LAM__SHAPE_STR, "(%d dims)", e->ndim);
     return buf;
@@ -572,12 +565,12 @@ int lam__st_find(const lam__st_file *sf, const char *prefix, const char *rest) {
   return -1;
 }
 
-static bool lam__has_prefix(const char *name, const char *prefix) {
+bool lam__has_prefix(const char *name, const char *prefix) {
   return !prefix || strncmp(name, prefix, strlen(prefix)) == 0;
 }
 
 /* Reads entry e's bytes into buf (entry size). */
-static lam_status lam__st_read(lam__st_file *sf, const lam__st_entry *e, void *buf, const char *fn) {
+lam_status lam__st_read(lam__st_file *sf, const lam__st_entry *e, void *buf, const char *fn) {
   size_t n = (size_t)(e->end - e->begin);
   if (n == 0) return LAM_OK;
   if (fseeko(sf->f, (off_t)(sf->data_start + e->begin), SEEK_SET) != 0 ||
@@ -801,19 +794,7 @@ lam_status lam_safetensors_read_metadata(const char *path, lam_metadata **out) {
   return LAM_OK;
 }
 
-lam_status lam_ptree_load_into(lam_ptree *tree, const char *path, const lam_load_opts *opts) {
-  const char *fn = "lam_ptree_load_into";
-  if (!tree || !path) return lam__fail(LAM_ERR_NULL, "%s: %s is NULL", fn, tree ? "path" : "tree");
-  lam_load_opts o = opts ? *opts : lam_load_defaults();
-  const char *prefix = o.prefix && *o.prefix ? o.prefix : NULL;
-  lam__st_file sf;
-  lam_status st = lam__st_open(path, fn, &sf);
-  if (st != LAM_OK) return st;
-  st = lam__st_check_into(&sf, tree, prefix, !o.non_strict, fn);
-  if (st == LAM_OK) st = lam__st_read_into(&sf, tree, prefix, fn);
-  lam__st_close(&sf);
-  return st;
-}
+/* lam_ptree_load_into is in load.c, with lam_vars_load. */
 
 /* ---- saving ---------------------------------------------------------------------------- */
 
