@@ -6,6 +6,7 @@
  * gradients of one loss; GPT2LMHeadModel's gives its logits, the KV-cache
  * decode equals the full pass, and greedy generation equals model.generate's.
  * Bad configs fail naming the constructor. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,6 +179,11 @@ Test(models_text, bert_without_pooler_and_bad_inputs) {
   tu_assert_status(lam_layer_apply(bert, v, f, NULL, &y), LAM_ERR_SHAPE, "i32 token ids");
   lam_tensor_free(f);
   lam_tensor_free(longer);
+  FILE *null = fopen("/dev/null", "w");
+  cr_assert_eq(lam_layer_summary(bert, v, 2, (int64_t[]){2, 3}, &(lam_layer_summary_opts){.input_dtype = LAM_I32},
+                                 null),
+               LAM_OK, "%s", lam_last_error());
+  fclose(null);
   lam_tensor_free(ids);
   lam_vars_free(v);
   lam_layer_free(bert);
@@ -223,6 +229,31 @@ Test(models_text, gpt2_matches_hugging_face_logits_cache_and_greedy) {
   lam_models_gpt2_cache_reset(cache);
   cr_assert_eq(lam_models_gpt2_cache_length(cache), 0);
   lam_models_gpt2_cache_free(cache);
+
+  /* An all-ones attention mask changes nothing; masking keys of row 1 leaves row 0 alone. */
+  int32_t mv[14] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  lam_tensor *ones = lam_tensor_from_host(ctx, LAM_I32, 2, (int64_t[]){2, 7}, mv);
+  mv[7] = mv[8] = 0;
+  lam_tensor *part = lam_tensor_from_host(ctx, LAM_I32, 2, (int64_t[]){2, 7}, mv);
+  lam_aux *aux = lam_aux_create();
+  lam_aux_set(aux, LAM_ATTENTION_MASK_KEY, ones);
+  lam_apply_opts ao = {.aux = aux};
+  cr_assert_eq(lam_layer_apply(gpt, v, ids, &ao, &logits), LAM_OK, "%s", lam_last_error());
+  check(logits, g, "gpt2.logits", 1e-4);
+  lam_tensor_free(logits);
+  lam_aux_set(aux, LAM_ATTENTION_MASK_KEY, part);
+  cr_assert_eq(lam_layer_apply(gpt, v, ids, &ao, &logits), LAM_OK, "%s", lam_last_error());
+  double *masked = tu_to_f64(logits);
+  const double *ref = tu_golden_values(g, "gpt2.logits");
+  tu_assert_close_f64(masked, ref, 7 * 50, 1e-4, 1e-4, "row 0 with row 1 masked");
+  double diff = 0;
+  for (int i = 7 * 50 + 2 * 50; i < 14 * 50; i++) diff += fabs(masked[i] - ref[i]);
+  cr_assert_gt(diff, 1e-3, "masking keys changes row 1");
+  free(masked);
+  lam_tensor_free(logits);
+  lam_aux_free(aux);
+  lam_tensor_free(ones);
+  lam_tensor_free(part);
 
   /* Greedy generation equals model.generate(do_sample=False). */
   lam_tensor *gen = NULL;
