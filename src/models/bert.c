@@ -13,7 +13,7 @@
 #include "lamina/models_text.h"
 #include "lamina/norm.h"
 #include "lamina/shape.h"
-#include "models/models_internal.h"
+#include "models/text_internal.h"
 
 /* Child indices: the embeddings, then BERT__PER_LAYER per encoder layer,
  * then the pooler. */
@@ -22,7 +22,7 @@ enum { BL_Q, BL_K, BL_V, BL_AO, BL_AO_LN, BL_INTER, BL_OUT, BL_OUT_LN, BERT__PER
 
 typedef struct {
   lam_models_bert_opts o;
-  lam__children c;
+  lam__text_children c;
   int pooler; /* child index or -1 */
 } lam__bert;
 
@@ -39,26 +39,26 @@ lam_models_bert_opts lam_models_bert_defaults(void) {
 
 static void lam__bert_free(lam_layer *self) {
   lam__bert *b = self->impl;
-  lam__children_clear(&b->c);
+  lam__text_children_clear(&b->c);
   free(b);
 }
 
 static lam_status lam__bert_init(lam_layer *self, lam_ctx *ctx, lam_rng_key key, lam_dtype dtype,
                                  lam_ptree *params, lam_ptree *state) {
   lam__bert *b = self->impl;
-  return lam__children_init(&b->c, ctx, key, dtype, params, state);
+  return lam__text_children_init(&b->c, ctx, key, dtype, params, state);
 }
 
 static lam_layer *lam__bert_children(const lam_layer *self, int i, const char **key) {
   const lam__bert *b = self->impl;
-  return lam__children_get(&b->c, i, key);
+  return lam__text_children_get(&b->c, i, key);
 }
 
 /* x + y, then the layer norm child ln; frees nothing of its inputs. */
 static lam_tensor *lam__add_norm(const lam__bert *b, int ln, lam_tensor *x, lam_tensor *y,
                                  lam_ptree *params, lam_ptree *state, const lam_apply_opts *opts) {
   lam_tensor *s = x && y ? lam_add(x, y) : NULL;
-  lam_tensor *n = lam__children_apply(&b->c, ln, params, state, s, opts);
+  lam_tensor *n = lam__text_children_apply(&b->c, ln, params, state, s, opts);
   lam_tensor_free(s);
   return n;
 }
@@ -73,12 +73,12 @@ static lam_tensor *lam__bert_embed(const lam__bert *b, lam_ptree *params, lam_pt
                      LAM_MODELS_TOKEN_TYPE_IDS_KEY, (long long)batch, (long long)seq), NULL;
   lam_tensor *zeros = types ? NULL : lam_tensor_zeros(ids->ctx, LAM_I32, 2, ids->shape);
   lam_tensor *pos = lam_tensor_arange(ids->ctx, LAM_I32, 0, (double)seq, 1);
-  lam_tensor *w = lam__children_apply(&b->c, BERT_WORD, params, state, ids, opts);
-  lam_tensor *p = lam__children_apply(&b->c, BERT_POS, params, state, pos, opts);
-  lam_tensor *t = lam__children_apply(&b->c, BERT_TYPE, params, state, types ? types : zeros, opts);
+  lam_tensor *w = lam__text_children_apply(&b->c, BERT_WORD, params, state, ids, opts);
+  lam_tensor *p = lam__text_children_apply(&b->c, BERT_POS, params, state, pos, opts);
+  lam_tensor *t = lam__text_children_apply(&b->c, BERT_TYPE, params, state, types ? types : zeros, opts);
   lam_tensor *wp = w && p ? lam_add(w, p) : NULL;
   lam_tensor *e = wp && t ? lam_add(wp, t) : NULL;
-  lam_tensor *h = lam__children_apply(&b->c, BERT_EMB_LN, params, state, e, opts);
+  lam_tensor *h = lam__text_children_apply(&b->c, BERT_EMB_LN, params, state, e, opts);
   lam_tensor_free(zeros);
   lam_tensor_free(pos);
   lam_tensor_free(w);
@@ -93,11 +93,11 @@ static lam_tensor *lam__bert_block(const lam__bert *b, int layer, lam_ptree *par
                                    lam_tensor *h, lam_tensor *mask, const lam_apply_opts *opts) {
   int c0 = BERT__EMB + layer * BERT__PER_LAYER;
   int64_t heads = b->o.num_attention_heads;
-  lam_tensor *qp = lam__children_apply(&b->c, c0 + BL_Q, params, state, h, opts);
-  lam_tensor *kp = lam__children_apply(&b->c, c0 + BL_K, params, state, h, opts);
-  lam_tensor *vp = lam__children_apply(&b->c, c0 + BL_V, params, state, h, opts);
-  lam_tensor *q = lam__heads_split(qp, heads), *k = lam__heads_split(kp, heads),
-             *v = lam__heads_split(vp, heads);
+  lam_tensor *qp = lam__text_children_apply(&b->c, c0 + BL_Q, params, state, h, opts);
+  lam_tensor *kp = lam__text_children_apply(&b->c, c0 + BL_K, params, state, h, opts);
+  lam_tensor *vp = lam__text_children_apply(&b->c, c0 + BL_V, params, state, h, opts);
+  lam_tensor *q = lam__text_heads_split(qp, heads), *k = lam__text_heads_split(kp, heads),
+             *v = lam__text_heads_split(vp, heads);
   lam_tensor_free(qp);
   lam_tensor_free(kp);
   lam_tensor_free(vp);
@@ -107,16 +107,16 @@ static lam_tensor *lam__bert_block(const lam__bert *b, int layer, lam_ptree *par
   lam_tensor_free(q);
   lam_tensor_free(k);
   lam_tensor_free(v);
-  lam_tensor *am = lam__heads_merge(a);
+  lam_tensor *am = lam__text_heads_merge(a);
   lam_tensor_free(a);
-  lam_tensor *ad = lam__children_apply(&b->c, c0 + BL_AO, params, state, am, opts);
+  lam_tensor *ad = lam__text_children_apply(&b->c, c0 + BL_AO, params, state, am, opts);
   lam_tensor_free(am);
   lam_tensor *h1 = lam__add_norm(b, c0 + BL_AO_LN, ad, h, params, state, opts);
   lam_tensor_free(ad);
-  lam_tensor *i1 = lam__children_apply(&b->c, c0 + BL_INTER, params, state, h1, opts);
+  lam_tensor *i1 = lam__text_children_apply(&b->c, c0 + BL_INTER, params, state, h1, opts);
   lam_tensor *g = i1 ? lam_gelu(i1) : NULL;
   lam_tensor_free(i1);
-  lam_tensor *o = lam__children_apply(&b->c, c0 + BL_OUT, params, state, g, opts);
+  lam_tensor *o = lam__text_children_apply(&b->c, c0 + BL_OUT, params, state, g, opts);
   lam_tensor_free(g);
   lam_tensor *h2 = lam__add_norm(b, c0 + BL_OUT_LN, o, h1, params, state, opts);
   lam_tensor_free(o);
@@ -150,7 +150,7 @@ static lam_status lam__bert_run(const lam__bert *b, lam_ptree *params, lam_ptree
   if (pooled) {
     lam_tensor *first = lam_slice_axis(h, 1, 0, 1, 1);
     lam_tensor *f2 = first ? lam_squeeze(first, 1) : NULL;
-    lam_tensor *d = lam__children_apply(&b->c, b->pooler, params, state, f2, opts);
+    lam_tensor *d = lam__text_children_apply(&b->c, b->pooler, params, state, f2, opts);
     *pooled = d ? lam_tanh(d) : NULL;
     lam_tensor_free(first);
     lam_tensor_free(f2);
@@ -222,30 +222,30 @@ lam_layer *lam_models_bert(const lam_models_bert_opts *opts) {
   eo.init = lam_init_normal(0.02);
   lam_layer_norm_opts no = lam_layer_norm_defaults();
   no.eps = o.layer_norm_eps == 0 ? LAM_ZERO : o.layer_norm_eps;
-  lam__children *c = &b->c;
-  int ok = lam__children_add(c, lam_nn_embedding(o.vocab_size, H, &eo), "embeddings.word_embeddings") >= 0 &&
-           lam__children_add(c, lam_nn_embedding(o.max_position_embeddings, H, &eo),
+  lam__text_children *c = &b->c;
+  int ok = lam__text_children_add(c, lam_nn_embedding(o.vocab_size, H, &eo), "embeddings.word_embeddings") >= 0 &&
+           lam__text_children_add(c, lam_nn_embedding(o.max_position_embeddings, H, &eo),
                              "embeddings.position_embeddings") >= 0 &&
-           lam__children_add(c, lam_nn_embedding(o.type_vocab_size, H, &eo), "embeddings.token_type_embeddings") >= 0 &&
-           lam__children_add(c, lam_nn_layer_norm(1, &H, &no), "embeddings.LayerNorm") >= 0;
+           lam__text_children_add(c, lam_nn_embedding(o.type_vocab_size, H, &eo), "embeddings.token_type_embeddings") >= 0 &&
+           lam__text_children_add(c, lam_nn_layer_norm(1, &H, &no), "embeddings.LayerNorm") >= 0;
   for (int64_t l = 0; ok && l < o.num_hidden_layers; l++) {
     long long n = (long long)l;
-    ok = lam__children_add(c, lam_nn_linear(H, H, &lo), "encoder.layer.%lld.attention.self.query", n) >= 0 &&
-         lam__children_add(c, lam_nn_linear(H, H, &lo), "encoder.layer.%lld.attention.self.key", n) >= 0 &&
-         lam__children_add(c, lam_nn_linear(H, H, &lo), "encoder.layer.%lld.attention.self.value", n) >= 0 &&
-         lam__children_add(c, lam_nn_linear(H, H, &lo), "encoder.layer.%lld.attention.output.dense", n) >= 0 &&
-         lam__children_add(c, lam_nn_layer_norm(1, &H, &no), "encoder.layer.%lld.attention.output.LayerNorm", n) >= 0 &&
-         lam__children_add(c, lam_nn_linear(H, I, &lo), "encoder.layer.%lld.intermediate.dense", n) >= 0 &&
-         lam__children_add(c, lam_nn_linear(I, H, &lo), "encoder.layer.%lld.output.dense", n) >= 0 &&
-         lam__children_add(c, lam_nn_layer_norm(1, &H, &no), "encoder.layer.%lld.output.LayerNorm", n) >= 0;
+    ok = lam__text_children_add(c, lam_nn_linear(H, H, &lo), "encoder.layer.%lld.attention.self.query", n) >= 0 &&
+         lam__text_children_add(c, lam_nn_linear(H, H, &lo), "encoder.layer.%lld.attention.self.key", n) >= 0 &&
+         lam__text_children_add(c, lam_nn_linear(H, H, &lo), "encoder.layer.%lld.attention.self.value", n) >= 0 &&
+         lam__text_children_add(c, lam_nn_linear(H, H, &lo), "encoder.layer.%lld.attention.output.dense", n) >= 0 &&
+         lam__text_children_add(c, lam_nn_layer_norm(1, &H, &no), "encoder.layer.%lld.attention.output.LayerNorm", n) >= 0 &&
+         lam__text_children_add(c, lam_nn_linear(H, I, &lo), "encoder.layer.%lld.intermediate.dense", n) >= 0 &&
+         lam__text_children_add(c, lam_nn_linear(I, H, &lo), "encoder.layer.%lld.output.dense", n) >= 0 &&
+         lam__text_children_add(c, lam_nn_layer_norm(1, &H, &no), "encoder.layer.%lld.output.LayerNorm", n) >= 0;
   }
   if (ok && !o.no_pooler) {
-    b->pooler = lam__children_add(c, lam_nn_linear(H, H, &lo), "pooler.dense");
+    b->pooler = lam__text_children_add(c, lam_nn_linear(H, H, &lo), "pooler.dense");
     ok = b->pooler >= 0;
   }
   lam_layer *layer = ok ? lam_nn_custom(&lam__bert_vt, b) : NULL;
   if (!layer) {
-    lam__children_clear(c);
+    lam__text_children_clear(c);
     free(b);
     return NULL;
   }

@@ -17,7 +17,7 @@
 #include "lamina/models_text.h"
 #include "lamina/norm.h"
 #include "lamina/shape.h"
-#include "models/models_internal.h"
+#include "models/text_internal.h"
 #include "nn/nn_internal.h"
 
 /* ---- GPT-2's Conv1D: weight [in, out], bias [out] ------------------------------ */
@@ -71,7 +71,7 @@ enum { GL_LN1, GL_ATTN, GL_PROJ, GL_LN2, GL_FC, GL_MPROJ, G__PER_LAYER };
 
 typedef struct {
   lam_models_gpt2_opts o;
-  lam__children c;
+  lam__text_children c;
   int ln_f;
 } lam__gpt2;
 
@@ -93,19 +93,19 @@ lam_models_gpt2_opts lam_models_gpt2_defaults(void) {
 
 static void lam__gpt2_free(lam_layer *self) {
   lam__gpt2 *g = self->impl;
-  lam__children_clear(&g->c);
+  lam__text_children_clear(&g->c);
   free(g);
 }
 
 static lam_status lam__gpt2_init(lam_layer *self, lam_ctx *ctx, lam_rng_key key, lam_dtype dtype,
                                  lam_ptree *params, lam_ptree *state) {
   lam__gpt2 *g = self->impl;
-  return lam__children_init(&g->c, ctx, key, dtype, params, state);
+  return lam__text_children_init(&g->c, ctx, key, dtype, params, state);
 }
 
 static lam_layer *lam__gpt2_children(const lam_layer *self, int i, const char **key) {
   const lam__gpt2 *g = self->impl;
-  return lam__children_get(&g->c, i, key);
+  return lam__text_children_get(&g->c, i, key);
 }
 
 static lam_tensor *lam__gpt2_block(const lam__gpt2 *g, int layer, lam_ptree *params, lam_ptree *state,
@@ -113,15 +113,15 @@ static lam_tensor *lam__gpt2_block(const lam__gpt2 *g, int layer, lam_ptree *par
                                    const lam_apply_opts *opts) {
   int c0 = G__EMB + layer * G__PER_LAYER;
   int64_t E = g->o.n_embd, heads = g->o.n_head;
-  lam_tensor *n1 = lam__children_apply(&g->c, c0 + GL_LN1, params, state, h, opts);
-  lam_tensor *qkv = lam__children_apply(&g->c, c0 + GL_ATTN, params, state, n1, opts);
+  lam_tensor *n1 = lam__text_children_apply(&g->c, c0 + GL_LN1, params, state, h, opts);
+  lam_tensor *qkv = lam__text_children_apply(&g->c, c0 + GL_ATTN, params, state, n1, opts);
   lam_tensor_free(n1);
   lam_tensor *parts[3] = {NULL, NULL, NULL};
   lam_status st = qkv ? lam_split(qkv, -1, 3, (int64_t[]){E, E, E}, parts) : lam_last_status();
   lam_tensor_free(qkv);
   if (st != LAM_OK) return NULL;
-  lam_tensor *q = lam__heads_split(parts[0], heads), *k = lam__heads_split(parts[1], heads),
-             *v = lam__heads_split(parts[2], heads);
+  lam_tensor *q = lam__text_heads_split(parts[0], heads), *k = lam__text_heads_split(parts[1], heads),
+             *v = lam__text_heads_split(parts[2], heads);
   for (int i = 0; i < 3; i++) lam_tensor_free(parts[i]);
   lam_attention_opts ao = lam_attention_defaults();
   ao.causal = true;
@@ -140,18 +140,18 @@ static lam_tensor *lam__gpt2_block(const lam__gpt2 *g, int layer, lam_ptree *par
   lam_tensor_free(q);
   lam_tensor_free(k);
   lam_tensor_free(v);
-  lam_tensor *am = lam__heads_merge(a);
+  lam_tensor *am = lam__text_heads_merge(a);
   lam_tensor_free(a);
-  lam_tensor *pr = lam__children_apply(&g->c, c0 + GL_PROJ, params, state, am, opts);
+  lam_tensor *pr = lam__text_children_apply(&g->c, c0 + GL_PROJ, params, state, am, opts);
   lam_tensor_free(am);
   lam_tensor *h1 = pr ? lam_add(h, pr) : NULL;
   lam_tensor_free(pr);
-  lam_tensor *n2 = lam__children_apply(&g->c, c0 + GL_LN2, params, state, h1, opts);
-  lam_tensor *fc = lam__children_apply(&g->c, c0 + GL_FC, params, state, n2, opts);
+  lam_tensor *n2 = lam__text_children_apply(&g->c, c0 + GL_LN2, params, state, h1, opts);
+  lam_tensor *fc = lam__text_children_apply(&g->c, c0 + GL_FC, params, state, n2, opts);
   lam_tensor_free(n2);
   lam_tensor *ge = fc ? lam_gelu_tanh(fc) : NULL;
   lam_tensor_free(fc);
-  lam_tensor *mp = lam__children_apply(&g->c, c0 + GL_MPROJ, params, state, ge, opts);
+  lam_tensor *mp = lam__text_children_apply(&g->c, c0 + GL_MPROJ, params, state, ge, opts);
   lam_tensor_free(ge);
   lam_tensor *h2 = mp && h1 ? lam_add(h1, mp) : NULL;
   lam_tensor_free(mp);
@@ -180,8 +180,8 @@ static lam_status lam__gpt2_run(const lam__gpt2 *g, lam_ptree *params, lam_ptree
   lam_tensor *wte = lam_ptree_get(params, "transformer.wte.weight");
   if (!wte) return lam__fail(LAM_ERR_NOT_FOUND, "lam_layer_apply: gpt2: params lack transformer.wte.weight");
   lam_tensor *pos = lam_tensor_arange(ids->ctx, LAM_I32, (double)pos0, (double)(pos0 + n), 1);
-  lam_tensor *te = lam__children_apply(&g->c, G_WTE, params, state, ids, opts);
-  lam_tensor *pe = lam__children_apply(&g->c, G_WPE, params, state, pos, opts);
+  lam_tensor *te = lam__text_children_apply(&g->c, G_WTE, params, state, ids, opts);
+  lam_tensor *pe = lam__text_children_apply(&g->c, G_WPE, params, state, pos, opts);
   lam_tensor *h = te && pe ? lam_add(te, pe) : NULL;
   lam_tensor_free(pos);
   lam_tensor_free(te);
@@ -191,7 +191,7 @@ static lam_status lam__gpt2_run(const lam__gpt2 *g, lam_ptree *params, lam_ptree
     lam_tensor_free(h);
     h = nx;
   }
-  lam_tensor *hf = lam__children_apply(&g->c, g->ln_f, params, state, h, opts);
+  lam_tensor *hf = lam__text_children_apply(&g->c, g->ln_f, params, state, h, opts);
   lam_tensor_free(h);
   *out = hf ? lam_matmul_t(hf, wte, 0, 1) : NULL;
   lam_tensor_free(hf);
@@ -233,25 +233,25 @@ lam_layer *lam_models_gpt2(const lam_models_gpt2_opts *opts) {
   eo.init = lam_init_normal(0.02);
   lam_layer_norm_opts no = lam_layer_norm_defaults();
   no.eps = o.layer_norm_epsilon == 0 ? LAM_ZERO : o.layer_norm_epsilon;
-  lam__children *c = &g->c;
-  int ok = lam__children_add(c, lam_nn_embedding(o.vocab_size, E, &eo), "transformer.wte") >= 0 &&
-           lam__children_add(c, lam_nn_embedding(o.n_positions, E, &eo), "transformer.wpe") >= 0;
+  lam__text_children *c = &g->c;
+  int ok = lam__text_children_add(c, lam_nn_embedding(o.vocab_size, E, &eo), "transformer.wte") >= 0 &&
+           lam__text_children_add(c, lam_nn_embedding(o.n_positions, E, &eo), "transformer.wpe") >= 0;
   for (int64_t l = 0; ok && l < o.n_layer; l++) {
     long long n = (long long)l;
-    ok = lam__children_add(c, lam_nn_layer_norm(1, &E, &no), "transformer.h.%lld.ln_1", n) >= 0 &&
-         lam__children_add(c, lam__conv1d_make(E, 3 * E), "transformer.h.%lld.attn.c_attn", n) >= 0 &&
-         lam__children_add(c, lam__conv1d_make(E, E), "transformer.h.%lld.attn.c_proj", n) >= 0 &&
-         lam__children_add(c, lam_nn_layer_norm(1, &E, &no), "transformer.h.%lld.ln_2", n) >= 0 &&
-         lam__children_add(c, lam__conv1d_make(E, I), "transformer.h.%lld.mlp.c_fc", n) >= 0 &&
-         lam__children_add(c, lam__conv1d_make(I, E), "transformer.h.%lld.mlp.c_proj", n) >= 0;
+    ok = lam__text_children_add(c, lam_nn_layer_norm(1, &E, &no), "transformer.h.%lld.ln_1", n) >= 0 &&
+         lam__text_children_add(c, lam__conv1d_make(E, 3 * E), "transformer.h.%lld.attn.c_attn", n) >= 0 &&
+         lam__text_children_add(c, lam__conv1d_make(E, E), "transformer.h.%lld.attn.c_proj", n) >= 0 &&
+         lam__text_children_add(c, lam_nn_layer_norm(1, &E, &no), "transformer.h.%lld.ln_2", n) >= 0 &&
+         lam__text_children_add(c, lam__conv1d_make(E, I), "transformer.h.%lld.mlp.c_fc", n) >= 0 &&
+         lam__text_children_add(c, lam__conv1d_make(I, E), "transformer.h.%lld.mlp.c_proj", n) >= 0;
   }
   if (ok) {
-    g->ln_f = lam__children_add(c, lam_nn_layer_norm(1, &E, &no), "transformer.ln_f");
+    g->ln_f = lam__text_children_add(c, lam_nn_layer_norm(1, &E, &no), "transformer.ln_f");
     ok = g->ln_f >= 0;
   }
   lam_layer *layer = ok ? lam_nn_custom(&lam__gpt2_vt, g) : NULL;
   if (!layer) {
-    lam__children_clear(c);
+    lam__text_children_clear(c);
     free(g);
     return NULL;
   }

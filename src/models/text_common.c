@@ -1,4 +1,4 @@
-/* models/common.c: pieces shared by the zoo models: the named child list,
+/* models/text_common.c: pieces shared by the zoo models: the named child list,
  * attention head split / merge, and the sentence-embedding helpers (mean
  * pooling with the attention mask, L2 normalisation). */
 #include <math.h>
@@ -11,9 +11,9 @@
 #include "lamina/models_text.h"
 #include "lamina/reduce.h"
 #include "lamina/shape.h"
-#include "models/models_internal.h"
+#include "models/text_internal.h"
 
-int lam__children_add(lam__children *c, lam_layer *layer, const char *fmt, ...) {
+int lam__text_children_add(lam__text_children *c, lam_layer *layer, const char *fmt, ...) {
   if (!layer) return -1;
   if (c->n == c->cap) {
     int cap = c->cap ? 2 * c->cap : 16;
@@ -45,7 +45,7 @@ int lam__children_add(lam__children *c, lam_layer *layer, const char *fmt, ...) 
   return c->n++;
 }
 
-void lam__children_clear(lam__children *c) {
+void lam__text_children_clear(lam__text_children *c) {
   for (int i = 0; i < c->n; i++) {
     lam_layer_free(c->layer[i]);
     free(c->key[i]);
@@ -55,7 +55,7 @@ void lam__children_clear(lam__children *c) {
   memset(c, 0, sizeof *c);
 }
 
-lam_status lam__children_init(const lam__children *c, lam_ctx *ctx, lam_rng_key key, lam_dtype dtype,
+lam_status lam__text_children_init(const lam__text_children *c, lam_ctx *ctx, lam_rng_key key, lam_dtype dtype,
                               lam_ptree *params, lam_ptree *state) {
   lam_status st = LAM_OK;
   for (int i = 0; i < c->n && st == LAM_OK; i++)
@@ -63,7 +63,7 @@ lam_status lam__children_init(const lam__children *c, lam_ctx *ctx, lam_rng_key 
   return st;
 }
 
-lam_tensor *lam__children_apply(const lam__children *c, int i, lam_ptree *params, lam_ptree *state,
+lam_tensor *lam__text_children_apply(const lam__text_children *c, int i, lam_ptree *params, lam_ptree *state,
                                 lam_tensor *x, const lam_apply_opts *opts) {
   lam_tensor *y = NULL;
   if (!x) return NULL;
@@ -81,13 +81,13 @@ lam_tensor *lam__children_apply(const lam__children *c, int i, lam_ptree *params
   return y;
 }
 
-lam_layer *lam__children_get(const lam__children *c, int i, const char **key) {
+lam_layer *lam__text_children_get(const lam__text_children *c, int i, const char **key) {
   if (i < 0 || i >= c->n) return NULL;
   *key = c->key[i];
   return c->layer[i];
 }
 
-lam_tensor *lam__heads_split(lam_tensor *x, int64_t heads) {
+lam_tensor *lam__text_heads_split(lam_tensor *x, int64_t heads) {
   if (!x) return NULL;
   lam_tensor *r = lam_reshape(x, 4, (int64_t[]){x->shape[0], x->shape[1], heads, x->shape[2] / heads});
   lam_tensor *p = r ? lam_permute(r, (int[]){0, 2, 1, 3}) : NULL;
@@ -95,7 +95,7 @@ lam_tensor *lam__heads_split(lam_tensor *x, int64_t heads) {
   return p;
 }
 
-lam_tensor *lam__heads_merge(lam_tensor *x) {
+lam_tensor *lam__text_heads_merge(lam_tensor *x) {
   if (!x) return NULL;
   lam_tensor *p = lam_permute(x, (int[]){0, 2, 1, 3});
   lam_tensor *r = p ? lam_reshape(p, 3, (int64_t[]){x->shape[0], x->shape[2], x->shape[1] * x->shape[3]})
