@@ -130,7 +130,8 @@ LAM_API lam_layer *lam_nn_sequential(lam_layer *const *layers, int n);
 /* right(left(x)); children "left" and "right". The input dtype may differ
  * from the output (e.g. i32 tokens into an embedding). Takes ownership. */
 LAM_API lam_layer *lam_nn_compose(lam_layer *left, lam_layer *right);
-/* Number of children of a sequential layer (0 for others) and child i (borrowed). */
+/* Number of children of a sequential layer (0 for others) and child i
+ * (borrowed; NULL with LAM_ERR_INVALID_ARGUMENT when i is out of range). */
 LAM_API int lam_layer_child_count(const lam_layer *layer);
 LAM_API lam_layer *lam_layer_child(const lam_layer *layer, int i);
 
