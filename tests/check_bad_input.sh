@@ -13,7 +13,7 @@ declared=$(find "$inc" -name '*.h' ! -name export.h -print0 | sort -z |
   sed -E 's/[[:space:]]*\($//; s/.*[^A-Za-z0-9_]//' | sort -u)
 list=$(mktemp)
 trap 'rm -f "$list"' EXIT
-LAMINA_BAD_INPUT_LIST=$list "$prog" --filter 'bad_input/list' >/dev/null
+LAMINA_BAD_INPUT_LIST=$list "$prog" --filter "bad_input/list" >/dev/null 2>&1
 covered=$(sort -u "$list")
 status=0
 missing=$(comm -23 <(printf '%s\n' "$declared") <(printf '%s\n' "$covered"))

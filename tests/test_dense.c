@@ -176,7 +176,9 @@ Test(dense, prelu_and_glu_match_pytorch) {
   lam_tensor *xg = T(ctx, lam_glu_x, 2, (int64_t[]){2, 6});
   const double *gg[] = {lam_glu_gx};
   check_case(ctx, &cg, &xg, 1, lam_glu_y, lam_glu_cot, gg, "glu");
-  tu_assert_fails(lam_glu(lam_tensor_slice0(xg, 0, 1), 0), LAM_ERR_SHAPE, "even size");
+  lam_tensor *row = lam_tensor_slice0(xg, 0, 1);
+  tu_assert_fails(lam_glu(row, 0), LAM_ERR_SHAPE, "even size");
+  lam_tensor_free(row);
   lam_tensor_free(xg);
   lam_layer_free(glu);
   lam_ctx_free(ctx);

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 /* The context lives for the process (reachable, so LSan does not report it). */
-static lam_ctx *fz_ctx(void) {
+static inline lam_ctx *fz_ctx(void) {
   static lam_ctx *ctx;
   if (!ctx && lam_ctx_create(NULL, &ctx) != LAM_OK) {
     fprintf(stderr, "fuzz: no context: %s\n", lam_last_error());
@@ -23,7 +23,7 @@ static lam_ctx *fz_ctx(void) {
   return ctx;
 }
 
-static lam_tensor *fz_leaf(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *shape, double v) {
+static inline lam_tensor *fz_leaf(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *shape, double v) {
   lam_tensor *t = lam_tensor_full(ctx, dt, ndim, shape, v);
   if (!t) {
     fprintf(stderr, "fuzz: %s\n", lam_last_error());
@@ -32,7 +32,7 @@ static lam_tensor *fz_leaf(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *
   return t;
 }
 
-static void fz_put(lam_ptree *tree, const char *path, lam_tensor *t) {
+static inline void fz_put(lam_ptree *tree, const char *path, lam_tensor *t) {
   if (lam_ptree_set(tree, path, t) != LAM_OK) {
     fprintf(stderr, "fuzz: %s\n", lam_last_error());
     abort();
@@ -41,7 +41,7 @@ static void fz_put(lam_ptree *tree, const char *path, lam_tensor *t) {
 }
 
 /* The model: float leaves of two ranks, a list, an i32 and a u8 leaf. */
-static lam_ptree *fz_model(lam_ctx *ctx) {
+static inline lam_ptree *fz_model(lam_ctx *ctx) {
   lam_ptree *m = lam_ptree_dict();
   fz_put(m, "enc.w", fz_leaf(ctx, LAM_F32, 2, (int64_t[]){2, 3}, 0.5));
   fz_put(m, "enc.b", fz_leaf(ctx, LAM_F32, 1, (int64_t[]){3}, -1.0));
@@ -52,7 +52,7 @@ static lam_ptree *fz_model(lam_ctx *ctx) {
 }
 
 /* Model state for checkpoints (a running mean). */
-static lam_ptree *fz_state(lam_ctx *ctx) {
+static inline lam_ptree *fz_state(lam_ctx *ctx) {
   lam_ptree *s = lam_ptree_dict();
   fz_put(s, "bn.mean", fz_leaf(ctx, LAM_F32, 1, (int64_t[]){3}, 0.25));
   return s;
@@ -60,7 +60,7 @@ static lam_ptree *fz_state(lam_ctx *ctx) {
 
 /* Returns a path naming a file that holds exactly data[0..size) (an
  * anonymous memory file, rewritten on each call). */
-static const char *fz_file(const uint8_t *data, size_t size) {
+static inline const char *fz_file(const uint8_t *data, size_t size) {
   static int fd = -1;
   static char path[64];
   if (fd < 0) {
@@ -79,7 +79,7 @@ static const char *fz_file(const uint8_t *data, size_t size) {
 }
 
 /* A NUL-terminated copy of the input (caller frees). */
-static char *fz_string(const uint8_t *data, size_t size) {
+static inline char *fz_string(const uint8_t *data, size_t size) {
   char *s = malloc(size + 1);
   if (!s) abort();
   memcpy(s, data, size);
