@@ -659,3 +659,21 @@ Test(bad_input, list) {
   for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) fprintf(out, "%s\n", rows[i].name);
   fclose(out);
 }
+
+/* A subtree belongs to one tree: attaching it twice, or inside itself, is
+ * refused (it used to give a double free or a cycle), and on failure the
+ * caller still owns the child. */
+Test(bad_input, ptree_child_owned_once) {
+  lam_ptree *a = lam_ptree_dict(), *b = lam_ptree_dict(), *sub = lam_ptree_dict(), *list = lam_ptree_list();
+  cr_assert_eq(lam_ptree_set_subtree(a, "s", sub), LAM_OK);
+  cr_assert_eq(lam_ptree_set_subtree(a, "s", sub), LAM_OK, "the same child at the same path is a no-op");
+  tu_assert_status(lam_ptree_set_subtree(b, "s", sub), LAM_ERR_INVALID_ARGUMENT, "already part of a tree");
+  tu_assert_status(lam_ptree_append_subtree(list, sub), LAM_ERR_INVALID_ARGUMENT, "already part of a tree");
+  tu_assert_status(lam_ptree_set_subtree(sub, "loop", a), LAM_ERR_INVALID_ARGUMENT, "cycle");
+  tu_assert_status(lam_ptree_set_subtree(a, "self", a), LAM_ERR_INVALID_ARGUMENT, "cycle");
+  tu_assert_status(lam_ptree_append_subtree(list, list), LAM_ERR_INVALID_ARGUMENT, "cycle");
+  cr_assert_eq(lam_ptree_child_count(b), 0);
+  lam_ptree_free(list);
+  lam_ptree_free(b);
+  lam_ptree_free(a);
+}
