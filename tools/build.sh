@@ -58,8 +58,11 @@ case "${1:-example}" in
     asan_dir=${SANITIZE_BUILD_DIR:-$root/build-asan}
     # Debug: -O0 keeps the reports' lines exact and builds fastest; the time
     # goes into the OpenCL kernels, which are not instrumented.
+    # The suites share the main build's kernel caches (warm after
+    # `tools/build.sh test`): compiling the kernels is most of a cold run, and
+    # PoCL's compiler is not what is being checked.
     cmake -S "$root" -B "$asan_dir" -DCMAKE_BUILD_TYPE=Debug -DLAMINA_SANITIZE=ON \
-      -DLAMINA_BUILD_EXAMPLES=OFF -DLAMINA_BUILD_BENCH=OFF >/dev/null
+      -DLAMINA_BUILD_EXAMPLES=OFF -DLAMINA_BUILD_BENCH=OFF -DLAMINA_TEST_CACHE_ROOT="$build_dir" >/dev/null
     cmake --build "$asan_dir" -j"$(nproc)"
     ctest --test-dir "$asan_dir" -L unit ${SANITIZE_TESTS:+-R "$SANITIZE_TESTS"} --output-on-failure -j2
     ;;

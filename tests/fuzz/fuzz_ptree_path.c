@@ -8,12 +8,17 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   lam_ctx *ctx = fz_ctx();
   static lam_tensor *leaf;
-  if (!leaf) leaf = fz_leaf(ctx, LAM_F32, 1, (int64_t[]){2}, 3.0);
+  static lam_ptree *model;
+  if (!leaf) {
+    leaf = fz_leaf(ctx, LAM_F32, 1, (int64_t[]){2}, 3.0);
+    model = fz_model(ctx);
+    lam_ptree *list = lam_ptree_list();
+    if (lam_ptree_append(list, leaf) != LAM_OK || lam_ptree_set_subtree(model, "seq", list) != LAM_OK) abort();
+  }
   char *a = fz_string(data, size);
   const char *b = a + strlen(a) + (strlen(a) < size ? 1 : 0);
-  lam_ptree *t = fz_model(ctx);
-  lam_ptree *list = lam_ptree_list();
-  if (lam_ptree_append(list, leaf) != LAM_OK || lam_ptree_set_subtree(t, "seq", list) != LAM_OK) abort();
+  lam_ptree *t = lam_ptree_copy(model); /* the structure; leaves shared */
+  if (!t) abort();
   (void)lam_ptree_get(t, a);
   (void)lam_ptree_subtree(t, a);
   (void)lam_ptree_is_frozen(t, a);

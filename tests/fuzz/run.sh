@@ -29,7 +29,10 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN
 
 seeds=$build/seeds
 rm -rf "$seeds"
-"$build/tests/fuzz/make_seeds" "$seeds" >/dev/null
+# Full unwinding for the seed writer: with the fast unwinder a few driver
+# allocations (operator new inside PoCL/LLVM) lose the frames that the
+# suppressions match on.
+ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0" "$build/tests/fuzz/make_seeds" "$seeds" >/dev/null
 seed_dir() {
   case $1 in
     fuzz_safetensors|fuzz_load_into) echo "$seeds/safetensors $seeds/checkpoint" ;;
