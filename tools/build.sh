@@ -68,7 +68,8 @@ case "${1:-example}" in
     ;;
   fuzz)
     deps
-    "$root/tests/fuzz/run.sh" "${2:-60}"
+    LAMINA_CACHE_DIR=$build_dir/kernel-cache POCL_CACHE_DIR=$build_dir/pocl-cache \
+      "$root/tests/fuzz/run.sh" "${2:-60}"
     ;;
   *) echo "usage: tools/build.sh [example|test|deps|build|sanitize|fuzz [seconds]]" >&2; exit 2 ;;
 esac

@@ -22,8 +22,10 @@ CC=${FUZZ_CC:-clang} cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebI
   -DLAMINA_BUILD_TESTS=OFF -DLAMINA_BUILD_EXAMPLES=OFF -DLAMINA_BUILD_BENCH=OFF >/dev/null
 cmake --build "$build" -j"$(nproc)" --target make_seeds "${targets[@]}" >/dev/null
 
-export LAMINA_CACHE_DIR=$build/kernel-cache POCL_CACHE_DIR=$build/pocl-cache
-export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+# Kernel caches: the caller's (tools/build.sh fuzz passes the main build's), else build-fuzz's.
+export LAMINA_CACHE_DIR=${LAMINA_CACHE_DIR:-$build/kernel-cache} POCL_CACHE_DIR=${POCL_CACHE_DIR:-$build/pocl-cache}
+# use_sigaltstack=0: see tests/sanitizer/run.sh.
+export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1:use_sigaltstack=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export LSAN_OPTIONS="suppressions=$root/tests/sanitizer/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 

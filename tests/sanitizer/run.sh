@@ -16,8 +16,11 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 logs=$(mktemp -d "${TMPDIR:-/tmp}/lamina-san.XXXXXX")
 trap 'rm -rf "$logs"' EXIT
 # allocator_may_return_null: a failed huge malloc returns NULL as in a normal
-# build (the library reports it) instead of aborting.
-export ASAN_OPTIONS="detect_leaks=1:exitcode=86:log_path=$logs/asan:allocator_may_return_null=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+# build (the library reports it) instead of aborting. use_sigaltstack=0: LLVM
+# (PoCL's kernel compiler) replaces a thread's alternate signal stack with a
+# malloc'ed one, which ASan would munmap at thread exit ("failed to
+# deallocate", test_threads).
+export ASAN_OPTIONS="detect_leaks=1:exitcode=86:log_path=$logs/asan:allocator_may_return_null=1:use_sigaltstack=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export LSAN_OPTIONS="suppressions=$here/lsan.supp:print_suppressions=0:exitcode=86${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$logs/ubsan:suppressions=$here/ubsan.supp${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 # LeakSanitizer's own tracer (the thread that stops the world to scan it) now
