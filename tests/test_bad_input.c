@@ -9,7 +9,9 @@
  *   E  a function with no failure status (accessors of NULL, frees of NULL,
  *      constructors of plain descriptors validated elsewhere, functions of no
  *      argument): the expression must be true (the documented fallback) and
- *      record no error.
+ *      record no error. The lam_init_* and lam_schedule_* descriptor rows
+ *      instead build a bad descriptor and check that lam_init_check /
+ *      lam_schedule_check rejects it with a message.
  * After every row no tensor or device byte may have leaked (lam_ctx_stats;
  * host leaks are LSan's job in the LAMINA_SANITIZE build).
  *
