@@ -370,7 +370,7 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0}};
   X(S, lam_schedule_check, NULLARG, (NULL))                                                           \
   X(E, lam_schedule_lr, OK, isnan(lam_schedule_lr(NULL, 0)))                                       \
   X(S, lam_optimizer_set_schedule, NULLARG, (NULL, &f->sched))                                        \
-  X(S, lam_clip_grad_norm, INVALID_ARGUMENT, (f->tree, NAN, &f->d))                                \
+  X(S, lam_grad_clip_norm, INVALID_ARGUMENT, (f->tree, NAN, &f->d))                                \
   /* ptree.h */                                                                                    \
   X(E, lam_ptree_dict, OK, tree_ok(lam_ptree_dict()))                                              \
   X(E, lam_ptree_list, OK, tree_ok(lam_ptree_list()))                                              \
@@ -485,7 +485,7 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0}};
   X(E, lam_status_string, OK, strcmp(lam_status_string((lam_status)12345), "unknown status") == 0) \
   X(E, lam_last_error, OK, lam_last_error() != NULL)                                               \
   X(E, lam_last_status, OK, lam_last_status() == LAM_OK)                                           \
-  X(E, lam_clear_error, OK, (lam_clear_error(), 1))                                                \
+  X(E, lam_error_clear, OK, (lam_error_clear(), 1))                                                \
   /* tensor.h */                                                                                   \
   X(E, lam_dtype_size, OK, lam_dtype_size((lam_dtype)99) == 0)                                     \
   X(E, lam_dtype_name, OK, lam_dtype_name((lam_dtype)99) != NULL)                                  \
@@ -602,7 +602,7 @@ static int run_row(fx *f, const row *r, char *why, size_t n) {
   f->tree_out = NULL;
   f->vars_out = NULL;
   f->meta_out = NULL;
-  lam_clear_error();
+  lam_error_clear();
   cr_assert_eq(lam_ctx_stats(f->ctx, &before), LAM_OK);
   int ok = 1;
   if (r->k == K_P) {
