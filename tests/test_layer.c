@@ -31,15 +31,17 @@ Test(layer, sequential_paths_and_forward) {
   lam_tensor *x = tu_rand_f32(ctx, &r, 2, (int64_t[]){5, 4}, -1, 1);
   lam_tensor *y = NULL;
   cr_assert_eq(lam_layer_apply(m, v, x, NULL, &y), LAM_OK, "%s", lam_last_error());
-  lam_tensor *h = lam_add(lam_matmul_t(x, lam_ptree_get(p, "0.weight"), 0, 1), lam_ptree_get(p, "0.bias"));
+  lam_tensor *xw = lam_matmul_t(x, lam_ptree_get(p, "0.weight"), 0, 1);
+  lam_tensor *h = lam_add(xw, lam_ptree_get(p, "0.bias"));
   lam_tensor *a = lam_relu(h);
-  lam_tensor *o = lam_add(lam_matmul_t(a, lam_ptree_get(p, "2.weight"), 0, 1), lam_ptree_get(p, "2.bias"));
+  lam_tensor *aw = lam_matmul_t(a, lam_ptree_get(p, "2.weight"), 0, 1);
+  lam_tensor *o = lam_add(aw, lam_ptree_get(p, "2.bias"));
   float *fy = tu_read_f32(y), *fo = tu_read_f32(o);
   tu_assert_close_f32(fy, fo, 10, 1e-6, 1e-5, "sequential forward");
   free(fy);
   free(fo);
-  /* (the un-freed intermediates of the nested calls above are deliberately not checked for leaks) */
-  lam_tensor_free(x); lam_tensor_free(y); lam_tensor_free(h); lam_tensor_free(a); lam_tensor_free(o);
+  lam_tensor_free(x); lam_tensor_free(y); lam_tensor_free(xw); lam_tensor_free(h); lam_tensor_free(a);
+  lam_tensor_free(aw); lam_tensor_free(o);
   lam_vars_free(v);
   lam_layer_free(m);
   lam_ctx_free(ctx);

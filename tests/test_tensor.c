@@ -64,10 +64,11 @@ Test(tensor, full_zeros_arange_scalar) {
   cr_assert_eq(v, -7);
   cr_assert_eq(lam_tensor_ndim(s), 0);
   lam_tensor *u8 = lam_tensor_full(ctx, LAM_U8, 1, (int64_t[]){33}, 200);
-  cr_assert_eq(lam_tensor_item(lam_tensor_slice0(u8, 5, 6), &v), LAM_OK); /* leaks a view: freed below */
+  lam_tensor *u8_row = lam_tensor_slice0(u8, 5, 6);
+  cr_assert_eq(lam_tensor_item(u8_row, &v), LAM_OK);
   cr_assert_eq(v, 200);
-  lam_tensor *all[] = {f, z, a, ai, s, u8};
-  for (size_t i = 0; i < 6; i++) lam_tensor_free(all[i]);
+  lam_tensor *all[] = {f, z, a, ai, s, u8_row, u8};
+  for (size_t i = 0; i < 7; i++) lam_tensor_free(all[i]);
   lam_ctx_free(ctx);
 }
 

@@ -5,6 +5,11 @@
 #   tools/build.sh test      install missing packages, build, run every test suite
 #   tools/build.sh deps      only install the missing Debian packages
 #   tools/build.sh build     only configure and build (into ./build)
+#   tools/build.sh sanitize  build with ASan+UBSan+LSan (LAMINA_SANITIZE, into ./build-asan)
+#                            and run the unit suites under them (SANITIZE_TESTS: a ctest -R
+#                            regex choosing a subset; default all of label unit)
+#   tools/build.sh fuzz [S]  build the libFuzzer targets with clang (./build-fuzz) and run
+#                            each for S seconds (default 60): tests/fuzz/run.sh
 #
 # Packages are installed with apt-get when missing (as root, or through sudo).
 # Environment: BUILD_DIR (default build), BUILD_TYPE (default Release),
@@ -48,5 +53,23 @@ case "${1:-example}" in
     deps; build
     ctest --test-dir "$build_dir" --output-on-failure -j2
     ;;
-  *) echo "usage: tools/build.sh [example|test|deps|build]" >&2; exit 2 ;;
+  sanitize)
+    deps
+    asan_dir=${SANITIZE_BUILD_DIR:-$root/build-asan}
+    # Debug: -O0 keeps the reports' lines exact and builds fastest; the time
+    # goes into the OpenCL kernels, which are not instrumented.
+    # The suites share the main build's kernel caches (warm after
+    # `tools/build.sh test`): compiling the kernels is most of a cold run, and
+    # PoCL's compiler is not what is being checked.
+    cmake -S "$root" -B "$asan_dir" -DCMAKE_BUILD_TYPE=Debug -DLAMINA_SANITIZE=ON \
+      -DLAMINA_BUILD_EXAMPLES=OFF -DLAMINA_BUILD_BENCH=OFF -DLAMINA_TEST_CACHE_ROOT="$build_dir" >/dev/null
+    cmake --build "$asan_dir" -j"$(nproc)"
+    ctest --test-dir "$asan_dir" -L unit ${SANITIZE_TESTS:+-R "$SANITIZE_TESTS"} --output-on-failure -j2
+    ;;
+  fuzz)
+    deps
+    LAMINA_CACHE_DIR=$build_dir/kernel-cache POCL_CACHE_DIR=$build_dir/pocl-cache \
+      "$root/tests/fuzz/run.sh" "${2:-60}"
+    ;;
+  *) echo "usage: tools/build.sh [example|test|deps|build|sanitize|fuzz [seconds]]" >&2; exit 2 ;;
 esac

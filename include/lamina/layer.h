@@ -143,9 +143,10 @@ LAM_API lam_layer *lam_nn_sequential(lam_layer *const *layers, int n);
 /* right(left(x)); children "left" and "right". The input dtype may differ
  * from the output (e.g. i32 tokens into an embedding). Takes ownership. */
 LAM_API lam_layer *lam_nn_compose(lam_layer *left, lam_layer *right);
-/* Number of children of a layer (through its vtable's children entry; 0
- * when it has none), child i (borrowed; NULL outside 0..count-1) and child
- * i's key (its params subtree name; NULL outside the range). */
+/* Number of children of a layer (through its children entry; 0 when it has
+ * none), child i (borrowed; NULL with a LAM_ERR_INVALID_ARGUMENT message
+ * outside 0..count-1) and child i's key (its params subtree name; NULL
+ * outside the range). */
 LAM_API int lam_layer_child_count(const lam_layer *layer);
 LAM_API lam_layer *lam_layer_child(const lam_layer *layer, int i);
 LAM_API const char *lam_layer_child_key(const lam_layer *layer, int i);

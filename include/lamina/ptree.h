@@ -34,9 +34,13 @@ LAM_API lam_ptree *lam_ptree_subtree(const lam_ptree *tree, const char *path);
  * own) and replacing any leaf there; creates missing dict nodes. On a list
  * node a segment must be an index below its length, or equal to it (append). */
 LAM_API lam_status lam_ptree_set(lam_ptree *tree, const char *path, lam_tensor *value);
-/* Attaches `child` at `path` (the tree takes ownership of child). */
+/* Attaches `child` at `path` (the tree takes ownership of child). On
+ * failure the caller keeps child and must free it; a child that is already
+ * part of a tree, or that contains `tree`, is rejected
+ * (LAM_ERR_INVALID_ARGUMENT). */
 LAM_API lam_status lam_ptree_set_subtree(lam_ptree *tree, const char *path, lam_ptree *child);
-/* Appends to a list node: a leaf (new reference) or a subtree (owned). */
+/* Appends to a list node: a leaf (new reference) or a subtree (owned; on
+ * failure the caller keeps it, as for lam_ptree_set_subtree). */
 LAM_API lam_status lam_ptree_append(lam_ptree *list, lam_tensor *value);
 LAM_API lam_status lam_ptree_append_subtree(lam_ptree *list, lam_ptree *child);
 /* Removes the leaf or subtree at `path`. */

@@ -256,17 +256,22 @@ lam_status lam_layer_init(lam_layer *layer, lam_ctx *ctx, lam_rng_key key, lam_d
 
 lam_apply_opts lam_apply_defaults(void) { return (lam_apply_opts){0}; }
 
-lam_status lam_layer_apply_with(lam_layer *layer, lam_ptree *params, lam_ptree *state,
-                                lam_tensor *x, const lam_apply_opts *opts, lam_tensor **out) {
-  if (!out) return lam__fail(LAM_ERR_NULL, "lam_layer_apply: out is NULL");
+static lam_status lam__layer_apply(lam_layer *layer, lam_ptree *params, lam_ptree *state, lam_tensor *x,
+                                   const lam_apply_opts *opts, lam_tensor **out, const char *fn) {
+  if (!out) return lam__fail(LAM_ERR_NULL, "%s: out is NULL", fn);
   *out = NULL;
   if (!layer || !params || !state || !x) {
     if (!x && lam_last_status() != LAM_OK) return lam_last_status(); /* failed upstream op */
-    return lam__fail(LAM_ERR_NULL, "lam_layer_apply: %s is NULL",
+    return lam__fail(LAM_ERR_NULL, "%s: %s is NULL", fn,
                      !layer ? "layer" : !params ? "params" : !state ? "state" : "x");
   }
   static const lam_apply_opts defaults = {false, NULL, NULL, NULL};
   return layer->vt->apply(layer, params, state, x, opts ? opts : &defaults, out);
+}
+
+lam_status lam_layer_apply_with(lam_layer *layer, lam_ptree *params, lam_ptree *state,
+                                lam_tensor *x, const lam_apply_opts *opts, lam_tensor **out) {
+  return lam__layer_apply(layer, params, state, x, opts, out, "lam_layer_apply_with");
 }
 
 lam_status lam_layer_apply(lam_layer *layer, lam_vars *vars, lam_tensor *x,
@@ -275,7 +280,7 @@ lam_status lam_layer_apply(lam_layer *layer, lam_vars *vars, lam_tensor *x,
     if (out) *out = NULL;
     return lam__fail(LAM_ERR_NULL, "lam_layer_apply: vars is NULL");
   }
-  return lam_layer_apply_with(layer, vars->params, vars->state, x, opts, out);
+  return lam__layer_apply(layer, vars->params, vars->state, x, opts, out, "lam_layer_apply");
 }
 
 /* ---- children ---------------------------------------------------------- */
@@ -451,8 +456,16 @@ int lam_layer_child_count(const lam_layer *layer) {
 }
 
 lam_layer *lam_layer_child(const lam_layer *layer, int i) {
+  if (!layer) return lam__fail(LAM_ERR_NULL, "lam_layer_child: layer is NULL"), NULL;
   const char *key = NULL;
-  return layer && layer->children && i >= 0 ? layer->children(layer, i, &key) : NULL;
+  lam_layer *child = layer->children && i >= 0 ? layer->children(layer, i, &key) : NULL;
+  if (!child) {
+    int n = lam_layer_child_count(layer);
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT,
+                     "lam_layer_child: index %d outside 0..%d (%s layer with %d child%s)", i, n - 1,
+                     lam_layer_name(layer), n, n == 1 ? "" : "ren"), NULL;
+  }
+  return child;
 }
 
 const char *lam_layer_child_key(const lam_layer *layer, int i) {

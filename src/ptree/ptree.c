@@ -204,6 +204,13 @@ static lam_status lam__put(lam_ptree *tree, const char *path, lam_tensor *leaf, 
   lam_ptree *t = lam__walk(tree, path, true, fn, &last, &len);
   if (!t) return lam_last_status();
   lam__pentry *e = lam__find(t, last, len);
+  if (sub && !(e && e->sub == sub)) {
+    if (sub->parent)
+      return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: path \"%s\": the child is already part of a tree", fn, path);
+    for (const lam_ptree *p = t; p; p = p->parent)
+      if (p == sub)
+        return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: path \"%s\": the child contains the tree (a cycle)", fn, path);
+  }
   if (!e) {
     if (t->is_list && !lam__is_append(t, last, len))
       return lam__fail(LAM_ERR_NOT_FOUND, "%s: path \"%s\": list index \"%.*s\" out of range 0..%d",
@@ -238,6 +245,11 @@ lam_status lam_ptree_set_subtree(lam_ptree *tree, const char *path, lam_ptree *c
 static lam_status lam__append(lam_ptree *list, lam_tensor *leaf, lam_ptree *sub, const char *fn) {
   if (!list || (!leaf && !sub)) return lam__fail(LAM_ERR_NULL, "%s: %s is NULL", fn, list ? "value" : "list");
   if (!list->is_list) return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: the node is a dict", fn);
+  if (sub) {
+    if (sub->parent) return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: the child is already part of a tree", fn);
+    for (const lam_ptree *p = list; p; p = p->parent)
+      if (p == sub) return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: the child contains the list (a cycle)", fn);
+  }
   lam__pentry *e = lam__add(list, NULL, 0);
   if (!e) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn);
   e->leaf = lam_tensor_retain(leaf);

@@ -27,14 +27,24 @@
 #include "lamina/shape.h"
 #include "lamina/train.h"
 
+/* A failed loss is reported under the objective's name (the loss's own
+ * message follows). */
+static lam_tensor *lam__objective_result(lam_tensor *loss, const char *fn) {
+  if (loss) return loss;
+  char why[2048];
+  snprintf(why, sizeof why, "%s", lam_last_error());
+  lam__fail(lam_last_status() != LAM_OK ? lam_last_status() : LAM_ERR_INVALID_ARGUMENT, "%s: %s", fn, why);
+  return NULL;
+}
+
 lam_tensor *lam_objective_cross_entropy(lam_tensor *pred, lam_tensor *target, void *user) {
   (void)user;
-  return lam_cross_entropy(pred, target, NULL);
+  return lam__objective_result(lam_cross_entropy(pred, target, NULL), "lam_objective_cross_entropy");
 }
 
 lam_tensor *lam_objective_mse(lam_tensor *pred, lam_tensor *target, void *user) {
   (void)user;
-  return lam_mse_loss(pred, target, NULL);
+  return lam__objective_result(lam_mse_loss(pred, target, NULL), "lam_objective_mse");
 }
 
 typedef struct {

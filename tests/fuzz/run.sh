@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# tests/fuzz/run.sh: builds the libFuzzer targets with clang (build dir
+# build-fuzz, or $FUZZ_BUILD_DIR), writes the seed corpus with lamina's own
+# writers (make_seeds), and runs every target for SECONDS (default 60) each,
+# one after the other, keeping the grown corpus in build-fuzz/corpus/<target>.
+# Prints the executions per target; fails when a target finds a crash, a
+# leak, a timeout or a sanitizer report (the reproducer is kept as
+# build-fuzz/artifacts/<target>/crash-* and its report printed).
+#
+#   tests/fuzz/run.sh [SECONDS] [TARGET...]
+#
+# Long runs: see tests/fuzz/README.md.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
+secs=${1:-60}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -eq 0 ] && targets=(fuzz_safetensors fuzz_load_into fuzz_checkpoint fuzz_ptree_path fuzz_device_choose)
+
+CC=${FUZZ_CC:-clang} cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLAMINA_FUZZ=ON \
+  -DLAMINA_BUILD_TESTS=OFF -DLAMINA_BUILD_EXAMPLES=OFF -DLAMINA_BUILD_BENCH=OFF >/dev/null
+cmake --build "$build" -j"$(nproc)" --target make_seeds "${targets[@]}" >/dev/null
+
+# Kernel caches: the caller's (tools/build.sh fuzz passes the main build's), else build-fuzz's.
+export LAMINA_CACHE_DIR=${LAMINA_CACHE_DIR:-$build/kernel-cache} POCL_CACHE_DIR=${POCL_CACHE_DIR:-$build/pocl-cache}
+# use_sigaltstack=0: see tests/sanitizer/run.sh.
+export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1:use_sigaltstack=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export LSAN_OPTIONS="suppressions=$root/tests/sanitizer/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+
+seeds=$build/seeds
+rm -rf "$seeds"
+# Full unwinding for the seed writer: with the fast unwinder a few driver
+# allocations (operator new inside PoCL/LLVM) lose the frames that the
+# suppressions match on.
+ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0" "$build/tests/fuzz/make_seeds" "$seeds" >/dev/null
+seed_dir() {
+  case $1 in
+    fuzz_safetensors|fuzz_load_into) echo "$seeds/safetensors $seeds/checkpoint" ;;
+    fuzz_checkpoint) echo "$seeds/checkpoint $seeds/safetensors" ;;
+    fuzz_ptree_path) echo "$seeds/path" ;;
+    fuzz_device_choose) echo "$seeds/device" ;;
+  esac
+}
+
+status=0
+summary=()
+for t in "${targets[@]}"; do
+  corpus=$build/corpus/$t artifacts=$build/artifacts/$t
+  mkdir -p "$corpus" "$artifacts"
+  log=$build/fuzz-$t.log
+  # shellcheck disable=SC2046
+  if "$build/tests/fuzz/$t" -max_total_time="$secs" -timeout=60 -rss_limit_mb=4096 -print_final_stats=1 \
+       -artifact_prefix="$artifacts/" "$corpus" $(seed_dir "$t") >"$log" 2>&1; then
+    result=ok
+  else
+    result=FAILED
+    status=1
+    tail -n 60 "$log"
+  fi
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+  summary+=("$(printf '%-20s %-6s %10s executions in %ss, corpus %s files' "$t" "$result" "${execs:-?}" \
+    "$secs" "$(find "$corpus" -type f | wc -l)")")
+done
+printf 'fuzz: %s\n' "${summary[@]}"
+exit $status

@@ -1,0 +1,680 @@
+/* test_bad_input.c: a table that calls every public function (every LAM_API
+ * declaration in the headers of include/lamina/) with at least one bad argument.
+ *
+ * Each row is X(kind, function, status, call):
+ *   P  the call returns a pointer: it must be NULL, lam_last_status() must be
+ *      LAM_ERR_<status> (NULLARG: LAM_ERR_NULL) and lam_last_error() must name the function;
+ *   S  the call returns a lam_status: it must be LAM_ERR_<status>, with a
+ *      message naming the function, and leave the outputs it was given unset;
+ *   E  a function with no failure status (accessors of NULL, frees of NULL,
+ *      constructors of plain descriptors validated elsewhere, functions of no
+ *      argument): the expression must be true (the documented fallback) and
+ *      record no error. The lam_init_* and lam_schedule_* descriptor rows
+ *      instead build a bad descriptor and check that lam_init_check /
+ *      lam_schedule_check rejects it with a message.
+ * After every row no tensor or device byte may have leaked (lam_ctx_stats;
+ * host leaks are LSan's job in the LAMINA_SANITIZE build).
+ *
+ * tests/check_bad_input.sh (ctest "bad_input_coverage") fails when a LAM_API
+ * function of include/ has no row here, so a new function needs one. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "testutil.h"
+
+typedef struct fx {
+  lam_ctx *ctx, *ctx2;
+  lam_tensor *t, *ti, *other, *out, *out2, *out3, *outs[2];
+  lam_ptree *tree, *tree_out;
+  lam_layer *layer;
+  lam_vars *vars, *vars_out;
+  lam_optimizer *opt;
+  lam_metadata *meta, *meta_out;
+  lam_kv_cache *kv;
+  lam_aux *aux;
+  lam_summaries *sums;
+  lam_apply_opts apply;
+  lam_rng_key key, keys[2];
+  lam_schedule sched;
+  lam_init init;
+  lam_stats stats;
+  int64_t shape[2], shape_out[3], step;
+  const char *s1, *s2;
+  double d;
+  int i;
+  char buf[256];
+} fx;
+
+/* E-row helpers: a constructor of no argument gives an object (freed here). */
+static int layer_ok(lam_layer *l) { int ok = l != NULL; lam_layer_free(l); return ok; }
+static int tree_ok(lam_ptree *t) { int ok = t != NULL; lam_ptree_free(t); return ok; }
+static int kv_ok(lam_kv_cache *c) { int ok = c != NULL; lam_kv_cache_free(c); return ok; }
+static int meta_ok(lam_metadata *m) { int ok = m != NULL; lam_metadata_free(m); return ok; }
+static int aux_ok(lam_aux *a) { int ok = a != NULL; lam_aux_free(a); return ok; }
+static int sums_ok(lam_summaries *s) { int ok = s != NULL; lam_summaries_free(s); return ok; }
+/* Descriptor constructors: lam_init_check / lam_schedule_check judge them. */
+static int init_ok(lam_init i) { return lam_init_check(&i) == LAM_OK; }
+static int init_rejected(lam_init i) {
+  return lam_init_check(&i) != LAM_OK && strstr(lam_last_error(), "lam_init_check") != NULL;
+}
+static int sched_rejected(lam_schedule s) {
+  return lam_schedule_check(&s) != LAM_OK && strstr(lam_last_error(), "lam_schedule_check") != NULL;
+}
+
+/* Bad option structs for the constructors that take only options. */
+static const lam_pool_opts bad_pool = {.kernel = {-1, -1, -1}};
+static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0}};
+
+#define BAD_INPUT_ROWS(X)                                                                          \
+  /* attention.h */                                                                                \
+  X(E, lam_attention_defaults, OK, ((void)lam_attention_defaults(), 1))                            \
+  X(P, lam_scaled_dot_product_attention, NULLARG, (NULL, f->t, f->t, NULL))                           \
+  X(E, lam_rope_defaults, OK, ((void)lam_rope_defaults(), 1))                                      \
+  X(P, lam_rope, NULLARG, (NULL, NULL))                                                               \
+  X(P, lam_nn_rope, INVALID_ARGUMENT, (-1, NULL))                                                  \
+  X(E, lam_sinusoidal_defaults, OK, ((void)lam_sinusoidal_defaults(), 1))                          \
+  X(P, lam_sinusoidal_encoding, NULLARG, (NULL, 4, NULL))                                             \
+  X(P, lam_nn_sinusoidal_encoding, INVALID_ARGUMENT, (-2, NULL))                                   \
+  X(P, lam_alibi_slopes, NULLARG, (NULL, LAM_F32, 4))                                                 \
+  X(P, lam_alibi_bias, NULLARG, (NULL, LAM_F32, 4, 2, 2, 0))                                          \
+  X(E, lam_nn_alibi, OK, layer_ok(lam_nn_alibi(&(lam_alibi_opts){.offset = -3}))) /* every offset is valid */                                                       \
+  X(E, lam_kv_cache_create, OK, kv_ok(lam_kv_cache_create()))                                      \
+  X(E, lam_kv_cache_free, OK, (lam_kv_cache_free(NULL), 1))                                        \
+  X(E, lam_kv_cache_reset, OK, (lam_kv_cache_reset(NULL), 1))                                      \
+  X(E, lam_kv_cache_length, OK, lam_kv_cache_length(NULL) == 0)                                    \
+  X(S, lam_kv_cache_append, NULLARG, (NULL, f->t, f->t))                                              \
+  X(P, lam_kv_cache_keys, NULLARG, (NULL))                                                            \
+  X(P, lam_kv_cache_values, NULLARG, (NULL))                                                          \
+  X(P, lam_kv_cache_attention, NULLARG, (NULL, f->t, NULL))                                           \
+  X(E, lam_multi_head_attention_defaults, OK, ((void)lam_multi_head_attention_defaults(), 1))      \
+  X(P, lam_nn_multi_head_attention, INVALID_ARGUMENT, (8, 3, NULL))                                \
+  X(S, lam_nn_multi_head_attention_apply, NULLARG, (NULL, NULL, f->t, f->t, f->t, NULL, &f->out))     \
+  X(S, lam_nn_multi_head_attention_apply_cached, NULLARG, (NULL, NULL, f->t, f->kv, NULL, &f->out))   \
+  /* autodiff.h */                                                                                 \
+  X(S, lam_value_and_grad, NULLARG, (f->ctx, NULL, NULL, f->tree, &f->out, &f->tree_out))             \
+  X(S, lam_grad, NULLARG, (f->ctx, NULL, NULL, &f->t, 1, &f->out, f->outs))                           \
+  X(P, lam_stop_gradient, NULLARG, (NULL))                                                            \
+  X(E, lam_grad_set_enabled, OK, lam_grad_set_enabled(NULL, true) == false)                        \
+  X(E, lam_grad_is_recording, OK, lam_grad_is_recording(NULL) == false)                            \
+  /* blocks.h */                                                                                   \
+  X(P, lam_nn_layer_scale, INVALID_ARGUMENT, (0, NULL))                                            \
+  X(P, lam_nn_prenorm, NULLARG, (NULL, NULL))                                                         \
+  X(P, lam_nn_conv_norm, NULLARG, (NULL, NULL, NULL, NULL))                                           \
+  X(P, lam_nn_classifier, INVALID_ARGUMENT, (0, 10, NULL))                                         \
+  /* conv.h */                                                                                     \
+  X(E, lam_conv_defaults, OK, ((void)lam_conv_defaults(), 1))                                      \
+  X(P, lam_conv1d, NULLARG, (NULL, f->t, NULL, NULL))                                                 \
+  X(P, lam_conv2d, NULLARG, (NULL, f->t, NULL, NULL))                                                 \
+  X(P, lam_conv3d, NULLARG, (NULL, f->t, NULL, NULL))                                                 \
+  X(S, lam_conv_output_size, NULLARG, (1, NULL, f->shape, NULL, f->shape_out))                        \
+  X(P, lam_nn_conv1d, INVALID_ARGUMENT, (0, 4, NULL))                                              \
+  X(P, lam_nn_conv2d, INVALID_ARGUMENT, (0, 4, NULL))                                              \
+  X(P, lam_nn_conv3d, INVALID_ARGUMENT, (0, 4, NULL))                                              \
+  X(E, lam_conv_transpose_defaults, OK, ((void)lam_conv_transpose_defaults(), 1))                  \
+  X(P, lam_conv_transpose1d, NULLARG, (NULL, f->t, NULL, NULL))                                       \
+  X(P, lam_conv_transpose2d, NULLARG, (NULL, f->t, NULL, NULL))                                       \
+  X(P, lam_conv_transpose3d, NULLARG, (NULL, f->t, NULL, NULL))                                       \
+  X(P, lam_nn_conv_transpose1d, INVALID_ARGUMENT, (0, 4, NULL))                                    \
+  X(P, lam_nn_conv_transpose2d, INVALID_ARGUMENT, (0, 4, NULL))                                    \
+  X(P, lam_nn_conv_transpose3d, INVALID_ARGUMENT, (0, 4, NULL))                                    \
+  X(E, lam_pool_defaults, OK, ((void)lam_pool_defaults(), 1))                                      \
+  X(P, lam_max_pool1d, NULLARG, (NULL, NULL))                                                         \
+  X(P, lam_max_pool2d, NULLARG, (NULL, NULL))                                                         \
+  X(P, lam_max_pool3d, NULLARG, (NULL, NULL))                                                         \
+  X(P, lam_avg_pool1d, NULLARG, (NULL, NULL))                                                         \
+  X(P, lam_avg_pool2d, NULLARG, (NULL, NULL))                                                         \
+  X(P, lam_avg_pool3d, NULLARG, (NULL, NULL))                                                         \
+  X(P, lam_adaptive_avg_pool1d, NULLARG, (NULL, 2))                                                   \
+  X(P, lam_adaptive_avg_pool2d, NULLARG, (NULL, 2, 2))                                                \
+  X(P, lam_adaptive_avg_pool3d, NULLARG, (NULL, 2, 2, 2))                                             \
+  X(P, lam_adaptive_max_pool1d, NULLARG, (NULL, 2))                                                   \
+  X(P, lam_adaptive_max_pool2d, NULLARG, (NULL, 2, 2))                                                \
+  X(P, lam_adaptive_max_pool3d, NULLARG, (NULL, 2, 2, 2))                                             \
+  X(P, lam_adaptive_mean_max_pool2d, NULLARG, (NULL, 1, 1, false))                                    \
+  X(P, lam_global_avg_pool, NULLARG, (NULL))                                                          \
+  X(P, lam_global_max_pool, NULLARG, (NULL))                                                          \
+  X(P, lam_nn_max_pool1d, INVALID_ARGUMENT, (&bad_pool))                                           \
+  X(P, lam_nn_max_pool2d, INVALID_ARGUMENT, (&bad_pool))                                           \
+  X(P, lam_nn_max_pool3d, INVALID_ARGUMENT, (&bad_pool))                                           \
+  X(P, lam_nn_avg_pool1d, INVALID_ARGUMENT, (&bad_pool))                                           \
+  X(P, lam_nn_avg_pool2d, INVALID_ARGUMENT, (&bad_pool))                                           \
+  X(P, lam_nn_avg_pool3d, INVALID_ARGUMENT, (&bad_pool))                                           \
+  X(P, lam_nn_adaptive_avg_pool1d, INVALID_ARGUMENT, (0))                                          \
+  X(P, lam_nn_adaptive_avg_pool2d, INVALID_ARGUMENT, (0, 2))                                       \
+  X(P, lam_nn_adaptive_max_pool1d, INVALID_ARGUMENT, (0))                                          \
+  X(P, lam_nn_adaptive_max_pool2d, INVALID_ARGUMENT, (0, 2))                                       \
+  X(P, lam_nn_adaptive_mean_max_pool2d, INVALID_ARGUMENT, (0, 1, false))                           \
+  X(E, lam_nn_global_avg_pool, OK, layer_ok(lam_nn_global_avg_pool()))                             \
+  X(E, lam_nn_global_max_pool, OK, layer_ok(lam_nn_global_max_pool()))                             \
+  X(E, lam_upsample_defaults, OK, ((void)lam_upsample_defaults(), 1))                              \
+  X(P, lam_upsample1d, NULLARG, (NULL, NULL))                                                         \
+  X(P, lam_upsample2d, NULLARG, (NULL, NULL))                                                         \
+  X(P, lam_nn_upsample1d, INVALID_ARGUMENT, (&bad_upsample))                                       \
+  X(P, lam_nn_upsample2d, INVALID_ARGUMENT, (&bad_upsample))                                       \
+  /* dense.h */                                                                                    \
+  X(E, lam_linear_defaults, OK, ((void)lam_linear_defaults(), 1))                                  \
+  X(P, lam_nn_linear, INVALID_ARGUMENT, (0, 4, NULL))                                              \
+  X(P, lam_nn_bilinear, INVALID_ARGUMENT, (0, 2, 2, NULL))                                         \
+  X(P, lam_bilinear, NULLARG, (NULL, f->t, f->t, NULL))                                               \
+  X(E, lam_nn_identity, OK, layer_ok(lam_nn_identity()))                                           \
+  X(E, lam_nn_flatten, OK, layer_ok(lam_nn_flatten(3, 1))) /* axes checked against the input */   \
+  X(E, lam_embedding_defaults, OK, ((void)lam_embedding_defaults(), 1))                            \
+  X(P, lam_nn_embedding, INVALID_ARGUMENT, (0, 4, NULL))                                           \
+  X(P, lam_nn_activation, INVALID_ARGUMENT, (LAM_UNARY_COUNT, NULL))                               \
+  X(E, lam_nn_relu, OK, layer_ok(lam_nn_relu()))                                                   \
+  X(E, lam_nn_gelu, OK, layer_ok(lam_nn_gelu()))                                                   \
+  X(E, lam_nn_tanh, OK, layer_ok(lam_nn_tanh()))                                                   \
+  X(E, lam_nn_sigmoid, OK, layer_ok(lam_nn_sigmoid()))                                             \
+  X(E, lam_nn_silu, OK, layer_ok(lam_nn_silu()))                                                   \
+  X(E, lam_nn_softmax, OK, layer_ok(lam_nn_softmax(9))) /* the axis is checked against the input */ \
+  X(E, lam_nn_log_softmax, OK, layer_ok(lam_nn_log_softmax(9)))                                    \
+  X(E, lam_nn_glu, OK, layer_ok(lam_nn_glu(9)))                                                    \
+  X(P, lam_glu, NULLARG, (NULL, -1))                                                                  \
+  X(P, lam_nn_prelu, INVALID_ARGUMENT, (&(lam_prelu_opts){.num_parameters = -1}))                                                  \
+  X(P, lam_prelu, NULLARG, (NULL, f->t))                                                              \
+  /* elementwise.h */                                                                              \
+  X(E, lam_unary_name, OK, lam_unary_name(LAM_UNARY_COUNT) == NULL)                                \
+  X(P, lam_unary, INVALID_ARGUMENT, (LAM_UNARY_COUNT, f->t, NULL))                                 \
+  X(P, lam_neg, NULLARG, (NULL))                                                                      \
+  X(P, lam_abs, NULLARG, (NULL))                                                                      \
+  X(P, lam_sign, NULLARG, (NULL))                                                                     \
+  X(P, lam_exp, NULLARG, (NULL))                                                                      \
+  X(P, lam_expm1, NULLARG, (NULL))                                                                    \
+  X(P, lam_log, NULLARG, (NULL))                                                                      \
+  X(P, lam_log1p, NULLARG, (NULL))                                                                    \
+  X(P, lam_sqrt, NULLARG, (NULL))                                                                     \
+  X(P, lam_rsqrt, NULLARG, (NULL))                                                                    \
+  X(P, lam_square, NULLARG, (NULL))                                                                   \
+  X(P, lam_reciprocal, NULLARG, (NULL))                                                               \
+  X(P, lam_sin, NULLARG, (NULL))                                                                      \
+  X(P, lam_cos, NULLARG, (NULL))                                                                      \
+  X(P, lam_tanh, NULLARG, (NULL))                                                                     \
+  X(P, lam_sigmoid, NULLARG, (NULL))                                                                  \
+  X(P, lam_relu, NULLARG, (NULL))                                                                     \
+  X(P, lam_relu6, NULLARG, (NULL))                                                                    \
+  X(P, lam_leaky_relu, NULLARG, (NULL, 0.01))                                                         \
+  X(P, lam_elu, NULLARG, (NULL, 1.0))                                                                 \
+  X(P, lam_celu, NULLARG, (NULL, 1.0))                                                                \
+  X(P, lam_selu, NULLARG, (NULL))                                                                     \
+  X(P, lam_gelu, NULLARG, (NULL))                                                                     \
+  X(P, lam_gelu_tanh, NULLARG, (NULL))                                                                \
+  X(P, lam_silu, NULLARG, (NULL))                                                                     \
+  X(P, lam_mish, NULLARG, (NULL))                                                                     \
+  X(P, lam_softplus, NULLARG, (NULL))                                                                 \
+  X(P, lam_softsign, NULLARG, (NULL))                                                                 \
+  X(P, lam_hard_sigmoid, NULLARG, (NULL))                                                             \
+  X(P, lam_hard_swish, NULLARG, (NULL))                                                               \
+  X(P, lam_log_sigmoid, NULLARG, (NULL))                                                              \
+  X(P, lam_step, NULLARG, (NULL))                                                                     \
+  X(P, lam_clamp, INVALID_ARGUMENT, (f->t, NAN, 1.0)) /* lo > hi is PyTorch's all-hi */                                              \
+  X(P, lam_binary, INVALID_ARGUMENT, ((lam_binary_op)99, f->t, f->t))                              \
+  X(P, lam_add, INVALID_ARGUMENT, (f->t, f->other)) /* tensors of two contexts */                  \
+  X(P, lam_sub, NULLARG, (f->t, NULL))                                                                \
+  X(P, lam_mul, NULLARG, (f->t, NULL))                                                                \
+  X(P, lam_div, NULLARG, (f->t, NULL))                                                                \
+  X(P, lam_pow, NULLARG, (f->t, NULL))                                                                \
+  X(P, lam_maximum, NULLARG, (f->t, NULL))                                                            \
+  X(P, lam_minimum, NULLARG, (f->t, NULL))                                                            \
+  X(P, lam_binary_scalar, INVALID_ARGUMENT, ((lam_binary_op)99, f->t, 1.0, 0))                     \
+  X(P, lam_add_scalar, NULLARG, (NULL, 1.0))                                                          \
+  X(P, lam_sub_scalar, NULLARG, (NULL, 1.0))                                                          \
+  X(P, lam_mul_scalar, NULLARG, (NULL, 1.0))                                                          \
+  X(P, lam_div_scalar, NULLARG, (NULL, 1.0))                                                          \
+  X(P, lam_pow_scalar, NULLARG, (NULL, 1.0))                                                          \
+  X(P, lam_rsub_scalar, NULLARG, (NULL, 1.0))                                                         \
+  X(P, lam_rdiv_scalar, NULLARG, (NULL, 1.0))                                                         \
+  X(P, lam_compare, INVALID_ARGUMENT, ((lam_compare_op)99, f->t, f->t))                            \
+  X(P, lam_compare_scalar, INVALID_ARGUMENT, ((lam_compare_op)99, f->t, 1.0))                      \
+  X(P, lam_eq, NULLARG, (NULL, f->t))                                                                 \
+  X(P, lam_ne, NULLARG, (NULL, f->t))                                                                 \
+  X(P, lam_lt, NULLARG, (NULL, f->t))                                                                 \
+  X(P, lam_le, NULLARG, (NULL, f->t))                                                                 \
+  X(P, lam_gt, NULLARG, (NULL, f->t))                                                                 \
+  X(P, lam_ge, NULLARG, (NULL, f->t))                                                                 \
+  X(P, lam_where, NULLARG, (NULL, f->t, f->t))                                                        \
+  /* init.h */                                                                                     \
+  X(E, lam_init_zeros, OK, init_ok(lam_init_zeros()))                                              \
+  X(E, lam_init_ones, OK, init_ok(lam_init_ones()))                                                \
+  X(E, lam_init_constant, OK, init_rejected(lam_init_constant(NAN)))                               \
+  X(E, lam_init_uniform, OK, init_rejected(lam_init_uniform(-1.0)))                                \
+  X(E, lam_init_normal, OK, init_rejected(lam_init_normal(INFINITY)))                              \
+  X(E, lam_init_variance_scaling, OK, init_rejected(lam_init_variance_scaling(-1.0, LAM_FAN_IN, 0))) \
+  X(E, lam_init_glorot_uniform, OK, init_ok(lam_init_glorot_uniform()))                            \
+  X(E, lam_init_glorot_normal, OK, init_ok(lam_init_glorot_normal()))                              \
+  X(E, lam_init_he_uniform, OK, init_ok(lam_init_he_uniform()))                                    \
+  X(E, lam_init_he_normal, OK, init_ok(lam_init_he_normal()))                                      \
+  X(E, lam_init_lecun_uniform, OK, init_ok(lam_init_lecun_uniform()))                              \
+  X(E, lam_init_lecun_normal, OK, init_ok(lam_init_lecun_normal()))                                \
+  X(E, lam_init_orthogonal, OK, init_rejected(lam_init_orthogonal(NAN)))                           \
+  X(E, lam_init_or, OK, lam_init_or(NULL, lam_init_ones()).kind == LAM_INIT_ONES)                  \
+  X(S, lam_init_check, NULLARG, (NULL))                                                               \
+  X(S, lam_init_fans, NULLARG, (2, NULL, &f->d, &f->d))                                               \
+  X(P, lam_init_apply, NULLARG, (&f->init, NULL, f->key, LAM_F32, 1, f->shape))                       \
+  X(E, lam_init_key_for, OK, ((void)lam_init_key_for(f->key, NULL), 1))                            \
+  /* io.h */                                                                                       \
+  X(E, lam_metadata_create, OK, meta_ok(lam_metadata_create()))                                    \
+  X(E, lam_metadata_free, OK, (lam_metadata_free(NULL), 1))                                        \
+  X(S, lam_metadata_set, NULLARG, (NULL, "k", "v"))                                                   \
+  X(E, lam_metadata_get, OK, lam_metadata_get(NULL, "k") == NULL)                                  \
+  X(E, lam_metadata_count, OK, lam_metadata_count(NULL) == 0)                                      \
+  X(S, lam_metadata_entry, NOT_FOUND, (f->meta, 99, &f->s1, &f->s2))                        \
+  X(E, lam_save_defaults, OK, ((void)lam_save_defaults(), 1))                                      \
+  X(S, lam_safetensors_save, NULLARG, (NULL, f->tree, NULL))                                          \
+  X(E, lam_load_defaults, OK, ((void)lam_load_defaults(), 1))                                      \
+  X(S, lam_safetensors_load, NULLARG, (f->ctx, NULL, NULL, &f->tree_out, &f->meta_out))               \
+  X(S, lam_safetensors_read_metadata, IO, ("/nonexistent/x.safetensors", &f->meta_out))            \
+  X(S, lam_ptree_load_into, NULLARG, (NULL, "/nonexistent/x.safetensors", NULL))                      \
+  X(S, lam_checkpoint_save, INVALID_ARGUMENT, ("/nonexistent/c.ckpt", f->tree, NULL, NULL, -1, f->key)) \
+  X(S, lam_checkpoint_load, NULLARG, (NULL, f->tree, NULL, NULL, &f->step, &f->key))                  \
+  /* layer.h */                                                                                    \
+  X(E, lam_aux_create, OK, aux_ok(lam_aux_create()))                                               \
+  X(S, lam_aux_set, NULLARG, (NULL, "k", f->t))                                                       \
+  X(E, lam_aux_get, OK, lam_aux_get(NULL, "k") == NULL)                                            \
+  X(E, lam_aux_free, OK, (lam_aux_free(NULL), 1))                                                  \
+  X(E, lam_summaries_create, OK, sums_ok(lam_summaries_create()))                                  \
+  X(E, lam_summaries_count, OK, lam_summaries_count(NULL) == 0)                                    \
+  X(S, lam_summaries_get, NOT_FOUND, (f->sums, 5, &f->s1, &f->out))                         \
+  X(E, lam_summaries_find, OK, lam_summaries_find(NULL, "x") == NULL)                              \
+  X(E, lam_summaries_clear, OK, (lam_summaries_clear(NULL), 1))                                    \
+  X(E, lam_summaries_free, OK, (lam_summaries_free(NULL), 1))                                      \
+  X(E, lam_apply_defaults, OK, ((void)lam_apply_defaults(), 1))                                    \
+  X(S, lam_summaries_add, NULLARG, (&f->apply, NULL, f->t))                                           \
+  X(P, lam_nn_custom, NULLARG, (NULL, NULL))                                                          \
+  X(E, lam_layer_free, OK, (lam_layer_free(NULL), 1))                                              \
+  X(E, lam_layer_name, OK, strcmp(lam_layer_name(NULL), "layer") == 0)                             \
+  X(S, lam_layer_init, NULLARG, (NULL, f->ctx, f->key, LAM_F32, &f->vars_out))                        \
+  X(S, lam_layer_apply, NULLARG, (f->layer, f->vars, NULL, NULL, &f->out))                            \
+  X(S, lam_layer_apply_with, NULLARG, (f->layer, NULL, NULL, f->t, NULL, &f->out))                    \
+  X(P, lam_vars_create, NULLARG, (NULL, NULL, LAM_F32))                                               \
+  X(E, lam_vars_free, OK, (lam_vars_free(NULL), 1))                                                \
+  X(E, lam_vars_params, OK, lam_vars_params(NULL) == NULL)                                         \
+  X(E, lam_vars_state, OK, lam_vars_state(NULL) == NULL)                                           \
+  X(E, lam_vars_dtype, OK, lam_vars_dtype(NULL) == LAM_F32)                                        \
+  X(P, lam_vars_with_params, NULLARG, (NULL, f->tree))                                                \
+  X(P, lam_vars_with_state, NULLARG, (NULL, f->tree))                                                 \
+  X(S, lam_vars_set_params, NULLARG, (NULL, NULL))                                                    \
+  X(S, lam_vars_set_state, NULLARG, (NULL, NULL))                                                     \
+  X(P, lam_nn_sequential, NULLARG, (NULL, 2))                                                         \
+  X(P, lam_nn_compose, NULLARG, (NULL, NULL))                                                         \
+  X(E, lam_layer_child_count, OK, lam_layer_child_count(NULL) == 0)                                \
+  X(P, lam_layer_child, INVALID_ARGUMENT, (f->layer, 5))                                           \
+  X(S, lam_layer_apply_child, NULLARG, (NULL, "c", f->tree, NULL, f->t, NULL, &f->out))               \
+  X(S, lam_layer_init_child, NULLARG, (NULL, "c", f->ctx, f->key, LAM_F32, f->tree, f->tree))         \
+  /* linalg.h */                                                                                   \
+  X(P, lam_matmul, SHAPE, (f->t, f->t))                                                            \
+  X(P, lam_matmul_t, NULLARG, (NULL, f->t, 0, 0))                                                     \
+  /* loss.h */                                                                                     \
+  X(E, lam_loss_defaults, OK, ((void)lam_loss_defaults(), 1))                                      \
+  X(P, lam_cross_entropy, NULLARG, (NULL, f->ti, NULL))                                               \
+  X(P, lam_nll_loss, NULLARG, (NULL, f->ti, NULL))                                                    \
+  X(P, lam_binary_cross_entropy, NULLARG, (NULL, f->t, NULL))                                         \
+  X(P, lam_mse_loss, NULLARG, (NULL, f->t, NULL))                                                     \
+  X(P, lam_l1_loss, NULLARG, (NULL, f->t, NULL))                                                      \
+  X(P, lam_smooth_l1_loss, NULLARG, (NULL, f->t, NULL))                                               \
+  X(P, lam_huber_loss, NULLARG, (NULL, f->t, NULL))                                                   \
+  X(P, lam_kl_div_loss, NULLARG, (NULL, f->t, NULL))                                                  \
+  X(P, lam_hinge_loss, NULLARG, (NULL, f->t, NULL))                                                   \
+  X(P, lam_margin_ranking_loss, NULLARG, (NULL, f->t, f->t, NULL))                                    \
+  X(P, lam_triplet_margin_loss, NULLARG, (NULL, f->t, f->t, NULL))                                    \
+  X(P, lam_cosine_similarity_loss, NULLARG, (NULL, f->t, NULL))                                       \
+  X(P, lam_gaussian_nll_loss, NULLARG, (NULL, f->t, f->t, NULL))                                      \
+  /* norm.h */                                                                                     \
+  X(P, lam_layer_norm, NULLARG, (NULL, 1, NULL, NULL, 1e-5))                                          \
+  X(P, lam_rms_norm, NULLARG, (NULL, 1, NULL, 1e-5))                                                  \
+  X(P, lam_group_norm, NULLARG, (NULL, 1, NULL, NULL, 1e-5))                                          \
+  X(P, lam_channel_layer_norm, NULLARG, (NULL, NULL, NULL, 1e-5))                                     \
+  X(P, lam_batch_norm, NULLARG, (NULL, NULL, NULL, NULL, NULL, true, 0.1, 1e-5, &f->out, &f->out2))   \
+  X(P, lam_instance_norm, NULLARG, (NULL, NULL, NULL, NULL, NULL, true, 0.1, 1e-5, &f->out, &f->out2)) \
+  X(E, lam_layer_norm_defaults, OK, ((void)lam_layer_norm_defaults(), 1))                          \
+  X(E, lam_rms_norm_defaults, OK, ((void)lam_rms_norm_defaults(), 1))                              \
+  X(E, lam_batch_norm_defaults, OK, ((void)lam_batch_norm_defaults(), 1))                          \
+  X(E, lam_group_norm_defaults, OK, ((void)lam_group_norm_defaults(), 1))                          \
+  X(E, lam_instance_norm_defaults, OK, ((void)lam_instance_norm_defaults(), 1))                    \
+  X(P, lam_nn_layer_norm, NULLARG, (1, NULL, NULL))                                                   \
+  X(P, lam_nn_rms_norm, NULLARG, (1, NULL, NULL))                                                     \
+  X(P, lam_nn_batch_norm, INVALID_ARGUMENT, (0, NULL))                                             \
+  X(P, lam_nn_group_norm, INVALID_ARGUMENT, (3, 4, NULL))                                          \
+  X(P, lam_nn_instance_norm, INVALID_ARGUMENT, (0, NULL))                                          \
+  X(P, lam_nn_channel_layer_norm, INVALID_ARGUMENT, (0, NULL))                               \
+  /* optim.h */                                                                                    \
+  X(E, lam_sgd_defaults, OK, ((void)lam_sgd_defaults(), 1))                                        \
+  X(E, lam_adam_defaults, OK, ((void)lam_adam_defaults(), 1))                                      \
+  X(E, lam_adamw_defaults, OK, ((void)lam_adamw_defaults(), 1))                                    \
+  X(E, lam_rmsprop_defaults, OK, ((void)lam_rmsprop_defaults(), 1))                                \
+  X(E, lam_adagrad_defaults, OK, ((void)lam_adagrad_defaults(), 1))                                \
+  X(E, lam_lion_defaults, OK, ((void)lam_lion_defaults(), 1))                                      \
+  X(P, lam_sgd, INVALID_ARGUMENT, (&(lam_sgd_opts){.lr = -1.0}))                                   \
+  X(P, lam_adam, INVALID_ARGUMENT, (&(lam_adam_opts){.lr = NAN}))                                  \
+  X(P, lam_adamw, INVALID_ARGUMENT, (&(lam_adamw_opts){.lr = -1.0}))                               \
+  X(P, lam_rmsprop, INVALID_ARGUMENT, (&(lam_rmsprop_opts){.lr = INFINITY}))                       \
+  X(P, lam_adagrad, INVALID_ARGUMENT, (&(lam_adagrad_opts){.lr = -1.0}))                           \
+  X(P, lam_lion, INVALID_ARGUMENT, (&(lam_lion_opts){.lr = -1.0}))                                 \
+  X(E, lam_optimizer_free, OK, (lam_optimizer_free(NULL), 1))                                      \
+  X(E, lam_optimizer_kind, OK, lam_optimizer_kind(NULL) == LAM_OPTIM_SGD)                          \
+  X(E, lam_optimizer_name, OK, (lam_optimizer_name(NULL), 1))                                      \
+  X(S, lam_optimizer_describe, NULLARG, (NULL, f->buf, sizeof f->buf))                                \
+  X(S, lam_optimizer_step, NULLARG, (f->opt, NULL, NULL))                                             \
+  X(E, lam_optimizer_step_count, OK, lam_optimizer_step_count(NULL) == -1)                         \
+  X(E, lam_optimizer_lr, OK, isnan(lam_optimizer_lr(NULL)))                                        \
+  X(S, lam_optimizer_set_lr, INVALID_ARGUMENT, (f->opt, NAN))                                      \
+  X(P, lam_optimizer_state, NULLARG, (NULL))                                                          \
+  X(S, lam_optimizer_load_state, NULLARG, (NULL, NULL, 0))                                            \
+  X(E, lam_schedule_constant, OK, sched_rejected(lam_schedule_constant(NAN)))                      \
+  X(E, lam_schedule_step, OK, sched_rejected(lam_schedule_step(1.0, 0, 0.5)))                      \
+  X(E, lam_schedule_exponential, OK, sched_rejected(lam_schedule_exponential(1.0, -1.0)))          \
+  X(E, lam_schedule_cosine, OK, sched_rejected(lam_schedule_cosine(1.0, -5, 0.0)))                 \
+  X(E, lam_schedule_warmup_cosine, OK, sched_rejected(lam_schedule_warmup_cosine(0, 1, 10, 5, 0))) \
+  X(E, lam_schedule_linear, OK, sched_rejected(lam_schedule_linear(1.0, 1.0, 0.5, -1)))            \
+  X(S, lam_schedule_check, NULLARG, (NULL))                                                           \
+  X(E, lam_schedule_lr, OK, isnan(lam_schedule_lr(NULL, 0)))                                       \
+  X(S, lam_optimizer_set_schedule, NULLARG, (NULL, &f->sched))                                        \
+  X(S, lam_grad_clip_norm, INVALID_ARGUMENT, (f->tree, NAN, &f->d))                                \
+  /* ptree.h */                                                                                    \
+  X(E, lam_ptree_dict, OK, tree_ok(lam_ptree_dict()))                                              \
+  X(E, lam_ptree_list, OK, tree_ok(lam_ptree_list()))                                              \
+  X(E, lam_ptree_free, OK, (lam_ptree_free(NULL), 1))                                              \
+  X(E, lam_ptree_is_list, OK, lam_ptree_is_list(NULL) == 0)                                        \
+  X(P, lam_ptree_get, NULLARG, (NULL, "w"))                                                           \
+  X(P, lam_ptree_subtree, NULLARG, (NULL, ""))                                                        \
+  X(S, lam_ptree_set, NULLARG, (f->tree, "x", NULL))                                                  \
+  X(S, lam_ptree_set_subtree, NULLARG, (f->tree, "x", NULL))                                          \
+  X(S, lam_ptree_append, INVALID_ARGUMENT, (f->tree, f->t)) /* a dict */                           \
+  X(S, lam_ptree_append_subtree, NULLARG, (NULL, f->tree))                                            \
+  X(S, lam_ptree_remove, NOT_FOUND, (f->tree, "nope"))                                             \
+  X(E, lam_ptree_leaf_count, OK, lam_ptree_leaf_count(NULL) == 0)                                  \
+  X(E, lam_ptree_param_count, OK, lam_ptree_param_count(NULL) == 0)                                \
+  X(E, lam_ptree_child_count, OK, lam_ptree_child_count(NULL) == 0)                                \
+  X(E, lam_ptree_child_key, OK, lam_ptree_child_key(f->tree, 99) == NULL)                          \
+  X(S, lam_ptree_leaf, NOT_FOUND, (f->tree, 99, &f->s1, &f->out))                           \
+  X(S, lam_ptree_foreach, NULLARG, (f->tree, NULL, NULL))                                             \
+  X(P, lam_ptree_map, NULLARG, (f->tree, NULL, NULL))                                                 \
+  X(P, lam_ptree_copy, NULLARG, (NULL))                                                               \
+  X(S, lam_ptree_freeze, NULLARG, (NULL, ""))                                                         \
+  X(S, lam_ptree_unfreeze, NULLARG, (NULL, ""))                                                       \
+  X(E, lam_ptree_is_frozen, OK, lam_ptree_is_frozen(NULL, "w") == 0)                               \
+  X(E, lam_ptree_leaf_frozen, OK, lam_ptree_leaf_frozen(f->tree, 99) == 0)                         \
+  /* reduce.h */                                                                                   \
+  X(P, lam_sum, INVALID_ARGUMENT, (f->t, 1, (const int[]){5}, 0))                                  \
+  X(P, lam_mean, NULLARG, (NULL, 0, NULL, 0))                                                         \
+  X(P, lam_max, NULLARG, (NULL, 0, NULL, 0))                                                          \
+  X(P, lam_min, NULLARG, (NULL, 0, NULL, 0))                                                          \
+  X(P, lam_prod, NULLARG, (NULL, 0, NULL, 0))                                                         \
+  X(P, lam_var, NULLARG, (NULL, 0, NULL, 1.0, 0))                                                     \
+  X(P, lam_logsumexp, NULLARG, (NULL, 0, NULL, 0))                                                    \
+  X(P, lam_argmax, NULLARG, (NULL, 0, 0))                                                             \
+  X(P, lam_argmin, NULLARG, (NULL, 0, 0))                                                             \
+  X(P, lam_softmax, NULLARG, (NULL, -1))                                                              \
+  X(P, lam_log_softmax, NULLARG, (NULL, -1))                                                          \
+  /* regularize.h */                                                                               \
+  X(P, lam_nn_dropout, INVALID_ARGUMENT, (&(lam_dropout_opts){.rate = 1.5}))                                                    \
+  X(P, lam_nn_dropout2d, INVALID_ARGUMENT, (&(lam_dropout_opts){.rate = -0.5}))                                                 \
+  X(P, lam_nn_dropout3d, INVALID_ARGUMENT, (&(lam_dropout_opts){.rate = NAN}))                                                  \
+  X(P, lam_dropout, NULLARG, (NULL, 0.5, f->key, false))                                              \
+  X(P, lam_dropblock, NULLARG, (NULL, 0.1, 3, 1.0, f->key))                                           \
+  X(P, lam_nn_dropblock, INVALID_ARGUMENT, (&(lam_dropblock_opts){.rate = 2.0}))                                          \
+  X(P, lam_stochastic_depth, NULLARG, (NULL, 0.1, LAM_STOCHASTIC_DEPTH_ROW, f->key))                  \
+  X(P, lam_nn_stochastic_depth, INVALID_ARGUMENT, (&(lam_stochastic_depth_opts){.rate = NAN}))                 \
+  X(S, lam_stochastic_depth_rates, NULLARG, (0.1, 0.0, 4, NULL))                                      \
+  /* rng.h */                                                                                      \
+  X(E, lam_rng_key_make, OK, ((void)lam_rng_key_make(UINT64_MAX), 1))                              \
+  X(S, lam_rng_split, INVALID_ARGUMENT, (f->key, -1, f->keys))                                     \
+  X(E, lam_rng_fold_in, OK, ((void)lam_rng_fold_in(f->key, UINT32_MAX), 1))                        \
+  X(E, lam_rng_fold_in_str, OK, ((void)lam_rng_fold_in_str(f->key, NULL), 1))                      \
+  X(E, lam_philox4x32_10, OK, (lam_philox4x32_10((uint32_t[4]){0}, (uint32_t[2]){0}, (uint32_t[4]){0}), 1)) \
+  X(P, lam_random_bits, NULLARG, (NULL, f->key, 1, f->shape))                                         \
+  X(P, lam_random_uniform, INVALID_ARGUMENT, (f->ctx, f->key, LAM_F32, 1, f->shape, 1.0, 0.0))     \
+  X(P, lam_random_normal, INVALID_ARGUMENT, (f->ctx, f->key, LAM_F32, 1, f->shape, 0.0, -1.0))     \
+  X(P, lam_random_truncated_normal, INVALID_ARGUMENT, (f->ctx, f->key, LAM_F32, 1, f->shape, 1.0, -1.0, 1.0)) \
+  X(P, lam_random_bernoulli, INVALID_ARGUMENT, (f->ctx, f->key, 1.5, 1, f->shape))                 \
+  X(P, lam_random_randint, INVALID_ARGUMENT, (f->ctx, f->key, 5, 5, 1, f->shape))                  \
+  X(P, lam_random_philox, NULLARG, (NULL, f->key))                                                    \
+  X(S, lam_random_normal_host, NULLARG, (f->key, 4, NULL))                                            \
+  /* rnn.h */                                                                                      \
+  X(E, lam_rnn_defaults, OK, ((void)lam_rnn_defaults(), 1))                                        \
+  X(P, lam_nn_rnn, INVALID_ARGUMENT, (0, 4, NULL))                                                 \
+  X(P, lam_nn_lstm, INVALID_ARGUMENT, (0, 4, NULL))                                                \
+  X(P, lam_nn_gru, INVALID_ARGUMENT, (0, 4, NULL))                                                 \
+  X(S, lam_nn_rnn_apply, NULLARG, (NULL, NULL, f->t, NULL, NULL, NULL, &f->out, &f->out2))            \
+  X(S, lam_nn_lstm_apply, NULLARG, (NULL, NULL, f->t, NULL, NULL, NULL, NULL, &f->out, &f->out2, &f->out3)) \
+  X(S, lam_nn_gru_apply, NULLARG, (NULL, NULL, f->t, NULL, NULL, NULL, &f->out, &f->out2))            \
+  X(E, lam_rnn_cell_defaults, OK, ((void)lam_rnn_cell_defaults(), 1))                              \
+  X(P, lam_nn_rnn_cell, INVALID_ARGUMENT, (0, 4, NULL))                                            \
+  X(P, lam_nn_lstm_cell, INVALID_ARGUMENT, (0, 4, NULL))                                           \
+  X(P, lam_nn_gru_cell, INVALID_ARGUMENT, (0, 4, NULL))                                            \
+  X(S, lam_nn_rnn_cell_apply, NULLARG, (NULL, NULL, f->t, NULL, &f->out))                             \
+  X(S, lam_nn_lstm_cell_apply, NULLARG, (NULL, NULL, f->t, NULL, NULL, &f->out, &f->out2))            \
+  X(S, lam_nn_gru_cell_apply, NULLARG, (NULL, NULL, f->t, NULL, &f->out))                             \
+  /* runtime.h */                                                                                  \
+  X(S, lam_devices_list, NULLARG, (NULL, 0, NULL))                                                    \
+  X(S, lam_device_choose, DEVICE_NOT_FOUND, ("no-such-device-anywhere", &f->i))                    \
+  X(E, lam_ctx_defaults, OK, ((void)lam_ctx_defaults(), 1))                                        \
+  X(S, lam_ctx_create, NULLARG, (NULL, NULL))                                                         \
+  X(E, lam_ctx_free, OK, (lam_ctx_free(NULL), 1))                                                  \
+  X(P, lam_ctx_device, NULLARG, (NULL))                                           \
+  X(S, lam_ctx_stats, NULLARG, (NULL, &f->stats))                                                     \
+  X(S, lam_ctx_finish, NULLARG, (NULL))                                                               \
+  X(S, lam_ctx_trim, NULLARG, (NULL))                                                                 \
+  X(E, lam_ctx_cache_dir, OK, strcmp(lam_ctx_cache_dir(NULL), "") == 0)                                     \
+  /* shape.h */                                                                                    \
+  X(P, lam_reshape, SHAPE, (f->t, 1, (const int64_t[]){5}))                                        \
+  X(P, lam_unsqueeze, INVALID_ARGUMENT, (f->t, 9))                                                 \
+  X(P, lam_squeeze, INVALID_ARGUMENT, (f->t, 9))                                                   \
+  X(P, lam_flatten, INVALID_ARGUMENT, (f->t, 5, 9))                                                \
+  X(P, lam_permute, NULLARG, (f->t, NULL))                                                            \
+  X(P, lam_transpose, INVALID_ARGUMENT, (f->t, 0, 9))                                              \
+  X(P, lam_contiguous, NULLARG, (NULL))                                                               \
+  X(P, lam_broadcast_to, SHAPE, (f->t, 1, (const int64_t[]){5}))                                   \
+  X(P, lam_concat, NULLARG, (NULL, 2, 0))                                                             \
+  X(P, lam_stack, NULLARG, (NULL, 2, 0))                                                              \
+  X(S, lam_split, NULLARG, (f->t, 0, 2, NULL, NULL))                                                  \
+  X(P, lam_slice, NULLARG, (NULL, f->shape, f->shape, NULL))                                          \
+  X(P, lam_slice_axis, INVALID_ARGUMENT, (f->t, 0, 0, 2, 0))                                       \
+  X(P, lam_pad, NULLARG, (f->t, NULL, 0, 0.0))                                                        \
+  X(P, lam_gather, NULLARG, (f->t, 0, NULL))                                                          \
+  X(P, lam_take, NULLARG, (f->t, NULL, 0))                                                            \
+  X(P, lam_index_select, NULLARG, (f->t, 0, NULL))                                                    \
+  X(P, lam_scatter_add, NULLARG, (f->t, 0, NULL, f->t))                                               \
+  X(P, lam_one_hot, INVALID_ARGUMENT, (f->ti, 0, LAM_F32))                                         \
+  X(P, lam_tril, NULLARG, (NULL, 0))                                                                  \
+  X(P, lam_triu, NULLARG, (NULL, 0))                                                                  \
+  X(P, lam_tril_mask, NULLARG, (NULL, 2, 2, 0))                                                       \
+  X(P, lam_triu_mask, NULLARG, (NULL, 2, 2, 0))                                                       \
+  /* status.h */                                                                                   \
+  X(E, lam_status_string, OK, strcmp(lam_status_string((lam_status)12345), "unknown status") == 0) \
+  X(E, lam_last_error, OK, lam_last_error() != NULL)                                               \
+  X(E, lam_last_status, OK, lam_last_status() == LAM_OK)                                           \
+  X(E, lam_error_clear, OK, (lam_error_clear(), 1))                                                \
+  /* tensor.h */                                                                                   \
+  X(E, lam_dtype_size, OK, lam_dtype_size((lam_dtype)99) == 0)                                     \
+  X(E, lam_dtype_name, OK, lam_dtype_name((lam_dtype)99) != NULL)                                  \
+  X(E, lam_dtype_is_float, OK, lam_dtype_is_float((lam_dtype)99) == 0)                             \
+  X(P, lam_tensor_from_host, NULLARG, (f->ctx, LAM_F32, 1, f->shape, NULL))                           \
+  X(P, lam_tensor_empty, SHAPE, (f->ctx, LAM_F32, 1, (const int64_t[]){-1}))                       \
+  X(P, lam_tensor_zeros, DTYPE, (f->ctx, (lam_dtype)99, 1, f->shape))                              \
+  X(P, lam_tensor_full, INVALID_ARGUMENT, (f->ctx, LAM_I32, 1, f->shape, NAN))                     \
+  X(P, lam_tensor_scalar, NULLARG, (NULL, LAM_F32, 1.0))                                              \
+  X(P, lam_tensor_arange, INVALID_ARGUMENT, (f->ctx, LAM_F32, 0.0, 1.0, 0.0))                      \
+  X(P, lam_tensor_zeros_like, NULLARG, (NULL))                                                        \
+  X(P, lam_tensor_full_like, INVALID_ARGUMENT, (f->ti, NAN))                                       \
+  X(P, lam_tensor_copy, NULLARG, (NULL))                                                              \
+  X(P, lam_tensor_cast, DTYPE, (f->t, (lam_dtype)99))                                              \
+  X(P, lam_tensor_reshape, SHAPE, (f->t, 1, (const int64_t[]){7}))                                 \
+  X(P, lam_tensor_slice0, SHAPE, (f->t, 1, 0))                                          \
+  X(E, lam_tensor_retain, OK, lam_tensor_retain(NULL) == NULL)                                     \
+  X(E, lam_tensor_free, OK, (lam_tensor_free(NULL), 1))                                            \
+  X(S, lam_tensor_to_host, INVALID_ARGUMENT, (f->t, f->buf, 1))                                    \
+  X(S, lam_tensor_write, NULLARG, (f->t, NULL, 24))                                                   \
+  X(S, lam_tensor_item, SHAPE, (f->t, &f->d))                                                      \
+  X(E, lam_tensor_ndim, OK, lam_tensor_ndim(NULL) == -1)                                           \
+  X(E, lam_tensor_shape, OK, lam_tensor_shape(NULL) == NULL)                                       \
+  X(E, lam_tensor_dim, OK, lam_tensor_dim(f->t, 9) == -1)                                          \
+  X(E, lam_tensor_numel, OK, lam_tensor_numel(NULL) == 0)                                          \
+  X(E, lam_tensor_nbytes, OK, lam_tensor_nbytes(NULL) == 0)                                        \
+  X(E, lam_tensor_dtype, OK, lam_tensor_dtype(NULL) == LAM_F32)                                    \
+  X(E, lam_tensor_ctx, OK, lam_tensor_ctx(NULL) == NULL)                                           \
+  X(E, lam_tensor_same_shape, OK, lam_tensor_same_shape(NULL, f->t) == 0)                          \
+  /* train.h */                                                                                    \
+  X(P, lam_objective_cross_entropy, NULLARG, (NULL, f->ti, NULL))                                     \
+  X(P, lam_objective_mse, NULLARG, (NULL, f->t, NULL))                                                \
+  X(E, lam_train_step_defaults, OK, ((void)lam_train_step_defaults(), 1))                          \
+  X(S, lam_train_step, NULLARG, (NULL, f->vars, f->opt, f->t, f->t, NULL, &f->d))                     \
+  X(S, lam_accuracy, NULLARG, (NULL, f->ti, &f->d))                                                   \
+  X(S, lam_predict, NULLARG, (NULL, f->vars, f->t, 2, &f->out))                                       \
+  X(E, lam_fit_defaults, OK, ((void)lam_fit_defaults(), 1))                                        \
+  X(S, lam_fit, NULLARG, (NULL, f->vars, f->opt, f->t, f->t, NULL))                                   \
+  /* version.h */                                                                                  \
+  X(E, lam_version, OK, lam_version(NULL, NULL, NULL) != NULL)
+
+typedef enum { K_P, K_S, K_E } kind;
+typedef struct row {
+  const char *name;
+  kind k;
+  lam_status want;
+  const void *(*call_p)(fx *f);
+  lam_status (*call_s)(fx *f);
+  int (*call_e)(fx *f);
+} row;
+
+#define LAM_ERR_OK LAM_OK
+#define LAM_ERR_NULLARG LAM_ERR_NULL
+#define DEF_P(fn, args) static const void *call_##fn(fx *f) { (void)f; return (const void *)fn args; }
+#define DEF_S(fn, args) static lam_status call_##fn(fx *f) { (void)f; return fn args; }
+#define DEF_E(fn, expr) static int call_##fn(fx *f) { (void)f; return (expr) ? 1 : 0; }
+#define DEF(kind, fn, want, args) DEF_##kind(fn, args)
+BAD_INPUT_ROWS(DEF)
+
+#define ROW_P(fn, want) {#fn, K_P, LAM_ERR_##want, call_##fn, NULL, NULL},
+#define ROW_S(fn, want) {#fn, K_S, LAM_ERR_##want, NULL, call_##fn, NULL},
+#define ROW_E(fn, want) {#fn, K_E, LAM_OK, NULL, NULL, call_##fn},
+#define ROW(kind, fn, want, args) ROW_##kind(fn, want)
+static const row rows[] = {BAD_INPUT_ROWS(ROW)};
+
+static void fx_setup(fx *f) {
+  memset(f, 0, sizeof *f);
+  f->ctx = tu_ctx();
+  f->ctx2 = tu_ctx();
+  f->shape[0] = 2;
+  f->shape[1] = 3;
+  f->t = lam_tensor_full(f->ctx, LAM_F32, 2, f->shape, 1.0);
+  f->ti = lam_tensor_zeros(f->ctx, LAM_I32, 1, f->shape);
+  f->other = lam_tensor_full(f->ctx2, LAM_F32, 2, f->shape, 1.0);
+  f->tree = lam_ptree_dict();
+  cr_assert(f->t && f->ti && f->other && f->tree);
+  cr_assert_eq(lam_ptree_set(f->tree, "w", f->t), LAM_OK);
+  f->layer = lam_nn_linear(3, 4, NULL);
+  cr_assert(f->layer, "%s", lam_last_error());
+  f->key = lam_rng_key_make(7);
+  cr_assert_eq(lam_layer_init(f->layer, f->ctx, f->key, LAM_F32, &f->vars), LAM_OK, "%s", lam_last_error());
+  f->opt = lam_sgd(NULL);
+  f->meta = lam_metadata_create();
+  f->kv = lam_kv_cache_create();
+  f->aux = lam_aux_create();
+  f->sums = lam_summaries_create();
+  cr_assert(f->opt && f->meta && f->kv && f->aux && f->sums);
+  f->apply = lam_apply_defaults();
+  f->apply.summaries = f->sums;
+  f->sched = lam_schedule_constant(0.1);
+  f->init = lam_init_ones();
+}
+
+static void fx_teardown(fx *f) {
+  lam_summaries_free(f->sums);
+  lam_aux_free(f->aux);
+  lam_kv_cache_free(f->kv);
+  lam_metadata_free(f->meta);
+  lam_optimizer_free(f->opt);
+  lam_vars_free(f->vars);
+  lam_layer_free(f->layer);
+  lam_ptree_free(f->tree);
+  lam_tensor_free(f->other);
+  lam_tensor_free(f->ti);
+  lam_tensor_free(f->t);
+  lam_ctx_free(f->ctx2);
+  lam_ctx_free(f->ctx);
+}
+
+/* Runs one row; returns 0 and explains in why when it fails. */
+static int run_row(fx *f, const row *r, char *why, size_t n) {
+  lam_stats before, after;
+  f->out = f->out2 = f->out3 = f->outs[0] = f->outs[1] = NULL;
+  f->tree_out = NULL;
+  f->vars_out = NULL;
+  f->meta_out = NULL;
+  lam_error_clear();
+  cr_assert_eq(lam_ctx_stats(f->ctx, &before), LAM_OK);
+  int ok = 1;
+  if (r->k == K_P) {
+    const void *p = r->call_p(f);
+    if (p) ok = 0, snprintf(why, n, "returned a result, not NULL");
+    else if (lam_last_status() != r->want)
+      ok = 0, snprintf(why, n, "status %s, expected %s (\"%s\")", lam_status_string(lam_last_status()),
+                       lam_status_string(r->want), lam_last_error());
+  } else if (r->k == K_S) {
+    lam_status st = r->call_s(f);
+    if (st != r->want)
+      ok = 0, snprintf(why, n, "returned %s, expected %s (\"%s\")", lam_status_string(st),
+                       lam_status_string(r->want), lam_last_error());
+    else if (f->out || f->out2 || f->out3 || f->outs[0] || f->tree_out || f->vars_out || f->meta_out)
+      ok = 0, snprintf(why, n, "wrote an output on failure");
+  } else {
+    if (!r->call_e(f)) ok = 0, snprintf(why, n, "the documented fallback did not hold");
+    else if (lam_last_status() != LAM_OK && strncmp(r->name, "lam_init_", 9) != 0 &&
+             strncmp(r->name, "lam_schedule_", 13) != 0)
+      ok = 0, snprintf(why, n, "recorded an error: \"%s\"", lam_last_error());
+  }
+  if (ok && r->k != K_E && !strstr(lam_last_error(), r->name))
+    ok = 0, snprintf(why, n, "the message does not name it: \"%s\"", lam_last_error());
+  cr_assert_eq(lam_ctx_stats(f->ctx, &after), LAM_OK);
+  if (ok && (after.live_tensors != before.live_tensors || after.live_bytes != before.live_bytes))
+    ok = 0, snprintf(why, n, "leaked %lld tensors / %lld bytes",
+                     (long long)(after.live_tensors - before.live_tensors),
+                     (long long)(after.live_bytes - before.live_bytes));
+  return ok;
+}
+
+Test(bad_input, every_public_function) {
+  fx f;
+  fx_setup(&f);
+  tu_mark mark = tu_mark_now(f.ctx);
+  int n = (int)(sizeof rows / sizeof rows[0]), failed = 0;
+  for (int i = 0; i < n; i++) {
+    char why[1024];
+    if (!run_row(&f, &rows[i], why, sizeof why)) {
+      failed++;
+      cr_log_error("%s: %s", rows[i].name, why);
+    }
+  }
+  tu_assert_no_leak(f.ctx, mark);
+  cr_log_info("bad input: %d functions, %d failed", n, failed);
+  cr_expect_eq(failed, 0, "%d of %d functions mishandle bad input (listed above)", failed, n);
+  fx_teardown(&f);
+}
+
+/* The function list for tests/check_bad_input.sh: one name per line. */
+Test(bad_input, list) {
+  const char *path = getenv("LAMINA_BAD_INPUT_LIST");
+  if (!path) return;
+  FILE *out = fopen(path, "w");
+  cr_assert(out, "cannot write %s", path);
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) fprintf(out, "%s\n", rows[i].name);
+  fclose(out);
+}
+
+/* A subtree belongs to one tree: attaching it twice, or inside itself, is
+ * refused (it used to give a double free or a cycle), and on failure the
+ * caller still owns the child. */
+Test(bad_input, ptree_child_owned_once) {
+  lam_ptree *a = lam_ptree_dict(), *b = lam_ptree_dict(), *sub = lam_ptree_dict(), *list = lam_ptree_list();
+  cr_assert_eq(lam_ptree_set_subtree(a, "s", sub), LAM_OK);
+  cr_assert_eq(lam_ptree_set_subtree(a, "s", sub), LAM_OK, "the same child at the same path is a no-op");
+  tu_assert_status(lam_ptree_set_subtree(b, "s", sub), LAM_ERR_INVALID_ARGUMENT, "already part of a tree");
+  tu_assert_status(lam_ptree_append_subtree(list, sub), LAM_ERR_INVALID_ARGUMENT, "already part of a tree");
+  tu_assert_status(lam_ptree_set_subtree(sub, "loop", a), LAM_ERR_INVALID_ARGUMENT, "cycle");
+  tu_assert_status(lam_ptree_set_subtree(a, "self", a), LAM_ERR_INVALID_ARGUMENT, "cycle");
+  tu_assert_status(lam_ptree_append_subtree(list, list), LAM_ERR_INVALID_ARGUMENT, "cycle");
+  cr_assert_eq(lam_ptree_child_count(b), 0);
+  lam_ptree_free(list);
+  lam_ptree_free(b);
+  lam_ptree_free(a);
+}
