@@ -30,5 +30,6 @@
 #include "lamina/conv.h"
 #include "lamina/attention.h"
 #include "lamina/rnn.h"
+#include "lamina/models.h"
 
 #endif

@@ -25,6 +25,7 @@ set -euo pipefail
 #   ops       src/ops/: the differentiable ops (host code of cl/*.cl)
 #   nn        src/nn/: layers, initialisers, params over the ops
 #   train     src/train/: losses, optimisers, schedules, fit, files
+#   models    src/models/: the model zoo (ResNet, MobileNetV2, ...) over nn
 LAYERS=(
   "runtime:runtime"
   "generated:runtime"
@@ -34,6 +35,7 @@ LAYERS=(
   "ops:ops"
   "nn:nn"
   "train:train"
+  "models:models"
 )
 
 objs=()
