@@ -30,6 +30,7 @@
 #include "lamina/conv.h"
 #include "lamina/attention.h"
 #include "lamina/rnn.h"
+#include "lamina/models.h"
 #include "lamina/models_text.h"
 
 #endif

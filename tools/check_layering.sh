@@ -25,7 +25,7 @@ set -euo pipefail
 #   ops       src/ops/: the differentiable ops (host code of cl/*.cl)
 #   nn        src/nn/: layers, initialisers, params over the ops
 #   train     src/train/: losses, optimisers, schedules, fit, files
-#   models    src/models/: the model zoo (BERT, GPT-2, ResNet, ...) over nn and train
+#   models    src/models/: the model zoo (ResNet, MobileNetV2, BERT, GPT-2) over nn and train
 LAYERS=(
   "runtime:runtime"
   "generated:runtime"
