@@ -25,7 +25,11 @@
  * batch, softmax over dim 0) reduce_cols/softmax_cols give each work-item 16
  * neighbouring outputs and walk the rows with one 16-wide load per row,
  * instead of one work-item per column striding through memory; the
- * broadcast kernels take 16 elements per work-item too. The op of `reduce` is a runtime argument
+ * broadcast kernels take 16 elements per work-item too. var accumulates
+ * shifted data (OP_SUMSQ2: ((x - K) - dm)^2 with K the reduction's first
+ * element and dm the mean of x - K, both per output), so a mean far larger
+ * than the spread is never rounded to f32 as one number (src/ops/reduce.c,
+ * lam_var). The op of `reduce` is a runtime argument
  * switched outside the loops (one program per dtype); float-only ops are
  * compiled out of the i32 program. */
 

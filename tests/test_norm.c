@@ -10,7 +10,11 @@
  * training steps against nn.BatchNorm2d, evaluation mode, cumulative
  * momentum, instance norm tracking, layer norm with an activation
  * (LayerNormV2), ChannelLayerNorm,
- * LayerScale); and bad input with its status and message, without leaks. */
+ * LayerScale); conditioning: inputs with a large mean beside a small spread
+ * (|mean|/std up to 1e5) against float64 and PyTorch f32's own error
+ * (tests/data/norm_cond_golden.safetensors, tools/gen_cond_golden.py) on
+ * both kernel layouts; and bad input with its status and message, without
+ * leaks. */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include <float.h>
 #include <math.h>
