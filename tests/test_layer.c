@@ -264,7 +264,7 @@ Test(layer, dropout_training_and_eval) {
 }
 
 Test(layer, bad_input_on_composition) {
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_nn_sequential(NULL, 2), LAM_ERR_NULL, "layers");
   tu_assert_fails(lam_nn_sequential((lam_layer *[]){lam_nn_identity(), NULL}, 2), LAM_ERR_NULL, "layer 1");
   tu_assert_fails(lam_nn_compose(lam_nn_identity(), NULL), LAM_ERR_NULL, "right");
@@ -302,7 +302,7 @@ Test(layer, child_helpers_reject_null) {
   lam_tensor *x = lam_tensor_zeros(ctx, LAM_F32, 2, (int64_t[]){1, 3}), *y = NULL;
   tu_assert_status(lam_layer_apply_child(NULL, "a", p, s, x, NULL, &y), LAM_ERR_NULL, "child");
   tu_assert_status(lam_layer_apply_child(lin, "a", p, s, x, NULL, NULL), LAM_ERR_NULL, "out");
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_status(lam_layer_apply_child(lin, "a", p, s, NULL, NULL, &y), LAM_ERR_NULL, "x");
   cr_assert_eq(lam_layer_apply_child(lin, "a", p, s, x, NULL, &y), LAM_OK, "%s", lam_last_error());
   lam_tensor_free(y);

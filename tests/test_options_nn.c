@@ -591,7 +591,7 @@ Test(options_nn, bad_options_name_the_constructor) {
   lam_ctx *ctx = tu_ctx();
   tu_mark m = tu_mark_now(ctx);
   int64_t five = 5;
-  lam_clear_error();
+  lam_error_clear();
   /* dropout family */
   tu_assert_fails(lam_nn_dropout(&(lam_dropout_opts){.rate = NAN}), LAM_ERR_INVALID_ARGUMENT, "lam_nn_dropout: rate");
   tu_assert_fails(lam_nn_dropout(&(lam_dropout_opts){.rate = -0.5}), LAM_ERR_INVALID_ARGUMENT,

@@ -453,7 +453,7 @@ Test(options_train, loss_defaults_and_explicit_zeros) {
 Test(options_train, bad_loss_values_name_the_function) {
   lam_ctx *ctx = tu_ctx();
   loss_inputs in = make_inputs(ctx, LAM_F32);
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_huber_loss(in.a, in.b, &(lam_loss_opts){.delta = LAM_ZERO}), LAM_ERR_INVALID_ARGUMENT,
                   "lam_huber_loss: delta");
   tu_assert_fails(lam_smooth_l1_loss(in.a, in.b, &(lam_loss_opts){.beta = -1}), LAM_ERR_INVALID_ARGUMENT,
