@@ -25,7 +25,20 @@
  * Two layouts, picked on the host (src/ops/norm.c) by device type: the team
  * kernels above for GPUs (coalesced lanes, reductions in local memory), and
  * the "_wi" kernels of the CPU section below (one work-item per statistic,
- * explicit vectors, no barriers), which measured 10-40x faster on PoCL. */
+ * explicit vectors, no barriers), which measured 10-40x faster on PoCL.
+ *
+ * Accumulation: shifted data. Every mean/variance statistic is accumulated
+ * on d = x - K, K the statistic's first element (the pivot), and its mean is
+ * kept as the pair (K, dm = mean(d)) in the saved "mean" tensor [2, stats]
+ * (pivots, then shifted means). In f32 x - K is exact when |mean| >> std
+ * (Sterbenz), so dm and the variance carry ulp(std) errors instead of
+ * ulp(mean) ones, and every later use forms (x - K) - dm rather than x - M
+ * with M rounded to f32: a rounded mean of 1e3 is 3e-5 off, which a rstd of
+ * 10 turns into 3e-4 in y, xhat and the backward's sums of dy * xhat. The
+ * pivot costs one subtraction per element (free in these memory-bound
+ * loops); per-statistic constants absorb dm where they can. It was chosen
+ * over two passes (a second read of x) and compensated sums (four flops per
+ * element). RMS norm needs none: sum(x^2) has no cancellation. */
 
 #if defined(LAM_F32) || defined(LAM_F16) || defined(LAM_F64)
 #define LAM_FLOAT 1
@@ -63,7 +76,8 @@ inline ACC welford_merge(local const ACC *lm, local const ACC *lq, local const A
  * (r % G) * Cg + j / Sw (layer norm G = 1, Sw = 1: j; group norm: channel
  * of the group; instance norm: Cg = 1, Sw = D: the row's channel). rms != 0:
  * no centring, rstd = 1 / sqrt(mean(x^2) + eps). Writes y, and mean/rstd
- * per row (mean only when !rms). Local arrays: 3 * L ACCs. */
+ * per row (mean [2, rows]: pivots and shifted means, see the banner; only
+ * when !rms). Local arrays: 3 * L ACCs. */
 kernel void rownorm_fwd(global const REAL *x, int x_off, global const REAL *w, int w_off,
                         global const REAL *b, int b_off, global REAL *y, int y_off,
                         global REAL *mean, int mean_off, global REAL *rstd, int rstd_off,
@@ -80,6 +94,7 @@ kernel void rownorm_fwd(global const REAL *x, int x_off, global const REAL *w, i
   w += w_off;
   b += b_off;
   ACC m = 0, q = 0, c = 0;
+  const ACC K = active && !rms ? LOAD(x, 0) : (ACC)0; /* the row's pivot */
   if (active) {
     if (rms) {
       ACC q0 = 0, q1 = 0;
@@ -95,9 +110,9 @@ kernel void rownorm_fwd(global const REAL *x, int x_off, global const REAL *w, i
       }
       q = q0 + q1;
     } else {
-      /* Welford: stable for any offset (constant rows give exactly 0). */
+      /* Welford on x - K (constant rows give exactly 0). */
       for (int j = lane; j < D; j += T) {
-        ACC v = LOAD(x, j * Sx);
+        ACC v = LOAD(x, j * Sx) - K;
         c += (ACC)1;
         ACC d = v - m;
         m += d / c;
@@ -118,7 +133,10 @@ kernel void rownorm_fwd(global const REAL *x, int x_off, global const REAL *w, i
       M = welford_merge(lm + lid, lq + lid, lc + lid, T, &Q, &cnt);
     }
     ACC rs = rsqrt(Q / (ACC)D + eps);
-    if (!rms) mean[mean_off + r] = (REAL)M;
+    if (!rms) {
+      mean[mean_off + r] = (REAL)K;
+      mean[mean_off + rows + r] = (REAL)M;
+    }
     rstd[rstd_off + r] = (REAL)rs;
     lm[lid] = M;
     lq[lid] = rs;
@@ -132,10 +150,10 @@ kernel void rownorm_fwd(global const REAL *x, int x_off, global const REAL *w, i
     w += goff;
     b += goff;
     for (int j = lane; j < D; j += T)
-      STORE(y, j, (LOAD(x, j) - M) * rs * LOAD(w, j) + LOAD(b, j));
+      STORE(y, j, ((LOAD(x, j) - K) - M) * rs * LOAD(w, j) + LOAD(b, j));
   } else {
     for (int j = lane; j < D; j += T) {
-      ACC v = (LOAD(x, j * Sx) - M) * rs;
+      ACC v = ((LOAD(x, j * Sx) - K) - M) * rs;
       int wi = goff + (Sw == 1 ? j : j / Sw);
       if (has_w) v *= LOAD(w, wi);
       if (has_b) v += LOAD(b, wi);
@@ -146,8 +164,8 @@ kernel void rownorm_fwd(global const REAL *x, int x_off, global const REAL *w, i
 
 /* Input gradient of a row norm, geometry as rownorm_fwd. With g = dy * w
  * (w = 1 without weight) and xhat = (x - mean) * rstd (rms: x * rstd):
- * dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) (rms: no mean(g) term).
- * Local arrays: 2 * L ACCs. */
+ * dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) (rms: no mean(g) term),
+ * xhat from the pivot and shifted mean. Local arrays: 2 * L ACCs. */
 kernel void rownorm_bwd(global const REAL *x, int x_off, global const REAL *dy, int dy_off,
                         global const REAL *w, int w_off, global const REAL *mean, int mean_off,
                         global const REAL *rstd, int rstd_off, global REAL *dx, int dx_off,
@@ -163,9 +181,10 @@ kernel void rownorm_bwd(global const REAL *x, int x_off, global const REAL *dy, 
   dy += dy_off + base;
   dx += dx_off + base;
   w += w_off + (active ? (r % G) * Cg : 0);
-  ACC M = 0, rs = 0;
+  ACC K = 0, M = 0, rs = 0;
   if (active) {
-    M = rms ? (ACC)0 : LOAD(mean, mean_off + r);
+    K = rms ? (ACC)0 : LOAD(mean, mean_off + r);
+    M = rms ? (ACC)0 : LOAD(mean, mean_off + rows + r);
     rs = LOAD(rstd, rstd_off + r);
   }
   ACC sa = 0, sb = 0;
@@ -173,7 +192,7 @@ kernel void rownorm_bwd(global const REAL *x, int x_off, global const REAL *dy, 
     for (int j = lane; j < D; j += T) {
       ACC g = LOAD(dy, j * Sx);
       if (has_w) g *= LOAD(w, Sw == 1 ? j : j / Sw);
-      ACC xh = (LOAD(x, j * Sx) - M) * rs;
+      ACC xh = ((LOAD(x, j * Sx) - K) - M) * rs;
       sa += g;
       sb += g * xh;
     }
@@ -196,7 +215,7 @@ kernel void rownorm_bwd(global const REAL *x, int x_off, global const REAL *dy, 
   for (int j = lane; j < D; j += T) {
     ACC g = LOAD(dy, j * Sx);
     if (has_w) g *= LOAD(w, Sw == 1 ? j : j / Sw);
-    ACC xh = (LOAD(x, j * Sx) - M) * rs;
+    ACC xh = ((LOAD(x, j * Sx) - K) - M) * rs;
     STORE(dx, j * Sx, rs * (g - A - xh * B));
   }
 }
@@ -227,7 +246,8 @@ kernel void rownorm_bwd(global const REAL *x, int x_off, global const REAL *dy, 
   }
 
 /* Batch norm in training: team per channel c of x [N, C, S]. Mean and biased
- * variance by Welford; writes mean/rstd per channel (saved for backward),
+ * variance by Welford on x - K (K = x[0, c, 0]); writes mean [2, C] (K and
+ * the shifted mean) and rstd per channel (saved for backward),
  * y = (x - mean) * rstd * w + b, and with upd the new running statistics
  * (1 - mom) * old + mom * stat with the unbiased variance (PyTorch).
  * Local arrays: 3 * L ACCs. */
@@ -245,9 +265,10 @@ kernel void chan_fwd(global const REAL *x, int x_off, global const REAL *w, int 
   x += x_off;
   y += y_off;
   ACC m = 0, q = 0, cnt = 0;
+  const ACC K = active ? LOAD(x, c * S) : (ACC)0; /* the channel's pivot */
   if (active) {
     CHAN_LOOP({
-      ACC v = LOAD(x, o);
+      ACC v = LOAD(x, o) - K;
       cnt += (ACC)1;
       ACC d = v - m;
       m += d / cnt;
@@ -263,28 +284,29 @@ kernel void chan_fwd(global const REAL *x, int x_off, global const REAL *w, int 
     ACC M = welford_merge(lm + lid, lq + lid, lc + lid, T, &Q, &n);
     ACC var = Q / n;
     ACC rs = rsqrt(var + eps);
-    mean[mean_off + c] = (REAL)M;
+    mean[mean_off + c] = (REAL)K;
+    mean[mean_off + C + c] = (REAL)M;
     rstd[rstd_off + c] = (REAL)rs;
     if (upd) {
-      nrm[nrm_off + c] = (REAL)(((ACC)1 - mom) * LOAD(rm, rm_off + c) + mom * M);
+      nrm[nrm_off + c] = (REAL)(((ACC)1 - mom) * LOAD(rm, rm_off + c) + mom * (K + M));
       nrv[nrv_off + c] = (REAL)(((ACC)1 - mom) * LOAD(rv, rv_off + c) + mom * (Q / (n - (ACC)1)));
     }
     ACC a = has_w ? rs * LOAD(w, w_off + c) : rs;
-    lm[lid] = M;
     lq[lid] = a;
-    lc[lid] = has_b ? LOAD(b, b_off + c) : (ACC)0;
+    lc[lid] = (has_b ? LOAD(b, b_off + c) : (ACC)0) - M * a; /* ((x - K) - M) a + b */
   }
   barrier(CLK_LOCAL_MEM_FENCE);
   if (!active) return;
-  const ACC M = lm[team * T], a = lq[team * T], bb = lc[team * T];
-  CHAN_LOOP({ STORE(y, o, (LOAD(x, o) - M) * a + bb); })
+  const ACC a = lq[team * T], bb = lc[team * T];
+  CHAN_LOOP({ STORE(y, o, (LOAD(x, o) - K) * a + bb); })
 }
 
 /* Channel sums of a norm's backward: team per channel c of x/dy [N, C, S].
  * The statistic of element (nn, c, s) is si = nn*Gn + (c/Cg)*Gc + s*Gs
  * (batch norm: c; group norm [N, C, S]: nn*G + c/Cg; layer norm as
- * [rows, D, 1]: nn; channel layer norm: nn*S + s); xhat = (x - mean[si]) *
- * rstd[si] (has_mean 0: x * rstd[si], RMS). Writes db[c] = sum dy and
+ * [rows, D, 1]: nn; channel layer norm: nn*S + s); xhat = ((x - mean[si]) -
+ * mean[si + mlo]) * rstd[si] (pivot and shifted mean; mlo 0: no shifted
+ * mean; has_mean 0: x * rstd[si], RMS). Writes db[c] = sum dy and
  * dw[c] = sum dy * xhat where requested. With want_dx (batch norm in
  * training, si = c) also dx = w*rstd*(dy - mean(dy) - xhat*mean(dy*xhat)).
  * Local arrays: 2 * L ACCs. */
@@ -292,8 +314,8 @@ kernel void chan_bwd(global const REAL *x, int x_off, global const REAL *dy, int
                      global const REAL *mean, int mean_off, global const REAL *rstd, int rstd_off,
                      global const REAL *w, int w_off, global REAL *dx, int dx_off,
                      global REAL *dw, int dw_off, global REAL *db, int db_off, int N, int C, int S,
-                     int T, int Gn, int Cg, int Gc, int Gs, int has_mean, int has_w, int want_dx,
-                     int want_dw, int want_db, local ACC *la, local ACC *lb) {
+                     int T, int Gn, int Cg, int Gc, int Gs, int has_mean, int mlo, int has_w,
+                     int want_dx, int want_dw, int want_db, local ACC *la, local ACC *lb) {
   const int lid = get_local_id(0);
   const int team = lid / T, lane = lid - team * T;
   const int c = get_group_id(0) * (get_local_size(0) / T) + team;
@@ -306,19 +328,21 @@ kernel void chan_bwd(global const REAL *x, int x_off, global const REAL *dy, int
   ACC sa = 0, sb = 0;
   if (active) {
     if (Gn == 0 && Gs == 0) { /* one statistic per channel (batch norm) */
-      const ACC M = has_mean ? LOAD(mean, cpart) : (ACC)0, rs = LOAD(rstd, cpart);
+      const ACC K = has_mean ? LOAD(mean, cpart) : (ACC)0, rs = LOAD(rstd, cpart);
+      const ACC M = has_mean && mlo ? LOAD(mean, cpart + mlo) : (ACC)0;
       CHAN_LOOP({
         ACC g = LOAD(dy, o);
         sa += g;
-        sb += g * ((LOAD(x, o) - M) * rs);
+        sb += g * (((LOAD(x, o) - K) - M) * rs);
       })
     } else {
       CHAN_LOOP({
         const int si = nn * Gn + cpart + s * Gs;
         ACC g = LOAD(dy, o);
-        ACC M = has_mean ? LOAD(mean, si) : (ACC)0;
+        ACC K = has_mean ? LOAD(mean, si) : (ACC)0;
+        ACC M = has_mean && mlo ? LOAD(mean, si + mlo) : (ACC)0;
         sa += g;
-        sb += g * ((LOAD(x, o) - M) * LOAD(rstd, si));
+        sb += g * (((LOAD(x, o) - K) - M) * LOAD(rstd, si));
       })
     }
   }
@@ -338,26 +362,30 @@ kernel void chan_bwd(global const REAL *x, int x_off, global const REAL *dy, int
   }
   barrier(CLK_LOCAL_MEM_FENCE);
   if (!active || !want_dx) return;
-  const ACC A = la[team * T], B = lb[team * T];
-  const ACC M = has_mean ? LOAD(mean, cpart) : (ACC)0, rs = LOAD(rstd, cpart);
+  const ACC B = lb[team * T];
+  const ACC K = has_mean ? LOAD(mean, cpart) : (ACC)0, rs = LOAD(rstd, cpart);
+  const ACC M = has_mean && mlo ? LOAD(mean, cpart + mlo) : (ACC)0;
   const ACC k = has_w ? rs * LOAD(w, w_off + c) : rs;
+  const ACC A = la[team * T] - M * rs * B; /* xhat = (x - K) rs - M rs */
   dx += dx_off;
   CHAN_LOOP({
-    ACC xh = (LOAD(x, o) - M) * rs;
+    ACC xh = (LOAD(x, o) - K) * rs;
     STORE(dx, o, k * (LOAD(dy, o) - A - xh * B));
   })
 }
 
 /* y = (x - m[c]) * a[c] + b[c] on x [N, C, S] (evaluation-mode batch and
  * instance norm: m the running mean, a = weight / sqrt(running_var + eps);
- * also the input gradient dy * a). m and b are optional (has_m, has_b).
+ * also the input gradient dy * a). m and b are optional (has_m, has_b);
+ * with mlo a batch norm's saved [2, C] mean: m[c] the pivot, m[mlo + c] the
+ * shifted mean, folded into b.
  * Work-item i takes `chunk`-th part of one (n, c) plane: a contiguous run
  * per work-item (vectorised by PoCL across the run's neighbours), the
  * channel constants loaded once. */
 kernel void chan_affine(global const REAL *x, int x_off, global const REAL *m, int m_off,
                         global const REAL *a, int a_off, global const REAL *b, int b_off,
                         global REAL *y, int y_off, int planes, int C, int S, int chunks,
-                        int has_m, int has_b) {
+                        int has_m, int mlo, int has_b) {
   const int i = get_global_id(0);
   if (i >= planes * chunks) return;
   const int p = i / chunks, k = i - p * chunks;
@@ -366,7 +394,7 @@ kernel void chan_affine(global const REAL *x, int x_off, global const REAL *m, i
   const int c = p % C;
   const ACC mv = has_m ? LOAD(m, m_off + c) : (ACC)0;
   const ACC av = LOAD(a, a_off + c);
-  const ACC bv = has_b ? LOAD(b, b_off + c) : (ACC)0;
+  const ACC bv = (has_b ? LOAD(b, b_off + c) : (ACC)0) - (mlo ? LOAD(m, m_off + mlo + c) * av : (ACC)0);
   x += x_off + p * S;
   y += y_off + p * S;
   for (int s = s0; s < s1; s++) STORE(y, s, (LOAD(x, s) - mv) * av + bv);
@@ -410,13 +438,13 @@ inline void chan_merge1(ACC *n, ACC *m, ACC *q, ACC nb, ACC mb, ACC qb) {
   *n = nn;
 }
 
-/* Welford over p[0..len) merged into (n, m, q). */
-inline void welford_run(global const REAL *p, int len, ACC *n, ACC *m, ACC *q) {
+/* Welford over p[0..len) - K (the pivot) merged into (n, m, q). */
+inline void welford_run(global const REAL *p, int len, ACC K, ACC *n, ACC *m, ACC *q) {
   VACC vm = 0, vq = 0;
   ACC c = 0;
   int j = 0;
   for (; j + VW <= len; j += VW) {
-    VACC v = VLOAD(p + j);
+    VACC v = VLOAD(p + j) - K;
     c += (ACC)1;
     VACC d = v - vm;
     vm += d * ((ACC)1 / c);
@@ -428,7 +456,7 @@ inline void welford_run(global const REAL *p, int len, ACC *n, ACC *m, ACC *q) {
     chan_merge1(n, m, q, c * (ACC)VW, bm, VSUM(vq) + c * VSUM(dm * dm));
   }
   for (; j < len; j++) {
-    ACC v = LOAD(p, j);
+    ACC v = LOAD(p, j) - K;
     *n += (ACC)1;
     ACC d = v - *m;
     *m += d / *n;
@@ -449,21 +477,22 @@ inline ACC sumsq_run(global const REAL *p, int len) {
   return t;
 }
 
-/* y[j] = (x[j] - M) * rs * w[j] + b[j] for j < len (w/b optional). */
+/* y[j] = ((x[j] - K) - M) * rs * w[j] + b[j] for j < len (w/b optional). */
 inline void norm_run(global const REAL *x, global REAL *y, global const REAL *w,
-                     global const REAL *b, int len, int has_w, int has_b, ACC M, ACC rs) {
+                     global const REAL *b, int len, int has_w, int has_b, ACC K, ACC M, ACC rs) {
   int j = 0;
   if (has_w && has_b) {
-    for (; j + VW <= len; j += VW) VSTORE((VLOAD(x + j) - M) * rs * VLOAD(w + j) + VLOAD(b + j), y + j);
+    for (; j + VW <= len; j += VW)
+      VSTORE(((VLOAD(x + j) - K) - M) * rs * VLOAD(w + j) + VLOAD(b + j), y + j);
   } else if (has_w) {
-    for (; j + VW <= len; j += VW) VSTORE((VLOAD(x + j) - M) * rs * VLOAD(w + j), y + j);
+    for (; j + VW <= len; j += VW) VSTORE(((VLOAD(x + j) - K) - M) * rs * VLOAD(w + j), y + j);
   } else if (has_b) {
-    for (; j + VW <= len; j += VW) VSTORE((VLOAD(x + j) - M) * rs + VLOAD(b + j), y + j);
+    for (; j + VW <= len; j += VW) VSTORE(((VLOAD(x + j) - K) - M) * rs + VLOAD(b + j), y + j);
   } else {
-    for (; j + VW <= len; j += VW) VSTORE((VLOAD(x + j) - M) * rs, y + j);
+    for (; j + VW <= len; j += VW) VSTORE(((VLOAD(x + j) - K) - M) * rs, y + j);
   }
   for (; j < len; j++) {
-    ACC v = (LOAD(x, j) - M) * rs;
+    ACC v = ((LOAD(x, j) - K) - M) * rs;
     if (has_w) v *= LOAD(w, j);
     if (has_b) v += LOAD(b, j);
     STORE(y, j, v);
@@ -486,12 +515,13 @@ kernel void rownorm_fwd_wi(global const REAL *x, int x_off, global const REAL *w
   w += w_off + goff;
   b += b_off + goff;
   ACC cnt = 0, M = 0, Q = 0;
+  const ACC K = rms ? (ACC)0 : LOAD(x, 0); /* the row's pivot */
   if (Sx == 1) {
     if (rms) Q = sumsq_run(x, D);
-    else welford_run(x, D, &cnt, &M, &Q);
+    else welford_run(x, D, K, &cnt, &M, &Q);
   } else { /* strided (channel layer norm): neighbouring work-items are neighbours in memory */
     for (int j = 0; j < D; j++) {
-      ACC v = LOAD(x, j * Sx);
+      ACC v = LOAD(x, j * Sx) - K;
       if (rms) {
         Q += v * v;
       } else {
@@ -503,25 +533,29 @@ kernel void rownorm_fwd_wi(global const REAL *x, int x_off, global const REAL *w
     }
   }
   const ACC rs = rsqrt(Q / (ACC)D + eps);
-  if (!rms) mean[mean_off + r] = (REAL)M;
+  if (!rms) {
+    mean[mean_off + r] = (REAL)K;
+    mean[mean_off + rows + r] = (REAL)M;
+  }
   rstd[rstd_off + r] = (REAL)rs;
   if (Sx != 1) {
     for (int j = 0; j < D; j++) {
-      ACC v = (LOAD(x, j * Sx) - M) * rs;
+      ACC v = ((LOAD(x, j * Sx) - K) - M) * rs;
       if (has_w) v *= LOAD(w, j);
       if (has_b) v += LOAD(b, j);
       STORE(y, j * Sx, v);
     }
   } else if (Sw == 1) {
-    norm_run(x, y, w, b, D, has_w, has_b, M, rs);
+    norm_run(x, y, w, b, D, has_w, has_b, K, M, rs);
   } else { /* one affine value per run of Sw elements (group / instance norm) */
     for (int cc = 0; cc < D / Sw; cc++) {
-      const ACC a = has_w ? rs * LOAD(w, cc) : rs, bb = has_b ? LOAD(b, cc) : (ACC)0;
+      const ACC a = has_w ? rs * LOAD(w, cc) : rs;
+      const ACC bb = (has_b ? LOAD(b, cc) : (ACC)0) - M * a; /* ((x - K) - M) a + b */
       global const REAL *xc = x + cc * Sw;
       global REAL *yc = y + cc * Sw;
       int j = 0;
-      for (; j + VW <= Sw; j += VW) VSTORE((VLOAD(xc + j) - M) * a + bb, yc + j);
-      for (; j < Sw; j++) STORE(yc, j, (LOAD(xc, j) - M) * a + bb);
+      for (; j + VW <= Sw; j += VW) VSTORE((VLOAD(xc + j) - K) * a + bb, yc + j);
+      for (; j < Sw; j++) STORE(yc, j, (LOAD(xc, j) - K) * a + bb);
     }
   }
 }
@@ -539,13 +573,14 @@ kernel void rownorm_bwd_wi(global const REAL *x, int x_off, global const REAL *d
   dy += dy_off + base;
   dx += dx_off + base;
   w += w_off + (r % G) * Cg;
-  const ACC M = rms ? (ACC)0 : LOAD(mean, mean_off + r), rs = LOAD(rstd, rstd_off + r);
+  const ACC K = rms ? (ACC)0 : LOAD(mean, mean_off + r), rs = LOAD(rstd, rstd_off + r);
+  const ACC M = rms ? (ACC)0 : LOAD(mean, mean_off + rows + r);
   ACC A = 0, B = 0;
   if (Sx != 1) {
     for (int j = 0; j < D; j++) {
       ACC g = LOAD(dy, j * Sx) * (has_w ? LOAD(w, j) : (ACC)1);
       A += g;
-      B += g * (LOAD(x, j * Sx) - M);
+      B += g * ((LOAD(x, j * Sx) - K) - M);
     }
   } else {
     /* runs of Sw elements sharing one weight (Sw = D: none or per element) */
@@ -560,24 +595,25 @@ kernel void rownorm_bwd_wi(global const REAL *x, int x_off, global const REAL *d
         VACC g = VLOAD(gc + j);
         if (pw) g *= VLOAD(w + j);
         va += g;
-        vb += g * (VLOAD(xc + j) - M);
+        vb += g * ((VLOAD(xc + j) - K) - M);
       }
       ACC ta = VSUM(va), tb = VSUM(vb);
       for (; j < run; j++) {
         ACC g = LOAD(gc, j) * (pw ? LOAD(w, j) : (ACC)1);
         ta += g;
-        tb += g * (LOAD(xc, j) - M);
+        tb += g * ((LOAD(xc, j) - K) - M);
       }
       A += ta * wc;
       B += tb * wc;
     }
   }
-  /* dx = rs * (g - A/D - xhat * B'/D) with xhat = (x - M) rs, B' = B rs */
-  const ACC a = rms ? (ACC)0 : A / (ACC)D, bq = B * rs * rs / (ACC)D;
+  /* dx = rs * (g - A/D - xhat * B'/D) with xhat = ((x - K) - M) rs, B' = B rs;
+   * the M term goes into a */
+  const ACC bq = B * rs * rs / (ACC)D, a = (rms ? (ACC)0 : A / (ACC)D) - M * bq;
   if (Sx != 1) {
     for (int j = 0; j < D; j++) {
       ACC g = LOAD(dy, j * Sx) * (has_w ? LOAD(w, j) : (ACC)1);
-      STORE(dx, j * Sx, rs * (g - a - (LOAD(x, j * Sx) - M) * bq));
+      STORE(dx, j * Sx, rs * (g - a - (LOAD(x, j * Sx) - K) * bq));
     }
     return;
   }
@@ -591,11 +627,11 @@ kernel void rownorm_bwd_wi(global const REAL *x, int x_off, global const REAL *d
     for (; j + VW <= run; j += VW) {
       VACC g = VLOAD(gc + j) * wc;
       if (pw) g *= VLOAD(w + j);
-      VSTORE(rs * (g - a - (VLOAD(xc + j) - M) * bq), dc + j);
+      VSTORE(rs * (g - a - (VLOAD(xc + j) - K) * bq), dc + j);
     }
     for (; j < run; j++) {
       ACC g = LOAD(gc, j) * wc * (pw ? LOAD(w, j) : (ACC)1);
-      STORE(dc, j, rs * (g - a - (LOAD(xc, j) - M) * bq));
+      STORE(dc, j, rs * (g - a - (LOAD(xc, j) - K) * bq));
     }
   }
 }
@@ -604,12 +640,15 @@ kernel void rownorm_bwd_wi(global const REAL *x, int x_off, global const REAL *d
  * channel c = i % C and chunk p = i / C of the channel's N*S elements (flat
  * index t = n*S + s, chunk [p*len, (p+1)*len)), walking each plane's run
  * with vectors; for S == 1 see below (VW channels per work-item). mode 0: Welford
- * partials (count, mean, M2) into part [3, P, C]; mode 1: sums of dy and
- * dy*(x - mean[si])*rstd[si] (statistic index as chan_bwd) into part [2, P, C]. */
+ * partials (count, mean, M2) of x - K (K = x[0, c, 0], the channel's pivot:
+ * every chunk shifts by the same K) into part [3, P, C]; mode 1: sums of dy
+ * and dy*((x - mean[si]) - mean[si + mlo])*rstd[si] (statistic index as
+ * chan_bwd; mlo 0: no shifted mean) into part [2, P, C]. */
 kernel void chan_part_wi(global const REAL *x, int x_off, global const REAL *dy, int dy_off,
                          global const REAL *mean, int mean_off, global const REAL *rstd,
                          int rstd_off, global REAL *part, int part_off, int N, int C, int S,
-                         int P, int len, int mode, int Gn, int Cg, int Gc, int Gs, int has_mean) {
+                         int P, int len, int mode, int Gn, int Cg, int Gc, int Gs, int has_mean,
+                         int mlo) {
   const int i = get_global_id(0);
   x += x_off;
   dy += dy_off;
@@ -631,21 +670,23 @@ kernel void chan_part_wi(global const REAL *x, int x_off, global const REAL *dy,
       if (mode == 0) STORE(p2, c, (ACC)0);
     }
     const bool per_row = Gc == 0, per_chan = Gn == 0 && Cg == 1;
+    const bool hm = mode == 1 && has_mean, hlo = hm && mlo;
     for (int t = t0; t < t1; t++) {
       global const REAL *xr = x + t * C, *gr = dy + t * C;
       const ACC inv = (ACC)1 / (ACC)(t - t0 + 1);
-      const ACC Mr = per_row && mode == 1 && has_mean ? LOAD(mean, t * Gn) : (ACC)0;
+      const ACC Kr = per_row && hm ? LOAD(mean, t * Gn) : (ACC)0;
+      const ACC Mr = per_row && hlo ? LOAD(mean, t * Gn + mlo) : (ACC)0;
       const ACC Rr = per_row && mode == 1 ? LOAD(rstd, t * Gn) : (ACC)0;
       int c = 0;
-      if (mode == 0) { /* Welford per channel; every channel has the same count */
+      if (mode == 0) { /* Welford per channel on x - x[0]; every channel has the same count */
         for (; c + VW <= C; c += VW) {
-          VACC v = VLOAD(xr + c), m = VLOAD(p1 + c), d = v - m;
+          VACC v = VLOAD(xr + c) - VLOAD(x + c), m = VLOAD(p1 + c), d = v - m;
           m += d * inv;
           VSTORE(m, p1 + c);
           VSTORE(VLOAD(p2 + c) + d * (v - m), p2 + c);
         }
         for (; c < C; c++) {
-          ACC v = LOAD(xr, c), m = LOAD(p1, c), d = v - m;
+          ACC v = LOAD(xr, c) - LOAD(x, c), m = LOAD(p1, c), d = v - m;
           m += d * inv;
           STORE(p1, c, m);
           STORE(p2, c, LOAD(p2, c) + d * (v - m));
@@ -653,8 +694,12 @@ kernel void chan_part_wi(global const REAL *x, int x_off, global const REAL *dy,
       } else if (per_row || per_chan) {
         for (; c + VW <= C; c += VW) {
           VACC g = VLOAD(gr + c), xh;
-          if (per_row) xh = (VLOAD(xr + c) - Mr) * Rr;
-          else xh = (VLOAD(xr + c) - (has_mean ? VLOAD(mean + c) : (VACC)0)) * VLOAD(rstd + c);
+          if (per_row) {
+            xh = ((VLOAD(xr + c) - Kr) - Mr) * Rr;
+          } else {
+            VACC K = hm ? VLOAD(mean + c) : (VACC)0, M = hlo ? VLOAD(mean + mlo + c) : (VACC)0;
+            xh = ((VLOAD(xr + c) - K) - M) * VLOAD(rstd + c);
+          }
           VSTORE(VLOAD(p0 + c) + g, p0 + c);
           VSTORE(VLOAD(p1 + c) + g * xh, p1 + c);
         }
@@ -662,9 +707,9 @@ kernel void chan_part_wi(global const REAL *x, int x_off, global const REAL *dy,
       for (; c < C && mode == 1; c++) {
         const int si = t * Gn + (c / Cg) * Gc;
         ACC g = LOAD(gr, c);
+        ACC K = hm ? LOAD(mean, si) : (ACC)0, M = hlo ? LOAD(mean, si + mlo) : (ACC)0;
         STORE(p0, c, LOAD(p0, c) + g);
-        STORE(p1, c, LOAD(p1, c) + g * (LOAD(xr, c) - (has_mean ? LOAD(mean, si) : (ACC)0)) *
-                                   LOAD(rstd, si));
+        STORE(p1, c, LOAD(p1, c) + g * ((LOAD(xr, c) - K) - M) * LOAD(rstd, si));
       }
     }
     if (mode == 0)
@@ -675,6 +720,7 @@ kernel void chan_part_wi(global const REAL *x, int x_off, global const REAL *dy,
   const int c = i % C, p = i / C;
   const int t0 = p * len, t1 = min(N * S, t0 + len);
   const int cpart = (c / Cg) * Gc;
+  const ACC K0 = mode == 0 ? LOAD(x, c * S) : (ACC)0; /* the channel's pivot */
   ACC n = 0, m = 0, q = 0, A = 0, B = 0;
   int t = t0;
   while (t < t1) {
@@ -682,33 +728,36 @@ kernel void chan_part_wi(global const REAL *x, int x_off, global const REAL *dy,
     const int run = min(S - s, t1 - t);
     const int o = (nn * C + c) * S + s;
     if (mode == 0) {
-      welford_run(x + o, run, &n, &m, &q);
+      welford_run(x + o, run, K0, &n, &m, &q);
     } else {
       global const REAL *xp = x + o, *gp = dy + o;
       const int si = nn * Gn + cpart + s * Gs;
       VACC va = 0, vb = 0;
       int j = 0;
+      const bool hlo = has_mean && mlo;
       if (Gs == 0) { /* one statistic for the run */
-        const ACC M = has_mean ? LOAD(mean, si) : (ACC)0;
+        const ACC K = has_mean ? LOAD(mean, si) : (ACC)0, M = hlo ? LOAD(mean, si + mlo) : (ACC)0;
         for (; j + VW <= run; j += VW) {
           VACC g = VLOAD(gp + j);
           va += g;
-          vb += g * (VLOAD(xp + j) - M);
+          vb += g * ((VLOAD(xp + j) - K) - M);
         }
         ACC tb = VSUM(vb);
-        for (; j < run; j++) tb += LOAD(gp, j) * (LOAD(xp, j) - M);
+        for (; j < run; j++) tb += LOAD(gp, j) * ((LOAD(xp, j) - K) - M);
         B += tb * LOAD(rstd, si);
       } else { /* a statistic per position (channel layer norm: Gs = 1) */
         for (; j + VW <= run; j += VW) {
           VACC g = VLOAD(gp + j);
-          VACC M = has_mean ? VLOAD(mean + si + j) : (VACC)0;
+          VACC K = has_mean ? VLOAD(mean + si + j) : (VACC)0;
+          VACC M = hlo ? VLOAD(mean + si + mlo + j) : (VACC)0;
           va += g;
-          vb += g * (VLOAD(xp + j) - M) * VLOAD(rstd + si + j);
+          vb += g * ((VLOAD(xp + j) - K) - M) * VLOAD(rstd + si + j);
         }
         ACC tb = VSUM(vb);
-        for (; j < run; j++)
-          tb += LOAD(gp, j) * (LOAD(xp, j) - (has_mean ? LOAD(mean, si + j) : (ACC)0)) *
-                LOAD(rstd, si + j);
+        for (; j < run; j++) {
+          ACC K = has_mean ? LOAD(mean, si + j) : (ACC)0, M = hlo ? LOAD(mean, si + mlo + j) : (ACC)0;
+          tb += LOAD(gp, j) * ((LOAD(xp, j) - K) - M) * LOAD(rstd, si + j);
+        }
         B += tb;
       }
       ACC ta = VSUM(va);
@@ -728,11 +777,13 @@ kernel void chan_part_wi(global const REAL *x, int x_off, global const REAL *dy,
 }
 
 /* Merges the P partials of each channel (one work-item per channel).
- * mode 0 (batch norm forward): mean, rstd (saved), a = rstd * w for the
- * normalization, and with upd the running statistics as chan_fwd. mode 1:
- * db = sum dy, dw = sum dy * xhat where wanted, and with want_dx batch
- * norm's dx coefficients coef [3, C]: dx = dy*k + (x - mean)*k2 + k0. */
-kernel void chan_merge_wi(global const REAL *part, int part_off, global const REAL *w, int w_off,
+ * mode 0 (batch norm forward): mean [2, C] (the pivot x[0, c, 0] and the
+ * shifted mean), rstd (saved), a = rstd * w for the normalization, and with
+ * upd the running statistics as chan_fwd. mode 1: db = sum dy, dw = sum dy
+ * * xhat where wanted, and with want_dx batch norm's dx coefficients coef
+ * [3, C]: dx = dy*k + (x - mean[c])*k2 + k0 (k0 takes the shifted mean). */
+kernel void chan_merge_wi(global const REAL *part, int part_off, global const REAL *x, int x_off,
+                          int S, global const REAL *w, int w_off,
                           global REAL *mean, int mean_off, global REAL *rstd, int rstd_off,
                           global REAL *a, int a_off, global const REAL *rm, int rm_off,
                           global const REAL *rv, int rv_off, global REAL *nrm, int nrm_off,
@@ -747,12 +798,13 @@ kernel void chan_merge_wi(global const REAL *part, int part_off, global const RE
     for (int p = 0; p < P; p++)
       chan_merge1(&n, &m, &q, LOAD(part, p * C + c), LOAD(part, (P + p) * C + c),
                   LOAD(part, (2 * P + p) * C + c));
-    const ACC rs = rsqrt(q / n + eps);
-    mean[mean_off + c] = (REAL)m;
+    const ACC rs = rsqrt(q / n + eps), K = LOAD(x, x_off + c * S);
+    mean[mean_off + c] = (REAL)K;
+    mean[mean_off + C + c] = (REAL)m;
     rstd[rstd_off + c] = (REAL)rs;
     a[a_off + c] = (REAL)(has_w ? rs * LOAD(w, w_off + c) : rs);
     if (upd) {
-      nrm[nrm_off + c] = (REAL)(((ACC)1 - mom) * LOAD(rm, rm_off + c) + mom * m);
+      nrm[nrm_off + c] = (REAL)(((ACC)1 - mom) * LOAD(rm, rm_off + c) + mom * (K + m));
       nrv[nrv_off + c] = (REAL)(((ACC)1 - mom) * LOAD(rv, rv_off + c) + mom * (q / (n - (ACC)1)));
     }
     return;
@@ -765,11 +817,11 @@ kernel void chan_merge_wi(global const REAL *part, int part_off, global const RE
   if (want_db) db[db_off + c] = (REAL)A;
   if (want_dw) dw[dw_off + c] = (REAL)B;
   if (want_dx) { /* mean/rstd are inputs here; `a` receives the coefficients */
-    const ACC rs = LOAD(rstd, rstd_off + c);
-    const ACC k = has_w ? rs * LOAD(w, w_off + c) : rs;
+    const ACC rs = LOAD(rstd, rstd_off + c), M = LOAD(mean, mean_off + C + c);
+    const ACC k = has_w ? rs * LOAD(w, w_off + c) : rs, k2 = -k * rs * B / cnt;
     a[a_off + c] = (REAL)k;
-    a[a_off + C + c] = (REAL)(-k * rs * B / cnt);
-    a[a_off + 2 * C + c] = (REAL)(-k * A / cnt);
+    a[a_off + C + c] = (REAL)k2;
+    a[a_off + 2 * C + c] = (REAL)(-k * A / cnt - M * k2); /* (x - K) k2 - M k2 */
   }
 }
 

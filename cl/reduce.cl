@@ -25,7 +25,11 @@
  * batch, softmax over dim 0) reduce_cols/softmax_cols give each work-item 16
  * neighbouring outputs and walk the rows with one 16-wide load per row,
  * instead of one work-item per column striding through memory; the
- * broadcast kernels take 16 elements per work-item too. The op of `reduce` is a runtime argument
+ * broadcast kernels take 16 elements per work-item too. var accumulates
+ * shifted data (OP_SUMSQ2: ((x - K) - dm)^2 with K the reduction's first
+ * element and dm the mean of x - K, both per output), so a mean far larger
+ * than the spread is never rounded to f32 as one number (src/ops/reduce.c,
+ * lam_var). The op of `reduce` is a runtime argument
  * switched outside the loops (one program per dtype); float-only ops are
  * compiled out of the i32 program. */
 
@@ -66,6 +70,7 @@
 #define OP_COUNTEQ 9    /* count of x == sh[o] */
 #define OP_PRODNZ 10    /* product of the non-zero x */
 #define OP_COUNTZERO 11 /* count of x == 0 */
+#define OP_SUMSQ2 12    /* sum ((x - sh[o]) - x2[o])^2 (var: pivot, shifted mean) */
 
 #define POST_SCALE 0    /* y = acc * scale */
 #define POST_SHIFT 1    /* y = sh[o] + acc * scale */
@@ -101,6 +106,7 @@
 #define S_COUNTEQ(a, i, s) a += (LOAD(x, i) == (s)) ? (ACC)1 : (ACC)0
 #define S_PRODNZ(a, i, s) { ACC v_ = LOAD(x, i); a *= (v_ == (ACC)0) ? (ACC)1 : v_; }
 #define S_COUNTZERO(a, i, s) a += (LOAD(x, i) == (ACC)0) ? (ACC)1 : (ACC)0
+#define S_SUMSQ2(a, i, s) { ACC d_ = (LOAD(x, i) - (s)) - sh2; a += d_ * d_; }
 
 /* The same steps on 16 consecutive elements. */
 #define V_SUM(a, i, s) a += VLOAD(x, i)
@@ -114,6 +120,7 @@
 #define V_COUNTEQ(a, i, s) a += select((ACCV)0, (ACCV)1, VLOAD(x, i) == (s))
 #define V_PRODNZ(a, i, s) { ACCV v_ = VLOAD(x, i); a *= select(v_, (ACCV)1, v_ == (ACCV)0); }
 #define V_COUNTZERO(a, i, s) a += select((ACCV)0, (ACCV)1, VLOAD(x, i) == (ACCV)0)
+#define V_SUMSQ2(a, i, s) { ACCV d_ = (VLOAD(x, i) - (s)) - sh2; a += d_ * d_; }
 
 /* Lane trees of a 16-vector down to one value. */
 #define HRED_FN(NAME, CV, CS)                                                   \
@@ -184,9 +191,10 @@ inline int red_qoff(int q, int nr, const int *rs, const int *rst) {
     acc = COMB(COMB(COMB(a0, a1), COMB(a2, a3)), HRED(va));                     \
   }
 
-/* Reduces one output (before the post transform): see RED_SCALAR. */
-inline ACC red_one(global const REAL *x, global const REAL *x2, int op, int base, ACC shv, int c,
-                   int nchunk, int clen, int cfast, int nr, const int *rs, const int *rst) {
+/* Reduces one output (before the post transform): see RED_SCALAR. sh2:
+ * OP_SUMSQ2's second shift. */
+inline ACC red_one(global const REAL *x, global const REAL *x2, int op, int base, ACC shv, ACC sh2,
+                   int c, int nchunk, int clen, int cfast, int nr, const int *rs, const int *rst) {
   int R0 = rs[nr - 1], s0 = rst[nr - 1];
   int Q = 1;
   for (int d = 0; d < nr - 1; d++) Q *= rs[d];
@@ -205,6 +213,7 @@ inline ACC red_one(global const REAL *x, global const REAL *x2, int op, int base
     case OP_COUNTEQ: RED_SCALAR((ACC)0, S_COUNTEQ, V_COUNTEQ, C_ADD, hred_add) break;
     case OP_PRODNZ: RED_SCALAR((ACC)1, S_PRODNZ, V_PRODNZ, C_MUL, hred_mul) break;
     case OP_COUNTZERO: RED_SCALAR((ACC)0, S_COUNTZERO, V_COUNTZERO, C_ADD, hred_add) break;
+    case OP_SUMSQ2: RED_SCALAR((ACC)0, S_SUMSQ2, V_SUMSQ2, C_ADD, hred_add) break;
 #endif
     default: break;
   }
@@ -212,7 +221,8 @@ inline ACC red_one(global const REAL *x, global const REAL *x2, int op, int base
 }
 
 /* Whether op reads the per-output shift in its step. */
-#define OP_SHIFTED(op) ((op) == OP_SUMEXP || (op) == OP_SUMSQ || (op) == OP_SUMSHIFT || (op) == OP_COUNTEQ)
+#define OP_SHIFTED(op) \
+  ((op) == OP_SUMEXP || (op) == OP_SUMSQ || (op) == OP_SUMSHIFT || (op) == OP_COUNTEQ || (op) == OP_SUMSQ2)
 
 /* The shift as the step uses it: an infinite max shifts by 0 (torch's
  * logsumexp), so exp(x - shift) is never inf - inf. */
@@ -258,8 +268,9 @@ kernel void reduce(global const REAL *x, int x_off, global const REAL *x2, int x
     rem /= ks[d];
   }
   ACC shv = (OP_SHIFTED(op) || post != POST_SCALE) ? LOAD(sh + sh_off, o) : (ACC)0;
-  ACC acc = red_one(x + x_off, x2 + x2_off, op, base, step_shift(op, shv), c, nchunk, clen, cfast,
-                    nr, rs, rst);
+  ACC sh2 = op == OP_SUMSQ2 ? LOAD(x2 + x2_off, o) : (ACC)0;
+  ACC acc = red_one(x + x_off, x2 + x2_off, op, base, step_shift(op, shv), sh2, c, nchunk, clen,
+                    cfast, nr, rs, rst);
   STORE(y + y_off, i, post_one(acc, shv, post, scale));
 }
 
@@ -268,10 +279,12 @@ kernel void reduce(global const REAL *x, int x_off, global const REAL *x2, int x
  * kept index and walks its rows with one 16-wide load per row (a full cache
  * line in f32), so memory streams instead of striding column by column. A
  * block that runs past I handles its columns one at a time. kshape/kstride
- * describe the kept groups without the innermost; nblk = ceil(I / 16). */
-#define RED_COLS(INIT, VSTEP)                                                   \
+ * describe the kept groups without the innermost; nblk = ceil(I / 16).
+ * Rows go round four accumulators (combined by VCOMB at the end): shorter
+ * dependency chains, and sums of n rows round like four sums of n/4. */
+#define RED_COLS(INIT, VSTEP, VCOMB)                                            \
   {                                                                             \
-    ACCV va = (ACCV)(INIT);                                                     \
+    ACCV va = (ACCV)(INIT), vb = va, vc = va, vd = va;                          \
     int r = c * clen;                                                           \
     int rend = min(r + clen, Q * R0);                                           \
     int q = r / R0, t = r - q * R0;                                             \
@@ -279,11 +292,17 @@ kernel void reduce(global const REAL *x, int x_off, global const REAL *x2, int x
       int tend = min(R0, t + (rend - r));                                       \
       r += tend - t;                                                            \
       int p = base + red_qoff(q, nr, rs, rst) + t * s0;                         \
+      for (; t + 4 <= tend; t += 4, p += 4 * s0) {                              \
+        VSTEP(va, p, shv);                                                      \
+        VSTEP(vb, p + s0, shv);                                                 \
+        VSTEP(vc, p + 2 * s0, shv);                                             \
+        VSTEP(vd, p + 3 * s0, shv);                                             \
+      }                                                                         \
       for (; t < tend; t++, p += s0) VSTEP(va, p, shv);                         \
       q++;                                                                      \
       t = 0;                                                                    \
     }                                                                           \
-    acc = va;                                                                   \
+    acc = VCOMB(VCOMB(va, vb), VCOMB(vc, vd));                                  \
   }
 
 kernel void reduce_cols(global const REAL *x, int x_off, global const REAL *x2, int x2_off,
@@ -313,7 +332,8 @@ kernel void reduce_cols(global const REAL *x, int x_off, global const REAL *x2, 
   if (b * 16 + 16 > I) { /* tail block: one column at a time */
     for (int j = 0; j < I - b * 16; j++) {
       ACC s = use_sh ? LOAD(sh, o0 + j) : (ACC)0;
-      ACC a = red_one(x, x2, op, base + j, step_shift(op, s), c, nchunk, clen, 0, nr, rs, rst);
+      ACC s2 = op == OP_SUMSQ2 ? LOAD(x2, o0 + j) : (ACC)0;
+      ACC a = red_one(x, x2, op, base + j, step_shift(op, s), s2, c, nchunk, clen, 0, nr, rs, rst);
       STORE(y, o0 + j, post_one(a, s, post, scale));
     }
     return;
@@ -322,23 +342,25 @@ kernel void reduce_cols(global const REAL *x, int x_off, global const REAL *x2, 
   int Q = 1;
   for (int d = 0; d < nr - 1; d++) Q *= rs[d];
   ACCV shraw = use_sh ? VLOAD(sh, o0) : (ACCV)0, shv = shraw;
+  ACCV sh2 = op == OP_SUMSQ2 ? VLOAD(x2, o0) : (ACCV)0;
   ACCV acc = 0;
   switch (op) {
-    case OP_SUM: RED_COLS((ACC)0, V_SUM) break;
-    case OP_MAX: RED_COLS((ACC)LOWEST, V_MAX) break;
-    case OP_MIN: RED_COLS((ACC)HIGHEST, V_MIN) break;
+    case OP_SUM: RED_COLS((ACC)0, V_SUM, C_ADD) break;
+    case OP_MAX: RED_COLS((ACC)LOWEST, V_MAX, CV_MAX) break;
+    case OP_MIN: RED_COLS((ACC)HIGHEST, V_MIN, CV_MIN) break;
 #ifdef LAM_FLOAT
-    case OP_PROD: RED_COLS((ACC)1, V_PROD) break;
+    case OP_PROD: RED_COLS((ACC)1, V_PROD, C_MUL) break;
     case OP_SUMEXP:
       shv = select(shraw, (ACCV)0, isinf(shraw));
-      RED_COLS((ACC)0, V_SUMEXP)
+      RED_COLS((ACC)0, V_SUMEXP, C_ADD)
       break;
-    case OP_SUMSQ: RED_COLS((ACC)0, V_SUMSQ) break;
-    case OP_SUMSHIFT: RED_COLS((ACC)0, V_SUMSHIFT) break;
-    case OP_DOT: RED_COLS((ACC)0, V_DOT) break;
-    case OP_COUNTEQ: RED_COLS((ACC)0, V_COUNTEQ) break;
-    case OP_PRODNZ: RED_COLS((ACC)1, V_PRODNZ) break;
-    case OP_COUNTZERO: RED_COLS((ACC)0, V_COUNTZERO) break;
+    case OP_SUMSQ: RED_COLS((ACC)0, V_SUMSQ, C_ADD) break;
+    case OP_SUMSHIFT: RED_COLS((ACC)0, V_SUMSHIFT, C_ADD) break;
+    case OP_DOT: RED_COLS((ACC)0, V_DOT, C_ADD) break;
+    case OP_COUNTEQ: RED_COLS((ACC)0, V_COUNTEQ, C_ADD) break;
+    case OP_PRODNZ: RED_COLS((ACC)1, V_PRODNZ, C_MUL) break;
+    case OP_COUNTZERO: RED_COLS((ACC)0, V_COUNTZERO, C_ADD) break;
+    case OP_SUMSQ2: RED_COLS((ACC)0, V_SUMSQ2, C_ADD) break;
 #endif
     default: break;
   }
@@ -444,7 +466,7 @@ kernel void argcombine(global const REAL *pv, int pv_off, global const int *pi, 
  *   bc_extreme       a == s ? r / t : 0                (max/min; t = tie count)
  *   bc_prod          t == 0 ? r * s / a : t == 1 && a == 0 ? r * s : 0
  *                    (prod; s = product of the non-zeros, t = zero count)
- *   bc_var           r * scale * (a - s)               (var; s = mean)
+ *   bc_var           r * scale * ((a - s) - t)         (var; s = pivot, t = shifted mean)
  *   bc_lse           r * exp(a - s)                    (logsumexp; s = result)
  *   bc_softmax       exp(a - s) / t                    (s = max, t = sum exp(a - s))
  *   bc_logsoftmax    (a - s) - log(t)                  (as softmax)
@@ -465,7 +487,7 @@ kernel void argcombine(global const REAL *pv, int pv_off, global const int *pi, 
 #define E_EXTREME (LOAD(a, i) == LOAD(s, ri) ? LOAD(r, ri) / LOAD(t, ri) : (ACC)0)
 #define E_PROD (LOAD(t, ri) == (ACC)0 ? LOAD(r, ri) * (LOAD(s, ri) / LOAD(a, i)) \
                 : (LOAD(t, ri) == (ACC)1 && LOAD(a, i) == (ACC)0) ? LOAD(r, ri) * LOAD(s, ri) : (ACC)0)
-#define E_VAR LOAD(r, ri) * scale * (LOAD(a, i) - LOAD(s, ri))
+#define E_VAR LOAD(r, ri) * scale * ((LOAD(a, i) - LOAD(s, ri)) - LOAD(t, ri))
 #define E_LSE LOAD(r, ri) * exp(LOAD(a, i) - LOAD(s, ri))
 #define E_SOFTMAX exp(LOAD(a, i) - SHIFT0(LOAD(s, ri))) / LOAD(t, ri)
 #define E_LOGSOFTMAX (LOAD(a, i) - SHIFT0(LOAD(s, ri))) - log(LOAD(t, ri))
@@ -480,7 +502,7 @@ kernel void argcombine(global const REAL *pv, int pv_off, global const int *pi, 
 #define V_EXTREME select((ACCV)0, VR(r) / VR(t), VA == VR(s))
 #define V_PRODG select(select((ACCV)0, VR(r) * VR(s), (VR(t) == (ACCV)1) & (VA == (ACCV)0)), \
                        VR(r) * (VR(s) / VA), VR(t) == (ACCV)0)
-#define V_VAR VR(r) * scale * (VA - VR(s))
+#define V_VAR VR(r) * scale * ((VA - VR(s)) - VR(t))
 #define V_LSE VR(r) * exp(VA - VR(s))
 #define V_SOFTMAX exp(VA - VSHIFT0(VR(s))) / VR(t)
 #define V_LOGSOFTMAX (VA - VSHIFT0(VR(s))) - log(VR(t))

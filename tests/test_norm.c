@@ -10,7 +10,11 @@
  * training steps against nn.BatchNorm2d, evaluation mode, cumulative
  * momentum, instance norm tracking, layer norm with an activation
  * (LayerNormV2), ChannelLayerNorm,
- * LayerScale); and bad input with its status and message, without leaks. */
+ * LayerScale); conditioning: inputs with a large mean beside a small spread
+ * (|mean|/std up to 1e5) against float64 and PyTorch f32's own error
+ * (tests/data/norm_cond_golden.safetensors, tools/gen_cond_golden.py) on
+ * both kernel layouts; and bad input with its status and message, without
+ * leaks. */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include <float.h>
 #include <math.h>
@@ -534,6 +538,112 @@ Test(norm, other_layout_golden) {
   run_golden(LAM_F64);
   run_golden(LAM_F32);
 }
+
+/* ---- conditioning: a large mean beside a small spread ----------------------------- */
+
+/* tools/gen_cond_golden.py: std 0.1 around means 0 .. 1e4 (|mean|/std up to 1e5), f32
+ * inputs, the f64 answer and PyTorch f32's own max error, which lamina's f32 error (every
+ * output and gradient, each kernel layout) must not exceed. Where PyTorch is exact to the
+ * final rounding (it accumulates some sums in double) the bar is instead the f32 floor: four
+ * ulps of the largest answer, or twice lamina's own error on the mean-0 input of the same op
+ * and shape (the error must not grow with |mean|/std; sums that cancel, such as db, sit
+ * above an ulp of their answer). */
+typedef struct {
+  int op; /* index in cond_ops */
+  int nd;
+  int64_t groups;
+} cond_case;
+
+static const char *const cond_ops[] = {"layer", "rms", "group", "instance", "channel_ln", "batch_train"};
+
+static lam_tensor *cond_fn(lam_tensor *const *xs, int n, void *user) {
+  const cond_case *c = user;
+  lam_tensor *w = xs[1], *b = n > 2 ? xs[2] : NULL;
+  switch (c->op) {
+    case 0: return lam_layer_norm(xs[0], c->nd, w, b, 1e-5);
+    case 1: return lam_rms_norm(xs[0], c->nd, w, 1e-5);
+    case 2: return lam_group_norm(xs[0], c->groups, w, b, 1e-5);
+    case 3: return lam_instance_norm(xs[0], NULL, NULL, w, b, true, 0.1, 1e-5, NULL, NULL);
+    case 4: return lam_channel_layer_norm(xs[0], w, b, 1e-5);
+    default: return lam_batch_norm(xs[0], NULL, NULL, w, b, true, 0.1, 1e-5, NULL, NULL);
+  }
+}
+
+/* Max |t - want| over n elements. */
+static double max_err(const lam_tensor *t, const double *want, int64_t n) {
+  cr_assert_not_null(t);
+  cr_assert_eq(lam_tensor_numel(t), n);
+  double *v = tu_to_f64(t), e = 0;
+  for (int64_t i = 0; i < n; i++) e = fmax(e, fabs(v[i] - want[i]));
+  free(v);
+  return e;
+}
+
+/* Four f32 ulps of the largest |want|. */
+static double f32_floor(const double *want, int64_t n) {
+  double m = 0;
+  for (int64_t i = 0; i < n; i++) m = fmax(m, fabs(want[i]));
+  float f = (float)m;
+  return 4.0 * ((double)nextafterf(f, INFINITY) - (double)f);
+}
+
+static void cond_norm_cases(const char *layout) {
+  setenv("LAMINA_NORM_LAYOUT", layout, 1);
+  lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("norm_cond_golden.safetensors");
+  tu_mark m = tu_mark_now(ctx);
+  static const char *const qn[4] = {"y", "dx", "dw", "db"};
+  double err0[4] = {0}; /* lamina's errors on the last mean-0 case */
+  for (int c = 0; c < tu_golden_count(gold, "cond.cases"); c++) {
+    cond_case cc = {-1, (int)tu_golden_num(gold, "cond.%d.nd", c),
+                    (int64_t)tu_golden_num(gold, "cond.%d.groups", c)};
+    const char *op = tu_golden_meta(gold, "cond.%d.op", c);
+    for (int k = 0; k < 6; k++)
+      if (strcmp(op, cond_ops[k]) == 0) cc.op = k;
+    cr_assert(cc.op >= 0, "cond golden op %s", op);
+    const double mean = tu_golden_num(gold, "cond.%d.mean", c);
+    const tu_array *xa = tu_golden_get(gold, "cond.%d.x", c), *wa = tu_golden_get(gold, "cond.%d.w", c);
+    const bool hb = tu_golden_find(gold, "cond.%d.b", c) != NULL;
+    lam_tensor *xs[3] = {tu_from_f64(ctx, LAM_F32, xa->ndim, xa->shape, xa->v),
+                         tu_from_f64(ctx, LAM_F32, wa->ndim, wa->shape, wa->v), NULL};
+    if (hb) xs[2] = tu_golden_tensor(ctx, LAM_F32, gold, "cond.%d.b", c);
+    lam_tensor *dy = tu_golden_tensor(ctx, LAM_F32, gold, "cond.%d.dy", c);
+    lam_tensor *y = NULL, *gr[3] = {0};
+    cr_assert_eq(lam_vjp(ctx, cond_fn, &cc, xs, hb ? 3 : 2, dy, &y, gr), LAM_OK, "cond case %d: %s", c,
+                 lam_last_error());
+    double terr[4] = {0};
+    cr_assert_eq(tu_golden_nums(gold, terr, 4, "cond.%d.terr", c), 4);
+    const lam_tensor *got[4] = {y, gr[0], gr[1], gr[2]};
+    const int64_t cnt[4] = {xa->n, xa->n, wa->n, wa->n};
+    char line[256], shape[48];
+    int at = 0;
+    for (int d = 0; d < xa->ndim; d++)
+      at += snprintf(shape + at, sizeof shape - (size_t)at, "%s%lld", d ? "," : "", (long long)xa->shape[d]);
+    at = snprintf(line, sizeof line, "cond %-3s %-11s %-10s mean %-5g:", layout, op, shape, mean);
+    for (int q = 0; q < 3 + hb; q++) {
+      const double *want = tu_golden_values(gold, "cond.%d.%s", c, qn[q]);
+      double e = max_err(got[q], want, cnt[q]);
+      if (mean == 0) err0[q] = e;
+      double bar = fmax(terr[q], fmax(f32_floor(want, cnt[q]), 2 * err0[q]));
+      at += snprintf(line + at, sizeof line - (size_t)at, " %s %.1e (torch %.1e)", qn[q], e, terr[q]);
+      cr_expect(e <= bar, "cond case %d (%s, mean %g, layout %s): %s error %.3g > bar %.3g (torch %.3g)", c,
+                op, mean, layout, qn[q], e, bar, terr[q]);
+    }
+    fprintf(stderr, "%s\n", line);
+    lam_tensor_free(y);
+    lam_tensor_free(dy);
+    for (int i = 0; i < 3; i++) {
+      lam_tensor_free(xs[i]);
+      lam_tensor_free(gr[i]);
+    }
+  }
+  tu_assert_no_leak(ctx, m);
+  tu_golden_free(gold);
+  lam_ctx_free(ctx);
+}
+
+Test(norm, conditioning_cpu_layout) { cond_norm_cases("cpu"); }
+Test(norm, conditioning_gpu_layout) { cond_norm_cases("gpu"); }
 
 /* ---- gradient checks ------------------------------------------------------------------ */
 

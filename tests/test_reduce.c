@@ -4,7 +4,9 @@
  * unordered), keepdims on/off, f32/f64 and i32 where accepted; the chunked
  * multi-pass paths (CPU and GPU layouts, one full reduction above 2^22
  * elements); NaN propagation, stability at +-1e4, exact zero variance of
- * constants, first-index ties; gradient checks, the tie-splitting and
+ * constants, var of a large mean beside a small spread against PyTorch f32
+ * (tests/data/reduce_cond_golden.safetensors, both layouts),
+ * first-index ties; gradient checks, the tie-splitting and
  * zero-product gradient rules exactly; PyTorch golden values
  * (tests/data/reduce_golden.safetensors); bad input. */
 #define _POSIX_C_SOURCE 200809L /* setenv */
@@ -440,6 +442,84 @@ Test(reduce, var_large_offset) {
   lam_ctx_free(ctx);
 }
 
+
+/* ---- conditioning: var of a large mean beside a small spread -------------------------- */
+
+/* tools/gen_cond_golden.py: std 0.1 around means 0 .. 1e4 (|mean|/std up to 1e5), f32
+ * inputs, torch.var (correction 1) and its input gradient in f64, and PyTorch f32's own max
+ * error, which lamina's f32 error (each reduce layout, forward and gradient) must not exceed.
+ * PyTorch accumulates var in double, so its forward error is the final rounding; there the
+ * bar is instead the f32 floor: four ulps of the largest answer, or twice lamina's own error
+ * on the mean-0 input of the same shape (the error must not grow with |mean|/std). */
+typedef struct {
+  int naxes, axes[4];
+} vcase;
+
+static lam_tensor *var_fn(lam_tensor *const *xs, int n, void *user) {
+  (void)n;
+  const vcase *c = user;
+  return lam_var(xs[0], c->naxes, c->axes, 1.0, 0);
+}
+
+static void cond_var_cases(const char *layout) {
+  setenv("LAMINA_REDUCE_LAYOUT", layout, 1);
+  lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("reduce_cond_golden.safetensors");
+  tu_mark m = tu_mark_now(ctx);
+  double err0[2] = {0};
+  for (int c = 0; c < tu_golden_count(gold, "var.cases"); c++) {
+    vcase vc = {0, {0}};
+    vc.naxes = tu_golden_ints(gold, vc.axes, 4, "var.%d.axes", c);
+    const double mean = tu_golden_num(gold, "var.%d.mean", c);
+    const tu_array *xa = tu_golden_get(gold, "var.%d.x", c), *ya = tu_golden_get(gold, "var.%d.y", c);
+    lam_tensor *x = tu_from_f64(ctx, LAM_F32, xa->ndim, xa->shape, xa->v);
+    const tu_array *dya = tu_golden_get(gold, "var.%d.dy", c);
+    /* a full reduction is 0-d in lamina, [1] in the file */
+    lam_tensor *dy = tu_from_f64(ctx, LAM_F32, ya->n == 1 && vc.naxes == xa->ndim ? 0 : dya->ndim,
+                                 dya->shape, dya->v);
+    lam_tensor *y = NULL, *gx = NULL;
+    cr_assert_eq(lam_vjp(ctx, var_fn, &vc, &x, 1, dy, &y, &gx), LAM_OK, "var cond case %d: %s", c,
+                 lam_last_error());
+    double terr[2] = {0};
+    cr_assert_eq(tu_golden_nums(gold, terr, 2, "var.%d.terr", c), 2);
+    const lam_tensor *got[2] = {y, gx};
+    const tu_array *want[2] = {ya, tu_golden_get(gold, "var.%d.dx", c)};
+    static const char *const qn[2] = {"var", "dx"};
+    char line[256], shape[48];
+    int at = 0;
+    for (int d = 0; d < xa->ndim; d++)
+      at += snprintf(shape + at, sizeof shape - (size_t)at, "%s%lld", d ? "," : "", (long long)xa->shape[d]);
+    at = snprintf(line, sizeof line, "cond %-3s var %-9s mean %-5g:", layout, shape, mean);
+    for (int q = 0; q < 2; q++) {
+      double e = 0, mx = 0;
+      double *v = tu_to_f64(got[q]);
+      cr_assert_eq(lam_tensor_numel(got[q]), want[q]->n);
+      for (int64_t i = 0; i < want[q]->n; i++) {
+        e = fmax(e, fabs(v[i] - want[q]->v[i]));
+        mx = fmax(mx, fabs(want[q]->v[i]));
+      }
+      free(v);
+      if (mean == 0) err0[q] = e;
+      float f = (float)mx;
+      double floor4 = 4.0 * ((double)nextafterf(f, INFINITY) - (double)f);
+      double bar = fmax(terr[q], fmax(floor4, 2 * err0[q]));
+      at += snprintf(line + at, sizeof line - (size_t)at, " %s %.1e (torch %.1e)", qn[q], e, terr[q]);
+      cr_expect(e <= bar, "var cond case %d (mean %g, layout %s): %s error %.3g > bar %.3g (torch %.3g)", c,
+                mean, layout, qn[q], e, bar, terr[q]);
+    }
+    fprintf(stderr, "%s\n", line);
+    lam_tensor_free(x);
+    lam_tensor_free(dy);
+    lam_tensor_free(y);
+    lam_tensor_free(gx);
+  }
+  tu_assert_no_leak(ctx, m);
+  tu_golden_free(gold);
+  lam_ctx_free(ctx);
+}
+
+Test(reduce, var_conditioning_cpu_layout) { cond_var_cases("cpu"); }
+Test(reduce, var_conditioning_gpu_layout) { cond_var_cases("gpu"); }
 /* ---- argmax / argmin ---------------------------------------------------- */
 
 static void check_arg(lam_ctx *ctx, lam_dtype dt, int ndim, const int64_t *shape, const double *v,

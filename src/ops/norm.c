@@ -17,7 +17,12 @@
  * norms one work-item per row with explicit vectors (still one kernel each
  * way), channel statistics as per-(channel, chunk) partials plus a merge
  * kernel, then a streaming per-channel kernel for y or dx (batch norm: three
- * launches each way, each pass over the data vectorised). */
+ * launches each way, each pass over the data vectorised).
+ *
+ * Statistics are accumulated on shifted data (x minus the statistic's first
+ * element, see cl/norm.cl): the saved mean of S statistics is a [2, S]
+ * tensor of pivots and shifted means, which the backward kernels take with
+ * the offset of the second row ("mlo"; 0 for a plain [S] mean). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,7 +173,8 @@ static lam_status lam__rownorm_run(const char *fn, lam_tensor *x, lam_tensor *w,
   if (st != LAM_OK) return st;
   *y = lam__tensor_new(ctx, x->dtype, x->ndim, x->shape, fn);
   *rstd = lam__tensor_new(ctx, x->dtype, 1, &g->rows, fn);
-  if (!g->rms) *mean = lam__tensor_new(ctx, x->dtype, 1, &g->rows, fn);
+  const int64_t mshape[2] = {2, g->rows}; /* pivots, shifted means */
+  if (!g->rms) *mean = lam__tensor_new(ctx, x->dtype, 2, mshape, fn);
   if (!*y || !*rstd || (!g->rms && !*mean)) goto fail;
   lam_tensor *m = *mean ? *mean : *rstd;
   if (lam__norm_cpu(ctx)) {
@@ -219,8 +225,9 @@ fail:
 
 /* Partial channel statistics (chan_part_wi) into a new [3 or 2, P, C] tensor. */
 static lam_tensor *lam__chan_part(const char *fn, lam_tensor *x, lam_tensor *dy, lam_tensor *mean,
-                                  lam_tensor *rstd, int64_t N, int64_t C, int64_t S, int mode,
-                                  int64_t Gn, int64_t Cg, int64_t Gc, int64_t Gs, int64_t *P) {
+                                  int64_t mlo, lam_tensor *rstd, int64_t N, int64_t C, int64_t S,
+                                  int mode, int64_t Gn, int64_t Cg, int64_t Gc, int64_t Gs,
+                                  int64_t *P) {
   lam_ctx *ctx = x->ctx;
   int64_t len, items;
   if (S == 1) { /* [N, C]: a work-item takes whole rows (see the kernel) */
@@ -244,7 +251,7 @@ static lam_tensor *lam__chan_part(const char *fn, lam_tensor *x, lam_tensor *dy,
                      lam__arg_int(C),        lam__arg_int(S),               lam__arg_int(*P),
                      lam__arg_int(len),      lam__arg_int(mode),            lam__arg_int(Gn),
                      lam__arg_int(Cg),       lam__arg_int(Gc),              lam__arg_int(Gs),
-                     lam__arg_int(mean != NULL)};
+                     lam__arg_int(mean != NULL), lam__arg_int(mean ? mlo : 0)};
   if (lam__spread_launch(ctx, k, fn, (int)(sizeof args / sizeof args[0]), args, (size_t)items) !=
       LAM_OK) {
     lam_tensor_free(part);
@@ -254,8 +261,9 @@ static lam_tensor *lam__chan_part(const char *fn, lam_tensor *x, lam_tensor *dy,
 }
 
 /* Runs chan_merge_wi; unused tensors may be NULL. */
-static lam_status lam__chan_merge(const char *fn, lam_tensor *part, int64_t C, int64_t P, int mode,
-                                  lam_tensor *w, lam_tensor *mean, lam_tensor *rstd, lam_tensor *a,
+static lam_status lam__chan_merge(const char *fn, lam_tensor *part, lam_tensor *x, int64_t S,
+                                  int64_t C, int64_t P, int mode, lam_tensor *w, lam_tensor *mean,
+                                  lam_tensor *rstd, lam_tensor *a,
                                   lam_tensor *rm, lam_tensor *rv, lam_tensor *nrm, lam_tensor *nrv,
                                   lam_tensor *dw, lam_tensor *db, bool want_dx, double mom, double eps,
                                   double cnt) {
@@ -264,6 +272,8 @@ static lam_status lam__chan_merge(const char *fn, lam_tensor *part, int64_t C, i
   lam_status st = lam__kernel_dt(ctx, "norm", "chan_merge_wi", part->dtype, NULL, &k);
   if (st != LAM_OK) return st;
   lam__arg args[] = {LAM__ARG_T(part),
+                     LAM__ARG_T(x),
+                     lam__arg_int(S),
                      LAM__ARG_T(w ? w : part),
                      LAM__ARG_T(mean ? mean : part),
                      LAM__ARG_T(rstd ? rstd : part),
@@ -301,12 +311,12 @@ static int64_t lam__plane_chunks(const lam_ctx *ctx, int64_t planes, int64_t S) 
 /* CPU form of lam__chan_bwd_run: partial sums, merge (with batch norm's dx
  * coefficients), and the streaming dx kernel. */
 static lam_status lam__chan_bwd_cpu(const char *fn, lam_tensor *x, lam_tensor *dy, lam_tensor *mean,
-                                    lam_tensor *rstd, lam_tensor *w, int64_t N, int64_t C,
+                                    int64_t mlo, lam_tensor *rstd, lam_tensor *w, int64_t N, int64_t C,
                                     int64_t S, int64_t Gn, int64_t Cg, int64_t Gc, int64_t Gs,
                                     lam_tensor **dx, lam_tensor **dw, lam_tensor **db) {
   lam_ctx *ctx = x->ctx;
   int64_t P;
-  lam_tensor *part = lam__chan_part(fn, x, dy, mean, rstd, N, C, S, 1, Gn, Cg, Gc, Gs, &P);
+  lam_tensor *part = lam__chan_part(fn, x, dy, mean, mlo, rstd, N, C, S, 1, Gn, Cg, Gc, Gs, &P);
   if (!part) return lam_last_status();
   int64_t cshape[2] = {3, C};
   lam_tensor *tdw = dw ? lam__tensor_new(ctx, x->dtype, 1, &C, fn) : NULL;
@@ -316,7 +326,7 @@ static lam_status lam__chan_bwd_cpu(const char *fn, lam_tensor *x, lam_tensor *d
   lam_status st = LAM_OK;
   if ((dw && !tdw) || (db && !tdb) || (dx && (!coef || !tdx))) st = lam_last_status();
   if (st == LAM_OK)
-    st = lam__chan_merge(fn, part, C, P, 1, w, mean, rstd, coef, NULL, NULL, NULL, NULL, tdw, tdb,
+    st = lam__chan_merge(fn, part, x, S, C, P, 1, w, mean, rstd, coef, NULL, NULL, NULL, NULL, tdw, tdb,
                          dx != NULL, 0, 0, (double)(N * S));
   if (st == LAM_OK && dx) {
     cl_kernel k;
@@ -344,14 +354,16 @@ static lam_status lam__chan_bwd_cpu(const char *fn, lam_tensor *x, lam_tensor *d
 }
 
 /* Channel sums of dy and dy * xhat (and, with want_dx, batch norm's input
- * gradient into *dx). Results are new tensors of [C] (dw, db) and x's shape (dx). */
+ * gradient into *dx). Results are new tensors of [C] (dw, db) and x's shape
+ * (dx). mean: NULL, a plain mean (mlo 0) or pivots and shifted means (the
+ * latter at offset mlo). */
 static lam_status lam__chan_bwd_run(const char *fn, lam_tensor *x, lam_tensor *dy, lam_tensor *mean,
-                                    lam_tensor *rstd, lam_tensor *w, int64_t N, int64_t C,
+                                    int64_t mlo, lam_tensor *rstd, lam_tensor *w, int64_t N, int64_t C,
                                     int64_t S, int64_t Gn, int64_t Cg, int64_t Gc, int64_t Gs,
                                     lam_tensor **dx, lam_tensor **dw, lam_tensor **db) {
   lam_ctx *ctx = x->ctx;
   if (lam__norm_cpu(ctx))
-    return lam__chan_bwd_cpu(fn, x, dy, mean, rstd, w, N, C, S, Gn, Cg, Gc, Gs, dx, dw, db);
+    return lam__chan_bwd_cpu(fn, x, dy, mean, mlo, rstd, w, N, C, S, Gn, Cg, Gc, Gs, dx, dw, db);
   cl_kernel k;
   lam_status st = lam__kernel_dt(ctx, "norm", "chan_bwd", x->dtype, NULL, &k);
   if (st != LAM_OK) return st;
@@ -380,6 +392,7 @@ static lam_status lam__chan_bwd_run(const char *fn, lam_tensor *x, lam_tensor *d
                        lam__arg_int(Gc),
                        lam__arg_int(Gs),
                        lam__arg_int(mean != NULL),
+                       lam__arg_int(mean ? mlo : 0),
                        lam__arg_int(w != NULL),
                        lam__arg_int(tdx != NULL),
                        lam__arg_int(tdw != NULL),
@@ -473,7 +486,7 @@ static lam_status lam__rownorm_bw(lam__node *node, lam_tensor *gy, lam_tensor **
   bool nw = lam__node_needs(node, 1), nb = node->n_inputs > 2 && lam__node_needs(node, 2);
   if (nw || nb) {
     lam_tensor *dw = NULL, *db = NULL;
-    lam_status st = lam__chan_bwd_run(fn, x, gy, mean, rstd, NULL, g.cN, g.cC, g.cS, g.Gn, g.gCg,
+    lam_status st = lam__chan_bwd_run(fn, x, gy, mean, g.rows, rstd, NULL, g.cN, g.cC, g.cS, g.Gn, g.gCg,
                                       g.Gc, g.Gs, NULL, nw ? &dw : NULL, nb ? &db : NULL);
     if (st != LAM_OK) return st;
     /* [C] -> the parameter's shape (layer norm: the normalized shape). */
@@ -591,9 +604,10 @@ lam_tensor *lam_channel_layer_norm(lam_tensor *x, lam_tensor *weight, lam_tensor
 
 /* ---- per-channel affine (evaluation with running statistics) --------------- */
 
-/* y = (x - m[c]) * a[c] + b[c]; m, b may be NULL. */
-static lam_tensor *lam__chan_affine_run(const char *fn, lam_tensor *x, lam_tensor *m, lam_tensor *a,
-                                        lam_tensor *b) {
+/* y = (x - m[c]) * a[c] + b[c]; m, b may be NULL; mlo: m is a [2, C] saved
+ * mean, y = ((x - m[c]) - m[mlo + c]) * a[c] + b[c]. */
+static lam_tensor *lam__chan_affine_run(const char *fn, lam_tensor *x, lam_tensor *m, int64_t mlo,
+                                        lam_tensor *a, lam_tensor *b) {
   lam_ctx *ctx = x->ctx;
   const int64_t C = x->shape[1], S = lam__spatial(x), planes = x->numel / S;
   cl_kernel k;
@@ -604,7 +618,7 @@ static lam_tensor *lam__chan_affine_run(const char *fn, lam_tensor *x, lam_tenso
   lam__arg args[] = {LAM__ARG_T(x),         LAM__ARG_T(m ? m : a), LAM__ARG_T(a),
                      LAM__ARG_T(b ? b : a), LAM__ARG_T(y),         lam__arg_int(planes),
                      lam__arg_int(C),       lam__arg_int(S),       lam__arg_int(chunks),
-                     lam__arg_int(m != NULL), lam__arg_int(b != NULL)};
+                     lam__arg_int(m != NULL), lam__arg_int(m ? mlo : 0), lam__arg_int(b != NULL)};
   if (lam__launch_1d(ctx, k, fn, (int)(sizeof args / sizeof args[0]), args,
                      (size_t)(planes * chunks)) != LAM_OK) {
     lam_tensor_free(y);
@@ -618,7 +632,7 @@ static lam_status lam__chan_affine_bw(lam__node *node, lam_tensor *gy, lam_tenso
   const char *fn = node->op;
   lam_tensor *x = node->saved[0], *m = node->saved[1], *a = node->saved[2];
   const int64_t N = x->shape[0], C = x->shape[1], S = lam__spatial(x);
-  if (lam__node_needs(node, 0) && !(gin[0] = lam__chan_affine_run(fn, gy, NULL, a, NULL)))
+  if (lam__node_needs(node, 0) && !(gin[0] = lam__chan_affine_run(fn, gy, NULL, 0, a, NULL)))
     return lam_last_status();
   bool nm = m && lam__node_needs(node, 1), na = lam__node_needs(node, 2),
        nb = lam__node_needs(node, 3);
@@ -627,7 +641,7 @@ static lam_status lam__chan_affine_bw(lam__node *node, lam_tensor *gy, lam_tenso
   if (!ones) return lam_last_status();
   lam_tensor *da = NULL, *sdy = NULL;
   /* sum dy * (x - m) and sum dy per channel: the sums kernel with rstd = 1. */
-  lam_status st = lam__chan_bwd_run(fn, x, gy, m, ones, NULL, N, C, S, 0, 1, 1, 0, NULL,
+  lam_status st = lam__chan_bwd_run(fn, x, gy, m, 0, ones, NULL, N, C, S, 0, 1, 1, 0, NULL,
                                     na ? &da : NULL, (nm || nb) ? &sdy : NULL);
   lam_tensor_free(ones);
   if (st != LAM_OK) return st;
@@ -644,7 +658,7 @@ static lam_status lam__chan_affine_bw(lam__node *node, lam_tensor *gy, lam_tenso
 
 static lam_tensor *lam__chan_affine(const char *fn, lam_tensor *x, lam_tensor *m, lam_tensor *a,
                                     lam_tensor *b) {
-  lam_tensor *y = lam__chan_affine_run(fn, x, m, a, b);
+  lam_tensor *y = lam__chan_affine_run(fn, x, m, 0, a, b);
   if (!y) return NULL;
   lam_tensor *inputs[4] = {x, m, a, b};
   lam__node *node = lam__tape_record(y, fn, lam__chan_affine_bw, 4, inputs);
@@ -671,12 +685,12 @@ static lam_tensor *lam__running_norm(const char *fn, lam_tensor *x, lam_tensor *
 
 /* ---- batch norm ------------------------------------------------------------------ */
 
-/* Inputs x, w, b; saved x, mean, rstd, w; i[0..2] = N, C, S. */
+/* Inputs x, w, b; saved x, mean ([2, C]: pivots, shifted means), rstd, w; i[0..2] = N, C, S. */
 static lam_status lam__batch_norm_bw(lam__node *node, lam_tensor *gy, lam_tensor **gin) {
   lam_tensor *x = node->saved[0], *mean = node->saved[1], *rstd = node->saved[2],
              *w = node->saved[3];
   bool nx = lam__node_needs(node, 0), nw = lam__node_needs(node, 1), nb = lam__node_needs(node, 2);
-  return lam__chan_bwd_run(node->op, x, gy, mean, rstd, w, node->i[0], node->i[1], node->i[2], 0,
+  return lam__chan_bwd_run(node->op, x, gy, mean, node->i[1], rstd, w, node->i[0], node->i[1], node->i[2], 0,
                            1, 1, 0, nx ? &gin[0] : NULL, nw ? &gin[1] : NULL, nb ? &gin[2] : NULL);
 }
 
@@ -720,7 +734,8 @@ lam_tensor *lam_batch_norm(lam_tensor *x, lam_tensor *running_mean,
   if (lam__kernel_dt(ctx, "norm", "chan_fwd", x->dtype, NULL, &k) != LAM_OK) return NULL;
   const bool upd = running_mean != NULL;
   lam_tensor *y = lam__tensor_new(ctx, x->dtype, x->ndim, x->shape, fn);
-  lam_tensor *mean = lam__tensor_new(ctx, x->dtype, 1, &C, fn);
+  const int64_t mshape[2] = {2, C}; /* pivots, shifted means */
+  lam_tensor *mean = lam__tensor_new(ctx, x->dtype, 2, mshape, fn);
   lam_tensor *rstd = lam__tensor_new(ctx, x->dtype, 1, &C, fn);
   lam_tensor *nrm = upd ? lam__tensor_new(ctx, x->dtype, 1, &C, fn) : NULL;
   lam_tensor *nrv = upd ? lam__tensor_new(ctx, x->dtype, 1, &C, fn) : NULL;
@@ -730,13 +745,13 @@ lam_tensor *lam_batch_norm(lam_tensor *x, lam_tensor *running_mean,
   } else if (lam__norm_cpu(ctx)) {
     /* partial Welford statistics, merge (mean, rstd, scale, running stats), normalize */
     int64_t P;
-    lam_tensor *part = lam__chan_part(fn, x, NULL, NULL, NULL, N, C, S, 0, 0, 1, 1, 0, &P);
+    lam_tensor *part = lam__chan_part(fn, x, NULL, NULL, 0, NULL, N, C, S, 0, 0, 1, 1, 0, &P);
     lam_tensor *a = part ? lam__tensor_new(ctx, x->dtype, 1, &C, fn) : NULL;
-    st = a ? lam__chan_merge(fn, part, C, P, 0, weight, mean, rstd, a, running_mean, running_var,
+    st = a ? lam__chan_merge(fn, part, x, S, C, P, 0, weight, mean, rstd, a, running_mean, running_var,
                              nrm, nrv, NULL, NULL, false, momentum, eps, 0)
            : lam_last_status();
     lam_tensor_free(y);
-    y = st == LAM_OK ? lam__chan_affine_run(fn, x, mean, a, bias) : NULL;
+    y = st == LAM_OK ? lam__chan_affine_run(fn, x, mean, C, a, bias) : NULL;
     if (!y) st = lam_last_status();
     lam_tensor_free(part);
     lam_tensor_free(a);

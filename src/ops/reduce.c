@@ -8,7 +8,8 @@
  * Gradient conventions: max/min split the gradient evenly among the
  * elements equal to the extreme (as torch.amax/amin); prod handles zeros
  * exactly (one zero: only that element gets the product of the others;
- * two or more: all zero); var's gradient is 2 (x - mean) / (N - correction). */
+ * two or more: all zero); var's gradient is 2 (x - mean) / (N - correction),
+ * with x - mean formed as (x - K) - dm (see lam_var). */
 #include <math.h>
 
 #include "lamina/reduce.h"
@@ -154,13 +155,17 @@ static lam_status lam__var_backward(lam__node *node, lam_tensor *g, lam_tensor *
   lam__rgeom geo;
   lam__node_geom(node, &geo);
   gin[0] = lam__bcast_run(node->op, &geo, node->in_ndim[0], node->in_shape[0], LAM__BC_VAR,
-                          node->f[0], node->saved[0], NULL, g, node->saved[1], NULL);
+                          node->f[0], node->saved[0], NULL, g, node->saved[1], node->saved[2]);
   return gin[0] ? LAM_OK : lam_last_status();
 }
 
-/* Two passes. The mean is computed as K + sum(x - K)/N with K the first
- * element of each reduction, so constant inputs give the constant exactly
- * and the second pass sum((x - mean)^2) gives exactly 0. */
+/* Shifted data, two passes. K is the first element of each reduction (the
+ * pivot) and dm = sum(x - K)/N the shifted mean; the second pass sums
+ * ((x - K) - dm)^2. In f32 x - K is exact when |mean| >> std, so neither
+ * pass loses digits to the mean's magnitude: the mean is never rounded to
+ * f32 as one number (a rounded mean of 1e4 is 5e-4 off, which adds
+ * (5e-4)^2 to a variance of 0.01 and 5e-4 to every x - mean of the
+ * backward). Constant inputs give exactly 0. */
 lam_tensor *lam_var(lam_tensor *x, int naxes, const int *axes, double correction, int keepdims) {
   const char *fn = "lam_var";
   if (!x) return lam__null_input(fn, "x");
@@ -172,23 +177,24 @@ lam_tensor *lam_var(lam_tensor *x, int naxes, const int *axes, double correction
   if (lam__reduce_prepare(fn, x, naxes, axes, keepdims, 0, &g, &mask) != LAM_OK) return NULL;
   double n = (double)g.nred, div = n - correction > 0 ? n - correction : 0.0;
   lam_tensor *k = lam__reduce_run(fn, x, NULL, NULL, &g, LAM__RED_FIRST, LAM__POST_SCALE, 1.0);
-  lam_tensor *m = k ? lam__reduce_run(fn, x, NULL, k, &g, LAM__RED_SUMSHIFT, LAM__POST_SHIFT,
-                                      1.0 / n)
-                    : NULL;
-  lam_tensor_free(k);
-  if (!m) return NULL;
+  lam_tensor *dm = k ? lam__reduce_run(fn, x, NULL, k, &g, LAM__RED_SUMSHIFT, LAM__POST_SCALE,
+                                       1.0 / n)
+                     : NULL;
   /* div 0 gives inf (0 * inf = NaN for a constant), as torch. */
-  lam_tensor *y = lam__reduce_run(fn, x, NULL, m, &g, LAM__RED_SUMSQ, LAM__POST_SCALE,
-                                  div > 0 ? 1.0 / div : INFINITY);
+  lam_tensor *y = dm ? lam__reduce_run(fn, x, dm, k, &g, LAM__RED_SUMSQ2, LAM__POST_SCALE,
+                                       div > 0 ? 1.0 / div : INFINITY)
+                     : NULL;
   if (y) {
     lam__node *node = lam__reduce_record(y, fn, lam__var_backward, x, mask, keepdims);
     if (node) {
       node->f[0] = div > 0 ? 2.0 / div : INFINITY;
       lam__node_save(node, x);
-      lam__node_save(node, m);
+      lam__node_save(node, k);
+      lam__node_save(node, dm);
     }
   }
-  lam_tensor_free(m);
+  lam_tensor_free(k);
+  lam_tensor_free(dm);
   return y;
 }
 

@@ -21,7 +21,8 @@ typedef enum lam__red_op {
   LAM__RED_DOT = 8,
   LAM__RED_COUNTEQ = 9,
   LAM__RED_PRODNZ = 10,
-  LAM__RED_COUNTZERO = 11
+  LAM__RED_COUNTZERO = 11,
+  LAM__RED_SUMSQ2 = 12 /* sum ((x - sh[o]) - x2[o])^2: x2 a per-output tensor here */
 } lam__red_op;
 
 /* Post transforms applied by the last pass (cl/reduce.cl POST_*). */
@@ -75,7 +76,8 @@ lam_status lam__reduce_dtype(const char *fn, lam_dtype dtype, int allow_int);
 
 /* Reduces x over g into a new tensor of shape (g->out_ndim, g->out_shape)
  * (element o is output o whatever keepdims), splitting into chunks and
- * passes as the device needs. x2 is OP_DOT's second operand (else NULL); sh a
+ * passes as the device needs. x2 is OP_DOT's second operand (OP_SUMSQ2's
+ * per-output second shift; else NULL); sh a
  * per-output tensor of g->nout elements (or NULL) used by shifted ops and
  * the post transform. Returns NULL with a message on failure. */
 lam_tensor *lam__reduce_run(const char *fn, lam_tensor *x, lam_tensor *x2, lam_tensor *sh,
