@@ -39,6 +39,15 @@ typedef struct fx {
   lam_schedule sched;
   lam_init init;
   lam_stats stats;
+  lam_dataset *ds, *ds_out, *ds_out2;
+  lam_loader *loader, *loader_out;
+  lam_batch batch;
+  lam_metric *metric;
+  lam_layer *bert, *gpt2;
+  lam_vars *bert_vars, *gpt2_vars;
+  lam_models_gpt2_cache *gpt2_cache;
+  lam_tensor *ids; /* i32 [2, 3] zeros */
+  int64_t perm[4];
   int64_t shape[2], shape_out[3], step;
   const char *s1, *s2;
   double d;
@@ -62,6 +71,22 @@ static int sched_rejected(lam_schedule s) {
   return lam_schedule_check(&s) != LAM_OK && strstr(lam_last_error(), "lam_schedule_check") != NULL;
 }
 
+/* The fixture's dataset: 4 samples of x f32 [3] and y i32 (a scalar). */
+static const float ds_x[12] = {0};
+static const int32_t ds_y[4] = {0, 1, 0, 1};
+static const lam_field ds_fields[2] = {{LAM_F32, 1, {3}}, {LAM_I32, 0, {0}}};
+static lam_status ds_map_copy(const void *const *src, void *const *dst, void *user) {
+  (void)user;
+  memcpy(dst[0], src[0], sizeof(float) * 3);
+  memcpy(dst[1], src[1], sizeof(int32_t));
+  return LAM_OK;
+}
+static lam_tensor *vjp_neg(lam_tensor *const *xs, int n, void *user) {
+  (void)n, (void)user;
+  return lam_neg(xs[0]);
+}
+static int field_zeroed(lam_field fd) { return fd.dtype == (lam_dtype)0 && fd.ndim == 0 && fd.shape[0] == 0; }
+
 /* Bad option structs for the constructors that take only options. */
 static const lam_pool_opts bad_pool = {.kernel = {-1, -1, -1}};
 static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0}};
@@ -79,6 +104,7 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0}};
   X(P, lam_alibi_slopes, NULLARG, (NULL, LAM_F32, 4))                                                 \
   X(P, lam_alibi_bias, NULLARG, (NULL, LAM_F32, 4, 2, 2, 0))                                          \
   X(E, lam_nn_alibi, OK, layer_ok(lam_nn_alibi(&(lam_alibi_opts){.offset = -3}))) /* every offset is valid */                                                       \
+  X(E, lam_alibi_defaults, OK, lam_alibi_defaults().offset == 0)                                    \
   X(E, lam_kv_cache_create, OK, kv_ok(lam_kv_cache_create()))                                      \
   X(E, lam_kv_cache_free, OK, (lam_kv_cache_free(NULL), 1))                                        \
   X(E, lam_kv_cache_reset, OK, (lam_kv_cache_reset(NULL), 1))                                      \
@@ -94,14 +120,18 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0}};
   /* autodiff.h */                                                                                 \
   X(S, lam_value_and_grad, NULLARG, (f->ctx, NULL, NULL, f->tree, &f->out, &f->tree_out))             \
   X(S, lam_grad, NULLARG, (f->ctx, NULL, NULL, &f->t, 1, &f->out, f->outs))                           \
+  X(S, lam_vjp, DTYPE, (f->ctx, vjp_neg, NULL, &f->t, 1, f->ti, &f->out, f->outs))                  \
   X(P, lam_stop_gradient, NULLARG, (NULL))                                                            \
   X(E, lam_grad_set_enabled, OK, lam_grad_set_enabled(NULL, true) == false)                        \
   X(E, lam_grad_is_recording, OK, lam_grad_is_recording(NULL) == false)                            \
   /* blocks.h */                                                                                   \
   X(P, lam_nn_layer_scale, INVALID_ARGUMENT, (0, NULL))                                            \
+  X(E, lam_layer_scale_defaults, OK, lam_layer_scale_defaults().lambda == 1e-5)                     \
   X(P, lam_nn_prenorm, NULLARG, (NULL, NULL))                                                         \
+  X(E, lam_conv_norm_defaults, OK, !lam_conv_norm_defaults().preact && !lam_conv_norm_defaults().revnorm) \
   X(P, lam_nn_conv_norm, NULLARG, (NULL, NULL, NULL, NULL))                                           \
   X(P, lam_nn_classifier, INVALID_ARGUMENT, (0, 10, NULL))                                         \
+  X(E, lam_classifier_defaults, OK, lam_classifier_defaults().activation == NULL)                   \
   /* conv.h */                                                                                     \
   X(E, lam_conv_defaults, OK, ((void)lam_conv_defaults(), 1))                                      \
   X(P, lam_conv1d, NULLARG, (NULL, f->t, NULL, NULL))                                                 \
@@ -152,6 +182,36 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0}};
   X(P, lam_upsample2d, NULLARG, (NULL, NULL))                                                         \
   X(P, lam_nn_upsample1d, INVALID_ARGUMENT, (&bad_upsample))                                       \
   X(P, lam_nn_upsample2d, INVALID_ARGUMENT, (&bad_upsample))                                       \
+  /* data.h */                                                                                      \
+  X(E, lam_dataset_defaults, OK, !lam_dataset_defaults().borrow)                                    \
+  X(S, lam_dataset_from_arrays, DTYPE, (4, 1, (const lam_field[]){{.dtype = (lam_dtype)99}}, (const void *const[]){ds_x}, NULL, &f->ds_out)) \
+  X(S, lam_dataset_from_tensors, INVALID_ARGUMENT, (LAM_DATASET_MAX_FIELDS + 1, (lam_tensor *const[LAM_DATASET_MAX_FIELDS + 1]){f->t}, NULL, &f->ds_out)) \
+  X(E, lam_csv_defaults, OK, lam_csv_defaults().delimiter == ',')                                   \
+  X(S, lam_dataset_from_csv, INVALID_ARGUMENT, ("/nonexistent/x.csv", &(lam_csv_opts){.skip_rows = -1}, &f->ds_out)) \
+  X(S, lam_dataset_from_npy, IO, (1, (const char *const[]){"/nonexistent/x.npy"}, &f->ds_out))      \
+  X(S, lam_dataset_from_fn, NULLARG, (4, 2, ds_fields, NULL, NULL, &f->ds_out))                     \
+  X(S, lam_dataset_map, INVALID_ARGUMENT, (f->ds, LAM_DATASET_MAX_FIELDS + 1, NULL, ds_map_copy, NULL, &f->ds_out)) \
+  X(S, lam_dataset_subset, INVALID_ARGUMENT, (f->ds, 1, (const int64_t[]){4}, &f->ds_out))          \
+  X(E, lam_split_defaults, OK, lam_split_defaults().val_fraction == 0.2)                            \
+  X(S, lam_dataset_split, INVALID_ARGUMENT, (f->ds, &(lam_split_opts){.val_fraction = 1.5}, &f->ds_out, &f->ds_out2)) \
+  X(E, lam_dataset_count, OK, lam_dataset_count(NULL) == -1)                                        \
+  X(E, lam_dataset_field_count, OK, lam_dataset_field_count(NULL) == -1)                            \
+  X(E, lam_dataset_field, OK, field_zeroed(lam_dataset_field(f->ds, 2)))                            \
+  X(E, lam_dataset_field_bytes, OK, lam_dataset_field_bytes(f->ds, -1) == 0)                        \
+  X(S, lam_dataset_get, INVALID_ARGUMENT, (f->ds, 4, (void *const[]){f->buf, f->buf}))              \
+  X(E, lam_dataset_retain, OK, lam_dataset_retain(NULL) == NULL)                                    \
+  X(E, lam_dataset_free, OK, (lam_dataset_free(NULL), 1))                                           \
+  X(E, lam_loader_defaults, OK, lam_loader_defaults().batch_size == 32)                             \
+  X(S, lam_loader_create, INVALID_ARGUMENT, (f->ctx, f->ds, &(lam_loader_opts){.batch_size = -1}, &f->loader_out)) \
+  X(S, lam_loader_reset, INVALID_ARGUMENT, (f->loader, -1))                                         \
+  X(S, lam_loader_next, NULLARG, (NULL, &f->batch))                                                 \
+  X(E, lam_loader_batch_count, OK, lam_loader_batch_count(NULL) == -1)                              \
+  X(E, lam_loader_sample_count, OK, lam_loader_sample_count(NULL) == -1)                            \
+  X(E, lam_loader_batch_size, OK, lam_loader_batch_size(NULL) == -1)                                \
+  X(E, lam_loader_epoch, OK, lam_loader_epoch(NULL) == -1)                                          \
+  X(E, lam_loader_dataset, OK, lam_loader_dataset(NULL) == NULL)                                    \
+  X(S, lam_loader_order, INVALID_ARGUMENT, (f->loader, -1, f->perm))                                \
+  X(E, lam_loader_free, OK, (lam_loader_free(NULL), 1))                                             \
   /* dense.h */                                                                                    \
   X(E, lam_linear_defaults, OK, ((void)lam_linear_defaults(), 1))                                  \
   X(P, lam_nn_linear, INVALID_ARGUMENT, (0, 4, NULL))                                              \
@@ -172,9 +232,11 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0}};
   X(E, lam_nn_glu, OK, layer_ok(lam_nn_glu(9)))                                                    \
   X(P, lam_glu, NULLARG, (NULL, -1))                                                                  \
   X(P, lam_nn_prelu, INVALID_ARGUMENT, (&(lam_prelu_opts){.num_parameters = -1}))                                                  \
+  X(E, lam_prelu_defaults, OK, lam_prelu_defaults().num_parameters == 1)                            \
   X(P, lam_prelu, NULLARG, (NULL, f->t))                                                              \
   /* elementwise.h */                                                                              \
   X(E, lam_unary_name, OK, lam_unary_name(LAM_UNARY_COUNT) == NULL)                                \
+  X(E, lam_unary_defaults, OK, lam_unary_defaults().negative_slope == 0.01)                         \
   X(P, lam_unary, INVALID_ARGUMENT, (LAM_UNARY_COUNT, f->t, NULL))                                 \
   X(P, lam_neg, NULLARG, (NULL))                                                                      \
   X(P, lam_abs, NULLARG, (NULL))                                                                      \
@@ -265,6 +327,10 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0}};
   X(S, lam_safetensors_load, NULLARG, (f->ctx, NULL, NULL, &f->tree_out, &f->meta_out))               \
   X(S, lam_safetensors_read_metadata, IO, ("/nonexistent/x.safetensors", &f->meta_out))            \
   X(S, lam_ptree_load_into, NULLARG, (NULL, "/nonexistent/x.safetensors", NULL))                      \
+  X(E, lam_load_report_free, OK, (lam_load_report_free(NULL), 1))                                   \
+  X(S, lam_vars_load, IO, (f->vars, "/nonexistent/x.safetensors", NULL, NULL))                      \
+  X(S, lam_vars_load_tree, NULLARG, (f->vars, NULL, NULL, NULL))                                    \
+  X(S, lam_vars_save, IO, (f->vars, "/nonexistent/dir/v.safetensors", NULL))                        \
   X(S, lam_checkpoint_save, INVALID_ARGUMENT, ("/nonexistent/c.ckpt", f->tree, NULL, NULL, -1, f->key)) \
   X(S, lam_checkpoint_load, NULLARG, (NULL, f->tree, NULL, NULL, &f->step, &f->key))                  \
   /* layer.h */                                                                                    \
@@ -281,6 +347,7 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0}};
   X(E, lam_apply_defaults, OK, ((void)lam_apply_defaults(), 1))                                    \
   X(S, lam_summaries_add, NULLARG, (&f->apply, NULL, f->t))                                           \
   X(P, lam_nn_custom, NULLARG, (NULL, NULL))                                                          \
+  X(S, lam_layer_set_children, NULLARG, (NULL, NULL))                                               \
   X(E, lam_layer_free, OK, (lam_layer_free(NULL), 1))                                              \
   X(E, lam_layer_name, OK, strcmp(lam_layer_name(NULL), "layer") == 0)                             \
   X(S, lam_layer_init, NULLARG, (NULL, f->ctx, f->key, LAM_F32, &f->vars_out))                        \
@@ -299,6 +366,9 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0}};
   X(P, lam_nn_compose, NULLARG, (NULL, NULL))                                                         \
   X(E, lam_layer_child_count, OK, lam_layer_child_count(NULL) == 0)                                \
   X(P, lam_layer_child, INVALID_ARGUMENT, (f->layer, 5))                                           \
+  X(E, lam_layer_child_key, OK, lam_layer_child_key(f->layer, 5) == NULL)                           \
+  X(E, lam_layer_summary_defaults, OK, lam_layer_summary_defaults().max_depth == 0)                 \
+  X(S, lam_layer_summary, SHAPE, (f->layer, f->vars, 2, (const int64_t[]){2, 5}, NULL, NULL))       \
   X(S, lam_layer_apply_child, NULLARG, (NULL, "c", f->tree, NULL, f->t, NULL, &f->out))               \
   X(S, lam_layer_init_child, NULLARG, (NULL, "c", f->ctx, f->key, LAM_F32, f->tree, f->tree))         \
   /* linalg.h */                                                                                   \
@@ -319,6 +389,39 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0}};
   X(P, lam_triplet_margin_loss, NULLARG, (NULL, f->t, f->t, NULL))                                    \
   X(P, lam_cosine_similarity_loss, NULLARG, (NULL, f->t, NULL))                                       \
   X(P, lam_gaussian_nll_loss, NULLARG, (NULL, f->t, f->t, NULL))                                      \
+  /* metrics.h */                                                                                   \
+  X(E, lam_metric_defaults, OK, lam_metric_defaults().k == 5)                                       \
+  X(P, lam_metric_create, INVALID_ARGUMENT, ((lam_metric_kind)99, NULL))                            \
+  X(S, lam_metric_update, DTYPE, (f->metric, f->t, f->t))                                           \
+  X(S, lam_metric_value, NULLARG, (f->metric, NULL))                                                \
+  X(S, lam_metric_confusion, INVALID_ARGUMENT, (f->metric, &f->out))                                \
+  X(E, lam_metric_count, OK, lam_metric_count(NULL) == -1)                                          \
+  X(E, lam_metric_kind_of, OK, lam_metric_kind_of(NULL) == LAM_METRIC_ACCURACY)                     \
+  X(E, lam_metric_name, OK, strcmp(lam_metric_name(NULL), "metric") == 0)                           \
+  X(E, lam_metric_reset, OK, (lam_metric_reset(NULL), 1))                                           \
+  X(E, lam_metric_free, OK, (lam_metric_free(NULL), 1))                                             \
+  X(S, lam_metric_compute, INVALID_ARGUMENT, (LAM_METRIC_ACCURACY, &(lam_metric_opts){.num_classes = 1}, f->t, f->ti, &f->d)) \
+  X(S, lam_top_k_accuracy, INVALID_ARGUMENT, (f->t, f->ti, 0, &f->d))                               \
+  X(S, lam_binary_accuracy, SHAPE, (f->t, f->ti, &f->d))                                            \
+  X(S, lam_precision_recall_f1, INVALID_ARGUMENT, (f->t, f->ti, &(lam_metric_opts){.average = (lam_average)9}, &f->d, NULL, NULL)) \
+  X(S, lam_confusion_matrix, INVALID_ARGUMENT, (f->t, f->ti, -1, &f->out))                          \
+  X(S, lam_mean_squared_error, SHAPE, (f->t, f->ti, &f->d))                                         \
+  X(S, lam_mean_absolute_error, DTYPE, (f->ti, f->ti, &f->d))                                       \
+  /* models_text.h */                                                                               \
+  X(E, lam_models_bert_defaults, OK, lam_models_bert_defaults().hidden_size == 768)                 \
+  X(P, lam_models_bert, INVALID_ARGUMENT, (&(lam_models_bert_opts){.hidden_size = 10, .num_attention_heads = 3})) \
+  X(S, lam_models_bert_apply, SHAPE, (f->bert, lam_vars_params(f->bert_vars), f->t, NULL, &f->out, NULL)) \
+  X(P, lam_models_mean_pool, SHAPE, (f->t, NULL))                                                   \
+  X(P, lam_models_l2_normalize, NULLARG, (NULL))                                                    \
+  X(E, lam_models_gpt2_defaults, OK, lam_models_gpt2_defaults().n_inner == 3072)                    \
+  X(P, lam_models_gpt2, INVALID_ARGUMENT, (&(lam_models_gpt2_opts){.n_embd = 10, .n_head = 3}))     \
+  X(P, lam_models_gpt2_cache_create, INVALID_ARGUMENT, (f->layer))                                  \
+  X(E, lam_models_gpt2_cache_free, OK, (lam_models_gpt2_cache_free(NULL), 1))                       \
+  X(E, lam_models_gpt2_cache_reset, OK, (lam_models_gpt2_cache_reset(NULL), 1))                     \
+  X(E, lam_models_gpt2_cache_length, OK, lam_models_gpt2_cache_length(NULL) == 0)                   \
+  X(S, lam_models_gpt2_apply_cached, SHAPE, (f->gpt2, lam_vars_params(f->gpt2_vars), f->t, f->gpt2_cache, NULL, &f->out)) \
+  X(E, lam_models_gpt2_generate_defaults, OK, lam_models_gpt2_generate_defaults().temperature == 1.0) \
+  X(S, lam_models_gpt2_generate, SHAPE, (f->gpt2, lam_vars_params(f->gpt2_vars), f->ids, 2, NULL, &f->out)) \
   /* norm.h */                                                                                     \
   X(P, lam_layer_norm, NULLARG, (NULL, 1, NULL, NULL, 1e-5))                                          \
   X(P, lam_rms_norm, NULLARG, (NULL, 1, NULL, 1e-5))                                                  \
@@ -407,13 +510,16 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0}};
   X(P, lam_softmax, NULLARG, (NULL, -1))                                                              \
   X(P, lam_log_softmax, NULLARG, (NULL, -1))                                                          \
   /* regularize.h */                                                                               \
+  X(E, lam_dropout_defaults, OK, lam_dropout_defaults().rate == 0.5)                                \
   X(P, lam_nn_dropout, INVALID_ARGUMENT, (&(lam_dropout_opts){.rate = 1.5}))                                                    \
   X(P, lam_nn_dropout2d, INVALID_ARGUMENT, (&(lam_dropout_opts){.rate = -0.5}))                                                 \
   X(P, lam_nn_dropout3d, INVALID_ARGUMENT, (&(lam_dropout_opts){.rate = NAN}))                                                  \
   X(P, lam_dropout, NULLARG, (NULL, 0.5, f->key, false))                                              \
   X(P, lam_dropblock, NULLARG, (NULL, 0.1, 3, 1.0, f->key))                                           \
+  X(E, lam_dropblock_defaults, OK, lam_dropblock_defaults().block_size == 7)                        \
   X(P, lam_nn_dropblock, INVALID_ARGUMENT, (&(lam_dropblock_opts){.rate = 2.0}))                                          \
   X(P, lam_stochastic_depth, NULLARG, (NULL, 0.1, LAM_STOCHASTIC_DEPTH_ROW, f->key))                  \
+  X(E, lam_stochastic_depth_defaults, OK, lam_stochastic_depth_defaults().rate == 0.0)              \
   X(P, lam_nn_stochastic_depth, INVALID_ARGUMENT, (&(lam_stochastic_depth_opts){.rate = NAN}))                 \
   X(S, lam_stochastic_depth_rates, NULLARG, (0.1, 0.0, 4, NULL))                                      \
   /* rng.h */                                                                                      \
@@ -523,6 +629,8 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0}};
   X(S, lam_predict, NULLARG, (NULL, f->vars, f->t, 2, &f->out))                                       \
   X(E, lam_fit_defaults, OK, ((void)lam_fit_defaults(), 1))                                        \
   X(S, lam_fit, NULLARG, (NULL, f->vars, f->opt, f->t, f->t, NULL))                                   \
+  X(S, lam_fit_loader, INVALID_ARGUMENT, (f->layer, f->vars, f->opt, f->loader, &(lam_fit_opts){.epochs = -1})) \
+  X(S, lam_evaluate_loader, NULLARG, (f->layer, f->vars, f->loader, NULL, NULL, &f->d))             \
   /* version.h */                                                                                  \
   X(E, lam_version, OK, lam_version(NULL, NULL, NULL) != NULL)
 
@@ -576,9 +684,37 @@ static void fx_setup(fx *f) {
   f->apply.summaries = f->sums;
   f->sched = lam_schedule_constant(0.1);
   f->init = lam_init_ones();
+  /* data.h: a dataset of 4 samples and a loader of batches of 2 over it */
+  cr_assert_eq(lam_dataset_from_arrays(4, 2, ds_fields, (const void *const[]){ds_x, ds_y}, NULL, &f->ds), LAM_OK,
+               "%s", lam_last_error());
+  cr_assert_eq(lam_loader_create(f->ctx, f->ds, &(lam_loader_opts){.batch_size = 2, .no_prefetch = true}, &f->loader),
+               LAM_OK, "%s", lam_last_error());
+  f->metric = lam_metric_create(LAM_METRIC_ACCURACY, NULL);
+  cr_assert(f->metric, "%s", lam_last_error());
+  /* models_text.h: tiny models and their parameters */
+  f->ids = lam_tensor_zeros(f->ctx, LAM_I32, 2, f->shape);
+  f->bert = lam_models_bert(&(lam_models_bert_opts){.vocab_size = 8, .hidden_size = 4, .num_hidden_layers = 1,
+                                                    .num_attention_heads = 1, .intermediate_size = 4,
+                                                    .max_position_embeddings = 4});
+  f->gpt2 = lam_models_gpt2(&(lam_models_gpt2_opts){.vocab_size = 8, .n_positions = 4, .n_embd = 4, .n_layer = 1,
+                                                    .n_head = 1});
+  cr_assert(f->ids && f->bert && f->gpt2, "%s", lam_last_error());
+  cr_assert_eq(lam_layer_init(f->bert, f->ctx, f->key, LAM_F32, &f->bert_vars), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_layer_init(f->gpt2, f->ctx, f->key, LAM_F32, &f->gpt2_vars), LAM_OK, "%s", lam_last_error());
+  f->gpt2_cache = lam_models_gpt2_cache_create(f->gpt2);
+  cr_assert(f->gpt2_cache, "%s", lam_last_error());
 }
 
 static void fx_teardown(fx *f) {
+  lam_models_gpt2_cache_free(f->gpt2_cache);
+  lam_vars_free(f->gpt2_vars);
+  lam_vars_free(f->bert_vars);
+  lam_layer_free(f->gpt2);
+  lam_layer_free(f->bert);
+  lam_tensor_free(f->ids);
+  lam_metric_free(f->metric);
+  lam_loader_free(f->loader);
+  lam_dataset_free(f->ds);
   lam_summaries_free(f->sums);
   lam_aux_free(f->aux);
   lam_kv_cache_free(f->kv);
@@ -601,6 +737,8 @@ static int run_row(fx *f, const row *r, char *why, size_t n) {
   f->tree_out = NULL;
   f->vars_out = NULL;
   f->meta_out = NULL;
+  f->ds_out = f->ds_out2 = NULL;
+  f->loader_out = NULL;
   lam_error_clear();
   cr_assert_eq(lam_ctx_stats(f->ctx, &before), LAM_OK);
   int ok = 1;
@@ -615,7 +753,8 @@ static int run_row(fx *f, const row *r, char *why, size_t n) {
     if (st != r->want)
       ok = 0, snprintf(why, n, "returned %s, expected %s (\"%s\")", lam_status_string(st),
                        lam_status_string(r->want), lam_last_error());
-    else if (f->out || f->out2 || f->out3 || f->outs[0] || f->tree_out || f->vars_out || f->meta_out)
+    else if (f->out || f->out2 || f->out3 || f->outs[0] || f->tree_out || f->vars_out || f->meta_out || f->ds_out ||
+             f->ds_out2 || f->loader_out)
       ok = 0, snprintf(why, n, "wrote an output on failure");
   } else {
     if (!r->call_e(f)) ok = 0, snprintf(why, n, "the documented fallback did not hold");

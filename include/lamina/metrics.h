@@ -78,12 +78,14 @@ LAM_API lam_status lam_metric_value(lam_metric *m, double *out);
 /* The confusion matrix so far as a new i32 tensor [C, C] (kinds precision,
  * recall, F1 and confusion). */
 LAM_API lam_status lam_metric_confusion(lam_metric *m, lam_tensor **out);
-/* Samples (rows; elements for binary accuracy, MSE and MAE) seen since the reset. */
+/* Samples (rows; elements for binary accuracy, MSE and MAE) seen since the reset; -1 for NULL. */
 LAM_API int64_t lam_metric_count(const lam_metric *m);
+/* LAM_METRIC_ACCURACY for NULL. */
 LAM_API lam_metric_kind lam_metric_kind_of(const lam_metric *m);
 /* "accuracy", "top_k_accuracy", "binary_accuracy", "precision", "recall", "f1",
- * "confusion", "mse", "mae" */
+ * "confusion", "mse", "mae"; "metric" for NULL */
 LAM_API const char *lam_metric_name(const lam_metric *m);
+/* NULL is a no-op (both). */
 LAM_API void lam_metric_reset(lam_metric *m);
 LAM_API void lam_metric_free(lam_metric *m);
 

@@ -64,12 +64,12 @@ static lam_tensor *lam__add_norm(const lam__bert *b, int ln, lam_tensor *x, lam_
 }
 
 static lam_tensor *lam__bert_embed(const lam__bert *b, lam_ptree *params, lam_ptree *state,
-                                   lam_tensor *ids, const lam_apply_opts *opts) {
+                                   lam_tensor *ids, const lam_apply_opts *opts, const char *fn) {
   int64_t batch = ids->shape[0], seq = ids->shape[1];
   lam_tensor *types = opts->aux ? lam_aux_get(opts->aux, LAM_MODELS_TOKEN_TYPE_IDS_KEY) : NULL;
   if (types && (types->ndim != 2 || types->shape[0] != batch || types->shape[1] != seq ||
                 types->dtype != LAM_I32))
-    return lam__fail(LAM_ERR_SHAPE, "lam_layer_apply: bert: aux %s must be i32 [%lld, %lld]",
+    return lam__fail(LAM_ERR_SHAPE, "%s: aux %s must be i32 [%lld, %lld]", fn,
                      LAM_MODELS_TOKEN_TYPE_IDS_KEY, (long long)batch, (long long)seq), NULL;
   lam_tensor *zeros = types ? NULL : lam_tensor_zeros(ids->ctx, LAM_I32, 2, ids->shape);
   lam_tensor *pos = lam_tensor_arange(ids->ctx, LAM_I32, 0, (double)seq, 1);
@@ -125,22 +125,23 @@ static lam_tensor *lam__bert_block(const lam__bert *b, int layer, lam_ptree *par
 }
 
 static lam_status lam__bert_run(const lam__bert *b, lam_ptree *params, lam_ptree *state, lam_tensor *ids,
-                                const lam_apply_opts *opts, lam_tensor **hidden, lam_tensor **pooled) {
+                                const lam_apply_opts *opts, lam_tensor **hidden, lam_tensor **pooled,
+                                const char *fn) {
   lam_apply_opts def = lam_apply_defaults();
   if (!opts) opts = &def;
-  if (!ids) return lam__fail(LAM_ERR_NULL, "lam_layer_apply: bert: ids is NULL");
+  if (!ids) return lam__fail(LAM_ERR_NULL, "%s: ids is NULL", fn);
   if (ids->ndim != 2 || ids->dtype != LAM_I32)
-    return lam__fail(LAM_ERR_SHAPE, "lam_layer_apply: bert expects i32 token ids [batch, seq]");
+    return lam__fail(LAM_ERR_SHAPE, "%s: expects i32 token ids [batch, seq]", fn);
   if (ids->shape[1] > b->o.max_position_embeddings)
-    return lam__fail(LAM_ERR_SHAPE, "lam_layer_apply: bert: %lld tokens exceed max_position_embeddings %lld",
+    return lam__fail(LAM_ERR_SHAPE, "%s: %lld tokens exceed max_position_embeddings %lld", fn,
                      (long long)ids->shape[1], (long long)b->o.max_position_embeddings);
   lam_tensor *mask = opts->aux ? lam_aux_get(opts->aux, LAM_ATTENTION_MASK_KEY) : NULL;
   if (mask && (mask->ndim != 2 || mask->shape[0] != ids->shape[0] || mask->shape[1] != ids->shape[1]))
-    return lam__fail(LAM_ERR_SHAPE, "lam_layer_apply: bert: the attention mask must be [batch, seq] = [%lld, %lld]",
+    return lam__fail(LAM_ERR_SHAPE, "%s: the attention mask must be [batch, seq] = [%lld, %lld]", fn,
                      (long long)ids->shape[0], (long long)ids->shape[1]);
   if (pooled && b->pooler < 0)
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_models_bert_apply: the model has no pooler (no_pooler)");
-  lam_tensor *h = lam__bert_embed(b, params, state, ids, opts);
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: the model has no pooler (no_pooler)", fn);
+  lam_tensor *h = lam__bert_embed(b, params, state, ids, opts, fn);
   for (int64_t l = 0; h && l < b->o.num_hidden_layers; l++) {
     lam_tensor *n = lam__bert_block(b, (int)l, params, state, h, mask, opts);
     lam_tensor_free(h);
@@ -166,7 +167,7 @@ static lam_status lam__bert_run(const lam__bert *b, lam_ptree *params, lam_ptree
 
 static lam_status lam__bert_apply(lam_layer *self, lam_ptree *params, lam_ptree *state, lam_tensor *x,
                                   const lam_apply_opts *opts, lam_tensor **out) {
-  return lam__bert_run(self->impl, params, state, x, opts, out, NULL);
+  return lam__bert_run(self->impl, params, state, x, opts, out, NULL, "lam_layer_apply: bert");
 }
 
 static const lam_layer_vtable lam__bert_vt = {"bert", lam__bert_init, lam__bert_apply, lam__bert_free};
@@ -183,7 +184,7 @@ lam_status lam_models_bert_apply(lam_layer *bert, lam_ptree *params, lam_tensor 
                      lam_layer_name(bert));
   lam_ptree *state = lam_ptree_dict();
   if (!state) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn);
-  lam_status st = lam__bert_run(bert->impl, params, state, ids, opts, hidden, pooled);
+  lam_status st = lam__bert_run(bert->impl, params, state, ids, opts, hidden, pooled, fn);
   lam_ptree_free(state);
   return st;
 }

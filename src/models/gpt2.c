@@ -162,23 +162,24 @@ static lam_tensor *lam__gpt2_block(const lam__gpt2 *g, int layer, lam_ptree *par
 /* The forward pass over ids [batch, n] at positions pos0 .. pos0 + n - 1;
  * with a cache its keys and values are appended. */
 static lam_status lam__gpt2_run(const lam__gpt2 *g, lam_ptree *params, lam_ptree *state, lam_tensor *ids,
-                                lam_models_gpt2_cache *cache, const lam_apply_opts *opts, lam_tensor **out) {
+                                lam_models_gpt2_cache *cache, const lam_apply_opts *opts, lam_tensor **out,
+                                const char *fn) {
   lam_apply_opts def = lam_apply_defaults();
   if (!opts) opts = &def;
   *out = NULL;
-  if (!ids) return lam__fail(LAM_ERR_NULL, "lam_layer_apply: gpt2: ids is NULL");
+  if (!ids) return lam__fail(LAM_ERR_NULL, "%s: ids is NULL", fn);
   if (ids->ndim != 2 || ids->dtype != LAM_I32)
-    return lam__fail(LAM_ERR_SHAPE, "lam_layer_apply: gpt2 expects i32 token ids [batch, seq]");
+    return lam__fail(LAM_ERR_SHAPE, "%s: expects i32 token ids [batch, seq]", fn);
   int64_t pos0 = cache ? lam_models_gpt2_cache_length(cache) : 0, n = ids->shape[1];
   if (pos0 + n > g->o.n_positions)
-    return lam__fail(LAM_ERR_SHAPE, "lam_layer_apply: gpt2: %lld positions exceed n_positions %lld",
+    return lam__fail(LAM_ERR_SHAPE, "%s: %lld positions exceed n_positions %lld", fn,
                      (long long)(pos0 + n), (long long)g->o.n_positions);
   lam_tensor *mask = opts->aux ? lam_aux_get(opts->aux, LAM_ATTENTION_MASK_KEY) : NULL;
   if (mask && (mask->ndim != 2 || mask->shape[0] != ids->shape[0] || mask->shape[1] != pos0 + n))
-    return lam__fail(LAM_ERR_SHAPE, "lam_layer_apply: gpt2: the attention mask must be [batch, %lld]",
+    return lam__fail(LAM_ERR_SHAPE, "%s: the attention mask must be [batch, %lld]", fn,
                      (long long)(pos0 + n));
   lam_tensor *wte = lam_ptree_get(params, "transformer.wte.weight");
-  if (!wte) return lam__fail(LAM_ERR_NOT_FOUND, "lam_layer_apply: gpt2: params lack transformer.wte.weight");
+  if (!wte) return lam__fail(LAM_ERR_NOT_FOUND, "%s: params lack transformer.wte.weight", fn);
   lam_tensor *pos = lam_tensor_arange(ids->ctx, LAM_I32, (double)pos0, (double)(pos0 + n), 1);
   lam_tensor *te = lam__text_children_apply(&g->c, G_WTE, params, state, ids, opts);
   lam_tensor *pe = lam__text_children_apply(&g->c, G_WPE, params, state, pos, opts);
@@ -200,7 +201,7 @@ static lam_status lam__gpt2_run(const lam__gpt2 *g, lam_ptree *params, lam_ptree
 
 static lam_status lam__gpt2_apply(lam_layer *self, lam_ptree *params, lam_ptree *state, lam_tensor *x,
                                   const lam_apply_opts *opts, lam_tensor **out) {
-  return lam__gpt2_run(self->impl, params, state, x, NULL, opts, out);
+  return lam__gpt2_run(self->impl, params, state, x, NULL, opts, out, "lam_layer_apply: gpt2");
 }
 
 static const lam_layer_vtable lam__gpt2_vt = {"gpt2", lam__gpt2_init, lam__gpt2_apply, lam__gpt2_free};
@@ -315,7 +316,7 @@ lam_status lam_models_gpt2_apply_cached(lam_layer *gpt2, lam_ptree *params, lam_
                                                : "the cache was made for another model");
   lam_ptree *state = lam_ptree_dict();
   if (!state) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn);
-  lam_status st = lam__gpt2_run(gpt2->impl, params, state, ids, cache, opts, logits);
+  lam_status st = lam__gpt2_run(gpt2->impl, params, state, ids, cache, opts, logits, fn);
   lam_ptree_free(state);
   return st;
 }

@@ -122,6 +122,15 @@ static lam_ctx *lam__vars_ctx(lam_vars *vars) {
   return NULL;
 }
 
+/* A failure of the input or of the forward pass, under the summary's name
+ * (the inner message follows). */
+static lam_status lam__summary_fail(const char *fn, lam_status st) {
+  if (strncmp(lam_last_error(), fn, strlen(fn)) == 0) return st;
+  char why[2048];
+  snprintf(why, sizeof why, "%s", lam_last_error());
+  return lam__fail(st, "%s: %s", fn, why);
+}
+
 lam_status lam_layer_summary(lam_layer *layer, lam_vars *vars, int ndim, const int64_t *shape,
                              const lam_layer_summary_opts *opts, FILE *f) {
   const char *fn = "lam_layer_summary";
@@ -133,7 +142,7 @@ lam_status lam_layer_summary(lam_layer *layer, lam_vars *vars, int ndim, const i
   lam_ctx *ctx = lam__vars_ctx(vars);
   if (!ctx) return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: vars hold no tensor to find the context from", fn);
   lam_tensor *x = lam_tensor_zeros(ctx, o.input_dtype, ndim, shape);
-  if (!x) return lam_last_status();
+  if (!x) return lam__summary_fail(fn, lam_last_status());
   lam__shape_recs recs = {0};
   bool was = lam_grad_set_enabled(ctx, false);
   lam__apply_hook_set(lam__record, &recs);
@@ -146,7 +155,7 @@ lam_status lam_layer_summary(lam_layer *layer, lam_vars *vars, int ndim, const i
   if (st != LAM_OK) {
     lam_tensor_free(out);
     free(recs.r);
-    return st;
+    return lam__summary_fail(fn, st);
   }
   lam__summary s = {f, lam_vars_params(vars), &recs, {"", out->ndim, {0}}, o.max_depth};
   memcpy(s.root.shape, out->shape, sizeof s.root.shape);
