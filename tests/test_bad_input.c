@@ -407,6 +407,11 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0}};
   X(S, lam_confusion_matrix, INVALID_ARGUMENT, (f->t, f->ti, -1, &f->out))                          \
   X(S, lam_mean_squared_error, SHAPE, (f->t, f->ti, &f->d))                                         \
   X(S, lam_mean_absolute_error, DTYPE, (f->ti, f->ti, &f->d))                                       \
+  /* models.h */                                                                                    \
+  X(E, lam_models_resnet_defaults, OK, lam_models_resnet_defaults().width == 64)                    \
+  X(P, lam_models_resnet, INVALID_ARGUMENT, (19, NULL))                                            \
+  X(E, lam_models_mobilenet_v2_defaults, OK, lam_models_mobilenet_v2_defaults().round_nearest == 8) \
+  X(P, lam_models_mobilenet_v2, INVALID_ARGUMENT, (&(lam_models_mobilenet_v2_opts){.width_mult = -1})) \
   /* models_text.h */                                                                               \
   X(E, lam_models_bert_defaults, OK, lam_models_bert_defaults().hidden_size == 768)                 \
   X(P, lam_models_bert, INVALID_ARGUMENT, (&(lam_models_bert_opts){.hidden_size = 10, .num_attention_heads = 3})) \
