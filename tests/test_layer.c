@@ -314,3 +314,26 @@ Test(layer, child_helpers_reject_null) {
   lam_layer_free(lin);
   lam_ctx_free(ctx);
 }
+
+/* Regression (issue 19): a bad initialiser in a constructor's options is
+ * refused when the layer is built, not later at lam_layer_init. */
+Test(layer, constructors_reject_bad_init) {
+  lam_init nan_normal = lam_init_normal(NAN), unknown = {.kind = (lam_init_kind)99};
+  tu_assert_fails(lam_nn_linear(3, 4, &(lam_linear_opts){.weight_init = nan_normal}),
+                  LAM_ERR_INVALID_ARGUMENT, "lam_nn_linear: weight_init");
+  tu_assert_fails(lam_nn_linear(3, 4, &(lam_linear_opts){.bias_init = unknown}),
+                  LAM_ERR_INVALID_ARGUMENT, "lam_nn_linear: bias_init");
+  tu_assert_fails(lam_nn_bilinear(2, 3, 4, &(lam_linear_opts){.weight_init = unknown}),
+                  LAM_ERR_INVALID_ARGUMENT, "lam_nn_bilinear");
+  tu_assert_fails(lam_nn_embedding(5, 4, &(lam_embedding_opts){.init = nan_normal}),
+                  LAM_ERR_INVALID_ARGUMENT, "lam_nn_embedding: init");
+  tu_assert_fails(lam_nn_conv2d(3, 4, &(lam_conv_opts){.weight_init = nan_normal}),
+                  LAM_ERR_INVALID_ARGUMENT, "lam_nn_conv2d: weight_init");
+  tu_assert_fails(lam_nn_conv_transpose1d(3, 4, &(lam_conv_transpose_opts){.bias_init = unknown}),
+                  LAM_ERR_INVALID_ARGUMENT, "lam_nn_conv_transpose1d: bias_init");
+  tu_assert_fails(lam_nn_multi_head_attention(8, 2, &(lam_multi_head_attention_opts){.weight_init = unknown}),
+                  LAM_ERR_INVALID_ARGUMENT, "lam_nn_multi_head_attention: weight_init");
+  lam_layer *ok = lam_nn_linear(3, 4, &(lam_linear_opts){.weight_init = lam_init_normal(0.5)});
+  cr_assert_not_null(ok, "%s", lam_last_error());
+  lam_layer_free(ok);
+}

@@ -283,6 +283,9 @@ static lam_multi_head_attention_opts lam__mha_resolve(const lam_multi_head_atten
 lam_layer *lam_nn_multi_head_attention(int64_t embed_dim, int64_t num_heads, const lam_multi_head_attention_opts *opts) {
   const char *fn = "lam_nn_multi_head_attention";
   lam_multi_head_attention_opts o = lam__mha_resolve(opts);
+  if (opts && (lam__init_check_opt(fn, "weight_init", &opts->weight_init) != LAM_OK ||
+               lam__init_check_opt(fn, "bias_init", &opts->bias_init) != LAM_OK))
+    return NULL;
   if (embed_dim < 1 || num_heads < 1)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: embed_dim %lld and num_heads %lld must be >= 1", fn,
                      (long long)embed_dim, (long long)num_heads), NULL;

@@ -152,6 +152,11 @@ static lam_status lam__convl_check(lam__convl *c, const int *kernel, const int *
 static lam_layer *lam__convl_new(int nsp, int transpose, int64_t in, int64_t out,
                                  const lam_conv_opts *o, const lam_conv_transpose_opts *t,
                                  const char *fn) {
+  const lam_init *wi = transpose ? (t ? &t->weight_init : NULL) : (o ? &o->weight_init : NULL);
+  const lam_init *bi = transpose ? (t ? &t->bias_init : NULL) : (o ? &o->bias_init : NULL);
+  if (lam__init_check_opt(fn, "weight_init", wi) != LAM_OK ||
+      lam__init_check_opt(fn, "bias_init", bi) != LAM_OK)
+    return NULL;
   lam__convl *c = calloc(1, sizeof *c);
   if (!c) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn), NULL;
   c->nsp = nsp, c->transpose = transpose, c->in = in, c->out = out;

@@ -73,6 +73,9 @@ lam_layer *lam_nn_linear(int64_t in_features, int64_t out_features, const lam_li
   if (in_features < 1 || out_features < 1)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_nn_linear: in_features %lld and out_features %lld must be >= 1",
                      (long long)in_features, (long long)out_features), NULL;
+  if (opts && (lam__init_check_opt("lam_nn_linear", "weight_init", &opts->weight_init) != LAM_OK ||
+               lam__init_check_opt("lam_nn_linear", "bias_init", &opts->bias_init) != LAM_OK))
+    return NULL;
   lam__linear *l = calloc(1, sizeof *l);
   if (!l) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_nn_linear: out of host memory"), NULL;
   l->in = in_features;
@@ -150,6 +153,9 @@ lam_layer *lam_nn_bilinear(int64_t in1_features, int64_t in2_features, int64_t o
   if (in1_features < 1 || in2_features < 1 || out_features < 1)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_nn_bilinear: features %lld, %lld, %lld must be >= 1",
                      (long long)in1_features, (long long)in2_features, (long long)out_features), NULL;
+  if (opts && (lam__init_check_opt("lam_nn_bilinear", "weight_init", &opts->weight_init) != LAM_OK ||
+               lam__init_check_opt("lam_nn_bilinear", "bias_init", &opts->bias_init) != LAM_OK))
+    return NULL;
   lam__linear *l = calloc(1, sizeof *l);
   if (!l) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_nn_bilinear: out of host memory"), NULL;
   l->in = in1_features;
@@ -250,6 +256,7 @@ lam_layer *lam_nn_embedding(int64_t vocab_size, int64_t embed_dim, const lam_emb
   if (vocab_size < 1 || embed_dim < 1)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_nn_embedding: vocab_size %lld and embed_dim %lld must be >= 1",
                      (long long)vocab_size, (long long)embed_dim), NULL;
+  if (opts && lam__init_check_opt("lam_nn_embedding", "init", &opts->init) != LAM_OK) return NULL;
   lam__embedding *e = calloc(1, sizeof *e);
   if (!e) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_nn_embedding: out of host memory"), NULL;
   e->vocab = vocab_size;

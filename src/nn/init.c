@@ -7,6 +7,7 @@
  * is O(rows * cols * min(rows, cols)), fine for layer-sized matrices. f16
  * parameters are drawn in f32 and cast. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -122,6 +123,13 @@ static lam_status lam__init_check(const char *fn, const lam_init *init) {
 }
 
 lam_status lam_init_check(const lam_init *init) { return lam__init_check("lam_init_check", init); }
+
+lam_status lam__init_check_opt(const char *fn, const char *field, const lam_init *init) {
+  if (!init || init->kind == LAM_INIT_DEFAULT) return LAM_OK; /* the layer's default */
+  char where[160];
+  snprintf(where, sizeof where, "%s: %s", fn, field);
+  return lam__init_check(where, init);
+}
 
 static void lam__fans(int ndim, const int64_t *shape, double *fan_in, double *fan_out) {
   double fi = 1, fo = 1;

@@ -16,6 +16,9 @@ lam_status lam__param_make(lam_ptree *params, const char *path, const lam_init *
 lam_tensor *lam__param_get(lam_ptree *params, const char *layer, const char *path, int ndim,
                            const int64_t *shape);
 /* Checks x is [..., features] of dtype; records a message naming the layer. */
+/* Constructors: checks an options struct's lam_init field (a zeroed one is
+ * the layer's default); the message reads "<fn>: <field>: ...". */
+lam_status lam__init_check_opt(const char *fn, const char *field, const lam_init *init);
 lam_status lam__check_input(const char *layer, lam_tensor *x, int64_t features, lam_dtype dtype);
 /* vtable helpers: free(self->impl), and an init for layers without params. */
 void lam__free_impl(lam_layer *self);
