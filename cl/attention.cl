@@ -27,8 +27,10 @@
  *  - Masked scores are -inf; exponentials are taken relative to a finite
  *    reference, so a fully masked row has sum 0 and gives zeros, not NaN.
  *
- * On GPUs the same kernels run one work-item per row block with the output
- * rows in (spilled) private memory: correct, not tuned. */
+ * That is the CPU layout. GPUs get a second layout of the same kernels
+ * (sdpa_fwd_wg, sdpa_bwd_dq_wg, sdpa_bwd_dkv_wg; the ATT_GPU section below):
+ * a work-group per block of query (key) rows with the K/V (Q/dO) tiles in
+ * local memory. The host picks one per call (src/ops/attention.c). */
 
 #ifdef LAM_F64
 #define VW 8
@@ -669,10 +671,13 @@ kernel void sdpa_bwd_dkv(global const REAL *k, int k_off, global const REAL *v, 
  * before the next tile overwrites local memory. A K/V element is read from
  * global memory once per ATT_BQ query rows instead of once per row, and
  * inside a tile all work-items read the same local address at the same time
- * (a broadcast: no bank conflicts). Rows are padded to ATT_DK (a multiple of
- * 16) columns with zeros, so every loop over the head dim has a compile-time
- * bound and the private arrays can stay in registers; K and V are read in
- * place (any head / row stride, no transposed copy).
+ * (a broadcast: no bank conflicts). Rows are padded to ATT_DK (8, 16, a
+ * multiple of 32 or of 64) columns with zeros, so every loop over the head
+ * dim has a compile-time bound and the private arrays can stay in
+ * registers; full tiles loop over a compile-time ATT_BT keys (unrolled on
+ * GPUs, the scores in registers), the last partial tile over what is
+ * left. K and V are read in place (any head / row stride, no transposed
+ * copy).
  *
  * Why not the CPU layout on GPUs: that one gives a work-item 12 rows x 32
  * keys of scores in vector registers and no local memory or barriers (PoCL
@@ -692,9 +697,11 @@ kernel void sdpa_bwd_dkv(global const REAL *k, int k_off, global const REAL *v, 
  * outputs are read / written per row (bias reads coalesce along keys in the
  * dK/dV kernel only).
  *
- * The host picks ATT_BQ from the device's work-group limit (<= 64), ATT_DK
- * from the head dims, and ATT_BT, a power of two <= 32, from the local memory
- * size: 2 * ATT_BT * (ATT_DK + 1) elements per work-group.
+ * The host (lam__att_gpu_layout) picks ATT_BQ = 64 (fewer where the
+ * device's work-group limit is lower), ATT_DK from the head dims, and
+ * ATT_BT, a power of two in [4, 32], from the local memory size: the tiles
+ * take 2 * ATT_BT * ATT_DK elements per work-group (the dK/dV kernel 2 *
+ * ATT_BT more), e.g. 32 KiB at f32, ATT_DK = 128, ATT_BT = 32.
  *
  * Backward: sdpa_bwd_dq_wg owns query rows (stages K and V tiles; dQ and the
  * optional dS); sdpa_bwd_dkv_wg owns key rows (stages Q and dO tiles with
@@ -710,6 +717,14 @@ kernel void sdpa_bwd_dkv(global const REAL *k, int k_off, global const REAL *v, 
 #endif
 #ifndef ATT_DK
 #define ATT_DK 64
+#endif
+/* Full tiles are unrolled on GPUs (the host passes ATT_UNROLL there) so
+ * that the tile's scores stay in registers; on PoCL that gains nothing and
+ * multiplies the build time by eight. */
+#ifdef ATT_UNROLL
+#define G_UNROLL _Pragma("unroll")
+#else
+#define G_UNROLL
 #endif
 #define GQ ATT_BQ
 #define GT ATT_BT
@@ -784,6 +799,31 @@ inline ulong g_keep_bits(ulong m0, uint k0, uint k1, uint thr) {
   return bits;
 }
 
+/* Folds keys j0 .. j0 + N - 1 of the staged tile into row i's online
+ * softmax: N = GT (a compile-time bound, unrolled so the scores stay in
+ * registers) for full tiles, the rest for the last one. */
+#define G_FWD_TILE(N, UNROLL)                                                            \
+  do {                                                                                   \
+    ACC s[GT], mx = -INFINITY;                                                           \
+    UNROLL for (int jj = 0; jj < (N); jj++) {                                            \
+      s[jj] = g_mask(g_dot(qv, lk + jj * GD) * scale, i, j0 + jj, b, h, Sq, Sk, Skp, q_pos, \
+                     flags, slope, keep, bias, bst);                                     \
+      mx = fmax(mx, s[jj]);                                                              \
+    }                                                                                    \
+    const ACC mnew = fmax(m, mx), muse = isinf(mnew) ? (ACC)0 : mnew;                    \
+    const ACC alpha = exp(m - muse);                                                     \
+    for (int c = 0; c < GC; c++) ov[c] *= (REAL)alpha;                                   \
+    ACC ls = 0;                                                                          \
+    UNROLL for (int jj = 0; jj < (N); jj++) {                                            \
+      ACC p = exp(s[jj] - muse);                                                         \
+      ls += p;                                                                           \
+      if (flags & F_DROPOUT) p = (kb >> jj) & 1 ? p * dscale : (ACC)0;                   \
+      g_axpy(ov, p, lv + jj * GD);                                                       \
+    }                                                                                    \
+    l = l * alpha + ls;                                                                  \
+    m = mnew;                                                                            \
+  } while (0)
+
 /* Forward: a work-group per (b, h, block of GQ query rows), a work-item per
  * row. Same arguments as sdpa_fwd except k (read in place, not K^T). */
 kernel __attribute__((reqd_work_group_size(GQ, 1, 1))) void sdpa_fwd_wg(
@@ -814,30 +854,11 @@ kernel __attribute__((reqd_work_group_size(GQ, 1, 1))) void sdpa_fwd_wg(
     g_stage(lv, vp + j0 * v_rs, v_rs, Dv, nj);
     barrier(CLK_LOCAL_MEM_FENCE);
     if (row) {
-      ACC s[GT];
-      ACC mx = -INFINITY;
-#pragma unroll
-      for (int jj = 0; jj < GT; jj++) {
-        s[jj] = g_mask(g_dot(qv, lk + jj * GD) * scale, i, j0 + jj, b, h, Sq, Sk, Skp, q_pos, flags,
-                       slope, keep, bias, bst);
-        mx = fmax(mx, s[jj]);
-      }
-      const ACC mnew = fmax(m, mx), muse = isinf(mnew) ? (ACC)0 : mnew;
-      const ACC alpha = exp(m - muse);
       const ulong kb = (flags & F_DROPOUT)
                            ? g_keep_bits(((ulong)(bh * Sq + i)) * (ulong)Sk + (ulong)j0, k0, k1, thr)
                            : 0;
-      for (int c = 0; c < GC; c++) ov[c] *= (REAL)alpha;
-      ACC ls = 0;
-#pragma unroll
-      for (int jj = 0; jj < GT; jj++) {
-        ACC p = exp(s[jj] - muse);
-        ls += p;
-        if (flags & F_DROPOUT) p = (kb >> jj) & 1 ? p * dscale : (ACC)0;
-        g_axpy(ov, p, lv + jj * GD);
-      }
-      l = l * alpha + ls;
-      m = mnew;
+      if (nj == GT) G_FWD_TILE(GT, G_UNROLL);
+      else G_FWD_TILE(nj, );
     }
     barrier(CLK_LOCAL_MEM_FENCE);
   }
@@ -846,6 +867,22 @@ kernel __attribute__((reqd_work_group_size(GQ, 1, 1))) void sdpa_fwd_wg(
     lse[lse_off + bh * Sq + i] = l > 0 ? (isinf(m) ? (ACC)0 : m) + log(l) : (ACC)(-INFINITY);
   }
 }
+
+/* dQ of row i from keys j0 .. j0 + N - 1 of the staged tiles (N as in
+ * G_FWD_TILE), and the row's dS there when a mask needs a gradient. */
+#define G_DQ_TILE(N, UNROLL)                                                              \
+  do {                                                                                    \
+    UNROLL for (int jj = 0; jj < (N); jj++) {                                             \
+      const ACC x = g_mask(g_dot(qv, lk + jj * GD) * scale, i, j0 + jj, b, h, Sq, Sk, Skp, \
+                           q_pos, flags, slope, keep, bias, bst);                         \
+      const ACC p = exp(x - lr);                                                          \
+      ACC dp = g_dot(gv, lv + jj * GD);                                                   \
+      if (flags & F_DROPOUT) dp = (kb >> jj) & 1 ? dp * dscale : (ACC)0;                  \
+      const ACC dsv = p * (dp - dr);                                                      \
+      if (flags & F_DS) STORE(dsr, j0 + jj, dsv);                                         \
+      g_axpy(dqv, dsv, lk + jj * GD);                                                     \
+    }                                                                                     \
+  } while (0)
 
 /* dQ (and dS rows for a mask gradient): a work-group per (b, h, block of GQ
  * query rows); K and V read in place and staged; lu / dl from sdpa_bwd_prep. */
@@ -883,17 +920,8 @@ kernel __attribute__((reqd_work_group_size(GQ, 1, 1))) void sdpa_bwd_dq_wg(
       const ulong kb = (flags & F_DROPOUT)
                            ? g_keep_bits(((ulong)(bh * Sq + i)) * (ulong)Sk + (ulong)j0, k0, k1, thr)
                            : 0;
-#pragma unroll
-      for (int jj = 0; jj < GT; jj++) {
-        const ACC x = g_mask(g_dot(qv, lk + jj * GD) * scale, i, j0 + jj, b, h, Sq, Sk, Skp, q_pos,
-                             flags, slope, keep, bias, bst);
-        const ACC p = exp(x - lr);
-        ACC dp = g_dot(gv, lv + jj * GD);
-        if (flags & F_DROPOUT) dp = (kb >> jj) & 1 ? dp * dscale : (ACC)0;
-        const ACC dsv = p * (dp - dr);
-        if ((flags & F_DS) && jj < nj) STORE(dsr, j0 + jj, dsv);
-        g_axpy(dqv, dsv, lk + jj * GD);
-      }
+      if (nj == GT) G_DQ_TILE(GT, G_UNROLL);
+      else G_DQ_TILE(nj, );
     }
     barrier(CLK_LOCAL_MEM_FENCE);
   }
@@ -903,6 +931,26 @@ kernel __attribute__((reqd_work_group_size(GQ, 1, 1))) void sdpa_bwd_dq_wg(
     g_store(dq + dq_off + (bh * Sq + i) * D, dqv, scale, D);
   }
 }
+
+/* dK, dV of key row j from queries i0 .. i0 + N - 1 of the staged tiles (N
+ * as in G_FWD_TILE). */
+#define G_DKV_TILE(N, UNROLL)                                                                \
+  do {                                                                                       \
+    UNROLL for (int ii = 0; ii < (N); ii++) {                                                \
+      const int i = i0 + ii;                                                                 \
+      const ACC x = g_mask(g_dot(kv, lq + ii * GD) * scale, i, j, b, h, Sq, Sk, Skp, q_pos,   \
+                           flags, slope, keep, bias, bst);                                   \
+      const ACC p = exp(x - (ACC)ll[ii]);                                                    \
+      ACC pw = p, dp = g_dot(vv, lg + ii * GD);                                              \
+      if (flags & F_DROPOUT) {                                                               \
+        const bool kept = att_word(((ulong)(bh * Sq + i)) * (ulong)Sk + (ulong)jc, k0, k1) < thr; \
+        pw = kept ? p * dscale : (ACC)0;                                                     \
+        dp = kept ? dp * dscale : (ACC)0;                                                    \
+      }                                                                                      \
+      g_axpy(dvv, pw, lg + ii * GD);                                                         \
+      g_axpy(dkv, p * (dp - (ACC)ld[ii]), lq + ii * GD);                                     \
+    }                                                                                        \
+  } while (0)
 
 /* dK, dV: a work-group per (b, kv head, block of GQ key rows), a work-item per
  * key row, looping over the G query heads of the group and tiles of GT
@@ -942,21 +990,8 @@ kernel __attribute__((reqd_work_group_size(GQ, 1, 1))) void sdpa_bwd_dkv_wg(
       }
       barrier(CLK_LOCAL_MEM_FENCE);
       if (live) {
-        for (int ii = 0; ii < GT; ii++) {
-          const int i = i0 + ii;
-          const ACC x = g_mask(g_dot(kv, lq + ii * GD) * scale, i, j, b, h, Sq, Sk, Skp, q_pos,
-                               flags, slope, keep, bias, bst);
-          const ACC p = exp(x - (ACC)ll[ii]);
-          ACC pw = p, dp = g_dot(vv, lg + ii * GD);
-          if (flags & F_DROPOUT) {
-            const bool kept =
-                att_word(((ulong)(bh * Sq + min(i, Sq - 1))) * (ulong)Sk + (ulong)jc, k0, k1) < thr;
-            pw = kept ? p * dscale : (ACC)0;
-            dp = kept ? dp * dscale : (ACC)0;
-          }
-          g_axpy(dvv, pw, lg + ii * GD);
-          g_axpy(dkv, p * (dp - (ACC)ld[ii]), lq + ii * GD);
-        }
+        if (ni == GT) G_DKV_TILE(GT, G_UNROLL);
+        else G_DKV_TILE(ni, );
       }
       barrier(CLK_LOCAL_MEM_FENCE);
     }

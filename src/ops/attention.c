@@ -3,9 +3,14 @@
  * keys with an online softmax; memory linear in the sequence) or, for head
  * dims beyond the fused kernel or on request, the unfused composition of
  * lamina ops (matmul, softmax, matmul), which autodiff differentiates op by
- * op. The fused output shares its buffer with the log-sum-exp, the key keep
- * flags and (when recording) the additive mask, so the backward rule
- * (ops/attention_backward.c) finds them through the saved output. */
+ * op. The fused kernels come in two layouts (cl/attention.cl): the CPU one
+ * (register tiles, no local memory) and the GPU one (a work-group per block
+ * of query rows, K/V tiles in local memory), chosen per call from the device
+ * or LAMINA_ATTENTION_LAYOUT=cpu|gpu, with tile sizes from its local memory
+ * and work-group limits. The fused output shares its buffer with the
+ * log-sum-exp, the key keep flags and (when recording) the additive mask, so
+ * the backward rule (ops/attention_backward.c) finds them through the saved
+ * output; those suit both layouts. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,9 +84,12 @@ bool lam__att_gpu_layout(lam_ctx *ctx, lam_dtype dtype, int64_t max_d, lam__att_
   if (e && strcmp(e, "gpu") == 0) want = true;
   if (e && strcmp(e, "cpu") == 0) want = false;
   if (!want) return false;
-  /* Padded head dim (compile-time loop bound of the private rows): steps of
-   * 16, 32 and 64, so a handful of programs cover every head dim. */
-  int64_t dk = max_d <= 16 ? 16 : max_d <= 128 ? (max_d + 31) / 32 * 32 : (max_d + 63) / 64 * 64;
+  /* Padded head dim (compile-time loop bound of the private rows): 8, 16,
+   * then steps of 32 and 64, so a handful of programs cover every head dim. */
+  int64_t dk = max_d <= 8    ? 8
+               : max_d <= 16  ? 16
+               : max_d <= 128 ? (max_d + 31) / 32 * 32
+                              : (max_d + 63) / 64 * 64;
   /* Rows per work-group: 64 (two warps / one wavefront), fewer where the
    * device allows less. */
   size_t mwg = ctx->info.max_work_group_size ? ctx->info.max_work_group_size : 64;
@@ -97,8 +105,8 @@ bool lam__att_gpu_layout(lam_ctx *ctx, lam_dtype dtype, int64_t max_d, lam__att_
   L->rows = (int)rows;
   L->tile = (int)tile;
   L->dk = (int)dk;
-  snprintf(L->opts, sizeof L->opts, "-DATT_GPU -DATT_BQ=%d -DATT_BT=%d -DATT_DK=%d", L->rows,
-           L->tile, L->dk);
+  snprintf(L->opts, sizeof L->opts, "-DATT_GPU -DATT_BQ=%d -DATT_BT=%d -DATT_DK=%d%s", L->rows,
+           L->tile, L->dk, ctx->info.type == LAM_DEVICE_GPU ? " -DATT_UNROLL" : "");
   return true;
 }
 

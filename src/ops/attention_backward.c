@@ -5,7 +5,9 @@
  * for blocks of query rows (dQ, and dS when a float mask needs a gradient);
  * sdpa_bwd_dkv does the same for blocks of key rows over every query head of
  * their group (dK, dV). Only the optional mask gradient is seq_q x seq_k
- * (dS, then summed to the mask's shape). */
+ * (dS, then summed to the mask's shape). The GPU layout (sdpa_bwd_dq_wg,
+ * sdpa_bwd_dkv_wg) splits the work the same way but stages K/V (Q/dO) tiles
+ * in local memory and reads every operand in place (no transposed copies). */
 #include <stdlib.h>
 
 #include "ops/attention_internal.h"
