@@ -916,7 +916,7 @@ Test(kv_cache, bad_input) {
   tu_assert_fails(lam_kv_cache_attention(c, q, NULL), LAM_ERR_STATE, "empty");
   tu_assert_fails(lam_kv_cache_keys(c), LAM_ERR_STATE, "empty");
   tu_assert_status(lam_kv_cache_append(NULL, k, v), LAM_ERR_NULL, "cache is NULL");
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_status(lam_kv_cache_append(c, NULL, v), LAM_ERR_NULL, "k is NULL");
   tu_assert_status(lam_kv_cache_append(c, k3, v), LAM_ERR_SHAPE, "kv_heads");
   tu_assert_status(lam_kv_cache_append(c, kd, v), LAM_ERR_DTYPE, "share a float dtype");
@@ -958,11 +958,11 @@ Test(sdpa, bad_input) {
   lam_tensor *qbig = lam_tensor_zeros(ctx, LAM_F32, 4, (int64_t[]){1, 1, 2, 300});
   lam_tensor *kbig = lam_tensor_zeros(ctx, LAM_F32, 4, (int64_t[]){1, 1, 2, 300});
 
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_scaled_dot_product_attention(NULL, k, v, NULL), LAM_ERR_NULL, "q is NULL");
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_scaled_dot_product_attention(q, NULL, v, NULL), LAM_ERR_NULL, "k is NULL");
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_scaled_dot_product_attention(q, k, NULL, NULL), LAM_ERR_NULL, "v is NULL");
   tu_assert_fails(lam_scaled_dot_product_attention(qi, k, v, NULL), LAM_ERR_DTYPE, "need f32 or f64");
   tu_assert_fails(lam_scaled_dot_product_attention(q, kd, v, NULL), LAM_ERR_DTYPE, "share a dtype");

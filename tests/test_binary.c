@@ -742,9 +742,9 @@ Test(binary, bad_input_every_function) {
   const char *bin_names[] = {"lam_add", "lam_sub",     "lam_mul",    "lam_div",
                              "lam_pow", "lam_maximum", "lam_minimum"};
   for (int k = 0; k < LAM_BINARY_COUNT; k++) {
-    lam_clear_error();
+    lam_error_clear();
     tu_assert_fails(bin[k](NULL, f), LAM_ERR_NULL, "a is NULL");
-    lam_clear_error();
+    lam_error_clear();
     tu_assert_fails(bin[k](f, NULL), LAM_ERR_NULL, "b is NULL");
     tu_assert_fails(bin[k](f, f5), LAM_ERR_SHAPE, "[3,4]");
     cr_assert(strstr(lam_last_error(), "[5]") && strstr(lam_last_error(), bin_names[k]), "%s",
@@ -769,7 +769,7 @@ Test(binary, bad_input_every_function) {
                                                lam_div_scalar, lam_pow_scalar, lam_rsub_scalar,
                                                lam_rdiv_scalar};
   for (size_t k = 0; k < sizeof sc / sizeof sc[0]; k++) {
-    lam_clear_error();
+    lam_error_clear();
     tu_assert_fails(sc[k](NULL, 1), LAM_ERR_NULL, "x is NULL");
     tu_assert_fails(sc[k](u, 1), LAM_ERR_DTYPE, "u8");
   }
@@ -778,16 +778,16 @@ Test(binary, bad_input_every_function) {
   tu_assert_fails(lam_mul_scalar(i, 1e12), LAM_ERR_DTYPE, "i32");
   tu_assert_fails(lam_binary_scalar(LAM_BINARY_COUNT, f, 1, 0), LAM_ERR_INVALID_ARGUMENT,
                   "unknown");
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_binary_scalar(LAM_ADD, NULL, 1, 0), LAM_ERR_NULL, "lam_binary_scalar");
 
   /* comparisons: every dtype is accepted, but both sides must agree */
   lam_tensor *(*cmp[])(lam_tensor *, lam_tensor *) = {lam_eq, lam_ne, lam_lt,
                                                       lam_le, lam_gt, lam_ge};
   for (int k = 0; k < LAM_COMPARE_COUNT; k++) {
-    lam_clear_error();
+    lam_error_clear();
     tu_assert_fails(cmp[k](NULL, f), LAM_ERR_NULL, "a is NULL");
-    lam_clear_error();
+    lam_error_clear();
     tu_assert_fails(cmp[k](f, NULL), LAM_ERR_NULL, "b is NULL");
     tu_assert_fails(cmp[k](f5, f), LAM_ERR_SHAPE, "[5]");
     cr_assert(strstr(lam_last_error(), "[3,4]"), "%s", lam_last_error());
@@ -799,16 +799,16 @@ Test(binary, bad_input_every_function) {
                   "unknown compare op");
   tu_assert_fails(lam_compare_scalar((lam_compare_op)99, f, 1), LAM_ERR_INVALID_ARGUMENT,
                   "unknown");
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_compare_scalar(LAM_LT, NULL, 1), LAM_ERR_NULL, "x is NULL");
 
   /* where */
   lam_tensor *cond = lam_tensor_full(ctx, LAM_U8, 2, (int64_t[]){3, 4}, 1);
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_where(NULL, f, f), LAM_ERR_NULL, "cond is NULL");
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_where(cond, NULL, f), LAM_ERR_NULL, "a is NULL");
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_where(cond, f, NULL), LAM_ERR_NULL, "b is NULL");
   tu_assert_fails(lam_where(f, f, f), LAM_ERR_DTYPE, "cond is f32, must be u8");
   tu_assert_fails(lam_where(i, f, f), LAM_ERR_DTYPE, "must be u8");

@@ -641,7 +641,7 @@ Test(conv, bad_input) {
   tu_mark m = tu_mark_now(ctx);
   lam_conv_opts o = lam_conv_defaults();
   tu_assert_fails(lam_conv2d(NULL, w1, NULL, NULL), LAM_ERR_NULL, "x");
-  lam_clear_error(); /* a NULL input keeps an earlier message (chains fail safely) */
+  lam_error_clear(); /* a NULL input keeps an earlier message (chains fail safely) */
   tu_assert_fails(lam_conv2d(x, NULL, NULL, NULL), LAM_ERR_NULL, "weight");
   tu_assert_fails(lam_conv2d(x3, w1, NULL, NULL), LAM_ERR_SHAPE, "[batch, channels, h, w]");
   tu_assert_fails(lam_conv1d(x, w1, NULL, NULL), LAM_ERR_SHAPE, "[batch, channels, length]");
@@ -686,7 +686,7 @@ Test(conv, bad_input) {
   t = lam_conv_transpose_defaults();
   t.groups = 3;
   tu_assert_fails(lam_conv_transpose2d(x, wt, NULL, &t), LAM_ERR_SHAPE, "divisible");
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_conv_transpose2d(NULL, wt, NULL, &t), LAM_ERR_NULL, "x");
   tu_assert_fails(lam_conv_transpose2d(x, wt, b5, NULL), LAM_ERR_SHAPE, "bias must be [3]");
   /* output-size helper */

@@ -210,7 +210,7 @@ Test(dense, init_is_deterministic_and_glorot_bounded) {
 
 Test(dense, bad_input) {
   lam_ctx *ctx = tu_ctx();
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_nn_linear(0, 3, NULL), LAM_ERR_INVALID_ARGUMENT, "in_features 0");
   tu_assert_fails(lam_nn_bilinear(2, -1, 3, NULL), LAM_ERR_INVALID_ARGUMENT, "lam_nn_bilinear");
   tu_assert_fails(lam_nn_embedding(5, 0, NULL), LAM_ERR_INVALID_ARGUMENT, "embed_dim 0");
@@ -227,7 +227,7 @@ Test(dense, bad_input) {
   cr_assert_null(y);
   lam_tensor *xd = lam_tensor_zeros(ctx, LAM_F64, 2, (int64_t[]){2, 5});
   tu_assert_status(lam_layer_apply(lin, v, xd, NULL, &y), LAM_ERR_DTYPE, "f64");
-  lam_clear_error(); /* a NULL x after a failure keeps that failure (chains) */
+  lam_error_clear(); /* a NULL x after a failure keeps that failure (chains) */
   tu_assert_status(lam_layer_apply(lin, v, NULL, NULL, &y), LAM_ERR_NULL, "x");
   tu_assert_status(lam_layer_apply(lin, NULL, x, NULL, &y), LAM_ERR_NULL, "vars");
   lam_tensor *x5 = lam_tensor_zeros(ctx, LAM_F32, 2, (int64_t[]){2, 5});

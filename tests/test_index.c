@@ -530,9 +530,9 @@ Test(index, bad_input) {
   lam_tensor *i8 = lam_tensor_zeros(ctx, LAM_I32, 8, (int64_t[]){1, 1, 1, 1, 1, 1, 1, 2});
   tu_mark m2 = tu_mark_now(ctx);
 
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_gather(NULL, 0, i2), LAM_ERR_NULL, "lam_gather: x is NULL");
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_gather(x, 0, NULL), LAM_ERR_NULL, "index is NULL");
   tu_assert_fails(lam_gather(x, 1, fidx), LAM_ERR_DTYPE, "index is f32; indices must be i32");
   tu_assert_fails(lam_gather(x, 1, i1), LAM_ERR_SHAPE, "ranks must match");
@@ -543,7 +543,7 @@ Test(index, bad_input) {
   tu_assert_fails(lam_take(x, fidx, 0), LAM_ERR_DTYPE, "lam_take: index is f32");
   tu_assert_fails(lam_take(x, i1, -3), LAM_ERR_INVALID_ARGUMENT, "axis -3");
   tu_assert_fails(lam_take(x8, i2, 0), LAM_ERR_SHAPE, "9 dims");
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_take(NULL, i1, 0), LAM_ERR_NULL, "lam_take: x is NULL");
   tu_assert_fails(lam_index_select(x, 0, i2), LAM_ERR_SHAPE, "must be 1-D");
   tu_assert_fails(lam_index_select(x, 0, fidx), LAM_ERR_SHAPE, "must be 1-D");
@@ -556,7 +556,7 @@ Test(index, bad_input) {
   tu_assert_fails(lam_scatter_add(x, 1, i2, x), LAM_ERR_SHAPE, "src [3,4] must have the shape of index [3,2]");
   tu_assert_fails(lam_scatter_add(x, 1, i1, src), LAM_ERR_SHAPE, "ranks must match");
   tu_assert_fails(lam_scatter_add(x, 1, ibig, ibig), LAM_ERR_DTYPE, "src is i32");
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_scatter_add(x, 1, i2, NULL), LAM_ERR_NULL, "src is NULL");
 
   tu_assert_fails(lam_one_hot(i2, 0, LAM_F32), LAM_ERR_INVALID_ARGUMENT, "num_classes is 0");
@@ -570,9 +570,9 @@ Test(index, bad_input) {
 
   tu_assert_fails(lam_tril(i1, 0), LAM_ERR_SHAPE, "lam_tril: x [5] needs at least 2 dims");
   tu_assert_fails(lam_triu(s, 0), LAM_ERR_SHAPE, "lam_triu");
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_tril(NULL, 0), LAM_ERR_NULL, "lam_tril");
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_tril_mask(NULL, 3, 3, 0), LAM_ERR_NULL, "ctx");
   tu_assert_fails(lam_triu_mask(ctx, 0, 3, 0), LAM_ERR_SHAPE, "lam_triu_mask");
   tu_assert_fails(lam_tril_mask(ctx, 3, -1, 0), LAM_ERR_SHAPE, "lam_tril_mask");

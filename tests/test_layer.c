@@ -263,7 +263,7 @@ Test(layer, dropout_training_and_eval) {
 }
 
 Test(layer, bad_input_on_composition) {
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_nn_sequential(NULL, 2), LAM_ERR_NULL, "layers");
   tu_assert_fails(lam_nn_sequential((lam_layer *[]){lam_nn_identity(), NULL}, 2), LAM_ERR_NULL, "layer 1");
   tu_assert_fails(lam_nn_compose(lam_nn_identity(), NULL), LAM_ERR_NULL, "right");

@@ -216,10 +216,10 @@ Test(loss, bad_input) {
   lam_tensor *d = lam_tensor_zeros(ctx, LAM_F64, 2, (int64_t[]){3, 4});
   lam_tensor *ti = lam_tensor_zeros(ctx, LAM_I32, 1, (int64_t[]){4});
   lam_tensor *one = lam_tensor_zeros(ctx, LAM_F32, 1, (int64_t[]){4});
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_mse_loss(a, b, NULL), LAM_ERR_SHAPE, "input is [3,4] but target is [4,3]");
   tu_assert_fails(lam_l1_loss(a, d, NULL), LAM_ERR_DTYPE, "f64");
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_mse_loss(NULL, a, NULL), LAM_ERR_NULL, "input");
   tu_assert_fails(lam_cross_entropy(a, ti, NULL), LAM_ERR_SHAPE, "target [4]");
   tu_assert_fails(lam_cross_entropy(one, ti, NULL), LAM_ERR_SHAPE, "[N, C, ...]");
@@ -239,7 +239,7 @@ Test(loss, bad_input) {
   o = lam_loss_defaults();
   o.delta = 0;
   tu_assert_fails(lam_huber_loss(a, a, &o), LAM_ERR_INVALID_ARGUMENT, "delta");
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_gaussian_nll_loss(a, a, NULL, NULL), LAM_ERR_NULL, "var");
   o = lam_loss_defaults();
   o.axis = 5;

@@ -419,9 +419,9 @@ Test(matmul, bad_input) {
   tu_assert_fails(lam_matmul(a45, i53), LAM_ERR_DTYPE, "b has dtype i32");
   tu_assert_fails(lam_matmul(i53, a45), LAM_ERR_DTYPE, "a has dtype i32");
   tu_assert_fails(lam_matmul(a45, d53), LAM_ERR_DTYPE, "dtypes differ: a is f32, b is f64");
-  lam_clear_error(); /* a NULL input keeps an earlier failure's message */
+  lam_error_clear(); /* a NULL input keeps an earlier failure's message */
   tu_assert_fails(lam_matmul(NULL, b53), LAM_ERR_NULL, "lam_matmul: a is NULL");
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_matmul_t(a45, NULL, 0, 0), LAM_ERR_NULL, "lam_matmul_t: b is NULL");
   tu_assert_fails(lam_matmul(s, b53), LAM_ERR_SHAPE, "a is 0-dim");
   tu_assert_fails(lam_matmul(a45, o53), LAM_ERR_INVALID_ARGUMENT, "different contexts");

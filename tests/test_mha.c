@@ -499,7 +499,7 @@ Test(mha, bad_input) {
   tu_assert_status(lam_nn_multi_head_attention_apply(NULL, lam_vars_params(vars), x, x, x, NULL, &y), LAM_ERR_NULL, "layer is NULL");
   tu_assert_status(lam_nn_multi_head_attention_apply_cached(l, lam_vars_params(vars), x, NULL, NULL, &y), LAM_ERR_NULL,
                    "cache is NULL");
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_status(lam_nn_multi_head_attention_apply(l, lam_vars_params(vars), NULL, x, x, NULL, &y), LAM_ERR_NULL,
                    "query is NULL");
   /* params of the wrong shape */

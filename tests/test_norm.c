@@ -1003,7 +1003,7 @@ Test(norm, bad_input) {
                        "lam_channel_layer_norm", "lam_batch_norm",
                        "lam_instance_norm"};
   for (int i = 0; i < 6; i++) {
-    lam_clear_error();
+    lam_error_clear();
     lam_tensor *t = i == 0   ? lam_layer_norm(NULL, 1, NULL, NULL, 1e-5)
                     : i == 1 ? lam_rms_norm(NULL, 1, NULL, 1e-5)
                     : i == 2 ? lam_group_norm(NULL, 1, NULL, NULL, 1e-5)

@@ -705,7 +705,7 @@ Test(optim, clip_grad_norm_matches_pytorch) {
     lam_tensor_item(lam_ptree_get(golden, at), &max_norm);
     snprintf(at, sizeof at, "%s.total", cases[c]);
     lam_tensor_item(lam_ptree_get(golden, at), &want_total);
-    cr_assert_eq(lam_clip_grad_norm(grads, max_norm, &total), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam_grad_clip_norm(grads, max_norm, &total), LAM_OK, "%s", lam_last_error());
     cr_assert(fabs(total - want_total) <= 1e-6 * want_total, "%s: total %.9g vs %.9g", cases[c],
               total, want_total);
     const char *keys[] = {"a", "b"};
@@ -739,7 +739,7 @@ Test(optim, clip_grad_norm_sizes) {
   }
   double norm = sqrt(sumsq), total;
   double max_norm = norm / 4;
-  cr_assert_eq(lam_clip_grad_norm(grads, max_norm, &total), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_grad_clip_norm(grads, max_norm, &total), LAM_OK, "%s", lam_last_error());
   cr_assert(fabs(total - norm) <= 1e-5 * norm, "total %.9g vs %.9g", total, norm);
   double coef = max_norm / (total + 1e-6);
   double after = 0;
@@ -757,11 +757,11 @@ Test(optim, clip_grad_norm_sizes) {
   }
   cr_assert(fabs(sqrt(after) - max_norm) <= 1e-4 * max_norm);
   /* Below the limit nothing changes; an empty tree has norm 0. */
-  cr_assert_eq(lam_clip_grad_norm(grads, 1e30, &total), LAM_OK);
+  cr_assert_eq(lam_grad_clip_norm(grads, 1e30, &total), LAM_OK);
   lam_ptree *empty = lam_ptree_dict();
-  cr_assert_eq(lam_clip_grad_norm(empty, 1, &total), LAM_OK);
+  cr_assert_eq(lam_grad_clip_norm(empty, 1, &total), LAM_OK);
   cr_assert_eq(total, 0);
-  cr_assert_eq(lam_clip_grad_norm(grads, 1.0, NULL), LAM_OK);
+  cr_assert_eq(lam_grad_clip_norm(grads, 1.0, NULL), LAM_OK);
   lam_ptree_free(empty);
   lam_ptree_free(grads);
   tu_assert_no_leak(ctx, m);
@@ -775,7 +775,7 @@ Test(optim, clip_grad_norm_nonfinite_propagates) {
   lam_ptree *g = lam_ptree_dict();
   lam_ptree_set(g, "x", t);
   double total;
-  cr_assert_eq(lam_clip_grad_norm(g, 1.0, &total), LAM_OK);
+  cr_assert_eq(lam_grad_clip_norm(g, 1.0, &total), LAM_OK);
   cr_assert(isnan(total));
   float out[3];
   lam_tensor_to_host(t, out, sizeof out);
@@ -985,15 +985,15 @@ Test(optim, bad_schedule_and_clip_input) {
   lam_tensor *a = lam_tensor_zeros(ctx, LAM_F32, 1, (int64_t[]){3});
   lam_tensor *i = lam_tensor_zeros(ctx, LAM_I32, 1, (int64_t[]){3});
   lam_ptree_set(g, "a", a);
-  tu_assert_status(lam_clip_grad_norm(NULL, 1, NULL), LAM_ERR_NULL, "grads");
-  tu_assert_status(lam_clip_grad_norm(g, -1, NULL), LAM_ERR_INVALID_ARGUMENT, "max_norm");
-  tu_assert_status(lam_clip_grad_norm(g, NAN, NULL), LAM_ERR_INVALID_ARGUMENT, "max_norm");
+  tu_assert_status(lam_grad_clip_norm(NULL, 1, NULL), LAM_ERR_NULL, "grads");
+  tu_assert_status(lam_grad_clip_norm(g, -1, NULL), LAM_ERR_INVALID_ARGUMENT, "max_norm");
+  tu_assert_status(lam_grad_clip_norm(g, NAN, NULL), LAM_ERR_INVALID_ARGUMENT, "max_norm");
   lam_ptree_set(g, "i", i);
-  tu_assert_status(lam_clip_grad_norm(g, 1, NULL), LAM_ERR_DTYPE, "\"i\"");
+  tu_assert_status(lam_grad_clip_norm(g, 1, NULL), LAM_ERR_DTYPE, "\"i\"");
   if (lam_ctx_device(ctx)->fp64) {
     lam_tensor *d = lam_tensor_zeros(ctx, LAM_F64, 1, (int64_t[]){3});
     lam_ptree_set(g, "i", d);
-    tu_assert_status(lam_clip_grad_norm(g, 1, NULL), LAM_ERR_DTYPE, "one float dtype");
+    tu_assert_status(lam_grad_clip_norm(g, 1, NULL), LAM_ERR_DTYPE, "one float dtype");
     lam_tensor_free(d);
   }
   lam_ptree_free(g);

@@ -490,7 +490,7 @@ Test(pool, bad_input) {
   tu_assert_fails(lam_adaptive_max_pool1d(x, 3), LAM_ERR_SHAPE, "length");
   tu_assert_fails(lam_adaptive_mean_max_pool2d(x3, 1, 1, false), LAM_ERR_SHAPE, "h, w");
   tu_assert_fails(lam_global_avg_pool(x6), LAM_ERR_SHAPE, "1 to 3 spatial dims");
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_global_max_pool(NULL), LAM_ERR_NULL, "x");
   tu_assert_no_leak(ctx, m);
   lam_tensor_free(x), lam_tensor_free(xi), lam_tensor_free(x3), lam_tensor_free(x6);

@@ -686,7 +686,7 @@ Test(random, bad_input) {
   tu_assert_fails(lam_random_randint(ctx, key, 5, -5, 2, sh), LAM_ERR_INVALID_ARGUMENT, "hi -5");
   tu_assert_fails(lam_random_randint(ctx, key, 0, 5, 2, bad), LAM_ERR_SHAPE, "lam_random_randint");
 
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_random_philox(NULL, key), LAM_ERR_NULL, "lam_random_philox: ctr is NULL");
   lam_tensor *f = lam_tensor_zeros(ctx, LAM_F32, 1, (int64_t[]){4});
   lam_tensor *c3 = lam_tensor_zeros(ctx, LAM_I32, 2, (int64_t[]){2, 3});

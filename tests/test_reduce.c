@@ -738,7 +738,7 @@ Test(reduce, bad_input) {
   tu_mark m = tu_mark_now(ctx);
   for (int op = 0; op < R_NOPS; op++) {
     const char *fn[] = {"lam_sum", "lam_mean", "lam_max", "lam_min", "lam_prod", "lam_var", "lam_logsumexp"};
-    lam_clear_error();
+    lam_error_clear();
     tu_assert_fails(call_op((rop)op, NULL, 0, NULL, 0, 1), LAM_ERR_NULL, fn[op]);
     tu_assert_fails(call_op((rop)op, x, 1, (int[]){3}, 0, 1), LAM_ERR_INVALID_ARGUMENT, "axis 3 is out of range");
     tu_assert_fails(call_op((rop)op, x, 1, (int[]){-4}, 0, 1), LAM_ERR_INVALID_ARGUMENT, "axis -4");
@@ -755,9 +755,9 @@ Test(reduce, bad_input) {
   }
   tu_assert_fails(lam_var(x, 0, NULL, -1, 0), LAM_ERR_INVALID_ARGUMENT, "correction");
   tu_assert_fails(lam_var(x, 0, NULL, NAN, 0), LAM_ERR_INVALID_ARGUMENT, "correction");
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_argmax(NULL, 0, 0), LAM_ERR_NULL, "lam_argmax");
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_argmin(NULL, 0, 0), LAM_ERR_NULL, "lam_argmin");
   tu_assert_fails(lam_argmax(x, 3, 0), LAM_ERR_INVALID_ARGUMENT, "axis 3");
   tu_assert_fails(lam_argmin(x, -4, 1), LAM_ERR_INVALID_ARGUMENT, "axis -4");

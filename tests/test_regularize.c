@@ -204,7 +204,7 @@ Test(dropblock, layer_modes_and_bad_input) {
   lam_tensor *same = lam_dropblock(x, 0, 3, 1.0, key);
   cr_assert_eq(same, x);
   lam_tensor_free(same);
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_dropblock(NULL, 0.1, 3, 1, key), LAM_ERR_NULL, "lam_dropblock: x is NULL");
   tu_assert_fails(lam_dropblock(x3, 0.1, 3, 1, key), LAM_ERR_SHAPE, "need [N, C, H, W]");
   tu_assert_fails(lam_dropblock(xi, 0.1, 3, 1, key), LAM_ERR_DTYPE, "need f32 or f64");
@@ -330,7 +330,7 @@ Test(stochastic_depth, layer_modes_and_bad_input) {
   lam_tensor *same = lam_stochastic_depth(x, 0, LAM_STOCHASTIC_DEPTH_ROW, key);
   cr_assert_eq(same, x);
   lam_tensor_free(same);
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_stochastic_depth(NULL, 0.1, 0, key), LAM_ERR_NULL, "x is NULL");
   tu_assert_fails(lam_stochastic_depth(xi, 0.1, 0, key), LAM_ERR_DTYPE, "need a float dtype");
   tu_assert_fails(lam_stochastic_depth(s, 0.1, 0, key), LAM_ERR_SHAPE, "scalar");

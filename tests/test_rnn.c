@@ -596,7 +596,7 @@ Test(rnn, bad_input) {
         "layer is NULL");
   FAILS(lam_nn_lstm_apply(l, NULL, x, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_NULL,
         "params is NULL");
-  lam_clear_error();
+  lam_error_clear();
   FAILS(lam_nn_lstm_apply(l, p, xnull, NULL, NULL, NULL, NULL, &y, &hn, &cn), LAM_ERR_NULL,
         "x is NULL");
   FAILS(lam_nn_gru_apply(l, p, x, NULL, NULL, NULL, &y, &hn), LAM_ERR_INVALID_ARGUMENT,

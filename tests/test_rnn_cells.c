@@ -261,7 +261,7 @@ Test(rnn_cells, bad_input) {
   FAILS(lam_nn_lstm_cell_apply(NULL, p, x, h, h, &h1, &c1), LAM_ERR_NULL, "cell is NULL");
   FAILS(lam_nn_lstm_cell_apply(cell, p, x, h, h, NULL, &c1), LAM_ERR_NULL, "h_out is NULL");
   FAILS(lam_nn_lstm_cell_apply(cell, NULL, x, h, h, &h1, &c1), LAM_ERR_NULL, "params is NULL");
-  lam_clear_error();
+  lam_error_clear();
   FAILS(lam_nn_lstm_cell_apply(cell, p, xnull, h, h, &h1, &c1), LAM_ERR_NULL, "x is NULL");
   FAILS(lam_nn_lstm_cell_apply(seq, p, x, h, h, &h1, &c1), LAM_ERR_INVALID_ARGUMENT,
         "is a \"lstm\"");

@@ -230,7 +230,7 @@ Test(rope, bad_input) {
   lam_tensor *x1 = lam_tensor_zeros(ctx, LAM_F32, 1, (int64_t[]){8});
   lam_tensor *xi = lam_tensor_zeros(ctx, LAM_I32, 3, (int64_t[]){2, 5, 8});
   lam_tensor *xo = lam_tensor_zeros(ctx, LAM_F32, 3, (int64_t[]){2, 5, 7});
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_rope(NULL, NULL), LAM_ERR_NULL, "lam_rope: x is NULL");
   tu_assert_fails(lam_rope(xi, NULL), LAM_ERR_DTYPE, "need f32 or f64");
   tu_assert_fails(lam_rope(x1, NULL), LAM_ERR_SHAPE, "rank >= 2");
@@ -348,7 +348,7 @@ Test(sinusoidal, gradcheck_and_bad_input) {
   }
   lam_tensor *x = lam_tensor_zeros(ctx, LAM_F32, 1, (int64_t[]){5});
   lam_tensor *xi = lam_tensor_zeros(ctx, LAM_I32, 1, (int64_t[]){5});
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_sinusoidal_encoding(NULL, 8, NULL), LAM_ERR_NULL, "x is NULL");
   tu_assert_fails(lam_sinusoidal_encoding(xi, 8, NULL), LAM_ERR_DTYPE, "need f32 or f64");
   tu_assert_fails(lam_sinusoidal_encoding(x, 7, NULL), LAM_ERR_INVALID_ARGUMENT, "dims 7");

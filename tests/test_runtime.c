@@ -240,7 +240,7 @@ Test(runtime, status_strings_mirror_opencl) {
   cr_assert_str_eq(lam_status_string(LAM_OK), "success");
   cr_assert_str_eq(lam_status_string(LAM_ERR_OUT_OF_MEMORY), "out of memory");
   cr_assert_str_eq(lam_status_string((lam_status)12345), "unknown status");
-  lam_clear_error();
+  lam_error_clear();
   cr_assert_str_eq(lam_last_error(), "");
   cr_assert_eq(lam_last_status(), LAM_OK);
 }

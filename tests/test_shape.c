@@ -827,7 +827,7 @@ Test(shape, bad_input) {
   lam_tensor *s = lam_tensor_scalar(ctx, LAM_F32, 1);
   tu_mark m2 = tu_mark_now(ctx);
 
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_reshape(NULL, 1, (int64_t[]){4}), LAM_ERR_NULL, "lam_reshape");
   tu_assert_fails(lam_reshape(x, 1, (int64_t[]){5}), LAM_ERR_SHAPE, "lam_reshape: cannot reshape");
   tu_assert_fails(lam_unsqueeze(x, 4), LAM_ERR_INVALID_ARGUMENT, "lam_unsqueeze: axis 4");
@@ -839,7 +839,7 @@ Test(shape, bad_input) {
   tu_assert_fails(lam_permute(x, (int[]){0, 1, 3}), LAM_ERR_INVALID_ARGUMENT, "not a permutation");
   tu_assert_fails(lam_permute(x, NULL), LAM_ERR_NULL, "perm is NULL");
   tu_assert_fails(lam_transpose(x, 0, -4), LAM_ERR_INVALID_ARGUMENT, "lam_transpose: axis -4");
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_contiguous(NULL), LAM_ERR_NULL, "lam_contiguous");
 
   tu_assert_fails(lam_broadcast_to(x, 3, (int64_t[]){2, 6, 4}), LAM_ERR_SHAPE, "cannot broadcast");
@@ -856,7 +856,7 @@ Test(shape, bad_input) {
   tu_assert_fails(lam_concat((lam_tensor *[]){x}, 0, 0), LAM_ERR_INVALID_ARGUMENT, "n is 0");
   tu_assert_fails(lam_concat(NULL, 2, 0), LAM_ERR_NULL, "xs is NULL");
   tu_assert_fails(lam_concat((lam_tensor *[]){s, s}, 2, 0), LAM_ERR_SHAPE, "0-dim");
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_concat((lam_tensor *[]){x, NULL}, 2, 0), LAM_ERR_NULL, "xs[1]");
   tu_assert_fails(lam_stack((lam_tensor *[]){x, y}, 2, 0), LAM_ERR_SHAPE, "xs[1] has shape [2,5,4]");
   tu_assert_fails(lam_stack((lam_tensor *[]){x, x}, 2, 4), LAM_ERR_INVALID_ARGUMENT, "axis 4");
@@ -896,7 +896,7 @@ Test(shape, bad_input) {
   tu_assert_fails(lam_pad(xu, (int64_t[]){1, 1}, LAM_PAD_CONSTANT, NAN), LAM_ERR_INVALID_ARGUMENT,
                   "does not fit");
   lam_tensor_free(xu);
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_pad(NULL, pads, LAM_PAD_CONSTANT, 0), LAM_ERR_NULL, "lam_pad: x is NULL");
   tu_assert_no_leak(ctx, m2);
 

@@ -264,7 +264,7 @@ Test(softmax, bad_input) {
   for (int logmode = 0; logmode < 2; logmode++) {
     lam_tensor *(*f)(lam_tensor *, int) = logmode ? lam_log_softmax : lam_softmax;
     const char *name = logmode ? "lam_log_softmax" : "lam_softmax";
-    lam_clear_error();
+    lam_error_clear();
     tu_assert_fails(f(NULL, 0), LAM_ERR_NULL, name);
     tu_assert_fails(f(x, 2), LAM_ERR_INVALID_ARGUMENT, "axis 2 is out of range");
     tu_assert_fails(f(x, -3), LAM_ERR_INVALID_ARGUMENT, "axis -3");

@@ -146,7 +146,7 @@ Test(tensor, bad_inputs) {
   tu_mark m = tu_mark_now(ctx);
   float buf[4] = {0};
   int64_t shape[1] = {4};
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_tensor_from_host(NULL, LAM_F32, 1, shape, buf), LAM_ERR_NULL, "ctx");
   tu_assert_fails(lam_tensor_from_host(ctx, LAM_F32, 1, shape, NULL), LAM_ERR_NULL, "data");
   tu_assert_fails(lam_tensor_from_host(ctx, LAM_F32, 1, NULL, buf), LAM_ERR_NULL, "shape");
@@ -178,12 +178,12 @@ Test(tensor, bad_inputs) {
   tu_assert_fails(lam_tensor_arange(ctx, LAM_F32, 0, 1, 0), LAM_ERR_INVALID_ARGUMENT, "step");
   tu_assert_fails(lam_tensor_arange(ctx, LAM_F32, 1, 0, 1), LAM_ERR_SHAPE, "no elements");
   /* A NULL input keeps the first message (chains fail safely). */
-  lam_clear_error();
+  lam_error_clear();
   lam_tensor *bad = lam_tensor_zeros(ctx, LAM_F32, 1, (int64_t[]){0});
   lam_tensor *chained = lam_tensor_cast(lam_tensor_reshape(bad, 1, shape), LAM_F64);
   cr_assert_null(chained);
   cr_assert(strstr(lam_last_error(), "lam_tensor_zeros") != NULL, "%s", lam_last_error());
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_tensor_copy(NULL), LAM_ERR_NULL, "lam_tensor_copy");
   lam_tensor_free(NULL);
   lam_tensor_free(t);

@@ -81,7 +81,7 @@ Test(train, fit_learns_and_reports_every_epoch) {
   cr_assert_eq(st.live_tensors - mk.tensors, 2 * lam_ptree_leaf_count(lam_vars_params(v)),
                "only optimizer state remains: %lld extra", (long long)(st.live_tensors - mk.tensors));
   o.on_epoch = stop_early;
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_status(lam_fit(m, v, opt, x, y, &o), LAM_ERR_STATE, "callback stopped training at epoch 2");
   lam_tensor *all[] = {x, y, vx, vy};
   for (int i = 0; i < 4; i++) lam_tensor_free(all[i]);

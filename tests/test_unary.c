@@ -634,7 +634,7 @@ Test(unary, bad_input_every_function) {
   lam_tensor *xf = lam_tensor_full(ctx, LAM_F32, 1, (int64_t[]){3}, 1);
   tu_mark m = tu_mark_now(ctx);
   for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
-    lam_clear_error();
+    lam_error_clear();
     tu_assert_fails(named[i].fn(NULL), LAM_ERR_NULL, "x is NULL");
     bool int_ok = named[i].op == LAM_NEG || named[i].op == LAM_ABS || named[i].op == LAM_SIGN ||
                   named[i].op == LAM_SQUARE;
@@ -651,7 +651,7 @@ Test(unary, bad_input_every_function) {
     snprintf(fn, sizeof fn, "lam_%s", lam_unary_name(named[i].op));
     cr_assert(strstr(lam_last_error(), fn), "\"%s\" lacks %s", lam_last_error(), fn);
   }
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_leaky_relu(NULL, 0.01), LAM_ERR_NULL, "lam_leaky_relu");
   tu_assert_fails(lam_elu(xi, 1), LAM_ERR_DTYPE, "lam_elu");
   tu_assert_fails(lam_celu(xf, 0), LAM_ERR_INVALID_ARGUMENT, "alpha");
@@ -661,7 +661,7 @@ Test(unary, bad_input_every_function) {
   tu_assert_fails(lam_unary(LAM_UNARY_COUNT, xf, 0, 0), LAM_ERR_INVALID_ARGUMENT,
                   "unknown unary op");
   tu_assert_fails(lam_unary((lam_unary_op)-1, xf, 0, 0), LAM_ERR_INVALID_ARGUMENT, "unknown");
-  lam_clear_error();
+  lam_error_clear();
   tu_assert_fails(lam_unary(LAM_EXP, NULL, 0, 0), LAM_ERR_NULL, "lam_unary");
   cr_assert_null(lam_unary_name(LAM_UNARY_COUNT));
   cr_assert_null(lam_unary_name((lam_unary_op)-3));

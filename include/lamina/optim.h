@@ -14,7 +14,7 @@
  *   lam_schedule s = lam_schedule_warmup_cosine(1e-6, 3e-4, 100, 10000, 1e-5);
  *   lam_optimizer_set_schedule(opt, &s);
  *   for (...) { lam_value_and_grad(ctx, loss_fn, user, params, &loss, &grads);
- *               lam_clip_grad_norm(grads, 1.0, NULL);
+ *               lam_grad_clip_norm(grads, 1.0, NULL);
  *               lam_optimizer_step(opt, params, grads); ... }
  *   lam_optimizer_free(opt); */
 #ifndef LAMINA_OPTIM_H
@@ -235,7 +235,7 @@ LAM_API lam_status lam_optimizer_set_schedule(lam_optimizer *opt, const lam_sche
  * kernel per leaf); the total is read back once. Leaves must share one
  * float dtype. `total_norm_out` may be NULL. max_norm must be >= 0 and
  * finite. An empty tree gives total 0. Returns LAM_OK or the error. */
-LAM_API lam_status lam_clip_grad_norm(lam_ptree *grads, double max_norm, double *total_norm_out);
+LAM_API lam_status lam_grad_clip_norm(lam_ptree *grads, double max_norm, double *total_norm_out);
 
 #ifdef __cplusplus
 }

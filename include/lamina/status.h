@@ -70,7 +70,7 @@ LAM_API const char *lam_last_error(void);
 LAM_API lam_status lam_last_status(void);
 
 /* Forgets the last failure on this thread. */
-LAM_API void lam_clear_error(void);
+LAM_API void lam_error_clear(void);
 
 #ifdef __cplusplus
 }

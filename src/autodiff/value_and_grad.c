@@ -20,7 +20,7 @@ typedef struct {
 
 static lam_status lam__run(lam_ctx *ctx, const char *fn_name, const lam__call *call,
                            lam__tape *tape, lam_tensor **loss_out) {
-  lam_clear_error();
+  lam_error_clear();
   lam_tensor *loss = call->tree_fn ? call->tree_fn(call->params, call->user)
                                    : call->list_fn(call->xs, call->n, call->user);
   ctx->tape = NULL; /* stop recording; the tape object stays for backward */

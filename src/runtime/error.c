@@ -24,7 +24,7 @@ const char *lam_last_error(void) { return lam__error_message; }
 
 lam_status lam_last_status(void) { return lam__error_status; }
 
-void lam_clear_error(void) {
+void lam_error_clear(void) {
   lam__error_message[0] = '\0';
   lam__error_status = LAM_OK;
 }

@@ -51,7 +51,7 @@ static lam_status lam__step_run(lam_layer *model, lam_vars *vars, lam_optimizer 
   lam_tensor *loss = NULL;
   lam_ptree *grads = NULL;
   lam_status st = lam_value_and_grad(lam_tensor_ctx(x), lam__step_loss, &s, lam_vars_params(vars), &loss, &grads);
-  if (st == LAM_OK && clip_norm > 0) st = lam_clip_grad_norm(grads, clip_norm, NULL);
+  if (st == LAM_OK && clip_norm > 0) st = lam_grad_clip_norm(grads, clip_norm, NULL);
   if (st == LAM_OK) st = lam_optimizer_step(opt, lam_vars_params(vars), grads);
   lam_ptree_free(grads);
   if (st != LAM_OK) {

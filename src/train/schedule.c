@@ -126,8 +126,8 @@ static int lam__parts(int64_t n) {
   return (int)(p < 1 ? 1 : p > 4096 ? 4096 : p);
 }
 
-lam_status lam_clip_grad_norm(lam_ptree *grads, double max_norm, double *total_norm_out) {
-  const char *fn = "lam_clip_grad_norm";
+lam_status lam_grad_clip_norm(lam_ptree *grads, double max_norm, double *total_norm_out) {
+  const char *fn = "lam_grad_clip_norm";
   if (!grads) return lam__fail(LAM_ERR_NULL, "%s: grads is NULL", fn);
   if (!(max_norm >= 0) || !isfinite(max_norm))
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: max_norm = %g must be >= 0 and finite", fn,
