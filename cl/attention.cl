@@ -27,8 +27,10 @@
  *  - Masked scores are -inf; exponentials are taken relative to a finite
  *    reference, so a fully masked row has sum 0 and gives zeros, not NaN.
  *
- * On GPUs the same kernels run one work-item per row block with the output
- * rows in (spilled) private memory: correct, not tuned. */
+ * That is the CPU layout. GPUs get a second layout of the same kernels
+ * (sdpa_fwd_wg, sdpa_bwd_dq_wg, sdpa_bwd_dkv_wg; the ATT_GPU section below):
+ * a work-group per block of query (key) rows with the K/V (Q/dO) tiles in
+ * local memory. The host picks one per call (src/ops/attention.c). */
 
 #ifdef LAM_F64
 #define VW 8
@@ -223,6 +225,8 @@ kernel void sdpa_bwd_prep(global const REAL *o, int o_off, global const REAL *g,
   STORE(dl + dl_off, id, acc);
   STORE(lu + lu_off, id, l);
 }
+
+#ifndef ATT_GPU /* the CPU layout of the fused kernels */
 
 /* ---- score tile (shared by forward and dq) --------------------------------- */
 
@@ -651,6 +655,353 @@ kernel void sdpa_bwd_dkv(global const REAL *k, int k_off, global const REAL *v, 
     }
   }
 }
+
+#endif /* !ATT_GPU: the CPU layout */
+
+/* ==== the GPU layout (built with -DATT_GPU) ==================================
+ *
+ * The flash-attention shape of ggml's flash_attn_f32.cl. A work-group of
+ * ATT_BQ work-items owns ATT_BQ consecutive query rows of one (b, h); each
+ * work-item owns ONE row and keeps its q row, running max / sum and output
+ * accumulator in private memory (registers). Keys are walked in tiles of
+ * ATT_BT rows: the whole work-group copies the K and V tile into __local
+ * memory (consecutive work-items read consecutive elements of a row, so the
+ * global loads coalesce), a barrier, then every work-item scores its row
+ * against the tile and folds it into its online softmax; a second barrier
+ * before the next tile overwrites local memory. A K/V element is read from
+ * global memory once per ATT_BQ query rows instead of once per row, and
+ * inside a tile all work-items read the same local address at the same time
+ * (a broadcast: no bank conflicts). Rows are padded to ATT_DK (8, 16, a
+ * multiple of 32 or of 64) columns with zeros, so every loop over the head
+ * dim has a compile-time bound and the private arrays can stay in
+ * registers; full tiles loop over a compile-time ATT_BT keys (unrolled on
+ * GPUs, the scores in registers), the last partial tile over what is
+ * left. K and V are read in place (any head / row stride, no transposed
+ * copy).
+ *
+ * Why not the CPU layout on GPUs: that one gives a work-item 12 rows x 32
+ * keys of scores in vector registers and no local memory or barriers (PoCL
+ * runs a work-group on one core, where a barrier costs a loop fission and
+ * vectorisation happens inside the work-item). On a GPU those 12 rows are
+ * one SIMT lane with hundreds of spilled registers, every lane streams K
+ * and V from global memory on its own, and there are 12x fewer work-items.
+ * Here the vector width is 4 (one 128-bit local load) and parallelism comes
+ * from the work-items.
+ *
+ * Trade-offs: one row per work-item means a q row, an output row (and in
+ * the backward up to four rows) of ATT_DK private values: at head dim 128
+ * and beyond part of it spills (ggml's kernel has the same limit; a few
+ * lanes per row with a sub-group reduction would be the next step). Decode
+ * (seq_q = 1) uses one work-item of each group; a split-K kernel (ggml's
+ * flash_attn_f32_q1) would spread the keys instead. Masks, key flags and
+ * outputs are read / written per row (bias reads coalesce along keys in the
+ * dK/dV kernel only).
+ *
+ * The host (lam__att_gpu_layout) picks ATT_BQ = 64 (fewer where the
+ * device's work-group limit is lower), ATT_DK from the head dims, and
+ * ATT_BT, a power of two in [4, 32], from the local memory size: the tiles
+ * take 2 * ATT_BT * ATT_DK elements per work-group (the dK/dV kernel 2 *
+ * ATT_BT more), e.g. 32 KiB at f32, ATT_DK = 128, ATT_BT = 32.
+ *
+ * Backward: sdpa_bwd_dq_wg owns query rows (stages K and V tiles; dQ and the
+ * optional dS); sdpa_bwd_dkv_wg owns key rows (stages Q and dO tiles with
+ * their log-sum-exp and rowsum(dO * O) and loops over the query heads of the
+ * group), as the CPU kernels split the work. Dropout, masks and fully
+ * masked rows follow the CPU layout exactly. */
+#ifdef ATT_GPU
+#ifndef ATT_BQ
+#define ATT_BQ 64
+#endif
+#ifndef ATT_BT
+#define ATT_BT 32
+#endif
+#ifndef ATT_DK
+#define ATT_DK 64
+#endif
+/* Full tiles are unrolled on GPUs (the host passes ATT_UNROLL there) so
+ * that the tile's scores stay in registers; on PoCL that gains nothing and
+ * multiplies the build time by eight. */
+#ifdef ATT_UNROLL
+#define G_UNROLL _Pragma("unroll")
+#else
+#define G_UNROLL
+#endif
+#define GQ ATT_BQ
+#define GT ATT_BT
+#define GD ATT_DK
+#define GC (GD / 4) /* 4-wide chunks of a padded row */
+#define R4 CAT(REAL, 4)
+
+/* Dot product of a private padded row and a local one. */
+inline ACC g_dot(const R4 *a, local const REAL *b) {
+  R4 acc = (R4)0;
+  for (int c = 0; c < GC; c++) acc = fma(a[c], vload4(c, b), acc);
+  return (acc.x + acc.y) + (acc.z + acc.w);
+}
+/* y += a * x (private padded row y, local row x). */
+inline void g_axpy(R4 *y, ACC a, local const REAL *x) {
+  const R4 av = (R4)(a);
+  for (int c = 0; c < GC; c++) y[c] = fma(av, vload4(c, x), y[c]);
+}
+/* Private padded row from global row p of width Dd (zeros past Dd). */
+inline void g_row(R4 *y, global const REAL *p, int Dd) {
+  for (int c = 0; c < GC; c++) {
+    REAL t[4];
+    for (int e = 0; e < 4; e++) t[e] = 4 * c + e < Dd ? p[4 * c + e] : (REAL)0;
+    y[c] = vload4(0, t);
+  }
+}
+/* First Dd values of a private padded row times s into global row p. */
+inline void g_store(global REAL *p, const R4 *y, ACC s, int Dd) {
+  for (int c = 0; c < GC; c++) {
+    REAL t[4];
+    vstore4(y[c] * (REAL)s, 0, t);
+    for (int e = 0; e < 4; e++)
+      if (4 * c + e < Dd) p[4 * c + e] = t[e];
+  }
+}
+/* The work-group copies nvalid rows (row stride rs, width Dd) of x into the
+ * local tile t [GT][GD], zero padded: consecutive work-items take
+ * consecutive elements, so the global reads coalesce. */
+inline void g_stage(local REAL *t, global const REAL *x, int rs, int Dd, int nvalid) {
+  for (int e = get_local_id(0); e < GT * GD; e += GQ) {
+    const int r = e / GD, d = e % GD;
+    t[e] = r < nvalid && d < Dd ? x[r * rs + d] : (REAL)0;
+  }
+}
+/* Scaled score x of query i against key j with the bias, ALiBi and masks of
+ * the CPU layout (att_mask_rows): -inf where masked or out of range. */
+inline ACC g_mask(ACC x, int i, int j, int b, int h, int Sq, int Sk, int Skp, int q_pos, int flags,
+                  ACC slope, global const uchar *keep, global const REAL *bias, int4 bst) {
+  const int ic = min(i, Sq - 1), jc = min(j, Sk - 1);
+  if (flags & F_BIAS) x += LOAD(bias, b * bst.x + h * bst.y + ic * bst.z + jc * bst.w);
+  if (flags & F_ALIBI) x -= slope * fabs((ACC)(j - (q_pos + i)));
+  bool dead = j >= Sk || i >= Sq;
+  if (flags & F_CAUSAL) dead |= j > q_pos + i;
+  if (flags & F_KEEP) dead |= keep[b * Skp + jc] == 0;
+  return dead ? (ACC)(-INFINITY) : x;
+}
+/* Dropout keep bits of the GT consecutive words m0 .. m0 + GT - 1 (bit n for
+ * word m0 + n), as att_keep_run. */
+inline ulong g_keep_bits(ulong m0, uint k0, uint k1, uint thr) {
+  const ulong b0 = m0 >> 2;
+  const int skip = (int)(m0 & 3);
+  ulong bits = 0;
+  for (int t = 0; t < (GT + 3 + 3) / 4; t++) {
+    const ulong blk = b0 + (ulong)t;
+    uint4 w = att_philox((uint4)((uint)blk, (uint)(blk >> 32), 0u, 0u), (uint2)(k0, k1));
+    uint ws[4] = {w.x, w.y, w.z, w.w};
+    for (int e = 0; e < 4; e++) {
+      const int pos = t * 4 + e - skip;
+      if (pos >= 0 && pos < GT && ws[e] < thr) bits |= (ulong)1 << pos;
+    }
+  }
+  return bits;
+}
+
+/* Folds keys j0 .. j0 + N - 1 of the staged tile into row i's online
+ * softmax: N = GT (a compile-time bound, unrolled so the scores stay in
+ * registers) for full tiles, the rest for the last one. */
+#define G_FWD_TILE(N, UNROLL)                                                            \
+  do {                                                                                   \
+    ACC s[GT], mx = -INFINITY;                                                           \
+    UNROLL for (int jj = 0; jj < (N); jj++) {                                            \
+      s[jj] = g_mask(g_dot(qv, lk + jj * GD) * scale, i, j0 + jj, b, h, Sq, Sk, Skp, q_pos, \
+                     flags, slope, keep, bias, bst);                                     \
+      mx = fmax(mx, s[jj]);                                                              \
+    }                                                                                    \
+    const ACC mnew = fmax(m, mx), muse = isinf(mnew) ? (ACC)0 : mnew;                    \
+    const ACC alpha = exp(m - muse);                                                     \
+    for (int c = 0; c < GC; c++) ov[c] *= (REAL)alpha;                                   \
+    ACC ls = 0;                                                                          \
+    UNROLL for (int jj = 0; jj < (N); jj++) {                                            \
+      ACC p = exp(s[jj] - muse);                                                         \
+      ls += p;                                                                           \
+      if (flags & F_DROPOUT) p = (kb >> jj) & 1 ? p * dscale : (ACC)0;                   \
+      g_axpy(ov, p, lv + jj * GD);                                                       \
+    }                                                                                    \
+    l = l * alpha + ls;                                                                  \
+    m = mnew;                                                                            \
+  } while (0)
+
+/* Forward: a work-group per (b, h, block of GQ query rows), a work-item per
+ * row. Same arguments as sdpa_fwd except k (read in place, not K^T). */
+kernel __attribute__((reqd_work_group_size(GQ, 1, 1))) void sdpa_fwd_wg(
+    global const REAL *q, int q_off, global const REAL *k, int k_off, global const REAL *v,
+    int v_off, global REAL *o, int o_off, global REAL *lse, int lse_off, global const uchar *keep,
+    int keep_off, global const REAL *bias, int bias_off, int16 geo, int4 bst, ACC scale, uint k0,
+    uint k1, uint thr, ACC dscale) {
+  GEO_UNPACK;
+  local REAL lk[GT * GD], lv[GT * GD];
+  const int nblk = (Sq + GQ - 1) / GQ, grp = get_group_id(0);
+  const int bh = grp / nblk, i0 = (grp % nblk) * GQ, i = i0 + (int)get_local_id(0);
+  const int b = bh / H, h = bh % H, hk = h / G;
+  const bool row = i < Sq;
+  global const REAL *kp = k + k_off + (b * Hkv + hk) * k_hs;
+  global const REAL *vp = v + v_off + (b * Hkv + hk) * v_hs;
+  keep += keep_off;
+  bias += bias_off;
+  const ACC slope = (flags & F_ALIBI) ? exp2(-(ACC)8 * (ACC)(h + 1) / (ACC)H) : (ACC)0;
+  R4 qv[GC], ov[GC];
+  g_row(qv, q + q_off + (bh * Sq + min(i, Sq - 1)) * D, D);
+  for (int c = 0; c < GC; c++) ov[c] = (R4)0;
+  ACC m = -INFINITY, l = 0;
+  int jend = Sk;
+  if (flags & F_CAUSAL) jend = min(Sk, q_pos + i0 + min(GQ, Sq - i0));
+  for (int j0 = 0; j0 < jend; j0 += GT) { /* uniform over the work-group */
+    const int nj = min(GT, Sk - j0);
+    g_stage(lk, kp + j0 * k_rs, k_rs, D, nj);
+    g_stage(lv, vp + j0 * v_rs, v_rs, Dv, nj);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (row) {
+      const ulong kb = (flags & F_DROPOUT)
+                           ? g_keep_bits(((ulong)(bh * Sq + i)) * (ulong)Sk + (ulong)j0, k0, k1, thr)
+                           : 0;
+      if (nj == GT) G_FWD_TILE(GT, G_UNROLL);
+      else G_FWD_TILE(nj, );
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  if (row) {
+    g_store(o + o_off + (bh * Sq + i) * Dv, ov, l > 0 ? (ACC)1 / l : (ACC)0, Dv);
+    lse[lse_off + bh * Sq + i] = l > 0 ? (isinf(m) ? (ACC)0 : m) + log(l) : (ACC)(-INFINITY);
+  }
+}
+
+/* dQ of row i from keys j0 .. j0 + N - 1 of the staged tiles (N as in
+ * G_FWD_TILE), and the row's dS there when a mask needs a gradient. */
+#define G_DQ_TILE(N, UNROLL)                                                              \
+  do {                                                                                    \
+    UNROLL for (int jj = 0; jj < (N); jj++) {                                             \
+      const ACC x = g_mask(g_dot(qv, lk + jj * GD) * scale, i, j0 + jj, b, h, Sq, Sk, Skp, \
+                           q_pos, flags, slope, keep, bias, bst);                         \
+      const ACC p = exp(x - lr);                                                          \
+      ACC dp = g_dot(gv, lv + jj * GD);                                                   \
+      if (flags & F_DROPOUT) dp = (kb >> jj) & 1 ? dp * dscale : (ACC)0;                  \
+      const ACC dsv = p * (dp - dr);                                                      \
+      if (flags & F_DS) STORE(dsr, j0 + jj, dsv);                                         \
+      g_axpy(dqv, dsv, lk + jj * GD);                                                     \
+    }                                                                                     \
+  } while (0)
+
+/* dQ (and dS rows for a mask gradient): a work-group per (b, h, block of GQ
+ * query rows); K and V read in place and staged; lu / dl from sdpa_bwd_prep. */
+kernel __attribute__((reqd_work_group_size(GQ, 1, 1))) void sdpa_bwd_dq_wg(
+    global const REAL *q, int q_off, global const REAL *k, int k_off, global const REAL *v,
+    int v_off, global const REAL *g, int g_off, global const REAL *lu, int lu_off,
+    global const REAL *dl, int dl_off, global const uchar *keep, int keep_off,
+    global const REAL *bias, int bias_off, global REAL *dq, int dq_off, global REAL *ds, int ds_off,
+    int16 geo, int4 bst, ACC scale, uint k0, uint k1, uint thr, ACC dscale) {
+  GEO_UNPACK;
+  local REAL lk[GT * GD], lv[GT * GD];
+  const int nblk = (Sq + GQ - 1) / GQ, grp = get_group_id(0);
+  const int bh = grp / nblk, i0 = (grp % nblk) * GQ, i = i0 + (int)get_local_id(0);
+  const int b = bh / H, h = bh % H, hk = h / G, ic = min(i, Sq - 1);
+  const bool row = i < Sq;
+  global const REAL *kp = k + k_off + (b * Hkv + hk) * k_hs;
+  global const REAL *vp = v + v_off + (b * Hkv + hk) * v_hs;
+  keep += keep_off;
+  bias += bias_off;
+  const ACC slope = (flags & F_ALIBI) ? exp2(-(ACC)8 * (ACC)(h + 1) / (ACC)H) : (ACC)0;
+  R4 qv[GC], gv[GC], dqv[GC];
+  g_row(qv, q + q_off + (bh * Sq + ic) * D, D);
+  g_row(gv, g + g_off + (bh * Sq + ic) * Dv, Dv);
+  for (int c = 0; c < GC; c++) dqv[c] = (R4)0;
+  const ACC lr = LOAD(lu + lu_off, bh * Sqp + ic), dr = LOAD(dl + dl_off, bh * Sqp + ic);
+  global REAL *dsr = ds + ds_off + (bh * Sq + ic) * Sk;
+  int jend = Sk;
+  if (flags & F_CAUSAL) jend = min(Sk, q_pos + i0 + min(GQ, Sq - i0));
+  for (int j0 = 0; j0 < jend; j0 += GT) {
+    const int nj = min(GT, Sk - j0);
+    g_stage(lk, kp + j0 * k_rs, k_rs, D, nj);
+    g_stage(lv, vp + j0 * v_rs, v_rs, Dv, nj);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (row) {
+      const ulong kb = (flags & F_DROPOUT)
+                           ? g_keep_bits(((ulong)(bh * Sq + i)) * (ulong)Sk + (ulong)j0, k0, k1, thr)
+                           : 0;
+      if (nj == GT) G_DQ_TILE(GT, G_UNROLL);
+      else G_DQ_TILE(nj, );
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  if (row) {
+    if (flags & F_DS) /* causal: the rest of the dS row is zero */
+      for (int j = max(jend, 0); j < Sk; j++) dsr[j] = 0;
+    g_store(dq + dq_off + (bh * Sq + i) * D, dqv, scale, D);
+  }
+}
+
+/* dK, dV of key row j from queries i0 .. i0 + N - 1 of the staged tiles (N
+ * as in G_FWD_TILE). */
+#define G_DKV_TILE(N, UNROLL)                                                                \
+  do {                                                                                       \
+    UNROLL for (int ii = 0; ii < (N); ii++) {                                                \
+      const int i = i0 + ii;                                                                 \
+      const ACC x = g_mask(g_dot(kv, lq + ii * GD) * scale, i, j, b, h, Sq, Sk, Skp, q_pos,   \
+                           flags, slope, keep, bias, bst);                                   \
+      const ACC p = exp(x - (ACC)ll[ii]);                                                    \
+      ACC pw = p, dp = g_dot(vv, lg + ii * GD);                                              \
+      if (flags & F_DROPOUT) {                                                               \
+        const bool kept = att_word(((ulong)(bh * Sq + i)) * (ulong)Sk + (ulong)jc, k0, k1) < thr; \
+        pw = kept ? p * dscale : (ACC)0;                                                     \
+        dp = kept ? dp * dscale : (ACC)0;                                                    \
+      }                                                                                      \
+      g_axpy(dvv, pw, lg + ii * GD);                                                         \
+      g_axpy(dkv, p * (dp - (ACC)ld[ii]), lq + ii * GD);                                     \
+    }                                                                                        \
+  } while (0)
+
+/* dK, dV: a work-group per (b, kv head, block of GQ key rows), a work-item per
+ * key row, looping over the G query heads of the group and tiles of GT
+ * queries (Q and dO rows staged with their lu / dl); q, g row-major. */
+kernel __attribute__((reqd_work_group_size(GQ, 1, 1))) void sdpa_bwd_dkv_wg(
+    global const REAL *k, int k_off, global const REAL *v, int v_off, global const REAL *q,
+    int q_off, global const REAL *g, int g_off, global const REAL *lu, int lu_off,
+    global const REAL *dl, int dl_off, global const uchar *keep, int keep_off,
+    global const REAL *bias, int bias_off, global REAL *dk, int dk_off, global REAL *dv, int dv_off,
+    int16 geo, int4 bst, ACC scale, uint k0, uint k1, uint thr, ACC dscale) {
+  GEO_UNPACK;
+  local REAL lq[GT * GD], lg[GT * GD], ll[GT], ld[GT];
+  const int nblk = (Sk + GQ - 1) / GQ, grp = get_group_id(0), t = get_local_id(0);
+  const int bhk = grp / nblk, j0 = (grp % nblk) * GQ, j = j0 + t;
+  const int b = bhk / Hkv, hk = bhk % Hkv, jc = min(j, Sk - 1);
+  keep += keep_off;
+  bias += bias_off;
+  const bool live = j < Sk && (!(flags & F_KEEP) || keep[b * Skp + jc] != 0);
+  R4 kv[GC], vv[GC], dkv[GC], dvv[GC];
+  g_row(kv, k + k_off + bhk * k_hs + jc * k_rs, D);
+  g_row(vv, v + v_off + bhk * v_hs + jc * v_rs, Dv);
+  for (int c = 0; c < GC; c++) dkv[c] = dvv[c] = (R4)0;
+  /* causal: query i sees key j when j <= q_pos + i */
+  const int istart = (flags & F_CAUSAL) ? max(0, j0 - q_pos) : 0;
+  for (int gh = 0; gh < G; gh++) {
+    const int h = hk * G + gh, bh = b * H + h;
+    const ACC slope = (flags & F_ALIBI) ? exp2(-(ACC)8 * (ACC)(h + 1) / (ACC)H) : (ACC)0;
+    global const REAL *qp = q + q_off + bh * Sq * D;
+    global const REAL *gp = g + g_off + bh * Sq * Dv;
+    for (int i0 = istart; i0 < Sq; i0 += GT) { /* uniform over the work-group */
+      const int ni = min(GT, Sq - i0);
+      g_stage(lq, qp + i0 * D, D, D, ni);
+      g_stage(lg, gp + i0 * Dv, Dv, Dv, ni);
+      for (int e = t; e < GT; e += GQ) {
+        ll[e] = e < ni ? lu[lu_off + bh * Sqp + i0 + e] : (REAL)0;
+        ld[e] = e < ni ? dl[dl_off + bh * Sqp + i0 + e] : (REAL)0;
+      }
+      barrier(CLK_LOCAL_MEM_FENCE);
+      if (live) {
+        if (ni == GT) G_DKV_TILE(GT, G_UNROLL);
+        else G_DKV_TILE(ni, );
+      }
+      barrier(CLK_LOCAL_MEM_FENCE);
+    }
+  }
+  if (j < Sk) {
+    g_store(dk + dk_off + (bhk * Sk + j) * D, dkv, scale, D);
+    g_store(dv + dv_off + (bhk * Sk + j) * Dv, dvv, 1, Dv);
+  }
+}
+#endif /* ATT_GPU */
 
 /* ---- KV cache rows ------------------------------------------------------------ */
 

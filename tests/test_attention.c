@@ -1,11 +1,15 @@
-/* test_attention.c (src/ops/attention.c, attention_backward.c, kv_cache.c): lam_scaled_dot_product_attention (fused kernel and the
+/* test_attention.c (src/ops/attention.c, attention_backward.c, kv_cache.c):
+ * lam_scaled_dot_product_attention (fused kernel, both layouts, and the
  * unfused ops path) against a plain C reference in double for a table of
- * shapes (seq 1, 3, 7, 33, 64, 100, 257; head dims 1..300, v_dim != head_dim),
+ * shapes (seq 1, 3, 7, 17, 33, 64, 100, 130, 257; head dims 1..300, v_dim != head_dim),
  * grouped-query heads, causal masks with offsets, key padding masks (u8 and
  * i32), bool and float masks of every broadcast rank, ALiBi and custom
  * scales, in f32 and f64; PyTorch golden outputs and gradients; gradient
  * checks; in-kernel dropout equal to the unfused path's
- * lam_random_bernoulli mask; fully masked rows; the KV cache; bad input. */
+ * lam_random_bernoulli mask; fully masked rows; the KV cache; bad input.
+ * Every test of the fused path runs under both layouts of its kernels (CPU
+ * and GPU, LAMINA_ATTENTION_LAYOUT=cpu|gpu): see BOTH_LAYOUTS. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +17,34 @@
 
 #include "testutil.h"
 #include "attention_common.h"
+
+/* ---- the two layouts ----------------------------------------------------------------- */
+
+/* The fused kernels have a CPU and a GPU layout (cl/attention.cl), chosen
+ * per call from the device or LAMINA_ATTENTION_LAYOUT=cpu|gpu.
+ * BOTH_LAYOUTS(suite, name) makes the tests `name` (CPU layout) and
+ * `name_gpu_layout` of the function name_body, which runs with the variable
+ * set and restored after. g_layout names the layout of the running body. */
+static const char *g_layout = "";
+
+static void with_layout(const char *layout, void (*body)(void)) {
+  const char *old = getenv("LAMINA_ATTENTION_LAYOUT");
+  char *saved = old ? strcpy(malloc(strlen(old) + 1), old) : NULL;
+  setenv("LAMINA_ATTENTION_LAYOUT", layout, 1);
+  g_layout = layout;
+  body();
+  g_layout = "";
+  if (saved) setenv("LAMINA_ATTENTION_LAYOUT", saved, 1);
+  else unsetenv("LAMINA_ATTENTION_LAYOUT");
+  free(saved);
+}
+
+static bool gpu_layout(void) { return strcmp(g_layout, "gpu") == 0; }
+
+#define BOTH_LAYOUTS(suite, name)                                          \
+  Test(suite, name) { with_layout("cpu", name##_body); }                   \
+  Test(suite, name##_gpu_layout) { with_layout("gpu", name##_body); }
+
 
 /* ---- the C reference ------------------------------------------------------------ */
 
@@ -187,6 +219,12 @@ static const cfg CASES[] = {
     {1, 2, 2, 5, 40, 16, 16, 1, -2, 1, 0, 0, 0}, /* negative offset: early rows see no key */
     {1, 2, 1, 13, 9, 200, 130, 1, 0, 0, 0, 0, 0}, /* the 256-column program */
     {1, 1, 1, 4, 6, 300, 12, 0, 0, 0, 0, 0, 0},   /* beyond the fused kernel: unfused under AUTO */
+    /* odd sizes for the GPU layout's work-groups (64 rows) and tiles (<= 32 keys) */
+    {1, 2, 1, 1, 17, 24, 24, 1, 16, 1, 0, 0, 0},  /* decode: one query row */
+    {2, 3, 3, 17, 33, 72, 72, 0, 0, 2, 2, 1, 0},
+    {1, 4, 2, 33, 17, 8, 24, 1, 0, 0, 1, 0, 0},   /* seq_q > seq_k */
+    {1, 1, 1, 33, 1, 72, 8, 0, 0, 0, 5, 0, 1.3},  /* one key */
+    {1, 2, 1, 130, 45, 24, 8, 1, 3, 0, 4, 1, 0},  /* three query blocks */
 };
 
 static void run_case(lam_ctx *ctx, lam_dtype dt, const cfg *c, int idx) {
@@ -208,6 +246,7 @@ static void run_case(lam_ctx *ctx, lam_dtype dt, const cfg *c, int idx) {
   int64_t n = (int64_t)c->B * c->H * c->Sq * c->Dv;
   for (int impl = LAM_ATTENTION_AUTO; impl <= LAM_ATTENTION_UNFUSED; impl++) {
     if (impl == LAM_ATTENTION_FUSED && c->D > LAM_ATTENTION_FUSED_MAX_HEAD_DIM) continue;
+    if (impl == LAM_ATTENTION_UNFUSED && gpu_layout()) continue; /* no layouts there */
     lam_attention_opts o = opts_of(c, &d, (lam_attention_impl)impl);
     lam_tensor *y = lam_scaled_dot_product_attention(d.q, d.k, d.v, &o);
     cr_assert(y, "case %d impl %d: %s", idx, impl, lam_last_error());
@@ -227,15 +266,16 @@ static void run_case(lam_ctx *ctx, lam_dtype dt, const cfg *c, int idx) {
   free_inputs(&in);
 }
 
-Test(sdpa, matches_reference_f32) {
+static void matches_reference_f32_body(void) {
   lam_ctx *ctx = tu_ctx();
   tu_mark m = tu_mark_now(ctx);
   for (int i = 0; i < (int)(sizeof CASES / sizeof CASES[0]); i++) run_case(ctx, LAM_F32, &CASES[i], i);
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
 }
+BOTH_LAYOUTS(sdpa, matches_reference_f32)
 
-Test(sdpa, matches_reference_f64) {
+static void matches_reference_f64_body(void) {
   lam_ctx *ctx = tu_ctx();
   if (!lam_ctx_device(ctx)->fp64) {
     lam_ctx_free(ctx);
@@ -247,8 +287,9 @@ Test(sdpa, matches_reference_f64) {
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
 }
+BOTH_LAYOUTS(sdpa, matches_reference_f64)
 
-Test(sdpa, rank3_inputs) {
+static void rank3_inputs_body(void) {
   lam_ctx *ctx = tu_ctx();
   tu_mark m = tu_mark_now(ctx);
   tu_rng r = tu_rng_make(7);
@@ -273,9 +314,47 @@ Test(sdpa, rank3_inputs) {
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
 }
+BOTH_LAYOUTS(sdpa, rank3_inputs)
+
+/* LAMINA_ATTENTION_LAYOUT switches the kernels: the layouts agree within
+ * rounding but not bit for bit (they sum in other orders), and without the
+ * variable the device's type decides (Oclgrind reports a GPU, PoCL a CPU). */
+Test(sdpa, layout_variable_selects_kernels) {
+  lam_ctx *ctx = tu_ctx();
+  tu_mark m = tu_mark_now(ctx);
+  tu_rng r = tu_rng_make(12);
+  int64_t n = 2 * 4 * 37 * 24;
+  lam_tensor *q = tu_rand_f32(ctx, &r, 4, (int64_t[]){2, 4, 37, 40}, -1, 1);
+  lam_tensor *k = tu_rand_f32(ctx, &r, 4, (int64_t[]){2, 2, 45, 40}, -1, 1);
+  lam_tensor *v = tu_rand_f32(ctx, &r, 4, (int64_t[]){2, 2, 45, 24}, -1, 1);
+  lam_attention_opts o = lam_attention_defaults();
+  o.causal = true;
+  o.impl = LAM_ATTENTION_FUSED;
+  const char *layouts[3] = {"cpu", "gpu", NULL};
+  float *y[3];
+  for (int l = 0; l < 3; l++) {
+    if (layouts[l]) setenv("LAMINA_ATTENTION_LAYOUT", layouts[l], 1);
+    else unsetenv("LAMINA_ATTENTION_LAYOUT");
+    lam_tensor *t = lam_scaled_dot_product_attention(q, k, v, &o);
+    cr_assert(t, "%s", lam_last_error());
+    y[l] = tu_read_f32(t);
+    lam_tensor_free(t);
+  }
+  tu_assert_close_f32(y[1], y[0], n, 2e-6, 2e-5, "gpu vs cpu layout");
+  int differ = 0;
+  for (int64_t i = 0; i < n; i++) differ += y[0][i] != y[1][i];
+  cr_assert(differ > 0, "the two layouts gave identical bits: the variable did not switch kernels");
+  const float *want = lam_ctx_device(ctx)->type == LAM_DEVICE_GPU ? y[1] : y[0];
+  for (int64_t i = 0; i < n; i++) cr_assert_eq(y[2][i], want[i], "default layout at %lld", (long long)i);
+  for (int l = 0; l < 3; l++) free(y[l]);
+  lam_tensor *ts[] = {q, k, v};
+  for (int i = 0; i < 3; i++) lam_tensor_free(ts[i]);
+  tu_assert_no_leak(ctx, m);
+  lam_ctx_free(ctx);
+}
 
 /* ALiBi in the kernel equals the explicit lam_alibi_bias added as a mask. */
-Test(sdpa, alibi_equals_explicit_bias) {
+static void alibi_equals_explicit_bias_body(void) {
   lam_ctx *ctx = tu_ctx();
   tu_mark m = tu_mark_now(ctx);
   tu_rng r = tu_rng_make(8);
@@ -302,6 +381,7 @@ Test(sdpa, alibi_equals_explicit_bias) {
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
 }
+BOTH_LAYOUTS(sdpa, alibi_equals_explicit_bias)
 
 /* ---- gradients ------------------------------------------------------------------------ */
 
@@ -339,9 +419,11 @@ static const cfg GC_CASES[] = {
     {2, 2, 2, 3, 7, 5, 5, 0, 0, 0, 3, 1, 0.9},
     {1, 4, 2, 6, 4, 3, 2, 1, 2, 0, 2, 0, 0},
     {1, 1, 1, 4, 4, 2, 3, 0, 0, 2, 4, 0, 0},
+    {1, 1, 1, 17, 5, 8, 3, 1, 2, 1, 5, 1, 0},
+    {1, 2, 1, 3, 33, 2, 2, 0, 0, 0, 2, 0, 0}, /* two key tiles */
 };
 
-Test(sdpa, gradcheck_fused) {
+static void gradcheck_fused_body(void) {
   lam_ctx *ctx = tu_ctx();
   if (!lam_ctx_device(ctx)->fp64) {
     lam_ctx_free(ctx);
@@ -353,6 +435,7 @@ Test(sdpa, gradcheck_fused) {
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
 }
+BOTH_LAYOUTS(sdpa, gradcheck_fused)
 
 Test(sdpa, gradcheck_unfused) {
   lam_ctx *ctx = tu_ctx();
@@ -427,7 +510,7 @@ static void fused_vs_unfused_grads(lam_ctx *ctx, const cfg *c, double dropout, i
   free_inputs(&in);
 }
 
-Test(sdpa, fused_grads_match_unfused) {
+static void fused_grads_match_unfused_body(void) {
   lam_ctx *ctx = tu_ctx();
   tu_mark m = tu_mark_now(ctx);
   static const cfg cs[] = {
@@ -442,12 +525,13 @@ Test(sdpa, fused_grads_match_unfused) {
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
 }
+BOTH_LAYOUTS(sdpa, fused_grads_match_unfused)
 
 /* ---- dropout ----------------------------------------------------------------------------- */
 
 /* The fused kernel drops exactly the weights lam_random_bernoulli(key, 1 - p)
  * drops (the unfused path uses that tensor): outputs and gradients agree. */
-Test(sdpa, dropout_matches_bernoulli_mask) {
+static void dropout_matches_bernoulli_mask_body(void) {
   lam_ctx *ctx = tu_ctx();
   tu_mark m = tu_mark_now(ctx);
   static const cfg cs[] = {
@@ -458,10 +542,11 @@ Test(sdpa, dropout_matches_bernoulli_mask) {
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
 }
+BOTH_LAYOUTS(sdpa, dropout_matches_bernoulli_mask)
 
 /* Dropout statistics: with v = 1 the output row sums the kept weights / (1 - p),
  * whose mean is 1; a fixed key is reproducible and another key differs. */
-Test(sdpa, dropout_statistics) {
+static void dropout_statistics_body(void) {
   lam_ctx *ctx = tu_ctx();
   tu_mark m = tu_mark_now(ctx);
   tu_rng r = tu_rng_make(9);
@@ -496,6 +581,7 @@ Test(sdpa, dropout_statistics) {
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
 }
+BOTH_LAYOUTS(sdpa, dropout_statistics)
 
 /* ---- fully masked rows ---------------------------------------------------------------------- */
 
@@ -511,7 +597,7 @@ static lam_tensor *fm_fn(lam_tensor *const *xs, int n, void *user) {
   return s;
 }
 
-Test(sdpa, fully_masked_rows_give_zeros) {
+static void fully_masked_rows_give_zeros_body(void) {
   lam_ctx *ctx = tu_ctx();
   tu_mark m = tu_mark_now(ctx);
   tu_rng r = tu_rng_make(10);
@@ -525,7 +611,7 @@ Test(sdpa, fully_masked_rows_give_zeros) {
     keep[Sk + j] = j >= 5; /* batch 1: causal rows i < 5 see only padded keys */
   }
   lam_tensor *kpm = lam_tensor_from_host(ctx, LAM_U8, 2, (int64_t[]){B, Sk}, keep);
-  for (int impl = LAM_ATTENTION_FUSED; impl <= LAM_ATTENTION_UNFUSED; impl++) {
+  for (int impl = LAM_ATTENTION_FUSED; impl <= (gpu_layout() ? LAM_ATTENTION_FUSED : LAM_ATTENTION_UNFUSED); impl++) {
     fm_user u;
     u.o = lam_attention_defaults();
     u.o.impl = (lam_attention_impl)impl;
@@ -565,6 +651,7 @@ Test(sdpa, fully_masked_rows_give_zeros) {
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
 }
+BOTH_LAYOUTS(sdpa, fully_masked_rows_give_zeros)
 
 /* ---- PyTorch golden ---------------------------------------------------------------------------- */
 
@@ -663,7 +750,7 @@ static void golden_case(lam_ctx *ctx, const tu_golden *f, int idx, lam_dtype dt,
   free(hw);
 }
 
-Test(sdpa, pytorch_golden) {
+static void pytorch_golden_body(void) {
   lam_ctx *ctx = tu_ctx();
   tu_golden *f = tu_golden_load("attention_golden.safetensors");
   tu_mark m = tu_mark_now(ctx);
@@ -672,8 +759,10 @@ Test(sdpa, pytorch_golden) {
     golden_case(ctx, f, i, LAM_F32, LAM_ATTENTION_AUTO);
   }
   if (!tu_small()) {
-    golden_case(ctx, f, 3, LAM_F32, LAM_ATTENTION_UNFUSED);
-    golden_case(ctx, f, 5, LAM_F32, LAM_ATTENTION_UNFUSED);
+    if (!gpu_layout()) {
+      golden_case(ctx, f, 3, LAM_F32, LAM_ATTENTION_UNFUSED);
+      golden_case(ctx, f, 5, LAM_F32, LAM_ATTENTION_UNFUSED);
+    }
     if (lam_ctx_device(ctx)->fp64) {
       golden_case(ctx, f, 4, LAM_F64, LAM_ATTENTION_AUTO);
       golden_case(ctx, f, 11, LAM_F64, LAM_ATTENTION_AUTO);
@@ -683,10 +772,11 @@ Test(sdpa, pytorch_golden) {
   tu_golden_free(f);
   lam_ctx_free(ctx);
 }
+BOTH_LAYOUTS(sdpa, pytorch_golden)
 
 /* ---- KV cache ---------------------------------------------------------------------------- */
 
-Test(kv_cache, incremental_equals_full) {
+static void incremental_equals_full_body(void) {
   lam_ctx *ctx = tu_ctx();
   tu_mark m = tu_mark_now(ctx);
   tu_rng r = tu_rng_make(11);
@@ -711,7 +801,7 @@ Test(kv_cache, incremental_equals_full) {
     lam_tensor *vs = lam_slice_axis(v, 2, pos, pos + n, 1);
     cr_assert_eq(lam_kv_cache_append(c, ks, vs), LAM_OK, "%s", lam_last_error());
     cr_assert_eq(lam_kv_cache_length(c), pos + n);
-    for (int impl = LAM_ATTENTION_FUSED; impl <= LAM_ATTENTION_UNFUSED; impl++) {
+    for (int impl = LAM_ATTENTION_FUSED; impl <= (gpu_layout() ? LAM_ATTENTION_FUSED : LAM_ATTENTION_UNFUSED); impl++) {
       o.q_offset = pos;
       o.impl = (lam_attention_impl)impl;
       lam_tensor *y = lam_kv_cache_attention(c, qs, &o);
@@ -758,6 +848,7 @@ Test(kv_cache, incremental_equals_full) {
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
 }
+BOTH_LAYOUTS(kv_cache, incremental_equals_full)
 
 Test(kv_cache, bad_input) {
   lam_ctx *ctx = tu_ctx();

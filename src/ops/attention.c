@@ -3,10 +3,16 @@
  * keys with an online softmax; memory linear in the sequence) or, for head
  * dims beyond the fused kernel or on request, the unfused composition of
  * lamina ops (matmul, softmax, matmul), which autodiff differentiates op by
- * op. The fused output shares its buffer with the log-sum-exp, the key keep
- * flags and (when recording) the additive mask, so the backward rule
- * (ops/attention_backward.c) finds them through the saved output. */
+ * op. The fused kernels come in two layouts (cl/attention.cl): the CPU one
+ * (register tiles, no local memory) and the GPU one (a work-group per block
+ * of query rows, K/V tiles in local memory), chosen per call from the device
+ * or LAMINA_ATTENTION_LAYOUT=cpu|gpu, with tile sizes from its local memory
+ * and work-group limits. The fused output shares its buffer with the
+ * log-sum-exp, the key keep flags and (when recording) the additive mask, so
+ * the backward rule (ops/attention_backward.c) finds them through the saved
+ * output; those suit both layouts. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,6 +71,55 @@ lam_status lam__att_launch(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs,
   if (ctx->info.type == LAM_DEVICE_GPU) local = n_items < 64 ? n_items : 64;
   if (local > (int64_t)ctx->info.max_work_group_size) local = (int64_t)ctx->info.max_work_group_size;
   size_t l = (size_t)local, g = (size_t)((n_items + local - 1) / local * local);
+  return lam__launch(ctx, k, fn, nargs, args, 1, &g, &l);
+}
+
+/* ---- the two layouts of the fused kernels ------------------------------------- */
+
+/* Largest power of two <= v (>= 1), at most cap. */
+static int64_t lam__att_pow2_floor(int64_t v, int64_t cap) {
+  int64_t p = 1;
+  while (p * 2 <= v && p * 2 <= cap) p *= 2;
+  return p;
+}
+
+bool lam__att_gpu_layout(lam_ctx *ctx, lam_dtype dtype, int64_t max_d, lam__att_gpu *L) {
+  const char *e = getenv("LAMINA_ATTENTION_LAYOUT");
+  bool want = ctx->info.type == LAM_DEVICE_GPU;
+  if (e && strcmp(e, "gpu") == 0) want = true;
+  if (e && strcmp(e, "cpu") == 0) want = false;
+  if (!want) return false;
+  /* Padded head dim (compile-time loop bound of the private rows): 8, 16,
+   * then steps of 32 and 64, so a handful of programs cover every head dim. */
+  int64_t dk = max_d <= 8    ? 8
+               : max_d <= 16  ? 16
+               : max_d <= 128 ? (max_d + 31) / 32 * 32
+                              : (max_d + 63) / 64 * 64;
+  /* Rows per work-group: 64 (two warps / one wavefront), fewer where the
+   * device allows less. */
+  size_t mwg = ctx->info.max_work_group_size ? ctx->info.max_work_group_size : 64;
+  int64_t rows = lam__att_pow2_floor((int64_t)mwg, 64);
+  /* Keys (queries) per tile: the K and V (Q and dO) tiles, plus the dK/dV
+   * kernel's two statistics per query, in the local memory less 1 KiB for
+   * the implementation; a power of two <= 32. */
+  int64_t es = (int64_t)lam_dtype_size(dtype);
+  int64_t budget = (int64_t)ctx->info.local_mem_bytes - 1024;
+  int64_t fit = budget > 0 ? budget / (2 * (dk + 1) * es) : 0;
+  if (fit < 4) return false; /* too little local memory: the CPU layout */
+  int64_t tile = lam__att_pow2_floor(fit, 32);
+  L->rows = (int)rows;
+  L->tile = (int)tile;
+  L->dk = (int)dk;
+  snprintf(L->opts, sizeof L->opts, "-DATT_GPU -DATT_BQ=%d -DATT_BT=%d -DATT_DK=%d%s", L->rows,
+           L->tile, L->dk, ctx->info.type == LAM_DEVICE_GPU ? " -DATT_UNROLL" : "");
+  return true;
+}
+
+lam_status lam__att_gpu_launch(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs,
+                               const lam__arg *args, int64_t heads, int64_t rows,
+                               const lam__att_gpu *L) {
+  size_t l = (size_t)L->rows;
+  size_t g = (size_t)(heads * ((rows + L->rows - 1) / L->rows)) * l;
   return lam__launch(ctx, k, fn, nargs, args, 1, &g, &l);
 }
 
@@ -353,8 +408,13 @@ static lam_tensor *lam__sdpa_fused(const char *fn, const lam__sdpa_in *in, lam__
   lam_tensor *umask = o->mask; /* user's mask (float: an input of the node) */
   lam_tensor *inputs[4] = {in->q, in->k, in->v, umask && umask->dtype != LAM_U8 ? umask : NULL};
   const bool recording = lam__any_tracked(inputs, 4);
+  const int64_t max_d = g->D > g->Dv ? g->D : g->Dv;
+  lam__att_gpu L;
+  const bool gpu = lam__att_gpu_layout(ctx, dt, max_d, &L);
   cl_kernel kf;
-  if (lam__att_kernel_d(ctx, "sdpa_fwd", dt, g->D > g->Dv ? g->D : g->Dv, &kf) != LAM_OK) return NULL;
+  if ((gpu ? lam__kernel_dt(ctx, "attention", "sdpa_fwd_wg", dt, L.opts, &kf)
+           : lam__att_kernel_d(ctx, "sdpa_fwd", dt, max_d, &kf)) != LAM_OK)
+    return NULL;
 
   /* Pack: [out | lse | bias (u8 mask converted, or a float mask kept for the
    * backward) | keep flags (bytes)]. */
@@ -408,10 +468,12 @@ static lam_tensor *lam__sdpa_fused(const char *fn, const lam__sdpa_in *in, lam__
       b_off = (int64_t)umask->offset;
     }
   }
-  lam_tensor *kt = st == LAM_OK ? lam__att_transpose_pad(fn, ctx, dt, in->k->buf->mem,
+  /* the CPU layout reads K^T; the GPU layout reads K in place */
+  lam_tensor *kt = st != LAM_OK ? NULL
+                   : gpu        ? lam_tensor_retain(in->k)
+                                : lam__att_transpose_pad(fn, ctx, dt, in->k->buf->mem,
                                                          (int64_t)in->k->offset, g->B * g->Hkv,
-                                                         g->Sk, g->D, g->k_hs, g->k_rs, g->Skp)
-                                : NULL;
+                                                         g->Sk, g->D, g->k_hs, g->k_rs, g->Skp);
   if (!kt) {
     lam_tensor_free(pack);
     return NULL;
@@ -438,7 +500,9 @@ static lam_tensor *lam__sdpa_fused(const char *fn, const lam__sdpa_in *in, lam__
                   lam__arg_uint(g->thr),
                   lam__arg_real(dt, g->dscale),
                   lam__arg_int(n_items)};
-  st = lam__att_launch(ctx, kf, fn, LAM__NARGS(a), a, n_items);
+  /* the GPU kernel takes the same arguments but n_items (its grid is exact) */
+  st = gpu ? lam__att_gpu_launch(ctx, kf, fn, LAM__NARGS(a) - 1, a, g->B * g->H, g->Sq, &L)
+           : lam__att_launch(ctx, kf, fn, LAM__NARGS(a), a, n_items);
   lam_tensor_free(kt);
   if (st != LAM_OK) {
     lam_tensor_free(pack);

@@ -5,7 +5,9 @@
  * for blocks of query rows (dQ, and dS when a float mask needs a gradient);
  * sdpa_bwd_dkv does the same for blocks of key rows over every query head of
  * their group (dK, dV). Only the optional mask gradient is seq_q x seq_k
- * (dS, then summed to the mask's shape). */
+ * (dS, then summed to the mask's shape). The GPU layout (sdpa_bwd_dq_wg,
+ * sdpa_bwd_dkv_wg) splits the work the same way but stages K/V (Q/dO) tiles
+ * in local memory and reads every operand in place (no transposed copies). */
 #include <stdlib.h>
 
 #include "ops/attention_internal.h"
@@ -35,8 +37,16 @@ lam_status lam__sdpa_backward(lam__node *node, lam_tensor *gout, lam_tensor **gi
   cl_kernel kp, kq, kkv;
   if ((st = lam__att_kernel(ctx, "sdpa_bwd_prep", dt, &kp)) != LAM_OK) return st;
   const int64_t max_d = g->D > g->Dv ? g->D : g->Dv;
-  if ((st = lam__att_kernel_d(ctx, "sdpa_bwd_dq", dt, max_d, &kq)) != LAM_OK) return st;
-  if ((st = lam__att_kernel_d(ctx, "sdpa_bwd_dkv", dt, max_d, &kkv)) != LAM_OK) return st;
+  /* The layout is chosen again (the forward's saved statistics suit both). */
+  lam__att_gpu L;
+  const bool gpu = lam__att_gpu_layout(ctx, dt, max_d, &L);
+  if (gpu) {
+    if ((st = lam__kernel_dt(ctx, "attention", "sdpa_bwd_dq_wg", dt, L.opts, &kq)) != LAM_OK) return st;
+    if ((st = lam__kernel_dt(ctx, "attention", "sdpa_bwd_dkv_wg", dt, L.opts, &kkv)) != LAM_OK) return st;
+  } else {
+    if ((st = lam__att_kernel_d(ctx, "sdpa_bwd_dq", dt, max_d, &kq)) != LAM_OK) return st;
+    if ((st = lam__att_kernel_d(ctx, "sdpa_bwd_dkv", dt, max_d, &kkv)) != LAM_OK) return st;
+  }
 
   /* tmp: lu, dl, kt, vt, qt, gt, ds */
   lam_tensor *tmp[7] = {0};
@@ -56,38 +66,62 @@ lam_status lam__sdpa_backward(lam__node *node, lam_tensor *gout, lam_tensor **gi
   }
   lam_tensor *dq = NULL, *dk = NULL, *dv = NULL;
   if (st == LAM_OK && (need_q || need_b)) {
-    tmp[2] = lam__att_transpose_pad(fn, ctx, dt, k->buf->mem, (int64_t)k->offset, g->B * g->Hkv, g->Sk,
-                                    g->D, g->k_hs, g->k_rs, g->Skp);
-    tmp[3] = tmp[2] ? lam__att_transpose_pad(fn, ctx, dt, v->buf->mem, (int64_t)v->offset,
-                                             g->B * g->Hkv, g->Sk, g->Dv, g->v_hs, g->v_rs, g->Skp)
-                    : NULL;
-    dq = tmp[3] ? lam__tensor_new(ctx, dt, 4, (int64_t[]){g->B, g->H, g->Sq, g->D}, fn) : NULL;
+    if (!gpu) { /* the CPU layout reads K^T and V^T */
+      tmp[2] = lam__att_transpose_pad(fn, ctx, dt, k->buf->mem, (int64_t)k->offset, g->B * g->Hkv,
+                                      g->Sk, g->D, g->k_hs, g->k_rs, g->Skp);
+      tmp[3] = tmp[2] ? lam__att_transpose_pad(fn, ctx, dt, v->buf->mem, (int64_t)v->offset,
+                                               g->B * g->Hkv, g->Sk, g->Dv, g->v_hs, g->v_rs, g->Skp)
+                      : NULL;
+    }
+    dq = gpu || tmp[3] ? lam__tensor_new(ctx, dt, 4, (int64_t[]){g->B, g->H, g->Sq, g->D}, fn) : NULL;
     if (dq && need_b)
       tmp[6] = lam__tensor_new(ctx, dt, 4, (int64_t[]){g->B, g->H, g->Sq, g->Sk}, fn);
     if (!dq || (need_b && !tmp[6])) st = lam_last_status();
     if (st == LAM_OK) {
       lam_tensor *ds = need_b ? tmp[6] : dq;
       int64_t n_items = g->B * g->H * ((g->Sq + LAM__ATT_BM - 1) / LAM__ATT_BM);
-      lam__arg a[] = {LAM__ARG_T(q),         LAM__ARG_T(tmp[2]),    LAM__ARG_T(tmp[3]),
-                      LAM__ARG_T(k),         LAM__ARG_T(gout),      LAM__ARG_T(tmp[0]),
-                      LAM__ARG_T(tmp[1]),    lam__arg_mem(pm),      lam__arg_int(keep_off),
-                      lam__arg_mem(pm),      lam__arg_int(bias_off), LAM__ARG_T(dq),
-                      LAM__ARG_T(ds),        lam__att_arg_int16(geo), lam__att_arg_int4(g->bst),
-                      lam__arg_real(dt, g->scale), lam__arg_uint(g->k0), lam__arg_uint(g->k1),
-                      lam__arg_uint(g->thr), lam__arg_real(dt, g->dscale), lam__arg_int(n_items)};
-      st = lam__att_launch(ctx, kq, fn, LAM__NARGS(a), a, n_items);
+      if (gpu) {
+        lam__arg a[] = {LAM__ARG_T(q),         LAM__ARG_T(k),          LAM__ARG_T(v),
+                        LAM__ARG_T(gout),      LAM__ARG_T(tmp[0]),     LAM__ARG_T(tmp[1]),
+                        lam__arg_mem(pm),      lam__arg_int(keep_off), lam__arg_mem(pm),
+                        lam__arg_int(bias_off), LAM__ARG_T(dq),        LAM__ARG_T(ds),
+                        lam__att_arg_int16(geo), lam__att_arg_int4(g->bst), lam__arg_real(dt, g->scale),
+                        lam__arg_uint(g->k0),  lam__arg_uint(g->k1),   lam__arg_uint(g->thr),
+                        lam__arg_real(dt, g->dscale)};
+        st = lam__att_gpu_launch(ctx, kq, fn, LAM__NARGS(a), a, g->B * g->H, g->Sq, &L);
+      } else {
+        lam__arg a[] = {LAM__ARG_T(q),         LAM__ARG_T(tmp[2]),    LAM__ARG_T(tmp[3]),
+                        LAM__ARG_T(k),         LAM__ARG_T(gout),      LAM__ARG_T(tmp[0]),
+                        LAM__ARG_T(tmp[1]),    lam__arg_mem(pm),      lam__arg_int(keep_off),
+                        lam__arg_mem(pm),      lam__arg_int(bias_off), LAM__ARG_T(dq),
+                        LAM__ARG_T(ds),        lam__att_arg_int16(geo), lam__att_arg_int4(g->bst),
+                        lam__arg_real(dt, g->scale), lam__arg_uint(g->k0), lam__arg_uint(g->k1),
+                        lam__arg_uint(g->thr), lam__arg_real(dt, g->dscale), lam__arg_int(n_items)};
+        st = lam__att_launch(ctx, kq, fn, LAM__NARGS(a), a, n_items);
+      }
     }
   }
   if (st == LAM_OK && need_kv) {
-    tmp[4] = lam__att_transpose_pad(fn, ctx, dt, q->buf->mem, (int64_t)q->offset, g->B * g->H, g->Sq,
-                                    g->D, g->Sq * g->D, g->D, g->Sqp);
-    tmp[5] = tmp[4] ? lam__att_transpose_pad(fn, ctx, dt, gout->buf->mem, (int64_t)gout->offset,
-                                             g->B * g->H, g->Sq, g->Dv, g->Sq * g->Dv, g->Dv, g->Sqp)
-                    : NULL;
-    dk = tmp[5] ? lam__tensor_new(ctx, dt, 4, (int64_t[]){g->B, g->Hkv, g->Sk, g->D}, fn) : NULL;
+    if (!gpu) { /* the CPU layout reads Q^T and dO^T */
+      tmp[4] = lam__att_transpose_pad(fn, ctx, dt, q->buf->mem, (int64_t)q->offset, g->B * g->H,
+                                      g->Sq, g->D, g->Sq * g->D, g->D, g->Sqp);
+      tmp[5] = tmp[4] ? lam__att_transpose_pad(fn, ctx, dt, gout->buf->mem, (int64_t)gout->offset,
+                                               g->B * g->H, g->Sq, g->Dv, g->Sq * g->Dv, g->Dv, g->Sqp)
+                      : NULL;
+    }
+    dk = gpu || tmp[5] ? lam__tensor_new(ctx, dt, 4, (int64_t[]){g->B, g->Hkv, g->Sk, g->D}, fn) : NULL;
     dv = dk ? lam__tensor_new(ctx, dt, 4, (int64_t[]){g->B, g->Hkv, g->Sk, g->Dv}, fn) : NULL;
     if (!dv) st = lam_last_status();
-    if (st == LAM_OK) {
+    if (st == LAM_OK && gpu) {
+      lam__arg a[] = {LAM__ARG_T(k),         LAM__ARG_T(v),          LAM__ARG_T(q),
+                      LAM__ARG_T(gout),      LAM__ARG_T(tmp[0]),     LAM__ARG_T(tmp[1]),
+                      lam__arg_mem(pm),      lam__arg_int(keep_off), lam__arg_mem(pm),
+                      lam__arg_int(bias_off), LAM__ARG_T(dk),        LAM__ARG_T(dv),
+                      lam__att_arg_int16(geo), lam__att_arg_int4(g->bst), lam__arg_real(dt, g->scale),
+                      lam__arg_uint(g->k0),  lam__arg_uint(g->k1),   lam__arg_uint(g->thr),
+                      lam__arg_real(dt, g->dscale)};
+      st = lam__att_gpu_launch(ctx, kkv, fn, LAM__NARGS(a), a, g->B * g->Hkv, g->Sk, &L);
+    } else if (st == LAM_OK) {
       int64_t n_items = g->B * g->Hkv * ((g->Sk + LAM__ATT_BM - 1) / LAM__ATT_BM);
       lam__arg a[] = {LAM__ARG_T(k),         LAM__ARG_T(v),          LAM__ARG_T(tmp[4]),
                       LAM__ARG_T(tmp[5]),    LAM__ARG_T(q),          LAM__ARG_T(gout),

@@ -78,4 +78,24 @@ lam_status lam__att_copy_rows(const char *fn, lam_tensor *dst, int64_t dst_hs, i
                               cl_mem src, int64_t src_off, int64_t src_hs, int64_t N, int64_t n,
                               int64_t Dd);
 
+/* The GPU layout of the fused kernels (the ATT_GPU section of
+ * cl/attention.cl): rows (work-items) per work-group, keys or queries per
+ * local-memory tile, the padded head dim, and the program's build options. */
+typedef struct lam__att_gpu {
+  int rows, tile, dk;
+  char opts[96];
+} lam__att_gpu;
+
+/* True (and *L filled) when this call runs the GPU layout: on GPU devices
+ * whose local memory holds the tiles, or whenever LAMINA_ATTENTION_LAYOUT=gpu
+ * (read per call; =cpu forces the CPU layout) and the tiles fit. max_d is
+ * the larger head dim. */
+bool lam__att_gpu_layout(lam_ctx *ctx, lam_dtype dtype, int64_t max_d, lam__att_gpu *L);
+
+/* Launches a GPU-layout kernel: one work-group per block of L->rows of the
+ * `rows` rows of each of `heads` heads. */
+lam_status lam__att_gpu_launch(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs,
+                               const lam__arg *args, int64_t heads, int64_t rows,
+                               const lam__att_gpu *L);
+
 #endif
