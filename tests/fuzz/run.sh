@@ -16,7 +16,8 @@ build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(fuzz_safetensors fuzz_load_into fuzz_checkpoint fuzz_ptree_path fuzz_device_choose)
+[ ${#targets[@]} -eq 0 ] && targets=(fuzz_safetensors fuzz_load_into fuzz_checkpoint fuzz_ptree_path fuzz_device_choose fuzz_data
+  fuzz_shard_index)
 
 CC=${FUZZ_CC:-clang} cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLAMINA_FUZZ=ON \
   -DLAMINA_BUILD_TESTS=OFF -DLAMINA_BUILD_EXAMPLES=OFF -DLAMINA_BUILD_BENCH=OFF >/dev/null
@@ -35,12 +36,23 @@ rm -rf "$seeds"
 # allocations (operator new inside PoCL/LLVM) lose the frames that the
 # suppressions match on.
 ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0" "$build/tests/fuzz/make_seeds" "$seeds" >/dev/null
+# Text seeds of the dataset and shard-index readers (a CSV with a header, an
+# NPY file, an index naming the one shard the target writes beside it).
+mkdir -p "$seeds/data" "$seeds/index"
+printf '1.5,2,0\n-3,4.25,1\n0,0,2\n' >"$seeds/data/plain.csv"
+printf 'label;a;b\n1;0.5;2\n0;1e3;-1\n' >"$seeds/data/header.csv"
+{ printf '\x93NUMPY\x01\x00\x76\x00'
+  printf "%-117s\n" "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }"
+  printf '\x00\x00\x80\x3f%.0s' 1 2 3 4 5 6; } >"$seeds/data/f4.npy"
+printf '{"metadata": {"total_size": 64}, "weight_map": {"enc.w": "model-00001-of-00001.safetensors", "enc.b": "model-00001-of-00001.safetensors", "layers.0.g": "model-00001-of-00001.safetensors", "ids": "model-00001-of-00001.safetensors", "mask": "model-00001-of-00001.safetensors"}}' >"$seeds/index/index.json"
 seed_dir() {
   case $1 in
     fuzz_safetensors|fuzz_load_into) echo "$seeds/safetensors $seeds/checkpoint" ;;
     fuzz_checkpoint) echo "$seeds/checkpoint $seeds/safetensors" ;;
     fuzz_ptree_path) echo "$seeds/path" ;;
     fuzz_device_choose) echo "$seeds/device" ;;
+    fuzz_data) echo "$seeds/data" ;;
+    fuzz_shard_index) echo "$seeds/index" ;;
   esac
 }
 
