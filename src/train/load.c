@@ -374,7 +374,7 @@ static bool lam__rep_add(char ***arr, int *n, const char *key) {
 static lam_status lam__check(lam__loader *L, lam_ptree *const *trees, int ntrees,
                              lam_load_report *rep) {
   const char *fn = L->fn;
-  qsort(L->tgt, (size_t)L->ntgt, sizeof *L->tgt, lam__cmp_tgt);
+  if (L->ntgt > 1) qsort(L->tgt, (size_t)L->ntgt, sizeof *L->tgt, lam__cmp_tgt); /* tgt is NULL when empty */
   for (int i = 1; i < L->ntgt; i++)
     if (strcmp(L->tgt[i].key, L->tgt[i - 1].key) == 0)
       return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: \"%s\": source keys \"%s\" and \"%s\" both "
@@ -485,7 +485,7 @@ static lam_status lam__read_src(lam__loader *L, const lam__src *s, unsigned char
 }
 
 static lam_status lam__write(lam__loader *L) {
-  qsort(L->plan, (size_t)L->nplan, sizeof *L->plan, lam__cmp_plan);
+  if (L->nplan > 1) qsort(L->plan, (size_t)L->nplan, sizeof *L->plan, lam__cmp_plan);
   lam_status st = LAM_OK;
   for (int p = 0; p < L->nplan && st == LAM_OK;) {
     const lam__src *s = &L->src[L->tgt[L->plan[p].tgt].src];
