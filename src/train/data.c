@@ -614,8 +614,12 @@ static lam_status lam__npy_read(const char *path, lam_field *field, int64_t *n, 
     else if (!strcmp(c, "u2")) esize = 2, dt = LAM_I32, conv = -2;
     else st = lam__fail(LAM_ERR_DTYPE, "%s: %s: dtype %s is not supported", fn, path, descr);
   }
-  int64_t numel = 1;
-  for (int a = 0; a < ndim; a++) numel *= shape[a];
+  int64_t numel = 1; /* checked as it grows: lamina tensors hold < 2^31 elements */
+  for (int a = 0; a < ndim && st == LAM_OK; a++) {
+    if (shape[a] < 0 || (shape[a] > 0 && numel > ((int64_t)1 << 31) / shape[a]))
+      st = lam__fail(LAM_ERR_FORMAT, "%s: %s: shape too large (2^31 elements at most)", fn, path);
+    else numel *= shape[a];
+  }
   if (st == LAM_OK && len - off - hlen < (size_t)numel * esize)
     st = lam__fail(LAM_ERR_FORMAT, "%s: %s: %zu data bytes, the header says %lld", fn, path, len - off - hlen,
                    (long long)((size_t)numel * esize));
