@@ -1,4 +1,4 @@
-/* test_models_text.c: the text model zoo (lamina/models_text.h) against
+/* test_models_text.c (src/models/bert.c, gpt2.c, text_common.c): the text model zoo (lamina/models_text.h) against
  * Hugging Face on tiny configurations with random weights
  * (tests/data/models_text_golden.safetensors, tools/gen_models_text_golden.py):
  * BertModel's state_dict loads strictly and gives its last hidden state,

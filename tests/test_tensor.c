@@ -1,4 +1,4 @@
-/* test_tensor.c: tensor creation, round-trips for every dtype and odd
+/* test_tensor.c (src/tensor.c, src/ops/tensor_views.c): tensor creation, round-trips for every dtype and odd
  * shapes, views, casts, and bad input on every tensor function. */
 #include <math.h>
 #include <stdlib.h>
