@@ -7,7 +7,6 @@
  * exact GELU MLP), optional LayerScale, timm's dropouts and stochastic depth
  * with linearly scheduled rates (the rng keys folded from the model's key
  * with timm's module paths), and the token or average pooled head. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,24 +113,6 @@ static lam_layer *lam__vit_children(const lam_layer *self, int i, const char **k
   return lam__text_children_get(&v->c, i, key);
 }
 
-/* Takes x over: in training with rate > 0, dropout (or, with path, row-wise stochastic
- * depth) keyed by the model's key folded with printf(fmt, ...), timm's module path. */
-static lam_tensor *lam__vit_drop(lam_tensor *x, double rate, bool path, const lam_apply_opts *opts, const char *fmt,
-                                 ...) __attribute__((format(printf, 5, 6)));
-static lam_tensor *lam__vit_drop(lam_tensor *x, double rate, bool path, const lam_apply_opts *opts, const char *fmt,
-                                 ...) {
-  if (!x || !opts->training || !(rate > 0)) return x;
-  char buf[96];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  lam_rng_key k = lam_rng_fold_in_str(*opts->rng, buf);
-  lam_tensor *y = path ? lam_stochastic_depth(x, rate, LAM_STOCHASTIC_DEPTH_ROW, k) : lam_dropout(x, rate, k, false);
-  lam_tensor_free(x);
-  return y;
-}
-
 /* Child slot s of block b applied to x (x is kept; NULL in, NULL out). */
 static lam_tensor *lam__vit_child(const lam__vit *v, int b, int s, lam_ptree *params, lam_ptree *state, lam_tensor *x,
                                   const lam_apply_opts *opts) {
@@ -146,7 +127,7 @@ static lam_tensor *lam__vit_residual(const lam__vit *v, int b, int ls, lam_tenso
     lam_tensor_free(branch);
     branch = s;
   }
-  branch = lam__vit_drop(branch, v->dpr[b], true, opts, "blocks.%d.drop_path%d", b, which);
+  branch = lam__models_dropout(branch, v->dpr[b], true, opts, "blocks.%d.drop_path%d", b, which);
   lam_tensor *y = branch ? lam_add(x, branch) : NULL;
   lam_tensor_free(branch);
   return y;
@@ -167,12 +148,7 @@ static lam_tensor *lam__vit_block(const lam__vit *v, int b, lam_ptree *params, l
              *vv = lam__text_heads_split(parts[2], o->num_heads);
   for (int i = 0; i < 3; i++) lam_tensor_free(parts[i]);
   lam_attention_opts ao = lam_attention_defaults();
-  if (opts->training && o->attn_drop_rate > 0) {
-    char path[64];
-    snprintf(path, sizeof path, "blocks.%d.attn.attn_drop", b);
-    ao.dropout = o->attn_drop_rate;
-    ao.dropout_key = lam_rng_fold_in_str(*opts->rng, path);
-  }
+  lam__models_attention_dropout(&ao, o->attn_drop_rate, opts, "blocks.%d.attn.attn_drop", b);
   lam_tensor *a = q && k && vv ? lam_scaled_dot_product_attention(q, k, vv, &ao) : NULL;
   lam_tensor_free(q);
   lam_tensor_free(k);
@@ -181,7 +157,7 @@ static lam_tensor *lam__vit_block(const lam__vit *v, int b, lam_ptree *params, l
   lam_tensor_free(a);
   lam_tensor *p = lam__vit_child(v, b, VB_PROJ, params, state, am, opts);
   lam_tensor_free(am);
-  p = lam__vit_drop(p, o->proj_drop_rate, false, opts, "blocks.%d.attn.proj_drop", b);
+  p = lam__models_dropout(p, o->proj_drop_rate, false, opts, "blocks.%d.attn.proj_drop", b);
   lam_tensor *h1 = lam__vit_residual(v, b, VB_LS1, h, p, params, state, opts, 1);
   /* MLP: fc1, GELU (erf), drop1, fc2, drop2. */
   lam_tensor *n2 = lam__vit_child(v, b, VB_NORM2, params, state, h1, opts);
@@ -189,10 +165,10 @@ static lam_tensor *lam__vit_block(const lam__vit *v, int b, lam_ptree *params, l
   lam_tensor_free(n2);
   lam_tensor *g = f1 ? lam_gelu(f1) : NULL;
   lam_tensor_free(f1);
-  g = lam__vit_drop(g, o->proj_drop_rate, false, opts, "blocks.%d.mlp.drop1", b);
+  g = lam__models_dropout(g, o->proj_drop_rate, false, opts, "blocks.%d.mlp.drop1", b);
   lam_tensor *f2 = lam__vit_child(v, b, VB_FC2, params, state, g, opts);
   lam_tensor_free(g);
-  f2 = lam__vit_drop(f2, o->proj_drop_rate, false, opts, "blocks.%d.mlp.drop2", b);
+  f2 = lam__models_dropout(f2, o->proj_drop_rate, false, opts, "blocks.%d.mlp.drop2", b);
   lam_tensor *h2 = h1 ? lam__vit_residual(v, b, VB_LS2, h1, f2, params, state, opts, 2) : NULL;
   if (!h1) lam_tensor_free(f2);
   lam_tensor_free(h1);
@@ -217,7 +193,7 @@ static lam_tensor *lam__vit_embed(const lam__vit *v, lam_ptree *params, lam_ptre
   lam_tensor_free(t);
   lam_tensor *h = cat ? lam_add(cat, pos) : NULL;
   lam_tensor_free(cat);
-  return lam__vit_drop(h, v->o.pos_drop_rate, false, opts, "pos_drop");
+  return lam__models_dropout(h, v->o.pos_drop_rate, false, opts, "pos_drop");
 }
 
 static lam_status lam__vit_apply(lam_layer *self, lam_ptree *params, lam_ptree *state, lam_tensor *x,
@@ -233,9 +209,8 @@ static lam_status lam__vit_apply(lam_layer *self, lam_ptree *params, lam_ptree *
                      (long long)o->img_size, (long long)o->img_size);
   bool drops = o->drop_rate > 0 || o->pos_drop_rate > 0 || o->proj_drop_rate > 0 || o->attn_drop_rate > 0 ||
                o->drop_path_rate > 0;
-  if (opts->training && drops && !opts->rng)
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT,
-                     "%s: dropout or drop_path in training needs an rng key (lam_apply_opts.rng)", fn);
+  lam_status st = lam__models_check_rng(opts, drops, fn);
+  if (st != LAM_OK) return st;
   lam_tensor *h = lam__vit_embed(v, params, state, x, opts);
   for (int b = 0; h && b < o->depth; b++) {
     lam_tensor *n = lam__vit_block(v, b, params, state, h, opts);
@@ -258,7 +233,7 @@ static lam_status lam__vit_apply(lam_layer *self, lam_ptree *params, lam_ptree *
   }
   lam_tensor_free(h);
   if (pooled && v->head >= 0) {
-    pooled = lam__vit_drop(pooled, o->drop_rate, false, opts, "head_drop");
+    pooled = lam__models_dropout(pooled, o->drop_rate, false, opts, "head_drop");
     lam_tensor *y = lam__text_children_apply(&v->c, v->head, params, state, pooled, opts);
     lam_tensor_free(pooled);
     pooled = y;
