@@ -242,9 +242,24 @@ Test(models_vision, vit_loads_a_timm_state_dict_strictly) {
                "%s", lam_last_error());
   cr_assert_eq(lam_ptree_leaf_count(lam_vars_state(v)), 0);
   lam_tensor *x = tu_golden_tensor(ctx, LAM_F32, g, "vit.x"), *y = NULL;
+  tu_mark mk = tu_mark_now(ctx);
   cr_assert_eq(lam_layer_apply(m, v, x, NULL, &y), LAM_OK, "%s", lam_last_error());
   tu_assert_tensor_close(y, tu_golden_values(g, "vit.y"), 10, 1e-5, 1e-4, "vit from the timm file");
   lam_tensor_free(y);
+  /* Another image size than the config's: a shape error naming the layer, nothing leaked. */
+  lam_tensor *x20 = lam_tensor_zeros(ctx, LAM_F32, 4, (int64_t[]){2, 3, 20, 20});
+  tu_assert_status(lam_layer_apply(m, v, x20, NULL, &y), LAM_ERR_SHAPE, "vit: expects [N, 3, 16, 16]");
+  lam_tensor_free(x20);
+  tu_assert_no_leak(ctx, mk);
+  FILE *null = fopen("/dev/null", "w");
+  cr_assert_eq(lam_layer_summary(m, v, 4, (int64_t[]){2, 3, 16, 16}, NULL, null), LAM_OK, "%s", lam_last_error());
+  fclose(null);
+  /* The children have timm's dotted module paths as keys. */
+  lam_layer *ls2 = NULL;
+  for (int i = 0; i < lam_layer_child_count(m); i++)
+    if (strcmp(lam_layer_child_key(m, i), "blocks.1.ls2") == 0) ls2 = lam_layer_child(m, i);
+  cr_assert(ls2, "no child blocks.1.ls2");
+  cr_assert_str_eq(lam_layer_name(ls2), "layer_scale");
   /* A model without LayerScale has no ls*.gamma: the strict load names the unexpected key. */
   lam_layer *m2 = lam_models_vit(&(lam_models_vit_opts){.img_size = 16, .patch_size = 4, .embed_dim = 16,
                                                        .depth = 2, .num_heads = 2, .mlp_ratio = 2, .num_classes = 5});
@@ -333,6 +348,7 @@ Test(models_vision, vit_drop_path_schedule_and_dropout) {
     if (which == 2 || which == 4) o.proj_drop_rate = r;
     if (which == 3 || which == 4) o.attn_drop_rate = r;
     m = vit_with(ctx, o, &v);
+    tu_mark mk = tu_mark_now(ctx);
     double *e = vit_run(m, v, x, false, NULL), *t1 = vit_run(m, v, x, true, &k1),
            *t1b = vit_run(m, v, x, true, &k1), *t2 = vit_run(m, v, x, true, &k2);
     tu_assert_close_f64(e, tu_golden_values(g, "vit.y"), 10, 1e-5, 1e-4, "eval with dropout");
@@ -347,6 +363,7 @@ Test(models_vision, vit_drop_path_schedule_and_dropout) {
     free(t1);
     free(t1b);
     free(t2);
+    tu_assert_no_leak(ctx, mk);
     lam_vars_free(v);
     lam_layer_free(m);
   }
