@@ -138,7 +138,8 @@ typedef struct lam_models_vit_opts {
   double init_values;    /* LayerScale: > 0 adds blocks.N.ls1.gamma / ls2.gamma [embed_dim]
                             initialised to it (timm's init_values, e.g. 1e-5 for DeiT-III);
                             0: none (timm's None) */
-  double drop_rate;      /* dropout before the head (timm's drop_rate / head_drop); 0: none */
+  double drop_rate;      /* dropout of the pooled features, before the head (timm's drop_rate,
+                            head_drop; also with no_head); 0: none */
   double pos_drop_rate;  /* dropout after the position embedding; 0: none */
   double proj_drop_rate; /* dropout after attn.proj, after the GELU and after mlp.fc2; 0: none */
   double attn_drop_rate; /* dropout of the attention weights; 0: none */

@@ -142,7 +142,7 @@ static lam_tensor *lam__vit_block(const lam__vit *v, int b, lam_ptree *params, l
   lam_tensor *qkv = lam__vit_child(v, b, VB_QKV, params, state, n1, opts);
   lam_tensor_free(n1);
   lam_tensor *parts[3] = {NULL, NULL, NULL};
-  if (qkv && lam_split(qkv, -1, 3, (int64_t[]){E, E, E}, parts) != LAM_OK) parts[0] = NULL;
+  if (qkv) lam_split(qkv, -1, 3, (int64_t[]){E, E, E}, parts); /* on failure NULLs carry the status */
   lam_tensor_free(qkv);
   lam_tensor *q = lam__text_heads_split(parts[0], o->num_heads), *k = lam__text_heads_split(parts[1], o->num_heads),
              *vv = lam__text_heads_split(parts[2], o->num_heads);
@@ -232,8 +232,8 @@ static lam_status lam__vit_apply(lam_layer *self, lam_ptree *params, lam_ptree *
     lam_tensor_free(first);
   }
   lam_tensor_free(h);
+  pooled = lam__models_dropout(pooled, o->drop_rate, false, opts, "head_drop"); /* also without a head, as timm */
   if (pooled && v->head >= 0) {
-    pooled = lam__models_dropout(pooled, o->drop_rate, false, opts, "head_drop");
     lam_tensor *y = lam__text_children_apply(&v->c, v->head, params, state, pooled, opts);
     lam_tensor_free(pooled);
     pooled = y;
