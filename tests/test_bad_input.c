@@ -412,6 +412,8 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0}};
   X(P, lam_models_resnet, INVALID_ARGUMENT, (19, NULL))                                            \
   X(E, lam_models_mobilenet_v2_defaults, OK, lam_models_mobilenet_v2_defaults().round_nearest == 8) \
   X(P, lam_models_mobilenet_v2, INVALID_ARGUMENT, (&(lam_models_mobilenet_v2_opts){.width_mult = -1})) \
+  X(E, lam_models_vit_defaults, OK, lam_models_vit_defaults().embed_dim == 768)                     \
+  X(P, lam_models_vit, INVALID_ARGUMENT, (&(lam_models_vit_opts){.img_size = 20}))                  \
   /* models_text.h */                                                                               \
   X(E, lam_models_bert_defaults, OK, lam_models_bert_defaults().hidden_size == 768)                 \
   X(P, lam_models_bert, INVALID_ARGUMENT, (&(lam_models_bert_opts){.hidden_size = 10, .num_attention_heads = 3})) \

@@ -5,7 +5,8 @@
  * pooler output, sentence embeddings (mean pooling, L2 normalisation) and the
  * gradients of one loss; GPT2LMHeadModel's gives its logits, the KV-cache
  * decode equals the full pass, and greedy generation equals model.generate's.
- * Bad configs fail naming the constructor. */
+ * Dropout acts in training only, follows the rng key, and LAM_ZERO rates
+ * leave training equal to evaluation. Bad configs fail naming the constructor. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -283,6 +284,147 @@ Test(models_text, gpt2_matches_hugging_face_logits_cache_and_greedy) {
   lam_tensor_free(ids);
   lam_vars_free(v);
   lam_layer_free(gpt);
+  tu_golden_free(g);
+  lam_ctx_free(ctx);
+}
+
+/* The model's output for ids on the host (training with key when key is not NULL). */
+static double *run_host(lam_layer *m, lam_vars *v, lam_tensor *ids, const lam_aux *aux, const lam_rng_key *key,
+                        int64_t *n) {
+  lam_tensor *y = NULL;
+  cr_assert_eq(lam_layer_apply(m, v, ids, &(lam_apply_opts){.training = key != NULL, .rng = key, .aux = aux}, &y),
+               LAM_OK, "%s", lam_last_error());
+  *n = lam_tensor_numel(y);
+  double *h = tu_to_f64(y);
+  lam_tensor_free(y);
+  return h;
+}
+
+static double max_diff(const double *a, const double *b, int64_t n) {
+  double d = 0;
+  for (int64_t i = 0; i < n; i++) d = fmax(d, fabs(a[i] - b[i]));
+  return d;
+}
+
+/* A model (the golden's weights) with a dropout rate set: evaluation gives the golden
+ * output; training differs from it, is the same for the same key and differs for another;
+ * with every rate LAM_ZERO (which == nrates) training equals evaluation. */
+static void check_dropout(lam_ctx *ctx, const tu_golden *g, lam_layer *m, const char *prefix, const char *want,
+                          const lam_aux *aux, bool zero, const char *what) {
+  lam_vars *v = load(ctx, m, prefix);
+  lam_tensor *ids = tu_golden_tensor(ctx, LAM_I32, g, "%s", strstr(prefix, "bert") ? "bert.ids" : "gpt2.ids");
+  lam_rng_key k1 = lam_rng_key_make(21), k2 = lam_rng_key_make(22);
+  int64_t n = 0;
+  double *e = run_host(m, v, ids, aux, NULL, &n), *t1 = run_host(m, v, ids, aux, &k1, &n),
+         *t1b = run_host(m, v, ids, aux, &k1, &n), *t2 = run_host(m, v, ids, aux, &k2, &n);
+  tu_assert_close_f64(e, tu_golden_values(g, "%s", want), n, 1e-4, 1e-4, what);
+  cr_assert_eq(max_diff(t1, t1b, n), 0, "%s: the same key drops the same", what);
+  if (zero) {
+    cr_assert_eq(max_diff(t1, e, n), 0, "%s: rate LAM_ZERO, training is evaluation", what);
+  } else {
+    cr_assert_gt(max_diff(t1, e, n), 1e-3, "%s: active in training", what);
+    cr_assert_gt(max_diff(t1, t2, n), 1e-3, "%s: another key", what);
+    lam_tensor *y = NULL;
+    tu_assert_status(lam_layer_apply(m, v, ids, &(lam_apply_opts){.training = true, .aux = aux}, &y),
+                     LAM_ERR_INVALID_ARGUMENT, "rng");
+  }
+  free(e);
+  free(t1);
+  free(t1b);
+  free(t2);
+  lam_tensor_free(ids);
+  lam_vars_free(v);
+  lam_layer_free(m);
+}
+
+typedef struct {
+  lam_layer *bert;
+  lam_tensor *ids;
+  const lam_aux *aux;
+  const lam_rng_key *key;
+} dropout_run;
+
+/* sum(hidden^2) of a training pass. */
+static lam_tensor *dropout_loss(lam_ptree *params, void *user) {
+  dropout_run *r = user;
+  lam_tensor *h = NULL;
+  lam_apply_opts ao = {.training = true, .rng = r->key, .aux = r->aux};
+  if (lam_models_bert_apply(r->bert, params, r->ids, &ao, &h, NULL) != LAM_OK) return NULL;
+  lam_tensor *h2 = lam_square(h);
+  lam_tensor *l = lam_sum(h2, 0, NULL, 0);
+  lam_tensor_free(h);
+  lam_tensor_free(h2);
+  return l;
+}
+
+Test(models_text, dropout_acts_in_training_only_and_follows_the_key) {
+  lam_ctx *ctx = tu_ctx();
+  tu_golden *g = tu_golden_load(GOLDEN);
+  lam_tensor *mask = tu_golden_tensor(ctx, LAM_I32, g, "bert.mask");
+  lam_tensor *types = tu_golden_tensor(ctx, LAM_I32, g, "bert.types");
+  lam_aux *aux = lam_aux_create();
+  lam_aux_set(aux, LAM_ATTENTION_MASK_KEY, mask);
+  lam_aux_set(aux, LAM_MODELS_TOKEN_TYPE_IDS_KEY, types);
+  for (int which = 0; which < 3; which++) {
+    lam_models_bert_opts o = BERT_CFG;
+    double r = which == 2 ? LAM_ZERO : 0.3;
+    if (which != 1) o.hidden_dropout_prob = r;
+    if (which != 0) o.attention_probs_dropout_prob = r;
+    check_dropout(ctx, g, lam_models_bert(&o), "bert.param.", "bert.hidden", aux, which == 2,
+                  which == 0 ? "bert hidden_dropout_prob" : which == 1 ? "bert attention_probs_dropout_prob"
+                                                                       : "bert LAM_ZERO");
+  }
+  for (int which = 0; which < 4; which++) {
+    lam_models_gpt2_opts o = GPT2_CFG;
+    double r = which == 3 ? LAM_ZERO : 0.3;
+    if (which == 0 || which == 3) o.embd_pdrop = r;
+    if (which == 1 || which == 3) o.resid_pdrop = r;
+    if (which == 2 || which == 3) o.attn_pdrop = r;
+    static const char *const names[4] = {"gpt2 embd_pdrop", "gpt2 resid_pdrop", "gpt2 attn_pdrop", "gpt2 LAM_ZERO"};
+    check_dropout(ctx, g, lam_models_gpt2(&o), "gpt2.param.", "gpt2.logits", NULL, which == 3, names[which]);
+  }
+  /* A training step's gradient through the dropouts: finite, nonzero, the same for the same key. */
+  lam_models_bert_opts o = BERT_CFG;
+  o.hidden_dropout_prob = 0.2;
+  o.attention_probs_dropout_prob = 0.2;
+  lam_layer *bert = lam_models_bert(&o);
+  lam_vars *v = load(ctx, bert, "bert.param.");
+  lam_tensor *ids = tu_golden_tensor(ctx, LAM_I32, g, "bert.ids");
+  lam_rng_key key = lam_rng_key_make(23);
+  double *gr[2] = {NULL, NULL};
+  int64_t gn = 0;
+  for (int t = 0; t < 2; t++) {
+    dropout_run r = {bert, ids, aux, &key};
+    lam_tensor *loss = NULL;
+    lam_ptree *grads = NULL;
+    cr_assert_eq(lam_value_and_grad(ctx, dropout_loss, &r, lam_vars_params(v), &loss, &grads), LAM_OK, "%s",
+                 lam_last_error());
+    lam_tensor *w = lam_ptree_get(grads, "encoder.layer.0.attention.self.query.weight");
+    cr_assert_not_null(w);
+    gn = lam_tensor_numel(w);
+    gr[t] = tu_to_f64(w);
+    lam_tensor_free(loss);
+    lam_ptree_free(grads);
+  }
+  double norm = 0;
+  for (int64_t i = 0; i < gn; i++) {
+    cr_assert(isfinite(gr[0][i]));
+    norm += fabs(gr[0][i]);
+  }
+  cr_assert_gt(norm, 0, "the query weight gets a gradient through the dropped attention");
+  cr_assert_eq(max_diff(gr[0], gr[1], gn), 0, "the same key, the same gradient");
+  free(gr[0]);
+  free(gr[1]);
+  tu_assert_fails(lam_models_bert(&(lam_models_bert_opts){.hidden_dropout_prob = 1}), LAM_ERR_INVALID_ARGUMENT,
+                  "lam_models_bert: hidden_dropout_prob");
+  tu_assert_fails(lam_models_gpt2(&(lam_models_gpt2_opts){.attn_pdrop = -0.5}), LAM_ERR_INVALID_ARGUMENT,
+                  "lam_models_gpt2: embd_pdrop");
+  lam_vars_free(v);
+  lam_layer_free(bert);
+  lam_tensor_free(ids);
+  lam_aux_free(aux);
+  lam_tensor_free(mask);
+  lam_tensor_free(types);
   tu_golden_free(g);
   lam_ctx_free(ctx);
 }

@@ -8,7 +8,9 @@
  * and match. The full-size models' parameter names and shapes are checked
  * against torchvision's lists; bad configurations, the options rule, the
  * Metalhead options (DropBlock, stochastic depth, pooling, no head) and the
- * summary walk are checked too. */
+ * summary walk are checked too. The ViT cases come from timm's own
+ * VisionTransformer (outputs, gradients, a strict load of a timm-saved
+ * state_dict, the drop_path schedule, dropouts, no head, vit_base names). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,13 +20,26 @@
 
 #define GOLDEN "models_vision_golden.safetensors"
 
+/* The tiny ViT of the golden cases (timm's VisionTransformer(img_size=16, patch_size=4,
+ * embed_dim=16, depth=2, num_heads=2, ...)). */
+static lam_models_vit_opts tiny_vit(double mlp_ratio, int64_t num_classes, double init_values, int pool,
+                                    bool qkv_bias) {
+  return (lam_models_vit_opts){.img_size = 16, .patch_size = 4, .embed_dim = 16, .depth = 2, .num_heads = 2,
+                               .mlp_ratio = mlp_ratio, .num_classes = num_classes, .init_values = init_values,
+                               .global_pool = pool ? LAM_MODELS_VIT_POOL_AVG : LAM_MODELS_VIT_POOL_TOKEN,
+                               .no_qkv_bias = !qkv_bias};
+}
+
 /* The lamina model of a golden case, configured as in the script. */
 static lam_layer *case_model(const tu_golden *g, const char *c) {
-  double cfg[5] = {0};
-  int n = tu_golden_nums(g, cfg, 5, "%s.config", c);
+  double cfg[8] = {0};
+  int n = tu_golden_nums(g, cfg, 8, "%s.config", c);
   cr_assert(n >= 4, "%s.config", c);
   lam_layer *m = NULL;
-  if (cfg[0] > 0) {
+  if (cfg[0] < 0) {
+    lam_models_vit_opts o = tiny_vit(cfg[1], (int64_t)cfg[2], cfg[3], (int)cfg[4], cfg[5] != 0);
+    m = lam_models_vit(&o);
+  } else if (cfg[0] > 0) {
     m = lam_models_resnet((int)cfg[0], &(lam_models_resnet_opts){.width = (int64_t)cfg[1], .num_classes = (int64_t)cfg[2]});
   } else {
     m = lam_models_mobilenet_v2(&(lam_models_mobilenet_v2_opts){
@@ -190,13 +205,197 @@ static void check_case(const char *c, lam_dtype dt, double atol, double rtol, do
  * storage of the golden values) for all three; f32 r18 1e-5, mv2 7e-5 (torch's own f32: 8e-6,
  * 1e-4), r50 2e-2: 16 bottlenecks of 2- to 16-channel batch norms in training amplify f32
  * rounding, lamina's f32 backward more than torch's (8e-4), while its f32 forward stays within
- * 3e-4 (torch 1e-4) and f64 matches; hence the looser f32 bound for r50. */
+ * 3e-4 (torch 1e-4) and f64 matches; hence the looser f32 bound for r50.
+ * Investigated (issue 16) and found to be precision, not a bug: the f64 run matches torch to
+ * 6e-8 in every gradient and running statistic, which rules out a structural difference
+ * (stride on the 3x3 conv, downsample placement, train-mode batch statistics, the momentum
+ * update); the per-tensor errors grow steadily from ~3e-4 in layer4 to ~2e-2 in layer1/2
+ * (backward through 16 train-mode batch norms of 2 to 32 channels), with no tensor standing
+ * out; torch's own f32 errors grow the same way, from 1.5e-4 to 8e-4. A train-mode batch
+ * norm's input gradient is what is left of dy after projecting out its mean and its
+ * xhat-correlated part, so it amplifies the relative noise of dy, block after block. Torch's
+ * CPU batch norm accumulates its float sums in double (at::acc_type<float, CPU> is double)
+ * while lamina's kernels accumulate f32 in f32 (-DACC=float), so each block adds more noise:
+ * one train-mode batch norm of [2, 2, 12, 12] with an ill-conditioned upstream gradient
+ * (dy ~ 2 xhat + 0.5 + 1e-3 noise) gives dx errors of 8.6e-4 (lamina f32) and 2.9e-4 (torch
+ * f32) against f64. Accumulating the f32 norm sums in double where the device has fp64
+ * would narrow the gap; the bound stays until the norm kernels do. */
 Test(models_vision, resnet18_matches_torchvision_f32) { check_case("r18", LAM_F32, 1e-5, 1e-4, 1e-4, 1e-4); }
 Test(models_vision, resnet50_matches_torchvision_f32) { check_case("r50", LAM_F32, 1e-5, 1e-4, 5e-2, 1e-3); }
 Test(models_vision, mobilenet_v2_matches_torchvision_f32) { check_case("mv2", LAM_F32, 1e-5, 1e-4, 1e-3, 1e-4); }
 Test(models_vision, resnet18_matches_torchvision_f64) { check_case("r18", LAM_F64, 1e-6, 1e-6, 1e-6, 1e-6); }
 Test(models_vision, resnet50_matches_torchvision_f64) { check_case("r50", LAM_F64, 1e-6, 1e-6, 1e-6, 1e-6); }
 Test(models_vision, mobilenet_v2_matches_torchvision_f64) { check_case("mv2", LAM_F64, 1e-6, 1e-6, 1e-6, 1e-6); }
+
+/* ViT against timm (fp32 forward within 1e-5 of the largest output; gradients of the
+ * step within 1e-4 of each tensor's largest value; f64 to the f32 storage of the goldens). */
+Test(models_vision, vit_matches_timm_f32) { check_case("vit", LAM_F32, 1e-5, 1e-4, 1e-4, 1e-4); }
+Test(models_vision, vit_avg_pool_matches_timm_f32) { check_case("vit_avg", LAM_F32, 1e-5, 1e-4, 1e-4, 1e-4); }
+Test(models_vision, vit_matches_timm_f64) { check_case("vit", LAM_F64, 1e-6, 1e-6, 1e-6, 1e-6); }
+Test(models_vision, vit_avg_pool_matches_timm_f64) { check_case("vit_avg", LAM_F64, 1e-6, 1e-6, 1e-6, 1e-6); }
+
+/* The vit case's state_dict as timm saves it (safetensors.torch.save_file of
+ * model.state_dict(), no prefix, no extra keys) loads strictly and gives timm's outputs. */
+Test(models_vision, vit_loads_a_timm_state_dict_strictly) {
+  lam_ctx *ctx = tu_ctx();
+  tu_golden *g = tu_golden_load(GOLDEN);
+  lam_layer *m = case_model(g, "vit");
+  lam_vars *v = NULL;
+  cr_assert_eq(lam_layer_init(m, ctx, lam_rng_key_make(2), LAM_F32, &v), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_ptree_load_into(lam_vars_params(v), tu_data_path("vit_tiny_timm.safetensors"), NULL), LAM_OK,
+               "%s", lam_last_error());
+  cr_assert_eq(lam_ptree_leaf_count(lam_vars_state(v)), 0);
+  lam_tensor *x = tu_golden_tensor(ctx, LAM_F32, g, "vit.x"), *y = NULL;
+  tu_mark mk = tu_mark_now(ctx);
+  cr_assert_eq(lam_layer_apply(m, v, x, NULL, &y), LAM_OK, "%s", lam_last_error());
+  tu_assert_tensor_close(y, tu_golden_values(g, "vit.y"), 10, 1e-5, 1e-4, "vit from the timm file");
+  lam_tensor_free(y);
+  /* Another image size than the config's: a shape error naming the layer, nothing leaked. */
+  lam_tensor *x20 = lam_tensor_zeros(ctx, LAM_F32, 4, (int64_t[]){2, 3, 20, 20});
+  tu_assert_status(lam_layer_apply(m, v, x20, NULL, &y), LAM_ERR_SHAPE, "vit: expects [N, 3, 16, 16]");
+  lam_tensor_free(x20);
+  tu_assert_no_leak(ctx, mk);
+  FILE *null = fopen("/dev/null", "w");
+  cr_assert_eq(lam_layer_summary(m, v, 4, (int64_t[]){2, 3, 16, 16}, NULL, null), LAM_OK, "%s", lam_last_error());
+  fclose(null);
+  /* The children have timm's dotted module paths as keys. */
+  lam_layer *ls2 = NULL;
+  for (int i = 0; i < lam_layer_child_count(m); i++)
+    if (strcmp(lam_layer_child_key(m, i), "blocks.1.ls2") == 0) ls2 = lam_layer_child(m, i);
+  cr_assert(ls2, "no child blocks.1.ls2");
+  cr_assert_str_eq(lam_layer_name(ls2), "layer_scale");
+  /* A model without LayerScale has no ls*.gamma: the strict load names the unexpected key. */
+  lam_layer *m2 = lam_models_vit(&(lam_models_vit_opts){.img_size = 16, .patch_size = 4, .embed_dim = 16,
+                                                       .depth = 2, .num_heads = 2, .mlp_ratio = 2, .num_classes = 5});
+  lam_vars *v2 = NULL;
+  cr_assert_eq(lam_layer_init(m2, ctx, lam_rng_key_make(2), LAM_F32, &v2), LAM_OK, "%s", lam_last_error());
+  cr_assert_neq(lam_ptree_load_into(lam_vars_params(v2), tu_data_path("vit_tiny_timm.safetensors"), NULL), LAM_OK);
+  cr_assert(strstr(lam_last_error(), "gamma"), "%s", lam_last_error());
+  lam_error_clear();
+  lam_vars_free(v2);
+  lam_layer_free(m2);
+  lam_tensor_free(x);
+  lam_vars_free(v);
+  lam_layer_free(m);
+  tu_golden_free(g);
+  lam_ctx_free(ctx);
+}
+
+/* The vit golden model with extra options (same weights; a depth-1 model takes block 0). */
+static lam_layer *vit_with(lam_ctx *ctx, lam_models_vit_opts o, lam_vars **v) {
+  lam_layer *m = lam_models_vit(&o);
+  cr_assert(m, "%s", lam_last_error());
+  cr_assert_eq(lam_layer_init(m, ctx, lam_rng_key_make(3), LAM_F32, v), LAM_OK, "%s", lam_last_error());
+  lam_load_opts lo = {.non_strict = o.depth != 2 || o.no_head};
+  cr_assert_eq(lam_ptree_load_into(lam_vars_params(*v), tu_data_path("vit_tiny_timm.safetensors"), &lo), LAM_OK,
+               "%s", lam_last_error());
+  lam_error_clear();
+  return m;
+}
+
+/* The output's values on the host (the caller frees them). */
+static double *vit_run(lam_layer *m, lam_vars *v, lam_tensor *x, bool training, const lam_rng_key *key) {
+  lam_tensor *y = NULL;
+  cr_assert_eq(lam_layer_apply(m, v, x, &(lam_apply_opts){.training = training, .rng = key}, &y), LAM_OK, "%s",
+               lam_last_error());
+  double *out = tu_to_f64(y);
+  lam_tensor_free(y);
+  return out;
+}
+
+static double max_diff(const double *a, const double *b, int n) {
+  double d = 0;
+  for (int i = 0; i < n; i++) d = fmax(d, fabs(a[i] - b[i]));
+  return d;
+}
+
+/* Stochastic depth follows timm's linspace(0, rate, depth): with rate 1 over two blocks,
+ * block 0 keeps both branches and block 1 drops both in training, so the model equals the
+ * depth-1 model (block 0 only) with the same norm and head. Dropouts are active only in
+ * training, reproducible for a key, and need one. */
+Test(models_vision, vit_drop_path_schedule_and_dropout) {
+  lam_ctx *ctx = tu_ctx();
+  tu_golden *g = tu_golden_load(GOLDEN);
+  lam_tensor *x = tu_golden_tensor(ctx, LAM_F32, g, "vit.x");
+  lam_models_vit_opts o = tiny_vit(2, 5, 0.1, 0, true);
+  lam_rng_key k1 = lam_rng_key_make(11), k2 = lam_rng_key_make(12);
+  lam_vars *v = NULL;
+  o.drop_path_rate = 1;
+  lam_layer *m = vit_with(ctx, o, &v);
+  o.drop_path_rate = 0;
+  o.depth = 1;
+  lam_vars *v1 = NULL;
+  lam_layer *m1 = vit_with(ctx, o, &v1);
+  double *eval = vit_run(m, v, x, false, NULL), *train = vit_run(m, v, x, true, &k1),
+         *one = vit_run(m1, v1, x, false, NULL);
+  tu_assert_close_f64(eval, tu_golden_values(g, "vit.y"), 10, 1e-5, 1e-4, "eval: drop_path is the identity");
+  tu_assert_close_f64(train, one, 10, 1e-5, 1e-4, "training with drop_path_rate 1: block 1 dropped");
+  cr_assert_gt(max_diff(train, eval, 10), 1e-3, "block 1 matters");
+  lam_tensor *y = NULL;
+  cr_assert_neq(lam_layer_apply(m, v, x, &(lam_apply_opts){.training = true}, &y), LAM_OK);
+  cr_assert(strstr(lam_last_error(), "rng"), "%s", lam_last_error());
+  lam_error_clear();
+  free(eval);
+  free(train);
+  free(one);
+  lam_vars_free(v);
+  lam_layer_free(m);
+  lam_vars_free(v1);
+  lam_layer_free(m1);
+  /* Each dropout alone: training differs from eval, is the same for the same key, differs
+   * for another key; LAM_ZERO rates (0) leave training equal to eval. */
+  for (int which = 0; which < 5; which++) {
+    o = tiny_vit(2, 5, 0.1, 0, true);
+    double r = which == 4 ? LAM_ZERO : 0.3;
+    if (which == 0 || which == 4) o.drop_rate = r;
+    if (which == 1 || which == 4) o.pos_drop_rate = r;
+    if (which == 2 || which == 4) o.proj_drop_rate = r;
+    if (which == 3 || which == 4) o.attn_drop_rate = r;
+    m = vit_with(ctx, o, &v);
+    tu_mark mk = tu_mark_now(ctx);
+    double *e = vit_run(m, v, x, false, NULL), *t1 = vit_run(m, v, x, true, &k1),
+           *t1b = vit_run(m, v, x, true, &k1), *t2 = vit_run(m, v, x, true, &k2);
+    tu_assert_close_f64(e, tu_golden_values(g, "vit.y"), 10, 1e-5, 1e-4, "eval with dropout");
+    cr_assert_eq(max_diff(t1, t1b, 10), 0, "dropout %d: same key, same output", which);
+    if (which < 4) {
+      cr_assert_gt(max_diff(t1, e, 10), 1e-4, "dropout %d active in training", which);
+      cr_assert_gt(max_diff(t1, t2, 10), 1e-4, "dropout %d: another key", which);
+    } else {
+      cr_assert_lt(max_diff(t1, e, 10), 1e-6, "LAM_ZERO rates: training equals eval");
+    }
+    free(e);
+    free(t1);
+    free(t1b);
+    free(t2);
+    tu_assert_no_leak(ctx, mk);
+    lam_vars_free(v);
+    lam_layer_free(m);
+  }
+  /* no_head: the pooled, normalised class token [N, 16]; head(features) is timm's output. */
+  o = tiny_vit(2, 5, 0.1, 0, true);
+  o.no_head = true;
+  m = vit_with(ctx, o, &v);
+  cr_assert_null(lam_ptree_subtree(lam_vars_params(v), "head"));
+  lam_error_clear();
+  cr_assert_eq(lam_layer_apply(m, v, x, NULL, &y), LAM_OK, "%s", lam_last_error());
+  cr_assert(lam_tensor_ndim(y) == 2 && lam_tensor_dim(y, 0) == 2 && lam_tensor_dim(y, 1) == 16);
+  double *f = tu_to_f64(y), want[10];
+  const double *w = tu_golden_values(g, "vit.sd.head.weight"), *b = tu_golden_values(g, "vit.sd.head.bias");
+  for (int n = 0; n < 2; n++)
+    for (int c = 0; c < 5; c++) {
+      double acc = b[c];
+      for (int i = 0; i < 16; i++) acc += w[c * 16 + i] * f[n * 16 + i];
+      want[n * 5 + c] = acc;
+    }
+  tu_assert_close_f64(want, tu_golden_values(g, "vit.y"), 10, 1e-5, 1e-4, "features + head");
+  free(f);
+  lam_tensor_free(y);
+  lam_vars_free(v);
+  lam_layer_free(m);
+  lam_tensor_free(x);
+  tu_golden_free(g);
+  lam_ctx_free(ctx);
+}
 
 /* The full-size models: torchvision's parameter names (in order), shapes and buffer names. */
 static void check_full(lam_layer *m, const char *name) {
@@ -231,6 +430,10 @@ Test(models_vision, resnet50_names_and_shapes_are_torchvisions) { check_full(lam
 Test(models_vision, mobilenet_v2_names_and_shapes_are_torchvisions) {
   check_full(lam_models_mobilenet_v2(NULL), "mobilenet_v2");
 }
+/* lam_models_vit(NULL) is timm's vit_base_patch16_224 (86M parameters). */
+Test(models_vision, vit_base_names_and_shapes_are_timms, .timeout = 600) {
+  check_full(lam_models_vit(NULL), "vit_base_patch16_224");
+}
 
 Test(models_vision, bad_configurations_name_the_constructor) {
   tu_assert_fails(lam_models_resnet(19, NULL), LAM_ERR_INVALID_ARGUMENT, "lam_models_resnet: depth must be 18, 34 or 50");
@@ -246,6 +449,22 @@ Test(models_vision, bad_configurations_name_the_constructor) {
                   "lam_models_mobilenet_v2: width_mult");
   tu_assert_fails(lam_models_mobilenet_v2(&(lam_models_mobilenet_v2_opts){.dropout = 1}), LAM_ERR_INVALID_ARGUMENT,
                   "lam_models_mobilenet_v2: dropout");
+  tu_assert_fails(lam_models_vit(&(lam_models_vit_opts){.img_size = 20}), LAM_ERR_INVALID_ARGUMENT,
+                  "lam_models_vit: img_size must be a multiple of patch_size");
+  tu_assert_fails(lam_models_vit(&(lam_models_vit_opts){.embed_dim = 10}), LAM_ERR_INVALID_ARGUMENT,
+                  "lam_models_vit: embed_dim must be divisible by num_heads");
+  tu_assert_fails(lam_models_vit(&(lam_models_vit_opts){.depth = -2}), LAM_ERR_INVALID_ARGUMENT,
+                  "lam_models_vit: every size");
+  tu_assert_fails(lam_models_vit(&(lam_models_vit_opts){.mlp_ratio = -1}), LAM_ERR_INVALID_ARGUMENT,
+                  "mlp_ratio");
+  tu_assert_fails(lam_models_vit(&(lam_models_vit_opts){.init_values = -1}), LAM_ERR_INVALID_ARGUMENT,
+                  "init_values");
+  tu_assert_fails(lam_models_vit(&(lam_models_vit_opts){.attn_drop_rate = 1}), LAM_ERR_INVALID_ARGUMENT,
+                  "dropout rates");
+  tu_assert_fails(lam_models_vit(&(lam_models_vit_opts){.drop_path_rate = 2}), LAM_ERR_INVALID_ARGUMENT,
+                  "drop_path_rate");
+  tu_assert_fails(lam_models_vit(&(lam_models_vit_opts){.global_pool = (lam_models_vit_pool)5}),
+                  LAM_ERR_INVALID_ARGUMENT, "global_pool");
 }
 
 /* Leaf paths and shapes of a model initialised in f32, as one string. */
@@ -296,6 +515,22 @@ Test(models_vision, options_rule_null_zero_and_defaults_agree) {
   free(a);
   free(b);
   free(c);
+  lam_models_vit_opts vd = lam_models_vit_defaults();
+  cr_assert(vd.img_size == 224 && vd.patch_size == 16 && vd.in_chans == 3 && vd.num_classes == 1000 &&
+            vd.embed_dim == 768 && vd.depth == 12 && vd.num_heads == 12);
+  cr_assert_float_eq(vd.mlp_ratio, 4.0, 0);
+  cr_assert_float_eq(vd.layer_norm_eps, 1e-6, 0);
+  cr_assert(!vd.no_qkv_bias && vd.init_values == 0 && vd.drop_path_rate == 0 && !vd.no_head &&
+            vd.global_pool == LAM_MODELS_VIT_POOL_TOKEN);
+  vd.img_size = 32;
+  vd.embed_dim = 24;
+  vd.depth = 2;
+  a = layout(ctx, lam_models_vit(&vd));
+  b = layout(ctx, lam_models_vit(&(lam_models_vit_opts){.img_size = 32, .embed_dim = 24, .depth = 2}));
+  cr_assert_str_eq(a, b);
+  cr_assert(strstr(a, "cls_token:24;pos_embed:120;patch_embed.proj.weight:"), "%s", a); /* (1 + 2 * 2) * 24 */
+  free(a);
+  free(b);
   lam_ctx_free(ctx);
 }
 

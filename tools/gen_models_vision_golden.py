@@ -17,7 +17,18 @@ lists in state_dict order) and, for the full-size models resnet18/34/50 and mobi
 (torchvision's constructors, no weights stored), <name>.params and <name>.shapes
 ("a,b,c d,e ..." one shape per key) so the suite checks lamina's names and shapes against them.
 
-    /usr/bin/python3 tools/gen_models_vision_golden.py
+ViT cases (vit, vit_avg; after the torchvision ones so their random draws stay as they were)
+come from timm's own VisionTransformer class at tiny sizes (vit: class-token pool, qkv bias,
+LayerScale; vit_avg: average pool with fc_norm, no qkv bias, no LayerScale), stored as above
+(no buffers, so no <case>.after.*) with LayerNorm, bias, LayerScale, cls_token and pos_embed
+values drawn away from their init; vit_base_patch16_224 gets the name and shape lists. The
+vit case's state_dict is also written on its own, by safetensors.torch.save_file as a timm
+user would, to tests/data/vit_tiny_timm.safetensors.
+
+    PYTHONPATH=/usr/lib/python3/dist-packages /usr/bin/python3 tools/gen_models_vision_golden.py
+
+(timm from PyPI, 1.0.31 tested, against torch 1.13; the PYTHONPATH puts the system torch 1.13
+and its torchvision first should a newer torch sit in /usr/local.)
 """
 import torch
 import torch.nn as nn
@@ -26,7 +37,9 @@ from torchvision.models.mobilenetv2 import MobileNetV2
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 from torchvision.ops.misc import Conv2dNormActivation
 
-from golden_st import Golden
+import os
+
+from golden_st import DATA, Golden
 
 torch.manual_seed(16)
 
@@ -132,4 +145,42 @@ add_names(g, "resnet18", torchvision.models.resnet18())
 add_names(g, "resnet34", torchvision.models.resnet34())
 add_names(g, "resnet50", torchvision.models.resnet50())
 add_names(g, "mobilenet_v2", torchvision.models.mobilenet_v2())
+
+# ---- ViT (timm) -----------------------------------------------------------------------------
+import safetensors.torch  # noqa: E402
+import timm  # noqa: E402
+from timm.models.vision_transformer import VisionTransformer  # noqa: E402
+
+
+def randomize_vit(model):
+    """LayerNorm affine params, biases, LayerScale gammas, cls_token and pos_embed away from
+    their init values (ones, zeros, init_values, ~0, small), so each takes part in the test."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm1.weight") or name.endswith("norm2.weight") or name.endswith("norm.weight") \
+                    or name.endswith(".gamma"):
+                p.uniform_(0.5, 1.5)
+            elif name.endswith(".bias"):
+                p.uniform_(-0.2, 0.2)
+            elif name in ("cls_token", "pos_embed"):
+                p.normal_(0, 0.5)
+
+
+def add_vit_case(g, name, config, **kw):
+    model = VisionTransformer(img_size=16, patch_size=4, in_chans=3, num_classes=5, embed_dim=16, depth=2,
+                              num_heads=2, **kw)
+    randomize_vit(model)
+    add_case(g, name, model, config, 16, 5)
+    return model
+
+
+# config: -1, mlp_ratio, num_classes, init_values, global_pool (0 token, 1 avg), qkv_bias
+# (img_size 16, patch_size 4, embed_dim 16, depth 2, num_heads 2 fixed in the test)
+vit = add_vit_case(g, "vit", [-1, 2.0, 5, 0.1, 0, 1], mlp_ratio=2.0, init_values=0.1)
+add_vit_case(g, "vit_avg", [-1, 1.5, 5, 0, 1, 0], mlp_ratio=1.5, global_pool="avg", qkv_bias=False)
+g.meta("vit_cases", ["vit", "vit_avg"])
+add_names(g, "vit_base_patch16_224", timm.create_model("vit_base_patch16_224", pretrained=False))
+vit_sd = {k: v.float().contiguous() for k, v in vit.state_dict().items()}
+safetensors.torch.save_file(vit_sd, os.path.join(DATA, "vit_tiny_timm.safetensors"))
+print(f"timm {timm.__version__}, torch {torch.__version__}")
 g.save("models_vision_golden.safetensors")

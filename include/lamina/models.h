@@ -1,9 +1,9 @@
-/* lamina/models.h: the model zoo, vision models (ResNet-18/34/50, MobileNetV2).
+/* lamina/models.h: the model zoo, vision models (ResNet-18/34/50, MobileNetV2, ViT).
  *
  * Each constructor takes a config struct (the options rule, lamina/options.h:
  * NULL, a zeroed struct and the defaults function mean the same) and returns
  * a lam_layer built from lamina's layers, or NULL with a message naming the
- * constructor. Parameter paths are torchvision's own ("conv1.weight",
+ * constructor. Parameter paths are torchvision's own (timm's for ViT) ("conv1.weight",
  * "layer1.0.downsample.1.bias", "fc.weight", "features.3.conv.1.0.weight",
  * "classifier.1.weight"), and batch-norm running statistics sit in the state
  * tree under the same paths ("bn1.running_mean", "bn1.num_batches_tracked"),
@@ -110,6 +110,66 @@ LAM_API lam_models_mobilenet_v2_opts lam_models_mobilenet_v2_defaults(void);
  * Blocks with stride 1 and equal channels add their input. Input
  * [N, in_channels, H, W]; output [N, num_classes]. */
 LAM_API lam_layer *lam_models_mobilenet_v2(const lam_models_mobilenet_v2_opts *opts);
+
+/* ---- Vision Transformer ------------------------------------------------------ */
+
+/* The pooling of ViT's head (timm's global_pool). */
+typedef enum lam_models_vit_pool {
+  LAM_MODELS_VIT_POOL_TOKEN = 0, /* the class token after "norm" (timm's 'token'; default) */
+  LAM_MODELS_VIT_POOL_AVG        /* the mean of the patch tokens (class token excluded), then
+                                    "fc_norm" (timm's 'avg': the final norm is named fc_norm) */
+} lam_models_vit_pool;
+
+/* timm's VisionTransformer keyword arguments. Zeros are timm's defaults, those of
+ * vit_base_patch16_224: 224x224 images, 16x16 patches, 3 channels, 1000 classes, embed_dim
+ * 768, depth 12, 12 heads, mlp_ratio 4, LayerNorm eps 1e-6, qkv bias, no LayerScale, every
+ * dropout and drop_path rate 0, the class-token pool, with the head. */
+typedef struct lam_models_vit_opts {
+  int64_t img_size;      /* input height = width (a multiple of patch_size); 0: 224 */
+  int64_t patch_size;    /* 0: 16 */
+  int64_t in_chans;      /* 0: 3 */
+  int64_t num_classes;   /* outputs of "head"; 0: 1000 (no_head for features) */
+  int64_t embed_dim;     /* 0: 768 */
+  int64_t depth;         /* number of blocks; 0: 12 */
+  int64_t num_heads;     /* must divide embed_dim; 0: 12 */
+  double mlp_ratio;      /* MLP width int(embed_dim * mlp_ratio); 0: 4 */
+  double layer_norm_eps; /* 0: 1e-6 (timm's partial(nn.LayerNorm, eps=1e-6)); LAM_ZERO: 0 */
+  bool no_qkv_bias;      /* attn.qkv without bias (qkv_bias=False) */
+  double init_values;    /* LayerScale: > 0 adds blocks.N.ls1.gamma / ls2.gamma [embed_dim]
+                            initialised to it (timm's init_values, e.g. 1e-5 for DeiT-III);
+                            0: none (timm's None) */
+  double drop_rate;      /* dropout of the pooled features, before the head (timm's drop_rate,
+                            head_drop; also with no_head); 0: none */
+  double pos_drop_rate;  /* dropout after the position embedding; 0: none */
+  double proj_drop_rate; /* dropout after attn.proj, after the GELU and after mlp.fc2; 0: none */
+  double attn_drop_rate; /* dropout of the attention weights; 0: none */
+  double drop_path_rate; /* stochastic depth (row mode) of both residual branches of block i at
+                            rate drop_path_rate * i / (depth - 1) (timm's linspace); 0: none */
+  lam_models_vit_pool global_pool; /* default the class token */
+  bool no_head;          /* no "head": the model returns the pooled, normalised features
+                            [N, embed_dim] (timm's num_classes=0) */
+} lam_models_vit_opts;
+
+/* Returns the timm defaults listed above. */
+LAM_API lam_models_vit_opts lam_models_vit_defaults(void);
+
+/* timm's VisionTransformer (pre-norm blocks, no distillation token, no register tokens):
+ * patch_embed.proj (a conv with kernel = stride = patch_size, bias) makes [N, L, E] tokens,
+ * the class token cls_token [1, 1, E] goes first and pos_embed [1, 1 + L, E] is added (the
+ * class token's position included); block N is
+ *   x = x + drop_path(ls1(attn.proj(attention(attn.qkv(norm1(x))))))
+ *   x = x + drop_path(ls2(mlp.fc2(gelu(mlp.fc1(norm2(x))))))
+ * with attn.qkv one [3E, E] linear whose outputs are (q, k, v) x heads x head_dim (timm's
+ * reshape), exact erf GELU; then norm (or fc_norm after the average pool) and head.
+ * Parameters, in timm's state_dict order: cls_token, pos_embed, patch_embed.proj.{weight,
+ * bias}, blocks.N.{norm1, attn.qkv, attn.proj, ls1.gamma, norm2, mlp.fc1, mlp.fc2,
+ * ls2.gamma}.*, norm.* (fc_norm.*), head.{weight, bias}; no state. A timm state_dict saved
+ * as safetensors loads strictly with lam_ptree_load_into. Input [N, in_chans, img_size,
+ * img_size]; output [N, num_classes] logits (or [N, embed_dim] with no_head). Init as
+ * timm's: normal(0.02) linears and pos_embed, normal(1e-6) cls_token, zero biases; the
+ * patch conv has PyTorch's default weight init and a zero bias. NULL with a message naming
+ * lam_models_vit for a bad config. */
+LAM_API lam_layer *lam_models_vit(const lam_models_vit_opts *opts);
 
 #ifdef __cplusplus
 }

@@ -12,8 +12,12 @@
  * is i32 token ids [batch, seq]. Configs follow the options rule
  * (lamina/options.h): NULL, a zeroed struct and the defaults function mean
  * the same. Constructors return NULL with a message naming the constructor
- * for a bad config. Dropout is not applied (the models run as Hugging
- * Face's in eval() mode, in training too). */
+ * for a bad config. Dropout (the configs' *_dropout_prob / *_pdrop rates)
+ * acts only in training (lam_apply_opts.training, which then needs
+ * lam_apply_opts.rng), keyed by the model's key folded with Hugging Face's
+ * module path of each dropout; its rates default to 0 here, where Hugging
+ * Face's configs default to 0.1 (set them to 0.1 to train as transformers
+ * does; evaluation is the same either way). */
 #ifndef LAMINA_MODELS_TEXT_H
 #define LAMINA_MODELS_TEXT_H
 
@@ -54,9 +58,16 @@ typedef struct lam_models_bert_opts {
   double layer_norm_eps;           /* 0: 1e-12; LAM_ZERO: 0 */
   bool no_pooler;                  /* no pooler.dense (BertModel(add_pooling_layer=False));
                                       default false: with it, as BertModel() */
+  double hidden_dropout_prob;      /* in training: dropout of the embeddings' output and of
+                                      attention.output.dense / output.dense before their
+                                      residual, in [0, 1); 0: none (BertConfig's default
+                                      0.1 is not lamina's: the field was added later and
+                                      zero keeps the old behaviour) */
+  double attention_probs_dropout_prob; /* in training: dropout of the attention weights, in
+                                      [0, 1); 0: none (BertConfig: 0.1) */
 } lam_models_bert_opts;
 
-/* Returns the resolved defaults listed above (with the pooler). */
+/* Returns the resolved defaults listed above (with the pooler, dropout rates 0). */
 LAM_API lam_models_bert_opts lam_models_bert_defaults(void);
 
 /* BertModel: word + position (0..seq-1) + token type embeddings, LayerNorm,
@@ -103,9 +114,15 @@ typedef struct lam_models_gpt2_opts {
   int64_t n_head;       /* must divide n_embd */
   int64_t n_inner;      /* 0: 4 * n_embd */
   double layer_norm_epsilon; /* 0: 1e-5; LAM_ZERO: 0 */
+  double embd_pdrop;    /* in training: dropout of wte + wpe, in [0, 1); 0: none (GPT2Config's
+                           default 0.1 is not lamina's: zero keeps the older behaviour) */
+  double resid_pdrop;   /* in training: dropout of attn.c_proj's and mlp.c_proj's outputs
+                           before their residual; 0: none (GPT2Config: 0.1) */
+  double attn_pdrop;    /* in training: dropout of the attention weights; 0: none
+                           (GPT2Config: 0.1) */
 } lam_models_gpt2_opts;
 
-/* Returns the resolved defaults listed above (n_inner resolved to 3072). */
+/* Returns the resolved defaults listed above (n_inner resolved to 3072, dropout rates 0). */
 LAM_API lam_models_gpt2_opts lam_models_gpt2_defaults(void);
 
 /* GPT2LMHeadModel: token + position embeddings, n_layer pre-LN blocks

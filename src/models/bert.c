@@ -2,7 +2,10 @@
  * parameter names (embeddings.*, encoder.layer.N.*, pooler.dense), built from
  * lamina layers (linear, embedding without scaling, layer norm) and
  * lam_scaled_dot_product_attention with the key padding mask of the aux
- * context. Post-LN blocks and exact (erf) GELU, as BertModel. */
+ * context. Post-LN blocks and exact (erf) GELU, as BertModel; its dropouts
+ * (hidden_dropout_prob, attention_probs_dropout_prob) in training, keyed by
+ * their module paths (embeddings.dropout, encoder.layer.N.attention.self.dropout,
+ * ...attention.output.dropout, ...output.dropout). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,6 +82,7 @@ static lam_tensor *lam__bert_embed(const lam__bert *b, lam_ptree *params, lam_pt
   lam_tensor *wp = w && p ? lam_add(w, p) : NULL;
   lam_tensor *e = wp && t ? lam_add(wp, t) : NULL;
   lam_tensor *h = lam__text_children_apply(&b->c, BERT_EMB_LN, params, state, e, opts);
+  h = lam__models_dropout(h, b->o.hidden_dropout_prob, false, opts, "embeddings.dropout");
   lam_tensor_free(zeros);
   lam_tensor_free(pos);
   lam_tensor_free(w);
@@ -103,6 +107,8 @@ static lam_tensor *lam__bert_block(const lam__bert *b, int layer, lam_ptree *par
   lam_tensor_free(vp);
   lam_attention_opts ao = lam_attention_defaults();
   ao.key_padding_mask = mask;
+  lam__models_attention_dropout(&ao, b->o.attention_probs_dropout_prob, opts,
+                                "encoder.layer.%d.attention.self.dropout", layer);
   lam_tensor *a = q && k && v ? lam_scaled_dot_product_attention(q, k, v, &ao) : NULL;
   lam_tensor_free(q);
   lam_tensor_free(k);
@@ -111,6 +117,8 @@ static lam_tensor *lam__bert_block(const lam__bert *b, int layer, lam_ptree *par
   lam_tensor_free(a);
   lam_tensor *ad = lam__text_children_apply(&b->c, c0 + BL_AO, params, state, am, opts);
   lam_tensor_free(am);
+  ad = lam__models_dropout(ad, b->o.hidden_dropout_prob, false, opts, "encoder.layer.%d.attention.output.dropout",
+                           layer);
   lam_tensor *h1 = lam__add_norm(b, c0 + BL_AO_LN, ad, h, params, state, opts);
   lam_tensor_free(ad);
   lam_tensor *i1 = lam__text_children_apply(&b->c, c0 + BL_INTER, params, state, h1, opts);
@@ -118,6 +126,7 @@ static lam_tensor *lam__bert_block(const lam__bert *b, int layer, lam_ptree *par
   lam_tensor_free(i1);
   lam_tensor *o = lam__text_children_apply(&b->c, c0 + BL_OUT, params, state, g, opts);
   lam_tensor_free(g);
+  o = lam__models_dropout(o, b->o.hidden_dropout_prob, false, opts, "encoder.layer.%d.output.dropout", layer);
   lam_tensor *h2 = lam__add_norm(b, c0 + BL_OUT_LN, o, h1, params, state, opts);
   lam_tensor_free(o);
   lam_tensor_free(h1);
@@ -141,6 +150,9 @@ static lam_status lam__bert_run(const lam__bert *b, lam_ptree *params, lam_ptree
                      (long long)ids->shape[0], (long long)ids->shape[1]);
   if (pooled && b->pooler < 0)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: the model has no pooler (no_pooler)", fn);
+  lam_status st = lam__models_check_rng(opts, b->o.hidden_dropout_prob > 0 || b->o.attention_probs_dropout_prob > 0,
+                                        fn);
+  if (st != LAM_OK) return st;
   lam_tensor *h = lam__bert_embed(b, params, state, ids, opts, fn);
   for (int64_t l = 0; h && l < b->o.num_hidden_layers; l++) {
     lam_tensor *n = lam__bert_block(b, (int)l, params, state, h, mask, opts);
@@ -208,6 +220,11 @@ lam_layer *lam_models_bert(const lam_models_bert_opts *opts) {
                      fn, (long long)o.hidden_size, (long long)o.num_attention_heads), NULL;
   if (!(o.layer_norm_eps >= 0))
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: layer_norm_eps must be >= 0", fn), NULL;
+  if (!(o.hidden_dropout_prob >= 0 && o.hidden_dropout_prob < 1) ||
+      !(o.attention_probs_dropout_prob >= 0 && o.attention_probs_dropout_prob < 1))
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT,
+                     "%s: hidden_dropout_prob %g and attention_probs_dropout_prob %g must be in [0, 1)", fn,
+                     o.hidden_dropout_prob, o.attention_probs_dropout_prob), NULL;
   if (o.num_hidden_layers > 10000)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: num_hidden_layers %lld is too large", fn,
                      (long long)o.num_hidden_layers), NULL;

@@ -4,7 +4,10 @@
  * tied to wte, causal attention with per-layer KV caches for incremental
  * decoding, gelu_tanh ("gelu_new"), and generation (greedy, top-k,
  * temperature) with Philox draws. GPT-2's Conv1D keeps its [in, out]
- * weight layout here: y = x @ W + b with lam_matmul, no transpose. */
+ * weight layout here: y = x @ W + b with lam_matmul, no transpose. Its
+ * dropouts (embd_pdrop, resid_pdrop, attn_pdrop) act in training, keyed by
+ * their module paths (transformer.drop, transformer.h.N.attn.attn_dropout,
+ * ...attn.resid_dropout, ...mlp.dropout). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +129,7 @@ static lam_tensor *lam__gpt2_block(const lam__gpt2 *g, int layer, lam_ptree *par
   lam_attention_opts ao = lam_attention_defaults();
   ao.causal = true;
   ao.key_padding_mask = mask;
+  lam__models_attention_dropout(&ao, g->o.attn_pdrop, opts, "transformer.h.%d.attn.attn_dropout", layer);
   lam_tensor *a = NULL;
   if (q && k && v) {
     if (kv) {
@@ -144,6 +148,7 @@ static lam_tensor *lam__gpt2_block(const lam__gpt2 *g, int layer, lam_ptree *par
   lam_tensor_free(a);
   lam_tensor *pr = lam__text_children_apply(&g->c, c0 + GL_PROJ, params, state, am, opts);
   lam_tensor_free(am);
+  pr = lam__models_dropout(pr, g->o.resid_pdrop, false, opts, "transformer.h.%d.attn.resid_dropout", layer);
   lam_tensor *h1 = pr ? lam_add(h, pr) : NULL;
   lam_tensor_free(pr);
   lam_tensor *n2 = lam__text_children_apply(&g->c, c0 + GL_LN2, params, state, h1, opts);
@@ -153,6 +158,7 @@ static lam_tensor *lam__gpt2_block(const lam__gpt2 *g, int layer, lam_ptree *par
   lam_tensor_free(fc);
   lam_tensor *mp = lam__text_children_apply(&g->c, c0 + GL_MPROJ, params, state, ge, opts);
   lam_tensor_free(ge);
+  mp = lam__models_dropout(mp, g->o.resid_pdrop, false, opts, "transformer.h.%d.mlp.dropout", layer);
   lam_tensor *h2 = mp && h1 ? lam_add(h1, mp) : NULL;
   lam_tensor_free(mp);
   lam_tensor_free(h1);
@@ -178,6 +184,8 @@ static lam_status lam__gpt2_run(const lam__gpt2 *g, lam_ptree *params, lam_ptree
   if (mask && (mask->ndim != 2 || mask->shape[0] != ids->shape[0] || mask->shape[1] != pos0 + n))
     return lam__fail(LAM_ERR_SHAPE, "%s: the attention mask must be [batch, %lld]", fn,
                      (long long)(pos0 + n));
+  lam_status st = lam__models_check_rng(opts, g->o.embd_pdrop > 0 || g->o.resid_pdrop > 0 || g->o.attn_pdrop > 0, fn);
+  if (st != LAM_OK) return st;
   lam_tensor *wte = lam_ptree_get(params, "transformer.wte.weight");
   if (!wte) return lam__fail(LAM_ERR_NOT_FOUND, "%s: params lack transformer.wte.weight", fn);
   lam_tensor *pos = lam_tensor_arange(ids->ctx, LAM_I32, (double)pos0, (double)(pos0 + n), 1);
@@ -187,6 +195,7 @@ static lam_status lam__gpt2_run(const lam__gpt2 *g, lam_ptree *params, lam_ptree
   lam_tensor_free(pos);
   lam_tensor_free(te);
   lam_tensor_free(pe);
+  h = lam__models_dropout(h, g->o.embd_pdrop, false, opts, "transformer.drop");
   for (int64_t l = 0; h && l < g->o.n_layer; l++) {
     lam_tensor *nx = lam__gpt2_block(g, (int)l, params, state, h, mask, cache ? cache->kv[l] : NULL, opts);
     lam_tensor_free(h);
@@ -223,6 +232,10 @@ lam_layer *lam_models_gpt2(const lam_models_gpt2_opts *opts) {
                      (long long)o.n_embd, (long long)o.n_head), NULL;
   if (!(o.layer_norm_epsilon >= 0))
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: layer_norm_epsilon must be >= 0", fn), NULL;
+  if (!(o.embd_pdrop >= 0 && o.embd_pdrop < 1) || !(o.resid_pdrop >= 0 && o.resid_pdrop < 1) ||
+      !(o.attn_pdrop >= 0 && o.attn_pdrop < 1))
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: embd_pdrop %g, resid_pdrop %g and attn_pdrop %g must be in [0, 1)",
+                     fn, o.embd_pdrop, o.resid_pdrop, o.attn_pdrop), NULL;
   if (o.n_layer > 10000)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: n_layer %lld is too large", fn, (long long)o.n_layer), NULL;
   lam__gpt2 *g = calloc(1, sizeof *g);

@@ -10,6 +10,7 @@
 #include "lamina/elementwise.h"
 #include "lamina/models_text.h"
 #include "lamina/reduce.h"
+#include "lamina/regularize.h"
 #include "lamina/shape.h"
 #include "models/text_internal.h"
 
@@ -146,4 +147,40 @@ lam_tensor *lam_models_l2_normalize(lam_tensor *x) {
   lam_tensor_free(n);
   lam_tensor_free(d);
   return y;
+}
+
+/* ---- dropouts keyed by module path ------------------------------------------------ */
+
+static lam_rng_key lam__models_key(const lam_apply_opts *opts, const char *fmt, va_list ap) {
+  char buf[160];
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  return lam_rng_fold_in_str(*opts->rng, buf);
+}
+
+lam_tensor *lam__models_dropout(lam_tensor *x, double rate, bool rows, const lam_apply_opts *opts, const char *fmt,
+                                ...) {
+  if (!x || !opts->training || !(rate > 0)) return x;
+  va_list ap;
+  va_start(ap, fmt);
+  lam_rng_key k = lam__models_key(opts, fmt, ap);
+  va_end(ap);
+  lam_tensor *y = rows ? lam_stochastic_depth(x, rate, LAM_STOCHASTIC_DEPTH_ROW, k) : lam_dropout(x, rate, k, false);
+  lam_tensor_free(x);
+  return y;
+}
+
+void lam__models_attention_dropout(lam_attention_opts *ao, double rate, const lam_apply_opts *opts, const char *fmt,
+                                   ...) {
+  if (!opts->training || !(rate > 0)) return;
+  va_list ap;
+  va_start(ap, fmt);
+  ao->dropout_key = lam__models_key(opts, fmt, ap);
+  va_end(ap);
+  ao->dropout = rate;
+}
+
+lam_status lam__models_check_rng(const lam_apply_opts *opts, bool any_rate, const char *fn) {
+  if (opts->training && any_rate && !opts->rng)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: dropout in training needs an rng key (lam_apply_opts.rng)", fn);
+  return LAM_OK;
 }

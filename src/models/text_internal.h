@@ -5,7 +5,10 @@
 #ifndef LAMINA_MODELS_TEXT_INTERNAL_H
 #define LAMINA_MODELS_TEXT_INTERNAL_H
 
+#include <stdbool.h>
+
 #include "internal.h"
+#include "lamina/attention.h"
 #include "lamina/layer.h"
 
 typedef struct lam__text_children {
@@ -30,5 +33,20 @@ lam_layer *lam__text_children_get(const lam__text_children *c, int i, const char
 /* [B, S, heads * d] -> [B, heads, S, d] and back (NULL in, NULL out). */
 lam_tensor *lam__text_heads_split(lam_tensor *x, int64_t heads);
 lam_tensor *lam__text_heads_merge(lam_tensor *x);
+
+/* The zoo's dropouts, keyed as child layers would be: the model's rng key
+ * (opts->rng) folded with printf(fmt, ...), the reference implementation's
+ * module path ("encoder.layer.0.output.dropout"). Active only in training
+ * with rate > 0; the caller has checked that opts->rng is set then.
+ * lam__models_dropout takes x over and returns it dropped (rows: row-wise
+ * stochastic depth instead of elementwise dropout); NULL in, NULL out.
+ * lam__models_attention_dropout sets ao's attention-weight dropout. */
+lam_tensor *lam__models_dropout(lam_tensor *x, double rate, bool rows, const lam_apply_opts *opts, const char *fmt,
+                                ...) __attribute__((format(printf, 5, 6)));
+void lam__models_attention_dropout(lam_attention_opts *ao, double rate, const lam_apply_opts *opts, const char *fmt,
+                                   ...) __attribute__((format(printf, 4, 5)));
+/* An error naming fn when opts asks for training without an rng key and the
+ * model has a dropout (any of its rates > 0). */
+lam_status lam__models_check_rng(const lam_apply_opts *opts, bool any_rate, const char *fn);
 
 #endif
