@@ -10,7 +10,7 @@ tests/test_loss_extra.c checks.
 Metadata "cases" lists the cases; for case c, "c.kind" names the loss, "c.nin"
 its float inputs "c.in<i>" (f64, their shapes kept), "c.grads" which of them
 have golden gradients, and options as "c.<field>" (margin, p, eps, full,
-no_log_input, blank, zero_infinity, log_softmax). Integer targets and lengths
+no_log_input, blank, zero_infinity, log_softmax; 0 for the default). Integer targets and lengths
 are "c.target", "c.il", "c.tl" (i32), weights "c.weight" / "c.pos_weight".
 Per reduction r (mean, sum, none): "c.r.y" the loss, "c.r.w" the cotangent,
 "c.r.g<i>" d<w, loss>/d(in i). CTC cases with log_softmax = 1 take logits as
@@ -34,7 +34,10 @@ def case(name, kind, fn, inputs, grads=(0,), ints=None, extra=None, opts=None, g
     out.meta(f"{name}.kind", kind)
     out.meta(f"{name}.nin", len(inputs))
     out.meta(f"{name}.grads", list(grads))
-    for k, v in (opts or {}).items():
+    every = {"margin": 0, "p": 0, "eps": 0, "full": 0, "no_log_input": 0, "blank": 0, "zero_infinity": 0,
+             "log_softmax": 0}
+    every.update(opts or {})
+    for k, v in every.items():
         out.meta(f"{name}.{k}", v)
     for i, t in enumerate(inputs):
         out.add(f"{name}.in{i}", t, "f64")
