@@ -111,7 +111,7 @@ LAM_API lam_tensor *lam_gaussian_nll_loss(lam_tensor *input, lam_tensor *target,
  * with no_log_input, input - target log(input + eps) (eps 1e-8); full adds the
  * Stirling term target log(target) - target + 0.5 log(2 pi target) where target > 1. */
 LAM_API lam_tensor *lam_poisson_nll_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts);
-/* torch.nn.functional.cosine_embedding_loss: x1, x2 [N, D] (or [D]), y [N] (or one value)
+/* torch.nn.functional.cosine_embedding_loss: x1, x2 [N, D] (or [D]), y [N] (or one value, x1's dtype)
  * of +1 / -1: 1 - cos where y = 1, max(0, cos - margin) where y = -1 (margin 0); cos over
  * the last axis, cos = x1.x2 / sqrt((|x1|^2 + 1e-12)(|x2|^2 + 1e-12)). none gives [N]. */
 LAM_API lam_tensor *lam_cosine_embedding_loss(lam_tensor *x1, lam_tensor *x2, lam_tensor *y,
