@@ -389,6 +389,14 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0}};
   X(P, lam_triplet_margin_loss, NULLARG, (NULL, f->t, f->t, NULL))                                    \
   X(P, lam_cosine_similarity_loss, NULLARG, (NULL, f->t, NULL))                                       \
   X(P, lam_gaussian_nll_loss, NULLARG, (NULL, f->t, f->t, NULL))                                      \
+  X(P, lam_poisson_nll_loss, NULLARG, (NULL, f->t, NULL))                                             \
+  X(P, lam_cosine_embedding_loss, NULLARG, (f->t, f->t, NULL, NULL))                                  \
+  X(P, lam_hinge_embedding_loss, NULLARG, (NULL, f->t, NULL))                                         \
+  X(P, lam_soft_margin_loss, NULLARG, (f->t, NULL, NULL))                                             \
+  X(P, lam_multi_margin_loss, DTYPE, (f->t, f->t, NULL))                                              \
+  X(P, lam_multilabel_margin_loss, NULLARG, (NULL, f->ti, NULL))                                      \
+  X(P, lam_multilabel_soft_margin_loss, NULLARG, (NULL, f->t, NULL))                                  \
+  X(P, lam_ctc_loss, NULLARG, (NULL, f->ti, f->ti, f->ti, NULL))                                      \
   /* metrics.h */                                                                                   \
   X(E, lam_metric_defaults, OK, lam_metric_defaults().k == 5)                                       \
   X(P, lam_metric_create, INVALID_ARGUMENT, ((lam_metric_kind)99, NULL))                            \

@@ -367,7 +367,7 @@ Test(options_train, loss_defaults_and_explicit_zeros) {
   loss_inputs in = make_inputs(ctx, LAM_F32);
   lam_loss_opts d = lam_loss_defaults();
   cr_assert(d.reduction == LAM_REDUCTION_MEAN && !d.weight && d.label_smoothing == 0 && d.ignore_index == -100 &&
-            !d.from_probabilities && d.beta == 1 && d.delta == 1 && d.margin == 0 && d.p == 2 && d.eps == 0 &&
+            !d.from_probabilities && d.beta == 1 && d.delta == 1 && d.margin == 0 && d.p == 0 && d.eps == 0 &&
             !d.swap && !d.full && !d.log_target && d.axis == 1);
   /* The documented values, spelled out, are the zeroed struct. */
   assert_same_loss(CE, &in, NULL, &(lam_loss_opts){.ignore_index = -100}, "ignore_index -100");

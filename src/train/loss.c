@@ -12,29 +12,10 @@
 #include "lamina/loss.h"
 #include "lamina/reduce.h"
 #include "lamina/shape.h"
+#include "train/loss_internal.h"
 
-#define LAM__SCOPE_MAX 48
-
-typedef struct {
-  lam_tensor *t[LAM__SCOPE_MAX];
-  int n;
-} lam__scope;
-
-static lam_tensor *K(lam__scope *s, lam_tensor *t) {
-  if (t && s->n < LAM__SCOPE_MAX) s->t[s->n++] = t;
-  return t;
-}
-
-/* Returns a new reference to r after freeing every temporary. */
-static lam_tensor *lam__done(lam__scope *s, lam_tensor *r) {
-  lam_tensor_retain(r);
-  for (int i = 0; i < s->n; i++) lam_tensor_free(s->t[i]);
-  s->n = 0;
-  return r;
-}
-
-/* The options rule (lamina/options.h): zero fields take the defaults. margin
- * and eps are resolved by each loss (their defaults differ); a negative
+/* The options rule (lamina/options.h): zero fields take the defaults. margin,
+ * eps and p are resolved by each loss (their defaults differ); a negative
  * zero anywhere becomes +0. */
 static lam_loss_opts lam__resolve(lam_loss_opts o) {
   o.label_smoothing = lam__opt_f64(o.label_smoothing, 0.0);
@@ -42,7 +23,6 @@ static lam_loss_opts lam__resolve(lam_loss_opts o) {
   o.ignore_index_set = true;
   o.beta = lam__opt_f64(o.beta, 1.0);
   o.delta = lam__opt_f64(o.delta, 1.0);
-  o.p = lam__opt_f64(o.p, 2.0);
   if (o.axis == 0 && !o.axis_set) o.axis = 1;
   o.axis_set = true;
   return o;
@@ -50,10 +30,10 @@ static lam_loss_opts lam__resolve(lam_loss_opts o) {
 
 lam_loss_opts lam_loss_defaults(void) { return lam__resolve((lam_loss_opts){0}); }
 
-static lam_loss_opts lam__opts(const lam_loss_opts *o) { return lam__resolve(o ? *o : (lam_loss_opts){0}); }
+lam_loss_opts lam__loss_opts(const lam_loss_opts *o) { return lam__resolve(o ? *o : (lam_loss_opts){0}); }
 
 /* Resolves eps (0: def, LAM_ZERO: 0) into *out; false (with a message) when negative or NaN. */
-static bool lam__eps(const lam_loss_opts *o, double def, const char *fn, double *out) {
+bool lam__loss_eps(const lam_loss_opts *o, double def, const char *fn, double *out) {
   *out = lam__opt_f64(o->eps, def);
   if (*out >= 0) return true;
   lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: eps %g must be >= 0", fn, o->eps);
@@ -61,14 +41,14 @@ static bool lam__eps(const lam_loss_opts *o, double def, const char *fn, double 
 }
 
 /* Resolves margin (0: def, LAM_ZERO: 0) into *out; false (with a message) when not finite. */
-static bool lam__margin(const lam_loss_opts *o, double def, const char *fn, double *out) {
+bool lam__loss_margin(const lam_loss_opts *o, double def, const char *fn, double *out) {
   *out = lam__opt_f64(o->margin, def);
   if (isfinite(*out)) return true;
   lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: margin %g must be finite", fn, o->margin);
   return false;
 }
 
-static lam_tensor *lam__reduce(lam__scope *s, lam_tensor *l, lam_reduction r, const char *fn) {
+lam_tensor *lam__loss_reduce(lam__scope *s, lam_tensor *l, lam_reduction r, const char *fn) {
   if (!l) return NULL;
   switch (r) {
     case LAM_REDUCTION_NONE: return l;
@@ -82,7 +62,7 @@ static lam_tensor *lam__reduce(lam__scope *s, lam_tensor *l, lam_reduction r, co
   return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: unknown reduction %d", fn, (int)r), NULL;
 }
 
-static lam_status lam__check_reduction(lam_reduction r, bool batchmean_ok, const char *fn) {
+lam_status lam__loss_check_reduction(lam_reduction r, bool batchmean_ok, const char *fn) {
   if ((int)r < 0 || r > LAM_REDUCTION_BATCHMEAN || (r == LAM_REDUCTION_BATCHMEAN && !batchmean_ok))
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: reduction %d is not one of mean, sum, none%s", fn,
                      (int)r, batchmean_ok ? ", batchmean" : "");
@@ -90,7 +70,7 @@ static lam_status lam__check_reduction(lam_reduction r, bool batchmean_ok, const
 }
 
 /* Input and target: same shape, same float dtype. */
-static lam_status lam__check_pair(lam_tensor *a, lam_tensor *b, const char *an, const char *bn,
+lam_status lam__loss_check_pair(lam_tensor *a, lam_tensor *b, const char *an, const char *bn,
                                   const char *fn) {
   if (!a) return lam__null_input(fn, an), lam_last_status();
   if (!b) return lam__null_input(fn, bn), lam_last_status();
@@ -103,6 +83,19 @@ static lam_status lam__check_pair(lam_tensor *a, lam_tensor *b, const char *an, 
                      lam__shape_str(a->ndim, a->shape, b1), bn, lam__shape_str(b->ndim, b->shape, b2));
   }
   return LAM_OK;
+}
+
+lam_status lam__loss_check_broadcast(lam_tensor *w, lam_tensor *x, const char *wn, const char *fn) {
+  bool ok = w->dtype == x->dtype && w->ndim <= x->ndim;
+  for (int i = 1; ok && i <= w->ndim; i++) {
+    int64_t a = w->shape[w->ndim - i], b = x->shape[x->ndim - i];
+    ok = a == b || a == 1;
+  }
+  if (ok) return LAM_OK;
+  char b1[LAM__SHAPE_STR], b2[LAM__SHAPE_STR];
+  return lam__fail(LAM_ERR_SHAPE, "%s: %s (%s %s) must be a %s tensor that broadcasts to the input %s", fn, wn,
+                   lam_dtype_name(w->dtype), lam__shape_str(w->ndim, w->shape, b1), lam_dtype_name(x->dtype),
+                   lam__shape_str(x->ndim, x->shape, b2));
 }
 
 /* Moves axis 1 (classes) last and flattens to [M, C]. */
@@ -170,12 +163,12 @@ static lam_status lam__check_class_input(lam_tensor *x, lam_tensor *target, cons
     return lam__fail(LAM_ERR_SHAPE, "%s: %s must be [N, C, ...], got %s", fn, xn,
                      lam__shape_str(x->ndim, x->shape, b));
   }
-  return lam__check_reduction(o->reduction, false, fn);
+  return lam__loss_check_reduction(o->reduction, false, fn);
 }
 
 lam_tensor *lam_cross_entropy(lam_tensor *logits, lam_tensor *target, const lam_loss_opts *opts) {
   const char *fn = "lam_cross_entropy";
-  lam_loss_opts o = lam__opts(opts);
+  lam_loss_opts o = lam__loss_opts(opts);
   if (lam__check_class_input(logits, target, &o, "logits", fn) != LAM_OK) return NULL;
   if (!(o.label_smoothing >= 0 && o.label_smoothing <= 1))
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: label_smoothing %g must be in [0, 1]", fn,
@@ -185,7 +178,7 @@ lam_tensor *lam_cross_entropy(lam_tensor *logits, lam_tensor *target, const lam_
   if (!logp) return lam__done(&s, NULL);
   if (target->dtype == LAM_I32) return lam__done(&s, lam__nll_index(&s, logp, target, &o, o.label_smoothing, fn));
   /* Probability targets. */
-  if (lam__check_pair(logits, target, "logits", "target", fn) != LAM_OK) return lam__done(&s, NULL);
+  if (lam__loss_check_pair(logits, target, "logits", "target", fn) != LAM_OK) return lam__done(&s, NULL);
   int64_t C = logits->shape[1];
   lam_tensor *p = target;
   if (o.label_smoothing > 0)
@@ -201,12 +194,12 @@ lam_tensor *lam_cross_entropy(lam_tensor *logits, lam_tensor *target, const lam_
     l = K(&s, lam_mul(l, K(&s, lam_reshape(o.weight, logits->ndim - 1, ws))));
   }
   lam_tensor *per = K(&s, lam_neg(K(&s, lam_sum(l, 1, (int[]){1}, 0))));
-  return lam__done(&s, lam__reduce(&s, per, o.reduction, fn));
+  return lam__done(&s, lam__loss_reduce(&s, per, o.reduction, fn));
 }
 
 lam_tensor *lam_nll_loss(lam_tensor *log_probs, lam_tensor *target, const lam_loss_opts *opts) {
   const char *fn = "lam_nll_loss";
-  lam_loss_opts o = lam__opts(opts);
+  lam_loss_opts o = lam__loss_opts(opts);
   if (lam__check_class_input(log_probs, target, &o, "log_probs", fn) != LAM_OK) return NULL;
   if (target->dtype != LAM_I32)
     return lam__fail(LAM_ERR_DTYPE, "%s: target is %s, need i32 class indices", fn,
@@ -217,13 +210,24 @@ lam_tensor *lam_nll_loss(lam_tensor *log_probs, lam_tensor *target, const lam_lo
 
 lam_tensor *lam_binary_cross_entropy(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts) {
   const char *fn = "lam_binary_cross_entropy";
-  lam_loss_opts o = lam__opts(opts);
-  if (lam__check_pair(input, target, "input", "target", fn) != LAM_OK ||
-      lam__check_reduction(o.reduction, false, fn) != LAM_OK)
+  lam_loss_opts o = lam__loss_opts(opts);
+  if (lam__loss_check_pair(input, target, "input", "target", fn) != LAM_OK ||
+      lam__loss_check_reduction(o.reduction, false, fn) != LAM_OK)
     return NULL;
+  if (o.pos_weight) {
+    if (o.from_probabilities)
+      return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: pos_weight is only taken with logits "
+                       "(from_probabilities is set)", fn), NULL;
+    if (lam__loss_check_broadcast(o.pos_weight, input, "pos_weight", fn) != LAM_OK) return NULL;
+  }
   lam__scope s = {{0}, 0};
   lam_tensor *l;
-  if (!o.from_probabilities) {
+  if (!o.from_probabilities && o.pos_weight) {
+    /* (1 - t) x + (1 + (pw - 1) t) softplus(-x), as PyTorch: stable for large |x|. */
+    lam_tensor *lw = K(&s, lam_add_scalar(K(&s, lam_mul(K(&s, lam_sub_scalar(o.pos_weight, 1.0)), target)), 1.0));
+    lam_tensor *a = K(&s, lam_mul(K(&s, lam_rsub_scalar(target, 1.0)), input));
+    l = K(&s, lam_add(a, K(&s, lam_mul(lw, K(&s, lam_softplus(K(&s, lam_neg(input))))))));
+  } else if (!o.from_probabilities) {
     /* softplus(x) - x t: stable for large |x|. */
     l = K(&s, lam_sub(K(&s, lam_softplus(input)), K(&s, lam_mul(input, target))));
   } else {
@@ -235,29 +239,29 @@ lam_tensor *lam_binary_cross_entropy(lam_tensor *input, lam_tensor *target, cons
     l = K(&s, lam_neg(K(&s, lam_add(a, b))));
   }
   if (o.weight) l = K(&s, lam_mul(l, o.weight));
-  return lam__done(&s, lam__reduce(&s, l, o.reduction, fn));
+  return lam__done(&s, lam__loss_reduce(&s, l, o.reduction, fn));
 }
 
 lam_tensor *lam_mse_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts) {
   const char *fn = "lam_mse_loss";
-  lam_loss_opts o = lam__opts(opts);
-  if (lam__check_pair(input, target, "input", "target", fn) != LAM_OK ||
-      lam__check_reduction(o.reduction, false, fn) != LAM_OK)
+  lam_loss_opts o = lam__loss_opts(opts);
+  if (lam__loss_check_pair(input, target, "input", "target", fn) != LAM_OK ||
+      lam__loss_check_reduction(o.reduction, false, fn) != LAM_OK)
     return NULL;
   lam__scope s = {{0}, 0};
   lam_tensor *l = K(&s, lam_square(K(&s, lam_sub(input, target))));
-  return lam__done(&s, lam__reduce(&s, l, o.reduction, fn));
+  return lam__done(&s, lam__loss_reduce(&s, l, o.reduction, fn));
 }
 
 lam_tensor *lam_l1_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts) {
   const char *fn = "lam_l1_loss";
-  lam_loss_opts o = lam__opts(opts);
-  if (lam__check_pair(input, target, "input", "target", fn) != LAM_OK ||
-      lam__check_reduction(o.reduction, false, fn) != LAM_OK)
+  lam_loss_opts o = lam__loss_opts(opts);
+  if (lam__loss_check_pair(input, target, "input", "target", fn) != LAM_OK ||
+      lam__loss_check_reduction(o.reduction, false, fn) != LAM_OK)
     return NULL;
   lam__scope s = {{0}, 0};
   lam_tensor *l = K(&s, lam_abs(K(&s, lam_sub(input, target))));
-  return lam__done(&s, lam__reduce(&s, l, o.reduction, fn));
+  return lam__done(&s, lam__loss_reduce(&s, l, o.reduction, fn));
 }
 
 /* where(|d| < t, quad_scale * d^2, lin_scale * (|d| - 0.5 t)). */
@@ -272,35 +276,35 @@ static lam_tensor *lam__piecewise(lam__scope *s, lam_tensor *d, double t, double
 
 lam_tensor *lam_smooth_l1_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts) {
   const char *fn = "lam_smooth_l1_loss";
-  lam_loss_opts o = lam__opts(opts);
-  if (lam__check_pair(input, target, "input", "target", fn) != LAM_OK ||
-      lam__check_reduction(o.reduction, false, fn) != LAM_OK)
+  lam_loss_opts o = lam__loss_opts(opts);
+  if (lam__loss_check_pair(input, target, "input", "target", fn) != LAM_OK ||
+      lam__loss_check_reduction(o.reduction, false, fn) != LAM_OK)
     return NULL;
   if (!(o.beta >= 0)) return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: beta %g must be >= 0", fn, o.beta), NULL;
   lam__scope s = {{0}, 0};
   lam_tensor *d = K(&s, lam_sub(input, target));
   lam_tensor *l = o.beta == 0 ? K(&s, lam_abs(d)) : lam__piecewise(&s, d, o.beta, 0.5 / o.beta, 1.0, false);
-  return lam__done(&s, lam__reduce(&s, l, o.reduction, fn));
+  return lam__done(&s, lam__loss_reduce(&s, l, o.reduction, fn));
 }
 
 lam_tensor *lam_huber_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts) {
   const char *fn = "lam_huber_loss";
-  lam_loss_opts o = lam__opts(opts);
-  if (lam__check_pair(input, target, "input", "target", fn) != LAM_OK ||
-      lam__check_reduction(o.reduction, false, fn) != LAM_OK)
+  lam_loss_opts o = lam__loss_opts(opts);
+  if (lam__loss_check_pair(input, target, "input", "target", fn) != LAM_OK ||
+      lam__loss_check_reduction(o.reduction, false, fn) != LAM_OK)
     return NULL;
   if (!(o.delta > 0)) return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: delta %g must be > 0", fn, o.delta), NULL;
   lam__scope s = {{0}, 0};
   lam_tensor *d = K(&s, lam_sub(input, target));
   lam_tensor *l = lam__piecewise(&s, d, o.delta, 0.5, o.delta, true);
-  return lam__done(&s, lam__reduce(&s, l, o.reduction, fn));
+  return lam__done(&s, lam__loss_reduce(&s, l, o.reduction, fn));
 }
 
 lam_tensor *lam_kl_div_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts) {
   const char *fn = "lam_kl_div_loss";
-  lam_loss_opts o = lam__opts(opts);
-  if (lam__check_pair(input, target, "input", "target", fn) != LAM_OK ||
-      lam__check_reduction(o.reduction, true, fn) != LAM_OK)
+  lam_loss_opts o = lam__loss_opts(opts);
+  if (lam__loss_check_pair(input, target, "input", "target", fn) != LAM_OK ||
+      lam__loss_check_reduction(o.reduction, true, fn) != LAM_OK)
     return NULL;
   lam__scope s = {{0}, 0};
   lam_tensor *l;
@@ -313,33 +317,33 @@ lam_tensor *lam_kl_div_loss(lam_tensor *input, lam_tensor *target, const lam_los
     lam_tensor *v = K(&s, lam_mul(target, K(&s, lam_sub(lt, input))));
     l = K(&s, lam_where(pos, v, K(&s, lam_tensor_zeros_like(v))));
   }
-  return lam__done(&s, lam__reduce(&s, l, o.reduction, fn));
+  return lam__done(&s, lam__loss_reduce(&s, l, o.reduction, fn));
 }
 
 lam_tensor *lam_hinge_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts) {
   const char *fn = "lam_hinge_loss";
-  lam_loss_opts o = lam__opts(opts);
-  if (lam__check_pair(input, target, "input", "target", fn) != LAM_OK ||
-      lam__check_reduction(o.reduction, false, fn) != LAM_OK)
+  lam_loss_opts o = lam__loss_opts(opts);
+  if (lam__loss_check_pair(input, target, "input", "target", fn) != LAM_OK ||
+      lam__loss_check_reduction(o.reduction, false, fn) != LAM_OK)
     return NULL;
   lam__scope s = {{0}, 0};
   lam_tensor *l = K(&s, lam_relu(K(&s, lam_rsub_scalar(K(&s, lam_mul(input, target)), 1.0))));
-  return lam__done(&s, lam__reduce(&s, l, o.reduction, fn));
+  return lam__done(&s, lam__loss_reduce(&s, l, o.reduction, fn));
 }
 
 lam_tensor *lam_margin_ranking_loss(lam_tensor *x1, lam_tensor *x2, lam_tensor *y,
                                     const lam_loss_opts *opts) {
   const char *fn = "lam_margin_ranking_loss";
-  lam_loss_opts o = lam__opts(opts);
-  if (lam__check_pair(x1, x2, "x1", "x2", fn) != LAM_OK || lam__check_pair(x1, y, "x1", "y", fn) != LAM_OK ||
-      lam__check_reduction(o.reduction, false, fn) != LAM_OK)
+  lam_loss_opts o = lam__loss_opts(opts);
+  if (lam__loss_check_pair(x1, x2, "x1", "x2", fn) != LAM_OK || lam__loss_check_pair(x1, y, "x1", "y", fn) != LAM_OK ||
+      lam__loss_check_reduction(o.reduction, false, fn) != LAM_OK)
     return NULL;
   double margin;
-  if (!lam__margin(&o, 0.0, fn, &margin)) return NULL;
+  if (!lam__loss_margin(&o, 0.0, fn, &margin)) return NULL;
   lam__scope s = {{0}, 0};
   lam_tensor *d = K(&s, lam_mul(K(&s, lam_neg(y)), K(&s, lam_sub(x1, x2))));
   lam_tensor *l = K(&s, lam_relu(K(&s, lam_add_scalar(d, margin))));
-  return lam__done(&s, lam__reduce(&s, l, o.reduction, fn));
+  return lam__done(&s, lam__loss_reduce(&s, l, o.reduction, fn));
 }
 
 /* ||a - b + eps||_p over the last axis (torch.pairwise_distance). */
@@ -353,59 +357,87 @@ static lam_tensor *lam__pdist(lam__scope *s, lam_tensor *a, lam_tensor *b, doubl
 lam_tensor *lam_triplet_margin_loss(lam_tensor *anchor, lam_tensor *positive, lam_tensor *negative,
                                     const lam_loss_opts *opts) {
   const char *fn = "lam_triplet_margin_loss";
-  lam_loss_opts o = lam__opts(opts);
-  if (lam__check_pair(anchor, positive, "anchor", "positive", fn) != LAM_OK ||
-      lam__check_pair(anchor, negative, "anchor", "negative", fn) != LAM_OK ||
-      lam__check_reduction(o.reduction, false, fn) != LAM_OK)
+  lam_loss_opts o = lam__loss_opts(opts);
+  if (lam__loss_check_pair(anchor, positive, "anchor", "positive", fn) != LAM_OK ||
+      lam__loss_check_pair(anchor, negative, "anchor", "negative", fn) != LAM_OK ||
+      lam__loss_check_reduction(o.reduction, false, fn) != LAM_OK)
     return NULL;
+  o.p = lam__opt_f64(o.p, 2.0);
   if (!(o.p > 0)) return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: p %g must be > 0", fn, o.p), NULL;
   double eps, margin;
-  if (!lam__eps(&o, 1e-6, fn, &eps) || !lam__margin(&o, 1.0, fn, &margin)) return NULL;
+  if (!lam__loss_eps(&o, 1e-6, fn, &eps) || !lam__loss_margin(&o, 1.0, fn, &margin)) return NULL;
   lam__scope s = {{0}, 0};
   lam_tensor *dp = lam__pdist(&s, anchor, positive, o.p, eps);
   lam_tensor *dn = lam__pdist(&s, anchor, negative, o.p, eps);
   if (o.swap) dn = K(&s, lam_minimum(dn, lam__pdist(&s, positive, negative, o.p, eps)));
   lam_tensor *l = K(&s, lam_relu(K(&s, lam_add_scalar(K(&s, lam_sub(dp, dn)), margin))));
-  return lam__done(&s, lam__reduce(&s, l, o.reduction, fn));
+  return lam__done(&s, lam__loss_reduce(&s, l, o.reduction, fn));
 }
 
 lam_tensor *lam_cosine_similarity_loss(lam_tensor *x1, lam_tensor *x2, const lam_loss_opts *opts) {
   const char *fn = "lam_cosine_similarity_loss";
-  lam_loss_opts o = lam__opts(opts);
-  if (lam__check_pair(x1, x2, "x1", "x2", fn) != LAM_OK || lam__check_reduction(o.reduction, false, fn) != LAM_OK)
+  lam_loss_opts o = lam__loss_opts(opts);
+  if (lam__loss_check_pair(x1, x2, "x1", "x2", fn) != LAM_OK || lam__loss_check_reduction(o.reduction, false, fn) != LAM_OK)
     return NULL;
   int ax = lam__axis(o.axis, x1->ndim);
   if (ax < 0)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: axis %d out of range for rank %d", fn, o.axis, x1->ndim), NULL;
   double eps;
-  if (!lam__eps(&o, 1e-8, fn, &eps)) return NULL;
+  if (!lam__loss_eps(&o, 1e-8, fn, &eps)) return NULL;
   lam__scope s = {{0}, 0};
   lam_tensor *dot = K(&s, lam_sum(K(&s, lam_mul(x1, x2)), 1, &ax, 0));
   lam_tensor *n1 = K(&s, lam_sqrt(K(&s, lam_sum(K(&s, lam_square(x1)), 1, &ax, 0))));
   lam_tensor *n2 = K(&s, lam_sqrt(K(&s, lam_sum(K(&s, lam_square(x2)), 1, &ax, 0))));
   lam_tensor *den = K(&s, lam_binary_scalar(LAM_MAXIMUM, K(&s, lam_mul(n1, n2)), eps, 0));
   lam_tensor *l = K(&s, lam_div(dot, den));
-  return lam__done(&s, lam__reduce(&s, l, o.reduction, fn));
+  return lam__done(&s, lam__loss_reduce(&s, l, o.reduction, fn));
 }
 
 lam_tensor *lam_gaussian_nll_loss(lam_tensor *input, lam_tensor *target, lam_tensor *var,
                                   const lam_loss_opts *opts) {
   const char *fn = "lam_gaussian_nll_loss";
-  lam_loss_opts o = lam__opts(opts);
-  if (lam__check_pair(input, target, "input", "target", fn) != LAM_OK ||
-      lam__check_reduction(o.reduction, false, fn) != LAM_OK)
+  lam_loss_opts o = lam__loss_opts(opts);
+  if (lam__loss_check_pair(input, target, "input", "target", fn) != LAM_OK ||
+      lam__loss_check_reduction(o.reduction, false, fn) != LAM_OK)
     return NULL;
   if (!var) return lam__null_input(fn, "var");
   if (var->dtype != input->dtype)
     return lam__fail(LAM_ERR_DTYPE, "%s: var is %s, input is %s", fn, lam_dtype_name(var->dtype),
                      lam_dtype_name(input->dtype)), NULL;
   double eps;
-  if (!lam__eps(&o, 1e-6, fn, &eps)) return NULL;
+  if (!lam__loss_eps(&o, 1e-6, fn, &eps)) return NULL;
   lam__scope s = {{0}, 0};
   /* var below eps is clamped; there its gradient is zero (PyTorch passes it through). */
   lam_tensor *v = K(&s, lam_clamp(var, eps, INFINITY));
   lam_tensor *sq = K(&s, lam_div(K(&s, lam_square(K(&s, lam_sub(input, target)))), v));
   lam_tensor *l = K(&s, lam_mul_scalar(K(&s, lam_add(K(&s, lam_log(v)), sq)), 0.5));
   if (o.full) l = K(&s, lam_add_scalar(l, 0.9189385332046727 /* 0.5 log(2 pi) */));
-  return lam__done(&s, lam__reduce(&s, l, o.reduction, fn));
+  return lam__done(&s, lam__loss_reduce(&s, l, o.reduction, fn));
+}
+
+lam_tensor *lam_poisson_nll_loss(lam_tensor *input, lam_tensor *target, const lam_loss_opts *opts) {
+  const char *fn = "lam_poisson_nll_loss";
+  lam_loss_opts o = lam__loss_opts(opts);
+  if (lam__loss_check_pair(input, target, "input", "target", fn) != LAM_OK ||
+      lam__loss_check_reduction(o.reduction, false, fn) != LAM_OK)
+    return NULL;
+  double eps;
+  if (!lam__loss_eps(&o, 1e-8, fn, &eps)) return NULL;
+  lam__scope s = {{0}, 0};
+  lam_tensor *l;
+  if (!o.no_log_input) /* exp(x) - t x */
+    l = K(&s, lam_sub(K(&s, lam_exp(input)), K(&s, lam_mul(target, input))));
+  else /* x - t log(x + eps) */
+    l = K(&s, lam_sub(input, K(&s, lam_mul(target, K(&s, lam_log(K(&s, lam_add_scalar(input, eps))))))));
+  if (o.full) {
+    /* t log t - t + 0.5 log(2 pi t) where t > 1, else 0; computed on max(t, 1) so
+     * that the masked entries (and their target gradient) stay finite. */
+    lam_tensor *gt1 = K(&s, lam_compare_scalar(LAM_GT, target, 1.0));
+    lam_tensor *tc = K(&s, lam_clamp(target, 1.0, INFINITY));
+    lam_tensor *lt = K(&s, lam_log(tc));
+    lam_tensor *st = K(&s, lam_sub(K(&s, lam_mul(tc, lt)), tc));
+    st = K(&s, lam_add(st, K(&s, lam_add_scalar(K(&s, lam_mul_scalar(lt, 0.5)), 0.9189385332046727))));
+    l = K(&s, lam_add(l, K(&s, lam_where(gt1, st, K(&s, lam_tensor_zeros_like(st))))));
+  }
+  return lam__done(&s, lam__loss_reduce(&s, l, o.reduction, fn));
 }
