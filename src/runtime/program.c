@@ -243,15 +243,25 @@ static lam_status lam__program_get(lam_ctx *ctx, const char *family, const char 
   char *source = lam__program_source(family);
   if (!source) return lam_last_status();
   double t0 = lam__seconds();
+  /* -w: a kernel compiler's warnings never reach the user's terminal (PoCL's
+   * clang prints "N warnings generated." to stderr). The kernels themselves
+   * build warning-free with -Werror (tests/test_runtime.c checks every
+   * program); errors still come back in the build log. */
+  char build_options[1100];
+  int n_opts = snprintf(build_options, sizeof build_options, "%s%s-w", options, *options ? " " : "");
+  if (n_opts < 0 || (size_t)n_opts >= sizeof build_options) {
+    free(source);
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam__kernel_get: build options too long");
+  }
   cl_program prog = NULL;
   char path[1200] = "";
   if (ctx->cache_dir[0]) {
     lam__cache_path(ctx, source, options, path, sizeof path);
-    prog = lam__cache_load(ctx, path, options);
+    prog = lam__cache_load(ctx, path, build_options);
     if (prog) ctx->stats.programs_loaded++;
   }
   if (!prog) {
-    lam_status st = lam__build_from_source(ctx, family, source, options, &prog);
+    lam_status st = lam__build_from_source(ctx, family, source, build_options, &prog);
     if (st != LAM_OK) {
       free(source);
       return st;
