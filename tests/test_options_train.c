@@ -692,7 +692,7 @@ Test(options_train, save_and_load_null_zero_and_defaults_agree) {
 
 Test(options_train, ctx_null_zero_and_defaults_agree) {
   lam_ctx_opts z = {0}, d = lam_ctx_defaults();
-  cr_assert(!d.device && !d.cache_dir && !d.disable_disk_cache && !d.clblast_on_cpu);
+  cr_assert(!d.device && !d.cache_dir && d.cache_mode == LAM_CACHE_AUTO && !d.clblast_on_cpu);
   const lam_ctx_opts *forms[NFORMS] = {NULL, &z, &d};
   tu_rng r = tu_rng_make(9);
   double av[48 * 40], bv[40 * 24];

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "runtime/kernels.h"
 #include "testutil.h"
 
 Test(runtime, list_devices_with_capabilities) {
@@ -101,10 +102,10 @@ static int count_files(const char *dir, const char *suffix) {
 }
 
 /* Builds the "tensor" program (arange) in a fresh context; returns stats. */
-static lam_stats run_arange(const char *cache_dir, int disable) {
+static lam_stats run_arange_mode(const char *cache_dir, lam_cache_mode mode) {
   lam_ctx_opts o = lam_ctx_defaults();
   o.cache_dir = cache_dir;
-  o.disable_disk_cache = disable;
+  o.cache_mode = mode;
   lam_ctx *ctx = NULL;
   cr_assert_eq(lam_ctx_create(&o, &ctx), LAM_OK, "%s", lam_last_error());
   lam_tensor *a = lam_tensor_arange(ctx, LAM_F32, 0, 5, 1);
@@ -119,6 +120,49 @@ static lam_stats run_arange(const char *cache_dir, int disable) {
   lam_ctx_stats(ctx, &s);
   lam_ctx_free(ctx);
   return s;
+}
+
+/* disable: the cache off; else every build stored (the default AUTO stores
+ * nothing on PoCL: tested below). */
+static lam_stats run_arange(const char *cache_dir, int disable) {
+  return run_arange_mode(cache_dir, disable ? LAM_CACHE_OFF : LAM_CACHE_ALWAYS);
+}
+
+Test(runtime, cache_mode_auto_stores_only_where_the_driver_keeps_no_cache) {
+  char *dir = make_temp_dir();
+  lam_ctx *ctx = NULL;
+  cr_assert_eq(lam_ctx_create(NULL, &ctx), LAM_OK, "%s", lam_last_error());
+  bool pocl = strstr(lam_ctx_device(ctx)->platform_name, "Portable Computing Language") != NULL;
+  lam_ctx_free(ctx);
+  const char *env = getenv("LAMINA_BINARY_CACHE");
+  char *saved = env ? strdup(env) : NULL;
+  unsetenv("LAMINA_BINARY_CACHE");
+  lam_stats s = run_arange_mode(dir, LAM_CACHE_AUTO);
+  cr_assert_eq(s.programs_built, 1);
+  cr_assert_eq(s.programs_stored, pocl ? 0 : 1, "AUTO on %s", pocl ? "PoCL" : "this driver");
+  cr_assert_eq(count_files(dir, ".bin"), pocl ? 0 : 1);
+  cr_assert(s.build_seconds > 0.0, "build time is counted");
+  /* The environment turns AUTO into ALWAYS (or OFF); explicit modes win. */
+  setenv("LAMINA_BINARY_CACHE", "always", 1);
+  s = run_arange_mode(dir, LAM_CACHE_AUTO);
+  cr_assert_eq(s.programs_built + s.programs_loaded, 1);
+  cr_assert_eq(count_files(dir, ".bin"), 1, "LAMINA_BINARY_CACHE=always stores");
+  s = run_arange_mode(dir, LAM_CACHE_AUTO);
+  cr_assert_eq(s.programs_loaded, 1, "and the entry is loaded again");
+  setenv("LAMINA_BINARY_CACHE", "off", 1);
+  s = run_arange_mode(dir, LAM_CACHE_ALWAYS);
+  cr_assert_eq(s.programs_loaded, 1, "an explicit mode ignores the environment");
+  if (saved) setenv("LAMINA_BINARY_CACHE", saved, 1); else unsetenv("LAMINA_BINARY_CACHE");
+  free(saved);
+  lam_ctx_opts o = lam_ctx_defaults();
+  o.cache_mode = (lam_cache_mode)7;
+  cr_assert_eq(lam_ctx_create(&o, &ctx), LAM_ERR_INVALID_ARGUMENT);
+  cr_assert(strstr(lam_last_error(), "lam_ctx_create") && strstr(lam_last_error(), "cache_mode"),
+            "%s", lam_last_error());
+  char cmd[1300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  cr_assert_eq(system(cmd), 0);
+  free(dir);
 }
 
 Test(runtime, disk_cache_miss_hit_and_corruption) {
@@ -184,7 +228,7 @@ Test(runtime, kernel_dir_override_and_build_failure) {
   fclose(f);
   setenv("LAMINA_KERNEL_DIR", dir, 1);
   lam_ctx_opts o = lam_ctx_defaults();
-  o.disable_disk_cache = true;
+  o.cache_mode = LAM_CACHE_OFF;
   lam_ctx *ctx = NULL;
   cr_assert_eq(lam_ctx_create(&o, &ctx), LAM_OK);
   tu_mark m = tu_mark_now(ctx);
@@ -201,6 +245,58 @@ Test(runtime, kernel_dir_override_and_build_failure) {
   snprintf(path, sizeof path, "rm -rf %s", dir);
   cr_assert_eq(system(path), 0);
   free(dir);
+}
+
+/* Builds common.clh + one cl/ file with -Werror straight through OpenCL (a
+ * PoCL cache entry would skip the compiler and its diagnostics: the options
+ * differ from lamina's own, so these builds are always fresh). */
+static void assert_builds_clean(lam_ctx *ctx, const char *common, const lam__kernel_source *k,
+                                const char *dtype_opts) {
+  size_t n = strlen(common) + k->size + 2;
+  char *all = malloc(n);
+  snprintf(all, n, "%s\n%s", common, (const char *)k->data);
+  const char *src = all;
+  cl_int err = CL_SUCCESS;
+  cl_program p = clCreateProgramWithSource(ctx->context, 1, &src, NULL, &err);
+  cr_assert_eq(err, CL_SUCCESS);
+  char opts[256];
+  snprintf(opts, sizeof opts, "%s -Werror -DLAM_WERROR_CHECK", dtype_opts);
+  err = clBuildProgram(p, 1, &ctx->device, opts, NULL, NULL);
+  size_t len = 0;
+  clGetProgramBuildInfo(p, ctx->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &len);
+  char *log = calloc(len + 1, 1);
+  clGetProgramBuildInfo(p, ctx->device, CL_PROGRAM_BUILD_LOG, len, log, NULL);
+  cr_expect_eq(err, CL_SUCCESS, "cl/%s with %s: %s\n%s", k->name, opts, lam__cl_error_name(err), log);
+  free(log);
+  clReleaseProgram(p);
+  free(all);
+}
+
+/* Every kernel program compiles without a warning for f32 and f64 (and the
+ * families with integer programs for i32), so no driver has anything to say
+ * on a user's terminal (lamina also builds with -w). */
+Test(runtime, every_kernel_program_builds_without_warnings, .timeout = 900) {
+  lam_ctx *ctx = NULL;
+  cr_assert_eq(lam_ctx_create(NULL, &ctx), LAM_OK, "%s", lam_last_error());
+  const char *common = NULL;
+  for (const lam__kernel_source *k = lam__kernel_sources; k->name; k++)
+    if (strcmp(k->name, "common.clh") == 0) common = (const char *)k->data;
+  cr_assert(common);
+  static const char *const int_families[] = {"elementwise.cl", "tensor.cl", "index.cl", "shape.cl",
+                                             "reduce.cl"};
+  int programs = 0;
+  for (const lam__kernel_source *k = lam__kernel_sources; k->name; k++) {
+    size_t len = strlen(k->name);
+    if (len < 3 || strcmp(k->name + len - 3, ".cl") != 0) continue;
+    assert_builds_clean(ctx, common, k, "-DREAL=float -DACC=float -DLAM_F32");
+    if (lam_ctx_device(ctx)->fp64) assert_builds_clean(ctx, common, k, "-DREAL=double -DACC=double -DLAM_F64");
+    for (size_t i = 0; i < sizeof int_families / sizeof int_families[0]; i++)
+      if (strcmp(k->name, int_families[i]) == 0)
+        assert_builds_clean(ctx, common, k, "-DREAL=int -DACC=int -DLAM_I32");
+    programs++;
+  }
+  cr_assert_geq(programs, 10, "the embedded table lists the cl/ files");
+  lam_ctx_free(ctx);
 }
 
 Test(runtime, pool_reuses_buffers_and_stats) {

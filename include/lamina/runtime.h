@@ -67,10 +67,24 @@ LAM_API lam_status lam_device_choose(const char *selector, int *index);
 
 /* Options of lam_ctx_create (the options rule, lamina/options.h: NULL, a
  * zeroed struct and lam_ctx_defaults() are the same). */
+/* Whether compiled kernel programs are stored in lamina's disk cache.
+ * AUTO (the default) stores them unless the driver keeps a persistent kernel
+ * cache of its own and exporting a binary costs a compile of its own: PoCL
+ * compiles every kernel of a program when asked for its binary (seconds per
+ * program), while its kernel cache already makes later runs warm, so on PoCL
+ * lamina stores nothing unless PoCL's cache is off (POCL_KERNEL_CACHE=0).
+ * The environment variable LAMINA_BINARY_CACHE=always|off|auto overrides
+ * AUTO. Existing entries are loaded in AUTO and ALWAYS modes. */
+typedef enum lam_cache_mode {
+  LAM_CACHE_AUTO = 0,
+  LAM_CACHE_ALWAYS, /* store every program built from source */
+  LAM_CACHE_OFF     /* neither load nor store: every program builds from source */
+} lam_cache_mode;
+
 typedef struct lam_ctx_opts {
   const char *device;       /* selector as for lam_device_choose; NULL or "": env/default */
   const char *cache_dir;    /* kernel binary cache; NULL or "": LAMINA_CACHE_DIR, else user cache */
-  bool disable_disk_cache;  /* build every program from source (default: binaries cached on disk) */
+  lam_cache_mode cache_mode; /* default AUTO (see lam_cache_mode) */
   /* On CPU devices run GEMMs with CLBlast and its own parameters. Default
    * (false): lamina's tuned kernels (cl/gemm.cl) on CPU devices; other
    * devices use CLBlast either way. */
@@ -99,6 +113,8 @@ typedef struct lam_stats {
   int64_t peak_bytes;       /* highest live_bytes seen */
   int64_t programs_built;   /* programs compiled from source */
   int64_t programs_loaded;  /* programs loaded from the disk cache */
+  int64_t programs_stored;  /* programs written to the disk cache */
+  double build_seconds;     /* wall time spent building, loading and storing programs */
 } lam_stats;
 
 /* Stores the context's figures in `*out`. Returns LAM_OK or LAM_ERR_NULL. */

@@ -120,11 +120,17 @@ lam_status lam__launch(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs, con
   return LAM_OK;
 }
 
+/* One work-group size for every length, small ones included: the kernels
+ * guard i < n, and PoCL compiles a work-group function per kernel and local
+ * size at the first enqueue (~0.15 s each), so a local size that followed n
+ * below wg_1d cost a compile per distinct small length (12 of the 43
+ * compiles of the cold quickstart); the idle work-items of a small launch
+ * cost nothing measurable. */
 lam_status lam__launch_1d(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs,
                           const lam__arg *args, size_t n) {
   size_t local = ctx->wg_1d;
-  if (n < local) local = n < 1 ? 1 : n;
   size_t global = (n + local - 1) / local * local;
+  if (global == 0) global = local;
   return lam__launch(ctx, k, fn, nargs, args, 1, &global, &local);
 }
 

@@ -8,10 +8,14 @@
  * carry a magic, a length and a checksum; a file that fails any check, or a
  * binary the driver refuses, falls back to a source build that replaces it.
  * Files are written to a temporary name and renamed, so concurrent processes
- * (Criterion runs tests in parallel) never see a half-written entry. */
+ * (Criterion runs tests in parallel) never see a half-written entry.
+ * Whether a new build is stored at all is the context's choice
+ * (lam_cache_mode): on PoCL exporting a binary costs more than the build and
+ * PoCL's own kernel cache keeps it, so nothing is stored there by default. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "runtime/kernels.h"
@@ -162,15 +166,17 @@ static cl_program lam__cache_load(lam_ctx *ctx, const char *path, const char *op
   return prog;
 }
 
-/* Writes the program binary to the cache; failures only cost a rebuild later. */
-static void lam__cache_store(lam_ctx *ctx, cl_program prog, const char *path) {
+/* Writes the program binary to the cache; failures only cost a rebuild
+ * later. Returns whether the entry was written. */
+static bool lam__cache_store(lam_ctx *ctx, cl_program prog, const char *path) {
   size_t bin_len = 0;
   if (clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof bin_len, &bin_len, NULL) !=
           CL_SUCCESS ||
       bin_len == 0)
-    return;
+    return false;
   unsigned char *bin = malloc(bin_len);
-  if (!bin) return;
+  if (!bin) return false;
+  bool stored = false;
   if (clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL) == CL_SUCCESS) {
     /* path is at most 1200 bytes (see lam__program_build); a name that would
      * not fit is never truncated into another file's name: the store is skipped. */
@@ -182,11 +188,15 @@ static void lam__cache_store(lam_ctx *ctx, cl_program prog, const char *path) {
       int ok = fwrite(lam__cache_magic, 1, 8, f) == 8 && fwrite(&len, 8, 1, f) == 1 &&
                fwrite(&sum, 8, 1, f) == 1 && fwrite(bin, 1, bin_len, f) == bin_len;
       ok = (fclose(f) == 0) && ok;
-      if (!ok || rename(tmp, path) != 0) remove(tmp);
+      if (!ok || rename(tmp, path) != 0)
+        remove(tmp);
+      else
+        stored = true;
     }
   }
   free(bin);
   (void)ctx;
+  return stored;
 }
 
 static lam_status lam__build_from_source(lam_ctx *ctx, const char *family, const char *source,
@@ -215,6 +225,12 @@ static lam_status lam__build_from_source(lam_ctx *ctx, const char *family, const
   return LAM_OK;
 }
 
+static double lam__seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static lam_status lam__program_get(lam_ctx *ctx, const char *family, const char *options,
                                    lam__program **out) {
   for (lam__program *p = ctx->programs; p; p = p->next)
@@ -226,22 +242,35 @@ static lam_status lam__program_get(lam_ctx *ctx, const char *family, const char 
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam__kernel_get: family name too long");
   char *source = lam__program_source(family);
   if (!source) return lam_last_status();
+  double t0 = lam__seconds();
+  /* -w: a kernel compiler's warnings never reach the user's terminal (PoCL's
+   * clang prints "N warnings generated." to stderr). The kernels themselves
+   * build warning-free with -Werror (tests/test_runtime.c checks every
+   * program); errors still come back in the build log. */
+  char build_options[1100];
+  int n_opts = snprintf(build_options, sizeof build_options, "%s%s-w", options, *options ? " " : "");
+  if (n_opts < 0 || (size_t)n_opts >= sizeof build_options) {
+    free(source);
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam__kernel_get: build options too long");
+  }
   cl_program prog = NULL;
   char path[1200] = "";
   if (ctx->cache_dir[0]) {
     lam__cache_path(ctx, source, options, path, sizeof path);
-    prog = lam__cache_load(ctx, path, options);
+    prog = lam__cache_load(ctx, path, build_options);
     if (prog) ctx->stats.programs_loaded++;
   }
   if (!prog) {
-    lam_status st = lam__build_from_source(ctx, family, source, options, &prog);
+    lam_status st = lam__build_from_source(ctx, family, source, build_options, &prog);
     if (st != LAM_OK) {
       free(source);
       return st;
     }
-    if (path[0]) lam__cache_store(ctx, prog, path);
+    if (path[0] && ctx->store_binaries && lam__cache_store(ctx, prog, path))
+      ctx->stats.programs_stored++;
   }
   free(source);
+  ctx->stats.build_seconds += lam__seconds() - t0;
   lam__program *p = calloc(1, sizeof *p);
   char *opts = p ? malloc(strlen(options) + 1) : NULL;
   if (!p || !opts) {

@@ -64,6 +64,7 @@ struct lam_ctx {
   cl_context context;
   cl_command_queue queue;
   char cache_dir[1024]; /* "" when the disk cache is off */
+  bool store_binaries;  /* programs built from source are written to cache_dir */
   lam__program *programs; /* linked list: family + options -> program + kernels */
   lam__buffer **free_lists; /* one list per size class */
   int n_classes;
