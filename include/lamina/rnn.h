@@ -81,6 +81,13 @@ typedef struct lam_rnn_opts {
   lam_rnn_nonlinearity nonlinearity; /* lam_nn_rnn only; default tanh */
   lam_init weight_init;              /* zeroed (default): U(-1/sqrt(H), 1/sqrt(H)) */
   lam_init bias_init;                /* zeroed (default): U(-1/sqrt(H), 1/sqrt(H)) */
+  /* lam_nn_lstm only: torch.nn.LSTM's proj_size P, 0 (default) or in
+   * [1, hidden_size). h_t = W_hr (o_t * tanh(c_t)) with a parameter
+   * weight_hr_l<k><sfx> [P, H] (after the biases in the state_dict); h0,
+   * h_n and each direction's output are P wide, c0 / c_n stay H wide,
+   * weight_hh is [4H, P] and layers above the first take D*P inputs.
+   * Runs as a per-step loop of ops rather than the fused scan (slower). */
+  int64_t proj_size;
 } lam_rnn_opts;
 /* Returns PyTorch's defaults (one layer, bias, time-major, unidirectional). */
 LAM_API lam_rnn_opts lam_rnn_defaults(void);
