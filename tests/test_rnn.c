@@ -4,7 +4,9 @@
  * both ways, seq 1 and 37, variable lengths as lengths and as a mask, f64
  * and f32; a plain C reference for masks with holes and odd sizes;
  * finite-difference gradient checks; the layer API (aux states, summaries,
- * sequential, dropout, unbatched input, init); and bad input. */
+ * sequential, dropout, unbatched input, init); LSTM proj_size against PyTorch
+ * (tests/data/seq_options_golden.safetensors from tools/gen_seq_options_golden.py);
+ * and bad input. */
 #include "rnn_common.h"
 
 static void golden_mode(int mode, int with_lengths) {
@@ -556,12 +558,167 @@ Test(rnn, lstm_partial_initial_states) {
 
 /* ---- bad input ------------------------------------------------------------------ */
 
+/* ---- LSTM proj_size ------------------------------------------------------------- */
+
+/* A torch.nn.LSTM(proj_size=P) case of tools/gen_seq_options_golden.py:
+ * xs are x, then h0 and c0 (when the case has them), then the params in the
+ * state_dict order of "<case>.params"; the function is sum(y cy) + sum(h_n
+ * ch) + sum(c_n cc) with the stored cotangents. */
+typedef struct {
+  lam_layer *layer;
+  char names[24][48]; /* copies: tu_golden_word's buffer is reused */
+  int np, has0, bf;
+  lam_tensor *lengths, *cy, *ch, *cc;
+} proj_user;
+
+static lam_tensor *proj_fn(lam_tensor *const *xs, int n, void *user) {
+  proj_user *u = user;
+  const int off = u->has0 ? 3 : 1;
+  lam_ptree *p = lam_ptree_dict();
+  for (int i = 0; i < u->np; i++) lam_ptree_set(p, u->names[i], xs[off + i]);
+  lam_tensor *x = u->bf ? lam_transpose(xs[0], 0, 1) : lam_tensor_retain(xs[0]);
+  lam_tensor *y = NULL, *hn = NULL, *cn = NULL;
+  lam_status st = lam_nn_lstm_apply(u->layer, p, x, u->has0 ? xs[1] : NULL, u->has0 ? xs[2] : NULL, u->lengths,
+                                    NULL, &y, &hn, &cn);
+  lam_ptree_free(p);
+  lam_tensor_free(x);
+  if (st != LAM_OK) return NULL;
+  lam_tensor *yt = u->bf ? lam_transpose(y, 0, 1) : lam_tensor_retain(y);
+  lam_tensor *a = lam_mul(yt, u->cy), *b = lam_mul(hn, u->ch), *c = lam_mul(cn, u->cc);
+  lam_tensor *sa = lam_sum(a, 0, NULL, 0), *sb = lam_sum(b, 0, NULL, 0), *sc = lam_sum(c, 0, NULL, 0);
+  lam_tensor *s1 = lam_add(sa, sb), *s = lam_add(s1, sc);
+  lam_tensor *all[] = {y, hn, cn, yt, a, b, c, sa, sb, sc, s1};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) lam_tensor_free(all[i]);
+  return s;
+}
+
+typedef struct {
+  proj_user *u;
+  lam_tensor **all;
+  int idx[8], n, total;
+} proj_subset;
+
+static lam_tensor *proj_subset_fn(lam_tensor *const *xs, int n, void *user) {
+  proj_subset *su = user;
+  lam_tensor *in[32];
+  for (int i = 0; i < su->total; i++) in[i] = su->all[i];
+  for (int i = 0; i < n; i++) in[su->idx[i]] = xs[i];
+  return proj_fn(in, su->total, su->u);
+}
+
+/* Outputs, final states and every gradient against torch.nn.LSTM(proj_size)
+ * (tests/data/seq_options_golden.safetensors): one layer with h0 / c0, and
+ * two bidirectional layers with variable lengths; both time-major and
+ * batch_first; the params lamina creates are exactly torch's state_dict keys
+ * and shapes; then an f64 finite-difference check. */
+Test(rnn, lstm_proj_size_matches_pytorch) {
+  lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("seq_options_golden.safetensors");
+  const char *cases[] = {"lstmp1", "lstmp2"};
+  for (int ci = 0; ci < 2; ci++) {
+    const char *cs = cases[ci];
+    int d[7];
+    cr_assert_eq(tu_golden_ints(gold, d, 7, "%s.dims", cs), 7);
+    const int I = d[0], H = d[1], P = d[2], L = d[3], D = d[4], T = d[5], B = d[6];
+    char key[64];
+    snprintf(key, sizeof key, "%s.params", cs);
+    for (int bf = 0; bf < 2; bf++) {
+      tu_mark mk = tu_mark_now(ctx);
+      lam_rnn_opts o = {.num_layers = L, .bidirectional = D == 2, .proj_size = P, .batch_first = bf};
+      proj_user u = {.layer = lam_nn_lstm(I, H, &o), .np = tu_golden_count(gold, key), .bf = bf};
+      cr_assert_not_null(u.layer, "%s", lam_last_error());
+      u.has0 = tu_golden_find(gold, "%s.h0", cs) != NULL;
+      if (tu_golden_find(gold, "%s.lengths", cs)) u.lengths = tu_golden_tensor(ctx, LAM_I32, gold, "%s.lengths", cs);
+      u.cy = tu_golden_tensor(ctx, LAM_F64, gold, "%s.cy", cs);
+      u.ch = tu_golden_tensor(ctx, LAM_F64, gold, "%s.ch", cs);
+      u.cc = tu_golden_tensor(ctx, LAM_F64, gold, "%s.cc", cs);
+      lam_tensor *xs[32] = {0}, *g[32] = {0};
+      int n = 0;
+      xs[n++] = tu_golden_tensor(ctx, LAM_F64, gold, "%s.x", cs);
+      if (u.has0) {
+        xs[n++] = tu_golden_tensor(ctx, LAM_F64, gold, "%s.h0", cs);
+        xs[n++] = tu_golden_tensor(ctx, LAM_F64, gold, "%s.c0", cs);
+      }
+      /* lamina's own params: the same keys and shapes as torch's state_dict. */
+      lam_vars *v = NULL;
+      cr_assert_eq(lam_layer_init(u.layer, ctx, lam_rng_key_make(4), LAM_F64, &v), LAM_OK, "%s", lam_last_error());
+      cr_assert_eq(lam_ptree_leaf_count(lam_vars_params(v)), u.np, "%s: param count", cs);
+      for (int i = 0; i < u.np; i++) {
+        snprintf(u.names[i], sizeof u.names[i], "%s", tu_golden_word(gold, key, i));
+        xs[n++] = tu_golden_tensor(ctx, LAM_F64, gold, "%s.p.%s", cs, u.names[i]);
+        lam_tensor *mine = lam_ptree_get(lam_vars_params(v), u.names[i]);
+        cr_assert_not_null(mine, "%s: lamina has no \"%s\"", cs, u.names[i]);
+        const tu_array *ta = tu_golden_get(gold, "%s.p.%s", cs, u.names[i]);
+        cr_assert_eq(lam_tensor_ndim(mine), ta->ndim, "%s", u.names[i]);
+        for (int k = 0; k < ta->ndim; k++) cr_assert_eq(lam_tensor_shape(mine)[k], ta->shape[k], "%s", u.names[i]);
+      }
+      lam_vars_free(v);
+      /* Outputs and final states. */
+      lam_ptree *p = lam_ptree_dict();
+      for (int i = 0; i < u.np; i++) lam_ptree_set(p, u.names[i], xs[n - u.np + i]);
+      lam_tensor *x = bf ? lam_transpose(xs[0], 0, 1) : lam_tensor_retain(xs[0]);
+      lam_tensor *y = NULL, *hn = NULL, *cn = NULL;
+      cr_assert_eq(lam_nn_lstm_apply(u.layer, p, x, u.has0 ? xs[1] : NULL, u.has0 ? xs[2] : NULL, u.lengths, NULL,
+                                     &y, &hn, &cn),
+                   LAM_OK, "%s", lam_last_error());
+      lam_tensor *yt = bf ? lam_transpose(y, 0, 1) : lam_tensor_retain(y);
+      cr_assert_eq(lam_tensor_shape(yt)[2], D * P, "output is D * proj_size wide");
+      tu_assert_tensor_close(yt, tu_golden_values(gold, "%s.y", cs), (int64_t)T * B * D * P, 1e-10, 1e-10, "y");
+      tu_assert_tensor_close(hn, tu_golden_values(gold, "%s.hn", cs), (int64_t)L * D * B * P, 1e-10, 1e-10, "h_n");
+      tu_assert_tensor_close(cn, tu_golden_values(gold, "%s.cn", cs), (int64_t)L * D * B * H, 1e-10, 1e-10, "c_n");
+      lam_tensor *tmp[] = {x, y, hn, cn, yt};
+      for (size_t i = 0; i < 5; i++) lam_tensor_free(tmp[i]);
+      lam_ptree_free(p);
+      /* Gradients of everything. */
+      lam_tensor *one = lam_tensor_scalar(ctx, LAM_F64, 1.0);
+      cr_assert_eq(lam_vjp(ctx, proj_fn, &u, xs, n, one, NULL, g), LAM_OK, "%s", lam_last_error());
+      tu_assert_tensor_close(g[0], tu_golden_values(gold, "%s.gx", cs), (int64_t)T * B * I, 1e-10, 1e-10, "grad x");
+      if (u.has0) {
+        tu_assert_tensor_close(g[1], tu_golden_values(gold, "%s.gh0", cs), (int64_t)L * D * B * P, 1e-10, 1e-10, "grad h0");
+        tu_assert_tensor_close(g[2], tu_golden_values(gold, "%s.gc0", cs), (int64_t)L * D * B * H, 1e-10, 1e-10, "grad c0");
+      }
+      for (int i = 0; i < u.np; i++) {
+        const tu_array *ga = tu_golden_get(gold, "%s.g.%s", cs, u.names[i]);
+        tu_assert_tensor_close(g[n - u.np + i], ga->v, ga->n, 1e-10, 1e-10, u.names[i]);
+      }
+      /* Finite differences (time-major only): x, the states, and the recurrent / projection weights. */
+      if (!bf) {
+        proj_subset su = {&u, xs, {0}, 0, n};
+        for (int i = 0; i < (u.has0 ? 3 : 1); i++) su.idx[su.n++] = i;
+        for (int i = 0; i < u.np && su.n < 8; i++)
+          if (strstr(u.names[i], "weight_hr") || strstr(u.names[i], "weight_hh") || strstr(u.names[i], "bias_hh"))
+            su.idx[su.n++] = n - u.np + i;
+        lam_tensor *sx[8];
+        for (int i = 0; i < su.n; i++) sx[i] = xs[su.idx[i]];
+        tu_gradcheck(ctx, proj_subset_fn, &su, sx, su.n, 1e-6, 1e-6, 0, 0, cs);
+      }
+      lam_tensor_free(one);
+      for (int i = 0; i < n; i++) {
+        lam_tensor_free(xs[i]);
+        lam_tensor_free(g[i]);
+      }
+      lam_tensor_free(u.lengths);
+      lam_tensor_free(u.cy);
+      lam_tensor_free(u.ch);
+      lam_tensor_free(u.cc);
+      lam_layer_free(u.layer);
+      tu_assert_no_leak(ctx, mk);
+    }
+  }
+  tu_golden_free(gold);
+  lam_ctx_free(ctx);
+}
+
 Test(rnn, bad_input) {
   lam_ctx *ctx = tu_ctx();
   tu_rng r = tu_rng_make(2);
   lam_rnn_opts o = lam_rnn_defaults();
   tu_assert_fails(lam_nn_lstm(0, 4, NULL), LAM_ERR_INVALID_ARGUMENT, "input_size 0");
   tu_assert_fails(lam_nn_gru(3, -2, NULL), LAM_ERR_INVALID_ARGUMENT, "hidden_size -2");
+  tu_assert_fails(lam_nn_lstm(3, 4, &(lam_rnn_opts){.proj_size = 4}), LAM_ERR_INVALID_ARGUMENT,
+                  "proj_size 4 must be in [0, hidden_size 4)");
+  tu_assert_fails(lam_nn_lstm(3, 4, &(lam_rnn_opts){.proj_size = -1}), LAM_ERR_INVALID_ARGUMENT, "proj_size -1");
+  tu_assert_fails(lam_nn_gru(3, 4, &(lam_rnn_opts){.proj_size = 2}), LAM_ERR_INVALID_ARGUMENT, "for LSTMs only");
   o.num_layers = -1; /* 0 is the default, 1 */
   tu_assert_fails(lam_nn_rnn(3, 4, &o), LAM_ERR_INVALID_ARGUMENT, "num_layers -1");
   o = lam_rnn_defaults();
