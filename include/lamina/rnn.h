@@ -8,7 +8,8 @@
  * with batch_first) or unbatched [T, input_size]. The output sequence is
  * [T, B, D*H] ([B, T, D*H] with batch_first; [T, D*H] unbatched) with D = 2
  * when bidirectional (forward and reverse halves along the last axis, as
- * PyTorch). Final states h_n (and the LSTM's c_n) are [num_layers*D, B, H]
+ * PyTorch; an LSTM with proj_size P has P in place of H in the output and
+ * in h0 / h_n). Final states h_n (and the LSTM's c_n) are [num_layers*D, B, H]
  * ([num_layers*D, H] unbatched) whatever batch_first is, ordered layer by
  * layer, forward direction first. Initial states have that shape too; NULL
  * means zeros.
