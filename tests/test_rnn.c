@@ -705,6 +705,49 @@ Test(rnn, lstm_proj_size_matches_pytorch) {
       tu_assert_no_leak(ctx, mk);
     }
   }
+  /* f32, and an unbatched input (batch row 0 of lstmp1, through the layer API with aux h0 / c0). */
+  {
+    tu_mark mk = tu_mark_now(ctx);
+    lam_layer *l = lam_nn_lstm(3, 5, &(lam_rnn_opts){.proj_size = 2});
+    lam_ptree *p = lam_ptree_dict();
+    const char *nm[] = {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "weight_hr_l0"};
+    for (int i = 0; i < 5; i++) {
+      lam_tensor *t = tu_golden_tensor(ctx, LAM_F32, gold, "lstmp1.p.%s", nm[i]);
+      lam_ptree_set(p, nm[i], t);
+      lam_tensor_free(t);
+    }
+    lam_tensor *x = tu_golden_tensor(ctx, LAM_F32, gold, "lstmp1.x"); /* [4, 3, 3] */
+    lam_tensor *h0 = tu_golden_tensor(ctx, LAM_F32, gold, "lstmp1.h0"), *c0 = tu_golden_tensor(ctx, LAM_F32, gold, "lstmp1.c0");
+    lam_tensor *y = NULL, *hn = NULL, *cn = NULL;
+    cr_assert_eq(lam_nn_lstm_apply(l, p, x, h0, c0, NULL, NULL, &y, &hn, &cn), LAM_OK, "%s", lam_last_error());
+    tu_assert_tensor_close(y, tu_golden_values(gold, "lstmp1.y"), 24, 2e-6, 1e-5, "f32 y");
+    tu_assert_tensor_close(cn, tu_golden_values(gold, "lstmp1.cn"), 15, 2e-6, 1e-5, "f32 c_n");
+    lam_tensor_free(y);
+    lam_tensor_free(hn);
+    lam_tensor_free(cn);
+    lam_tensor *xs0 = lam_slice_axis(x, 1, 0, 1, 1), *h00 = lam_slice_axis(h0, 1, 0, 1, 1), *c00 = lam_slice_axis(c0, 1, 0, 1, 1);
+    lam_tensor *x2 = lam_reshape(xs0, 2, (int64_t[]){4, 3}), *h2 = lam_reshape(h00, 2, (int64_t[]){1, 2}),
+               *c2 = lam_reshape(c00, 2, (int64_t[]){1, 5});
+    lam_aux *aux = lam_aux_create();
+    lam_aux_set(aux, "h0", h2);
+    lam_aux_set(aux, "c0", c2);
+    lam_tensor *yu = NULL;
+    lam_ptree *st = lam_ptree_dict();
+    cr_assert_eq(lam_layer_apply_with(l, p, st, x2, &(lam_apply_opts){.aux = aux}, &yu), LAM_OK, "%s", lam_last_error());
+    cr_assert(lam_tensor_ndim(yu) == 2 && lam_tensor_shape(yu)[0] == 4 && lam_tensor_shape(yu)[1] == 2, "unbatched [T, P]");
+    const double *yg = tu_golden_values(gold, "lstmp1.y");
+    double want[8];
+    for (int t = 0; t < 4; t++)
+      for (int j = 0; j < 2; j++) want[t * 2 + j] = yg[t * 3 * 2 + j];
+    tu_assert_tensor_close(yu, want, 8, 2e-6, 1e-5, "unbatched = batch row 0");
+    lam_tensor *all[] = {xs0, h00, c00, x2, h2, c2, yu, x, h0, c0};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) lam_tensor_free(all[i]);
+    lam_aux_free(aux);
+    lam_ptree_free(st);
+    lam_ptree_free(p);
+    lam_layer_free(l);
+    tu_assert_no_leak(ctx, mk);
+  }
   tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
