@@ -370,7 +370,7 @@ Test(dense, bad_input) {
   tu_assert_fails(lam_nn_embedding(5, 3, &(lam_embedding_opts){.padding_idx = -6}), LAM_ERR_INVALID_ARGUMENT,
                   "padding_idx -6");
   tu_assert_fails(lam_nn_embedding(5, 3, &(lam_embedding_opts){.max_norm = -1}), LAM_ERR_INVALID_ARGUMENT,
-                  "max_norm -1 must be > 0");
+                  "max_norm -1 must be finite and > 0");
   tu_assert_fails(lam_nn_embedding(5, 3, &(lam_embedding_opts){.max_norm = NAN}), LAM_ERR_INVALID_ARGUMENT,
                   "max_norm");
   tu_assert_fails(lam_nn_embedding(5, 3, &(lam_embedding_opts){.max_norm = 1, .norm_type = -2}),

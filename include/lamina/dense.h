@@ -64,7 +64,8 @@ typedef struct lam_embedding_opts {
    * name and whose norm_type-norm exceeds max_norm is rescaled IN PLACE in
    * the "weight" parameter by max_norm / (norm + 1e-7) (torch's
    * embedding_renorm_, not recorded for autodiff), and the output reads the
-   * renormed rows. 0 (default): no renormalisation; else must be > 0. */
+   * renormed rows. It costs one pass over the whole weight per apply.
+   * 0 (default): no renormalisation; else finite and > 0. */
   double max_norm;
   double norm_type;       /* p of the norm for max_norm; 0: 2; > 0 or INFINITY */
 } lam_embedding_opts;

@@ -363,7 +363,7 @@ lam_layer *lam_nn_embedding(int64_t vocab_size, int64_t embed_dim, const lam_emb
     pad = o.padding_idx < 0 ? o.padding_idx + vocab_size : o.padding_idx;
   }
   if (!(o.max_norm >= 0 && isfinite(o.max_norm)) || signbit(o.max_norm))
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: max_norm %g must be > 0 (0: none)", fn, o.max_norm), NULL;
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: max_norm %g must be finite and > 0 (0: none)", fn, o.max_norm), NULL;
   if (!(o.norm_type > 0) || signbit(o.norm_type))
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: norm_type %g must be > 0 (0: 2)", fn, o.norm_type), NULL;
   lam__embedding *e = calloc(1, sizeof *e);
