@@ -523,6 +523,24 @@ Test(mha, add_bias_kv_zero_attn_packed_state_dict) {
       lam_tensor_free(xs[i]);
       lam_tensor_free(g[i]);
     }
+    /* f32: the same file loads into f32 params (converted) and matches to f32 rounding. */
+    lam_vars *v32 = NULL;
+    cr_assert_eq(lam_layer_init(layer, ctx, lam_rng_key_make(3), LAM_F32, &v32), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam_vars_load(v32, tu_data_path("seq_options_golden.safetensors"), &lo, NULL), LAM_OK, "%s",
+                 lam_last_error());
+    lam_tensor *q32 = tu_golden_tensor(ctx, LAM_F32, f, "%s.q", cs), *k32 = tu_golden_tensor(ctx, LAM_F32, f, "%s.k", cs),
+               *v32t = tu_golden_tensor(ctx, LAM_F32, f, "%s.v", cs), *m32 = NULL, *y32 = NULL;
+    if (mask && lam_tensor_dtype(mask) == LAM_F64) {
+      m32 = lam_tensor_cast(mask, LAM_F32);
+      lam_aux_set(aux, LAM_ATTENTION_MASK_KEY, m32);
+    }
+    cr_assert_eq(lam_nn_multi_head_attention_apply(layer, lam_vars_params(v32), q32, k32, v32t,
+                                                   &(lam_apply_opts){.aux = aux}, &y32),
+                 LAM_OK, "%s", lam_last_error());
+    tu_assert_tensor_close(y32, tu_golden_values(f, "%s.y", cs), 36, 1e-5, 1e-4, "f32");
+    lam_tensor *f32s[] = {q32, k32, v32t, m32, y32};
+    for (size_t i = 0; i < 5; i++) lam_tensor_free(f32s[i]);
+    lam_vars_free(v32);
     lam_tensor_free(one);
     lam_tensor_free(u.w);
     lam_tensor_free(y);
@@ -544,6 +562,27 @@ Test(mha, add_bias_kv_zero_attn_packed_state_dict) {
   lam_tensor *y = NULL;
   cr_assert_eq(lam_layer_apply(sl, sv, x, &(lam_apply_opts){.aux = aux}, &y), LAM_OK, "%s", lam_last_error());
   cr_assert(lam_tensor_ndim(y) == 3 && lam_tensor_shape(y)[1] == 3 && lam_tensor_shape(y)[2] == 4);
+  /* Every mask form is extended: all-keep u8 [1, 1, 3, 3] and zero float [3, 3] masks equal no mask. */
+  lam_tensor *y0 = NULL, *y1 = NULL, *y2 = NULL;
+  lam_tensor *ones = lam_tensor_full(ctx, LAM_U8, 4, (int64_t[]){1, 1, 3, 3}, 1.0);
+  lam_tensor *zeros = lam_tensor_zeros(ctx, LAM_F32, 3, (int64_t[]){1, 3, 3});
+  lam_aux *a1 = lam_aux_create(), *a2 = lam_aux_create();
+  lam_aux_set(a1, LAM_ATTENTION_MASK_KEY, ones);
+  lam_aux_set(a2, LAM_ATTENTION_MASK_KEY, zeros);
+  cr_assert_eq(lam_layer_apply(sl, sv, x, NULL, &y0), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_layer_apply(sl, sv, x, &(lam_apply_opts){.aux = a1}, &y1), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_layer_apply(sl, sv, x, &(lam_apply_opts){.aux = a2}, &y2), LAM_OK, "%s", lam_last_error());
+  double *d0 = tu_to_f64(y0), *d1 = tu_to_f64(y1), *d2 = tu_to_f64(y2), *dk = tu_to_f64(y);
+  bool differs = false;
+  for (int i = 0; i < 24; i++) differs = differs || fabs(dk[i] - d0[i]) > 1e-6;
+  cr_assert(differs, "the key padding mask (extended) still masks key 2 of batch 0");
+  tu_assert_close_f64(d1, d0, 24, 1e-6, 1e-6, "u8 mask extended with kept columns");
+  tu_assert_close_f64(d2, d0, 24, 1e-6, 1e-6, "float mask extended with zeros");
+  free(d0); free(d1); free(d2); free(dk);
+  lam_aux_free(a1);
+  lam_aux_free(a2);
+  lam_tensor *mf[] = {y0, y1, y2, ones, zeros};
+  for (size_t i = 0; i < 5; i++) lam_tensor_free(mf[i]);
   lam_tensor_free(y);
   lam_kv_cache *cache = lam_kv_cache_create();
   tu_assert_status(lam_nn_multi_head_attention_apply_cached(sl, lam_vars_params(sv), x, cache, NULL, &y),
