@@ -752,6 +752,91 @@ Test(rnn, lstm_proj_size_matches_pytorch) {
   lam_ctx_free(ctx);
 }
 
+/* One direction of a projected LSTM in plain C (zero initial states): a
+ * masked step outputs 0 and keeps the states. y is [T, B, ystride] written
+ * at column offset yoff; hn [B, P], cn [B, H]. */
+static void ref_lstmp(int T, int B, int I, int H, int P, const double *x, const double *wih, const double *whh,
+                      const double *bih, const double *bhh, const double *whr, const uint8_t *mask, int reverse,
+                      double *y, int ystride, int yoff, double *hn, double *cn) {
+  double *g = malloc(sizeof(double) * 4 * H), *hh = malloc(sizeof(double) * H), *h1 = malloc(sizeof(double) * P);
+  for (int i = 0; i < B * P; i++) hn[i] = 0;
+  for (int i = 0; i < B * H; i++) cn[i] = 0;
+  for (int s = 0; s < T; s++) {
+    const int t = reverse ? T - 1 - s : s;
+    for (int b = 0; b < B; b++) {
+      double *yo = y + ((int64_t)t * B + b) * ystride + yoff, *h = hn + b * P, *c = cn + b * H;
+      if (!mask[t * B + b]) {
+        for (int j = 0; j < P; j++) yo[j] = 0;
+        continue;
+      }
+      for (int r = 0; r < 4 * H; r++) {
+        double a = bih[r] + bhh[r];
+        for (int k = 0; k < I; k++) a += wih[r * I + k] * x[((int64_t)t * B + b) * I + k];
+        for (int k = 0; k < P; k++) a += whh[r * P + k] * h[k];
+        g[r] = a;
+      }
+      for (int j = 0; j < H; j++) {
+        c[j] = rc_sig(g[H + j]) * c[j] + rc_sig(g[j]) * tanh(g[2 * H + j]);
+        hh[j] = rc_sig(g[3 * H + j]) * tanh(c[j]);
+      }
+      for (int j = 0; j < P; j++) {
+        double a = 0;
+        for (int k = 0; k < H; k++) a += whr[j * H + k] * hh[k];
+        h1[j] = a;
+      }
+      for (int j = 0; j < P; j++) yo[j] = h[j] = h1[j];
+    }
+  }
+  free(g);
+  free(hh);
+  free(h1);
+}
+
+/* proj_size on random odd sizes, bidirectional, with a step mask that has
+ * holes (which PyTorch's packed sequences cannot express), against ref_lstmp. */
+Test(rnn, lstm_proj_size_masks_with_holes_match_reference) {
+  lam_ctx *ctx = tu_ctx();
+  tu_rng r = tu_rng_make(31);
+  for (int rep = 0; rep < 2; rep++) {
+    const int T = (int)tu_randint(&r, 1, 7), B = (int)tu_randint(&r, 1, 4), I = (int)tu_randint(&r, 1, 6);
+    const int H = (int)tu_randint(&r, 2, 8), P = (int)tu_randint(&r, 1, H);
+    lam_layer *l = lam_nn_lstm(I, H, &(lam_rnn_opts){.bidirectional = true, .proj_size = P});
+    lam_vars *v = NULL;
+    cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(40 + rep), LAM_F64, &v), LAM_OK, "%s", lam_last_error());
+    lam_tensor *x = tu_rand_f64(ctx, &r, 3, (int64_t[]){T, B, I}, -1, 1);
+    uint8_t *m = malloc((size_t)(T * B));
+    for (int i = 0; i < T * B; i++) m[i] = tu_randint(&r, 0, 3) != 0;
+    lam_tensor *mask = lam_tensor_from_host(ctx, LAM_U8, 2, (int64_t[]){T, B}, m);
+    lam_tensor *y = NULL, *hn = NULL, *cn = NULL;
+    cr_assert_eq(lam_nn_lstm_apply(l, lam_vars_params(v), x, NULL, NULL, mask, NULL, &y, &hn, &cn), LAM_OK, "%s",
+                 lam_last_error());
+    double *xv = tu_read_f64(x), *yw = malloc(sizeof(double) * T * B * 2 * P);
+    double *hw = malloc(sizeof(double) * 2 * B * P), *cw = malloc(sizeof(double) * 2 * B * H);
+    for (int d = 0; d < 2; d++) {
+      const char *sfx = d ? "_reverse" : "";
+      char n[5][40];
+      const char *base[5] = {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "weight_hr_l0"};
+      double *pv[5];
+      for (int i = 0; i < 5; i++) {
+        snprintf(n[i], sizeof n[i], "%s%s", base[i], sfx);
+        pv[i] = tu_read_f64(lam_ptree_get(lam_vars_params(v), n[i]));
+      }
+      ref_lstmp(T, B, I, H, P, xv, pv[0], pv[1], pv[2], pv[3], pv[4], m, d, yw, 2 * P, d * P, hw + d * B * P,
+                cw + d * B * H);
+      for (int i = 0; i < 5; i++) free(pv[i]);
+    }
+    tu_assert_tensor_close(y, yw, (int64_t)T * B * 2 * P, 1e-12, 1e-12, "proj outputs with holes");
+    tu_assert_tensor_close(hn, hw, 2 * B * P, 1e-12, 1e-12, "proj h_n");
+    tu_assert_tensor_close(cn, cw, 2 * B * H, 1e-12, 1e-12, "proj c_n");
+    free(m); free(xv); free(yw); free(hw); free(cw);
+    lam_tensor *all[] = {x, mask, y, hn, cn};
+    for (size_t i = 0; i < 5; i++) lam_tensor_free(all[i]);
+    lam_vars_free(v);
+    lam_layer_free(l);
+  }
+  lam_ctx_free(ctx);
+}
+
 Test(rnn, bad_input) {
   lam_ctx *ctx = tu_ctx();
   tu_rng r = tu_rng_make(2);
