@@ -1,6 +1,8 @@
 /* test_dense.c: linear, bilinear, embedding, prelu and glu layers against
  * PyTorch golden outputs and gradients (tests/data/layers_golden.safetensors
- * from tools/gen_layers_golden.py), finite-difference gradient checks for every
+ * from tools/gen_layers_golden.py; embedding padding_idx / max_norm from
+ * seq_options_golden.safetensors, tools/gen_seq_options_golden.py, plus C
+ * references of both), finite-difference gradient checks for every
  * parameter, and bad input on constructors and apply. */
 #include <math.h>
 #include <stdlib.h>
@@ -157,6 +159,153 @@ Test(dense, embedding_matches_pytorch) {
   lam_ctx_free(ctx);
 }
 
+/* nn.Embedding(padding_idx=...) with a nonzero padding row: the output
+ * reads it, the gradient skips it (tests/data/seq_options_golden.safetensors
+ * from tools/gen_seq_options_golden.py). */
+Test(dense, embedding_padding_idx_matches_pytorch) {
+  lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("seq_options_golden.safetensors");
+  const char *cases[] = {"embpad", "embneg"};
+  for (int ci = 0; ci < 2; ci++) {
+    const char *cs = cases[ci];
+    tu_mark mk = tu_mark_now(ctx);
+    lam_embedding_opts o = {.no_scale = true, .padding_idx = (int64_t)tu_golden_num(gold, "%s.padding_idx", cs)};
+    emb_case c = {lam_nn_embedding(7, 3, &o), tu_golden_tensor(ctx, LAM_I32, gold, "%s.idx", cs)};
+    cr_assert_not_null(c.layer, "%s", lam_last_error());
+    lam_tensor *w = tu_golden_tensor(ctx, LAM_F64, gold, "%s.w", cs);
+    lam_tensor *y = emb_fn(&w, 1, &c);
+    tu_assert_tensor_close(y, tu_golden_values(gold, "%s.y", cs), 36, 1e-12, 1e-12, cs);
+    lam_tensor *cot = tu_golden_tensor(ctx, LAM_F64, gold, "%s.cot", cs), *g = NULL;
+    cr_assert_eq(lam_vjp(ctx, emb_fn, &c, &w, 1, cot, NULL, &g), LAM_OK, "%s", lam_last_error());
+    tu_assert_tensor_close(g, tu_golden_values(gold, "%s.gw", cs), 21, 1e-12, 1e-12, "padding row gets no gradient");
+    lam_tensor *all[] = {y, cot, g, w, c.idx};
+    for (size_t i = 0; i < 5; i++) lam_tensor_free(all[i]);
+    lam_layer_free(c.layer);
+    tu_assert_no_leak(ctx, mk);
+  }
+  tu_golden_free(gold);
+  lam_ctx_free(ctx);
+}
+
+/* padding_idx 0 (padding_idx_set) against a C reference on random odd sizes:
+ * the initialiser zeroes the row, the gradient is the scatter of the
+ * cotangent rows without that row, and outside recording nothing changes. */
+Test(dense, embedding_padding_idx_zero_reference) {
+  lam_ctx *ctx = tu_ctx();
+  tu_rng r = tu_rng_make(23);
+  for (int rep = 0; rep < 3; rep++) {
+    const int64_t V = tu_randint(&r, 2, 12), D = tu_randint(&r, 1, 6), N = tu_randint(&r, 1, 14);
+    const int64_t pad_in = rep == 2 ? -V : 0; /* -V names row 0 too */
+    lam_embedding_opts o = {.no_scale = true, .padding_idx = pad_in, .padding_idx_set = true};
+    emb_case c = {lam_nn_embedding(V, D, &o), NULL};
+    cr_assert_not_null(c.layer, "%s", lam_last_error());
+    lam_vars *v = NULL;
+    cr_assert_eq(lam_layer_init(c.layer, ctx, lam_rng_key_make(5 + rep), LAM_F64, &v), LAM_OK, "%s", lam_last_error());
+    double *w0 = tu_read_f64(lam_ptree_get(lam_vars_params(v), "weight"));
+    bool others = false;
+    for (int64_t j = 0; j < D; j++) cr_assert_eq(w0[j], 0.0, "init zeroes the padding row");
+    for (int64_t j = D; j < V * D; j++) others = others || w0[j] != 0.0;
+    cr_assert(V == 1 || others, "the other rows are drawn");
+    int32_t *ix = malloc((size_t)N * sizeof *ix);
+    for (int64_t i = 0; i < N; i++) ix[i] = (int32_t)(i % 3 == 0 ? 0 : tu_randint(&r, 0, V));
+    c.idx = lam_tensor_from_host(ctx, LAM_I32, 1, &N, ix);
+    lam_tensor *w = tu_rand_f64(ctx, &r, 2, (int64_t[]){V, D}, -1, 1);
+    lam_tensor *cot = tu_rand_f64(ctx, &r, 2, (int64_t[]){N, D}, -1, 1), *g = NULL;
+    cr_assert_eq(lam_vjp(ctx, emb_fn, &c, &w, 1, cot, NULL, &g), LAM_OK, "%s", lam_last_error());
+    double *wv = tu_read_f64(w), *cv = tu_read_f64(cot);
+    double *want = calloc((size_t)(V * D), sizeof *want), *ywant = malloc((size_t)(N * D) * sizeof *ywant);
+    for (int64_t i = 0; i < N; i++)
+      for (int64_t j = 0; j < D; j++) {
+        ywant[i * D + j] = wv[ix[i] * D + j];
+        if (ix[i] != 0) want[ix[i] * D + j] += cv[i * D + j];
+      }
+    tu_assert_tensor_close(g, want, V * D, 1e-14, 1e-14, "padding_idx 0 gradient");
+    lam_tensor *y = emb_fn(&w, 1, &c);
+    tu_assert_tensor_close(y, ywant, N * D, 0, 0, "lookup reads the padding row");
+    free(w0); free(ix); free(wv); free(cv); free(want); free(ywant);
+    lam_tensor *all[] = {y, cot, g, w, c.idx};
+    for (size_t i = 0; i < 5; i++) lam_tensor_free(all[i]);
+    lam_vars_free(v);
+    lam_layer_free(c.layer);
+  }
+  lam_ctx_free(ctx);
+}
+
+/* nn.Embedding(max_norm=..., norm_type=2 / 1 / inf): the looked-up rows are
+ * renormed in the weight itself, the others untouched, and the output and
+ * gradient are those of the renormed rows. */
+Test(dense, embedding_max_norm_matches_pytorch) {
+  lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("seq_options_golden.safetensors");
+  const char *cases[] = {"embmn2", "embmn1", "embmninf"};
+  for (int ci = 0; ci < 3; ci++) {
+    const char *cs = cases[ci];
+    tu_mark mk = tu_mark_now(ctx);
+    double p = tu_golden_num(gold, "%s.norm_type", cs);
+    lam_embedding_opts o = {.no_scale = true, .max_norm = tu_golden_num(gold, "%s.max_norm", cs),
+                            .norm_type = p < 0 ? INFINITY : p};
+    emb_case c = {lam_nn_embedding(9, 5, &o), tu_golden_tensor(ctx, LAM_I32, gold, "%s.idx", cs)};
+    cr_assert_not_null(c.layer, "%s", lam_last_error());
+    lam_tensor *w = tu_golden_tensor(ctx, LAM_F64, gold, "%s.w", cs);
+    lam_tensor *y = emb_fn(&w, 1, &c);
+    tu_assert_tensor_close(y, tu_golden_values(gold, "%s.y", cs), 40, 1e-12, 1e-12, cs);
+    tu_assert_tensor_close(w, tu_golden_values(gold, "%s.w_after", cs), 45, 1e-12, 1e-12,
+                           "renormed in place, rows not looked up untouched");
+    lam_tensor *cot = tu_golden_tensor(ctx, LAM_F64, gold, "%s.cot", cs), *g = NULL;
+    cr_assert_eq(lam_vjp(ctx, emb_fn, &c, &w, 1, cot, NULL, &g), LAM_OK, "%s", lam_last_error());
+    tu_assert_tensor_close(g, tu_golden_values(gold, "%s.gw", cs), 45, 1e-12, 1e-12, cs);
+    lam_tensor *all[] = {y, cot, g, w, c.idx};
+    for (size_t i = 0; i < 5; i++) lam_tensor_free(all[i]);
+    lam_layer_free(c.layer);
+    tu_assert_no_leak(ctx, mk);
+  }
+  tu_golden_free(gold);
+  lam_ctx_free(ctx);
+}
+
+/* max_norm against a C reference of embedding_renorm_ on random sizes, with
+ * p = 3 (the generic power path), negative indices and f32 weights. */
+Test(dense, embedding_max_norm_reference) {
+  lam_ctx *ctx = tu_ctx();
+  tu_rng r = tu_rng_make(77);
+  for (int rep = 0; rep < 4; rep++) {
+    const int64_t V = tu_randint(&r, 3, 13), D = tu_randint(&r, 1, 7), N = tu_randint(&r, 1, 9);
+    const double p = rep % 2 ? 3.0 : 2.0, mn = 0.7;
+    const lam_dtype dt = rep < 2 ? LAM_F64 : LAM_F32;
+    lam_embedding_opts o = {.no_scale = rep != 3, .max_norm = mn, .norm_type = p};
+    emb_case c = {lam_nn_embedding(V, D, &o), NULL};
+    int32_t *ix = malloc((size_t)N * sizeof *ix);
+    for (int64_t i = 0; i < N; i++) ix[i] = (int32_t)tu_randint(&r, -V, V);
+    c.idx = lam_tensor_from_host(ctx, LAM_I32, 1, &N, ix);
+    lam_tensor *w = dt == LAM_F64 ? tu_rand_f64(ctx, &r, 2, (int64_t[]){V, D}, -1, 1)
+                                  : tu_rand_f32(ctx, &r, 2, (int64_t[]){V, D}, -1, 1);
+    double *w0 = tu_to_f64(w);
+    lam_tensor *y = emb_fn(&w, 1, &c);
+    cr_assert_not_null(y, "%s", lam_last_error());
+    bool *used = calloc((size_t)V, 1);
+    for (int64_t i = 0; i < N; i++) used[ix[i] < 0 ? ix[i] + V : ix[i]] = true;
+    for (int64_t v = 0; v < V; v++) {
+      double n = 0;
+      for (int64_t j = 0; j < D; j++) n += pow(fabs(w0[v * D + j]), p);
+      n = pow(n, 1 / p);
+      if (used[v] && n > mn)
+        for (int64_t j = 0; j < D; j++) w0[v * D + j] *= mn / (n + 1e-7);
+    }
+    double *ywant = malloc((size_t)(N * D) * sizeof *ywant), sc = rep == 3 ? sqrt((double)D) : 1;
+    for (int64_t i = 0; i < N; i++)
+      for (int64_t j = 0; j < D; j++) ywant[i * D + j] = sc * w0[(ix[i] < 0 ? ix[i] + V : ix[i]) * D + j];
+    const double tol = dt == LAM_F64 ? 1e-13 : 2e-6;
+    tu_assert_tensor_close(w, w0, V * D, tol, tol, "renormed weight");
+    tu_assert_tensor_close(y, ywant, N * D, tol, tol, "renormed lookup");
+    free(ix); free(w0); free(used); free(ywant);
+    lam_tensor_free(y);
+    lam_tensor_free(w);
+    lam_tensor_free(c.idx);
+    lam_layer_free(c.layer);
+  }
+  lam_ctx_free(ctx);
+}
+
 Test(dense, prelu_and_glu_match_pytorch) {
   lam_ctx *ctx = tu_ctx();
   tu_golden *gold = tu_golden_load("layers_golden.safetensors");
@@ -216,6 +365,16 @@ Test(dense, bad_input) {
   tu_assert_fails(lam_nn_linear(0, 3, NULL), LAM_ERR_INVALID_ARGUMENT, "in_features 0");
   tu_assert_fails(lam_nn_bilinear(2, -1, 3, NULL), LAM_ERR_INVALID_ARGUMENT, "lam_nn_bilinear");
   tu_assert_fails(lam_nn_embedding(5, 0, NULL), LAM_ERR_INVALID_ARGUMENT, "embed_dim 0");
+  tu_assert_fails(lam_nn_embedding(5, 3, &(lam_embedding_opts){.padding_idx = 5}), LAM_ERR_INVALID_ARGUMENT,
+                  "padding_idx 5 must be in [-5, 5)");
+  tu_assert_fails(lam_nn_embedding(5, 3, &(lam_embedding_opts){.padding_idx = -6}), LAM_ERR_INVALID_ARGUMENT,
+                  "padding_idx -6");
+  tu_assert_fails(lam_nn_embedding(5, 3, &(lam_embedding_opts){.max_norm = -1}), LAM_ERR_INVALID_ARGUMENT,
+                  "max_norm -1 must be finite and > 0");
+  tu_assert_fails(lam_nn_embedding(5, 3, &(lam_embedding_opts){.max_norm = NAN}), LAM_ERR_INVALID_ARGUMENT,
+                  "max_norm");
+  tu_assert_fails(lam_nn_embedding(5, 3, &(lam_embedding_opts){.max_norm = 1, .norm_type = -2}),
+                  LAM_ERR_INVALID_ARGUMENT, "norm_type -2 must be > 0");
   tu_assert_fails(lam_nn_prelu(&(lam_prelu_opts){.num_parameters = -1}), LAM_ERR_INVALID_ARGUMENT,
                   "lam_nn_prelu: num_parameters -1");
   tu_assert_fails(lam_nn_activation((lam_unary_op)999, NULL), LAM_ERR_INVALID_ARGUMENT, "unknown unary op");

@@ -5,7 +5,9 @@
  * grouped-query heads, RoPE, head_dim / value_dims / output_dims against a
  * plain C reference; incremental decoding with the KV cache equal to the
  * full sequence; the aux-context attention_mask in both forms; dropout in
- * training; parameter names and shapes; bad input. */
+ * training; parameter names and shapes; add_bias_kv / add_zero_attn against
+ * PyTorch (tests/data/seq_options_golden.safetensors from
+ * tools/gen_seq_options_golden.py), loaded from the packed state_dict; bad input. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -408,6 +410,193 @@ Test(mha, attention_mask_forms_and_dropout) {
 
 /* ---- bad input ------------------------------------------------------------------------------ */
 
+/* ---- add_bias_kv / add_zero_attn, loaded from a packed torch state_dict ------------ */
+
+static const char *KVNAMES[10] = {"q_proj.weight", "k_proj.weight", "v_proj.weight", "out_proj.weight",
+                                  "q_proj.bias",   "k_proj.bias",   "v_proj.bias",   "out_proj.bias",
+                                  "bias_k",        "bias_v"};
+
+/* xs: query, key, value, then the params in KVNAMES order (nparams of them). */
+static lam_tensor *kv_fn(lam_tensor *const *xs, int n, void *user) {
+  golden_user *u = user;
+  lam_ptree *p = lam_ptree_dict();
+  for (int i = 0; i < u->nparams; i++) lam_ptree_set(p, KVNAMES[i], xs[3 + i]);
+  lam_tensor *y = NULL;
+  lam_nn_multi_head_attention_apply(u->layer, p, xs[0], xs[1], xs[2], &u->opts, &y);
+  lam_ptree_free(p);
+  if (!u->w) return y;
+  lam_tensor *prod = y ? lam_mul(y, u->w) : NULL;
+  lam_tensor *s = prod ? lam_sum(prod, 0, NULL, 0) : NULL;
+  lam_tensor_free(y);
+  lam_tensor_free(prod);
+  return s;
+}
+
+/* kv_fn on a subset of its inputs (tu_gradcheck takes at most 8): the
+ * inputs listed in idx come from xs, the rest from all. */
+typedef struct {
+  golden_user *u;
+  lam_tensor **all;
+  int idx[8], n, total;
+} subset_user;
+
+static lam_tensor *subset_fn(lam_tensor *const *xs, int n, void *user) {
+  subset_user *su = user;
+  lam_tensor *in[13];
+  for (int i = 0; i < su->total; i++) in[i] = su->all[i];
+  for (int i = 0; i < n; i++) in[su->idx[i]] = xs[i];
+  return kv_fn(in, su->total, su->u);
+}
+
+/* torch.nn.MultiheadAttention(6, 2, batch_first=True, add_bias_kv / add_zero_attn)
+ * from tools/gen_seq_options_golden.py: its state_dict (packed in_proj_weight
+ * / in_proj_bias, out_proj, bias_k, bias_v) loads through lam_vars_load with
+ * a split transform, and outputs and every gradient match, with a key
+ * padding mask, an additive float mask (with a -inf) or none; then an f64
+ * finite-difference check. */
+Test(mha, add_bias_kv_zero_attn_packed_state_dict) {
+  lam_ctx *ctx = tu_ctx();
+  tu_golden *f = tu_golden_load("seq_options_golden.safetensors");
+  const char *cases[] = {"mhakv", "mhaza", "mhaboth"};
+  const bool bkv[] = {true, false, true}, za[] = {false, true, true};
+  for (int ci = 0; ci < 3; ci++) {
+    const char *cs = cases[ci];
+    tu_mark mk = tu_mark_now(ctx);
+    lam_layer *layer = lam_nn_multi_head_attention(
+        6, 2, &(lam_multi_head_attention_opts){.add_bias_kv = bkv[ci], .add_zero_attn = za[ci]});
+    cr_assert_not_null(layer, "%s", lam_last_error());
+    lam_vars *v = NULL;
+    cr_assert_eq(lam_layer_init(layer, ctx, lam_rng_key_make(3), LAM_F64, &v), LAM_OK, "%s", lam_last_error());
+    lam_tensor *bk = lam_ptree_get(lam_vars_params(v), "bias_k");
+    cr_assert_eq(bk != NULL, bkv[ci], "bias_k exists only with add_bias_kv");
+    if (bk) cr_assert(lam_tensor_ndim(bk) == 3 && lam_tensor_shape(bk)[2] == 6, "bias_k [1, 1, E]");
+    const char *wi[] = {"q_proj.weight", "k_proj.weight", "v_proj.weight"};
+    const char *bi[] = {"q_proj.bias", "k_proj.bias", "v_proj.bias"};
+    lam_load_transform tr[] = {{.key = "in_proj_weight", .split_count = 3, .split_into = wi},
+                               {.key = "in_proj_bias", .split_count = 3, .split_into = bi}};
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "%s.sd.", cs);
+    lam_load_opts lo = {.prefix = prefix, .transforms = tr, .transform_count = 2};
+    cr_assert_eq(lam_vars_load(v, tu_data_path("seq_options_golden.safetensors"), &lo, NULL), LAM_OK, "%s: %s",
+                 cs, lam_last_error());
+    const char *masking = tu_golden_meta(f, "%s.masking", cs);
+    lam_tensor *mask = !strcmp(masking, "kpm")    ? tu_golden_tensor(ctx, LAM_U8, f, "%s.keep", cs)
+                       : !strcmp(masking, "attn") ? tu_golden_tensor(ctx, LAM_F64, f, "%s.attn_mask", cs)
+                                                  : NULL;
+    if (mask && lam_tensor_dtype(mask) == LAM_F64) { /* a rank-2 aux mask is a key padding mask: [1, Lq, S] */
+      lam_tensor *m3 = lam_tensor_reshape(mask, 3, (int64_t[]){1, 3, 4});
+      lam_tensor_free(mask);
+      mask = m3;
+    }
+    lam_aux *aux = lam_aux_create();
+    if (mask) lam_aux_set(aux, LAM_ATTENTION_MASK_KEY, mask);
+    golden_user u = {layer, {false, NULL, aux, NULL}, NULL, 1, bkv[ci] ? 10 : 8};
+    lam_tensor *xs[13] = {tu_golden_tensor(ctx, LAM_F64, f, "%s.q", cs), tu_golden_tensor(ctx, LAM_F64, f, "%s.k", cs),
+                          tu_golden_tensor(ctx, LAM_F64, f, "%s.v", cs)};
+    for (int i = 0; i < u.nparams; i++) xs[3 + i] = lam_tensor_retain(lam_ptree_get(lam_vars_params(v), KVNAMES[i]));
+    lam_tensor *y = kv_fn(xs, 3 + u.nparams, &u);
+    cr_assert_not_null(y, "%s: %s", cs, lam_last_error());
+    tu_assert_tensor_close(y, tu_golden_values(f, "%s.y", cs), 36, 1e-10, 1e-10, cs);
+    u.w = tu_golden_tensor(ctx, LAM_F64, f, "%s.cot", cs);
+    lam_tensor *g[13] = {0};
+    lam_tensor *one = lam_tensor_scalar(ctx, LAM_F64, 1.0);
+    cr_assert_eq(lam_vjp(ctx, kv_fn, &u, xs, 3 + u.nparams, one, NULL, g), LAM_OK, "%s", lam_last_error());
+    tu_assert_tensor_close(g[0], tu_golden_values(f, "%s.gq", cs), 36, 1e-10, 1e-10, "grad query");
+    tu_assert_tensor_close(g[1], tu_golden_values(f, "%s.gk", cs), 48, 1e-10, 1e-10, "grad key");
+    tu_assert_tensor_close(g[2], tu_golden_values(f, "%s.gv", cs), 48, 1e-10, 1e-10, "grad value");
+    const double *gin = tu_golden_values(f, "%s.g_in_proj_weight", cs), *gib = tu_golden_values(f, "%s.g_in_proj_bias", cs);
+    for (int i = 0; i < 3; i++) {
+      tu_assert_tensor_close(g[3 + i], gin + 36 * i, 36, 1e-10, 1e-10, "grad in_proj_weight part");
+      tu_assert_tensor_close(g[7 + i], gib + 6 * i, 6, 1e-10, 1e-10, "grad in_proj_bias part");
+    }
+    tu_assert_tensor_close(g[6], tu_golden_values(f, "%s.g_out_proj_weight", cs), 36, 1e-10, 1e-10, "grad out_proj");
+    if (bkv[ci]) {
+      tu_assert_tensor_close(g[11], tu_golden_values(f, "%s.g_bias_k", cs), 6, 1e-10, 1e-10, "grad bias_k");
+      tu_assert_tensor_close(g[12], tu_golden_values(f, "%s.g_bias_v", cs), 6, 1e-10, 1e-10, "grad bias_v");
+    }
+    /* Finite differences: query, key, value, k_proj / out_proj weights, and bias_k / bias_v. */
+    subset_user su = {&u, xs, {0, 1, 2, 4, 6, 11, 12}, bkv[ci] ? 7 : 5, 3 + u.nparams};
+    lam_tensor *sx[8];
+    for (int i = 0; i < su.n; i++) sx[i] = xs[su.idx[i]];
+    tu_gradcheck(ctx, subset_fn, &su, sx, su.n, 1e-6, 1e-6, 0, 0, cs);
+    for (int i = 0; i < 13; i++) {
+      lam_tensor_free(xs[i]);
+      lam_tensor_free(g[i]);
+    }
+    /* f32: the same file loads into f32 params (converted) and matches to f32 rounding. */
+    lam_vars *v32 = NULL;
+    cr_assert_eq(lam_layer_init(layer, ctx, lam_rng_key_make(3), LAM_F32, &v32), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam_vars_load(v32, tu_data_path("seq_options_golden.safetensors"), &lo, NULL), LAM_OK, "%s",
+                 lam_last_error());
+    lam_tensor *q32 = tu_golden_tensor(ctx, LAM_F32, f, "%s.q", cs), *k32 = tu_golden_tensor(ctx, LAM_F32, f, "%s.k", cs),
+               *v32t = tu_golden_tensor(ctx, LAM_F32, f, "%s.v", cs), *m32 = NULL, *y32 = NULL;
+    if (mask && lam_tensor_dtype(mask) == LAM_F64) {
+      m32 = lam_tensor_cast(mask, LAM_F32);
+      lam_aux_set(aux, LAM_ATTENTION_MASK_KEY, m32);
+    }
+    cr_assert_eq(lam_nn_multi_head_attention_apply(layer, lam_vars_params(v32), q32, k32, v32t,
+                                                   &(lam_apply_opts){.aux = aux}, &y32),
+                 LAM_OK, "%s", lam_last_error());
+    tu_assert_tensor_close(y32, tu_golden_values(f, "%s.y", cs), 36, 1e-5, 1e-4, "f32");
+    lam_tensor *f32s[] = {q32, k32, v32t, m32, y32};
+    for (size_t i = 0; i < 5; i++) lam_tensor_free(f32s[i]);
+    lam_vars_free(v32);
+    lam_tensor_free(one);
+    lam_tensor_free(u.w);
+    lam_tensor_free(y);
+    lam_tensor_free(mask);
+    lam_aux_free(aux);
+    lam_vars_free(v);
+    lam_layer_free(layer);
+    tu_assert_no_leak(ctx, mk);
+  }
+  /* As a layer (self-attention), with a [B, S] mask: the extended mask keeps the extra keys. */
+  lam_layer *sl = lam_nn_multi_head_attention(4, 2, &(lam_multi_head_attention_opts){.add_bias_kv = true,
+                                                                                     .add_zero_attn = true});
+  lam_vars *sv = NULL;
+  cr_assert_eq(lam_layer_init(sl, ctx, lam_rng_key_make(9), LAM_F32, &sv), LAM_OK, "%s", lam_last_error());
+  lam_tensor *x = gen_tensor(ctx, 5, 3, (int64_t[]){2, 3, 4}, -1, 1);
+  lam_tensor *keep = lam_tensor_from_host(ctx, LAM_U8, 2, (int64_t[]){2, 3}, (uint8_t[]){1, 1, 0, 1, 1, 1});
+  lam_aux *aux = lam_aux_create();
+  lam_aux_set(aux, LAM_ATTENTION_MASK_KEY, keep);
+  lam_tensor *y = NULL;
+  cr_assert_eq(lam_layer_apply(sl, sv, x, &(lam_apply_opts){.aux = aux}, &y), LAM_OK, "%s", lam_last_error());
+  cr_assert(lam_tensor_ndim(y) == 3 && lam_tensor_shape(y)[1] == 3 && lam_tensor_shape(y)[2] == 4);
+  /* Every mask form is extended: all-keep u8 [1, 1, 3, 3] and zero float [3, 3] masks equal no mask. */
+  lam_tensor *y0 = NULL, *y1 = NULL, *y2 = NULL;
+  lam_tensor *ones = lam_tensor_full(ctx, LAM_U8, 4, (int64_t[]){1, 1, 3, 3}, 1.0);
+  lam_tensor *zeros = lam_tensor_zeros(ctx, LAM_F32, 3, (int64_t[]){1, 3, 3});
+  lam_aux *a1 = lam_aux_create(), *a2 = lam_aux_create();
+  lam_aux_set(a1, LAM_ATTENTION_MASK_KEY, ones);
+  lam_aux_set(a2, LAM_ATTENTION_MASK_KEY, zeros);
+  cr_assert_eq(lam_layer_apply(sl, sv, x, NULL, &y0), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_layer_apply(sl, sv, x, &(lam_apply_opts){.aux = a1}, &y1), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_layer_apply(sl, sv, x, &(lam_apply_opts){.aux = a2}, &y2), LAM_OK, "%s", lam_last_error());
+  double *d0 = tu_to_f64(y0), *d1 = tu_to_f64(y1), *d2 = tu_to_f64(y2), *dk = tu_to_f64(y);
+  bool differs = false;
+  for (int i = 0; i < 24; i++) differs = differs || fabs(dk[i] - d0[i]) > 1e-6;
+  cr_assert(differs, "the key padding mask (extended) still masks key 2 of batch 0");
+  tu_assert_close_f64(d1, d0, 24, 1e-6, 1e-6, "u8 mask extended with kept columns");
+  tu_assert_close_f64(d2, d0, 24, 1e-6, 1e-6, "float mask extended with zeros");
+  free(d0); free(d1); free(d2); free(dk);
+  lam_aux_free(a1);
+  lam_aux_free(a2);
+  lam_tensor *mf[] = {y0, y1, y2, ones, zeros};
+  for (size_t i = 0; i < 5; i++) lam_tensor_free(mf[i]);
+  lam_tensor_free(y);
+  lam_kv_cache *cache = lam_kv_cache_create();
+  tu_assert_status(lam_nn_multi_head_attention_apply_cached(sl, lam_vars_params(sv), x, cache, NULL, &y),
+                   LAM_ERR_INVALID_ARGUMENT, "KV cache");
+  lam_kv_cache_free(cache);
+  lam_aux_free(aux);
+  lam_tensor_free(keep);
+  lam_tensor_free(x);
+  lam_vars_free(sv);
+  lam_layer_free(sl);
+  tu_golden_free(f);
+  lam_ctx_free(ctx);
+}
+
 Test(mha, bad_input) {
   lam_ctx *ctx = tu_ctx();
   tu_mark m = tu_mark_now(ctx);
@@ -420,6 +609,10 @@ Test(mha, bad_input) {
   o = lam_multi_head_attention_defaults();
   o.dropout = 1.5;
   tu_assert_fails(lam_nn_multi_head_attention(16, 4, &o), LAM_ERR_INVALID_ARGUMENT, "dropout 1.5");
+  tu_assert_fails(lam_nn_multi_head_attention(16, 4, &(lam_multi_head_attention_opts){.add_bias_kv = true, .is_causal = true}),
+                  LAM_ERR_INVALID_ARGUMENT, "add_bias_kv / add_zero_attn do not combine with is_causal");
+  tu_assert_fails(lam_nn_multi_head_attention(16, 4, &(lam_multi_head_attention_opts){.add_zero_attn = true, .rope = true}),
+                  LAM_ERR_INVALID_ARGUMENT, "do not combine with rope");
   o = lam_multi_head_attention_defaults();
   o.rope = true;
   o.head_dim = 5;

@@ -383,6 +383,8 @@ Test(options_nn, documented_default_values) {
   cr_assert(!lam_embedding_defaults().no_scale);
   cr_assert_eq(lam_embedding_defaults().init.kind, LAM_INIT_NORMAL);
   cr_assert_eq(lam_embedding_defaults().init.value, 0.02);
+  cr_assert(!lam_embedding_defaults().padding_idx_set && lam_embedding_defaults().max_norm == 0 &&
+            lam_embedding_defaults().norm_type == 2);
   cr_assert_eq(lam_prelu_defaults().num_parameters, 1);
   cr_assert_eq(lam_prelu_defaults().init, 0.25);
   cr_assert_eq(lam_dropout_defaults().rate, 0.5);
@@ -416,8 +418,10 @@ Test(options_nn, documented_default_values) {
   cr_assert_eq(lam_alibi_defaults().offset, 0);
   lam_multi_head_attention_opts mo = lam_multi_head_attention_defaults();
   cr_assert(mo.rope_theta == 10000 && !mo.no_bias && mo.dropout == 0);
+  cr_assert(!mo.add_bias_kv && !mo.add_zero_attn);
   lam_rnn_opts rn = lam_rnn_defaults();
   cr_assert(rn.num_layers == 1 && !rn.no_bias && !rn.batch_first && rn.nonlinearity == LAM_RNN_TANH);
+  cr_assert_eq(rn.proj_size, 0);
   cr_assert(!lam_rnn_cell_defaults().no_bias);
 }
 

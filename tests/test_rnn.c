@@ -4,7 +4,9 @@
  * both ways, seq 1 and 37, variable lengths as lengths and as a mask, f64
  * and f32; a plain C reference for masks with holes and odd sizes;
  * finite-difference gradient checks; the layer API (aux states, summaries,
- * sequential, dropout, unbatched input, init); and bad input. */
+ * sequential, dropout, unbatched input, init); LSTM proj_size against PyTorch
+ * (tests/data/seq_options_golden.safetensors from tools/gen_seq_options_golden.py);
+ * and bad input. */
 #include "rnn_common.h"
 
 static void golden_mode(int mode, int with_lengths) {
@@ -556,12 +558,295 @@ Test(rnn, lstm_partial_initial_states) {
 
 /* ---- bad input ------------------------------------------------------------------ */
 
+/* ---- LSTM proj_size ------------------------------------------------------------- */
+
+/* A torch.nn.LSTM(proj_size=P) case of tools/gen_seq_options_golden.py:
+ * xs are x, then h0 and c0 (when the case has them), then the params in the
+ * state_dict order of "<case>.params"; the function is sum(y cy) + sum(h_n
+ * ch) + sum(c_n cc) with the stored cotangents. */
+typedef struct {
+  lam_layer *layer;
+  char names[24][48]; /* copies: tu_golden_word's buffer is reused */
+  int np, has0, bf;
+  lam_tensor *lengths, *cy, *ch, *cc;
+} proj_user;
+
+static lam_tensor *proj_fn(lam_tensor *const *xs, int n, void *user) {
+  proj_user *u = user;
+  const int off = u->has0 ? 3 : 1;
+  lam_ptree *p = lam_ptree_dict();
+  for (int i = 0; i < u->np; i++) lam_ptree_set(p, u->names[i], xs[off + i]);
+  lam_tensor *x = u->bf ? lam_transpose(xs[0], 0, 1) : lam_tensor_retain(xs[0]);
+  lam_tensor *y = NULL, *hn = NULL, *cn = NULL;
+  lam_status st = lam_nn_lstm_apply(u->layer, p, x, u->has0 ? xs[1] : NULL, u->has0 ? xs[2] : NULL, u->lengths,
+                                    NULL, &y, &hn, &cn);
+  lam_ptree_free(p);
+  lam_tensor_free(x);
+  if (st != LAM_OK) return NULL;
+  lam_tensor *yt = u->bf ? lam_transpose(y, 0, 1) : lam_tensor_retain(y);
+  lam_tensor *a = lam_mul(yt, u->cy), *b = lam_mul(hn, u->ch), *c = lam_mul(cn, u->cc);
+  lam_tensor *sa = lam_sum(a, 0, NULL, 0), *sb = lam_sum(b, 0, NULL, 0), *sc = lam_sum(c, 0, NULL, 0);
+  lam_tensor *s1 = lam_add(sa, sb), *s = lam_add(s1, sc);
+  lam_tensor *all[] = {y, hn, cn, yt, a, b, c, sa, sb, sc, s1};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) lam_tensor_free(all[i]);
+  return s;
+}
+
+typedef struct {
+  proj_user *u;
+  lam_tensor **all;
+  int idx[8], n, total;
+} proj_subset;
+
+static lam_tensor *proj_subset_fn(lam_tensor *const *xs, int n, void *user) {
+  proj_subset *su = user;
+  lam_tensor *in[32];
+  for (int i = 0; i < su->total; i++) in[i] = su->all[i];
+  for (int i = 0; i < n; i++) in[su->idx[i]] = xs[i];
+  return proj_fn(in, su->total, su->u);
+}
+
+/* Outputs, final states and every gradient against torch.nn.LSTM(proj_size)
+ * (tests/data/seq_options_golden.safetensors): one layer with h0 / c0, and
+ * two bidirectional layers with variable lengths; both time-major and
+ * batch_first; the params lamina creates are exactly torch's state_dict keys
+ * and shapes; then an f64 finite-difference check. */
+Test(rnn, lstm_proj_size_matches_pytorch) {
+  lam_ctx *ctx = tu_ctx();
+  tu_golden *gold = tu_golden_load("seq_options_golden.safetensors");
+  const char *cases[] = {"lstmp1", "lstmp2"};
+  for (int ci = 0; ci < 2; ci++) {
+    const char *cs = cases[ci];
+    int d[7];
+    cr_assert_eq(tu_golden_ints(gold, d, 7, "%s.dims", cs), 7);
+    const int I = d[0], H = d[1], P = d[2], L = d[3], D = d[4], T = d[5], B = d[6];
+    char key[64];
+    snprintf(key, sizeof key, "%s.params", cs);
+    for (int bf = 0; bf < 2; bf++) {
+      tu_mark mk = tu_mark_now(ctx);
+      lam_rnn_opts o = {.num_layers = L, .bidirectional = D == 2, .proj_size = P, .batch_first = bf};
+      proj_user u = {.layer = lam_nn_lstm(I, H, &o), .np = tu_golden_count(gold, key), .bf = bf};
+      cr_assert_not_null(u.layer, "%s", lam_last_error());
+      u.has0 = tu_golden_find(gold, "%s.h0", cs) != NULL;
+      if (tu_golden_find(gold, "%s.lengths", cs)) u.lengths = tu_golden_tensor(ctx, LAM_I32, gold, "%s.lengths", cs);
+      u.cy = tu_golden_tensor(ctx, LAM_F64, gold, "%s.cy", cs);
+      u.ch = tu_golden_tensor(ctx, LAM_F64, gold, "%s.ch", cs);
+      u.cc = tu_golden_tensor(ctx, LAM_F64, gold, "%s.cc", cs);
+      lam_tensor *xs[32] = {0}, *g[32] = {0};
+      int n = 0;
+      xs[n++] = tu_golden_tensor(ctx, LAM_F64, gold, "%s.x", cs);
+      if (u.has0) {
+        xs[n++] = tu_golden_tensor(ctx, LAM_F64, gold, "%s.h0", cs);
+        xs[n++] = tu_golden_tensor(ctx, LAM_F64, gold, "%s.c0", cs);
+      }
+      /* lamina's own params: the same keys and shapes as torch's state_dict. */
+      lam_vars *v = NULL;
+      cr_assert_eq(lam_layer_init(u.layer, ctx, lam_rng_key_make(4), LAM_F64, &v), LAM_OK, "%s", lam_last_error());
+      cr_assert_eq(lam_ptree_leaf_count(lam_vars_params(v)), u.np, "%s: param count", cs);
+      for (int i = 0; i < u.np; i++) {
+        snprintf(u.names[i], sizeof u.names[i], "%s", tu_golden_word(gold, key, i));
+        xs[n++] = tu_golden_tensor(ctx, LAM_F64, gold, "%s.p.%s", cs, u.names[i]);
+        lam_tensor *mine = lam_ptree_get(lam_vars_params(v), u.names[i]);
+        cr_assert_not_null(mine, "%s: lamina has no \"%s\"", cs, u.names[i]);
+        const tu_array *ta = tu_golden_get(gold, "%s.p.%s", cs, u.names[i]);
+        cr_assert_eq(lam_tensor_ndim(mine), ta->ndim, "%s", u.names[i]);
+        for (int k = 0; k < ta->ndim; k++) cr_assert_eq(lam_tensor_shape(mine)[k], ta->shape[k], "%s", u.names[i]);
+      }
+      lam_vars_free(v);
+      /* Outputs and final states. */
+      lam_ptree *p = lam_ptree_dict();
+      for (int i = 0; i < u.np; i++) lam_ptree_set(p, u.names[i], xs[n - u.np + i]);
+      lam_tensor *x = bf ? lam_transpose(xs[0], 0, 1) : lam_tensor_retain(xs[0]);
+      lam_tensor *y = NULL, *hn = NULL, *cn = NULL;
+      cr_assert_eq(lam_nn_lstm_apply(u.layer, p, x, u.has0 ? xs[1] : NULL, u.has0 ? xs[2] : NULL, u.lengths, NULL,
+                                     &y, &hn, &cn),
+                   LAM_OK, "%s", lam_last_error());
+      lam_tensor *yt = bf ? lam_transpose(y, 0, 1) : lam_tensor_retain(y);
+      cr_assert_eq(lam_tensor_shape(yt)[2], D * P, "output is D * proj_size wide");
+      tu_assert_tensor_close(yt, tu_golden_values(gold, "%s.y", cs), (int64_t)T * B * D * P, 1e-10, 1e-10, "y");
+      tu_assert_tensor_close(hn, tu_golden_values(gold, "%s.hn", cs), (int64_t)L * D * B * P, 1e-10, 1e-10, "h_n");
+      tu_assert_tensor_close(cn, tu_golden_values(gold, "%s.cn", cs), (int64_t)L * D * B * H, 1e-10, 1e-10, "c_n");
+      lam_tensor *tmp[] = {x, y, hn, cn, yt};
+      for (size_t i = 0; i < 5; i++) lam_tensor_free(tmp[i]);
+      lam_ptree_free(p);
+      /* Gradients of everything. */
+      lam_tensor *one = lam_tensor_scalar(ctx, LAM_F64, 1.0);
+      cr_assert_eq(lam_vjp(ctx, proj_fn, &u, xs, n, one, NULL, g), LAM_OK, "%s", lam_last_error());
+      tu_assert_tensor_close(g[0], tu_golden_values(gold, "%s.gx", cs), (int64_t)T * B * I, 1e-10, 1e-10, "grad x");
+      if (u.has0) {
+        tu_assert_tensor_close(g[1], tu_golden_values(gold, "%s.gh0", cs), (int64_t)L * D * B * P, 1e-10, 1e-10, "grad h0");
+        tu_assert_tensor_close(g[2], tu_golden_values(gold, "%s.gc0", cs), (int64_t)L * D * B * H, 1e-10, 1e-10, "grad c0");
+      }
+      for (int i = 0; i < u.np; i++) {
+        const tu_array *ga = tu_golden_get(gold, "%s.g.%s", cs, u.names[i]);
+        tu_assert_tensor_close(g[n - u.np + i], ga->v, ga->n, 1e-10, 1e-10, u.names[i]);
+      }
+      /* Finite differences (time-major only): x, the states, and the recurrent / projection weights. */
+      if (!bf) {
+        proj_subset su = {&u, xs, {0}, 0, n};
+        for (int i = 0; i < (u.has0 ? 3 : 1); i++) su.idx[su.n++] = i;
+        for (int i = 0; i < u.np && su.n < 8; i++)
+          if (strstr(u.names[i], "weight_hr") || strstr(u.names[i], "weight_hh") || strstr(u.names[i], "bias_hh"))
+            su.idx[su.n++] = n - u.np + i;
+        lam_tensor *sx[8];
+        for (int i = 0; i < su.n; i++) sx[i] = xs[su.idx[i]];
+        tu_gradcheck(ctx, proj_subset_fn, &su, sx, su.n, 1e-6, 1e-6, 0, 0, cs);
+      }
+      lam_tensor_free(one);
+      for (int i = 0; i < n; i++) {
+        lam_tensor_free(xs[i]);
+        lam_tensor_free(g[i]);
+      }
+      lam_tensor_free(u.lengths);
+      lam_tensor_free(u.cy);
+      lam_tensor_free(u.ch);
+      lam_tensor_free(u.cc);
+      lam_layer_free(u.layer);
+      tu_assert_no_leak(ctx, mk);
+    }
+  }
+  /* f32, and an unbatched input (batch row 0 of lstmp1, through the layer API with aux h0 / c0). */
+  {
+    tu_mark mk = tu_mark_now(ctx);
+    lam_layer *l = lam_nn_lstm(3, 5, &(lam_rnn_opts){.proj_size = 2});
+    lam_ptree *p = lam_ptree_dict();
+    const char *nm[] = {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "weight_hr_l0"};
+    for (int i = 0; i < 5; i++) {
+      lam_tensor *t = tu_golden_tensor(ctx, LAM_F32, gold, "lstmp1.p.%s", nm[i]);
+      lam_ptree_set(p, nm[i], t);
+      lam_tensor_free(t);
+    }
+    lam_tensor *x = tu_golden_tensor(ctx, LAM_F32, gold, "lstmp1.x"); /* [4, 3, 3] */
+    lam_tensor *h0 = tu_golden_tensor(ctx, LAM_F32, gold, "lstmp1.h0"), *c0 = tu_golden_tensor(ctx, LAM_F32, gold, "lstmp1.c0");
+    lam_tensor *y = NULL, *hn = NULL, *cn = NULL;
+    cr_assert_eq(lam_nn_lstm_apply(l, p, x, h0, c0, NULL, NULL, &y, &hn, &cn), LAM_OK, "%s", lam_last_error());
+    tu_assert_tensor_close(y, tu_golden_values(gold, "lstmp1.y"), 24, 2e-6, 1e-5, "f32 y");
+    tu_assert_tensor_close(cn, tu_golden_values(gold, "lstmp1.cn"), 15, 2e-6, 1e-5, "f32 c_n");
+    lam_tensor_free(y);
+    lam_tensor_free(hn);
+    lam_tensor_free(cn);
+    lam_tensor *xs0 = lam_slice_axis(x, 1, 0, 1, 1), *h00 = lam_slice_axis(h0, 1, 0, 1, 1), *c00 = lam_slice_axis(c0, 1, 0, 1, 1);
+    lam_tensor *x2 = lam_reshape(xs0, 2, (int64_t[]){4, 3}), *h2 = lam_reshape(h00, 2, (int64_t[]){1, 2}),
+               *c2 = lam_reshape(c00, 2, (int64_t[]){1, 5});
+    lam_aux *aux = lam_aux_create();
+    lam_aux_set(aux, "h0", h2);
+    lam_aux_set(aux, "c0", c2);
+    lam_tensor *yu = NULL;
+    lam_ptree *st = lam_ptree_dict();
+    cr_assert_eq(lam_layer_apply_with(l, p, st, x2, &(lam_apply_opts){.aux = aux}, &yu), LAM_OK, "%s", lam_last_error());
+    cr_assert(lam_tensor_ndim(yu) == 2 && lam_tensor_shape(yu)[0] == 4 && lam_tensor_shape(yu)[1] == 2, "unbatched [T, P]");
+    const double *yg = tu_golden_values(gold, "lstmp1.y");
+    double want[8];
+    for (int t = 0; t < 4; t++)
+      for (int j = 0; j < 2; j++) want[t * 2 + j] = yg[t * 3 * 2 + j];
+    tu_assert_tensor_close(yu, want, 8, 2e-6, 1e-5, "unbatched = batch row 0");
+    lam_tensor *all[] = {xs0, h00, c00, x2, h2, c2, yu, x, h0, c0};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) lam_tensor_free(all[i]);
+    lam_aux_free(aux);
+    lam_ptree_free(st);
+    lam_ptree_free(p);
+    lam_layer_free(l);
+    tu_assert_no_leak(ctx, mk);
+  }
+  tu_golden_free(gold);
+  lam_ctx_free(ctx);
+}
+
+/* One direction of a projected LSTM in plain C (zero initial states): a
+ * masked step outputs 0 and keeps the states. y is [T, B, ystride] written
+ * at column offset yoff; hn [B, P], cn [B, H]. */
+static void ref_lstmp(int T, int B, int I, int H, int P, const double *x, const double *wih, const double *whh,
+                      const double *bih, const double *bhh, const double *whr, const uint8_t *mask, int reverse,
+                      double *y, int ystride, int yoff, double *hn, double *cn) {
+  double *g = malloc(sizeof(double) * 4 * H), *hh = malloc(sizeof(double) * H), *h1 = malloc(sizeof(double) * P);
+  for (int i = 0; i < B * P; i++) hn[i] = 0;
+  for (int i = 0; i < B * H; i++) cn[i] = 0;
+  for (int s = 0; s < T; s++) {
+    const int t = reverse ? T - 1 - s : s;
+    for (int b = 0; b < B; b++) {
+      double *yo = y + ((int64_t)t * B + b) * ystride + yoff, *h = hn + b * P, *c = cn + b * H;
+      if (!mask[t * B + b]) {
+        for (int j = 0; j < P; j++) yo[j] = 0;
+        continue;
+      }
+      for (int r = 0; r < 4 * H; r++) {
+        double a = bih[r] + bhh[r];
+        for (int k = 0; k < I; k++) a += wih[r * I + k] * x[((int64_t)t * B + b) * I + k];
+        for (int k = 0; k < P; k++) a += whh[r * P + k] * h[k];
+        g[r] = a;
+      }
+      for (int j = 0; j < H; j++) {
+        c[j] = rc_sig(g[H + j]) * c[j] + rc_sig(g[j]) * tanh(g[2 * H + j]);
+        hh[j] = rc_sig(g[3 * H + j]) * tanh(c[j]);
+      }
+      for (int j = 0; j < P; j++) {
+        double a = 0;
+        for (int k = 0; k < H; k++) a += whr[j * H + k] * hh[k];
+        h1[j] = a;
+      }
+      for (int j = 0; j < P; j++) yo[j] = h[j] = h1[j];
+    }
+  }
+  free(g);
+  free(hh);
+  free(h1);
+}
+
+/* proj_size on random odd sizes, bidirectional, with a step mask that has
+ * holes (which PyTorch's packed sequences cannot express), against ref_lstmp. */
+Test(rnn, lstm_proj_size_masks_with_holes_match_reference) {
+  lam_ctx *ctx = tu_ctx();
+  tu_rng r = tu_rng_make(31);
+  for (int rep = 0; rep < 2; rep++) {
+    const int T = (int)tu_randint(&r, 1, 7), B = (int)tu_randint(&r, 1, 4), I = (int)tu_randint(&r, 1, 6);
+    const int H = (int)tu_randint(&r, 2, 8), P = (int)tu_randint(&r, 1, H);
+    lam_layer *l = lam_nn_lstm(I, H, &(lam_rnn_opts){.bidirectional = true, .proj_size = P});
+    lam_vars *v = NULL;
+    cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(40 + rep), LAM_F64, &v), LAM_OK, "%s", lam_last_error());
+    lam_tensor *x = tu_rand_f64(ctx, &r, 3, (int64_t[]){T, B, I}, -1, 1);
+    uint8_t *m = malloc((size_t)(T * B));
+    for (int i = 0; i < T * B; i++) m[i] = tu_randint(&r, 0, 3) != 0;
+    lam_tensor *mask = lam_tensor_from_host(ctx, LAM_U8, 2, (int64_t[]){T, B}, m);
+    lam_tensor *y = NULL, *hn = NULL, *cn = NULL;
+    cr_assert_eq(lam_nn_lstm_apply(l, lam_vars_params(v), x, NULL, NULL, mask, NULL, &y, &hn, &cn), LAM_OK, "%s",
+                 lam_last_error());
+    double *xv = tu_read_f64(x), *yw = malloc(sizeof(double) * T * B * 2 * P);
+    double *hw = malloc(sizeof(double) * 2 * B * P), *cw = malloc(sizeof(double) * 2 * B * H);
+    for (int d = 0; d < 2; d++) {
+      const char *sfx = d ? "_reverse" : "";
+      char n[5][40];
+      const char *base[5] = {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "weight_hr_l0"};
+      double *pv[5];
+      for (int i = 0; i < 5; i++) {
+        snprintf(n[i], sizeof n[i], "%s%s", base[i], sfx);
+        pv[i] = tu_read_f64(lam_ptree_get(lam_vars_params(v), n[i]));
+      }
+      ref_lstmp(T, B, I, H, P, xv, pv[0], pv[1], pv[2], pv[3], pv[4], m, d, yw, 2 * P, d * P, hw + d * B * P,
+                cw + d * B * H);
+      for (int i = 0; i < 5; i++) free(pv[i]);
+    }
+    tu_assert_tensor_close(y, yw, (int64_t)T * B * 2 * P, 1e-12, 1e-12, "proj outputs with holes");
+    tu_assert_tensor_close(hn, hw, 2 * B * P, 1e-12, 1e-12, "proj h_n");
+    tu_assert_tensor_close(cn, cw, 2 * B * H, 1e-12, 1e-12, "proj c_n");
+    free(m); free(xv); free(yw); free(hw); free(cw);
+    lam_tensor *all[] = {x, mask, y, hn, cn};
+    for (size_t i = 0; i < 5; i++) lam_tensor_free(all[i]);
+    lam_vars_free(v);
+    lam_layer_free(l);
+  }
+  lam_ctx_free(ctx);
+}
+
 Test(rnn, bad_input) {
   lam_ctx *ctx = tu_ctx();
   tu_rng r = tu_rng_make(2);
   lam_rnn_opts o = lam_rnn_defaults();
   tu_assert_fails(lam_nn_lstm(0, 4, NULL), LAM_ERR_INVALID_ARGUMENT, "input_size 0");
   tu_assert_fails(lam_nn_gru(3, -2, NULL), LAM_ERR_INVALID_ARGUMENT, "hidden_size -2");
+  tu_assert_fails(lam_nn_lstm(3, 4, &(lam_rnn_opts){.proj_size = 4}), LAM_ERR_INVALID_ARGUMENT,
+                  "proj_size 4 must be in [0, hidden_size 4)");
+  tu_assert_fails(lam_nn_lstm(3, 4, &(lam_rnn_opts){.proj_size = -1}), LAM_ERR_INVALID_ARGUMENT, "proj_size -1");
+  tu_assert_fails(lam_nn_gru(3, 4, &(lam_rnn_opts){.proj_size = 2}), LAM_ERR_INVALID_ARGUMENT, "for LSTMs only");
   o.num_layers = -1; /* 0 is the default, 1 */
   tu_assert_fails(lam_nn_rnn(3, 4, &o), LAM_ERR_INVALID_ARGUMENT, "num_layers -1");
   o = lam_rnn_defaults();

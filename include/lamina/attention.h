@@ -206,6 +206,16 @@ typedef struct lam_multi_head_attention_opts {
   int64_t output_dims;       /* 0: embed_dim */
   lam_init weight_init;      /* default glorot_uniform */
   lam_init bias_init;        /* default zeros */
+  /* torch.nn.MultiheadAttention's add_bias_kv: parameters "bias_k" [1, 1,
+   * kv_heads * head_dim] and "bias_v" [1, 1, value_dims / (heads / kv_heads)]
+   * ([1, 1, embed_dim] in torch's case) appended to the projected keys and
+   * values as one more position; a mask gets a kept column for it. Drawn
+   * from weight_init (torch: xavier_normal_). Default false. */
+  bool add_bias_kv;
+  /* add_zero_attn: a zero key and value appended per head after the
+   * projections (after bias_kv), with a kept mask column. Default false.
+   * Neither option works with is_causal, rope or the KV cache (an error). */
+  bool add_zero_attn;
 } lam_multi_head_attention_opts;
 
 /* Returns the defaults listed above (rope_theta 10000, with biases). */
@@ -218,7 +228,10 @@ LAM_API lam_multi_head_attention_opts lam_multi_head_attention_defaults(void);
  * q_proj.weight [heads * head_dim, query_input_dims], k_proj.weight
  * [kv_heads * head_dim, key_input_dims], v_proj.weight [kv_heads * v_head_dim,
  * value_input_dims], out_proj.weight [output_dims, value_dims], and .bias
- * [rows] of each unless opts->no_bias. embed_dim must divide by num_heads (unless
+ * [rows] of each unless opts->no_bias (plus bias_k / bias_v with
+ * add_bias_kv). A torch.nn.MultiheadAttention state_dict (packed
+ * in_proj_weight / in_proj_bias) loads with lam_vars_load and a split
+ * transform (docs/porting-from-pytorch.md). embed_dim must divide by num_heads (unless
  * head_dim is given) and num_heads by num_kv_heads; otherwise NULL with a
  * message. */
 LAM_API lam_layer *lam_nn_multi_head_attention(int64_t embed_dim, int64_t num_heads,

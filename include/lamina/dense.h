@@ -54,10 +54,29 @@ typedef struct lam_embedding_opts {
                              (Kaun's embedding). PyTorch's nn.Embedding does not
                              scale: use .no_scale = true for it. */
   lam_init init;          /* zeroed (default): normal(0.02) */
+  /* nn.Embedding's padding_idx: lookups of this row get no gradient (the
+   * row stays fixed in training) and the initialiser zeroes it. Negative
+   * values count from the end (-1: vocab_size - 1). Read when nonzero or
+   * padding_idx_set; default: none. */
+  int64_t padding_idx;
+  bool padding_idx_set;   /* padding_idx holds the value even when it is 0 */
+  /* nn.Embedding's max_norm: before each lookup, every row that the indices
+   * name and whose norm_type-norm exceeds max_norm is rescaled IN PLACE in
+   * the "weight" parameter by max_norm / (norm + 1e-7) (torch's
+   * embedding_renorm_, not recorded for autodiff), and the output reads the
+   * renormed rows. It costs one pass over the whole weight per apply.
+   * 0 (default): no renormalisation; else finite and > 0. */
+  double max_norm;
+  double norm_type;       /* p of the norm for max_norm; 0: 2; > 0 or INFINITY */
 } lam_embedding_opts;
+/* Returns no_scale false, init normal(0.02), no padding_idx, no max_norm,
+ * norm_type 2. */
 LAM_API lam_embedding_opts lam_embedding_defaults(void);
 
-/* i32 indices of any shape -> [..., embed_dim]; param "weight" [vocab, dim]. */
+/* i32 indices of any shape -> [..., embed_dim]; param "weight" [vocab, dim].
+ * Negative indices count from the end and indices outside [-vocab, vocab)
+ * give rows of zeros (as lam_take). vocab_size >= 1, embed_dim >= 1 and a
+ * padding_idx in [-vocab_size, vocab_size); otherwise NULL with a message. */
 LAM_API lam_layer *lam_nn_embedding(int64_t vocab_size, int64_t embed_dim, const lam_embedding_opts *opts);
 
 /* ---- activations as layers ----------------------------------------------- */

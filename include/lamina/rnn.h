@@ -8,7 +8,8 @@
  * with batch_first) or unbatched [T, input_size]. The output sequence is
  * [T, B, D*H] ([B, T, D*H] with batch_first; [T, D*H] unbatched) with D = 2
  * when bidirectional (forward and reverse halves along the last axis, as
- * PyTorch). Final states h_n (and the LSTM's c_n) are [num_layers*D, B, H]
+ * PyTorch; an LSTM with proj_size P has P in place of H in the output and
+ * in h0 / h_n). Final states h_n (and the LSTM's c_n) are [num_layers*D, B, H]
  * ([num_layers*D, H] unbatched) whatever batch_first is, ordered layer by
  * layer, forward direction first. Initial states have that shape too; NULL
  * means zeros.
@@ -81,6 +82,13 @@ typedef struct lam_rnn_opts {
   lam_rnn_nonlinearity nonlinearity; /* lam_nn_rnn only; default tanh */
   lam_init weight_init;              /* zeroed (default): U(-1/sqrt(H), 1/sqrt(H)) */
   lam_init bias_init;                /* zeroed (default): U(-1/sqrt(H), 1/sqrt(H)) */
+  /* lam_nn_lstm only: torch.nn.LSTM's proj_size P, 0 (default) or in
+   * [1, hidden_size). h_t = W_hr (o_t * tanh(c_t)) with a parameter
+   * weight_hr_l<k><sfx> [P, H] (after the biases in the state_dict); h0,
+   * h_n and each direction's output are P wide, c0 / c_n stay H wide,
+   * weight_hh is [4H, P] and layers above the first take D*P inputs.
+   * Runs as a per-step loop of ops rather than the fused scan (slower). */
+  int64_t proj_size;
 } lam_rnn_opts;
 /* Returns PyTorch's defaults (one layer, bias, time-major, unidirectional). */
 LAM_API lam_rnn_opts lam_rnn_defaults(void);

@@ -1,7 +1,7 @@
 /* nn/attention_layers.c: the attention layers: multi-head attention (Kaun's
  * multi_head_attention with grouped-query heads, RoPE, dropout and the
  * aux-context mask, plus MLX's separate query/key/value widths and
- * cross-attention; incremental decoding through the KV cache of
+ * cross-attention, torch's add_bias_kv / add_zero_attn; incremental decoding through the KV cache of
  * ops/kv_cache.c), and RoPE, sinusoidal and ALiBi as parameterless layers. Projections are lamina
  * matmuls and the attention is lam_scaled_dot_product_attention, so every
  * gradient comes from the ops' backward rules. Parameter names follow
@@ -140,7 +140,42 @@ static lam_status lam__mha_init(lam_layer *self, lam_ctx *ctx, lam_rng_key key, 
       st = lam__param_make(params, path, &bi, ctx, key, dtype, 1, &rows[i]);
     }
   }
+  if (st == LAM_OK && m->o.add_bias_kv)
+    st = lam__param_make(params, "bias_k", &w, ctx, key, dtype, 3, (int64_t[]){1, 1, rows[1]});
+  if (st == LAM_OK && m->o.add_bias_kv)
+    st = lam__param_make(params, "bias_v", &w, ctx, key, dtype, 3, (int64_t[]){1, 1, rows[2]});
   return st;
+}
+
+/* add_bias_kv / add_zero_attn: appends to the projected keys or values
+ * p [B, S, D] the bias row bias [1, 1, D] (broadcast over the batch; NULL:
+ * none) and then a zero row when zero_attn. Returns a new reference (p
+ * itself when nothing is added); p is released. */
+static lam_tensor *lam__mha_extend(lam_tensor *p, lam_tensor *bias, bool zero_attn) {
+  if (!p) return NULL;
+  if (bias) {
+    lam_tensor *bb = lam_broadcast_to(bias, 3, (int64_t[]){p->shape[0], 1, p->shape[2]});
+    lam_tensor *c = bb ? lam_concat((lam_tensor *[]){p, bb}, 2, 1) : NULL;
+    lam_tensor_free(bb);
+    lam_tensor_free(p);
+    p = c;
+  }
+  if (p && zero_attn) {
+    lam_tensor *z = lam_pad(p, (int64_t[]){0, 0, 0, 1, 0, 0}, LAM_PAD_CONSTANT, 0.0);
+    lam_tensor_free(p);
+    p = z;
+  }
+  return p;
+}
+
+/* The mask extended by `extra` kept key columns (torch pads its masks with
+ * "not masked"): u8 / i32 keep masks with 1, an additive float mask with 0.
+ * A mask whose last axis broadcasts (size 1) is returned as it is. */
+static lam_tensor *lam__mha_extend_mask(lam_tensor *mask, int64_t seq_k, int extra) {
+  if (mask->ndim < 1 || mask->shape[mask->ndim - 1] != seq_k) return lam_tensor_retain(mask);
+  int64_t pads[2 * LAM_MAX_DIMS] = {0};
+  pads[2 * mask->ndim - 1] = extra;
+  return lam_pad(mask, pads, LAM_PAD_CONSTANT, lam_dtype_is_float(mask->dtype) ? 0.0 : 1.0);
 }
 
 /* x [B, S, in] @ W^T + b. */
@@ -183,7 +218,7 @@ static lam_status lam__mha_run(lam__mha *m, lam_ptree *params, lam_tensor *query
   if (!opts) opts = &no_opts;
   *out = NULL;
   const char *L = "multi_head_attention";
-  lam_tensor *W[4], *Bs[4] = {0};
+  lam_tensor *W[4], *Bs[4] = {0}, *bias_kv[2] = {0};
   const char *names[4] = {"q_proj", "k_proj", "v_proj", "out_proj"};
   int64_t rows[4] = {m->H * m->hd, m->Hkv * m->hd, m->Hkv * m->vhd, m->odims};
   int64_t cols[4] = {m->qin, m->kin, m->vin, m->H * m->vhd};
@@ -197,6 +232,14 @@ static lam_status lam__mha_run(lam__mha *m, lam_ptree *params, lam_tensor *query
       Bs[i] = lam__param_get(params, L, path, 1, &rows[i]);
       if (!Bs[i]) return lam_last_status();
     }
+  }
+  const int extra = (int)m->o.add_bias_kv + (int)m->o.add_zero_attn;
+  if (extra && cache)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT,
+                     "lam_nn_multi_head_attention_apply_cached: add_bias_kv / add_zero_attn do not work with the KV cache");
+  for (int i = 0; i < 2 && m->o.add_bias_kv; i++) {
+    bias_kv[i] = lam__param_get(params, L, i ? "bias_v" : "bias_k", 3, (int64_t[]){1, 1, rows[1 + i]});
+    if (!bias_kv[i]) return lam_last_status();
   }
   lam_dtype dt = W[0]->dtype;
   lam_status st = lam__mha_check_in("query", query, m->qin, dt, 0);
@@ -218,6 +261,9 @@ static lam_status lam__mha_run(lam__mha *m, lam_ptree *params, lam_tensor *query
     so.dropout_key = *opts->rng;
   }
   lam_tensor *mask = opts->aux ? lam_aux_get(opts->aux, LAM_ATTENTION_MASK_KEY) : NULL;
+  lam_tensor *mask_ext = mask && extra ? lam__mha_extend_mask(mask, key->shape[1], extra) : NULL;
+  if (mask && extra && !mask_ext) return lam_last_status();
+  if (mask_ext) mask = mask_ext;
   if (mask) {
     if (mask->ndim == 2) so.key_padding_mask = mask;
     else so.mask = mask;
@@ -225,6 +271,10 @@ static lam_status lam__mha_run(lam__mha *m, lam_ptree *params, lam_tensor *query
   lam_tensor *qp = lam__proj(query, W[0], Bs[0]);
   lam_tensor *kp = lam__proj(key, W[1], Bs[1]);
   lam_tensor *vp = lam__proj(value, W[2], Bs[2]);
+  if (extra) {
+    kp = lam__mha_extend(kp, bias_kv[0], m->o.add_zero_attn);
+    vp = lam__mha_extend(vp, bias_kv[1], m->o.add_zero_attn);
+  }
   lam_tensor *q = lam__split_heads(qp, m->H, m->hd);
   lam_tensor *k = lam__split_heads(kp, m->Hkv, m->hd);
   lam_tensor *v = lam__split_heads(vp, m->Hkv, m->vhd);
@@ -253,6 +303,7 @@ static lam_status lam__mha_run(lam__mha *m, lam_ptree *params, lam_tensor *query
   lam_tensor_free(q);
   lam_tensor_free(k);
   lam_tensor_free(v);
+  lam_tensor_free(mask_ext);
   lam_tensor *yt = y ? lam_permute(y, (int[]){0, 2, 1, 3}) : NULL;
   lam_tensor_free(y);
   lam_tensor *ym = yt ? lam_reshape(yt, 3, (int64_t[]){yt->shape[0], yt->shape[1], m->H * m->vhd}) : NULL;
@@ -310,6 +361,9 @@ lam_layer *lam_nn_multi_head_attention(int64_t embed_dim, int64_t num_heads, con
                      (long long)hd), NULL;
   if (o.rope && !(o.rope_theta > 0 && isfinite(o.rope_theta)))
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: rope_theta %g must be positive", fn, o.rope_theta), NULL;
+  if ((o.add_bias_kv || o.add_zero_attn) && (o.is_causal || o.rope))
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: add_bias_kv / add_zero_attn do not combine with %s", fn,
+                     o.is_causal ? "is_causal" : "rope"), NULL;
   lam__mha *m = calloc(1, sizeof *m);
   if (!m) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn), NULL;
   m->E = embed_dim;

@@ -9,12 +9,21 @@
  * are joined with lam_concat, batch_first is a lam_transpose on the way in
  * and out, dropout between layers is lam_dropout. Everything is
  * validated (shapes, dtypes, parameters, lengths) before the first kernel
- * is enqueued. The helpers marked "shared" are also used by nn/rnn_cells.c. */
+ * is enqueued. The helpers marked "shared" are also used by nn/rnn_cells.c.
+ *
+ * An LSTM with proj_size P (torch's LSTMP: h_t = W_hr (o * tanh c_t), h of
+ * size P) does not fit the fused scan, whose recurrence is square in H; it
+ * runs as a loop of lamina ops per step (h @ W_hh^T, the gate
+ * nonlinearities, the projection, lam_where for masked steps), so its
+ * gradient comes from the ops' backward rules. That is slower than the scan
+ * (about ten kernels a step) but exact, and the input projection is still
+ * one GEMM over all steps. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lamina/elementwise.h"
 #include "lamina/linalg.h"
 #include "lamina/regularize.h"
 #include "lamina/rnn.h"
@@ -123,11 +132,98 @@ lam_tensor *lam__rnn_direction(int mode, lam_tensor *x2d, int64_t T, int64_t B, 
   return z;
 }
 
+/* One direction of a projected LSTM (see the top): xw = x2d W_ih^T + b_ih
+ * over all steps, then per step g = xw_t + h W_hh^T + b_hh, c' = s(f) c +
+ * s(i) tanh(g), h' = (s(o) tanh(c')) W_hr^T; a masked step keeps h and c
+ * and outputs 0. h0 [B, P], c0 [B, H] or NULL (zeros). Returns the outputs
+ * [T, B, P] in *ys and the final states in *hn [1, B, P], *cn [1, B, H]. */
+static lam_status lam__lstm_proj_direction(lam_tensor *x2d, int64_t T, int64_t B, lam_tensor *w_ih,
+                                           lam_tensor *w_hh, lam_tensor *b_ih, lam_tensor *b_hh,
+                                           lam_tensor *w_hr, lam_tensor *h0, lam_tensor *c0,
+                                           lam_tensor *mask, int reverse, lam_tensor **ys,
+                                           lam_tensor **hn, lam_tensor **cn) {
+  const int64_t H = w_hr->shape[1], P = w_hr->shape[0], G = 4 * H;
+  lam_ctx *ctx = x2d->ctx;
+  lam_tensor *xw = lam_matmul_t(x2d, w_ih, 0, 1);
+  if (xw && b_ih) {
+    lam_tensor *t = lam_add(xw, b_ih);
+    lam_tensor_free(xw);
+    xw = t;
+  }
+  lam_tensor *xw3 = xw ? lam_tensor_reshape(xw, 3, (int64_t[]){T, B, G}) : NULL;
+  lam_tensor_free(xw);
+  lam_tensor *h = h0 ? lam_tensor_retain(h0) : lam_tensor_zeros(ctx, x2d->dtype, 2, (int64_t[]){B, P});
+  lam_tensor *c = c0 ? lam_tensor_retain(c0) : lam_tensor_zeros(ctx, x2d->dtype, 2, (int64_t[]){B, H});
+  lam_tensor *zero = lam_tensor_scalar(ctx, x2d->dtype, 0.0);
+  lam_tensor *mf = mask ? lam_tensor_reshape(mask, 3, (int64_t[]){T, B, 1}) : NULL;
+  lam_tensor **out = calloc((size_t)T, sizeof *out);
+  bool ok = xw3 && h && c && zero && out && (!mask || mf);
+  for (int64_t s = 0; s < T && ok; s++) {
+    const int64_t t = reverse ? T - 1 - s : s;
+    lam_tensor *xt = lam_tensor_slice0(xw3, t, t + 1);
+    lam_tensor *x2 = xt ? lam_tensor_reshape(xt, 2, (int64_t[]){B, G}) : NULL;
+    lam_tensor *hw = lam_matmul_t(h, w_hh, 0, 1);
+    lam_tensor *g0 = x2 && hw ? lam_add(x2, hw) : NULL;
+    lam_tensor *g = g0 && b_hh ? lam_add(g0, b_hh) : lam_tensor_retain(g0);
+    lam_tensor *q[4] = {0};
+    if (g && lam_split(g, 1, 4, (int64_t[]){H, H, H, H}, q) != LAM_OK) ok = false;
+    lam_tensor *si = q[0] ? lam_sigmoid(q[0]) : NULL, *sf = q[1] ? lam_sigmoid(q[1]) : NULL;
+    lam_tensor *tg = q[2] ? lam_tanh(q[2]) : NULL, *so = q[3] ? lam_sigmoid(q[3]) : NULL;
+    lam_tensor *fc = sf ? lam_mul(sf, c) : NULL, *ig = si && tg ? lam_mul(si, tg) : NULL;
+    lam_tensor *c1 = fc && ig ? lam_add(fc, ig) : NULL;
+    lam_tensor *tc = c1 ? lam_tanh(c1) : NULL;
+    lam_tensor *hh = tc && so ? lam_mul(so, tc) : NULL;
+    lam_tensor *h1 = hh ? lam_matmul_t(hh, w_hr, 0, 1) : NULL;
+    lam_tensor *mt = NULL, *mt2 = NULL, *hnew = NULL, *cnew = NULL, *y = NULL;
+    if (h1 && c1 && mf) {
+      mt = lam_tensor_slice0(mf, t, t + 1);
+      mt2 = mt ? lam_tensor_reshape(mt, 2, (int64_t[]){B, 1}) : NULL;
+      hnew = mt2 ? lam_where(mt2, h1, h) : NULL;
+      cnew = mt2 ? lam_where(mt2, c1, c) : NULL;
+      y = mt2 ? lam_where(mt2, h1, zero) : NULL;
+    } else if (h1 && c1) {
+      hnew = lam_tensor_retain(h1);
+      cnew = lam_tensor_retain(c1);
+      y = lam_tensor_retain(h1);
+    }
+    lam_tensor *yt = y ? lam_tensor_reshape(y, 3, (int64_t[]){1, B, P}) : NULL;
+    out[t] = yt;
+    ok = ok && yt && hnew && cnew;
+    lam_tensor *tmp[] = {xt, x2, hw, g0, g, q[0], q[1], q[2], q[3], si, sf, tg, so, fc, ig, c1, tc, hh, h1,
+                         mt, mt2, y, h, c};
+    for (size_t i = 0; i < sizeof tmp / sizeof *tmp; i++) lam_tensor_free(tmp[i]);
+    h = hnew;
+    c = cnew;
+  }
+  lam_status st = ok ? LAM_OK : lam_last_status();
+  if (ok) {
+    *ys = T == 1 ? lam_tensor_retain(out[0]) : lam_concat(out, (int)T, 0);
+    *hn = lam_tensor_reshape(h, 3, (int64_t[]){1, B, P});
+    *cn = lam_tensor_reshape(c, 3, (int64_t[]){1, B, H});
+    if (!*ys || !*hn || !*cn) {
+      st = lam_last_status();
+      lam_tensor_free(*ys);
+      lam_tensor_free(*hn);
+      lam_tensor_free(*cn);
+      *ys = *hn = *cn = NULL;
+    }
+  }
+  for (int64_t t = 0; out && t < T; t++) lam_tensor_free(out[t]);
+  free(out);
+  lam_tensor_free(xw3);
+  lam_tensor_free(h);
+  lam_tensor_free(c);
+  lam_tensor_free(zero);
+  lam_tensor_free(mf);
+  return st;
+}
+
 /* ---- the sequence layers ------------------------------------------------------ */
 
 typedef struct {
   int mode;
   int64_t in, hidden;
+  int64_t proj; /* LSTM proj_size, or 0 */
   lam_rnn_opts o;
 } lam__rnn;
 
@@ -160,11 +256,12 @@ static lam_status lam__rnn_init(lam_layer *self, lam_ctx *ctx, lam_rng_key key, 
                      lam__rnn_name(r->mode), lam_dtype_name(dtype));
   const int D = r->o.bidirectional ? 2 : 1;
   const int64_t H = r->hidden, GH = lam__rnn_num_gates(r->mode) * H;
+  const int64_t HO = r->proj ? r->proj : H; /* the hidden state's size */
   lam_status st = LAM_OK;
   for (int l = 0; l < r->o.num_layers && st == LAM_OK; l++)
     for (int d = 0; d < D && st == LAM_OK; d++) {
       const char *sfx = d ? "_reverse" : "";
-      const int64_t in = l ? D * H : r->in;
+      const int64_t in = l ? D * HO : r->in;
       char p[64];
       snprintf(p, sizeof p, "weight_ih_l%d%s", l, sfx);
       st = lam__rnn_param_init(params, p, &r->o.weight_init, ctx, key, dtype, 2,
@@ -172,7 +269,11 @@ static lam_status lam__rnn_init(lam_layer *self, lam_ctx *ctx, lam_rng_key key, 
       snprintf(p, sizeof p, "weight_hh_l%d%s", l, sfx);
       if (st == LAM_OK)
         st = lam__rnn_param_init(params, p, &r->o.weight_init, ctx, key, dtype, 2,
-                                 (int64_t[]){GH, H}, H);
+                                 (int64_t[]){GH, HO}, H);
+      snprintf(p, sizeof p, "weight_hr_l%d%s", l, sfx);
+      if (st == LAM_OK && r->proj)
+        st = lam__rnn_param_init(params, p, &r->o.weight_init, ctx, key, dtype, 2,
+                                 (int64_t[]){r->proj, H}, H);
       if (r->o.no_bias) continue;
       snprintf(p, sizeof p, "bias_ih_l%d%s", l, sfx);
       if (st == LAM_OK)
@@ -283,7 +384,8 @@ static lam_status lam__rnn_run(lam_layer *layer, lam_ptree *params, lam_tensor *
   const int mode = r->mode;
   const char *name = lam__rnn_name(mode);
   const int L = r->o.num_layers, D = r->o.bidirectional ? 2 : 1;
-  const int64_t LD = (int64_t)L * D, H = r->hidden, GH = lam__rnn_num_gates(mode) * H;
+  const int64_t LD = (int64_t)L * D, HC = r->hidden, GH = lam__rnn_num_gates(mode) * HC;
+  const int64_t H = r->proj ? r->proj : HC; /* h's size: proj_size when projecting */
   const bool lstm = mode == LAM__RNN_LSTM, bf = r->o.batch_first;
   static const lam_apply_opts no_opts = {false, NULL, NULL, NULL};
   if (!opts) opts = &no_opts;
@@ -299,7 +401,7 @@ static lam_status lam__rnn_run(lam_layer *layer, lam_ptree *params, lam_tensor *
   if (dt != LAM_F32 && dt != LAM_F64)
     return lam__fail(LAM_ERR_DTYPE, "%s: %s: params are %s; f32 or f64 only", fn, name,
                      lam_dtype_name(dt));
-  lam_tensor **w = calloc((size_t)LD * 4, sizeof *w); /* per (layer, dir): w_ih, w_hh, b_ih, b_hh */
+  lam_tensor **w = calloc((size_t)LD * 5, sizeof *w); /* per (layer, dir): w_ih, w_hh, b_ih, b_hh, w_hr */
   lam_tensor **hrow = calloc((size_t)LD * 2, sizeof *hrow); /* final h rows, then c rows */
   if (!w || !hrow) {
     free(w);
@@ -311,7 +413,7 @@ static lam_status lam__rnn_run(lam_layer *layer, lam_ptree *params, lam_tensor *
     for (int d = 0; d < D && st == LAM_OK; d++) {
       const char *sfx = d ? "_reverse" : "";
       const int64_t in = l ? D * H : r->in;
-      lam_tensor **wk = w + 4 * (l * D + d);
+      lam_tensor **wk = w + 5 * (l * D + d);
       char p[64];
       snprintf(p, sizeof p, "weight_ih_l%d%s", l, sfx);
       wk[0] = lam__rnn_param(params, fn, name, p, dt, 2, (int64_t[]){GH, in});
@@ -323,7 +425,11 @@ static lam_status lam__rnn_run(lam_layer *layer, lam_ptree *params, lam_tensor *
         snprintf(p, sizeof p, "bias_hh_l%d%s", l, sfx);
         if (wk[2]) wk[3] = lam__rnn_param(params, fn, name, p, dt, 1, &GH);
       }
-      if (!wk[1] || (!r->o.no_bias && !wk[3])) st = lam_last_status();
+      if (wk[1] && (r->o.no_bias || wk[3]) && r->proj) {
+        snprintf(p, sizeof p, "weight_hr_l%d%s", l, sfx);
+        wk[4] = lam__rnn_param(params, fn, name, p, dt, 2, (int64_t[]){r->proj, HC});
+      }
+      if (!wk[1] || (!r->o.no_bias && !wk[3]) || (r->proj && !wk[4])) st = lam_last_status();
     }
   char b1[LAM__SHAPE_STR];
   if (st == LAM_OK && x->dtype != dt)
@@ -342,7 +448,7 @@ static lam_status lam__rnn_run(lam_layer *layer, lam_ptree *params, lam_tensor *
   const int64_t T = unbatched || !bf ? x->shape[0] : x->shape[1];
   const int64_t B = unbatched ? 1 : bf ? x->shape[0] : x->shape[1];
   if (h0) st = lam__rnn_check_state(h0, "h0", LD, B, H, unbatched, dt, fn, name);
-  if (st == LAM_OK && c0) st = lam__rnn_check_state(c0, "c0", LD, B, H, unbatched, dt, fn, name);
+  if (st == LAM_OK && c0) st = lam__rnn_check_state(c0, "c0", LD, B, HC, unbatched, dt, fn, name);
   if (st == LAM_OK && c0 && !lstm)
     st = lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: %s: a cell state c0 is for LSTMs only", fn, name);
   if (st == LAM_OK && lengths && unbatched)
@@ -369,7 +475,7 @@ static lam_status lam__rnn_run(lam_layer *layer, lam_ptree *params, lam_tensor *
   lam_tensor *h0r = h0 && unbatched ? lam_tensor_reshape(h0, 3, (int64_t[]){LD, 1, H})
                     : h0            ? lam_tensor_retain(h0)
                                     : NULL;
-  lam_tensor *c0r = c0 && unbatched ? lam_tensor_reshape(c0, 3, (int64_t[]){LD, 1, H})
+  lam_tensor *c0r = c0 && unbatched ? lam_tensor_reshape(c0, 3, (int64_t[]){LD, 1, HC})
                     : c0            ? lam_tensor_retain(c0)
                                     : NULL;
   if (!inp || (h0 && !h0r) || (c0 && !c0r)) st = lam_last_status();
@@ -380,8 +486,18 @@ static lam_status lam__rnn_run(lam_layer *layer, lam_ptree *params, lam_tensor *
     if (!x2d) st = lam_last_status();
     for (int d = 0; d < D && st == LAM_OK; d++) {
       const int64_t k = (int64_t)l * D + d;
-      lam_tensor **wk = w + 4 * k;
-      lam_tensor *hk = lam__rnn_state_row(h0r, k, B, H), *ck = lam__rnn_state_row(c0r, k, B, H);
+      lam_tensor **wk = w + 5 * k;
+      lam_tensor *hk = lam__rnn_state_row(h0r, k, B, H), *ck = lam__rnn_state_row(c0r, k, B, HC);
+      if (r->proj) {
+        if ((!h0r || hk) && (!c0r || ck))
+          st = lam__lstm_proj_direction(x2d, T, B, wk[0], wk[1], wk[2], wk[3], wk[4], hk, ck, mask,
+                                        d, &ys[d], &hrow[k], &hrow[LD + k]);
+        else
+          st = lam_last_status();
+        lam_tensor_free(hk);
+        lam_tensor_free(ck);
+        continue;
+      }
       lam_tensor *z = (h0r && !hk) || (c0r && !ck)
                           ? NULL
                           : lam__rnn_direction(mode, x2d, T, B, wk[0], wk[1], wk[2], wk[3], hk, ck,
@@ -421,7 +537,7 @@ static lam_status lam__rnn_run(lam_layer *layer, lam_ptree *params, lam_tensor *
     if (!o) st = lam_last_status();
   }
   if (st == LAM_OK && h_n && !(hn = lam__rnn_join(hrow, LD, H, unbatched))) st = lam_last_status();
-  if (st == LAM_OK && c_n && lstm && !(cn = lam__rnn_join(hrow + LD, LD, H, unbatched)))
+  if (st == LAM_OK && c_n && lstm && !(cn = lam__rnn_join(hrow + LD, LD, HC, unbatched)))
     st = lam_last_status();
   lam_tensor_free(inp);
   lam_tensor_free(h0r);
@@ -499,6 +615,14 @@ static lam_layer *lam__rnn_new(int mode, int64_t input_size, int64_t hidden_size
                      "%s: unknown nonlinearity %d (LAM_RNN_TANH or LAM_RNN_RELU)", fn,
                      (int)o.nonlinearity),
            NULL;
+  if (o.proj_size != 0 && mode != LAM__RNN_LSTM)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: proj_size is for LSTMs only (torch.nn.LSTM)", fn),
+           NULL;
+  if (o.proj_size < 0 || o.proj_size >= hidden_size)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT,
+                     "%s: proj_size %lld must be in [0, hidden_size %lld) (0: no projection)", fn,
+                     (long long)o.proj_size, (long long)hidden_size),
+           NULL;
   if (lam__rnn_check_init(&o.weight_init, fn, "weight_init") != LAM_OK ||
       lam__rnn_check_init(&o.bias_init, fn, "bias_init") != LAM_OK)
     return NULL;
@@ -514,6 +638,7 @@ static lam_layer *lam__rnn_new(int mode, int64_t input_size, int64_t hidden_size
   r->mode = mode == LAM__RNN_TANH && o.nonlinearity == LAM_RNN_RELU ? LAM__RNN_RELU : mode;
   r->in = input_size;
   r->hidden = hidden_size;
+  r->proj = o.proj_size;
   r->o = o;
   const lam_layer_vtable *vt = mode == LAM__RNN_LSTM  ? &lam__lstm_vt
                                : mode == LAM__RNN_GRU ? &lam__gru_vt
