@@ -172,12 +172,21 @@ static lam_layer *lam__convl_new(int nsp, int transpose, int64_t in, int64_t out
                        "%s: padding %d must be >= 0 and output_padding %d in [0, max(stride, "
                        "dilation)) in spatial dim %d",
                        fn, c->t.padding[i], c->t.output_padding[i], i);
+      if (st == LAM_OK && c->t.output_size[i] < 0)
+        st = lam__fail(LAM_ERR_INVALID_ARGUMENT,
+                       "%s: output_size %lld of spatial dim %d must be >= 0 (0: from "
+                       "output_padding)",
+                       fn, (long long)c->t.output_size[i], i);
     }
   } else {
     c->o = o ? *o : lam_conv_defaults();
     st = lam__convl_check(c, c->o.kernel, c->o.stride, c->o.dilation, &c->o.groups, fn);
     if (st == LAM_OK && ((int)c->o.padding < 0 || c->o.padding > LAM_PADDING_EXPLICIT))
       st = lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: unknown padding mode %d", fn, (int)c->o.padding);
+    if (st == LAM_OK && ((int)c->o.padding_mode < LAM_PAD_CONSTANT ||
+                         c->o.padding_mode > LAM_PAD_CIRCULAR))
+      st = lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: unknown padding_mode %d", fn,
+                     (int)c->o.padding_mode);
     if (st == LAM_OK && c->o.padding == LAM_PADDING_CAUSAL && nsp != 1)
       st = lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: causal padding is for 1-D convolutions only", fn);
     for (int i = 0; i < nsp && st == LAM_OK; i++)
