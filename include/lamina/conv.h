@@ -209,28 +209,38 @@ LAM_API lam_layer *lam_nn_global_max_pool(void);
 
 typedef enum lam_upsample_mode {
   LAM_UPSAMPLE_NEAREST = 0, /* torch "nearest": src = floor(dst * in_scale) */
-  LAM_UPSAMPLE_LINEAR       /* torch "linear" (1-D) / "bilinear" (2-D) */
+  LAM_UPSAMPLE_LINEAR,      /* torch "linear" (1-D) / "bilinear" (2-D) /
+                               "trilinear" (3-D) */
+  LAM_UPSAMPLE_NEAREST_EXACT, /* torch "nearest-exact": src = floor((dst + 0.5)
+                                 * in_scale), pixel centres aligned */
+  LAM_UPSAMPLE_CUBIC        /* torch "bicubic" (2-D only): A = -0.75, the 4x4
+                               taps clamped to the border */
 } lam_upsample_mode;
 
 typedef struct lam_upsample_opts {
   lam_upsample_mode mode; /* default nearest */
-  int64_t size[2];        /* output size per spatial dim; 0: from scale */
-  double scale[2];        /* scale factor per spatial dim, used where size is
+  int64_t size[3];        /* output size per spatial dim; 0: from scale */
+  double scale[3];        /* scale factor per spatial dim, used where size is
                              0 (output floor(in * scale)); default 2. As torch
-                             with recompute_scale_factor unset, the given factor
-                             (not out/in) maps output to input coordinates. */
-  bool align_corners;     /* linear: corners of input and output align
-                             (torch align_corners=True); default false */
+                             with recompute_scale_factor unset (its default),
+                             the given factor (not out/in) maps output to
+                             input coordinates; for torch's
+                             recompute_scale_factor=True give the size instead. */
+  bool align_corners;     /* linear and cubic: corners of input and output
+                             align (torch align_corners=True); default false */
 } lam_upsample_opts;
 
 LAM_API lam_upsample_opts lam_upsample_defaults(void);
 
-/* As torch.nn.functional.interpolate on x [N, C, L] / [N, C, H, W]. */
+/* As torch.nn.functional.interpolate on x [N, C, L] / [N, C, H, W] /
+ * [N, C, D, H, W]. */
 LAM_API lam_tensor *lam_upsample1d(lam_tensor *x, const lam_upsample_opts *opts);
 LAM_API lam_tensor *lam_upsample2d(lam_tensor *x, const lam_upsample_opts *opts);
+LAM_API lam_tensor *lam_upsample3d(lam_tensor *x, const lam_upsample_opts *opts);
 
 LAM_API lam_layer *lam_nn_upsample1d(const lam_upsample_opts *opts);
 LAM_API lam_layer *lam_nn_upsample2d(const lam_upsample_opts *opts);
+LAM_API lam_layer *lam_nn_upsample3d(const lam_upsample_opts *opts);
 
 #ifdef __cplusplus
 }
