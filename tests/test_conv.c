@@ -689,6 +689,53 @@ Test(conv, pytorch_golden) { golden_suite("conv_golden.safetensors", 0); }
 /* padding_mode (reflect, replicate, circular) and transposed output_size. */
 Test(conv, pytorch_golden_modes) { golden_suite("conv_modes_golden.safetensors", 1); }
 
+/* The layers pass padding_mode and output_size to the ops; bad values fail
+ * at construction. */
+Test(conv, layers_padding_mode_output_size) {
+  lam_ctx *ctx = tu_ctx();
+  tu_rng r = tu_rng_make(9);
+  tu_mark m = tu_mark_now(ctx);
+  const lam_conv_opts co = {.kernel = {3, 3}, .padding_mode = LAM_PAD_CIRCULAR};
+  lam_layer *l = lam_nn_conv2d(2, 3, &co);
+  cr_assert(l, "%s", lam_last_error());
+  lam_vars *v = NULL;
+  cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(4), LAM_F32, &v), LAM_OK);
+  lam_tensor *wt = lam_ptree_get(lam_vars_params(v), "weight");
+  lam_tensor *bt = lam_ptree_get(lam_vars_params(v), "bias");
+  lam_tensor *x = tu_rand_f32(ctx, &r, 4, (int64_t[]){2, 2, 5, 4}, -1, 1);
+  lam_tensor *y = NULL;
+  cr_assert_eq(lam_layer_apply(l, v, x, NULL, &y), LAM_OK, "%s", lam_last_error());
+  lam_tensor *y2 = lam_conv2d(x, wt, bt, &co), *y0 = lam_conv2d(x, wt, bt, NULL);
+  double *a = tu_to_f64(y), *b = tu_to_f64(y2), *c = tu_to_f64(y0);
+  tu_assert_close_f64(a, b, lam_tensor_numel(y), 0, 0, "circular layer == functional");
+  int differs = 0; /* the border rows see the wrapped input, not zeros */
+  for (int64_t i = 0; i < lam_tensor_numel(y); i++) differs |= a[i] != c[i];
+  cr_assert(differs, "circular padding gave the zero-padded result");
+  free(a), free(b), free(c);
+  lam_tensor_free(y), lam_tensor_free(y2), lam_tensor_free(y0), lam_tensor_free(x);
+  lam_vars_free(v);
+  lam_layer_free(l);
+  const lam_conv_transpose_opts to = {.kernel = {3}, .stride = {3}, .output_size = {14}};
+  l = lam_nn_conv_transpose1d(2, 2, &to);
+  cr_assert(l, "%s", lam_last_error());
+  cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(5), LAM_F32, &v), LAM_OK);
+  x = tu_rand_f32(ctx, &r, 3, (int64_t[]){1, 2, 4}, -1, 1);
+  cr_assert_eq(lam_layer_apply(l, v, x, NULL, &y), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_tensor_shape(y)[2], 14);
+  lam_tensor_free(y), lam_tensor_free(x);
+  x = tu_rand_f32(ctx, &r, 3, (int64_t[]){1, 2, 6}, -1, 1); /* sizes 18..20: 14 is out */
+  tu_assert_status(lam_layer_apply(l, v, x, NULL, &y), LAM_ERR_SHAPE, "valid sizes range from 18");
+  lam_tensor_free(x);
+  lam_vars_free(v);
+  lam_layer_free(l);
+  tu_assert_fails(lam_nn_conv2d(2, 3, &(lam_conv_opts){.padding_mode = (lam_pad_mode)5}),
+                  LAM_ERR_INVALID_ARGUMENT, "lam_nn_conv2d: unknown padding_mode 5");
+  tu_assert_fails(lam_nn_conv_transpose2d(2, 3, &(lam_conv_transpose_opts){.output_size = {4, -2}}),
+                  LAM_ERR_INVALID_ARGUMENT, "lam_nn_conv_transpose2d: output_size -2 of spatial dim 1");
+  tu_assert_no_leak(ctx, m);
+  lam_ctx_free(ctx);
+}
+
 /* ---- bad configurations --------------------------------------------------------------- */
 
 Test(conv, bad_input) {

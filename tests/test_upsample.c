@@ -379,6 +379,30 @@ Test(upsample, bad_input) {
   o = lam_upsample_defaults();
   o.mode = (lam_upsample_mode)7;
   tu_assert_fails(lam_upsample2d(x, &o), LAM_ERR_INVALID_ARGUMENT, "mode 7");
+  o = lam_upsample_defaults();
+  o.mode = LAM_UPSAMPLE_NEAREST_EXACT, o.align_corners = true;
+  tu_assert_fails(lam_upsample2d(x, &o), LAM_ERR_INVALID_ARGUMENT,
+                  "align_corners is only for linear and cubic modes");
+  o.mode = LAM_UPSAMPLE_CUBIC; /* cubic aligns */
+  lam_tensor *yc = lam_upsample2d(x, &o);
+  cr_assert(yc, "%s", lam_last_error());
+  lam_tensor_free(yc);
+  lam_tensor *x1 = lam_tensor_zeros(ctx, LAM_F32, 3, (int64_t[]){1, 2, 5});
+  lam_tensor *x5 = lam_tensor_zeros(ctx, LAM_F32, 5, (int64_t[]){1, 2, 3, 4, 5});
+  tu_assert_fails(lam_upsample1d(x1, &o), LAM_ERR_INVALID_ARGUMENT,
+                  "lam_upsample1d: cubic mode is for 2-D inputs only");
+  tu_assert_fails(lam_upsample3d(x5, &o), LAM_ERR_INVALID_ARGUMENT,
+                  "lam_upsample3d: cubic mode is for 2-D inputs only");
+  tu_assert_fails(lam_upsample3d(x, NULL), LAM_ERR_SHAPE, "[batch, channels, d, h, w]");
+  lam_error_clear(); /* a NULL input keeps an earlier message */
+  tu_assert_fails(lam_upsample3d(NULL, NULL), LAM_ERR_NULL, "lam_upsample3d: x");
+  o = lam_upsample_defaults();
+  o.scale[2] = -1;
+  tu_assert_fails(lam_upsample3d(x5, &o), LAM_ERR_INVALID_ARGUMENT, "scale -1 of spatial dim 2");
+  o = lam_upsample_defaults();
+  o.size[1] = (int64_t)1 << 40;
+  tu_assert_fails(lam_upsample3d(x5, &o), LAM_ERR_SHAPE, "out of range");
+  lam_tensor_free(x1), lam_tensor_free(x5);
   tu_assert_no_leak(ctx, m);
   lam_tensor_free(x), lam_tensor_free(xi);
   lam_ctx_free(ctx);
@@ -412,6 +436,36 @@ Test(upsample, layers) {
                   LAM_ERR_INVALID_ARGUMENT, "align_corners");
   tu_assert_fails(lam_nn_upsample1d(&(lam_upsample_opts){.scale = {-1}}), LAM_ERR_INVALID_ARGUMENT,
                   "scale -1");
+  tu_assert_fails(lam_nn_upsample3d(&(lam_upsample_opts){.mode = LAM_UPSAMPLE_CUBIC}),
+                  LAM_ERR_INVALID_ARGUMENT, "lam_nn_upsample3d: cubic mode is for 2-D");
+  tu_assert_fails(lam_nn_upsample3d(&(lam_upsample_opts){.scale = {1, 1, -3}}),
+                  LAM_ERR_INVALID_ARGUMENT, "scale -3 of spatial dim 2");
+  /* 3-D layer: trilinear to a size, nearest-exact by factors; the op's result */
+  lam_tensor *x3 = tu_rand_f32(ctx, &r, 5, (int64_t[]){1, 2, 3, 4, 5}, -1, 1);
+  const lam_upsample_opts o3 = {.mode = LAM_UPSAMPLE_LINEAR, .size = {5, 2, 7}, .align_corners = true};
+  l = lam_nn_upsample3d(&o3);
+  cr_assert(l);
+  cr_assert_str_eq(lam_layer_name(l), "upsample3d");
+  cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(1), LAM_F32, &v), LAM_OK);
+  cr_assert_eq(lam_layer_apply(l, v, x3, NULL, &y), LAM_OK, "%s", lam_last_error());
+  lam_tensor *want = lam_upsample3d(x3, &o3);
+  cr_assert(lam_tensor_shape(y)[2] == 5 && lam_tensor_shape(y)[3] == 2 && lam_tensor_shape(y)[4] == 7);
+  double *a = tu_to_f64(y), *b = tu_to_f64(want);
+  tu_assert_close_f64(a, b, lam_tensor_numel(y), 0, 0, "upsample3d layer");
+  free(a), free(b);
+  lam_tensor_free(y), lam_tensor_free(want);
+  tu_assert_status(lam_layer_apply(l, v, x, NULL, &y), LAM_ERR_SHAPE, "upsample3d expects");
+  lam_layer_free(l);
+  lam_vars_free(v);
+  l = lam_nn_upsample3d(&(lam_upsample_opts){.mode = LAM_UPSAMPLE_NEAREST_EXACT, .scale = {1.5, 0.5, 2}});
+  cr_assert(l);
+  cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(1), LAM_F32, &v), LAM_OK);
+  cr_assert_eq(lam_layer_apply(l, v, x3, NULL, &y), LAM_OK, "%s", lam_last_error());
+  cr_assert(lam_tensor_shape(y)[2] == 4 && lam_tensor_shape(y)[3] == 2 && lam_tensor_shape(y)[4] == 10);
+  lam_tensor_free(y);
+  lam_layer_free(l);
+  lam_vars_free(v);
+  lam_tensor_free(x3);
   tu_assert_no_leak(ctx, m);
   lam_tensor_free(x), lam_tensor_free(x1);
   lam_ctx_free(ctx);
