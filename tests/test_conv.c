@@ -2,8 +2,10 @@
  * references on random configurations (strides, dilations, padding modes,
  * groups incl. depthwise, odd sizes 1/5/17/31, non-square kernels) on both
  * execution paths (im2col + GEMM and the direct kernels) and with small
- * batch chunks; PyTorch golden outputs and gradients
- * (tests/data/conv_golden.safetensors from tools/gen_conv_golden.py); finite-difference gradient checks; bad
+ * batch chunks, with every padding_mode and transposed output_size; PyTorch
+ * golden outputs and gradients (tests/data/conv_golden.safetensors from
+ * tools/gen_conv_golden.py, conv_modes_golden.safetensors from
+ * tools/gen_conv_modes_golden.py); finite-difference gradient checks; bad
  * configurations; and the conv layers (parameter names, shapes, defaults). */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>

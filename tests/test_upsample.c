@@ -1,10 +1,11 @@
-/* test_upsample.c: upsample1d/2d (nearest, linear/bilinear; scale factor or
- * size; align_corners) against a plain C reference (forward and a
+/* test_upsample.c (src/ops/upsample.c, cl/upsample.cl): upsample1d/2d/3d
+ * (nearest, nearest-exact, linear / bilinear / trilinear, bicubic; scale
+ * factor or size; align_corners) against a plain C reference (forward and a
  * scatter-form backward) on random configurations and odd sizes, PyTorch
  * golden outputs and gradients (tests/data/conv_golden.safetensors from
- * tools/gen_conv_golden.py),
- * finite-difference checks, one output above 2^22 elements, bad input and
- * the layers. */
+ * tools/gen_conv_golden.py and tests/data/upsample_golden.safetensors from
+ * tools/gen_upsample_golden.py), finite-difference checks, one output above
+ * 2^22 elements, bad input and the layers. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
