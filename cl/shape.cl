@@ -89,11 +89,13 @@ kernel void transpose_tile(global const REAL *x, int x_off, global REAL *y, int 
 /* Maps output coordinate c of a dim (already minus its `before` pad) to the
  * input coordinate: mode 0 constant (-1 outside), 1 reflect (mirror without
  * repeating the edge; the host checks pad < dim so one reflection is
- * enough), 2 replicate (clamp to the edge). */
+ * enough), 2 replicate (clamp to the edge), 3 circular (wrap; the host
+ * checks pad <= dim, so one wrap is enough). */
 inline int pad_map(int c, int dim, int mode) {
   if (c >= 0 && c < dim) return c;
   if (mode == 0) return -1;
   if (mode == 1) return c < 0 ? -c : 2 * (dim - 1) - c;
+  if (mode == 3) return c < 0 ? c + dim : c - dim;
   return c < 0 ? 0 : dim - 1;
 }
 
@@ -133,7 +135,8 @@ kernel void pad(global const REAL *x, int x_off, global REAL *y, int y_off, int 
  * scattering (no float atomics in OpenCL 1.2, and the order of the sum is
  * fixed, so results are deterministic). Per dim the positions reading
  * coordinate c form at most 3 runs: the copy itself (constant), plus the
- * mirrored points (reflect), or the whole edge run (replicate). The
+ * mirrored points (reflect), or the whole edge run (replicate), or the
+ * wrapped copies one period before and after (circular). The
  * work-item walks the product of those runs, so its cost is its number of
  * contributions (1 for constant, a crop). Launched over x as
  * (xshape.s0, xshape.s1, rest); shapes innermost first, padded with 1s. */
@@ -150,6 +153,9 @@ kernel void pad(global const REAL *x, int x_off, global REAL *y, int y_off, int 
     } else if (mode == 2) {                                                       \
       if (c == 0) { lo0_##k = 0; len0_##k = b + 1; }                              \
       if (c == dim - 1) len0_##k = COMP(gshape, k) - lo0_##k;                     \
+    } else if (mode == 3) {                                                       \
+      if (c >= dim - b) { lo1_##k = c + b - dim; len1_##k = 1; }                  \
+      if (c < after) { lo2_##k = c + b + dim; len2_##k = 1; }                     \
     }                                                                             \
     gstr *= COMP(gshape, k);                                                      \
     total *= len0_##k + len1_##k + len2_##k;                                      \

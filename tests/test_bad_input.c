@@ -89,7 +89,7 @@ static int field_zeroed(lam_field fd) { return fd.dtype == (lam_dtype)0 && fd.nd
 
 /* Bad option structs for the constructors that take only options. */
 static const lam_pool_opts bad_pool = {.kernel = {-1, -1, -1}};
-static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0}};
+static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0, -2.0}};
 
 #define BAD_INPUT_ROWS(X)                                                                          \
   /* attention.h */                                                                                \
@@ -180,8 +180,10 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0}};
   X(E, lam_upsample_defaults, OK, ((void)lam_upsample_defaults(), 1))                              \
   X(P, lam_upsample1d, NULLARG, (NULL, NULL))                                                         \
   X(P, lam_upsample2d, NULLARG, (NULL, NULL))                                                         \
+  X(P, lam_upsample3d, NULLARG, (NULL, NULL))                                                         \
   X(P, lam_nn_upsample1d, INVALID_ARGUMENT, (&bad_upsample))                                       \
   X(P, lam_nn_upsample2d, INVALID_ARGUMENT, (&bad_upsample))                                       \
+  X(P, lam_nn_upsample3d, INVALID_ARGUMENT, (&bad_upsample))                                       \
   /* data.h */                                                                                      \
   X(E, lam_dataset_defaults, OK, !lam_dataset_defaults().borrow)                                    \
   X(S, lam_dataset_from_arrays, DTYPE, (4, 1, (const lam_field[]){{.dtype = (lam_dtype)99}}, (const void *const[]){ds_x}, NULL, &f->ds_out)) \

@@ -2,8 +2,10 @@
  * references on random configurations (strides, dilations, padding modes,
  * groups incl. depthwise, odd sizes 1/5/17/31, non-square kernels) on both
  * execution paths (im2col + GEMM and the direct kernels) and with small
- * batch chunks; PyTorch golden outputs and gradients
- * (tests/data/conv_golden.safetensors from tools/gen_conv_golden.py); finite-difference gradient checks; bad
+ * batch chunks, with every padding_mode and transposed output_size; PyTorch
+ * golden outputs and gradients (tests/data/conv_golden.safetensors from
+ * tools/gen_conv_golden.py, conv_modes_golden.safetensors from
+ * tools/gen_conv_modes_golden.py); finite-difference gradient checks; bad
  * configurations; and the conv layers (parameter names, shapes, defaults). */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
@@ -24,16 +26,30 @@ typedef struct ccase {
   lam_conv_padding mode;
   int pad[3][2];
   int bias;
+  lam_pad_mode pm; /* padding_mode */
 } ccase;
 
 /* The case as 3-D (leading dims of size 1), with its padding and output size
  * worked out independently of the library. */
 typedef struct geo {
-  int in[3], k[3], s[3], d[3], pb[3], out[3];
+  int in[3], k[3], s[3], d[3], pb[3], pa[3], out[3];
 } geo;
 
+/* Where padded coordinate c (minus the padding before) of a dim of size n
+ * reads from under padding_mode pm; -1: a zero. */
+static int pad_src(int c, int n, lam_pad_mode pm) {
+  if (c >= 0 && c < n) return c;
+  switch (pm) {
+    case LAM_PAD_REFLECT: return c < 0 ? -c : 2 * (n - 1) - c;
+    case LAM_PAD_REPLICATE: return c < 0 ? 0 : n - 1;
+    case LAM_PAD_CIRCULAR: return c < 0 ? c + n : c - n;
+    default: return -1;
+  }
+}
+
 static int geo_make(const ccase *c, geo *g) {
-  for (int i = 0; i < 3; i++) g->in[i] = g->k[i] = g->s[i] = g->d[i] = g->out[i] = 1, g->pb[i] = 0;
+  for (int i = 0; i < 3; i++)
+    g->in[i] = g->k[i] = g->s[i] = g->d[i] = g->out[i] = 1, g->pb[i] = g->pa[i] = 0;
   for (int i = 0; i < c->nsp; i++) {
     int d = 3 - c->nsp + i;
     int eff = c->d[i] * (c->k[i] - 1) + 1, before = 0, after = 0;
@@ -49,6 +65,9 @@ static int geo_make(const ccase *c, geo *g) {
     }
     int padded = c->in[i] + before + after;
     if (padded < eff) return 0;
+    if (c->pm == LAM_PAD_REFLECT && (before >= c->in[i] || after >= c->in[i])) return 0;
+    if (c->pm == LAM_PAD_CIRCULAR && (before > c->in[i] || after > c->in[i])) return 0;
+    g->pa[d] = after;
     g->in[d] = c->in[i], g->k[d] = c->k[i], g->s[d] = c->s[i], g->d[d] = c->d[i];
     g->pb[d] = before, g->out[d] = (padded - eff) / c->s[i] + 1;
   }
@@ -75,7 +94,9 @@ static void ref_conv(const ccase *c, const geo *g, const double *x, const double
                     int id = od * g->s[0] - g->pb[0] + kd * g->d[0];
                     int ih = oh * g->s[1] - g->pb[1] + kh * g->d[1];
                     int iw = ow * g->s[2] - g->pb[2] + kw * g->d[2];
-                    if (id < 0 || id >= ID || ih < 0 || ih >= IH || iw < 0 || iw >= IW) continue;
+                    id = pad_src(id, ID, c->pm), ih = pad_src(ih, IH, c->pm);
+                    iw = pad_src(iw, IW, c->pm);
+                    if (id < 0 || ih < 0 || iw < 0) continue;
                     acc += x[(((n * c->C + ci) * ID + id) * IH + ih) * IW + iw] *
                            w[(((o * Cg + cg) * KD + kd) * KH + kh) * KW + kw];
                   }
@@ -101,6 +122,7 @@ static lam_conv_opts opts_of(const ccase *c) {
     o.kernel[i] = 0;
   }
   o.padding = c->mode;
+  o.padding_mode = c->pm;
   o.groups = c->G;
   return o;
 }
@@ -169,8 +191,13 @@ static ccase random_case(tu_rng *r, int nsp) {
     c.mode = (lam_conv_padding)tu_randint(r, 0, nsp == 1 ? 4 : 4);
     if (c.mode == LAM_PADDING_CAUSAL && nsp != 1) c.mode = LAM_PADDING_EXPLICIT;
     c.bias = (int)tu_randint(r, 0, 2);
+    c.pm = (lam_pad_mode)(tu_randint(r, 0, 2) ? 0 : tu_randint(r, 1, 4)); /* half zeros */
     geo g;
-    if (vol * c.N * c.C > 20000 || !geo_make(&c, &g)) continue;
+    if (vol * c.N * c.C > 20000) continue;
+    if (!geo_make(&c, &g)) {
+      c.pm = LAM_PAD_CONSTANT; /* a reflect / circular pad past the input: zeros instead */
+      if (!geo_make(&c, &g)) continue;
+    }
     return c;
   }
 }
@@ -189,10 +216,10 @@ static void random_suite(int nsp, int ncases, uint64_t seed) {
         char what[160];
         snprintf(what, sizeof what,
                  "conv%dd case %d (%s, %s): N%d C%d O%d G%d in %d,%d,%d k %d,%d,%d s %d,%d,%d "
-                 "d %d,%d,%d mode %d",
+                 "d %d,%d,%d mode %d padding_mode %d",
                  nsp, i, paths[p], dt ? "f64" : "f32", c.N, c.C, c.O, c.G, c.in[0], c.in[1],
                  c.in[2], c.k[0], c.k[1], c.k[2], c.s[0], c.s[1], c.s[2], c.d[0], c.d[1], c.d[2],
-                 (int)c.mode);
+                 (int)c.mode, (int)c.pm);
         check_case(ctx, &r, &c, dt ? LAM_F64 : LAM_F32, what);
       }
     }
@@ -213,15 +240,15 @@ Test(conv, fixed_and_chunked) {
   tu_rng r = tu_rng_make(5);
   tu_mark m = tu_mark_now(ctx);
   const ccase cases[] = {
-      {2, 1, 3, 8, 1, {17, 17}, {7, 7}, {2, 2}, {1, 1}, LAM_PADDING_EXPLICIT, {{3, 3}, {3, 3}}, 0},
-      {2, 3, 8, 16, 1, {9, 9}, {1, 1}, {1, 1}, {1, 1}, LAM_PADDING_VALID, {{0}}, 1},
-      {2, 1, 8, 16, 1, {9, 9}, {1, 1}, {1, 1}, {1, 1}, LAM_PADDING_VALID, {{0}}, 1},
-      {2, 1, 8, 12, 2, {9, 9}, {1, 1}, {1, 1}, {1, 1}, LAM_PADDING_VALID, {{0}}, 0},
-      {2, 2, 8, 16, 1, {9, 9}, {1, 1}, {2, 2}, {1, 1}, LAM_PADDING_VALID, {{0}}, 1},
-      {2, 5, 4, 6, 1, {5, 31}, {1, 5}, {1, 2}, {1, 1}, LAM_PADDING_SAME, {{0}}, 1},
-      {2, 5, 4, 6, 2, {17, 5}, {3, 2}, {2, 1}, {2, 1}, LAM_PADDING_EXPLICIT, {{1, 0}, {0, 2}}, 1},
-      {1, 4, 6, 6, 6, {31}, {5}, {1}, {2}, LAM_PADDING_CAUSAL, {{0}}, 1},
-      {3, 3, 4, 4, 1, {5, 1, 5}, {3, 1, 2}, {1, 1, 2}, {1, 1, 1}, LAM_PADDING_SAME, {{0}}, 1},
+      {2, 1, 3, 8, 1, {17, 17}, {7, 7}, {2, 2}, {1, 1}, LAM_PADDING_EXPLICIT, {{3, 3}, {3, 3}}, 0, LAM_PAD_REFLECT},
+      {2, 3, 8, 16, 1, {9, 9}, {1, 1}, {1, 1}, {1, 1}, LAM_PADDING_VALID, {{0}}, 1, LAM_PAD_CONSTANT},
+      {2, 1, 8, 16, 1, {9, 9}, {1, 1}, {1, 1}, {1, 1}, LAM_PADDING_VALID, {{0}}, 1, LAM_PAD_CONSTANT},
+      {2, 1, 8, 12, 2, {9, 9}, {1, 1}, {1, 1}, {1, 1}, LAM_PADDING_VALID, {{0}}, 0, LAM_PAD_CONSTANT},
+      {2, 2, 8, 16, 1, {9, 9}, {1, 1}, {2, 2}, {1, 1}, LAM_PADDING_VALID, {{0}}, 1, LAM_PAD_CONSTANT},
+      {2, 5, 4, 6, 1, {5, 31}, {1, 5}, {1, 2}, {1, 1}, LAM_PADDING_SAME, {{0}}, 1, LAM_PAD_CIRCULAR},
+      {2, 5, 4, 6, 2, {17, 5}, {3, 2}, {2, 1}, {2, 1}, LAM_PADDING_EXPLICIT, {{1, 0}, {0, 2}}, 1, LAM_PAD_REPLICATE},
+      {1, 4, 6, 6, 6, {31}, {5}, {1}, {2}, LAM_PADDING_CAUSAL, {{0}}, 1, LAM_PAD_REPLICATE},
+      {3, 3, 4, 4, 1, {5, 1, 5}, {3, 1, 2}, {1, 1, 2}, {1, 1, 1}, LAM_PADDING_SAME, {{0}}, 1, LAM_PAD_CIRCULAR},
   };
   const char *chunks[] = {NULL, "1", "2"};
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
@@ -248,6 +275,7 @@ typedef struct tcase {
   int nsp, N, C, O, G;
   int in[3], k[3], s[3], p[3], op[3], d[3];
   int bias;
+  int by_size; /* give the output size as output_size (output_padding 0) */
 } tcase;
 
 static void tshapes(const tcase *c, int64_t *xs, int64_t *ws, int64_t *zs) {
@@ -301,6 +329,11 @@ static lam_conv_transpose_opts topts_of(const tcase *c) {
     o.dilation[i] = c->d[i] ? c->d[i] : 1;
     o.padding[i] = c->p[i];
     o.output_padding[i] = c->op[i];
+    if (c->by_size && i < c->nsp) {
+      o.output_padding[i] = 0;
+      o.output_size[i] = (c->in[i] - 1) * c->s[i] - 2 * c->p[i] + c->d[i] * (c->k[i] - 1) +
+                         c->op[i] + 1;
+    }
   }
   o.groups = c->G;
   return o;
@@ -363,6 +396,9 @@ static tcase random_tcase(tu_rng *r, int nsp) {
       zvol *= z > 0 ? z : 1;
     }
     c.bias = (int)tu_randint(r, 0, 2);
+    c.by_size = (int)tu_randint(r, 0, 2);
+    for (int i = 0; i < nsp; i++)
+      if (c.op[i] >= c.s[i]) c.by_size = 0; /* output_size reaches output_padding < stride only */
     if (!ok || zvol * c.N * c.O > 20000 || vol * c.N * c.C > 20000) continue;
     return c;
   }
@@ -382,10 +418,10 @@ static void random_tsuite(int nsp, int ncases, uint64_t seed) {
         char what[180];
         snprintf(what, sizeof what,
                  "conv_transpose%dd case %d (%s, %s): N%d C%d O%d G%d in %d,%d,%d k %d,%d,%d "
-                 "s %d,%d,%d p %d,%d,%d op %d,%d,%d d %d,%d,%d",
+                 "s %d,%d,%d p %d,%d,%d op %d,%d,%d d %d,%d,%d by_size %d",
                  nsp, i, paths[p], dt ? "f64" : "f32", c.N, c.C, c.O, c.G, c.in[0], c.in[1],
                  c.in[2], c.k[0], c.k[1], c.k[2], c.s[0], c.s[1], c.s[2], c.p[0], c.p[1], c.p[2],
-                 c.op[0], c.op[1], c.op[2], c.d[0], c.d[1], c.d[2]);
+                 c.op[0], c.op[1], c.op[2], c.d[0], c.d[1], c.d[2], c.by_size);
         check_tcase(ctx, &r, &c, dt ? LAM_F64 : LAM_F32, what);
       }
     }
@@ -465,6 +501,19 @@ Test(conv, gradcheck) {
   g.o.kernel[0] = g.o.kernel[1] = g.o.kernel[2] = 0;
   g.o.stride[2] = 2;
   gradcheck_case(ctx, &r, &g, (int64_t[]){2, 2, 3, 3, 4}, (int64_t[]){2, 2, 2, 1, 3}, 2, "conv3d");
+  /* padding_mode: reflect / replicate / circular (through lam_pad's gradient) */
+  static const char *const pmn[] = {"", "conv1d reflect", "conv2d replicate", "conv3d circular"};
+  for (int pm = 1; pm < 4; pm++) {
+    g.nsp = pm;
+    g.o = lam_conv_defaults();
+    for (int i = 0; i < 3; i++) g.o.kernel[i] = 0;
+    g.o.padding = LAM_PADDING_EXPLICIT, g.o.padding_mode = (lam_pad_mode)pm;
+    g.o.pad[0][0] = 2, g.o.pad[0][1] = pm == 3 ? 3 : 1, g.o.stride[0] = pm == 2 ? 2 : 1;
+    if (pm == 1) g.o.padding = LAM_PADDING_CAUSAL, g.o.dilation[0] = 2;
+    int64_t xs[5] = {2, 2, 3, 4, 3}, ws[5] = {3, 2, 2, 3, 2};
+    if (pm == 1) xs[2] = 5;
+    gradcheck_case(ctx, &r, &g, xs, ws, 3, pmn[pm]);
+  }
   /* transposed 1d/2d/3d with output padding, groups, dilation */
   g.transpose = 1;
   g.nsp = 1;
@@ -478,6 +527,9 @@ Test(conv, gradcheck) {
   g.t.stride[0] = 2, g.t.dilation[1] = 2, g.t.output_padding[0] = 1, g.t.padding[1] = 1;
   gradcheck_case(ctx, &r, &g, (int64_t[]){2, 2, 3, 3}, (int64_t[]){2, 3, 2, 3}, 3,
                  "conv_transpose2d");
+  g.t.output_padding[0] = 0, g.t.output_size[0] = 6, g.t.output_size[1] = 5; /* op 1, 0 */
+  gradcheck_case(ctx, &r, &g, (int64_t[]){2, 2, 3, 3}, (int64_t[]){2, 3, 2, 3}, 3,
+                 "conv_transpose2d output_size");
   g.nsp = 3;
   g.t = lam_conv_transpose_defaults();
   g.t.kernel[0] = g.t.kernel[1] = g.t.kernel[2] = 0;
@@ -494,13 +546,16 @@ Test(conv, gradcheck) {
 typedef struct conv_golden_case {
   const char *name;
   int transpose, nsp, mode, groups, has_bias;
-  int stride[3], dilation[3], pad[3][2], output_padding[3];
+  int stride[3], dilation[3], pad[3][2], output_padding[3], output_size[3];
+  lam_pad_mode padding_mode;
   int64_t xshape[5], wshape[5], yshape[5];
   const double *x, *w, *b, *cot, *y, *gx, *gw, *gb; /* b, gb: NULL without a bias */
 } conv_golden_case;
 
-static conv_golden_case conv_golden(const tu_golden *g, const char *name) {
+/* ext: the file also has padding_mode and output_size (tools/gen_conv_modes_golden.py). */
+static conv_golden_case conv_golden(const tu_golden *g, const char *name, int ext) {
   static const char *const modes[] = {"same", "valid", "causal", "explicit"}; /* lam_conv_padding */
+  static const char *const pmodes[] = {"zeros", "reflect", "replicate", "circular"}; /* lam_pad_mode */
   conv_golden_case c = {0};
   c.name = name;
   c.transpose = (int)tu_golden_num(g, "conv.%s.transpose", name);
@@ -515,6 +570,15 @@ static conv_golden_case conv_golden(const tu_golden *g, const char *name) {
   cr_assert_eq(tu_golden_ints(g, c.dilation, 3, "conv.%s.dilation", name), 3);
   cr_assert_eq(tu_golden_ints(g, &c.pad[0][0], 6, "conv.%s.pad", name), 6);
   cr_assert_eq(tu_golden_ints(g, c.output_padding, 3, "conv.%s.output_padding", name), 3);
+  c.padding_mode = LAM_PAD_CONSTANT;
+  if (ext) {
+    cr_assert_eq(tu_golden_ints(g, c.output_size, 3, "conv.%s.output_size", name), 3);
+    const char *pm = tu_golden_meta(g, "conv.%s.padding_mode", name);
+    int found = 0;
+    for (int i = 0; i < 4; i++)
+      if (strcmp(pm, pmodes[i]) == 0) c.padding_mode = (lam_pad_mode)i, found = 1;
+    cr_assert(found, "conv golden %s: padding_mode %s", name, pm);
+  }
   const tu_array *x = tu_golden_get(g, "conv.%s.x", name), *w = tu_golden_get(g, "conv.%s.w", name);
   const tu_array *y = tu_golden_get(g, "conv.%s.y", name);
   c.nsp = x->ndim - 2;
@@ -550,6 +614,7 @@ static lam_tensor *golden_fn(lam_tensor *const *xs, int n, void *user) {
     for (int i = 0; i < 3; i++) {
       o.stride[i] = c->stride[i], o.dilation[i] = c->dilation[i];
       o.padding[i] = c->pad[i][0], o.output_padding[i] = c->output_padding[i];
+      o.output_size[i] = c->output_size[i];
     }
     o.groups = c->groups;
     return convt_nd(c->nsp, xs[0], xs[1], b, &o);
@@ -561,21 +626,22 @@ static lam_tensor *golden_fn(lam_tensor *const *xs, int n, void *user) {
     o.pad[i][0] = c->pad[i][0], o.pad[i][1] = c->pad[i][1];
   }
   o.padding = (lam_conv_padding)c->mode;
+  o.padding_mode = c->padding_mode;
   o.groups = c->groups;
   return conv_nd(c->nsp, xs[0], xs[1], b, &o);
 }
 
 /* Output and the gradients of sum(y * cot) in x, w, b, as PyTorch computed
  * them (f64), for f64 and f32 runs, through both paths. */
-Test(conv, pytorch_golden) {
+static void golden_suite(const char *file, int ext) {
   lam_ctx *ctx = tu_ctx();
-  tu_golden *gold = tu_golden_load("conv_golden.safetensors");
+  tu_golden *gold = tu_golden_load(file);
   tu_mark m = tu_mark_now(ctx);
   const int ncases = tu_golden_count(gold, "conv.cases");
   for (int ci = 0; ci < ncases; ci++) {
     char name[64];
     snprintf(name, sizeof name, "%s", tu_golden_word(gold, "conv.cases", ci));
-    const conv_golden_case cg = conv_golden(gold, name), *c = &cg;
+    const conv_golden_case cg = conv_golden(gold, name, ext), *c = &cg;
     const int nd = c->nsp + 2;
     const int64_t nx = tu_numel(nd, c->xshape), nw = tu_numel(nd, c->wshape), ny = tu_numel(nd, c->yshape);
     const int64_t nb = c->has_bias ? c->yshape[1] : 0;
@@ -618,6 +684,57 @@ Test(conv, pytorch_golden) {
   unsetenv("LAMINA_CONV_PATH");
   tu_assert_no_leak(ctx, m);
   tu_golden_free(gold);
+  lam_ctx_free(ctx);
+}
+
+Test(conv, pytorch_golden) { golden_suite("conv_golden.safetensors", 0); }
+/* padding_mode (reflect, replicate, circular) and transposed output_size. */
+Test(conv, pytorch_golden_modes) { golden_suite("conv_modes_golden.safetensors", 1); }
+
+/* The layers pass padding_mode and output_size to the ops; bad values fail
+ * at construction. */
+Test(conv, layers_padding_mode_output_size) {
+  lam_ctx *ctx = tu_ctx();
+  tu_rng r = tu_rng_make(9);
+  tu_mark m = tu_mark_now(ctx);
+  const lam_conv_opts co = {.kernel = {3, 3}, .padding_mode = LAM_PAD_CIRCULAR};
+  lam_layer *l = lam_nn_conv2d(2, 3, &co);
+  cr_assert(l, "%s", lam_last_error());
+  lam_vars *v = NULL;
+  cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(4), LAM_F32, &v), LAM_OK);
+  lam_tensor *wt = lam_ptree_get(lam_vars_params(v), "weight");
+  lam_tensor *bt = lam_ptree_get(lam_vars_params(v), "bias");
+  lam_tensor *x = tu_rand_f32(ctx, &r, 4, (int64_t[]){2, 2, 5, 4}, -1, 1);
+  lam_tensor *y = NULL;
+  cr_assert_eq(lam_layer_apply(l, v, x, NULL, &y), LAM_OK, "%s", lam_last_error());
+  lam_tensor *y2 = lam_conv2d(x, wt, bt, &co), *y0 = lam_conv2d(x, wt, bt, NULL);
+  double *a = tu_to_f64(y), *b = tu_to_f64(y2), *c = tu_to_f64(y0);
+  tu_assert_close_f64(a, b, lam_tensor_numel(y), 0, 0, "circular layer == functional");
+  int differs = 0; /* the border rows see the wrapped input, not zeros */
+  for (int64_t i = 0; i < lam_tensor_numel(y); i++) differs |= a[i] != c[i];
+  cr_assert(differs, "circular padding gave the zero-padded result");
+  free(a), free(b), free(c);
+  lam_tensor_free(y), lam_tensor_free(y2), lam_tensor_free(y0), lam_tensor_free(x);
+  lam_vars_free(v);
+  lam_layer_free(l);
+  const lam_conv_transpose_opts to = {.kernel = {3}, .stride = {3}, .output_size = {14}};
+  l = lam_nn_conv_transpose1d(2, 2, &to);
+  cr_assert(l, "%s", lam_last_error());
+  cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(5), LAM_F32, &v), LAM_OK);
+  x = tu_rand_f32(ctx, &r, 3, (int64_t[]){1, 2, 4}, -1, 1);
+  cr_assert_eq(lam_layer_apply(l, v, x, NULL, &y), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_tensor_shape(y)[2], 14);
+  lam_tensor_free(y), lam_tensor_free(x);
+  x = tu_rand_f32(ctx, &r, 3, (int64_t[]){1, 2, 6}, -1, 1); /* sizes 18..20: 14 is out */
+  tu_assert_status(lam_layer_apply(l, v, x, NULL, &y), LAM_ERR_SHAPE, "valid sizes range from 18");
+  lam_tensor_free(x);
+  lam_vars_free(v);
+  lam_layer_free(l);
+  tu_assert_fails(lam_nn_conv2d(2, 3, &(lam_conv_opts){.padding_mode = (lam_pad_mode)5}),
+                  LAM_ERR_INVALID_ARGUMENT, "lam_nn_conv2d: unknown padding_mode 5");
+  tu_assert_fails(lam_nn_conv_transpose2d(2, 3, &(lam_conv_transpose_opts){.output_size = {4, -2}}),
+                  LAM_ERR_INVALID_ARGUMENT, "lam_nn_conv_transpose2d: output_size -2 of spatial dim 1");
+  tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
 }
 
@@ -668,6 +785,25 @@ Test(conv, bad_input) {
   o = lam_conv_defaults();
   o.padding = (lam_conv_padding)9;
   tu_assert_fails(lam_conv2d(x, w1, NULL, &o), LAM_ERR_INVALID_ARGUMENT, "padding mode");
+  o = lam_conv_defaults();
+  o.padding_mode = (lam_pad_mode)9;
+  tu_assert_fails(lam_conv2d(x, w1, NULL, &o), LAM_ERR_INVALID_ARGUMENT, "unknown padding_mode 9");
+  o = lam_conv_defaults();
+  o.padding = LAM_PADDING_EXPLICIT, o.pad[1][1] = 5, o.padding_mode = LAM_PAD_REFLECT;
+  tu_assert_fails(lam_conv2d(x, w1, NULL, &o), LAM_ERR_SHAPE,
+                  "lam_conv2d: reflect padding (0, 5) of spatial dim 1 must be less than the input "
+                  "size 5");
+  o.padding_mode = LAM_PAD_CIRCULAR;
+  lam_tensor *yc = lam_conv2d(x, w1, NULL, &o); /* circular: pad == size is one wrap */
+  cr_assert(yc, "%s", lam_last_error());
+  lam_tensor_free(yc);
+  o.pad[1][1] = 6;
+  tu_assert_fails(lam_conv2d(x, w1, NULL, &o), LAM_ERR_SHAPE,
+                  "circular padding (0, 6) of spatial dim 1 must be at most the input size 5");
+  o.padding_mode = LAM_PAD_REPLICATE; /* replicate takes any padding */
+  yc = lam_conv2d(x, w1, NULL, &o);
+  cr_assert(yc, "%s", lam_last_error());
+  lam_tensor_free(yc);
   tu_assert_fails(lam_conv2d(x, w1, b5, NULL), LAM_ERR_SHAPE, "bias must be [6]");
   /* transposed */
   lam_conv_transpose_opts t = lam_conv_transpose_defaults();
@@ -683,6 +819,27 @@ Test(conv, bad_input) {
   t = lam_conv_transpose_defaults();
   t.groups = 3;
   tu_assert_fails(lam_conv_transpose2d(x, wt, NULL, &t), LAM_ERR_SHAPE, "divisible");
+  /* output_size: x 5x5, k 3, stride (2, 1): valid sizes 11..12 and 7..7 */
+  t = lam_conv_transpose_defaults();
+  t.stride[0] = 2;
+  t.output_size[0] = 13, t.output_size[1] = 7;
+  tu_assert_fails(lam_conv_transpose2d(x, wt, NULL, &t), LAM_ERR_SHAPE,
+                  "lam_conv_transpose2d: requested output_size 13 of spatial dim 0, but valid "
+                  "sizes range from 11 to 12 (for an input of 5)");
+  t.output_size[0] = 12, t.output_size[1] = 8;
+  tu_assert_fails(lam_conv_transpose2d(x, wt, NULL, &t), LAM_ERR_SHAPE, "range from 7 to 7");
+  t.output_size[1] = 0;
+  t.output_padding[0] = 1;
+  lam_tensor *zt = lam_conv_transpose2d(x, wt, NULL, &t); /* agrees: output_padding 1 */
+  cr_assert(zt && lam_tensor_shape(zt)[2] == 12 && lam_tensor_shape(zt)[3] == 7, "%s",
+            lam_last_error());
+  lam_tensor_free(zt);
+  t.output_size[0] = 11;
+  tu_assert_fails(lam_conv_transpose2d(x, wt, NULL, &t), LAM_ERR_INVALID_ARGUMENT,
+                  "output_padding 1 of spatial dim 0 contradicts output_size 11");
+  t.output_size[0] = -1;
+  tu_assert_fails(lam_conv_transpose2d(x, wt, NULL, &t), LAM_ERR_INVALID_ARGUMENT,
+                  "output_size -1");
   lam_error_clear();
   tu_assert_fails(lam_conv_transpose2d(NULL, wt, NULL, &t), LAM_ERR_NULL, "x");
   tu_assert_fails(lam_conv_transpose2d(x, wt, b5, NULL), LAM_ERR_SHAPE, "bias must be [3]");

@@ -17,7 +17,7 @@
  *     lam_layer_norm_opts (layer norm, channel layer norm), lam_rms_norm_opts,
  *     lam_batch_norm_opts, lam_group_norm_opts, lam_instance_norm_opts,
  *     lam_conv_opts (conv1d/2d/3d), lam_conv_transpose_opts (1d/2d/3d),
- *     lam_pool_opts (max/avg 1d/2d/3d), lam_upsample_opts (1d/2d),
+ *     lam_pool_opts (max/avg 1d/2d/3d), lam_upsample_opts (1d/2d/3d),
  *     lam_rope_opts, lam_sinusoidal_opts, lam_alibi_opts,
  *     lam_multi_head_attention_opts, lam_rnn_opts (rnn, lstm, gru),
  *     lam_rnn_cell_opts (rnn, lstm, gru cells);
@@ -237,6 +237,7 @@ MAKE(mk_avgp2d, lam_pool_opts, lam_pool_defaults, lam_nn_avg_pool2d(o))
 MAKE(mk_avgp3d, lam_pool_opts, lam_pool_defaults, lam_nn_avg_pool3d(o))
 MAKE(mk_ups1d, lam_upsample_opts, lam_upsample_defaults, lam_nn_upsample1d(o))
 MAKE(mk_ups2d, lam_upsample_opts, lam_upsample_defaults, lam_nn_upsample2d(o))
+MAKE(mk_ups3d, lam_upsample_opts, lam_upsample_defaults, lam_nn_upsample3d(o))
 
 Test(options_nn, conv_pool_upsample_layers) {
   lam_ctx *ctx = tu_ctx();
@@ -256,6 +257,7 @@ Test(options_nn, conv_pool_upsample_layers) {
       {"avg_pool3d", mk_avgp3d, 5, {1, 2, 4, 4, 4}, 0},
       {"upsample1d", mk_ups1d, 3, {2, 3, 5}, 0},
       {"upsample2d", mk_ups2d, 4, {2, 3, 4, 3}, 0},
+      {"upsample3d", mk_ups3d, 5, {1, 2, 3, 2, 3}, 0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_layer_case(ctx, &cases[i]);
   tu_assert_no_leak(ctx, m);

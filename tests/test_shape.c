@@ -512,6 +512,7 @@ static int64_t pad_src(int64_t o, int64_t b, int64_t dim, int mode) {
   if (c >= 0 && c < dim) return c;
   if (mode == 0) return -1;
   if (mode == 2) return c < 0 ? 0 : dim - 1;
+  if (mode == 3) return c < 0 ? c + dim : c - dim;
   return c < 0 ? -c : 2 * (dim - 1) - c;
 }
 
@@ -519,15 +520,17 @@ Test(shape, pad_random_all_modes_dtypes) {
   lam_ctx *ctx = tu_ctx();
   tu_rng r = tu_rng_make(8);
   tu_mark m = tu_mark_now(ctx);
-  for (int it = 0; it < 66; it++) {
+  static const char *const mname[] = {"pad constant", "pad reflect", "pad replicate",
+                                      "pad circular"};
+  for (int it = 0; it < 88; it++) {
     lam_dtype dt = dts[it % N_DTS];
     if (!tu_has_dtype(ctx, dt)) continue;
-    int nd = it < 60 ? 1 + (it / 3) % 5 : 8, mode = it % 3; /* the last few at rank 8 */
+    int nd = it < 80 ? 1 + (it / 4) % 5 : 8, mode = it % 4; /* the last few at rank 8 */
     int64_t s[8] = {2, 3, 2, 2, 3, 2, 2, 3}, st[8], os[8], pads[16], c[8];
     if (nd < 8) tu_rand_shape(&r, nd, 5000, s);
     tu_strides(nd, s, st);
     for (int d = 0; d < nd; d++) {
-      int64_t lim = mode == 1 ? s[d] : nd == 8 ? 2 : 5;
+      int64_t lim = mode == 1 ? s[d] : mode == 3 ? s[d] + 1 : nd == 8 ? 2 : 5;
       pads[2 * d] = tu_randint(&r, 0, lim);
       pads[2 * d + 1] = tu_randint(&r, 0, lim);
       os[d] = s[d] + pads[2 * d] + pads[2 * d + 1];
@@ -548,7 +551,7 @@ Test(shape, pad_random_all_modes_dtypes) {
     }
     unsigned char *want = apply_map(h, lam_dtype_size(dt), map, n, fill);
     lam_tensor *y = lam_pad(x, pads, (lam_pad_mode)mode, value);
-    tu_assert_tensor_bytes(y, nd, os, want, mode == 0 ? "pad constant" : mode == 1 ? "pad reflect" : "pad replicate");
+    tu_assert_tensor_bytes(y, nd, os, want, mname[mode]);
     lam_tensor_free(y);
     lam_tensor_free(x);
     free(map);
@@ -571,7 +574,7 @@ typedef struct golden_pad {
 } golden_pad;
 
 static golden_pad golden_pad_case(const tu_golden *gold, int i) {
-  static const char *const modes[] = {"constant", "reflect", "replicate"};
+  static const char *const modes[] = {"constant", "reflect", "replicate", "circular"};
   const tu_array *want = tu_golden_get(gold, "pad.%d.want", i);
   golden_pad c = {0};
   double v[8];
@@ -581,7 +584,7 @@ static golden_pad golden_pad_case(const tu_golden *gold, int i) {
   for (int d = 0; d < 2 * c.ndim; d++) c.pads[d] = (int64_t)v[d];
   const char *mode = tu_golden_meta(gold, "pad.%d.mode", i);
   c.mode = -1;
-  for (int k = 0; k < 3; k++)
+  for (int k = 0; k < 4; k++)
     if (strcmp(mode, modes[k]) == 0) c.mode = k; /* the lam_pad_mode order */
   cr_assert(c.mode >= 0, "pad mode %s", mode);
   c.value = tu_golden_num(gold, "pad.%d.value", i);
@@ -748,14 +751,16 @@ Test(shape, gradcheck_slice_pad) {
   gargs c = {.axis = -1, .start = {1}, .stop = {-1}, .step = {1}};
   tu_gradcheck(ctx, f_slice_axis, &c, &x, 1, 1e-6, 1e-6, 1, 1e-3, "slice_axis");
   lam_tensor *p = tu_rand_f64(ctx, &r, 3, (int64_t[]){2, 3, 4}, -1, 1);
-  for (int mode = 0; mode < 3; mode++) {
+  static const char *const mname[] = {"pad constant", "pad reflect", "pad replicate",
+                                      "pad circular"};
+  for (int mode = 0; mode < 4; mode++) {
     gargs d = {.mode = mode, .pads = {1, 0, 2, 1, 3, 2}};
     if (mode == 2) d.pads[4] = 6; /* replicate: pads wider than the axis */
-    tu_gradcheck(ctx, f_pad, &d, &p, 1, 1e-6, 1e-6, 1, 1e-3,
-                 mode == 0 ? "pad constant" : mode == 1 ? "pad reflect" : "pad replicate");
+    if (mode == 3) d.pads[4] = 4; /* circular: a whole period (pad == dim) */
+    tu_gradcheck(ctx, f_pad, &d, &p, 1, 1e-6, 1e-6, 1, 1e-3, mname[mode]);
   }
   lam_tensor *p8 = tu_rand_f64(ctx, &r, 8, (int64_t[]){2, 1, 1, 2, 1, 1, 1, 2}, -1, 1);
-  for (int mode = 0; mode < 3; mode++) {
+  for (int mode = 0; mode < 4; mode++) {
     gargs d = {.mode = mode, .pads = {1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 1}};
     tu_gradcheck(ctx, f_pad, &d, &p8, 1, 1e-6, 1e-6, 1, 1e-3, "pad rank 8");
   }
@@ -838,6 +843,13 @@ Test(shape, bad_input) {
   tu_assert_fails(lam_pad(x, pads, LAM_PAD_REFLECT, 0), LAM_ERR_INVALID_ARGUMENT,
                   "reflect pads (3, 0) of axis 1 must be less than its size 3");
   lam_tensor *rp = lam_pad(x, pads, LAM_PAD_REPLICATE, 0); /* replicate allows it */
+  lam_tensor *cp = lam_pad(x, pads, LAM_PAD_CIRCULAR, 0); /* circular: pad == dim is one wrap */
+  cr_assert(cp, "%s", lam_last_error());
+  lam_tensor_free(cp);
+  pads[2] = 4;
+  tu_assert_fails(lam_pad(x, pads, LAM_PAD_CIRCULAR, 0), LAM_ERR_INVALID_ARGUMENT,
+                  "circular pads (4, 0) of axis 1 must be at most its size 3");
+  pads[2] = 3;
   cr_assert(rp, "%s", lam_last_error());
   lam_tensor_free(rp);
   pads[2] = -1;

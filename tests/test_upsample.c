@@ -1,10 +1,11 @@
-/* test_upsample.c: upsample1d/2d (nearest, linear/bilinear; scale factor or
- * size; align_corners) against a plain C reference (forward and a
+/* test_upsample.c (src/ops/upsample.c, cl/upsample.cl): upsample1d/2d/3d
+ * (nearest, nearest-exact, linear / bilinear / trilinear, bicubic; scale
+ * factor or size; align_corners) against a plain C reference (forward and a
  * scatter-form backward) on random configurations and odd sizes, PyTorch
  * golden outputs and gradients (tests/data/conv_golden.safetensors from
- * tools/gen_conv_golden.py),
- * finite-difference checks, one output above 2^22 elements, bad input and
- * the layers. */
+ * tools/gen_conv_golden.py and tests/data/upsample_golden.safetensors from
+ * tools/gen_upsample_golden.py), finite-difference checks, one output above
+ * 2^22 elements, bad input and the layers. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,52 +16,81 @@
 /* ---- reference ------------------------------------------------------------------- */
 
 typedef struct ucase {
-  int nsp, N, C, in[2];
+  int nsp, N, C, in[3];
   lam_upsample_opts o;
 } ucase;
 
-/* Source taps of output o along one axis, as PyTorch defines them (nearest
- * in float; linear in double, or float when f32). */
-static void taps(const ucase *c, int axis, int o, int in, int out, int f32, int *i0, int *i1,
-                 double *l0, double *l1) {
-  const bool has_scale = c->o.size[axis] == 0;
-  const double sf = c->o.scale[axis] == 0 ? 2.0 : c->o.scale[axis];
-  if (c->o.mode == LAM_UPSAMPLE_NEAREST) {
-    int src;
-    if (out == in) src = o;
-    else if (out == 2 * in) src = o / 2;
-    else {
-      float scale = has_scale ? (float)(1.0 / sf) : (float)in / (float)out;
-      src = (int)floorf((float)o * scale);
-      if (src > in - 1) src = in - 1;
-    }
-    *i0 = *i1 = src, *l0 = 1, *l1 = 0;
+static void cubic_coeffs(double t, int f32, double *c) {
+  if (f32) {
+    const float A = -0.75f, x1 = (float)t, x2 = 1.0f - (float)t;
+    c[0] = ((A * (x1 + 1) - 5 * A) * (x1 + 1) + 8 * A) * (x1 + 1) - 4 * A;
+    c[1] = ((A + 2) * x1 - (A + 3)) * x1 * x1 + 1;
+    c[2] = ((A + 2) * x2 - (A + 3)) * x2 * x2 + 1;
+    c[3] = ((A * (x2 + 1) - 5 * A) * (x2 + 1) + 8 * A) * (x2 + 1) - 4 * A;
     return;
   }
-  if (out == in) {
-    *i0 = *i1 = o, *l0 = 1, *l1 = 0;
-    return;
+  const double A = -0.75, x1 = t, x2 = 1 - t;
+  c[0] = ((A * (x1 + 1) - 5 * A) * (x1 + 1) + 8 * A) * (x1 + 1) - 4 * A;
+  c[1] = ((A + 2) * x1 - (A + 3)) * x1 * x1 + 1;
+  c[2] = ((A + 2) * x2 - (A + 3)) * x2 * x2 + 1;
+  c[3] = ((A * (x2 + 1) - 5 * A) * (x2 + 1) + 8 * A) * (x2 + 1) - 4 * A;
+}
+
+/* Source taps of output o along spatial dim `axis`, as PyTorch defines them
+ * (nearest in float; linear and cubic in double, or float when f32): stores
+ * up to 4 indices and weights, returns their count. */
+static int taps(const ucase *c, int axis, int o, int in, int out, int f32, int *idx, double *w) {
+  const bool has_scale = c->o.size[axis] == 0;
+  const double sf = c->o.scale[axis] == 0 ? 2.0 : c->o.scale[axis];
+  const lam_upsample_mode mode = c->o.mode;
+  if (mode == LAM_UPSAMPLE_NEAREST || mode == LAM_UPSAMPLE_NEAREST_EXACT) {
+    float scale = has_scale ? (float)(1.0 / sf) : (float)in / (float)out;
+    int src;
+    if (mode == LAM_UPSAMPLE_NEAREST_EXACT) src = (int)floorf((float)((o + 0.5) * scale));
+    else if (out == in) src = o;
+    else if (out == 2 * in) src = o / 2;
+    else src = (int)floorf((float)o * scale);
+    if (src > in - 1) src = in - 1;
+    idx[0] = src, w[0] = 1;
+    return 1;
+  }
+  const bool cubic = mode == LAM_UPSAMPLE_CUBIC, ac = c->o.align_corners;
+  if (!cubic && out == in) {
+    idx[0] = idx[1] = o, w[0] = 1, w[1] = 0;
+    return 2;
   }
   double real;
   if (f32) {
-    float scale = !c->o.align_corners ? (has_scale ? (float)(1.0 / sf) : (float)in / (float)out)
+    float scale = !ac ? (has_scale ? (float)(1.0 / sf) : (float)in / (float)out)
                   : out > 1 ? (float)(in - 1) / (float)(out - 1) : 0.0f;
-    float r = c->o.align_corners ? scale * (float)o : scale * ((float)o + 0.5f) - 0.5f;
-    real = r < 0 ? 0 : r;
+    float r = ac ? scale * (float)o : scale * ((float)o + 0.5f) - 0.5f;
+    real = r < 0 && !cubic ? 0 : r;
   } else {
-    double scale = !c->o.align_corners ? (has_scale ? 1.0 / sf : (double)in / out)
+    double scale = !ac ? (has_scale ? 1.0 / sf : (double)in / out)
                    : out > 1 ? (double)(in - 1) / (out - 1) : 0.0;
-    real = c->o.align_corners ? scale * o : scale * (o + 0.5) - 0.5;
-    if (real < 0) real = 0;
+    real = ac ? scale * o : scale * (o + 0.5) - 0.5;
+    if (real < 0 && !cubic) real = 0;
   }
-  *i0 = (int)real;
-  *i1 = *i0 < in - 1 ? *i0 + 1 : *i0;
-  *l1 = real - *i0;
-  *l0 = 1 - *l1;
+  int i0 = (int)floor(real);
+  if (i0 > in - 1) i0 = in - 1;
+  double t = f32 ? (double)((float)real - (float)i0) : real - i0;
+  if (t < 0) t = 0;
+  if (t > 1) t = 1;
+  if (!cubic) {
+    idx[0] = i0, idx[1] = i0 < in - 1 ? i0 + 1 : i0;
+    w[1] = t, w[0] = f32 ? (double)(1.0f - (float)t) : 1 - t;
+    return 2;
+  }
+  cubic_coeffs(t, f32, w);
+  for (int k = 0; k < 4; k++) {
+    int j = i0 - 1 + k;
+    idx[k] = j < 0 ? 0 : j > in - 1 ? in - 1 : j;
+  }
+  return 4;
 }
 
 static void out_dims(const ucase *c, int *out) {
-  for (int a = 0; a < 2; a++) {
+  for (int a = 0; a < 3; a++) {
     if (a >= c->nsp) {
       out[a] = 1;
       continue;
@@ -70,44 +100,53 @@ static void out_dims(const ucase *c, int *out) {
   }
 }
 
-/* y and dx (scatter) of the case, 1-D as H = 1. */
+/* y and dx (scatter) of the case, run as 3-D with leading size-1 axes. */
 static void ref_ups(const ucase *c, int f32, const double *x, const double *cot, double *y,
                     double *dx) {
-  int out[2];
+  int out[3], I[3] = {1, 1, 1}, O[3] = {1, 1, 1};
   out_dims(c, out);
-  const int IH = c->nsp == 2 ? c->in[0] : 1, IW = c->nsp == 2 ? c->in[1] : c->in[0];
-  const int OH = c->nsp == 2 ? out[0] : 1, OW = c->nsp == 2 ? out[1] : out[0];
-  const int planes = c->N * c->C;
-  memset(dx, 0, sizeof(double) * (size_t)planes * IH * IW);
+  for (int i = 0; i < c->nsp; i++) I[3 - c->nsp + i] = c->in[i], O[3 - c->nsp + i] = out[i];
+  const int planes = c->N * c->C, ni = I[0] * I[1] * I[2];
+  memset(dx, 0, sizeof(double) * (size_t)planes * ni);
   for (int p = 0; p < planes; p++)
-    for (int oh = 0; oh < OH; oh++)
-      for (int ow = 0; ow < OW; ow++) {
-        int h0 = 0, h1 = 0, w0, w1;
-        double a0 = 1, a1 = 0, b0, b1;
-        if (c->nsp == 2) taps(c, 0, oh, IH, OH, f32, &h0, &h1, &a0, &a1);
-        taps(c, c->nsp == 2 ? 1 : 0, ow, IW, OW, f32, &w0, &w1, &b0, &b1);
-        const double *xp = x + (size_t)p * IH * IW;
-        double *dp = dx + (size_t)p * IH * IW;
-        int o = (p * OH + oh) * OW + ow;
-        y[o] = a0 * (b0 * xp[h0 * IW + w0] + b1 * xp[h0 * IW + w1]) +
-               a1 * (b0 * xp[h1 * IW + w0] + b1 * xp[h1 * IW + w1]);
-        dp[h0 * IW + w0] += cot[o] * a0 * b0;
-        dp[h0 * IW + w1] += cot[o] * a0 * b1;
-        dp[h1 * IW + w0] += cot[o] * a1 * b0;
-        dp[h1 * IW + w1] += cot[o] * a1 * b1;
-      }
+    for (int od = 0; od < O[0]; od++)
+      for (int oh = 0; oh < O[1]; oh++)
+        for (int ow = 0; ow < O[2]; ow++) {
+          int id[4] = {0}, ih[4] = {0}, iw[4];
+          double wd[4] = {1}, wh[4] = {1}, ww[4];
+          int nd = 1, nh = 1;
+          const int s0 = 3 - c->nsp;
+          if (s0 == 0) nd = taps(c, 0, od, I[0], O[0], f32, id, wd);
+          if (s0 <= 1) nh = taps(c, 1 - s0, oh, I[1], O[1], f32, ih, wh);
+          const int nw = taps(c, 2 - s0, ow, I[2], O[2], f32, iw, ww);
+          const double *xp = x + (size_t)p * ni;
+          double *dp = dx + (size_t)p * ni;
+          const int o = ((p * O[0] + od) * O[1] + oh) * O[2] + ow;
+          double v = 0;
+          for (int a = 0; a < nd; a++)
+            for (int b = 0; b < nh; b++)
+              for (int k = 0; k < nw; k++) {
+                const int e = (id[a] * I[1] + ih[b]) * I[2] + iw[k];
+                v += wd[a] * wh[b] * ww[k] * xp[e];
+                dp[e] += cot[o] * wd[a] * wh[b] * ww[k];
+              }
+          y[o] = v;
+        }
 }
 
 static lam_tensor *ups_fn(lam_tensor *const *xs, int n, void *user) {
   const ucase *c = user;
-  return c->nsp == 1 ? lam_upsample1d(xs[0], &c->o) : lam_upsample2d(xs[0], &c->o);
+  return c->nsp == 1 ? lam_upsample1d(xs[0], &c->o)
+       : c->nsp == 2 ? lam_upsample2d(xs[0], &c->o)
+                     : lam_upsample3d(xs[0], &c->o);
 }
 
 static void check_ucase(lam_ctx *ctx, tu_rng *r, const ucase *c, lam_dtype dt, double tol,
                         const char *what) {
-  int out[2];
+  int out[3];
   out_dims(c, out);
-  int64_t xs[4] = {c->N, c->C, c->in[0], c->in[1]}, ys[4] = {c->N, c->C, out[0], out[1]};
+  int64_t xs[5] = {c->N, c->C, c->in[0], c->in[1], c->in[2]};
+  int64_t ys[5] = {c->N, c->C, out[0], out[1], out[2]};
   const int nd = c->nsp + 2;
   int64_t nx = c->N * c->C, ny = c->N * c->C;
   for (int i = 0; i < c->nsp; i++) nx *= c->in[i], ny *= out[i];
@@ -144,12 +183,14 @@ static ucase random_ucase(tu_rng *r, int nsp) {
   c.N = (int)tu_randint(r, 1, 3);
   c.C = (int)tu_randint(r, 1, 3);
   c.o = lam_upsample_defaults();
-  c.o.mode = (lam_upsample_mode)tu_randint(r, 0, 2);
-  c.o.align_corners = c.o.mode == LAM_UPSAMPLE_LINEAR && tu_randint(r, 0, 2);
+  c.o.mode = (lam_upsample_mode)tu_randint(r, 0, nsp == 2 ? 4 : 3); /* cubic: 2-D only */
+  c.o.align_corners =
+      (c.o.mode == LAM_UPSAMPLE_LINEAR || c.o.mode == LAM_UPSAMPLE_CUBIC) && tu_randint(r, 0, 2);
   for (int i = 0; i < nsp; i++) {
     c.in[i] = sizes[tu_randint(r, 0, 6)];
+    if (nsp == 3 && c.in[i] > 5) c.in[i] = (int)tu_randint(r, 1, 6);
     if (tu_randint(r, 0, 2)) {
-      c.o.size[i] = tu_randint(r, 1, 40);
+      c.o.size[i] = tu_randint(r, 1, nsp == 3 ? 12 : 40);
     } else {
       double s;
       do s = scales[tu_randint(r, 0, 7)]; while (floor(c.in[i] * s) < 1);
@@ -168,11 +209,11 @@ static void random_usuite(int nsp, int ncases, uint64_t seed) {
     for (int dt = 0; dt < 2; dt++) {
       char what[200];
       snprintf(what, sizeof what,
-               "upsample%dd case %d (%s): N%d C%d in %d,%d mode %d size %lld,%lld scale %g,%g "
-               "align %d",
-               nsp, i, dt ? "f64" : "f32", c.N, c.C, c.in[0], c.in[1], (int)c.o.mode,
-               (long long)c.o.size[0], (long long)c.o.size[1], c.o.scale[0], c.o.scale[1],
-               (int)c.o.align_corners);
+               "upsample%dd case %d (%s): N%d C%d in %d,%d,%d mode %d size %lld,%lld,%lld "
+               "scale %g,%g,%g align %d",
+               nsp, i, dt ? "f64" : "f32", c.N, c.C, c.in[0], c.in[1], c.in[2], (int)c.o.mode,
+               (long long)c.o.size[0], (long long)c.o.size[1], (long long)c.o.size[2],
+               c.o.scale[0], c.o.scale[1], c.o.scale[2], (int)c.o.align_corners);
       check_ucase(ctx, &r, &c, dt ? LAM_F64 : LAM_F32, dt ? 1e-12 : 2e-6, what);
     }
   }
@@ -182,6 +223,7 @@ static void random_usuite(int nsp, int ncases, uint64_t seed) {
 
 Test(upsample, random_1d) { random_usuite(1, tu_small() ? 5 : 40, 51); }
 Test(upsample, random_2d) { random_usuite(2, tu_small() ? 5 : 40, 52); }
+Test(upsample, random_3d) { random_usuite(3, tu_small() ? 4 : 30, 56); }
 
 Test(upsample, large) {
   lam_ctx *ctx = tu_ctx();
@@ -201,16 +243,22 @@ Test(upsample, gradcheck) {
   lam_ctx *ctx = tu_ctx();
   tu_rng r = tu_rng_make(54);
   tu_mark m = tu_mark_now(ctx);
-  for (int i = 0; i < 6; i++) {
+  for (int i = 0; i < 14; i++) {
     ucase c;
     memset(&c, 0, sizeof c);
-    c.nsp = 1 + i % 2, c.N = 2, c.C = 2, c.in[0] = 3, c.in[1] = 4;
+    c.nsp = 1 + i % 2, c.N = 2, c.C = 2, c.in[0] = 3, c.in[1] = 4, c.in[2] = 3;
     c.o = lam_upsample_defaults();
     c.o.mode = i < 2 ? LAM_UPSAMPLE_NEAREST : LAM_UPSAMPLE_LINEAR;
-    c.o.align_corners = i >= 4;
-    c.o.scale[0] = 1.5, c.o.scale[1] = 2;
+    c.o.align_corners = i >= 4 && i < 6;
+    c.o.scale[0] = 1.5, c.o.scale[1] = 2, c.o.scale[2] = 1.7;
     if (i == 3) c.o.size[0] = 7;
-    int64_t xs[4] = {c.N, c.C, c.in[0], c.in[1]};
+    if (i >= 6 && i < 8) c.o.mode = LAM_UPSAMPLE_NEAREST_EXACT;
+    if (i >= 8 && i < 10) c.nsp = 2, c.o.mode = LAM_UPSAMPLE_CUBIC, c.o.align_corners = i == 9;
+    if (i == 9) c.o.size[1] = 3; /* cubic downsampling */
+    if (i >= 10) c.nsp = 3, c.N = 1, c.o.mode = i < 12 ? LAM_UPSAMPLE_LINEAR : LAM_UPSAMPLE_NEAREST_EXACT;
+    if (i == 11) c.o.align_corners = true, c.o.size[2] = 2;
+    if (i == 13) c.o.mode = LAM_UPSAMPLE_NEAREST, c.o.scale[0] = 0.7;
+    int64_t xs[5] = {c.N, c.C, c.in[0], c.in[1], c.in[2]};
     lam_tensor *x = tu_rand_f64(ctx, &r, c.nsp + 2, xs, -1, 1);
     char what[32];
     snprintf(what, sizeof what, "upsample gradcheck %d", i);
@@ -224,25 +272,30 @@ Test(upsample, gradcheck) {
 /* Case `name` of tools/gen_conv_golden.py: tensors upsample.<name>.*, the rest metadata. */
 typedef struct upsample_golden_case {
   const char *name;
-  int nsp, mode; /* mode: 0 nearest, 1 linear */
-  int64_t size[2];
-  double scale[2];
-  int align;
-  int64_t xshape[4], yshape[4];
+  int nsp, mode; /* lam_upsample_mode */
+  int64_t size[3];
+  double scale[3];
+  int align, grad; /* grad 0: torch's gx is not the adjoint (see the generator) */
+  int64_t xshape[5], yshape[5];
   const double *x, *cot, *y, *gx;
 } upsample_golden_case;
 
-static upsample_golden_case upsample_golden(const tu_golden *g, const char *name) {
+static upsample_golden_case upsample_golden(const tu_golden *g, const char *name, int ext) {
   upsample_golden_case c = {0};
   c.name = name;
+  static const char *const modes[] = {"nearest", "linear", "nearest-exact", "cubic"};
   const char *mode = tu_golden_meta(g, "upsample.%s.mode", name);
-  cr_assert(strcmp(mode, "nearest") == 0 || strcmp(mode, "linear") == 0, "mode %s", mode);
-  c.mode = strcmp(mode, "linear") == 0;
-  int size[2];
-  cr_assert_eq(tu_golden_ints(g, size, 2, "upsample.%s.size", name), 2);
-  c.size[0] = size[0], c.size[1] = size[1];
-  cr_assert_eq(tu_golden_nums(g, c.scale, 2, "upsample.%s.scale", name), 2);
+  c.mode = -1;
+  for (int i = 0; i < 4; i++)
+    if (strcmp(mode, modes[i]) == 0) c.mode = i;
+  cr_assert(c.mode >= 0, "mode %s", mode);
+  int size[3] = {0}; /* conv_golden has 2 entries, upsample_golden 3 */
+  const int n = tu_golden_ints(g, size, 3, "upsample.%s.size", name);
+  cr_assert(n == 2 || n == 3, "golden %s: %d sizes", name, n);
+  for (int i = 0; i < 3; i++) c.size[i] = size[i];
+  cr_assert_eq(tu_golden_nums(g, c.scale, 3, "upsample.%s.scale", name), n);
   c.align = (int)tu_golden_num(g, "upsample.%s.align", name);
+  c.grad = ext ? (int)tu_golden_num(g, "upsample.%s.grad", name) : 1;
   const tu_array *x = tu_golden_get(g, "upsample.%s.x", name);
   const tu_array *y = tu_golden_get(g, "upsample.%s.y", name);
   c.nsp = x->ndim - 2;
@@ -254,21 +307,21 @@ static upsample_golden_case upsample_golden(const tu_golden *g, const char *name
   return c;
 }
 
-Test(upsample, pytorch_golden) {
+static void golden_suite(const char *file, int ext) {
   lam_ctx *ctx = tu_ctx();
-  tu_golden *gold = tu_golden_load("conv_golden.safetensors");
+  tu_golden *gold = tu_golden_load(file);
   tu_mark m = tu_mark_now(ctx);
   const int ncases = tu_golden_count(gold, "upsample.cases");
   for (int ci = 0; ci < ncases; ci++) {
     char name[64];
     snprintf(name, sizeof name, "%s", tu_golden_word(gold, "upsample.cases", ci));
-    const upsample_golden_case ug = upsample_golden(gold, name), *gc = &ug;
+    const upsample_golden_case ug = upsample_golden(gold, name, ext), *gc = &ug;
     ucase c;
     memset(&c, 0, sizeof c);
     c.nsp = gc->nsp;
     c.o.mode = (lam_upsample_mode)gc->mode;
     c.o.align_corners = gc->align;
-    for (int i = 0; i < 2; i++) c.o.size[i] = gc->size[i], c.o.scale[i] = gc->scale[i];
+    for (int i = 0; i < 3; i++) c.o.size[i] = gc->size[i], c.o.scale[i] = gc->scale[i];
     const int nd = gc->nsp + 2;
     int64_t nx = 1, ny = 1;
     for (int i = 0; i < nd; i++) nx *= gc->xshape[i], ny *= gc->yshape[i];
@@ -290,7 +343,7 @@ Test(upsample, pytorch_golden) {
       free(v);
       v = tu_to_f64(g);
       strcat(what, " grad");
-      tu_assert_close_f64(v, gc->gx, nx, tol, tol, what);
+      if (gc->grad) tu_assert_close_f64(v, gc->gx, nx, tol, tol, what);
       free(v);
       lam_tensor_free(x), lam_tensor_free(cot), lam_tensor_free(y), lam_tensor_free(g);
     }
@@ -299,6 +352,10 @@ Test(upsample, pytorch_golden) {
   tu_golden_free(gold);
   lam_ctx_free(ctx);
 }
+
+Test(upsample, pytorch_golden) { golden_suite("conv_golden.safetensors", 0); }
+/* nearest-exact, bicubic, 3-D nearest / trilinear, scale factor vs size. */
+Test(upsample, pytorch_golden_modes) { golden_suite("upsample_golden.safetensors", 1); }
 
 Test(upsample, bad_input) {
   lam_ctx *ctx = tu_ctx();
@@ -323,6 +380,30 @@ Test(upsample, bad_input) {
   o = lam_upsample_defaults();
   o.mode = (lam_upsample_mode)7;
   tu_assert_fails(lam_upsample2d(x, &o), LAM_ERR_INVALID_ARGUMENT, "mode 7");
+  o = lam_upsample_defaults();
+  o.mode = LAM_UPSAMPLE_NEAREST_EXACT, o.align_corners = true;
+  tu_assert_fails(lam_upsample2d(x, &o), LAM_ERR_INVALID_ARGUMENT,
+                  "align_corners is only for linear and cubic modes");
+  o.mode = LAM_UPSAMPLE_CUBIC; /* cubic aligns */
+  lam_tensor *yc = lam_upsample2d(x, &o);
+  cr_assert(yc, "%s", lam_last_error());
+  lam_tensor_free(yc);
+  lam_tensor *x1 = lam_tensor_zeros(ctx, LAM_F32, 3, (int64_t[]){1, 2, 5});
+  lam_tensor *x5 = lam_tensor_zeros(ctx, LAM_F32, 5, (int64_t[]){1, 2, 3, 4, 5});
+  tu_assert_fails(lam_upsample1d(x1, &o), LAM_ERR_INVALID_ARGUMENT,
+                  "lam_upsample1d: cubic mode is for 2-D inputs only");
+  tu_assert_fails(lam_upsample3d(x5, &o), LAM_ERR_INVALID_ARGUMENT,
+                  "lam_upsample3d: cubic mode is for 2-D inputs only");
+  tu_assert_fails(lam_upsample3d(x, NULL), LAM_ERR_SHAPE, "[batch, channels, d, h, w]");
+  lam_error_clear(); /* a NULL input keeps an earlier message */
+  tu_assert_fails(lam_upsample3d(NULL, NULL), LAM_ERR_NULL, "lam_upsample3d: x");
+  o = lam_upsample_defaults();
+  o.scale[2] = -1;
+  tu_assert_fails(lam_upsample3d(x5, &o), LAM_ERR_INVALID_ARGUMENT, "scale -1 of spatial dim 2");
+  o = lam_upsample_defaults();
+  o.size[1] = (int64_t)1 << 40;
+  tu_assert_fails(lam_upsample3d(x5, &o), LAM_ERR_SHAPE, "out of range");
+  lam_tensor_free(x1), lam_tensor_free(x5);
   tu_assert_no_leak(ctx, m);
   lam_tensor_free(x), lam_tensor_free(xi);
   lam_ctx_free(ctx);
@@ -356,6 +437,36 @@ Test(upsample, layers) {
                   LAM_ERR_INVALID_ARGUMENT, "align_corners");
   tu_assert_fails(lam_nn_upsample1d(&(lam_upsample_opts){.scale = {-1}}), LAM_ERR_INVALID_ARGUMENT,
                   "scale -1");
+  tu_assert_fails(lam_nn_upsample3d(&(lam_upsample_opts){.mode = LAM_UPSAMPLE_CUBIC}),
+                  LAM_ERR_INVALID_ARGUMENT, "lam_nn_upsample3d: cubic mode is for 2-D");
+  tu_assert_fails(lam_nn_upsample3d(&(lam_upsample_opts){.scale = {1, 1, -3}}),
+                  LAM_ERR_INVALID_ARGUMENT, "scale -3 of spatial dim 2");
+  /* 3-D layer: trilinear to a size, nearest-exact by factors; the op's result */
+  lam_tensor *x3 = tu_rand_f32(ctx, &r, 5, (int64_t[]){1, 2, 3, 4, 5}, -1, 1);
+  const lam_upsample_opts o3 = {.mode = LAM_UPSAMPLE_LINEAR, .size = {5, 2, 7}, .align_corners = true};
+  l = lam_nn_upsample3d(&o3);
+  cr_assert(l);
+  cr_assert_str_eq(lam_layer_name(l), "upsample3d");
+  cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(1), LAM_F32, &v), LAM_OK);
+  cr_assert_eq(lam_layer_apply(l, v, x3, NULL, &y), LAM_OK, "%s", lam_last_error());
+  lam_tensor *want = lam_upsample3d(x3, &o3);
+  cr_assert(lam_tensor_shape(y)[2] == 5 && lam_tensor_shape(y)[3] == 2 && lam_tensor_shape(y)[4] == 7);
+  double *a = tu_to_f64(y), *b = tu_to_f64(want);
+  tu_assert_close_f64(a, b, lam_tensor_numel(y), 0, 0, "upsample3d layer");
+  free(a), free(b);
+  lam_tensor_free(y), lam_tensor_free(want);
+  tu_assert_status(lam_layer_apply(l, v, x, NULL, &y), LAM_ERR_SHAPE, "upsample3d expects");
+  lam_layer_free(l);
+  lam_vars_free(v);
+  l = lam_nn_upsample3d(&(lam_upsample_opts){.mode = LAM_UPSAMPLE_NEAREST_EXACT, .scale = {1.5, 0.5, 2}});
+  cr_assert(l);
+  cr_assert_eq(lam_layer_init(l, ctx, lam_rng_key_make(1), LAM_F32, &v), LAM_OK);
+  cr_assert_eq(lam_layer_apply(l, v, x3, NULL, &y), LAM_OK, "%s", lam_last_error());
+  cr_assert(lam_tensor_shape(y)[2] == 4 && lam_tensor_shape(y)[3] == 2 && lam_tensor_shape(y)[4] == 10);
+  lam_tensor_free(y);
+  lam_layer_free(l);
+  lam_vars_free(v);
+  lam_tensor_free(x3);
   tu_assert_no_leak(ctx, m);
   lam_tensor_free(x), lam_tensor_free(x1);
   lam_ctx_free(ctx);

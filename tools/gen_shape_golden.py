@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """gen_shape_golden.py: writes tests/data/shape_golden.safetensors, golden data
 for tests/test_shape.c made by Python itself (slice semantics) and PyTorch
-(torch.nn.functional.pad in its three modes).
+(torch.nn.functional.pad in its four modes).
 
 Slices ("slices", f64 [rows, 8]): for every (n, start, stop, step) in a grid
 of corner cases (None, negative, out-of-range and INT64 extremes), the row
@@ -13,7 +13,7 @@ INT64_MAX reads as 2^63, which the test maps back to INT64_MAX.
 
 Pads ("pad.<i>.want", f64, the output's shape): small arange inputs padded by
 F.pad; metadata pad.<i>.shape, .pads (lamina's before, after per axis from
-axis 0), .mode (constant, reflect or replicate) and .value; "pad.cases"
+axis 0), .mode (constant, reflect, replicate or circular) and .value; "pad.cases"
 lists the i.
 
 Run: /usr/bin/python3 tools/gen_shape_golden.py  (from the repository root)."""
@@ -52,6 +52,8 @@ def pads():
         (x3, [0, 0, 4, 0, 2, 5], "replicate", 0),
         (x4, [0, 0, 1, 2, 2, 1, 1, 0], "reflect", 0),
         (x4, [0, 0, 0, 3, 2, 0, 1, 1], "replicate", 0),
+        (x3, [0, 0, 3, 1, 2, 4], "circular", 0),
+        (x4, [0, 0, 1, 2, 0, 4, 2, 1], "circular", 0),
     ]
     out = []
     for x, p, mode, value in cases:

@@ -25,6 +25,7 @@
 
 #include "lamina/init.h"
 #include "lamina/layer.h"
+#include "lamina/shape.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -51,6 +52,12 @@ typedef struct lam_conv_opts {
                                ((0, 1) for k3 s2), not like PyTorch's padding=1:
                                use LAM_PADDING_EXPLICIT with pad = {{1, 1}, ...} */
   int pad[3][2];    /* explicit padding (before, after) per spatial dim, >= 0 */
+  lam_pad_mode padding_mode; /* what the padding holds (torch padding_mode):
+                       LAM_PAD_CONSTANT (default) zeros; LAM_PAD_REFLECT
+                       (each pad < the input size), LAM_PAD_REPLICATE,
+                       LAM_PAD_CIRCULAR (each pad <= the input size) pad x
+                       with lam_pad in that mode, then convolve unpadded, as
+                       torch.nn.ConvNd does; any padding kind above */
   int groups;       /* default 1; in and out channels must be divisible by it
                        (groups == in channels: depthwise) */
   bool no_bias;     /* layers: no "bias" parameter (default false: bias [out]) */
@@ -93,6 +100,12 @@ typedef struct lam_conv_transpose_opts {
   int padding[3];        /* PyTorch's padding: removed from both sides of the
                             output; >= 0, default 0 */
   int output_padding[3]; /* added after; < max(stride, dilation); default 0 */
+  int64_t output_size[3]; /* requested output size per spatial dim (torch's
+                            forward(x, output_size)); 0 (default): from
+                            output_padding. Must lie in [min, min + stride - 1]
+                            with min the size at output_padding 0; picks
+                            output_padding = size - min (a nonzero
+                            output_padding must then equal it) */
   int dilation[3];       /* default 1 */
   int groups;            /* default 1 */
   bool no_bias;          /* layers: no "bias" (default false) */
@@ -104,7 +117,8 @@ LAM_API lam_conv_transpose_opts lam_conv_transpose_defaults(void);
 
 /* As torch.nn.functional.conv_transpose1d/2d/3d: x [N, C, ...], weight
  * [C, O/groups, k...], bias [O] or NULL. Output size per dim:
- * (in - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1. */
+ * (in - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1,
+ * or opts' output_size where given. */
 LAM_API lam_tensor *lam_conv_transpose1d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
                                          const lam_conv_transpose_opts *opts);
 LAM_API lam_tensor *lam_conv_transpose2d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
@@ -195,28 +209,38 @@ LAM_API lam_layer *lam_nn_global_max_pool(void);
 
 typedef enum lam_upsample_mode {
   LAM_UPSAMPLE_NEAREST = 0, /* torch "nearest": src = floor(dst * in_scale) */
-  LAM_UPSAMPLE_LINEAR       /* torch "linear" (1-D) / "bilinear" (2-D) */
+  LAM_UPSAMPLE_LINEAR,      /* torch "linear" (1-D) / "bilinear" (2-D) /
+                               "trilinear" (3-D) */
+  LAM_UPSAMPLE_NEAREST_EXACT, /* torch "nearest-exact": src = floor((dst + 0.5)
+                                 * in_scale), pixel centres aligned */
+  LAM_UPSAMPLE_CUBIC        /* torch "bicubic" (2-D only): A = -0.75, the 4x4
+                               taps clamped to the border */
 } lam_upsample_mode;
 
 typedef struct lam_upsample_opts {
   lam_upsample_mode mode; /* default nearest */
-  int64_t size[2];        /* output size per spatial dim; 0: from scale */
-  double scale[2];        /* scale factor per spatial dim, used where size is
+  int64_t size[3];        /* output size per spatial dim; 0: from scale */
+  double scale[3];        /* scale factor per spatial dim, used where size is
                              0 (output floor(in * scale)); default 2. As torch
-                             with recompute_scale_factor unset, the given factor
-                             (not out/in) maps output to input coordinates. */
-  bool align_corners;     /* linear: corners of input and output align
-                             (torch align_corners=True); default false */
+                             with recompute_scale_factor unset (its default),
+                             the given factor (not out/in) maps output to
+                             input coordinates; for torch's
+                             recompute_scale_factor=True give the size instead. */
+  bool align_corners;     /* linear and cubic: corners of input and output
+                             align (torch align_corners=True); default false */
 } lam_upsample_opts;
 
 LAM_API lam_upsample_opts lam_upsample_defaults(void);
 
-/* As torch.nn.functional.interpolate on x [N, C, L] / [N, C, H, W]. */
+/* As torch.nn.functional.interpolate on x [N, C, L] / [N, C, H, W] /
+ * [N, C, D, H, W]. */
 LAM_API lam_tensor *lam_upsample1d(lam_tensor *x, const lam_upsample_opts *opts);
 LAM_API lam_tensor *lam_upsample2d(lam_tensor *x, const lam_upsample_opts *opts);
+LAM_API lam_tensor *lam_upsample3d(lam_tensor *x, const lam_upsample_opts *opts);
 
 LAM_API lam_layer *lam_nn_upsample1d(const lam_upsample_opts *opts);
 LAM_API lam_layer *lam_nn_upsample2d(const lam_upsample_opts *opts);
+LAM_API lam_layer *lam_nn_upsample3d(const lam_upsample_opts *opts);
 
 #ifdef __cplusplus
 }

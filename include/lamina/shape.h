@@ -26,7 +26,12 @@
 extern "C" {
 #endif
 
-typedef enum lam_pad_mode { LAM_PAD_CONSTANT, LAM_PAD_REFLECT, LAM_PAD_REPLICATE } lam_pad_mode;
+typedef enum lam_pad_mode {
+  LAM_PAD_CONSTANT,
+  LAM_PAD_REFLECT,
+  LAM_PAD_REPLICATE,
+  LAM_PAD_CIRCULAR /* wraps around (torch mode="circular"); pad <= dim */
+} lam_pad_mode;
 
 /* Same as lam_tensor_reshape (a view; -1 infers one dim). */
 LAM_API lam_tensor *lam_reshape(lam_tensor *x, int ndim, const int64_t *shape);
@@ -70,8 +75,10 @@ LAM_API lam_tensor *lam_slice_axis(lam_tensor *x, int axis, int64_t start, int64
 /* Pads with pads[2*i] before and pads[2*i+1] after axis i (ndim pairs, each
  * >= 0; crop with lam_slice). Constant fills with `value` converted to x's
  * dtype (for i32/u8 it must lie in the dtype's range; fractions truncate); reflect mirrors without repeating the edge and needs pad < dim, as
- * PyTorch; replicate repeats the edge (any pad). The gradient crops
- * (constant) or also sums the mirrored / repeated positions. */
+ * PyTorch; replicate repeats the edge (any pad); circular wraps around
+ * (x[-1] before x[0]) and needs pad <= dim, as PyTorch (one wrap). The
+ * gradient crops (constant) or also sums the mirrored / repeated / wrapped
+ * positions. */
 LAM_API lam_tensor *lam_pad(lam_tensor *x, const int64_t *pads, lam_pad_mode mode, double value);
 /* torch.gather: out[i][j] = x[index[i][j]][j] for axis 0; index is i32 with
  * x's rank, no larger than x on the other axes, and out has index's shape. */

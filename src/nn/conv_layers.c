@@ -172,12 +172,21 @@ static lam_layer *lam__convl_new(int nsp, int transpose, int64_t in, int64_t out
                        "%s: padding %d must be >= 0 and output_padding %d in [0, max(stride, "
                        "dilation)) in spatial dim %d",
                        fn, c->t.padding[i], c->t.output_padding[i], i);
+      if (st == LAM_OK && c->t.output_size[i] < 0)
+        st = lam__fail(LAM_ERR_INVALID_ARGUMENT,
+                       "%s: output_size %lld of spatial dim %d must be >= 0 (0: from "
+                       "output_padding)",
+                       fn, (long long)c->t.output_size[i], i);
     }
   } else {
     c->o = o ? *o : lam_conv_defaults();
     st = lam__convl_check(c, c->o.kernel, c->o.stride, c->o.dilation, &c->o.groups, fn);
     if (st == LAM_OK && ((int)c->o.padding < 0 || c->o.padding > LAM_PADDING_EXPLICIT))
       st = lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: unknown padding mode %d", fn, (int)c->o.padding);
+    if (st == LAM_OK && ((int)c->o.padding_mode < LAM_PAD_CONSTANT ||
+                         c->o.padding_mode > LAM_PAD_CIRCULAR))
+      st = lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: unknown padding_mode %d", fn,
+                     (int)c->o.padding_mode);
     if (st == LAM_OK && c->o.padding == LAM_PADDING_CAUSAL && nsp != 1)
       st = lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: causal padding is for 1-D convolutions only", fn);
     for (int i = 0; i < nsp && st == LAM_OK; i++)
@@ -268,7 +277,9 @@ static lam_status lam__nopar_apply(lam_layer *self, lam_ptree *params, lam_ptree
     case LAM__L_GAVG: y = lam_global_avg_pool(x); break;
     case LAM__L_GMAX: y = lam_global_max_pool(x); break;
     default:
-      y = n == 1 ? lam_upsample1d(x, &l->u) : lam_upsample2d(x, &l->u);
+      y = n == 1 ? lam_upsample1d(x, &l->u)
+        : n == 2 ? lam_upsample2d(x, &l->u)
+                 : lam_upsample3d(x, &l->u);
       break;
   }
   *out = y;
@@ -285,7 +296,7 @@ static const lam_layer_vtable lam__nopar_vt[][4] = {
     {LAM__NP(""), LAM__NP(""), LAM__NP("adaptive_mean_max_pool2d"), LAM__NP("")},
     {LAM__NP("global_avg_pool"), LAM__NP(""), LAM__NP(""), LAM__NP("")},
     {LAM__NP("global_max_pool"), LAM__NP(""), LAM__NP(""), LAM__NP("")},
-    {LAM__NP(""), LAM__NP("upsample1d"), LAM__NP("upsample2d"), LAM__NP("")}};
+    {LAM__NP(""), LAM__NP("upsample1d"), LAM__NP("upsample2d"), LAM__NP("upsample3d")}};
 #undef LAM__NP
 
 static lam_layer *lam__nopar_new(const lam__nopar *cfg, const char *fn) {
@@ -372,10 +383,14 @@ static lam_layer *lam__upsample_layer(int nsp, const lam_upsample_opts *opts, co
   memset(&c, 0, sizeof c);
   c.kind = LAM__L_UPS, c.nsp = nsp;
   c.u = opts ? *opts : lam_upsample_defaults();
-  if ((int)c.u.mode < 0 || c.u.mode > LAM_UPSAMPLE_LINEAR)
+  if ((int)c.u.mode < 0 || c.u.mode > LAM_UPSAMPLE_CUBIC)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: unknown mode %d", fn, (int)c.u.mode), NULL;
-  if (c.u.align_corners && c.u.mode != LAM_UPSAMPLE_LINEAR)
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: align_corners is only for linear mode", fn), NULL;
+  if (c.u.mode == LAM_UPSAMPLE_CUBIC && nsp != 2)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT,
+                     "%s: cubic mode is for 2-D inputs only (torch's bicubic)", fn), NULL;
+  if (c.u.align_corners && c.u.mode != LAM_UPSAMPLE_LINEAR && c.u.mode != LAM_UPSAMPLE_CUBIC)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT,
+                     "%s: align_corners is only for linear and cubic modes", fn), NULL;
   for (int i = 0; i < nsp; i++)
     if (c.u.size[i] < 0 || c.u.scale[i] < 0 || (c.u.size[i] == 0 && !(c.u.scale[i] >= 0)))
       return lam__fail(LAM_ERR_INVALID_ARGUMENT,
@@ -386,3 +401,4 @@ static lam_layer *lam__upsample_layer(int nsp, const lam_upsample_opts *opts, co
 
 lam_layer *lam_nn_upsample1d(const lam_upsample_opts *opts) { return lam__upsample_layer(1, opts, "lam_nn_upsample1d"); }
 lam_layer *lam_nn_upsample2d(const lam_upsample_opts *opts) { return lam__upsample_layer(2, opts, "lam_nn_upsample2d"); }
+lam_layer *lam_nn_upsample3d(const lam_upsample_opts *opts) { return lam__upsample_layer(3, opts, "lam_nn_upsample3d"); }

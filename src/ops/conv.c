@@ -492,9 +492,10 @@ lam_tensor *lam__conv_bias_grad(lam_tensor *dy) {
 /* ---- options and the public ops ------------------------------------------------ */
 
 /* Resolves padding, stride and dilation for nsp dims (index d of the opts
- * arrays) and the output sizes; fills the last nsp entries of g's arrays. */
+ * arrays) and the output sizes; fills the last nsp entries of g's arrays and,
+ * when pa is not NULL, the padding after each spatial dim i in pa[i]. */
 static lam_status lam__conv_resolve(const char *fn, int nsp, const int64_t *in, const int64_t *k,
-                                    const lam_conv_opts *o, lam__conv_geom *g) {
+                                    const lam_conv_opts *o, lam__conv_geom *g, int64_t *pa) {
   static const lam_conv_opts def; /* the geometry's defaults are its zeros */
   if (!o) o = &def;
   if ((int)o->padding < LAM_PADDING_SAME || o->padding > LAM_PADDING_EXPLICIT)
@@ -502,6 +503,9 @@ static lam_status lam__conv_resolve(const char *fn, int nsp, const int64_t *in, 
   if (o->padding == LAM_PADDING_CAUSAL && nsp != 1)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: causal padding is for 1-D convolutions only",
                      fn);
+  if ((int)o->padding_mode < LAM_PAD_CONSTANT || o->padding_mode > LAM_PAD_CIRCULAR)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: unknown padding_mode %d", fn,
+                     (int)o->padding_mode);
   for (int d = 0; d < 3; d++) g->in[d] = g->out[d] = g->k[d] = g->s[d] = g->d[d] = 1, g->pb[d] = 0;
   for (int i = 0; i < nsp; i++) {
     const int d = 3 - nsp + i;
@@ -535,6 +539,17 @@ static lam_status lam__conv_resolve(const char *fn, int nsp, const int64_t *in, 
         break;
       default: break;
     }
+    if (o->padding_mode == LAM_PAD_REFLECT && (before >= in[i] || after >= in[i]))
+      return lam__fail(LAM_ERR_SHAPE,
+                       "%s: reflect padding (%lld, %lld) of spatial dim %d must be less than the "
+                       "input size %lld",
+                       fn, (long long)before, (long long)after, i, (long long)in[i]);
+    if (o->padding_mode == LAM_PAD_CIRCULAR && (before > in[i] || after > in[i]))
+      return lam__fail(LAM_ERR_SHAPE,
+                       "%s: circular padding (%lld, %lld) of spatial dim %d must be at most the "
+                       "input size %lld (one wrap)",
+                       fn, (long long)before, (long long)after, i, (long long)in[i]);
+    if (pa) pa[i] = after;
     const int64_t padded = in[i] + before + after;
     if (padded < eff)
       return lam__fail(LAM_ERR_SHAPE,
@@ -555,7 +570,7 @@ lam_status lam_conv_output_size(int nsp, const int64_t *in, const int64_t *k,
   if (nsp < 1 || nsp > 3)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: nsp %d must be 1, 2 or 3", fn, nsp);
   lam__conv_geom g;
-  lam_status st = lam__conv_resolve(fn, nsp, in, k, opts, &g);
+  lam_status st = lam__conv_resolve(fn, nsp, in, k, opts, &g, NULL);
   if (st != LAM_OK) return st;
   for (int i = 0; i < nsp; i++) out[i] = g.out[3 - nsp + i];
   return LAM_OK;
@@ -574,10 +589,12 @@ static lam_status lam__conv_backward(lam__node *node, lam_tensor *gy, lam_tensor
   return LAM_OK;
 }
 
+static lam_tensor *lam__conv_run(lam_tensor *x, lam_tensor *w, lam_tensor *b,
+                                 const lam__conv_geom *gp, const char *fn);
+
 static lam_tensor *lam__conv(int nsp, lam_tensor *x, lam_tensor *w, lam_tensor *b,
                              const lam_conv_opts *o, const char *fn) {
   if (lam__conv_check_args(nsp, x, w, b, "[out, in/groups, k...]", fn) != LAM_OK) return NULL;
-  lam_ctx *ctx = x->ctx;
   char b1[LAM__SHAPE_STR], b2[LAM__SHAPE_STR];
   const int64_t G = o && o->groups ? o->groups : 1;
   if (G < 1)
@@ -599,10 +616,45 @@ static lam_tensor *lam__conv(int nsp, lam_tensor *x, lam_tensor *w, lam_tensor *
                      lam__shape_str(b->ndim, b->shape, b1)), NULL;
   lam__conv_geom g;
   g.nsp = nsp, g.N = x->shape[0], g.C = C, g.O = O, g.G = G;
-  if (lam__conv_resolve(fn, nsp, x->shape + 2, w->shape + 2, o, &g) != LAM_OK) return NULL;
+  int64_t after[3] = {0, 0, 0};
+  if (lam__conv_resolve(fn, nsp, x->shape + 2, w->shape + 2, o, &g, after) != LAM_OK) return NULL;
   int64_t ys[5], numel;
   lam__conv_shapes(&g, NULL, NULL, ys);
   if (lam__check_shape(fn, nsp + 2, ys, &numel) != LAM_OK) return NULL;
+  if (o && o->padding_mode != LAM_PAD_CONSTANT) {
+    /* torch.nn.ConvNd with padding_mode != "zeros": F.pad in that mode (a
+     * recorded, differentiable op), then an unpadded convolution. */
+    int64_t pads[10] = {0}, any = 0;
+    for (int i = 0; i < nsp; i++) {
+      const int d = 3 - nsp + i;
+      pads[4 + 2 * i] = g.pb[d], pads[5 + 2 * i] = after[i];
+      any |= g.pb[d] | after[i];
+    }
+    if (any) {
+      int64_t xs[5];
+      for (int i = 0; i < nsp; i++) {
+        const int d = 3 - nsp + i;
+        g.in[d] += pads[4 + 2 * i] + pads[5 + 2 * i];
+        g.pb[d] = 0;
+        xs[2 + i] = g.in[d];
+      }
+      xs[0] = x->shape[0], xs[1] = C;
+      if (lam__check_shape(fn, nsp + 2, xs, &numel) != LAM_OK) return NULL;
+      lam_tensor *xp = lam_pad(x, pads, o->padding_mode, 0);
+      if (!xp) return NULL;
+      lam_tensor *y = lam__conv_run(xp, w, b, &g, fn);
+      lam_tensor_free(xp);
+      return y;
+    }
+  }
+  return lam__conv_run(x, w, b, &g, fn);
+}
+
+/* The recorded convolution of x with geometry g (checked). */
+static lam_tensor *lam__conv_run(lam_tensor *x, lam_tensor *w, lam_tensor *b,
+                                 const lam__conv_geom *gp, const char *fn) {
+  lam_ctx *ctx = x->ctx;
+  const lam__conv_geom g = *gp;
 
   const bool was = lam_grad_set_enabled(ctx, false);
   lam_tensor *y = lam__conv_fwd(x, w, b, &g, fn);

@@ -54,7 +54,31 @@ static lam_tensor *lam__convt(int nsp, lam_tensor *x, lam_tensor *w, lam_tensor 
     const int64_t k = w->shape[2 + i];
     const int s = o && o->stride[i] ? o->stride[i] : 1;
     const int dil = o && o->dilation[i] ? o->dilation[i] : 1;
-    const int p = o ? o->padding[i] : 0, op = o ? o->output_padding[i] : 0;
+    const int p = o ? o->padding[i] : 0;
+    int op = o ? o->output_padding[i] : 0;
+    const int64_t want = o ? o->output_size[i] : 0;
+    if (want < 0)
+      return lam__fail(LAM_ERR_INVALID_ARGUMENT,
+                       "%s: output_size %lld of spatial dim %d must be >= 0 (0: from "
+                       "output_padding)",
+                       fn, (long long)want, i), NULL;
+    if (want > 0 && s >= 1 && dil >= 1) {
+      /* torch's ConvTransposeNd._output_padding: the sizes output_padding
+       * 0 .. stride - 1 reach */
+      const int64_t lo = (x->shape[2 + i] - 1) * s - 2 * (int64_t)p + (int64_t)dil * (k - 1) + 1;
+      if (want < lo || want > lo + s - 1)
+        return lam__fail(LAM_ERR_SHAPE,
+                         "%s: requested output_size %lld of spatial dim %d, but valid sizes range "
+                         "from %lld to %lld (for an input of %lld)",
+                         fn, (long long)want, i, (long long)lo, (long long)(lo + s - 1),
+                         (long long)x->shape[2 + i]), NULL;
+      if (op != 0 && op != want - lo)
+        return lam__fail(LAM_ERR_INVALID_ARGUMENT,
+                         "%s: output_padding %d of spatial dim %d contradicts output_size %lld "
+                         "(which needs output_padding %lld)",
+                         fn, op, i, (long long)want, (long long)(want - lo)), NULL;
+      op = (int)(want - lo);
+    }
     if (s < 1 || dil < 1)
       return lam__fail(LAM_ERR_INVALID_ARGUMENT,
                        "%s: stride %d and dilation %d of spatial dim %d must be >= 1", fn, s, dil,

@@ -704,7 +704,8 @@ static lam_status lam__pad_backward(lam__node *node, lam_tensor *g, lam_tensor *
 lam_tensor *lam_pad(lam_tensor *x, const int64_t *pads, lam_pad_mode mode, double value) {
   const char *fn = "lam_pad";
   if (!x) return lam__null_input(fn, "x");
-  if (mode != LAM_PAD_CONSTANT && mode != LAM_PAD_REFLECT && mode != LAM_PAD_REPLICATE)
+  if (mode != LAM_PAD_CONSTANT && mode != LAM_PAD_REFLECT && mode != LAM_PAD_REPLICATE &&
+      mode != LAM_PAD_CIRCULAR)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: unknown pad mode %d", fn, (int)mode), NULL;
   if (!pads && x->ndim > 0) return lam__fail(LAM_ERR_NULL, "%s: pads is NULL", fn), NULL;
   double lo = x->dtype == LAM_I32 ? -2147483648.0 : 0, hi = x->dtype == LAM_I32 ? 2147483647.0 : 255;
@@ -722,6 +723,10 @@ lam_tensor *lam_pad(lam_tensor *x, const int64_t *pads, lam_pad_mode mode, doubl
     if (mode == LAM_PAD_REFLECT && (b >= x->shape[d] || a >= x->shape[d]))
       return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: reflect pads (%lld, %lld) of axis %d must be "
                        "less than its size %lld", fn, (long long)b, (long long)a, d,
+                       (long long)x->shape[d]), NULL;
+    if (mode == LAM_PAD_CIRCULAR && (b > x->shape[d] || a > x->shape[d]))
+      return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: circular pads (%lld, %lld) of axis %d must be "
+                       "at most its size %lld (one wrap)", fn, (long long)b, (long long)a, d,
                        (long long)x->shape[d]), NULL;
     before[d] = b;
     oshape[d] = x->shape[d] + b + a;
