@@ -4,6 +4,7 @@
  * along the channels, are averaged over `size` channels by an average pool
  * on a [N, 1, C, rest] view, so the gradient comes from those ops. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,9 +65,9 @@ lam_tensor *lam_local_response_norm(lam_tensor *x, int64_t size,
   lam_tensor *all[] = {sq, v, pd, av, back, sc, sh, dv};
   for (int i = 0; i < 8; i++) lam_tensor_free(all[i]);
   if (!y) {
-    lam_status st = lam_last_status();
-    if (strncmp(lam_last_error(), fn, strlen(fn)) != 0)
-      lam__fail(st, "%s: %s", fn, lam_last_error());
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", lam_last_error());
+    if (strncmp(msg, fn, strlen(fn)) != 0) lam__fail(lam_last_status(), "%s: %s", fn, msg);
   }
   return y;
 }

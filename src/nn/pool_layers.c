@@ -6,6 +6,7 @@
  * layers have no params; constructors validate their options and return
  * NULL with a message, apply checks the input's rank and names the layer. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,8 +65,9 @@ static lam_tensor *lam__lp_pool(int nsp, lam_tensor *x, double p, const lam_pool
   if (xp) s = nsp == 1 ? lam_avg_pool1d(xp, &o) : nsp == 2 ? lam_avg_pool2d(xp, &o) : lam_avg_pool3d(xp, &o);
   lam_tensor_free(xp);
   if (!s) {
-    lam_status st = lam_last_status();
-    return lam__fail(st, "%s: %s", fn, lam_last_error()), NULL;
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", lam_last_error());
+    return lam__fail(lam_last_status(), "%s: %s", fn, msg), NULL;
   }
   lam_tensor *sg = lam_sign(s), *ab = lam_abs(s);
   lam_tensor *rl = ab ? lam_relu(ab) : NULL;
