@@ -996,3 +996,73 @@ Test(pool_extra, bad_input) {
   lam_tensor_free(x2), lam_tensor_free(sm);
   lam_ctx_free(ctx);
 }
+
+/* ---- the options rule: NULL, a zeroed struct and the defaults mean the same --------------------- */
+
+Test(pool_extra, options_rule) {
+  lam_ctx *ctx = tu_ctx();
+  tu_rng r = tu_rng_make(79);
+  lam_tensor *x = tu_rand_f32(ctx, &r, 4, (int64_t[]){2, 3, 8, 9}, 0.1, 1);
+  lam_tensor *x5 = tu_rand_f32(ctx, &r, 5, (int64_t[]){1, 4, 6, 5, 4}, -1, 1);
+  tu_mark m = tu_mark_now(ctx);
+  const lam_rng_key key = lam_rng_key_make(3);
+  /* lam_pool_opts with the new field (divisor_override 0: none) */
+  lam_pool_opts pd = lam_pool_defaults();
+  cr_assert_eq(pd.divisor_override, 0);
+  lam_tensor *ix = NULL;
+  lam_tensor *t[3] = {lam_avg_pool2d(x, NULL), lam_avg_pool2d(x, &(lam_pool_opts){.kernel = {0}}),
+                      lam_avg_pool2d(x, &pd)};
+  lam_tensor *u[3] = {lam_lp_pool2d(x, 2, NULL), lam_lp_pool2d(x, 2, &(lam_pool_opts){.kernel = {0}}),
+                      lam_lp_pool2d(x, 2, &pd)};
+  lam_tensor *w[3] = {lam_max_pool2d_with_indices(x, NULL, &ix), NULL, NULL};
+  lam_tensor *iy = NULL, *iz = NULL;
+  w[1] = lam_max_pool2d_with_indices(x, &(lam_pool_opts){.kernel = {0}}, &iy);
+  w[2] = lam_max_pool2d_with_indices(x, &pd, &iz);
+  /* lam_max_unpool_opts */
+  lam_max_unpool_opts ud = lam_max_unpool_defaults();
+  cr_assert(ud.kernel[0] == 2 && ud.stride[0] == 0 && ud.padding[0] == 0 && ud.output_size[0] == 0);
+  lam_tensor *v[3] = {lam_max_unpool2d(w[0], ix, NULL), lam_max_unpool2d(w[0], ix, &(lam_max_unpool_opts){.kernel = {0}}),
+                      lam_max_unpool2d(w[0], ix, &ud)};
+  /* lam_fractional_max_pool_opts */
+  lam_fractional_max_pool_opts fd = lam_fractional_max_pool_defaults();
+  cr_assert(fd.kernel[1] == 2 && fd.output_ratio[1] == 0.5 && !fd.samples && fd.output_size[0] == 0);
+  lam_tensor *f[3] = {lam_fractional_max_pool2d(x, key, NULL, NULL),
+                      lam_fractional_max_pool2d(x, key, &(lam_fractional_max_pool_opts){.kernel = {0}}, NULL),
+                      lam_fractional_max_pool2d(x, key, &fd, NULL)};
+  /* lam_local_response_norm_opts */
+  lam_local_response_norm_opts ld = lam_local_response_norm_defaults();
+  lam_tensor *l[3] = {lam_local_response_norm(x5, 3, NULL),
+                      lam_local_response_norm(x5, 3, &(lam_local_response_norm_opts){.alpha = 0}),
+                      lam_local_response_norm(x5, 3, &ld)};
+  lam_tensor **all[] = {t, u, w, v, f, l};
+  for (int i = 0; i < 6; i++) {
+    cr_assert(all[i][0] && all[i][1] && all[i][2], "set %d: %s", i, lam_last_error());
+    cr_assert(tu_bits_equal(all[i][0], all[i][1]) && tu_bits_equal(all[i][0], all[i][2]), "set %d", i);
+  }
+  cr_assert(lam_tensor_shape(v[0])[2] == 8 && lam_tensor_shape(f[0])[2] == 4 && lam_tensor_shape(f[0])[3] == 4);
+  cr_assert(tu_bits_equal(ix, iy) && tu_bits_equal(ix, iz));
+  for (int i = 0; i < 6; i++)
+    for (int j = 0; j < 3; j++) lam_tensor_free(all[i][j]);
+  lam_tensor_free(ix), lam_tensor_free(iy), lam_tensor_free(iz);
+  /* the layers */
+  lam_layer *lay[][3] = {
+      {lam_nn_lp_pool2d(2, NULL), lam_nn_lp_pool2d(2, &(lam_pool_opts){.kernel = {0}}), lam_nn_lp_pool2d(2, &pd)},
+      {lam_nn_local_response_norm(3, NULL), lam_nn_local_response_norm(3, &(lam_local_response_norm_opts){.alpha = 0}),
+       lam_nn_local_response_norm(3, &ld)},
+      {lam_nn_fractional_max_pool2d(NULL), lam_nn_fractional_max_pool2d(&(lam_fractional_max_pool_opts){.kernel = {0}}),
+       lam_nn_fractional_max_pool2d(&fd)}};
+  lam_apply_opts ao = {.rng = &key};
+  for (int i = 0; i < 3; i++) {
+    lam_tensor *in = i == 1 ? x5 : x, *y[3];
+    for (int j = 0; j < 3; j++) {
+      cr_assert(lay[i][j], "%s", lam_last_error());
+      y[j] = apply_layer(lay[i][j], in, &ao);
+      cr_assert(y[j], "%s", lam_last_error());
+    }
+    cr_assert(tu_bits_equal(y[0], y[1]) && tu_bits_equal(y[0], y[2]), "layer set %d", i);
+    for (int j = 0; j < 3; j++) lam_tensor_free(y[j]), lam_layer_free(lay[i][j]);
+  }
+  tu_assert_no_leak(ctx, m);
+  lam_tensor_free(x), lam_tensor_free(x5);
+  lam_ctx_free(ctx);
+}
