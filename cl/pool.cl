@@ -245,9 +245,11 @@ kernel void adaptive_bwd(global const REAL *g, int g_off, global const int *idx,
  * trade-off for determinism. The unpool's backward gathers, one work-item
  * per element. */
 
+/* Samples in [0, 1) keep the start in [0, n - k]; the clamp only guards
+ * against other values (NaN, out of range) reading outside the plane. */
 inline int frac_start(int o, int n, int m, int k, REAL u, REAL alpha) {
   if (o == m - 1) return n - k;
-  return (int)(((REAL)o + u) * alpha) - (int)(u * alpha);
+  return clamp((int)(((REAL)o + u) * alpha) - (int)(u * alpha), 0, n - k);
 }
 
 /* fractional_fwd: output row r = (plane, od, oh). samples [planes, ns];

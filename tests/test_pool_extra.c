@@ -1066,3 +1066,27 @@ Test(pool_extra, options_rule) {
   lam_tensor_free(x), lam_tensor_free(x5);
   lam_ctx_free(ctx);
 }
+
+/* Samples outside [0, 1) (torch does not check them) keep every window
+ * inside the input: the indices stay in the plane (Oclgrind checks the reads). */
+Test(pool_extra, fractional_odd_samples) {
+  lam_ctx *ctx = tu_ctx();
+  tu_rng r = tu_rng_make(80);
+  lam_tensor *x = tu_rand_f32(ctx, &r, 4, (int64_t[]){1, 3, 9, 7}, -1, 1);
+  const double sv[6] = {7.5, -3.0, NAN, INFINITY, 1e30, -0.5};
+  lam_tensor *smp = tu_from_f64(ctx, LAM_F32, 3, (int64_t[]){1, 3, 2}, sv);
+  tu_mark m = tu_mark_now(ctx);
+  lam_tensor *ix = NULL;
+  lam_tensor *y = lam_fractional_max_pool2d(
+      x, lam_rng_key_make(1), &(lam_fractional_max_pool_opts){.kernel = {2, 3}, .output_size = {4, 3}, .samples = smp},
+      &ix);
+  cr_assert(y && ix, "%s", lam_last_error());
+  double *iv = tu_to_f64(ix);
+  for (int64_t i = 0; i < lam_tensor_numel(ix); i++)
+    cr_assert(iv[i] >= 0 && iv[i] < 63, "index %lld is %g", (long long)i, iv[i]);
+  free(iv);
+  lam_tensor_free(y), lam_tensor_free(ix);
+  tu_assert_no_leak(ctx, m);
+  lam_tensor_free(x), lam_tensor_free(smp);
+  lam_ctx_free(ctx);
+}

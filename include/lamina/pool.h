@@ -199,9 +199,10 @@ typedef struct lam_fractional_max_pool_opts {
                               0 < ratio < 1; default 0.5 (torch requires
                               output_size or output_ratio) */
   lam_tensor *samples;     /* torch's _random_samples: [N, C, nsp] in x's
-                              dtype, values in [0, 1), borrowed; entry 0 is W,
-                              1 H for 2-D, (D, H, W) for 3-D, as torch. NULL
-                              (default): drawn uniform [0, 1) from the key */
+                              dtype, values in [0, 1) (other values give
+                              windows clamped into the input), borrowed; entry
+                              0 is W, 1 H for 2-D, (D, H, W) for 3-D, as torch.
+                              NULL (default): drawn uniform [0, 1) from the key */
 } lam_fractional_max_pool_opts;
 
 /* Returns kernel 2, output_ratio 0.5, no output_size, no samples. */
