@@ -17,7 +17,8 @@
 
 /* The average pool's divisor for the window starting at (d0, h0, w0)
  * (padding included in the coordinates), as PyTorch: the window clipped to
- * the padded input, or to the input when exclude_pad. */
+ * the padded input, or to the input when exclude_pad (the kernels use the
+ * divisor_override argument instead when it is > 0). */
 inline int avg_divisor(int d0, int h0, int w0, int8 gin, int8 gk, int8 gdp, int exclude_pad) {
   int d1 = min(d0 + gk.s0, gin.s0 + gdp.s3), h1 = min(h0 + gk.s1, gin.s1 + gdp.s4);
   int w1 = min(w0 + gk.s2, gin.s2 + gdp.s5);
@@ -35,7 +36,7 @@ inline void zero_row(global REAL *d, int n) {
  * want_idx), 1 average. */
 kernel void pool_fwd(global const REAL *x, int x_off, global REAL *y, int y_off,
                      global int *idx, int idx_off, int want_idx, int rows, int mode,
-                     int exclude_pad, int8 gin, int8 gout, int8 gk, int8 gdp) {
+                     int exclude_pad, int divisor, int8 gin, int8 gout, int8 gk, int8 gdp) {
   const int r = get_global_id(0);
   if (r >= rows) return;
   const int ID = gin.s0, IH = gin.s1, IW = gin.s2, OD = gout.s0, OH = gout.s1, OW = gout.s2;
@@ -80,7 +81,8 @@ kernel void pool_fwd(global const REAL *x, int x_off, global REAL *y, int y_off,
       for (int id = id0; id < id1; id++)
         for (int ih = ih0; ih < ih1; ih++)
           for (int iw = iw0; iw < iw1; iw++) acc += LOAD(xp, (id * IH + ih) * IW + iw);
-      STORE(yr, ow, acc / (ACC)avg_divisor(d0, h0, w0, gin, gk, gdp, exclude_pad));
+      const int dv = divisor > 0 ? divisor : avg_divisor(d0, h0, w0, gin, gk, gdp, exclude_pad);
+      STORE(yr, ow, acc / (ACC)dv);
     }
   }
 }
@@ -91,8 +93,8 @@ kernel void pool_fwd(global const REAL *x, int x_off, global REAL *y, int y_off,
  * recorded maximum if that lies in this row (max), or g[o] / divisor(o) over
  * its window's part of this row (average). */
 kernel void pool_bwd(global const REAL *g, int g_off, global const int *idx, int idx_off,
-                     global REAL *dx, int dx_off, int rows, int mode, int exclude_pad, int8 gin,
-                     int8 gout, int8 gk, int8 gdp) {
+                     global REAL *dx, int dx_off, int rows, int mode, int exclude_pad,
+                     int divisor, int8 gin, int8 gout, int8 gk, int8 gdp) {
   const int r = get_global_id(0);
   if (r >= rows) return;
   const int ID = gin.s0, IH = gin.s1, IW = gin.s2, OD = gout.s0, OH = gout.s1, OW = gout.s2;
@@ -126,8 +128,10 @@ kernel void pool_bwd(global const REAL *g, int g_off, global const int *idx, int
       } else {
         for (int ow = 0; ow < OW; ow++) {
           const int w0 = ow * gk.s5 - gdp.s5;
-          const ACC v = LOAD(gr, ow) / (ACC)avg_divisor(od * gk.s3 - gdp.s3, oh * gk.s4 - gdp.s4,
-                                                        w0, gin, gk, gdp, exclude_pad);
+          const int dv = divisor > 0 ? divisor
+                                     : avg_divisor(od * gk.s3 - gdp.s3, oh * gk.s4 - gdp.s4, w0,
+                                                   gin, gk, gdp, exclude_pad);
+          const ACC v = LOAD(gr, ow) / (ACC)dv;
           const int iw1 = min(w0 + gk.s2, IW);
           for (int iw = max(w0, 0); iw < iw1; iw++) d[iw] += (REAL)v;
         }
@@ -224,4 +228,102 @@ kernel void adaptive_bwd(global const REAL *g, int g_off, global const int *idx,
       }
     }
   }
+}
+
+/* ---- fractional max pooling, max unpooling ----------------------------------------
+ *
+ * Fractional windows differ per plane (each plane has its own random
+ * samples), so the forward is one work-item per output row that derives its
+ * window starts from the plane's samples (as torch's generate_intervals, in
+ * REAL: start(i) = (int)((i + u) * alpha) - (int)(u * alpha) for i < out -
+ * 1, in - k for the last; alpha is computed on the host, where the division
+ * is correctly rounded). Its backward and the unpool's forward scatter by
+ * index: one work-item per plane walks the plane's sources in order, so
+ * duplicate indices resolve deterministically (the later source wins when
+ * overwriting, as torch on the CPU; sums in a fixed order when
+ * accumulating) without atomics; the parallelism is the N*C planes, the
+ * trade-off for determinism. The unpool's backward gathers, one work-item
+ * per element. */
+
+/* Samples in [0, 1) keep the start in [0, n - k]; the clamp only guards
+ * against other values (NaN, out of range) reading outside the plane. */
+inline int frac_start(int o, int n, int m, int k, REAL u, REAL alpha) {
+  if (o == m - 1) return n - k;
+  return clamp((int)(((REAL)o + u) * alpha) - (int)(u * alpha), 0, n - k);
+}
+
+/* fractional_fwd: output row r = (plane, od, oh). samples [planes, ns];
+ * smap.s0/s1/s2: the sample entry of dims D/H/W (-1: none, start 0 as the
+ * dim has size 1). alpha.s0/s1/s2 per dim (0 where out is 1). */
+kernel void fractional_fwd(global const REAL *x, int x_off, global REAL *y, int y_off,
+                           global int *idx, int idx_off, int want_idx,
+                           global const REAL *smp, int smp_off, int ns, int rows, int8 gin,
+                           int8 gout, int8 gk, int8 smap, REAL alpha_d, REAL alpha_h,
+                           REAL alpha_w) {
+  const int r = get_global_id(0);
+  if (r >= rows) return;
+  const int ID = gin.s0, IH = gin.s1, IW = gin.s2, OD = gout.s0, OH = gout.s1, OW = gout.s2;
+  int t = r;
+  const int oh = t % OH; t /= OH;
+  const int od = t % OD;
+  const int plane = t / OD;
+  global const REAL *sp = smp + smp_off + plane * ns;
+  const REAL ud = smap.s0 >= 0 ? sp[smap.s0] : (REAL)0;
+  const REAL uh = smap.s1 >= 0 ? sp[smap.s1] : (REAL)0;
+  const REAL uw = smap.s2 >= 0 ? sp[smap.s2] : (REAL)0;
+  const int d0 = frac_start(od, ID, OD, gk.s0, ud, alpha_d);
+  const int h0 = frac_start(oh, IH, OH, gk.s1, uh, alpha_h);
+  global const REAL *xp = x + x_off + plane * ID * IH * IW;
+  global REAL *yr = y + y_off + r * OW;
+  for (int ow = 0; ow < OW; ow++) {
+    const int w0 = frac_start(ow, IW, OW, gk.s2, uw, alpha_w);
+    ACC best = -INFINITY;
+    int bi = (d0 * IH + h0) * IW + w0;
+    for (int id = d0; id < d0 + gk.s0; id++)
+      for (int ih = h0; ih < h0 + gk.s1; ih++)
+        for (int iw = w0; iw < w0 + gk.s2; iw++) {
+          const int e = (id * IH + ih) * IW + iw;
+          const ACC v = LOAD(xp, e);
+          if (v > best || isnan(v)) {
+            best = v;
+            bi = e;
+          }
+        }
+    STORE(yr, ow, best);
+    if (want_idx) idx[idx_off + r * OW + ow] = bi;
+  }
+}
+
+/* plane_scatter: work-item p owns dst plane p (n_dst elements): zeroes it,
+ * then for each source i of the plane in order stores (accumulate 0) or adds
+ * (1) src[p, i] at dst[p, idx[p, i]]; indices outside [0, n_dst) are
+ * skipped. */
+kernel void plane_scatter(global const REAL *src, int src_off, global const int *idx, int idx_off,
+                          global REAL *dst, int dst_off, int planes, int n_src, int n_dst,
+                          int accumulate) {
+  const int p = get_global_id(0);
+  if (p >= planes) return;
+  global REAL *d = dst + dst_off + p * n_dst;
+  global const REAL *s = src + src_off + p * n_src;
+  global const int *ip = idx + idx_off + p * n_src;
+  zero_row(d, n_dst);
+  for (int i = 0; i < n_src; i++) {
+    const int e = ip[i];
+    if (e < 0 || e >= n_dst) continue;
+    if (accumulate)
+      d[e] += s[i];
+    else
+      d[e] = s[i];
+  }
+}
+
+/* plane_gather: element i of dst (n_src per plane, total elements) is
+ * src[plane, idx[i]] (0 where the index is outside [0, n_plane)). */
+kernel void plane_gather(global const REAL *src, int src_off, global const int *idx, int idx_off,
+                         global REAL *dst, int dst_off, int total, int n_idx_plane, int n_plane) {
+  const int i = get_global_id(0);
+  if (i >= total) return;
+  const int e = idx[idx_off + i];
+  dst[dst_off + i] =
+      e >= 0 && e < n_plane ? src[src_off + (i / n_idx_plane) * n_plane + e] : (REAL)0;
 }

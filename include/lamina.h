@@ -28,6 +28,7 @@
 #include "lamina/regularize.h"
 #include "lamina/blocks.h"
 #include "lamina/conv.h"
+#include "lamina/pool.h"
 #include "lamina/attention.h"
 #include "lamina/rnn.h"
 #include "lamina/models.h"

@@ -161,6 +161,22 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0, -2.0}};
   X(P, lam_adaptive_max_pool1d, NULLARG, (NULL, 2))                                                   \
   X(P, lam_adaptive_max_pool2d, NULLARG, (NULL, 2, 2))                                                \
   X(P, lam_adaptive_max_pool3d, NULLARG, (NULL, 2, 2, 2))                                             \
+  X(P, lam_max_pool1d_with_indices, NULLARG, (NULL, NULL, &f->out))                                  \
+  X(P, lam_max_pool2d_with_indices, NULLARG, (f->t, NULL, NULL))                                     \
+  X(P, lam_max_pool3d_with_indices, NULLARG, (NULL, NULL, &f->out))                                  \
+  X(P, lam_adaptive_max_pool1d_with_indices, NULLARG, (NULL, 2, &f->out))                            \
+  X(P, lam_adaptive_max_pool2d_with_indices, NULLARG, (NULL, 2, 2, &f->out))                         \
+  X(P, lam_adaptive_max_pool3d_with_indices, NULLARG, (f->t, 2, 2, 2, NULL))                         \
+  X(E, lam_max_unpool_defaults, OK, lam_max_unpool_defaults().kernel[0] == 2)                        \
+  X(P, lam_max_unpool1d, NULLARG, (NULL, f->ti, NULL))                                               \
+  X(P, lam_max_unpool2d, NULLARG, (f->t, NULL, NULL))                                                \
+  X(P, lam_max_unpool3d, NULLARG, (NULL, NULL, NULL))                                                \
+  X(P, lam_lp_pool1d, NULLARG, (NULL, 2.0, NULL))                                                    \
+  X(P, lam_lp_pool2d, INVALID_ARGUMENT, (f->t, 0.0, NULL))                                           \
+  X(P, lam_lp_pool3d, NULLARG, (NULL, 2.0, NULL))                                                    \
+  X(E, lam_fractional_max_pool_defaults, OK, lam_fractional_max_pool_defaults().output_ratio[0] == 0.5)\
+  X(P, lam_fractional_max_pool2d, NULLARG, (NULL, f->key, NULL, NULL))                               \
+  X(P, lam_fractional_max_pool3d, SHAPE, (f->t, f->key, NULL, &f->out))                              \
   X(P, lam_adaptive_mean_max_pool2d, NULLARG, (NULL, 1, 1, false))                                    \
   X(P, lam_global_avg_pool, NULLARG, (NULL))                                                          \
   X(P, lam_global_max_pool, NULLARG, (NULL))                                                          \
@@ -175,6 +191,18 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0, -2.0}};
   X(P, lam_nn_adaptive_max_pool1d, INVALID_ARGUMENT, (0))                                          \
   X(P, lam_nn_adaptive_max_pool2d, INVALID_ARGUMENT, (0, 2))                                       \
   X(P, lam_nn_adaptive_mean_max_pool2d, INVALID_ARGUMENT, (0, 1, false))                           \
+  X(P, lam_nn_adaptive_avg_pool3d, INVALID_ARGUMENT, (2, 0, 2))                                      \
+  X(P, lam_nn_adaptive_max_pool3d, INVALID_ARGUMENT, (0, 2, 2))                                      \
+  X(P, lam_nn_max_unpool1d, INVALID_ARGUMENT, (&(lam_max_unpool_opts){.kernel = {-1}}))              \
+  X(P, lam_nn_max_unpool2d, INVALID_ARGUMENT, (&(lam_max_unpool_opts){.padding = {0, -1}}))          \
+  X(P, lam_nn_max_unpool3d, INVALID_ARGUMENT, (&(lam_max_unpool_opts){.output_size = {0, 0, -3}}))   \
+  X(S, lam_nn_max_unpool_apply, INVALID_ARGUMENT, (f->layer, f->t, f->ti, NULL, &f->out))            \
+  X(S, lam_nn_max_pool_apply, INVALID_ARGUMENT, (f->layer, f->t, NULL, &f->out, &f->out2))           \
+  X(P, lam_nn_lp_pool1d, INVALID_ARGUMENT, (NAN, NULL))                                              \
+  X(P, lam_nn_lp_pool2d, INVALID_ARGUMENT, (2.0, &(lam_pool_opts){.padding = {1, 1}}))               \
+  X(P, lam_nn_lp_pool3d, INVALID_ARGUMENT, (2.0, &(lam_pool_opts){.divisor_override = 3}))           \
+  X(P, lam_nn_fractional_max_pool2d, INVALID_ARGUMENT, (&(lam_fractional_max_pool_opts){.output_ratio = {1.5}}))\
+  X(P, lam_nn_fractional_max_pool3d, INVALID_ARGUMENT, (&(lam_fractional_max_pool_opts){.samples = f->t}))\
   X(E, lam_nn_global_avg_pool, OK, layer_ok(lam_nn_global_avg_pool()))                             \
   X(E, lam_nn_global_max_pool, OK, layer_ok(lam_nn_global_max_pool()))                             \
   X(E, lam_upsample_defaults, OK, ((void)lam_upsample_defaults(), 1))                              \
@@ -457,6 +485,9 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0, -2.0}};
   X(P, lam_nn_group_norm, INVALID_ARGUMENT, (3, 4, NULL))                                          \
   X(P, lam_nn_instance_norm, INVALID_ARGUMENT, (0, NULL))                                          \
   X(P, lam_nn_channel_layer_norm, INVALID_ARGUMENT, (0, NULL))                               \
+  X(E, lam_local_response_norm_defaults, OK, lam_local_response_norm_defaults().beta == 0.75)        \
+  X(P, lam_local_response_norm, SHAPE, (f->t, 3, NULL))                                              \
+  X(P, lam_nn_local_response_norm, INVALID_ARGUMENT, (0, NULL))                                      \
   /* optim.h */                                                                                    \
   X(E, lam_sgd_defaults, OK, ((void)lam_sgd_defaults(), 1))                                        \
   X(E, lam_adam_defaults, OK, ((void)lam_adam_defaults(), 1))                                      \

@@ -1,5 +1,6 @@
-/* lamina/conv.h: convolution, transposed convolution, pooling and
- * upsampling, as differentiable ops and as layers.
+/* lamina/conv.h: convolution, transposed convolution and upsampling, as
+ * differentiable ops and as layers (pooling is in lamina/pool.h, included
+ * here).
  *
  * Layout is channels-first as in Kaun and PyTorch: 1-D inputs are
  * [batch, channels, length], 2-D [batch, channels, h, w], 3-D [batch,
@@ -26,6 +27,7 @@
 #include "lamina/init.h"
 #include "lamina/layer.h"
 #include "lamina/shape.h"
+#include "lamina/pool.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -134,76 +136,8 @@ LAM_API lam_layer *lam_nn_conv_transpose2d(int64_t in_channels, int64_t out_chan
 LAM_API lam_layer *lam_nn_conv_transpose3d(int64_t in_channels, int64_t out_channels,
                                 const lam_conv_transpose_opts *opts);
 
-/* ---- pooling ------------------------------------------------------------------ */
-
-typedef struct lam_pool_opts {
-  int kernel[3];    /* default 2 */
-  int stride[3];    /* 0 (default): the kernel size (PyTorch) */
-  int padding[3];   /* implicit padding on both sides, at most half the
-                       (dilated) kernel; default 0. Max pool pads with -inf,
-                       average pool with zeros. */
-  int dilation[3];  /* max pool only (as PyTorch); default 1 */
-  bool ceil_mode;   /* output size rounds up (a last window must still start
-                       inside the input or its left padding); default false */
-  bool exclude_pad; /* average pool: divide by the number of input elements in
-                       the window (PyTorch count_include_pad=False); default
-                       false: divide by the window size clipped to the padded
-                       input */
-} lam_pool_opts;
-
-/* Returns kernel 2, stride 0 (the kernel size, so a defaults value with a
- * new kernel still strides by it), padding 0, dilation 1. */
-LAM_API lam_pool_opts lam_pool_defaults(void);
-
-/* As torch.nn.functional.max_pool1d/2d/3d and avg_pool1d/2d/3d. The max
- * pool's gradient goes to the first maximum of each window (NaN counts as
- * the maximum, as in PyTorch). */
-LAM_API lam_tensor *lam_max_pool1d(lam_tensor *x, const lam_pool_opts *opts);
-LAM_API lam_tensor *lam_max_pool2d(lam_tensor *x, const lam_pool_opts *opts);
-LAM_API lam_tensor *lam_max_pool3d(lam_tensor *x, const lam_pool_opts *opts);
-LAM_API lam_tensor *lam_avg_pool1d(lam_tensor *x, const lam_pool_opts *opts);
-LAM_API lam_tensor *lam_avg_pool2d(lam_tensor *x, const lam_pool_opts *opts);
-LAM_API lam_tensor *lam_avg_pool3d(lam_tensor *x, const lam_pool_opts *opts);
-
-/* Adaptive pools (torch adaptive_avg/max_pool): output cell i of a dim of
- * input size n and output size m covers [floor(i n / m), ceil((i + 1) n / m)).
- * Any output size >= 1 (larger than the input too). */
-LAM_API lam_tensor *lam_adaptive_avg_pool1d(lam_tensor *x, int64_t out_l);
-LAM_API lam_tensor *lam_adaptive_avg_pool2d(lam_tensor *x, int64_t out_h, int64_t out_w);
-LAM_API lam_tensor *lam_adaptive_avg_pool3d(lam_tensor *x, int64_t out_d, int64_t out_h,
-                                            int64_t out_w);
-LAM_API lam_tensor *lam_adaptive_max_pool1d(lam_tensor *x, int64_t out_l);
-LAM_API lam_tensor *lam_adaptive_max_pool2d(lam_tensor *x, int64_t out_h, int64_t out_w);
-LAM_API lam_tensor *lam_adaptive_max_pool3d(lam_tensor *x, int64_t out_d, int64_t out_h,
-                                            int64_t out_w);
-
-/* Metalhead's AdaptiveMeanMaxPool: 0.5 * (adaptive mean + adaptive max) of
- * x [N, C, H, W] -> [N, C, out_h, out_w]; with concat, the two are
- * concatenated along channels instead -> [N, 2C, out_h, out_w] (mean first;
- * Metalhead's AdaptiveCatMeanMaxPool). */
-LAM_API lam_tensor *lam_adaptive_mean_max_pool2d(lam_tensor *x, int64_t out_h, int64_t out_w,
-                                                 bool concat);
-
-/* Global pools over every spatial dim of x [N, C, ...] (1 to 3 spatial dims),
- * keeping them as size 1: [N, C, 1, ...] (as Flux's GlobalMeanPool and
- * torch's adaptive pools with output 1). */
-LAM_API lam_tensor *lam_global_avg_pool(lam_tensor *x);
-LAM_API lam_tensor *lam_global_max_pool(lam_tensor *x);
-
-/* Layers without params. */
-LAM_API lam_layer *lam_nn_max_pool1d(const lam_pool_opts *opts);
-LAM_API lam_layer *lam_nn_max_pool2d(const lam_pool_opts *opts);
-LAM_API lam_layer *lam_nn_max_pool3d(const lam_pool_opts *opts);
-LAM_API lam_layer *lam_nn_avg_pool1d(const lam_pool_opts *opts);
-LAM_API lam_layer *lam_nn_avg_pool2d(const lam_pool_opts *opts);
-LAM_API lam_layer *lam_nn_avg_pool3d(const lam_pool_opts *opts);
-LAM_API lam_layer *lam_nn_adaptive_avg_pool1d(int64_t out_l);
-LAM_API lam_layer *lam_nn_adaptive_avg_pool2d(int64_t out_h, int64_t out_w);
-LAM_API lam_layer *lam_nn_adaptive_max_pool1d(int64_t out_l);
-LAM_API lam_layer *lam_nn_adaptive_max_pool2d(int64_t out_h, int64_t out_w);
-LAM_API lam_layer *lam_nn_adaptive_mean_max_pool2d(int64_t out_h, int64_t out_w, bool concat);
-LAM_API lam_layer *lam_nn_global_avg_pool(void);
-LAM_API lam_layer *lam_nn_global_max_pool(void);
+/* Pooling (lam_max_pool2d, lam_nn_max_pool2d, ...) is declared in
+ * lamina/pool.h, included here so that users of conv.h keep compiling. */
 
 /* ---- upsampling ------------------------------------------------------------------- */
 

@@ -159,6 +159,26 @@ LAM_API lam_layer *lam_nn_instance_norm(int64_t num_features, const lam_instance
  * Metalhead's. */
 LAM_API lam_layer *lam_nn_channel_layer_norm(int64_t channels, const lam_layer_norm_opts *opts);
 
+/* ---- local response normalization ---------------------------------------- */
+
+typedef struct lam_local_response_norm_opts {
+  double alpha; /* default 1e-4 (LAM_ZERO: 0) */
+  double beta;  /* default 0.75 (LAM_ZERO: 0) */
+  double k;     /* default 1 (LAM_ZERO: 0) */
+} lam_local_response_norm_opts;
+
+/* Returns alpha 1e-4, beta 0.75, k 1 (nn.LocalResponseNorm's). */
+LAM_API lam_local_response_norm_opts lam_local_response_norm_defaults(void);
+
+/* As torch.nn.functional.local_response_norm on x [N, C, ...] (3 to 5
+ * dims, f32/f64): y = x / (k + alpha / size * sum x^2 over the channels
+ * c - size/2 .. c + (size-1)/2 (zero beyond the edges))^beta. size >= 1.
+ * Differentiable. Returns y or NULL. */
+LAM_API lam_tensor *lam_local_response_norm(lam_tensor *x, int64_t size,
+                                            const lam_local_response_norm_opts *opts);
+/* nn.LocalResponseNorm(size): the op as a layer without params. */
+LAM_API lam_layer *lam_nn_local_response_norm(int64_t size, const lam_local_response_norm_opts *opts);
+
 #ifdef __cplusplus
 }
 #endif

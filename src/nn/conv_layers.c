@@ -9,6 +9,7 @@
 
 #include "lamina/conv.h"
 #include "nn/nn_internal.h"
+#include "nn/pool_internal.h"
 
 static const char *const lam__xdesc[] = {"", "[N, C, L]", "[N, C, H, W]", "[N, C, D, H, W]"};
 
@@ -265,11 +266,13 @@ static lam_status lam__nopar_apply(lam_layer *self, lam_ptree *params, lam_ptree
       break;
     case LAM__L_AMAX:
       y = n == 1 ? lam_adaptive_max_pool1d(x, l->out[0])
-                 : lam_adaptive_max_pool2d(x, l->out[0], l->out[1]);
+        : n == 2 ? lam_adaptive_max_pool2d(x, l->out[0], l->out[1])
+                 : lam_adaptive_max_pool3d(x, l->out[0], l->out[1], l->out[2]);
       break;
     case LAM__L_AAVG:
       y = n == 1 ? lam_adaptive_avg_pool1d(x, l->out[0])
-                 : lam_adaptive_avg_pool2d(x, l->out[0], l->out[1]);
+        : n == 2 ? lam_adaptive_avg_pool2d(x, l->out[0], l->out[1])
+                 : lam_adaptive_avg_pool3d(x, l->out[0], l->out[1], l->out[2]);
       break;
     case LAM__L_MEANMAX:
       y = lam_adaptive_mean_max_pool2d(x, l->out[0], l->out[1], l->concat);
@@ -291,8 +294,8 @@ static lam_status lam__nopar_apply(lam_layer *self, lam_ptree *params, lam_ptree
 static const lam_layer_vtable lam__nopar_vt[][4] = {
     {LAM__NP(""), LAM__NP("max_pool1d"), LAM__NP("max_pool2d"), LAM__NP("max_pool3d")},
     {LAM__NP(""), LAM__NP("avg_pool1d"), LAM__NP("avg_pool2d"), LAM__NP("avg_pool3d")},
-    {LAM__NP(""), LAM__NP("adaptive_max_pool1d"), LAM__NP("adaptive_max_pool2d"), LAM__NP("")},
-    {LAM__NP(""), LAM__NP("adaptive_avg_pool1d"), LAM__NP("adaptive_avg_pool2d"), LAM__NP("")},
+    {LAM__NP(""), LAM__NP("adaptive_max_pool1d"), LAM__NP("adaptive_max_pool2d"), LAM__NP("adaptive_max_pool3d")},
+    {LAM__NP(""), LAM__NP("adaptive_avg_pool1d"), LAM__NP("adaptive_avg_pool2d"), LAM__NP("adaptive_avg_pool3d")},
     {LAM__NP(""), LAM__NP(""), LAM__NP("adaptive_mean_max_pool2d"), LAM__NP("")},
     {LAM__NP("global_avg_pool"), LAM__NP(""), LAM__NP(""), LAM__NP("")},
     {LAM__NP("global_max_pool"), LAM__NP(""), LAM__NP(""), LAM__NP("")},
@@ -308,11 +311,28 @@ static lam_layer *lam__nopar_new(const lam__nopar *cfg, const char *fn) {
   return layer;
 }
 
+bool lam__max_pool_layer_config(const lam_layer *layer, int *adaptive, int *nsp, lam_pool_opts *p,
+                                int64_t *out) {
+  for (int n = 1; n <= 3; n++)
+    for (int a = 0; a < 2; a++)
+      if (layer->vt == &lam__nopar_vt[a ? LAM__L_AMAX : LAM__L_MAX][n]) {
+        const lam__nopar *l = layer->impl;
+        *adaptive = a, *nsp = n, *p = l->p;
+        for (int i = 0; i < 3; i++) out[i] = l->out[i];
+        return true;
+      }
+  return false;
+}
+
 static lam_layer *lam__pool_layer(int kind, int nsp, const lam_pool_opts *opts, const char *fn) {
   lam__nopar c;
   memset(&c, 0, sizeof c);
   c.kind = kind, c.nsp = nsp;
   c.p = opts ? *opts : lam_pool_defaults();
+  if (c.p.divisor_override < 0 || (kind == LAM__L_MAX && c.p.divisor_override))
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT,
+                     "%s: divisor_override %d: must be >= 0 (0: none), and only average pools "
+                     "take one", fn, c.p.divisor_override), NULL;
   for (int i = 0; i < nsp; i++) {
     const int k = c.p.kernel[i] ? c.p.kernel[i] : 2;
     if (c.p.kernel[i] < 0 || c.p.stride[i] < 0 || c.p.dilation[i] < 0 || c.p.padding[i] < 0)
@@ -337,15 +357,23 @@ lam_layer *lam_nn_avg_pool1d(const lam_pool_opts *opts) { return lam__pool_layer
 lam_layer *lam_nn_avg_pool2d(const lam_pool_opts *opts) { return lam__pool_layer(LAM__L_AVG, 2, opts, "lam_nn_avg_pool2d"); }
 lam_layer *lam_nn_avg_pool3d(const lam_pool_opts *opts) { return lam__pool_layer(LAM__L_AVG, 3, opts, "lam_nn_avg_pool3d"); }
 
-static lam_layer *lam__adaptive_layer(int kind, int nsp, int64_t a, int64_t b, bool concat,
-                                      const char *fn) {
-  if (a < 1 || (nsp == 2 && b < 1))
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: output sizes must be >= 1, got %lld%s%lld", fn,
-                     (long long)a, nsp == 2 ? ", " : "", nsp == 2 ? (long long)b : 0LL), NULL;
+static lam_layer *lam__adaptive_layer3(int kind, int nsp, const int64_t *o, bool concat,
+                                       const char *fn) {
+  for (int i = 0; i < nsp; i++)
+    if (o[i] < 1)
+      return lam__fail(LAM_ERR_INVALID_ARGUMENT,
+                       "%s: output sizes must be >= 1, got %lld in spatial dim %d", fn,
+                       (long long)o[i], i), NULL;
   lam__nopar c;
   memset(&c, 0, sizeof c);
-  c.kind = kind, c.nsp = nsp, c.out[0] = a, c.out[1] = b, c.concat = concat;
+  c.kind = kind, c.nsp = nsp, c.concat = concat;
+  for (int i = 0; i < nsp; i++) c.out[i] = o[i];
   return lam__nopar_new(&c, fn);
+}
+
+static lam_layer *lam__adaptive_layer(int kind, int nsp, int64_t a, int64_t b, bool concat,
+                                      const char *fn) {
+  return lam__adaptive_layer3(kind, nsp, (int64_t[]){a, b, 1}, concat, fn);
 }
 
 lam_layer *lam_nn_adaptive_avg_pool1d(int64_t out_l) {
@@ -359,6 +387,14 @@ lam_layer *lam_nn_adaptive_max_pool1d(int64_t out_l) {
 }
 lam_layer *lam_nn_adaptive_max_pool2d(int64_t out_h, int64_t out_w) {
   return lam__adaptive_layer(LAM__L_AMAX, 2, out_h, out_w, false, "lam_nn_adaptive_max_pool2d");
+}
+lam_layer *lam_nn_adaptive_avg_pool3d(int64_t out_d, int64_t out_h, int64_t out_w) {
+  return lam__adaptive_layer3(LAM__L_AAVG, 3, (int64_t[]){out_d, out_h, out_w}, false,
+                              "lam_nn_adaptive_avg_pool3d");
+}
+lam_layer *lam_nn_adaptive_max_pool3d(int64_t out_d, int64_t out_h, int64_t out_w) {
+  return lam__adaptive_layer3(LAM__L_AMAX, 3, (int64_t[]){out_d, out_h, out_w}, false,
+                              "lam_nn_adaptive_max_pool3d");
 }
 lam_layer *lam_nn_adaptive_mean_max_pool2d(int64_t out_h, int64_t out_w, bool concat) {
   return lam__adaptive_layer(LAM__L_MEANMAX, 2, out_h, out_w, concat, "lam_nn_adaptive_mean_max_pool2d");
