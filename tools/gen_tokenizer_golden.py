@@ -14,7 +14,8 @@ the WordPiece tokenizer (tests/test_tokenizer.c, include/lamina/tokenizer.h).
                                      "@@", max_input_chars_per_word 12,
                                      BertProcessing, a normalized added token
                                      and pad_id 7
-  tests/data/tokenizer_golden.safetensors, for each case i of SENTENCES:
+  tests/data/tokenizer_golden.safetensors, for each case i of SENTENCES (65
+  fixed texts, then 40 seeded random ones over a mixed alphabet):
     case<i>.text          the UTF-8 bytes followed by one NUL (so that the
                           empty text is a tensor too)
     case<i>.ids           minilm, truncation 512, [CLS] ... [SEP]
@@ -109,6 +110,29 @@ SENTENCES = [
     "Ǆ ǅ ǆ titlecase digraphs and ẞ capital sharp s",
     "my city is <city> and <CITY>",
 ]
+
+
+def random_texts(n, seed=16):
+    """n seeded random texts over a mixed alphabet: ASCII, punctuation,
+    accented and decomposed letters, Greek, Cyrillic, CJK, kana, Hangul,
+    emoji, odd whitespace, controls and format characters."""
+    import random
+    rng = random.Random(seed)
+    pools = ["abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789", "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~",
+             "àáâãäåçèéêëìíîïñòóôõöùúûüýÿÀÉÎÕÜßøæœłđ", "\u0301\u0300\u0308\u0323\u0327", "αβγδεζηθΣσςΩ",
+             "абвгдеёжзийклмнопрстуфхцчшщъыьэюяЖЩ", "我爱北京天安门中文字", "のテキストですカタ", "한국어문장입니다",
+             "😀🎉👍🏽🇫🇷", " \t\n\u00a0\u3000\u2003", "\x01\x7f\u200b\u200d\u00ad\ufeff", "。，！？「」—…“”"]
+    out = []
+    for _ in range(n):
+        words = []
+        for _ in range(rng.randint(1, 12)):
+            pool = rng.choice(pools)
+            words.append("".join(rng.choice(pool) for _ in range(rng.randint(1, 9))))
+        out.append(rng.choice(["", " ", "  "]).join(words) if rng.random() < 0.5 else " ".join(words))
+    return out
+
+
+SENTENCES += random_texts(40)
 BATCH = ["Hello, world!", "A", "", "The quick brown fox jumps over the lazy dog.", "naïve 我爱 😀"]
 
 
@@ -131,7 +155,7 @@ def variant_json(real, tok):
     j = json.loads(real)
     vocab = j["model"]["vocab"]
     keep = {t for t, i in vocab.items() if i < 2000}  # specials, [unused], single characters
-    for s in SENTENCES[:60]:
+    for s in SENTENCES[:60]:  # the fixed texts only, so random ones meet gaps
         for t in tok.encode(s, add_special_tokens=False).tokens:
             keep.add(t)
     for w in ["Hello", "The", "Token", "##ization", "World", "USA", "Ca", "##fé", "Cr", "##ème", "ALL", "CAPS",
@@ -181,6 +205,7 @@ def main():
     tr.enable_truncation(16)
     g = Golden()
     g.meta("count", len(SENTENCES))
+    g.meta("tokenizers_version", __import__("tokenizers").__version__)
     for i, s in enumerate(SENTENCES):
         g.add(f"case{i}.text", list(s.encode()) + [0], "u8")
         g.add(f"case{i}.ids", tok.encode(s).ids, "i32")
