@@ -401,3 +401,33 @@ Test(tokenizer, bad_files) {
   tu_assert_status(lam_tokenizer_load(tu_tmp(""), &t), LAM_ERR_IO, "not a regular file");
   tu_remove_tmpdir();
 }
+
+/* strip_accents is NFD with its canonical reordering: U+1D16D (class 226)
+ * before U+1D165 (216) is reordered, both spacing marks (Mc) that stay, so
+ * either order finds the one vocabulary entry (tokenizers gives U+1D165
+ * U+1D16D for both, as unicodedata.normalize("NFD") does). */
+Test(tokenizer, canonical_reordering) {
+  tu_make_tmpdir("lam-tok-nfd");
+  const char *p = tu_tmp("nfd.json");
+  FILE *f = fopen(p, "w");
+  cr_assert_not_null(f);
+  fputs("{\"normalizer\": {\"type\": \"BertNormalizer\", \"strip_accents\": true, \"lowercase\": false},"
+        " \"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0, \"\xf0\x9d\x85\xa5\xf0\x9d\x85\xad\": 1}}}",
+        f);
+  fclose(f);
+  lam_tokenizer *t = NULL;
+  cr_assert_eq(lam_tokenizer_load(p, &t), LAM_OK, "%s", lam_last_error());
+  lam_encoding e;
+  cr_assert_eq(lam_tokenizer_encode_batch(t, (const char *const[]){"\xf0\x9d\x85\xad\xf0\x9d\x85\xa5",
+                                                                   "\xf0\x9d\x85\xa5\xf0\x9d\x85\xad",
+                                                                   "\xf0\x9d\x85\xad"},
+                                          3, NULL, &e),
+               LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(e.seq, 1);
+  cr_assert_eq(e.ids[0], 1, "reordered");
+  cr_assert_eq(e.ids[1], 1);
+  cr_assert_eq(e.ids[2], 0, "U+1D16D alone is unknown");
+  lam_encoding_free(&e);
+  lam_tokenizer_free(t);
+  tu_remove_tmpdir();
+}
