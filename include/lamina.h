@@ -33,5 +33,6 @@
 #include "lamina/rnn.h"
 #include "lamina/models.h"
 #include "lamina/models_text.h"
+#include "lamina/tokenizer.h"
 
 #endif

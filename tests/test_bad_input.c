@@ -47,6 +47,8 @@ typedef struct fx {
   lam_vars *bert_vars, *gpt2_vars;
   lam_models_gpt2_cache *gpt2_cache;
   lam_tensor *ids; /* i32 [2, 3] zeros */
+  lam_tokenizer *tok, *tok_out; /* tokenizer.h: tests/data/tokenizer_variant.json */
+  lam_encoding enc;
   int64_t perm[4];
   int64_t shape[2], shape_out[3], step;
   const char *s1, *s2;
@@ -668,6 +670,15 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0, -2.0}};
   X(E, lam_tensor_dtype, OK, lam_tensor_dtype(NULL) == LAM_F32)                                    \
   X(E, lam_tensor_ctx, OK, lam_tensor_ctx(NULL) == NULL)                                           \
   X(E, lam_tensor_same_shape, OK, lam_tensor_same_shape(NULL, f->t) == 0)                          \
+  /* tokenizer.h */                                                                                \
+  X(S, lam_tokenizer_load, NULLARG, (NULL, &f->tok_out))                                           \
+  X(E, lam_tokenizer_free, OK, (lam_tokenizer_free(NULL), 1))                                      \
+  X(E, lam_tokenizer_vocab_count, OK, lam_tokenizer_vocab_count(NULL) == 0)                        \
+  X(E, lam_tokenizer_token_id, OK, lam_tokenizer_token_id(f->tok, NULL) == -1)                     \
+  X(E, lam_tokenizer_token, OK, lam_tokenizer_token(f->tok, -1) == NULL)                           \
+  X(E, lam_tokenizer_encode_defaults, OK, lam_tokenizer_encode_defaults().max_length == 512)       \
+  X(S, lam_tokenizer_encode_batch, INVALID_ARGUMENT, (f->tok, (const char *const[]){"bad \xff"}, 1, NULL, &f->enc)) \
+  X(E, lam_encoding_free, OK, (lam_encoding_free(NULL), 1))                                        \
   /* train.h */                                                                                    \
   X(P, lam_objective_cross_entropy, NULLARG, (NULL, f->ti, NULL))                                     \
   X(P, lam_objective_mse, NULLARG, (NULL, f->t, NULL))                                                \
@@ -751,9 +762,11 @@ static void fx_setup(fx *f) {
   cr_assert_eq(lam_layer_init(f->gpt2, f->ctx, f->key, LAM_F32, &f->gpt2_vars), LAM_OK, "%s", lam_last_error());
   f->gpt2_cache = lam_models_gpt2_cache_create(f->gpt2);
   cr_assert(f->gpt2_cache, "%s", lam_last_error());
+  cr_assert_eq(lam_tokenizer_load(tu_data_path("tokenizer_variant.json"), &f->tok), LAM_OK, "%s", lam_last_error());
 }
 
 static void fx_teardown(fx *f) {
+  lam_tokenizer_free(f->tok);
   lam_models_gpt2_cache_free(f->gpt2_cache);
   lam_vars_free(f->gpt2_vars);
   lam_vars_free(f->bert_vars);
@@ -787,6 +800,8 @@ static int run_row(fx *f, const row *r, char *why, size_t n) {
   f->meta_out = NULL;
   f->ds_out = f->ds_out2 = NULL;
   f->loader_out = NULL;
+  f->tok_out = NULL;
+  memset(&f->enc, 0, sizeof f->enc);
   lam_error_clear();
   cr_assert_eq(lam_ctx_stats(f->ctx, &before), LAM_OK);
   int ok = 1;
@@ -802,7 +817,7 @@ static int run_row(fx *f, const row *r, char *why, size_t n) {
       ok = 0, snprintf(why, n, "returned %s, expected %s (\"%s\")", lam_status_string(st),
                        lam_status_string(r->want), lam_last_error());
     else if (f->out || f->out2 || f->out3 || f->outs[0] || f->tree_out || f->vars_out || f->meta_out || f->ds_out ||
-             f->ds_out2 || f->loader_out)
+             f->ds_out2 || f->loader_out || f->tok_out || f->enc.ids || f->enc.batch)
       ok = 0, snprintf(why, n, "wrote an output on failure");
   } else {
     if (!r->call_e(f)) ok = 0, snprintf(why, n, "the documented fallback did not hold");

@@ -17,7 +17,7 @@ secs=${1:-60}
 shift || true
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(fuzz_safetensors fuzz_load_into fuzz_checkpoint fuzz_ptree_path fuzz_device_choose fuzz_data
-  fuzz_shard_index)
+  fuzz_shard_index fuzz_tokenizer)
 
 CC=${FUZZ_CC:-clang} cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLAMINA_FUZZ=ON \
   -DLAMINA_BUILD_TESTS=OFF -DLAMINA_BUILD_EXAMPLES=OFF -DLAMINA_BUILD_BENCH=OFF >/dev/null
@@ -45,6 +45,13 @@ printf 'label;a;b\n1;0.5;2\n0;1e3;-1\n' >"$seeds/data/header.csv"
   printf "%-117s\n" "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }"
   printf '\x00\x00\x80\x3f%.0s' 1 2 3 4 5 6; } >"$seeds/data/f4.npy"
 printf '{"metadata": {"total_size": 64}, "weight_map": {"enc.w": "model-00001-of-00001.safetensors", "enc.b": "model-00001-of-00001.safetensors", "layers.0.g": "model-00001-of-00001.safetensors", "ids": "model-00001-of-00001.safetensors", "mask": "model-00001-of-00001.safetensors"}}' >"$seeds/index/index.json"
+# Tokenizer seeds: byte 0 odd = a tokenizer.json (the test's cased variant),
+# even = texts (byte 1: max_length * 2 + no_special_tokens) for the built-in one.
+mkdir -p "$seeds/tokenizer"
+{ printf '\x01'; cat "$root/tests/data/tokenizer_variant.json"; } >"$seeds/tokenizer/variant.json"
+printf '\x00\x40Hello, CAF\xc3\x89! \xe6\x88\x91\xe7\x88\xb1 <hi> <Hi> aaaa ##a e\xcc\x81\x00second \xc3\xa9' \
+  >"$seeds/tokenizer/texts"
+printf '\x00\x07%s' aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa >"$seeds/tokenizer/long_word"
 seed_dir() {
   case $1 in
     fuzz_safetensors|fuzz_load_into) echo "$seeds/safetensors $seeds/checkpoint" ;;
@@ -53,6 +60,7 @@ seed_dir() {
     fuzz_device_choose) echo "$seeds/device" ;;
     fuzz_data) echo "$seeds/data" ;;
     fuzz_shard_index) echo "$seeds/index" ;;
+    fuzz_tokenizer) echo "$seeds/tokenizer" ;;
   esac
 }
 
