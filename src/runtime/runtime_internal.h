@@ -43,6 +43,7 @@ typedef struct lam__buffer {
   cl_mem mem;
   size_t bytes;   /* capacity (the size class) */
   int refs;       /* tensors sharing this buffer */
+  bool external;  /* an application's cl_mem (lam_tensor_from_cl_mem): never pooled */
   struct lam__buffer *next_free;
 } lam__buffer;
 
@@ -51,6 +52,9 @@ typedef struct lam__buffer {
 lam__buffer *lam__buffer_acquire(lam_ctx *ctx, size_t bytes, const char *fn);
 /* Returns a buffer whose last reference is gone to the pool. */
 void lam__buffer_release(lam_ctx *ctx, lam__buffer *buf);
+/* Wraps an application's cl_mem (retained here, released with the buffer,
+ * never returned to the pool nor counted in live_bytes). NULL on OOM. */
+lam__buffer *lam__buffer_wrap(cl_mem mem, size_t bytes, const char *fn);
 
 /* ---- programs and kernels ---------------------------------------------- */
 
@@ -72,6 +76,7 @@ struct lam_ctx {
   lam__tape *tape;      /* active tape, or NULL */
   uint64_t tape_seq;    /* ids for tapes made on this context */
   bool grad_enabled;    /* false pauses recording */
+  bool device_retained; /* lam_ctx_create_from_cl retained the application's device */
   bool cpu_gemm_tuning; /* CPU devices use lamina's GEMM kernels (cl/gemm.cl), not CLBlast */
   void *blas;           /* matmul/CLBlast per-context state, owned by ops/matmul */
   void (*blas_free)(void *);

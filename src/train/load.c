@@ -14,9 +14,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "lamina/layer.h"
+#include "runtime/platform_internal.h"
 #include "train/io_internal.h"
 
 #if !defined(_WIN32)
@@ -570,12 +570,12 @@ static lam_status lam__open_index(lam__loader *L, const char *path) {
   const char *fn = L->fn;
   FILE *f = fopen(path, "rb");
   if (!f) return lam__fail(LAM_ERR_IO, "%s: cannot open \"%s\": %s", fn, path, strerror(errno));
-  struct stat stt;
-  if (fstat(fileno(f), &stt) != 0 || !S_ISREG(stt.st_mode) || stt.st_size > 100000000) {
+  uint64_t fsize = 0;
+  if (lam__file_size(f, &fsize) != 0 || fsize > 100000000) {
     fclose(f);
     return lam__fail(LAM_ERR_IO, "%s: \"%s\" is not a regular file of at most 100 MB", fn, path);
   }
-  size_t len = (size_t)stt.st_size;
+  size_t len = (size_t)fsize;
   char *text = malloc(len + 1);
   if (!text || fread(text, 1, len, f) != len) {
     fclose(f);

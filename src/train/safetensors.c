@@ -13,14 +13,11 @@
  * and renames it into place. Byte order: little-endian hosts only. */
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <unistd.h>
 
+#include "runtime/platform_internal.h"
 #include "train/io_internal.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -504,12 +501,11 @@ lam_status lam__st_open(const char *path, const char *fn, lam__st_file *sf) {
   FILE *f = fopen(path, "rb");
   if (!f) return lam__fail(LAM_ERR_IO, "%s: cannot open \"%s\": %s", fn, path, strerror(errno));
   sf->f = f;
-  struct stat stt;
-  if (fstat(fileno(f), &stt) != 0 || !S_ISREG(stt.st_mode)) {
+  uint64_t size = 0;
+  if (lam__file_size(f, &size) != 0) {
     lam__st_close(sf);
     return lam__fail(LAM_ERR_IO, "%s: \"%s\" is not a regular file", fn, path);
   }
-  uint64_t size = (uint64_t)stt.st_size;
   unsigned char lenb[8];
   if (size < 8 || fread(lenb, 1, 8, f) != 8) {
     lam__st_close(sf);
@@ -856,24 +852,6 @@ static bool lam__json_entry(cJSON *root, const lam__save_item *it) {
   return lam__jadd(root, it->path, o);
 }
 
-/* Opens a new temporary file beside path; stores its name in tmp. */
-static FILE *lam__open_temp(const char *path, char *tmp, size_t tmp_size) {
-  for (int attempt = 0; attempt < 100; attempt++) {
-    snprintf(tmp, tmp_size, "%s.tmp%ld-%d", path, (long)getpid(), attempt);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
-    if (fd >= 0) {
-      FILE *f = fdopen(fd, "wb");
-      if (!f) {
-        close(fd);
-        remove(tmp);
-      }
-      return f;
-    }
-    if (errno != EEXIST) return NULL;
-  }
-  return NULL;
-}
-
 lam_status lam_safetensors_save(const char *path, const lam_ptree *tree, const lam_save_opts *opts) {
   const char *fn = "lam_safetensors_save";
   if (!path || !tree) return lam__fail(LAM_ERR_NULL, "%s: %s is NULL", fn, path ? "tree" : "path");
@@ -942,7 +920,7 @@ lam_status lam_safetensors_save(const char *path, const lam_ptree *tree, const l
     st = lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory (%zu bytes)", fn, max_bytes);
     goto done;
   }
-  f = lam__open_temp(path, tmp, strlen(path) + 64);
+  f = lam__temp_open(path, tmp, strlen(path) + 64);
   if (!f) {
     st = lam__fail(LAM_ERR_IO, "%s: cannot create a temporary file beside \"%s\": %s", fn, path,
                    strerror(errno));
@@ -963,12 +941,12 @@ lam_status lam_safetensors_save(const char *path, const lam_ptree *tree, const l
     }
     wok = fwrite(src, 1, fb, f) == fb;
   }
-  if (st == LAM_OK && (!wok || fflush(f) != 0 || fsync(fileno(f)) != 0))
+  if (st == LAM_OK && (!wok || lam__file_sync(f) != 0))
     st = lam__fail(LAM_ERR_IO, "%s: cannot write \"%s\": %s", fn, tmp, strerror(errno));
   if (fclose(f) != 0 && st == LAM_OK)
     st = lam__fail(LAM_ERR_IO, "%s: cannot write \"%s\": %s", fn, tmp, strerror(errno));
   f = NULL;
-  if (st == LAM_OK && rename(tmp, path) != 0)
+  if (st == LAM_OK && lam__file_replace(tmp, path) != 0)
     st = lam__fail(LAM_ERR_IO, "%s: cannot rename \"%s\" to \"%s\": %s", fn, tmp, path,
                    strerror(errno));
   if (st != LAM_OK) remove(tmp);
