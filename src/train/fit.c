@@ -184,7 +184,9 @@ lam_status lam_predict_async(lam_layer *model, lam_vars *vars, lam_tensor *x, in
   const char *fn = "lam_predict_async";
   if (!out) return lam__fail(LAM_ERR_NULL, "%s: out is NULL", fn);
   *out = NULL;
-  if (!dst) return lam__fail(LAM_ERR_NULL, "%s: dst is NULL", fn);
+  if (!model || !vars || !x || !dst)
+    return lam__fail(LAM_ERR_NULL, "%s: %s is NULL", fn,
+                     !model ? "model" : !vars ? "vars" : !x ? "x" : "dst");
   lam_tensor *pred = NULL;
   lam_status st = lam_predict(model, vars, x, batch_size, &pred);
   if (st != LAM_OK) return st;
