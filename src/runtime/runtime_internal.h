@@ -9,17 +9,26 @@
 #include <CL/cl.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h> /* MinGW: __MINGW_PRINTF_FORMAT */
 
 #include "lamina/runtime.h"
 #include "lamina/status.h"
 #include "lamina/tensor.h"
 
+/* printf-style format checking: MinGW-w64's C99 printf (__USE_MINGW_ANSI_STDIO,
+ * set by the build on Windows) is gnu_printf, not the archetype "printf"
+ * (Microsoft's, which lacks %zu and %lld in GCC's view). */
+#if defined(__MINGW32__) && defined(__MINGW_PRINTF_FORMAT)
+#define LAM__PRINTF(f, a) __attribute__((format(__MINGW_PRINTF_FORMAT, f, a)))
+#else
+#define LAM__PRINTF(f, a) __attribute__((format(printf, f, a)))
+#endif
+
 /* ---- errors ------------------------------------------------------------ */
 
 /* Records `status` and a printf-style message (which starts with the public
  * function's name) as this thread's last error; returns `status`. */
-lam_status lam__fail(lam_status status, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+lam_status lam__fail(lam_status status, const char *fmt, ...) LAM__PRINTF(2, 3);
 /* Maps an OpenCL error code to a lam_status and records "fn: what (CL name)". */
 lam_status lam__cl_fail(cl_int err, const char *fn, const char *what);
 /* Returns OpenCL's name for an error code ("CL_OUT_OF_RESOURCES"). */

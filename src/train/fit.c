@@ -315,7 +315,7 @@ typedef struct {
   size_t k;
 } lam__line;
 
-static void lam__app(lam__line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void lam__app(lam__line *l, const char *fmt, ...) LAM__PRINTF(2, 3);
 static void lam__app(lam__line *l, const char *fmt, ...) {
   if (l->k >= sizeof l->buf - 1) return;
   va_list ap;

@@ -10,7 +10,9 @@
  * shape and dtype before anything is written. Then each source tensor is
  * read once, transformed on the host, converted to the leaf's dtype and
  * written into the leaf in place. */
+#if LAMINA_HAVE_CJSON
 #include <cjson/cJSON.h>
+#endif
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -566,6 +568,7 @@ static bool lam__ends_with(const char *s, const char *suffix) {
 }
 
 /* Opens a sharded checkpoint's index and every shard it names (once). */
+#if LAMINA_HAVE_CJSON
 static lam_status lam__open_index(lam__loader *L, const char *path) {
   const char *fn = L->fn;
   FILE *f = fopen(path, "rb");
@@ -639,6 +642,13 @@ done:
   cJSON_Delete(root);
   return st;
 }
+#else /* !LAMINA_HAVE_CJSON */
+static lam_status lam__open_index(lam__loader *L, const char *path) {
+  return lam__fail(LAM_ERR_UNSUPPORTED,
+                   "%s: \"%s\": this lamina was built without cJSON (LAMINA_WITH_CJSON); sharded "
+                   "checkpoint indexes cannot be read", L->fn, path);
+}
+#endif /* LAMINA_HAVE_CJSON */
 
 static lam_status lam__open_path(lam__loader *L, const char *path) {
   if (lam__ends_with(path, ".json")) return lam__open_index(L, path);

@@ -11,7 +11,9 @@
  * dtype differs from the leaf's. Writing builds the header with cJSON,
  * pads it with spaces to 8 bytes, writes a temporary file beside the target
  * and renames it into place. Byte order: little-endian hosts only. */
+#if LAMINA_HAVE_CJSON
 #include <cjson/cJSON.h>
+#endif
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -311,6 +313,7 @@ void lam__st_close(lam__st_file *sf) {
 }
 
 /* Reads a JSON number that must be a non-negative integer below 2^53. */
+#if LAMINA_HAVE_CJSON
 static bool lam__json_uint(const cJSON *j, uint64_t *out) {
   if (!cJSON_IsNumber(j)) return false;
   double v = j->valuedouble;
@@ -493,6 +496,16 @@ done:
   cJSON_Delete(root);
   return st;
 }
+
+#else /* !LAMINA_HAVE_CJSON */
+static lam_status lam__parse_header(lam__st_file *sf, const char *hdr, size_t len, const char *fn) {
+  (void)hdr;
+  (void)len;
+  return lam__fail(LAM_ERR_UNSUPPORTED,
+                   "%s: \"%s\": this lamina was built without cJSON (LAMINA_WITH_CJSON); "
+                   "safetensors headers cannot be parsed", fn, sf->path);
+}
+#endif /* LAMINA_HAVE_CJSON */
 
 lam_status lam__st_open(const char *path, const char *fn, lam__st_file *sf) {
   memset(sf, 0, sizeof *sf);
@@ -804,6 +817,7 @@ typedef struct {
   int order;
 } lam__save_item;
 
+#if LAMINA_HAVE_CJSON
 static int lam__cmp_save(const void *a, const void *b) {
   const lam__save_item *x = *(lam__save_item *const *)a, *y = *(lam__save_item *const *)b;
   int sx = lam__st_sizes[x->fdt], sy = lam__st_sizes[y->fdt];
@@ -964,3 +978,14 @@ done:
   free(order);
   return st;
 }
+#else /* !LAMINA_HAVE_CJSON */
+
+lam_status lam_safetensors_save(const char *path, const lam_ptree *tree, const lam_save_opts *opts) {
+  const char *fn = "lam_safetensors_save";
+  if (!path || !tree) return lam__fail(LAM_ERR_NULL, "%s: %s is NULL", fn, path ? "tree" : "path");
+  (void)opts;
+  return lam__fail(LAM_ERR_UNSUPPORTED,
+                   "%s: this lamina was built without cJSON (LAMINA_WITH_CJSON); safetensors "
+                   "files cannot be written", fn);
+}
+#endif /* LAMINA_HAVE_CJSON */
