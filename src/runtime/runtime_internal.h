@@ -5,8 +5,14 @@
 #ifndef LAMINA_RUNTIME_INTERNAL_H
 #define LAMINA_RUNTIME_INTERNAL_H
 
+#ifndef CL_TARGET_OPENCL_VERSION
 #define CL_TARGET_OPENCL_VERSION 120
+#endif
+#if defined(__APPLE__)
+#include <OpenCL/opencl.h> /* macOS: the OpenCL 1.2 framework */
+#else
 #include <CL/cl.h>
+#endif
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h> /* MinGW: __MINGW_PRINTF_FORMAT */
