@@ -261,3 +261,59 @@ Test(async, worker_thread_predicts_while_main_thread_polls) {
   cr_assert(any, "the prediction is all zeros");
   free(j);
 }
+
+/* lam_predict_async only enqueues: with the queue held back by a user event
+ * it returns (a host read inside would wait for the gate), and the result
+ * arrives once the gate opens. A watchdog opens the gate after 60 s so that
+ * a blocking predict fails the test instead of hanging it. */
+typedef struct {
+  cl_event gate;
+  atomic_int released; /* 1: by the test, 2: by the watchdog */
+} watchdog;
+
+static void *watch(void *p) {
+  watchdog *w = p;
+  for (int i = 0; i < 6000 && atomic_load(&w->released) == 0; i++) sleep_ms(10);
+  int expected = 0;
+  if (atomic_compare_exchange_strong(&w->released, &expected, 2))
+    clSetUserEventStatus(w->gate, CL_COMPLETE);
+  return NULL;
+}
+
+Test(async, predict_async_does_not_wait_for_the_device) {
+  lam_ctx *ctx = tu_ctx();
+  lam_layer *parts[] = {lam_nn_linear(6, 7, NULL), lam_nn_relu(), lam_nn_linear(7, 2, NULL)};
+  lam_layer *net = lam_nn_sequential(parts, 3);
+  lam_vars *vars = NULL;
+  cr_assert_eq(lam_layer_init(net, ctx, lam_rng_key_make(3), LAM_F32, &vars), LAM_OK);
+  float xs[5 * 6];
+  for (int i = 0; i < 30; i++) xs[i] = (float)(i % 7) - 3.0f;
+  lam_tensor *x = lam_tensor_from_host(ctx, LAM_F32, 2, (int64_t[]){5, 6}, xs);
+  float want[10], got[10];
+  lam_tensor *ref = NULL;
+  cr_assert_eq(lam_predict(net, vars, x, 0, &ref), LAM_OK); /* builds the kernels */
+  cr_assert_eq(lam_tensor_to_host(ref, want, sizeof want), LAM_OK);
+  watchdog w;
+  w.gate = gate_open(ctx);
+  atomic_init(&w.released, 0);
+  pthread_t th;
+  pthread_create(&th, NULL, watch, &w);
+  lam_read_handle *h = NULL;
+  cr_assert_eq(lam_predict_async(net, vars, x, 2, got, sizeof got, NULL, NULL, &h), LAM_OK, "%s",
+               lam_last_error());
+  int expected = 0;
+  bool by_test = atomic_compare_exchange_strong(&w.released, &expected, 1);
+  bool done = true;
+  cr_assert_eq(lam_read_handle_poll(h, &done), LAM_OK);
+  cr_assert(by_test && !done, "lam_predict_async waited for the device");
+  clSetUserEventStatus(w.gate, CL_COMPLETE);
+  cr_assert_eq(lam_read_handle_wait(h), LAM_OK, "%s", lam_last_error());
+  for (int i = 0; i < 10; i++) cr_assert_float_eq(got[i], want[i], 1e-5, "at %d", i);
+  lam_read_handle_free(h);
+  pthread_join(th, NULL);
+  clReleaseEvent(w.gate);
+  lam_tensor_free(ref);
+  lam_tensor_free(x);
+  lam_vars_free(vars);
+  lam_layer_free(net);
+}
