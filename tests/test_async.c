@@ -61,6 +61,7 @@ Test(async, read_completes_and_polls) {
   lam_tensor_free(y);
   lam_tensor_free(x);
   free(dst);
+  lam_ctx_free(ctx);
 }
 
 typedef struct {
@@ -116,6 +117,7 @@ Test(async, many_reads_in_flight_with_tensors_freed_at_once) {
       cr_assert_float_eq(dst[(size_t)r * N + i], (float)r + 0.25f, 0, "read %d at %d", r, i);
   clReleaseEvent(gate);
   free(dst);
+  lam_ctx_free(ctx);
 }
 
 typedef struct {
@@ -154,6 +156,7 @@ Test(async, free_while_pending_waits_for_the_read_and_callback) {
   for (int i = 0; i < N; i++) cr_assert_float_eq(dst[i], 3.0f, 0);
   pthread_join(th, NULL);
   clReleaseEvent(gate);
+  lam_ctx_free(ctx);
 }
 
 static void free_in_cb(lam_read_handle *h, lam_status st, void *user) {
@@ -174,6 +177,7 @@ Test(async, callback_may_free_its_handle) {
   for (int spins = 0; atomic_load(&flag) == 0 && spins < 20000; spins++) sleep_ms(1);
   cr_assert_eq(atomic_load(&flag), 1);
   for (int i = 0; i < 15; i++) cr_assert_float_eq(dst[i], -2.0, 0);
+  lam_ctx_free(ctx);
 }
 
 /* ---- a worker thread owns the context; the main thread only polls -------- */
@@ -316,4 +320,5 @@ Test(async, predict_async_does_not_wait_for_the_device) {
   lam_tensor_free(x);
   lam_vars_free(vars);
   lam_layer_free(net);
+  lam_ctx_free(ctx);
 }

@@ -243,6 +243,7 @@ Test(interop, tensor_from_cl_mem_checks_bounds_and_context) {
   lam_ctx_free(ctx);
   clReleaseMemObject(buf);
   app_close(&a);
+  lam_ctx_free(own);
 }
 
 Test(interop, application_kernel_reads_lamina_result_on_the_same_queue) {
