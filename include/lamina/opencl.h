@@ -43,7 +43,8 @@ extern "C" {
  * must belong to context, and queue (made on that context and device) must
  * be in-order (no CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE: lamina's buffer
  * reuse relies on the order). opts as for lam_ctx_create (its device
- * selector is ignored). lamina retains the three objects and releases those
+ * selector is ignored). lam_ctx_device describes the device (its index is
+ * its place in lam_devices_list, -1 if not listed). lamina retains the three objects and releases those
  * references in lam_ctx_free, which also waits (clFinish) for the queue.
  * Returns LAM_OK, LAM_ERR_NULL, LAM_ERR_INVALID_ARGUMENT (mismatched
  * objects, out-of-order queue) or the OpenCL error. */

@@ -1,5 +1,7 @@
 /* runtime/context.c: creating and freeing a context (device, OpenCL context,
- * in-order queue, cache directory) and reporting its figures. */
+ * in-order queue, cache directory) and reporting its figures; a context on
+ * an application's own OpenCL objects and OpenCL events in and out
+ * (lamina/opencl.h: lamina retains what it is given, releases only that). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
