@@ -36,7 +36,9 @@ install(FILES ${CMAKE_BINARY_DIR}/laminaConfig.cmake ${CMAKE_BINARY_DIR}/laminaC
 # lamina` needs no clblast.pc or libcjson.pc and adds none of their include
 # dirs (-I/usr/include/cjson). "-L<dir>" is left out for the linker's own dirs.
 set(LAMINA_PC_LIBS_PRIVATE "")
-foreach(dep clblast cjson)
+set(LAMINA_PC_DEPS ${LAMINA_PRIVATE_DEPS})
+list(REMOVE_ITEM LAMINA_PC_DEPS Threads::Threads)
+foreach(dep ${LAMINA_PC_DEPS})
   get_target_property(loc ${dep} LOCATION)
   if(loc)
     get_filename_component(dir "${loc}" DIRECTORY)

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lamina/opencl.h"
 #include "testutil.h"
 
 typedef struct fx {
@@ -490,6 +491,12 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0, -2.0}};
   X(E, lam_local_response_norm_defaults, OK, lam_local_response_norm_defaults().beta == 0.75)        \
   X(P, lam_local_response_norm, SHAPE, (f->t, 3, NULL))                                              \
   X(P, lam_nn_local_response_norm, INVALID_ARGUMENT, (0, NULL))                                      \
+  /* opencl.h */                                                                                   \
+  X(S, lam_ctx_create_from_cl, NULLARG, (NULL, NULL, NULL, NULL, (lam_ctx *[1]){NULL}))            \
+  X(S, lam_ctx_wait_cl_events, INVALID_ARGUMENT, (f->ctx, -1, NULL))                               \
+  X(S, lam_ctx_marker_cl_event, NULLARG, (f->ctx, NULL))                                           \
+  X(S, lam_tensor_from_cl_mem, NULLARG, (f->ctx, NULL, 0, LAM_F32, 1, f->shape, &f->out))          \
+  X(S, lam_tensor_cl_mem, NULLARG, (NULL, (cl_mem[1]){NULL}, (size_t[1]){0}))                      \
   /* optim.h */                                                                                    \
   X(E, lam_sgd_defaults, OK, ((void)lam_sgd_defaults(), 1))                                        \
   X(E, lam_adam_defaults, OK, ((void)lam_adam_defaults(), 1))                                      \
@@ -662,6 +669,10 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0, -2.0}};
   X(S, lam_tensor_to_host, INVALID_ARGUMENT, (f->t, f->buf, 1))                                    \
   X(S, lam_tensor_write, NULLARG, (f->t, NULL, 24))                                                   \
   X(S, lam_tensor_item, SHAPE, (f->t, &f->d))                                                      \
+  X(S, lam_tensor_read_async, INVALID_ARGUMENT, (f->t, f->buf, 1, NULL, NULL, (lam_read_handle *[1]){NULL})) \
+  X(S, lam_read_handle_poll, NULLARG, (NULL, (bool[1]){false}))                                    \
+  X(S, lam_read_handle_wait, NULLARG, (NULL))                                                      \
+  X(E, lam_read_handle_free, OK, (lam_read_handle_free(NULL), 1))                                  \
   X(E, lam_tensor_ndim, OK, lam_tensor_ndim(NULL) == -1)                                           \
   X(E, lam_tensor_shape, OK, lam_tensor_shape(NULL) == NULL)                                       \
   X(E, lam_tensor_dim, OK, lam_tensor_dim(f->t, 9) == -1)                                          \
@@ -686,6 +697,7 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0, -2.0}};
   X(S, lam_train_step, NULLARG, (NULL, f->vars, f->opt, f->t, f->t, NULL, &f->d))                     \
   X(S, lam_accuracy, NULLARG, (NULL, f->ti, &f->d))                                                   \
   X(S, lam_predict, NULLARG, (NULL, f->vars, f->t, 2, &f->out))                                       \
+  X(S, lam_predict_async, NULLARG, (NULL, f->vars, f->t, 2, f->buf, 4, NULL, NULL, (lam_read_handle *[1]){NULL})) \
   X(E, lam_fit_defaults, OK, ((void)lam_fit_defaults(), 1))                                        \
   X(S, lam_fit, NULLARG, (NULL, f->vars, f->opt, f->t, f->t, NULL))                                   \
   X(S, lam_fit_loader, INVALID_ARGUMENT, (f->layer, f->vars, f->opt, f->loader, &(lam_fit_opts){.epochs = -1})) \

@@ -10,6 +10,9 @@
 #                            regex choosing a subset; default all of label unit)
 #   tools/build.sh fuzz [S]  build the libFuzzer targets with clang (./build-fuzz) and run
 #                            each for S seconds (default 60): tests/fuzz/run.sh
+#   tools/build.sh windows   cross-build the library for Windows with MinGW-w64 (./build-mingw:
+#                            lamina.dll, liblamina.dll.a, liblamina.a; no tests), installing
+#                            gcc-mingw-w64-x86-64 when missing (cmake/toolchain-mingw64.cmake)
 #
 # Packages are installed with apt-get when missing (as root, or through sudo).
 # Environment: BUILD_DIR (default build), BUILD_TYPE (default Release),
@@ -22,9 +25,12 @@ build_type=${BUILD_TYPE:-Release}
 packages=(build-essential cmake pkg-config opencl-headers ocl-icd-opencl-dev pocl-opencl-icd
   libclblast-dev libcriterion-dev libcjson-dev oclgrind libopenblas-dev python3)
 
+# The Windows cross build's extra packages (only `tools/build.sh windows` needs them).
+windows_packages=(gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64)
+
 deps() {
   local missing=()
-  for p in "${packages[@]}"; do
+  for p in "${packages[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -71,5 +77,17 @@ case "${1:-example}" in
     LAMINA_CACHE_DIR=$build_dir/kernel-cache POCL_CACHE_DIR=$build_dir/pocl-cache \
       "$root/tests/fuzz/run.sh" "${2:-60}"
     ;;
-  *) echo "usage: tools/build.sh [example|test|deps|build|sanitize|fuzz [seconds]]" >&2; exit 2 ;;
+  windows)
+    deps "${windows_packages[@]}"
+    mingw_dir=${MINGW_BUILD_DIR:-$root/build-mingw}
+    cmake -S "$root" -B "$mingw_dir" -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchain-mingw64.cmake" \
+      -DCMAKE_BUILD_TYPE="$build_type" -DLAMINA_BUILD_TESTS=OFF -DLAMINA_BUILD_EXAMPLES=OFF \
+      -DLAMINA_BUILD_BENCH=OFF >/dev/null
+    cmake --build "$mingw_dir" -j"$(nproc)"
+    for f in lamina.dll liblamina.dll.a; do
+      [ -f "$mingw_dir/$f" ] || { echo "windows: $mingw_dir/$f was not produced" >&2; exit 1; }
+    done
+    echo "windows: built $mingw_dir/lamina.dll and $mingw_dir/liblamina.dll.a"
+    ;;
+  *) echo "usage: tools/build.sh [example|test|deps|build|sanitize|fuzz [seconds]|windows]" >&2; exit 2 ;;
 esac

@@ -48,7 +48,9 @@ it to a non-C fence. Every generated file starts with
     #include <lamina.h>  + <math.h> <stdbool.h> <stdint.h> <stdio.h> <stdlib.h> <string.h>
 
 and is compiled with `CC -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra
--Werror -I<include>` and linked with `<liblamina> -lm`.
+-Werror -I<include>` and linked with `<liblamina> -lm -lOpenCL` (the OpenCL
+ICD loader, which liblamina needs anyway, for pages that show interop with
+lamina/opencl.h).
 
 Usage:
   extract_snippets.py --cc CC --include DIR --lib PATH [--work DIR] PAGE.md...
@@ -204,7 +206,7 @@ def compile_and_run(block, n, args, work):
         f.write(source(block))
     libdir = os.path.dirname(os.path.abspath(args.lib))
     flags = CFLAGS + (FRAGMENT_CFLAGS if block.kind == "fragment" else [])
-    cmd = [args.cc] + flags + ["-I" + args.include, src, "-o", exe, args.lib, "-lm",
+    cmd = [args.cc] + flags + ["-I" + args.include, src, "-o", exe, args.lib, "-lm", "-lOpenCL",
                                 "-Wl,-rpath," + libdir]
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if r.returncode != 0:

@@ -9,9 +9,11 @@
  * Threads: a context, and every tensor, layer, vars and optimizer made on
  * it, is used by one thread at a time (several threads may take turns with
  * their own synchronisation). Different threads may each use their own
- * context at once: lam_devices_list, lam_device_choose, lam_ctx_create and
- * lam_ctx_free are safe to call concurrently (lamina serialises the driver
- * calls that are not). Error messages (lam_last_error) are per thread. */
+ * context at once: lam_devices_list, lam_device_choose, lam_ctx_create,
+ * lam_ctx_create_from_cl (lamina/opencl.h) and lam_ctx_free are safe to call
+ * concurrently (lamina serialises the driver calls that are not). Read
+ * handles (lamina/tensor.h) may be polled, waited for and freed from any
+ * thread. Error messages (lam_last_error) are per thread. */
 #ifndef LAMINA_RUNTIME_H
 #define LAMINA_RUNTIME_H
 
@@ -87,7 +89,8 @@ typedef struct lam_ctx_opts {
   lam_cache_mode cache_mode; /* default AUTO (see lam_cache_mode) */
   /* On CPU devices run GEMMs with CLBlast and its own parameters. Default
    * (false): lamina's tuned kernels (cl/gemm.cl) on CPU devices; other
-   * devices use CLBlast either way. */
+   * devices use CLBlast either way. No effect in a build without CLBlast
+   * (LAMINA_WITH_CLBLAST), where every device runs lamina's kernels. */
   bool clblast_on_cpu;
 } lam_ctx_opts;
 

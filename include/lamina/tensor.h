@@ -82,6 +82,32 @@ LAM_API lam_status lam_tensor_write(lam_tensor *t, const void *src, size_t src_b
 /* Reads a one-element tensor as a double into `*out`. */
 LAM_API lam_status lam_tensor_item(const lam_tensor *t, double *out);
 
+/* ---- asynchronous reads (docs/embedding.md) ----
+ * lam_tensor_read_async enqueues a non-blocking copy of the tensor into
+ * `dst` (exactly lam_tensor_nbytes(t) bytes, kept valid until the read has
+ * completed) after all work enqueued so far, and returns at once with a
+ * handle in `*out`. The handle keeps the device buffer alive: the tensor,
+ * even its context's other tensors, may be freed right away. `callback`
+ * (may be NULL) runs once when the read completes or fails, on a thread of
+ * the OpenCL driver: it must be short, must not call lamina on the read's
+ * context, and may call lam_read_handle_free on its own handle. The handle
+ * functions may be called from any thread. */
+typedef struct lam_read_handle lam_read_handle;
+typedef void (*lam_read_callback)(lam_read_handle *handle, lam_status status, void *user);
+LAM_API lam_status lam_tensor_read_async(const lam_tensor *t, void *dst, size_t dst_bytes,
+                                         lam_read_callback callback, void *user,
+                                         lam_read_handle **out);
+/* Stores in `*done` whether the read (and its callback) has finished;
+ * never blocks. Returns LAM_OK, LAM_ERR_NULL, or the read's error. */
+LAM_API lam_status lam_read_handle_poll(lam_read_handle *h, bool *done);
+/* Blocks until the read (and its callback) has finished. Returns LAM_OK,
+ * LAM_ERR_NULL or the read's error. */
+LAM_API lam_status lam_read_handle_wait(lam_read_handle *h);
+/* Waits for a pending read (dst is then no longer written), then frees the
+ * handle; from inside the handle's callback it returns at once and the
+ * handle goes when the callback returns. NULL is a no-op. */
+LAM_API void lam_read_handle_free(lam_read_handle *h);
+
 LAM_API int lam_tensor_ndim(const lam_tensor *t);                 /* -1 for NULL */
 LAM_API const int64_t *lam_tensor_shape(const lam_tensor *t);     /* borrowed; NULL for NULL */
 LAM_API int64_t lam_tensor_dim(const lam_tensor *t, int axis);    /* negative axis counts from the end; -1 if bad */

@@ -56,6 +56,18 @@ LAM_API lam_status lam_accuracy(lam_tensor *logits, lam_tensor *labels, double *
 LAM_API lam_status lam_predict(lam_layer *model, lam_vars *vars, lam_tensor *x, int64_t batch_size,
                        lam_tensor **out);
 
+/* lam_predict without waiting for the result: enqueues the model's work and
+ * a non-blocking read of the output into `dst` (exactly the output's bytes,
+ * `dst_bytes`, valid until the read completes), returning a read handle in
+ * `*out` (lam_tensor_read_async: poll, wait, callback). The call itself
+ * returns once the work is enqueued; the first call on a context may build
+ * kernels (seconds; cached on disk after). Run it on a worker thread that
+ * owns the context to keep a UI thread free (docs/embedding.md). */
+LAM_API lam_status lam_predict_async(lam_layer *model, lam_vars *vars, lam_tensor *x,
+                                     int64_t batch_size, void *dst, size_t dst_bytes,
+                                     lam_read_callback callback, void *user,
+                                     lam_read_handle **out);
+
 typedef struct lam_epoch_report {
   int epoch;            /* 1-based */
   double train_loss;    /* mean over the epoch's batches */

@@ -20,7 +20,7 @@ typedef struct lam__text_children {
 /* Appends layer under printf(fmt, ...) (taking the layer over, also on
  * failure); returns its index or -1 with a message. */
 int lam__text_children_add(lam__text_children *c, lam_layer *layer, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    LAM__PRINTF(3, 4);
 void lam__text_children_clear(lam__text_children *c);
 lam_status lam__text_children_init(const lam__text_children *c, lam_ctx *ctx, lam_rng_key key, lam_dtype dtype,
                               lam_ptree *params, lam_ptree *state);

@@ -14,8 +14,12 @@
  * CLBlast does: Xgemm for one matrix, XgemmStridedBatched when the batch
  * offsets are uniform (stride 0 included), XgemmBatched with offset arrays
  * otherwise. CLBlast status codes pass through as lam_status where
- * status.h mirrors them, else LAM_ERR_CLBLAST, with a message. */
+ * status.h mirrors them, else LAM_ERR_CLBLAST, with a message. A build
+ * without CLBlast (LAMINA_WITH_CLBLAST=OFF, or AUTO without the package, as
+ * the MinGW cross build) runs lamina's kernels on every device. */
+#if LAMINA_HAVE_CLBLAST
 #include <clblast_c.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,7 +41,9 @@ typedef struct lam__blas {
  * CLBlast call (from the driver's cache: PoCL's in POCL_CACHE_DIR). */
 static void lam__blas_free(void *p) {
   lam__blas *s = p;
+#if LAMINA_HAVE_CLBLAST
   if (s && s->used_clblast) CLBlastClearCache();
+#endif
   free(s);
 }
 
@@ -70,7 +76,8 @@ typedef struct lam__gemm {
   int64_t nbatch;
 } lam__gemm;
 
-/* Element offsets of batch bi in A and B. */
+#if LAMINA_HAVE_CLBLAST
+/* Element offsets of batch bi in A and B (the CLBlast batched calls). */
 static void lam__gemm_offsets(const lam__gemm *g, int64_t bi, int64_t *oa, int64_t *ob) {
   int64_t a = 0, b = 0;
   for (int d = g->nbd - 1; d >= 0; d--) {
@@ -160,6 +167,8 @@ static lam_status lam__gemm_clblast(lam_ctx *ctx, const lam__gemm *g, const char
   return s == CLBlastSuccess ? LAM_OK
                              : lam__clblast_fail(s, fn, f64 ? "CLBlastDgemmBatched" : "CLBlastSgemmBatched");
 }
+
+#endif /* LAMINA_HAVE_CLBLAST */
 
 /* ---- lamina's CPU kernels (cl/gemm.cl) ----------------------------------- */
 
@@ -424,9 +433,14 @@ static lam_tensor *lam__matmul(lam_tensor *a, lam_tensor *b, int ta, int tb, con
     g.nbatch = 1;
     g.nbd = 0;
   }
+#if LAMINA_HAVE_CLBLAST
   lam_status st = (set >= 0 || (ctx->cpu_gemm_tuning && (ctx->info.type & LAM_DEVICE_CPU)))
                       ? lam__gemm_cpu(ctx, &g, set, fn)
                       : lam__gemm_clblast(ctx, &g, fn);
+#else
+  /* Built without CLBlast (LAMINA_WITH_CLBLAST): lamina's kernels on every device. */
+  lam_status st = lam__gemm_cpu(ctx, &g, set, fn);
+#endif
   if (st != LAM_OK) {
     lam_tensor_free(out);
     return NULL;

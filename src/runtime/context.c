@@ -1,38 +1,25 @@
 /* runtime/context.c: creating and freeing a context (device, OpenCL context,
- * in-order queue, cache directory) and reporting its figures. */
-#include <errno.h>
+ * in-order queue, cache directory) and reporting its figures; a context on
+ * an application's own OpenCL objects and OpenCL events in and out
+ * (lamina/opencl.h: lamina retains what it is given, releases only that). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "lamina/opencl.h"
+#include "runtime/platform_internal.h"
 #include "runtime/runtime_internal.h"
 
 lam_status lam__device_ids(int index, cl_platform_id *platform, cl_device_id *device,
                            lam_device_info *info);
 void lam__pool_free_all(lam_ctx *ctx);
+void lam__device_describe(cl_platform_id platform, cl_device_id device, lam_device_info *info);
 
 lam_ctx_opts lam_ctx_defaults(void) { return (lam_ctx_opts){0}; }
 
-/* Creates dir and its parents (mkdir -p); returns 0 on success. */
-static int lam__mkdirs(const char *dir) {
-  char tmp[1024];
-  size_t n = strlen(dir);
-  if (n == 0 || n >= sizeof tmp) return -1;
-  memcpy(tmp, dir, n + 1);
-  for (size_t i = 1; i <= n; i++) {
-    if (tmp[i] == '/' || tmp[i] == '\0') {
-      char c = tmp[i];
-      tmp[i] = '\0';
-      if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-      tmp[i] = c;
-    }
-  }
-  return 0;
-}
-
-/* Resolves the cache directory: option, LAMINA_CACHE_DIR, XDG_CACHE_HOME or
- * ~/.cache. An unusable directory silently disables the disk cache (a cache
+/* Resolves the cache directory: option, LAMINA_CACHE_DIR, else the user
+ * cache (lam__user_cache_dir: XDG_CACHE_HOME or ~/.cache on Linux,
+ * ~/Library/Caches on macOS, %LOCALAPPDATA% on Windows). An unusable directory silently disables the disk cache (a cache
  * is an optimisation, never a reason to fail). */
 static void lam__resolve_cache_dir(const lam_ctx_opts *o, char *out, size_t cap) {
   out[0] = '\0';
@@ -41,14 +28,7 @@ static void lam__resolve_cache_dir(const lam_ctx_opts *o, char *out, size_t cap)
   if (!dir || !*dir) dir = getenv("LAMINA_CACHE_DIR");
   char buf[1024];
   if (!dir || !*dir) {
-    const char *xdg = getenv("XDG_CACHE_HOME");
-    const char *home = getenv("HOME");
-    if (xdg && *xdg)
-      snprintf(buf, sizeof buf, "%s/lamina", xdg);
-    else if (home && *home)
-      snprintf(buf, sizeof buf, "%s/.cache/lamina", home);
-    else
-      return;
+    if (lam__user_cache_dir(buf, sizeof buf) != 0) return;
     dir = buf;
   }
   if (strlen(dir) + 1 > cap || lam__mkdirs(dir) != 0) return;
@@ -71,6 +51,8 @@ static bool lam__store_binaries(const lam_ctx_opts *o, const lam_device_info *in
   const char *pocl_cache = getenv("POCL_KERNEL_CACHE");
   return pocl_cache && strcmp(pocl_cache, "0") == 0;
 }
+
+static void lam__ctx_setup(lam_ctx *ctx, const lam_ctx_opts *o);
 
 lam_status lam_ctx_create(const lam_ctx_opts *opts, lam_ctx **out) {
   if (!out) return lam__fail(LAM_ERR_NULL, "lam_ctx_create: out is NULL");
@@ -105,16 +87,71 @@ lam_status lam_ctx_create(const lam_ctx_opts *opts, lam_ctx **out) {
     free(ctx);
     return lam__cl_fail(err, "lam_ctx_create", what);
   }
-  lam__resolve_cache_dir(&o, ctx->cache_dir, sizeof ctx->cache_dir);
-  ctx->store_binaries = ctx->cache_dir[0] && lam__store_binaries(&o, &ctx->info);
+  lam__ctx_setup(ctx, &o);
+  *out = ctx;
+  return LAM_OK;
+}
+
+lam_status lam_ctx_create_from_cl(cl_context context, cl_device_id device, cl_command_queue queue,
+                                  const lam_ctx_opts *opts, lam_ctx **out) {
+  const char *fn = "lam_ctx_create_from_cl";
+  if (!out) return lam__fail(LAM_ERR_NULL, "%s: out is NULL", fn);
+  *out = NULL;
+  if (!context || !device || !queue)
+    return lam__fail(LAM_ERR_NULL, "%s: %s is NULL", fn,
+                     !context ? "context" : !device ? "device" : "queue");
+  lam_ctx_opts o = opts ? *opts : lam_ctx_defaults();
+  if ((int)o.cache_mode < LAM_CACHE_AUTO || o.cache_mode > LAM_CACHE_OFF)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: cache_mode %d is not a lam_cache_mode", fn,
+                     (int)o.cache_mode);
+  cl_context qctx = NULL;
+  cl_device_id qdev = NULL;
+  cl_command_queue_properties qprops = 0;
+  cl_int err = clGetCommandQueueInfo(queue, CL_QUEUE_CONTEXT, sizeof qctx, &qctx, NULL);
+  if (err == CL_SUCCESS)
+    err = clGetCommandQueueInfo(queue, CL_QUEUE_DEVICE, sizeof qdev, &qdev, NULL);
+  if (err == CL_SUCCESS)
+    err = clGetCommandQueueInfo(queue, CL_QUEUE_PROPERTIES, sizeof qprops, &qprops, NULL);
+  if (err != CL_SUCCESS) return lam__cl_fail(err, fn, "clGetCommandQueueInfo (queue)");
+  if (qctx != context)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: queue was made on another cl_context", fn);
+  if (qdev != device)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: queue was made for another device", fn);
+  if (qprops & CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT,
+                     "%s: queue is out-of-order; lamina needs an in-order queue "
+                     "(create it without CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE)", fn);
+  cl_platform_id platform = NULL;
+  err = clGetDeviceInfo(device, CL_DEVICE_PLATFORM, sizeof platform, &platform, NULL);
+  if (err != CL_SUCCESS) return lam__cl_fail(err, fn, "clGetDeviceInfo (device)");
+  lam_ctx *ctx = calloc(1, sizeof *ctx);
+  if (!ctx) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn);
+  lam__device_describe(platform, device, &ctx->info);
+  ctx->platform = platform;
+  ctx->device = device;
+  ctx->context = context;
+  ctx->queue = queue;
+  lam__cl_serial_begin();
+  clRetainContext(context);
+  clRetainCommandQueue(queue);
+  clRetainDevice(device); /* a no-op for root devices; sub-devices are counted */
+  lam__cl_serial_end();
+  ctx->device_retained = true;
+  lam__ctx_setup(ctx, &o);
+  *out = ctx;
+  return LAM_OK;
+}
+
+/* The context's settings common to both constructors. */
+static void lam__ctx_setup(lam_ctx *ctx, const lam_ctx_opts *o) {
+  lam__resolve_cache_dir(o, ctx->cache_dir, sizeof ctx->cache_dir);
+  ctx->store_binaries = ctx->cache_dir[0] && lam__store_binaries(o, &ctx->info);
   /* 256 work-items per group streams well on GPUs and on PoCL (which pays
    * per group; 8-item groups are ~6x slower there). */
   ctx->wg_1d = ctx->info.max_work_group_size < 256 ? ctx->info.max_work_group_size : 256;
   if (ctx->wg_1d == 0) ctx->wg_1d = 1;
   ctx->grad_enabled = true;
-  ctx->cpu_gemm_tuning = !o.clblast_on_cpu;
-  *out = ctx;
-  return LAM_OK;
+  ctx->cpu_gemm_tuning = !o->clblast_on_cpu;
 }
 
 void lam_ctx_free(lam_ctx *ctx) {
@@ -127,6 +164,7 @@ void lam_ctx_free(lam_ctx *ctx) {
   lam__cl_serial_begin();
   clReleaseCommandQueue(ctx->queue);
   clReleaseContext(ctx->context);
+  if (ctx->device_retained) clReleaseDevice(ctx->device);
   lam__cl_serial_end();
   free(ctx);
 }
@@ -156,3 +194,29 @@ lam_status lam_ctx_trim(lam_ctx *ctx) {
 }
 
 const char *lam_ctx_cache_dir(const lam_ctx *ctx) { return ctx ? ctx->cache_dir : ""; }
+
+lam_status lam_ctx_wait_cl_events(lam_ctx *ctx, int n, const cl_event *events) {
+  const char *fn = "lam_ctx_wait_cl_events";
+  if (!ctx) return lam__fail(LAM_ERR_NULL, "%s: ctx is NULL", fn);
+  if (n < 0) return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: n %d is negative", fn, n);
+  if (n == 0) return LAM_OK;
+  if (!events) return lam__fail(LAM_ERR_NULL, "%s: events is NULL", fn);
+  for (int i = 0; i < n; i++)
+    if (!events[i]) return lam__fail(LAM_ERR_NULL, "%s: events[%d] is NULL", fn, i);
+  cl_int err = clEnqueueBarrierWithWaitList(ctx->queue, (cl_uint)n, events, NULL);
+  return err == CL_SUCCESS ? LAM_OK : lam__cl_fail(err, fn, "clEnqueueBarrierWithWaitList");
+}
+
+lam_status lam_ctx_marker_cl_event(lam_ctx *ctx, cl_event *event) {
+  const char *fn = "lam_ctx_marker_cl_event";
+  if (!ctx || !event) return lam__fail(LAM_ERR_NULL, "%s: %s is NULL", fn, ctx ? "event" : "ctx");
+  *event = NULL;
+  cl_int err = clEnqueueMarkerWithWaitList(ctx->queue, 0, NULL, event);
+  if (err == CL_SUCCESS) err = clFlush(ctx->queue);
+  if (err != CL_SUCCESS) {
+    if (*event) clReleaseEvent(*event);
+    *event = NULL;
+    return lam__cl_fail(err, fn, "clEnqueueMarkerWithWaitList");
+  }
+  return LAM_OK;
+}

@@ -1,12 +1,12 @@
 /* runtime/device.c: enumerating OpenCL devices across all platforms and
  * choosing one from a selector ("2", "cpu", "gpu", or a name substring).
  * Capabilities are read from the device, never inferred from vendor names. */
-#include <pthread.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/platform_internal.h"
 #include "runtime/runtime_internal.h"
 
 #define LAM__MAX_PLATFORMS 16
@@ -61,9 +61,9 @@ static void lam__read_device(cl_platform_id platform, cl_device_id dev, int inde
  * 3.1, two threads making a process's first OpenCL calls at once crash inside
  * clGetDeviceInfo or see no device (plain OpenCL code does the same). The
  * lock is held only around those driver calls, never while kernels run. */
-static pthread_mutex_t lam__cl_serial = PTHREAD_MUTEX_INITIALIZER;
-void lam__cl_serial_begin(void) { pthread_mutex_lock(&lam__cl_serial); }
-void lam__cl_serial_end(void) { pthread_mutex_unlock(&lam__cl_serial); }
+static lam__mutex lam__cl_serial = LAM__MUTEX_INIT;
+void lam__cl_serial_begin(void) { lam__mutex_lock(&lam__cl_serial); }
+void lam__cl_serial_end(void) { lam__mutex_unlock(&lam__cl_serial); }
 
 /* Visits every device of every platform in a stable order. Returns the
  * count, calling visit (when non-NULL) with each. */
@@ -141,6 +141,24 @@ lam_status lam__device_ids(int index, cl_platform_id *platform, cl_device_id *de
   *device = s.device;
   lam__read_device(s.platform, s.device, index, info);
   return LAM_OK;
+}
+
+typedef struct {
+  cl_device_id device;
+  int index;
+} lam__index_state;
+
+static void lam__index_visit(cl_platform_id p, cl_device_id d, int index, void *user) {
+  lam__index_state *s = user;
+  if (d == s->device && s->index < 0) s->index = index;
+}
+
+/* Describes an application's device (lam_ctx_create_from_cl); its index is
+ * its place in lam_devices_list order, -1 when not listed there. */
+void lam__device_describe(cl_platform_id platform, cl_device_id device, lam_device_info *info) {
+  lam__index_state s = {device, -1};
+  lam__for_each_device(lam__index_visit, &s);
+  lam__read_device(platform, device, s.index, info);
 }
 
 static int lam__contains_nocase(const char *hay, const char *needle) {

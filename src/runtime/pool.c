@@ -6,7 +6,9 @@
  * without events because the context's queue is in-order: every command that
  * used the old contents was enqueued before any command that reuses it.
  * Every request is checked against the device's max allocation and global
- * memory; when memory runs short the cached buffers are released first. */
+ * memory; when memory runs short the cached buffers are released first.
+ * Buffers wrapped from an application's cl_mem (lam__buffer_wrap) bypass the
+ * pool: their release drops lamina's reference and nothing else. */
 #include <stdlib.h>
 
 #include "runtime/runtime_internal.h"
@@ -98,7 +100,26 @@ lam__buffer *lam__buffer_acquire(lam_ctx *ctx, size_t bytes, const char *fn) {
   return b;
 }
 
+lam__buffer *lam__buffer_wrap(cl_mem mem, size_t bytes, const char *fn) {
+  lam__buffer *b = calloc(1, sizeof *b);
+  if (!b) {
+    lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn);
+    return NULL;
+  }
+  clRetainMemObject(mem);
+  b->mem = mem;
+  b->bytes = bytes;
+  b->refs = 1;
+  b->external = true;
+  return b;
+}
+
 void lam__buffer_release(lam_ctx *ctx, lam__buffer *b) {
+  if (b->external) { /* the application's memory: drop our reference only */
+    clReleaseMemObject(b->mem);
+    free(b);
+    return;
+  }
   ctx->stats.live_bytes -= (int64_t)b->bytes;
   size_t cls_bytes = 0;
   int cls = lam__size_class(b->bytes, &cls_bytes);

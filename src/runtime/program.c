@@ -15,10 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "runtime/kernels.h"
+#include "runtime/platform_internal.h"
 #include "runtime/runtime_internal.h"
 
 #define LAM__MAX_KERNELS_PER_PROGRAM 48
@@ -48,27 +47,6 @@ static uint64_t lam__fnv1a(uint64_t h, const void *data, size_t n) {
   return h;
 }
 
-/* Reads a whole file into a NUL-terminated buffer; NULL if unreadable. */
-static char *lam__read_file(const char *path, size_t *size) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  char *buf = NULL;
-  if (fseek(f, 0, SEEK_END) == 0) {
-    long n = ftell(f);
-    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1))) {
-      if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-      } else {
-        buf[n] = '\0';
-        *size = (size_t)n;
-      }
-    }
-  }
-  fclose(f);
-  return buf;
-}
-
 /* Returns a malloc'd copy of one kernel source: from LAMINA_KERNEL_DIR when
  * set, else the embedded bytes. */
 static char *lam__source_text(const char *file, const char *fn) {
@@ -77,7 +55,7 @@ static char *lam__source_text(const char *file, const char *fn) {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, file);
     size_t n = 0;
-    char *text = lam__read_file(path, &n);
+    char *text = lam__read_all(path, 0, &n);
     if (!text)
       lam__fail(LAM_ERR_IO, "%s: cannot read kernel source %s (LAMINA_KERNEL_DIR)", fn, path);
     return text;
@@ -140,7 +118,7 @@ static void lam__cache_path(lam_ctx *ctx, const char *source, const char *option
 /* Tries to build a program from a cache file; returns NULL on any mismatch. */
 static cl_program lam__cache_load(lam_ctx *ctx, const char *path, const char *options) {
   size_t n = 0;
-  unsigned char *file = (unsigned char *)lam__read_file(path, &n);
+  unsigned char *file = (unsigned char *)lam__read_all(path, 0, &n);
   if (!file) return NULL;
   cl_program prog = NULL;
   uint64_t len = 0, sum = 0;
@@ -181,14 +159,14 @@ static bool lam__cache_store(lam_ctx *ctx, cl_program prog, const char *path) {
     /* path is at most 1200 bytes (see lam__program_build); a name that would
      * not fit is never truncated into another file's name: the store is skipped. */
     char tmp[1240];
-    int len_tmp = snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    int len_tmp = snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, lam__process_id());
     FILE *f = len_tmp > 0 && (size_t)len_tmp < sizeof tmp ? fopen(tmp, "wb") : NULL;
     if (f) {
       uint64_t len = bin_len, sum = lam__fnv1a(14695981039346656037ULL, bin, bin_len);
       int ok = fwrite(lam__cache_magic, 1, 8, f) == 8 && fwrite(&len, 8, 1, f) == 1 &&
                fwrite(&sum, 8, 1, f) == 1 && fwrite(bin, 1, bin_len, f) == bin_len;
       ok = (fclose(f) == 0) && ok;
-      if (!ok || rename(tmp, path) != 0)
+      if (!ok || lam__file_replace(tmp, path) != 0)
         remove(tmp);
       else
         stored = true;
@@ -225,12 +203,6 @@ static lam_status lam__build_from_source(lam_ctx *ctx, const char *family, const
   return LAM_OK;
 }
 
-static double lam__seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static lam_status lam__program_get(lam_ctx *ctx, const char *family, const char *options,
                                    lam__program **out) {
   for (lam__program *p = ctx->programs; p; p = p->next)
@@ -242,7 +214,7 @@ static lam_status lam__program_get(lam_ctx *ctx, const char *family, const char 
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam__kernel_get: family name too long");
   char *source = lam__program_source(family);
   if (!source) return lam_last_status();
-  double t0 = lam__seconds();
+  double t0 = lam__now_seconds();
   /* -w: a kernel compiler's warnings never reach the user's terminal (PoCL's
    * clang prints "N warnings generated." to stderr). The kernels themselves
    * build warning-free with -Werror (tests/test_runtime.c checks every
@@ -270,7 +242,7 @@ static lam_status lam__program_get(lam_ctx *ctx, const char *family, const char 
       ctx->stats.programs_stored++;
   }
   free(source);
-  ctx->stats.build_seconds += lam__seconds() - t0;
+  ctx->stats.build_seconds += lam__now_seconds() - t0;
   lam__program *p = calloc(1, sizeof *p);
   char *opts = p ? malloc(strlen(options) + 1) : NULL;
   if (!p || !opts) {

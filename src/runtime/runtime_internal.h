@@ -5,21 +5,36 @@
 #ifndef LAMINA_RUNTIME_INTERNAL_H
 #define LAMINA_RUNTIME_INTERNAL_H
 
+#ifndef CL_TARGET_OPENCL_VERSION
 #define CL_TARGET_OPENCL_VERSION 120
+#endif
+#if defined(__APPLE__)
+#include <OpenCL/opencl.h> /* macOS: the OpenCL 1.2 framework */
+#else
 #include <CL/cl.h>
+#endif
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h> /* MinGW: __MINGW_PRINTF_FORMAT */
 
 #include "lamina/runtime.h"
 #include "lamina/status.h"
 #include "lamina/tensor.h"
 
+/* printf-style format checking: MinGW-w64's C99 printf (__USE_MINGW_ANSI_STDIO,
+ * set by the build on Windows) is gnu_printf, not the archetype "printf"
+ * (Microsoft's, which lacks %zu and %lld in GCC's view). */
+#if defined(__MINGW32__) && defined(__MINGW_PRINTF_FORMAT)
+#define LAM__PRINTF(f, a) __attribute__((format(__MINGW_PRINTF_FORMAT, f, a)))
+#else
+#define LAM__PRINTF(f, a) __attribute__((format(printf, f, a)))
+#endif
+
 /* ---- errors ------------------------------------------------------------ */
 
 /* Records `status` and a printf-style message (which starts with the public
  * function's name) as this thread's last error; returns `status`. */
-lam_status lam__fail(lam_status status, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+lam_status lam__fail(lam_status status, const char *fmt, ...) LAM__PRINTF(2, 3);
 /* Maps an OpenCL error code to a lam_status and records "fn: what (CL name)". */
 lam_status lam__cl_fail(cl_int err, const char *fn, const char *what);
 /* Returns OpenCL's name for an error code ("CL_OUT_OF_RESOURCES"). */
@@ -43,6 +58,7 @@ typedef struct lam__buffer {
   cl_mem mem;
   size_t bytes;   /* capacity (the size class) */
   int refs;       /* tensors sharing this buffer */
+  bool external;  /* an application's cl_mem (lam_tensor_from_cl_mem): never pooled */
   struct lam__buffer *next_free;
 } lam__buffer;
 
@@ -51,6 +67,9 @@ typedef struct lam__buffer {
 lam__buffer *lam__buffer_acquire(lam_ctx *ctx, size_t bytes, const char *fn);
 /* Returns a buffer whose last reference is gone to the pool. */
 void lam__buffer_release(lam_ctx *ctx, lam__buffer *buf);
+/* Wraps an application's cl_mem (retained here, released with the buffer,
+ * never returned to the pool nor counted in live_bytes). NULL on OOM. */
+lam__buffer *lam__buffer_wrap(cl_mem mem, size_t bytes, const char *fn);
 
 /* ---- programs and kernels ---------------------------------------------- */
 
@@ -73,6 +92,7 @@ struct lam_ctx {
   lam__tape *tape;      /* active tape, or NULL */
   uint64_t tape_seq;    /* ids for tapes made on this context */
   bool grad_enabled;    /* false pauses recording */
+  bool device_retained; /* lam_ctx_create_from_cl retained the application's device */
   bool cpu_gemm_tuning; /* CPU devices use lamina's GEMM kernels (cl/gemm.cl), not CLBlast */
   void *blas;           /* matmul/CLBlast per-context state, owned by ops/matmul */
   void (*blas_free)(void *);

@@ -6,15 +6,13 @@
  * uploaded ahead); the loop accumulates loss and accuracy on the device,
  * groups batches for gradient accumulation, keeps a copy of the best
  * params for restore_best and prints the progress line. */
-#define _POSIX_C_SOURCE 200809L /* isatty, fileno, clock_gettime */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "internal.h"
+#include "runtime/platform_internal.h"
 #include "lamina/data.h"
 #include "lamina/elementwise.h"
 #include "lamina/layer.h"
@@ -180,6 +178,30 @@ lam_status lam_predict(lam_layer *model, lam_vars *vars, lam_tensor *x, int64_t 
   return st;
 }
 
+lam_status lam_predict_async(lam_layer *model, lam_vars *vars, lam_tensor *x, int64_t batch_size,
+                             void *dst, size_t dst_bytes, lam_read_callback callback, void *user,
+                             lam_read_handle **out) {
+  const char *fn = "lam_predict_async";
+  if (!out) return lam__fail(LAM_ERR_NULL, "%s: out is NULL", fn);
+  *out = NULL;
+  if (!model || !vars || !x || !dst)
+    return lam__fail(LAM_ERR_NULL, "%s: %s is NULL", fn,
+                     !model ? "model" : !vars ? "vars" : !x ? "x" : "dst");
+  lam_tensor *pred = NULL;
+  lam_status st = lam_predict(model, vars, x, batch_size, &pred);
+  if (st != LAM_OK) return st;
+  if (lam_tensor_nbytes(pred) != dst_bytes) {
+    char buf[LAM__SHAPE_STR];
+    st = lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: dst holds %zu bytes; the output %s x %s has %zu",
+                   fn, dst_bytes, lam__shape_str(pred->ndim, pred->shape, buf),
+                   lam_dtype_name(pred->dtype), lam_tensor_nbytes(pred));
+  } else {
+    st = lam_tensor_read_async(pred, dst, dst_bytes, callback, user, out);
+  }
+  lam_tensor_free(pred); /* the handle keeps the buffer */
+  return st;
+}
+
 /* ---- the fit loop ------------------------------------------------------------ */
 
 /* The options rule: zero fields take the defaults. */
@@ -195,11 +217,7 @@ static lam_fit_opts lam__fit_resolve(lam_fit_opts o) {
 
 lam_fit_opts lam_fit_defaults(void) { return lam__fit_resolve((lam_fit_opts){0}); }
 
-static double lam__seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+static double lam__seconds(void) { return lam__now_seconds(); }
 
 /* Mean loss and accuracy of the model on (x, y) in evaluation mode. */
 static lam_status lam__evaluate(lam_layer *model, lam_vars *vars, const lam_fit_opts *o, lam_tensor *x,
@@ -297,7 +315,7 @@ typedef struct {
   size_t k;
 } lam__line;
 
-static void lam__app(lam__line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void lam__app(lam__line *l, const char *fmt, ...) LAM__PRINTF(2, 3);
 static void lam__app(lam__line *l, const char *fmt, ...) {
   if (l->k >= sizeof l->buf - 1) return;
   va_list ap;
@@ -415,7 +433,7 @@ static lam_status lam__fit_run(lam_layer *model, lam_vars *vars, lam_optimizer *
                                const lam_fit_opts *op, const char *fn) {
   const lam_fit_opts o = *op;
   lam__progress prog = {o.progress ? o.progress : stdout, !o.no_progress, false, o.epochs, 0, 0, &o};
-  if (prog.on) prog.tty = isatty(fileno(prog.f)) == 1;
+  if (prog.on) prog.tty = lam__is_tty(prog.f);
   bool has_val = o.val_loader || (o.val_x && o.val_y);
   lam_monitor mon = o.monitor == LAM_MONITOR_AUTO ? (has_val ? LAM_MONITOR_VAL_LOSS : LAM_MONITOR_TRAIN_LOSS) : o.monitor;
   bool higher = mon == LAM_MONITOR_VAL_ACCURACY;

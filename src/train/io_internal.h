@@ -80,7 +80,7 @@ typedef struct {
   size_t len, limit;
   int count, omitted;
 } lam__list;
-void lam__list_add(lam__list *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void lam__list_add(lam__list *l, const char *fmt, ...) LAM__PRINTF(2, 3);
 const char *lam__list_end(lam__list *l);
 
 #endif

@@ -10,13 +10,15 @@
  * shape and dtype before anything is written. Then each source tensor is
  * read once, transformed on the host, converted to the leaf's dtype and
  * written into the leaf in place. */
+#if LAMINA_HAVE_CJSON
 #include <cjson/cJSON.h>
+#endif
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "lamina/layer.h"
+#include "runtime/platform_internal.h"
 #include "train/io_internal.h"
 
 #if !defined(_WIN32)
@@ -566,16 +568,17 @@ static bool lam__ends_with(const char *s, const char *suffix) {
 }
 
 /* Opens a sharded checkpoint's index and every shard it names (once). */
+#if LAMINA_HAVE_CJSON
 static lam_status lam__open_index(lam__loader *L, const char *path) {
   const char *fn = L->fn;
   FILE *f = fopen(path, "rb");
   if (!f) return lam__fail(LAM_ERR_IO, "%s: cannot open \"%s\": %s", fn, path, strerror(errno));
-  struct stat stt;
-  if (fstat(fileno(f), &stt) != 0 || !S_ISREG(stt.st_mode) || stt.st_size > 100000000) {
+  uint64_t fsize = 0;
+  if (lam__file_size(f, &fsize) != 0 || fsize > 100000000) {
     fclose(f);
     return lam__fail(LAM_ERR_IO, "%s: \"%s\" is not a regular file of at most 100 MB", fn, path);
   }
-  size_t len = (size_t)stt.st_size;
+  size_t len = (size_t)fsize;
   char *text = malloc(len + 1);
   if (!text || fread(text, 1, len, f) != len) {
     fclose(f);
@@ -639,6 +642,13 @@ done:
   cJSON_Delete(root);
   return st;
 }
+#else /* !LAMINA_HAVE_CJSON */
+static lam_status lam__open_index(lam__loader *L, const char *path) {
+  return lam__fail(LAM_ERR_UNSUPPORTED,
+                   "%s: \"%s\": this lamina was built without cJSON (LAMINA_WITH_CJSON); sharded "
+                   "checkpoint indexes cannot be read", L->fn, path);
+}
+#endif /* LAMINA_HAVE_CJSON */
 
 static lam_status lam__open_path(lam__loader *L, const char *path) {
   if (lam__ends_with(path, ".json")) return lam__open_index(L, path);

@@ -11,16 +11,15 @@
  * dtype differs from the leaf's. Writing builds the header with cJSON,
  * pads it with spaces to 8 bytes, writes a temporary file beside the target
  * and renames it into place. Byte order: little-endian hosts only. */
+#if LAMINA_HAVE_CJSON
 #include <cjson/cJSON.h>
+#endif
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <unistd.h>
 
+#include "runtime/platform_internal.h"
 #include "train/io_internal.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -314,6 +313,7 @@ void lam__st_close(lam__st_file *sf) {
 }
 
 /* Reads a JSON number that must be a non-negative integer below 2^53. */
+#if LAMINA_HAVE_CJSON
 static bool lam__json_uint(const cJSON *j, uint64_t *out) {
   if (!cJSON_IsNumber(j)) return false;
   double v = j->valuedouble;
@@ -497,6 +497,16 @@ done:
   return st;
 }
 
+#else /* !LAMINA_HAVE_CJSON */
+static lam_status lam__parse_header(lam__st_file *sf, const char *hdr, size_t len, const char *fn) {
+  (void)hdr;
+  (void)len;
+  return lam__fail(LAM_ERR_UNSUPPORTED,
+                   "%s: \"%s\": this lamina was built without cJSON (LAMINA_WITH_CJSON); "
+                   "safetensors headers cannot be parsed", fn, sf->path);
+}
+#endif /* LAMINA_HAVE_CJSON */
+
 lam_status lam__st_open(const char *path, const char *fn, lam__st_file *sf) {
   memset(sf, 0, sizeof *sf);
   if (!path) return lam__fail(LAM_ERR_NULL, "%s: path is NULL", fn);
@@ -504,12 +514,11 @@ lam_status lam__st_open(const char *path, const char *fn, lam__st_file *sf) {
   FILE *f = fopen(path, "rb");
   if (!f) return lam__fail(LAM_ERR_IO, "%s: cannot open \"%s\": %s", fn, path, strerror(errno));
   sf->f = f;
-  struct stat stt;
-  if (fstat(fileno(f), &stt) != 0 || !S_ISREG(stt.st_mode)) {
+  uint64_t size = 0;
+  if (lam__file_size(f, &size) != 0) {
     lam__st_close(sf);
     return lam__fail(LAM_ERR_IO, "%s: \"%s\" is not a regular file", fn, path);
   }
-  uint64_t size = (uint64_t)stt.st_size;
   unsigned char lenb[8];
   if (size < 8 || fread(lenb, 1, 8, f) != 8) {
     lam__st_close(sf);
@@ -808,6 +817,7 @@ typedef struct {
   int order;
 } lam__save_item;
 
+#if LAMINA_HAVE_CJSON
 static int lam__cmp_save(const void *a, const void *b) {
   const lam__save_item *x = *(lam__save_item *const *)a, *y = *(lam__save_item *const *)b;
   int sx = lam__st_sizes[x->fdt], sy = lam__st_sizes[y->fdt];
@@ -854,24 +864,6 @@ static bool lam__json_entry(cJSON *root, const lam__save_item *it) {
     return false;
   }
   return lam__jadd(root, it->path, o);
-}
-
-/* Opens a new temporary file beside path; stores its name in tmp. */
-static FILE *lam__open_temp(const char *path, char *tmp, size_t tmp_size) {
-  for (int attempt = 0; attempt < 100; attempt++) {
-    snprintf(tmp, tmp_size, "%s.tmp%ld-%d", path, (long)getpid(), attempt);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
-    if (fd >= 0) {
-      FILE *f = fdopen(fd, "wb");
-      if (!f) {
-        close(fd);
-        remove(tmp);
-      }
-      return f;
-    }
-    if (errno != EEXIST) return NULL;
-  }
-  return NULL;
 }
 
 lam_status lam_safetensors_save(const char *path, const lam_ptree *tree, const lam_save_opts *opts) {
@@ -942,7 +934,7 @@ lam_status lam_safetensors_save(const char *path, const lam_ptree *tree, const l
     st = lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory (%zu bytes)", fn, max_bytes);
     goto done;
   }
-  f = lam__open_temp(path, tmp, strlen(path) + 64);
+  f = lam__temp_open(path, tmp, strlen(path) + 64);
   if (!f) {
     st = lam__fail(LAM_ERR_IO, "%s: cannot create a temporary file beside \"%s\": %s", fn, path,
                    strerror(errno));
@@ -963,12 +955,12 @@ lam_status lam_safetensors_save(const char *path, const lam_ptree *tree, const l
     }
     wok = fwrite(src, 1, fb, f) == fb;
   }
-  if (st == LAM_OK && (!wok || fflush(f) != 0 || fsync(fileno(f)) != 0))
+  if (st == LAM_OK && (!wok || lam__file_sync(f) != 0))
     st = lam__fail(LAM_ERR_IO, "%s: cannot write \"%s\": %s", fn, tmp, strerror(errno));
   if (fclose(f) != 0 && st == LAM_OK)
     st = lam__fail(LAM_ERR_IO, "%s: cannot write \"%s\": %s", fn, tmp, strerror(errno));
   f = NULL;
-  if (st == LAM_OK && rename(tmp, path) != 0)
+  if (st == LAM_OK && lam__file_replace(tmp, path) != 0)
     st = lam__fail(LAM_ERR_IO, "%s: cannot rename \"%s\" to \"%s\": %s", fn, tmp, path,
                    strerror(errno));
   if (st != LAM_OK) remove(tmp);
@@ -986,3 +978,14 @@ done:
   free(order);
   return st;
 }
+#else /* !LAMINA_HAVE_CJSON */
+
+lam_status lam_safetensors_save(const char *path, const lam_ptree *tree, const lam_save_opts *opts) {
+  const char *fn = "lam_safetensors_save";
+  if (!path || !tree) return lam__fail(LAM_ERR_NULL, "%s: %s is NULL", fn, path ? "tree" : "path");
+  (void)opts;
+  return lam__fail(LAM_ERR_UNSUPPORTED,
+                   "%s: this lamina was built without cJSON (LAMINA_WITH_CJSON); safetensors "
+                   "files cannot be written", fn);
+}
+#endif /* LAMINA_HAVE_CJSON */
