@@ -29,7 +29,7 @@ static int dc_failures = 0;
 
 #define DC_OK(call) DC_CHECK((call) == LAM_OK, "%s: %s", #call, lam_last_error())
 
-static uint64_t dc_next(uint64_t *s) {
+static inline uint64_t dc_next(uint64_t *s) {
   uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
@@ -40,7 +40,7 @@ static uint64_t dc_next(uint64_t *s) {
 #define DC_OUT 4
 
 /* n rows of DC_IN features in [-1, 1) and labels in [0, DC_OUT), the same on every rank. */
-static void dc_data(lam_ctx *ctx, int64_t n, uint64_t seed, lam_tensor **x, lam_tensor **y) {
+static inline void dc_data(lam_ctx *ctx, int64_t n, uint64_t seed, lam_tensor **x, lam_tensor **y) {
   float *xs = malloc((size_t)n * DC_IN * sizeof *xs);
   int32_t *ys = malloc((size_t)n * sizeof *ys);
   uint64_t s = seed;
@@ -52,14 +52,14 @@ static void dc_data(lam_ctx *ctx, int64_t n, uint64_t seed, lam_tensor **x, lam_
   free(ys);
 }
 
-static lam_layer *dc_model(void) {
+static inline lam_layer *dc_model(void) {
   return lam_nn_sequential((lam_layer *[]){lam_nn_linear(DC_IN, 16, NULL), lam_nn_tanh(),
                                             lam_nn_linear(16, DC_OUT, NULL)},
                            3);
 }
 
 /* Largest |a - b| over the leaves of two trees of the same structure (INFINITY if they differ). */
-static double dc_max_diff(const lam_ptree *a, const lam_ptree *b) {
+static inline double dc_max_diff(const lam_ptree *a, const lam_ptree *b) {
   int n = lam_ptree_leaf_count(a);
   if (n != lam_ptree_leaf_count(b)) return INFINITY;
   double m = 0;
@@ -81,14 +81,14 @@ static double dc_max_diff(const lam_ptree *a, const lam_ptree *b) {
   return m;
 }
 
-static lam_tensor *dc_copy_leaf(const char *path, lam_tensor *t, void *user) {
+static inline lam_tensor *dc_copy_leaf(const char *path, lam_tensor *t, void *user) {
   (void)path;
   (void)user;
   return lam_tensor_copy(t);
 }
 
 /* Every rank's verdict: the suite fails on every rank when one rank failed. */
-static int dc_finish(lam_dist *d, const char *name) {
+static inline int dc_finish(lam_dist *d, const char *name) {
   lam_status st = lam_dist_check(d, dc_failures ? LAM_ERR_INVALID_ARGUMENT : LAM_OK);
   if (dc_rank == 0) printf("%s: %s on %d processes\n", name, st == LAM_OK ? "passed" : "FAILED", lam_dist_size(d));
   return st == LAM_OK ? 0 : 1;
