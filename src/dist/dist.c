@@ -311,9 +311,9 @@ static lam_status lam__stage(lam_dist *d, const lam__bucket *b, int n, lam_ptree
     size_t cnt = bytes / es;
     for (int j = 0; j < n && st == LAM_OK; j++) {
       double wj = w ? w[j] : 1.0;
-      unsigned char *dst = j == 0 ? buf + off : d->tmp;
       if (j > 0) st = lam__reserve(&d->tmp, &d->tmp_cap, bytes, fn);
-      if (st == LAM_OK) st = lam_tensor_to_host(lam__leaf(trees[j], i), j == 0 ? buf + off : d->tmp, bytes);
+      unsigned char *dst = j == 0 ? buf + off : d->tmp;
+      if (st == LAM_OK) st = lam_tensor_to_host(lam__leaf(trees[j], i), dst, bytes);
       if (st != LAM_OK) break;
       if (b->dtype == LAM_F32) {
         float *acc = (float *)(buf + off), *src = (float *)dst;
