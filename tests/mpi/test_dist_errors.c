@@ -1,6 +1,6 @@
 /* tests/mpi/test_dist_errors.c: errors of lamina_dist (src/dist/dist.c)
  * reach every process and never deadlock (ctest "mpi_errors_np<N>" has a
- * 120 s TIMEOUT, so a hang fails it). The last rank misbehaves:
+ * TIMEOUT, so a hang fails it; a warm run takes about 2 s). The last rank misbehaves:
  *   - a gradient tree with an extra leaf, or a leaf of another shape: every
  *     rank gets LAM_ERR_SHAPE ("the trees differ");
  *   - a NULL tree: that rank gets LAM_ERR_NULL, the others LAM_ERR_PEER
