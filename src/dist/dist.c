@@ -361,16 +361,28 @@ static lam_status lam__unstage(lam_dist *d, const lam__bucket *b, int n, lam_ptr
 
 static MPI_Datatype lam__mpi_type(lam_dtype dt) { return dt == LAM_F64 ? MPI_DOUBLE : MPI_FLOAT; }
 
-/* The reduction proper, after the check: every process runs the same buckets. */
+/* Groups the leaves into buckets and makes room for the largest in the
+ * host buffers (`nbuf` of them), before the check, so that a failure here
+ * is reported to the peers like any other. */
+static lam_status lam__plan(lam_dist *d, const lam_ptree *t, bool any_dtype, int nbuf, lam__bucket **bk, int *nb,
+                            const char *fn) {
+  lam_status st = lam__buckets(d, t, any_dtype, bk, nb, fn);
+  size_t most = 1;
+  for (int k = 0; st == LAM_OK && k < *nb; k++) most = (*bk)[k].bytes > most ? (*bk)[k].bytes : most;
+  for (int i = 0; i < nbuf && st == LAM_OK; i++) st = lam__reserve(&d->buf[i], &d->cap[i], most, fn);
+  if (st != LAM_OK) {
+    free(*bk);
+    *bk = NULL;
+    *nb = 0;
+  }
+  return st;
+}
+
+/* The reduction proper, after the check: every process runs the same
+ * buckets (bk, from lam__plan), with both host buffers reserved. */
 static lam_status lam__reduce_buckets(lam_dist *d, int n, lam_ptree *const *trees, const double *w, double scale,
-                                      const char *fn) {
-  lam__bucket *bk = NULL;
-  int nb = 0;
-  lam_status st = lam__buckets(d, trees[0], false, &bk, &nb, fn);
-  if (st != LAM_OK) return st; /* cannot happen after a passed check: the dtypes were checked before */
-  size_t most = 0;
-  for (int k = 0; k < nb; k++) most = bk[k].bytes > most ? bk[k].bytes : most;
-  for (int i = 0; i < 2 && st == LAM_OK; i++) st = lam__reserve(&d->buf[i], &d->cap[i], most ? most : 1, fn);
+                                      const lam__bucket *bk, int nb, const char *fn) {
+  lam_status st = LAM_OK;
   MPI_Request req[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
   /* A local failure while a bucket is in flight is not fatal to the others:
    * every process still starts every bucket's reduction (with whatever its
@@ -409,7 +421,6 @@ static lam_status lam__reduce_buckets(lam_dist *d, int n, lam_ptree *const *tree
       if (local == LAM_OK) local = lam__unstage(d, &bk[k - 1], n, trees, scale, d->buf[prev], &req[cur]);
     }
   }
-  free(bk);
   d->totals.reductions++;
   if (st != LAM_OK) return st;
   /* A process whose staging failed reduced garbage: all agree on the outcome. */
@@ -437,19 +448,20 @@ static lam_status lam__all_reduce(lam_dist *d, lam_status pre, int n, lam_ptree 
       if (lam__signature(trees[j], (uint64_t)op * 7919u + 1u) != sig)
         st = lam__dfail(LAM_ERR_SHAPE, "%s: tree %d differs from tree 0 (paths, shapes or dtypes)", fn, j);
   }
-  if (st == LAM_OK) { /* dtypes, before the peers are told all is well */
-    lam__bucket *bk = NULL;
-    int nb = 0;
-    st = lam__buckets(d, trees[0], false, &bk, &nb, fn);
-    free(bk);
-  }
+  lam__bucket *bk = NULL; /* dtypes and buffers, before the peers are told all is well */
+  int nb = 0;
+  if (st == LAM_OK) st = lam__plan(d, trees[0], false, 2, &bk, &nb, fn);
   double lv = 0;
   if (st == LAM_OK && loss) st = lam_tensor_item(loss, &lv);
   lam__sums sums = {lv * loss_w, (double)n};
   st = lam__agree(d, fn, st, sig, &sums);
-  if (st != LAM_OK) return st;
+  if (st != LAM_OK) {
+    free(bk);
+    return st;
+  }
   double scale = op == LAM_DIST_MEAN ? 1.0 / sums.trees : 1.0;
-  st = lam__reduce_buckets(d, n, trees, w, scale, fn);
+  st = lam__reduce_buckets(d, n, trees, w, scale, bk, nb, fn);
+  free(bk);
   if (st == LAM_OK && loss) {
     double dv = sums.loss;
     float fv = (float)dv;
@@ -488,7 +500,7 @@ lam_status lam_dist_broadcast(lam_dist *d, lam_ptree *tree, int root) {
   uint64_t sig = st == LAM_OK ? lam__signature(tree, 0x62636173ull + (uint64_t)root) : 0;
   lam__bucket *bk = NULL;
   int nb = 0;
-  if (st == LAM_OK) st = lam__buckets(d, tree, true, &bk, &nb, fn);
+  if (st == LAM_OK) st = lam__plan(d, tree, true, 1, &bk, &nb, fn);
   st = lam__agree(d, fn, st, sig, NULL);
   if (st != LAM_OK) {
     free(bk);
@@ -496,8 +508,6 @@ lam_status lam_dist_broadcast(lam_dist *d, lam_ptree *tree, int root) {
   }
   lam_status local = LAM_OK;
   for (int k = 0; k < nb && st == LAM_OK; k++) {
-    st = lam__reserve(&d->buf[0], &d->cap[0], bk[k].bytes ? bk[k].bytes : 1, fn);
-    if (st != LAM_OK) break; /* cannot continue without a buffer: the peers will time out or wait */
     size_t off = 0;
     if (d->rank == root)
       for (int i = bk[k].first; i < bk[k].first + bk[k].count; i++) {
