@@ -1,5 +1,7 @@
 /* lamina.h: the umbrella header, the only one a user needs to include.
- * Each area has its own header under lamina/. */
+ * Each area has its own header under lamina/. Not included: lamina/dist.h
+ * (data parallelism over MPI, the optional library lamina_dist), which
+ * needs mpi.h; a program using it includes it beside this one. */
 #ifndef LAMINA_H
 #define LAMINA_H
 

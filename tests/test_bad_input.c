@@ -648,6 +648,7 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0, -2.0}};
   X(E, lam_last_error, OK, lam_last_error() != NULL)                                               \
   X(E, lam_last_status, OK, lam_last_status() == LAM_OK)                                           \
   X(E, lam_error_clear, OK, (lam_error_clear(), 1))                                                \
+  X(S, lam_error_set, NULLARG, (LAM_ERR_SHAPE, NULL))                                              \
   /* tensor.h */                                                                                   \
   X(E, lam_dtype_size, OK, lam_dtype_size((lam_dtype)99) == 0)                                     \
   X(E, lam_dtype_name, OK, lam_dtype_name((lam_dtype)99) != NULL)                                  \

@@ -1,6 +1,7 @@
 /* test_train.c: the training step, fit loop, prediction and accuracy:
  * loss decreases and matches a hand-run step, callbacks see every epoch,
- * predict in batches equals one pass, determinism per key, bad input. */
+ * predict in batches equals one pass, determinism per key, bad input, and
+ * the data-parallel lam_grad_hook (called per step, shards, errors). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,5 +199,130 @@ Test(train, bad_input) {
   lam_optimizer_free(opt);
   lam_vars_free(v);
   lam_layer_free(m);
+  lam_ctx_free(ctx);
+}
+
+/* ---- lam_grad_hook (the data-parallel hook of lamina/dist.h) in one process ---- */
+
+typedef struct {
+  int calls, failed_calls, fail_at;
+  int64_t lo, hi_minus; /* shard: [lo, n - hi_minus) */
+  int64_t rows, total;
+  bool saw_loss;
+} hook_log;
+
+static void hook_shard(void *user, int64_t rows, int64_t *lo, int64_t *hi) {
+  hook_log *h = user;
+  *lo = h->lo;
+  *hi = rows - h->hi_minus;
+}
+
+static lam_status hook_reduce(void *user, lam_status status, lam_ptree *grads, lam_tensor *loss, int64_t rows,
+                              int64_t total) {
+  hook_log *h = user;
+  h->calls++;
+  if (status != LAM_OK) {
+    cr_assert_null(grads);
+    h->failed_calls++;
+    return status;
+  }
+  cr_assert(grads && lam_ptree_leaf_count(grads) == 4);
+  h->saw_loss = h->saw_loss || loss != NULL;
+  h->rows += rows;
+  h->total += total;
+  if (h->calls == h->fail_at) return lam_error_set(LAM_ERR_PEER, "hook_reduce: a peer failed");
+  return LAM_OK;
+}
+
+static lam_status fit_with(lam_grad_hook *hook, lam_tensor *x, lam_tensor *y, lam_vars **out) {
+  lam_ctx *ctx = lam_tensor_ctx(x);
+  lam_layer *m = small_model();
+  cr_assert_eq(lam_layer_init(m, ctx, lam_rng_key_make(3), LAM_F32, out), LAM_OK);
+  lam_optimizer *opt = lam_sgd(&(lam_sgd_opts){.lr = 0.1});
+  lam_fit_opts fo = {.epochs = 2, .batch_size = 10, .no_progress = true, .grad_hook = hook};
+  lam_status st = lam_fit(m, *out, opt, x, y, &fo);
+  lam_optimizer_free(opt);
+  lam_layer_free(m);
+  return st;
+}
+
+static double params_diff(lam_vars *a, lam_vars *b) {
+  double m = 0;
+  for (int i = 0; i < lam_ptree_leaf_count(lam_vars_params(a)); i++) {
+    const char *p;
+    lam_tensor *ta, *tb;
+    lam_ptree_leaf(lam_vars_params(a), i, &p, &ta);
+    lam_ptree_leaf(lam_vars_params(b), i, &p, &tb);
+    float *va = tu_read_f32(ta), *vb = tu_read_f32(tb);
+    for (int64_t j = 0; j < lam_tensor_numel(ta); j++) m = fmax(m, fabs((double)va[j] - vb[j]));
+    free(va);
+    free(vb);
+  }
+  return m;
+}
+
+Test(train, grad_hook_is_called_every_step_and_errors_stop_fit) {
+  lam_ctx *ctx = tu_ctx();
+  lam_tensor *x, *y;
+  make_data(ctx, 40, &x, &y);
+  /* The whole batch as the shard and an identity reduce: the same training. */
+  lam_vars *plain = NULL, *hooked = NULL, *folded = NULL, *v = NULL;
+  cr_assert_eq(fit_with(NULL, x, y, &plain), LAM_OK, "%s", lam_last_error());
+  hook_log h = {0};
+  lam_grad_hook hook = {hook_shard, hook_reduce, 0, &h};
+  cr_assert_eq(fit_with(&hook, x, y, &hooked), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(h.calls, 8, "one reduce per step: %d", h.calls);
+  cr_assert(h.rows == 80 && h.total == 80 && h.saw_loss);
+  cr_assert_eq(params_diff(plain, hooked), 0.0);
+  /* key_fold changes the dropout masks. */
+  hook.key_fold = 2;
+  cr_assert_eq(fit_with(&hook, x, y, &folded), LAM_OK);
+  cr_assert_gt(params_diff(plain, folded), 1e-6);
+  hook.key_fold = 0;
+  /* A shard of rows [2, n - 3): the reduce sees 5 of 10 rows. */
+  h = (hook_log){.lo = 2, .hi_minus = 3};
+  cr_assert_eq(fit_with(&hook, x, y, &v), LAM_OK);
+  cr_assert(h.rows == 40 && h.total == 80, "rows %lld of %lld", (long long)h.rows, (long long)h.total);
+  lam_vars_free(v);
+  /* The reduce fails at the 3rd step: fit returns that, with no further call. */
+  h = (hook_log){.fail_at = 3};
+  tu_assert_status(fit_with(&hook, x, y, &v), LAM_ERR_PEER, "a peer failed");
+  cr_assert_eq(h.calls, 3);
+  lam_vars_free(v);
+  /* A failing step (f32 labels) is reported to the reduce, once. */
+  lam_tensor *yf = lam_tensor_cast(y, LAM_F32);
+  h = (hook_log){0};
+  cr_assert_neq(fit_with(&hook, x, yf, &v), LAM_OK);
+  cr_assert(h.calls == 1 && h.failed_calls == 1, "calls %d, failed %d", h.calls, h.failed_calls);
+  lam_vars_free(v);
+  /* An empty shard fails the step, through the reduce. */
+  h = (hook_log){.lo = 5, .hi_minus = 5};
+  tu_assert_status(fit_with(&hook, x, y, &v), LAM_ERR_INVALID_ARGUMENT, "empty or out of range");
+  cr_assert(h.calls == 1 && h.failed_calls == 1);
+  lam_vars_free(v);
+  /* lam_train_step with a hook, and a hook without reduce. */
+  lam_layer *m = small_model();
+  cr_assert_eq(lam_layer_init(m, ctx, lam_rng_key_make(3), LAM_F32, &v), LAM_OK);
+  lam_optimizer *opt = lam_sgd(NULL);
+  h = (hook_log){0};
+  double loss = NAN;
+  lam_rng_key key = lam_rng_key_make(4);
+  cr_assert_eq(lam_train_step(m, v, opt, x, y, &(lam_train_step_opts){.rng = &key, .grad_hook = &hook}, &loss),
+               LAM_OK, "%s", lam_last_error());
+  cr_assert(h.calls == 1 && h.rows == 40 && isfinite(loss));
+  lam_grad_hook half = {hook_shard, NULL, 0, &h};
+  tu_assert_status(lam_train_step(m, v, opt, x, y, &(lam_train_step_opts){.grad_hook = &half}, NULL), LAM_ERR_NULL,
+                   "grad_hook needs shard and reduce");
+  tu_assert_status(lam_fit(m, v, opt, x, y, &(lam_fit_opts){.grad_hook = &half, .no_progress = true}), LAM_ERR_NULL,
+                   "lam_fit: grad_hook");
+  lam_optimizer_free(opt);
+  lam_layer_free(m);
+  lam_tensor_free(yf);
+  lam_vars_free(v);
+  lam_vars_free(plain);
+  lam_vars_free(hooked);
+  lam_vars_free(folded);
+  lam_tensor_free(x);
+  lam_tensor_free(y);
   lam_ctx_free(ctx);
 }

@@ -23,7 +23,8 @@ build_dir=${BUILD_DIR:-$root/build}
 build_type=${BUILD_TYPE:-Release}
 
 packages=(build-essential cmake pkg-config opencl-headers ocl-icd-opencl-dev pocl-opencl-icd
-  libclblast-dev libcriterion-dev libcjson-dev oclgrind libopenblas-dev python3)
+  libclblast-dev libcriterion-dev libcjson-dev oclgrind libopenblas-dev python3
+  openmpi-bin libopenmpi-dev)
 
 # The Windows cross build's extra packages (only `tools/build.sh windows` needs them).
 windows_packages=(gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64)

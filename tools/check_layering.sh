@@ -26,6 +26,10 @@ set -euo pipefail
 #   nn        src/nn/: layers, initialisers, params over the ops
 #   train     src/train/: losses, optimisers, schedules, fit, files
 #   models    src/models/: the model zoo (ResNet, MobileNetV2, BERT, GPT-2) over nn and train
+#   dist      src/dist/: lamina_dist, data parallelism over MPI, a library of its
+#             own over liblamina's public API (objects of lamina_dist_objects;
+#             nothing in lamina_objects can reference it: ctest "layering_dist"
+#             checks both sets together)
 LAYERS=(
   "runtime:runtime"
   "generated:runtime"
@@ -36,6 +40,7 @@ LAYERS=(
   "nn:nn"
   "train:train"
   "models:models"
+  "dist:dist"
 )
 
 objs=()
@@ -45,7 +50,7 @@ for a in "$@"; do
     [ -n "$p" ] || continue
     if [ -d "$p" ]; then
       while IFS= read -r o; do objs+=("$o"); done \
-        < <(find "$p" -path '*/lamina_objects.dir/*' -name '*.o' | sort)
+        < <(find "$p" \( -path '*/lamina_objects.dir/*' -o -path '*/lamina_dist_objects.dir/*' \) -name '*.o' | sort)
     else
       objs+=("$p")
     fi

@@ -51,7 +51,8 @@ extern "C" {
   X(LAM_ERR_NOT_FOUND, -3009, "not found")                                     \
   X(LAM_ERR_STATE, -3010, "invalid state for this call")                       \
   X(LAM_ERR_OPENCL, -3011, "other OpenCL error")                               \
-  X(LAM_ERR_CLBLAST, -3012, "other CLBlast error")
+  X(LAM_ERR_CLBLAST, -3012, "other CLBlast error")                            \
+  X(LAM_ERR_PEER, -3013, "another process failed or timed out (lamina/dist.h)")
 
 typedef enum lam_status {
 #define LAM__STATUS_ENUM(name, value, text) name = value,
@@ -71,6 +72,13 @@ LAM_API lam_status lam_last_status(void);
 
 /* Forgets the last failure on this thread. */
 LAM_API void lam_error_clear(void);
+
+/* Records a failure as lamina's own functions do, for code built on lamina
+ * that reports through lam_last_error() (custom layers, lamina_dist): the
+ * message should start with the public function's name. Returns status;
+ * a NULL message is LAM_ERR_NULL and LAM_OK is LAM_ERR_INVALID_ARGUMENT
+ * (with a message naming lam_error_set). */
+LAM_API lam_status lam_error_set(lam_status status, const char *message);
 
 #ifdef __cplusplus
 }

@@ -28,6 +28,27 @@ typedef lam_tensor *(*lam_objective_fn)(lam_tensor *pred, lam_tensor *target, vo
 LAM_API lam_tensor *lam_objective_cross_entropy(lam_tensor *pred, lam_tensor *target, void *user);
 LAM_API lam_tensor *lam_objective_mse(lam_tensor *pred, lam_tensor *target, void *user);
 
+/* A data-parallel hook (lamina/dist.h fills one: lam_dist_grad_hook). With
+ * one, every step of lam_train_step, lam_fit and lam_fit_loader trains on
+ * rows [lo, hi) of its batch, as shard() picks them from the batch's row
+ * count (an empty shard fails the step on every process alike), folds
+ * key_fold into the step's dropout key, and calls reduce() with the
+ * gradients of those rows, their loss (a device scalar reduce() may
+ * overwrite with the global loss), the shard's rows and the batch's rows,
+ * before clipping and the update. reduce() is called also when computing
+ * the gradients failed (status not LAM_OK, grads and loss NULL) so that
+ * its peers hear of it; it returns the step's status. A fit that stops
+ * with an error outside a step calls reduce() once more with that status
+ * when steps were still to come (the peers are then waiting in theirs).
+ * Reports and metrics see this process's shard, the loss reduce() left. */
+typedef struct lam_grad_hook {
+  void (*shard)(void *user, int64_t rows, int64_t *lo, int64_t *hi);
+  lam_status (*reduce)(void *user, lam_status status, lam_ptree *grads, lam_tensor *loss, int64_t rows,
+                       int64_t total_rows);
+  uint32_t key_fold; /* folded into each step's dropout key; 0: the key is used as it is */
+  void *user;        /* passed to shard and reduce */
+} lam_grad_hook;
+
 /* Options of lam_train_step (the options rule, lamina/options.h: NULL, a
  * zeroed struct and lam_train_step_defaults() are the same). */
 typedef struct lam_train_step_opts {
@@ -35,6 +56,7 @@ typedef struct lam_train_step_opts {
   void *objective_user;       /* passed to objective */
   const lam_rng_key *rng;     /* key of the stochastic layers (dropout); NULL: none */
   double clip_norm;           /* > 0: clip gradients to this global norm; 0: no clipping */
+  const lam_grad_hook *grad_hook; /* data-parallel step (above); NULL: none */
 } lam_train_step_opts;
 LAM_API lam_train_step_opts lam_train_step_defaults(void);
 
@@ -148,6 +170,7 @@ typedef struct lam_fit_opts {
   bool no_progress;           /* built-in progress reporter off (default on: one updating line per
                                * epoch on a terminal, one line per epoch otherwise) */
   FILE *progress;             /* where the reporter writes; NULL: stdout */
+  const lam_grad_hook *grad_hook; /* data-parallel steps (lam_grad_hook above); NULL: none */
 } lam_fit_opts;
 /* Returns the resolved defaults (epochs 10, batch_size 32, shuffled, key
  * of seed 0, cross entropy, accuracy reported, no clipping, accumulate 1,

@@ -29,6 +29,12 @@ void lam_error_clear(void) {
   lam__error_status = LAM_OK;
 }
 
+lam_status lam_error_set(lam_status status, const char *message) {
+  if (!message) return lam__fail(LAM_ERR_NULL, "lam_error_set: message is NULL");
+  if (status == LAM_OK) return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_error_set: status LAM_OK is not a failure");
+  return lam__fail(status, "%s", message);
+}
+
 lam_status lam__fail(lam_status status, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

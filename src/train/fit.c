@@ -71,15 +71,31 @@ static lam_status lam__check_clip(double clip_norm, const char *fn) {
                    fn, clip_norm);
 }
 
+/* The dropout key of a step with a data-parallel hook: key_fold folded in. */
+static const lam_rng_key *lam__hook_key(const lam_grad_hook *h, const lam_rng_key *rng, lam_rng_key *tmp) {
+  if (!h || !rng || h->key_fold == 0) return rng;
+  *tmp = lam_rng_fold_in(*rng, h->key_fold);
+  return tmp;
+}
+
+/* With a hook h, x and y are this process's shard of a batch of `total`
+ * rows and the gradients go through h->reduce before clipping and the
+ * update (also after a failure, which it reports to the peers: *told). */
 static lam_status lam__step_run(lam_layer *model, lam_vars *vars, lam_optimizer *opt,
                                 lam_objective_fn objective, void *objective_user, lam_tensor *x,
                                 lam_tensor *y, const lam_rng_key *rng, double clip_norm,
+                                const lam_grad_hook *h, int64_t total, bool *told,
                                 lam_tensor **loss_out, lam_tensor **pred_out) {
+  lam_rng_key folded;
   lam__step s = {model, lam_vars_state(vars), x, y, objective, objective_user,
-                 {true, rng, NULL, NULL}, NULL};
+                 {true, lam__hook_key(h, rng, &folded), NULL, NULL}, NULL};
   lam_tensor *loss = NULL;
   lam_ptree *grads = NULL;
   lam_status st = lam_value_and_grad(lam_tensor_ctx(x), lam__step_loss, &s, lam_vars_params(vars), &loss, &grads);
+  if (h) {
+    st = h->reduce(h->user, st, st == LAM_OK ? grads : NULL, st == LAM_OK ? loss : NULL, x->shape[0], total);
+    if (st != LAM_OK && told) *told = true;
+  }
   if (st == LAM_OK && clip_norm > 0) st = lam_grad_clip_norm(grads, clip_norm, NULL);
   if (st == LAM_OK) st = lam_optimizer_step(opt, lam_vars_params(vars), grads);
   lam_ptree_free(grads);
@@ -92,6 +108,34 @@ static lam_status lam__step_run(lam_layer *model, lam_vars *vars, lam_optimizer 
   if (pred_out) *pred_out = s.pred;
   else lam_tensor_free(s.pred);
   return LAM_OK;
+}
+
+static lam_status lam__check_hook(const lam_grad_hook *h, const char *fn) {
+  if (!h || (h->shard && h->reduce)) return LAM_OK;
+  return lam__fail(LAM_ERR_NULL, "%s: grad_hook needs shard and reduce (%s is NULL)", fn,
+                   !h->shard ? "shard" : "reduce");
+}
+
+/* This process's rows of a batch under a data-parallel hook (new views). */
+static lam_status lam__shard(const lam_grad_hook *h, lam_tensor *x, lam_tensor *y, lam_tensor **xs, lam_tensor **ys,
+                             const char *fn) {
+  if (x->ndim < 1 || y->ndim < 1 || x->shape[0] != y->shape[0]) {
+    char b1[LAM__SHAPE_STR], b2[LAM__SHAPE_STR];
+    return lam__fail(LAM_ERR_SHAPE, "%s: x %s and y %s need the same number of rows", fn,
+                     lam__shape_str(x->ndim, x->shape, b1), lam__shape_str(y->ndim, y->shape, b2));
+  }
+  int64_t n = x->shape[0], lo = 0, hi = 0;
+  h->shard(h->user, n, &lo, &hi);
+  if (lo < 0 || hi > n || lo >= hi)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: the data-parallel shard [%lld, %lld) of a batch of %lld rows is "
+                     "empty or out of range (a batch needs at least one row per process)", fn, (long long)lo,
+                     (long long)hi, (long long)n);
+  *xs = lam_tensor_slice0(x, lo, hi);
+  *ys = *xs ? lam_tensor_slice0(y, lo, hi) : NULL;
+  if (*ys) return LAM_OK;
+  lam_tensor_free(*xs);
+  *xs = NULL;
+  return lam_last_status();
 }
 
 lam_train_step_opts lam_train_step_defaults(void) {
@@ -107,11 +151,20 @@ lam_status lam_train_step(lam_layer *model, lam_vars *vars, lam_optimizer *opt, 
     return lam__fail(LAM_ERR_NULL, "%s: %s is NULL", fn,
                      !model ? "model" : !vars ? "vars" : !opt ? "opt" : !x ? "x" : "y");
   lam_status st = lam__check_clip(o.clip_norm, fn);
+  if (st == LAM_OK) st = lam__check_hook(o.grad_hook, fn);
   if (st != LAM_OK) return st;
-  lam_tensor *loss = NULL;
-  st = lam__step_run(model, vars, opt, o.objective, o.objective_user, x, y, o.rng, o.clip_norm, &loss, NULL);
+  lam_tensor *loss = NULL, *xs = NULL, *ys = NULL;
+  const lam_grad_hook *h = o.grad_hook;
+  if (h) {
+    st = lam__shard(h, x, y, &xs, &ys, fn);
+    if (st != LAM_OK) return h->reduce(h->user, st, NULL, NULL, 0, x->ndim > 0 ? x->shape[0] : 0);
+  }
+  st = lam__step_run(model, vars, opt, o.objective, o.objective_user, h ? xs : x, h ? ys : y, o.rng, o.clip_norm,
+                     h, x->shape[0], NULL, &loss, NULL);
   if (st == LAM_OK && loss_out) st = lam_tensor_item(loss, loss_out);
   lam_tensor_free(loss);
+  lam_tensor_free(xs);
+  lam_tensor_free(ys);
   return st;
 }
 
@@ -413,17 +466,25 @@ static lam_status lam__fit_check(const lam_fit_opts *o, const char *fn) {
     lam_status st = lam_schedule_check(o->schedule);
     if (st != LAM_OK) return st;
   }
-  return lam__check_clip(o->clip_norm, fn);
+  lam_status st = lam__check_hook(o->grad_hook, fn);
+  return st != LAM_OK ? st : lam__check_clip(o->clip_norm, fn);
 }
 
-/* One optimizer step from the accumulated, row-weighted gradients. */
-static lam_status lam__accum_step(lam_optimizer *opt, lam_vars *vars, lam_ptree **acc, int64_t rows, double clip) {
+/* One optimizer step from the accumulated, row-weighted gradients (with a
+ * hook: this process's rows of `total`, reduced before the step). */
+static lam_status lam__accum_step(lam_optimizer *opt, lam_vars *vars, lam_ptree **acc, int64_t rows, double clip,
+                                  const lam_grad_hook *h, int64_t total, bool *told) {
   lam__accum a = {NULL, 1.0 / (double)rows};
   lam_ptree *g = lam_ptree_map(*acc, lam__accum_leaf, &a);
   lam_ptree_free(*acc);
   *acc = NULL;
-  if (!g) return lam_last_status();
-  lam_status st = clip > 0 ? lam_grad_clip_norm(g, clip, NULL) : LAM_OK;
+  lam_status st = g ? LAM_OK : lam_last_status();
+  if (h) {
+    st = h->reduce(h->user, st, g, NULL, rows, total);
+    if (st != LAM_OK) *told = true;
+  }
+  if (!g) return st;
+  if (st == LAM_OK && clip > 0) st = lam_grad_clip_norm(g, clip, NULL);
   if (st == LAM_OK) st = lam_optimizer_step(opt, lam_vars_params(vars), g);
   lam_ptree_free(g);
   return st;
@@ -441,6 +502,8 @@ static lam_status lam__fit_run(lam_layer *model, lam_vars *vars, lam_optimizer *
   int best_epoch = 0, wait = 0;
   lam_ptree *best_params = NULL, *best_state = NULL;
   int64_t steps = 0;
+  const lam_grad_hook *h = o.grad_hook;
+  bool told = false, more = true; /* a failure reached the peers; steps were still to come */
   double lr = lam_optimizer_lr(opt);
   lam_status st = LAM_OK;
   for (int epoch = 1; epoch <= o.epochs && st == LAM_OK; epoch++) {
@@ -452,27 +515,44 @@ static lam_status lam__fit_run(lam_layer *model, lam_vars *vars, lam_optimizer *
     lam_rng_key ekey = lam_rng_fold_in(o.key, (uint32_t)epoch);
     lam_tensor *loss_sum = NULL, *correct_sum = NULL;
     lam_ptree *acc = NULL;
-    int64_t batches = 0, rows = 0, acc_rows = 0, nb = lam_loader_batch_count(train);
+    int64_t batches = 0, rows = 0, acc_rows = 0, acc_total = 0, nb = lam_loader_batch_count(train);
     int in_group = 0;
     while (st == LAM_OK) {
       lam_batch b;
       st = lam_loader_next(train, &b);
       if (st != LAM_OK || b.size == 0) break;
-      lam_tensor *xb = b.fields[0], *yb = b.fields[1];
-      lam_rng_key bkey = lam_rng_fold_in(ekey, (uint32_t)batches + 1);
+      lam_tensor *xb = b.fields[0], *yb = b.fields[1], *xs = NULL, *ys = NULL;
+      int64_t total = b.size;
+      if (h) {
+        st = lam__shard(h, xb, yb, &xs, &ys, fn);
+        if (st != LAM_OK) {
+          st = h->reduce(h->user, st, NULL, NULL, 0, total);
+          told = true;
+          break;
+        }
+        xb = xs;
+        yb = ys;
+        b.size = xb->shape[0];
+      }
+      lam_rng_key bkey = lam_rng_fold_in(ekey, (uint32_t)batches + 1), hkey;
       if (o.schedule && !o.schedule_per_epoch && in_group == 0)
         st = lam_optimizer_set_lr(opt, lam_schedule_lr(o.schedule, steps));
       if (in_group == 0) lr = lam_optimizer_lr(opt);
       lam_tensor *loss = NULL, *pred = NULL;
       if (st == LAM_OK && o.accumulate == 1) {
-        st = lam__step_run(model, vars, opt, o.objective, o.objective_user, xb, yb, &bkey, o.clip_norm, &loss, &pred);
+        st = lam__step_run(model, vars, opt, o.objective, o.objective_user, xb, yb, &bkey, o.clip_norm, h, total,
+                           &told, &loss, &pred);
         if (st == LAM_OK) steps++;
       } else if (st == LAM_OK) {
-        lam__step s = {model, lam_vars_state(vars), xb, yb, o.objective, o.objective_user, {true, &bkey, NULL, NULL},
-                       NULL};
+        lam__step s = {model, lam_vars_state(vars), xb, yb, o.objective, o.objective_user,
+                       {true, lam__hook_key(h, &bkey, &hkey), NULL, NULL}, NULL};
         lam_ptree *grads = NULL;
         st = lam_value_and_grad(lam_tensor_ctx(xb), lam__step_loss, &s, lam_vars_params(vars), &loss, &grads);
         pred = s.pred;
+        if (st != LAM_OK && h) { /* the peers are waiting at the group's reduction */
+          st = h->reduce(h->user, st, NULL, NULL, 0, 0);
+          told = true;
+        }
         if (st == LAM_OK) {
           lam__accum a = {acc, (double)b.size};
           lam_ptree *next = lam_ptree_map(grads, lam__accum_leaf, &a);
@@ -480,12 +560,14 @@ static lam_status lam__fit_run(lam_layer *model, lam_vars *vars, lam_optimizer *
           lam_ptree_free(acc);
           acc = next;
           acc_rows += b.size;
+          acc_total += total;
         }
         lam_ptree_free(grads);
         if (st == LAM_OK && ++in_group == o.accumulate) {
-          st = lam__accum_step(opt, vars, &acc, acc_rows, o.clip_norm);
+          st = lam__accum_step(opt, vars, &acc, acc_rows, o.clip_norm, h, acc_total, &told);
           in_group = 0;
           acc_rows = 0;
+          acc_total = 0;
           if (st == LAM_OK) steps++;
         }
       }
@@ -515,9 +597,11 @@ static lam_status lam__fit_run(lam_layer *model, lam_vars *vars, lam_optimizer *
       }
       lam_tensor_free(loss);
       lam_tensor_free(pred);
+      lam_tensor_free(xs);
+      lam_tensor_free(ys);
     }
     if (st == LAM_OK && in_group > 0) { /* a partial group at the end of the epoch */
-      st = lam__accum_step(opt, vars, &acc, acc_rows, o.clip_norm);
+      st = lam__accum_step(opt, vars, &acc, acc_rows, o.clip_norm, h, acc_total, &told);
       if (st == LAM_OK) steps++;
     }
     lam_ptree_free(acc);
@@ -532,6 +616,7 @@ static lam_status lam__fit_run(lam_layer *model, lam_vars *vars, lam_optimizer *
       st = lam__eval_loader(model, vars, o.val_loader, &o, &r.val_loss, o.no_accuracy ? NULL : &r.val_accuracy, fn);
     else if (st == LAM_OK && o.val_x && o.val_y)
       st = lam__evaluate(model, vars, &o, o.val_x, o.val_y, &r.val_loss, &r.val_accuracy);
+    more = epoch < o.epochs;
     if (st != LAM_OK) break;
     r.monitored = mon == LAM_MONITOR_VAL_LOSS ? r.val_loss : mon == LAM_MONITOR_VAL_ACCURACY ? r.val_accuracy
                                                                                                : r.train_loss;
@@ -565,6 +650,8 @@ static lam_status lam__fit_run(lam_layer *model, lam_vars *vars, lam_optimizer *
     }
     if (r.stop) break;
   }
+  /* A failure outside a step: the peers learn of it at their next reduction. */
+  if (st != LAM_OK && h && !told && more) h->reduce(h->user, st, NULL, NULL, 0, 0);
   if (st == LAM_OK && o.restore_best && best_params) {
     st = lam_ptree_foreach(lam_vars_params(vars), lam__restore_leaf, best_params);
     if (st == LAM_OK) {
