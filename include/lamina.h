@@ -32,5 +32,6 @@
 #include "lamina/rnn.h"
 #include "lamina/models.h"
 #include "lamina/models_text.h"
+#include "lamina/quant.h"
 
 #endif
