@@ -104,6 +104,71 @@ kernel void q_mv(global const REAL *x, int x_off, global const uint *wq, int wq_
     for (int m = 0; m < M; m++) STORE(y + y_off, m * N + n, red[m * QMV_WG + lid]);
 }
 
+/* q_rows: the CPU kernel for any M. Item r = (chunk, n) owns y[m0 .. m0 +
+ * QMV_MAXM - 1, n] (m0 = chunk * QMV_MAXM): it streams row n of W once,
+ * unpacking each word once for its up to QMV_MAXM rows of x (read from
+ * cache), and applies scale and bias once per group. A word is unpacked as
+ * one vector: the word splatted, shifted by (0, QBITS, 2 QBITS, ...) and
+ * masked, against a PER-wide vector load of x (AVX's variable shifts), so
+ * the decode costs a handful of vector ops per PER weights. No local memory
+ * and no barriers: on a CPU device a work-item is a loop iteration. */
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#if QBITS == 4
+#define PERN 8 /* PER as one token, for the vector type names */
+#else
+#define PERN 4
+#endif
+#define ACCV CAT(ACC, PERN)
+#define UINTV CAT(uint, PERN)
+#define CONVV CAT(convert_, ACCV)
+#define VLOADV CAT(vload, PERN)
+#if QBITS == 4
+#define QSHIFT ((uint8)(0, 4, 8, 12, 16, 20, 24, 28))
+#define VSUM(v) dot((v).lo + (v).hi, (CAT(ACC, 4))(1))
+#else
+#define QSHIFT ((uint4)(0, 8, 16, 24))
+#define VSUM(v) dot((v), (CAT(ACC, 4))(1))
+#endif
+/* Q_ROWS(name, MR): item r = (chunk, n) owns MR rows of y (fixed trip
+ * counts, so the MR x 2 accumulator vectors stay in registers; rows past M
+ * re-read row M - 1 and are not stored). q_rows1 serves batch 1, q_rows4
+ * the rest. */
+#define Q_ROWS(NAME, MR)                                                                  \
+  kernel void NAME(global const REAL *x, int x_off, global const uint *wq, int wq_off,    \
+                   global const REAL *sc, int sc_off, global const REAL *bi, int bi_off,  \
+                   global REAL *y, int y_off, int M, int N, int K, int gs, int rows) {    \
+    const int r = get_global_id(0);                                                       \
+    if (r >= rows) return;                                                                \
+    const int n = r % N, m0 = (r / N) * MR;                                               \
+    const int wpr = K / PER, ng = K / gs, wpg = gs / PER;                                 \
+    global const uint *wr = wq + wq_off + n * wpr;                                        \
+    int xo[MR];                                                                           \
+    _Pragma("unroll") for (int m = 0; m < MR; m++) xo[m] = x_off + min(m0 + m, M - 1) * K;                  \
+    ACC acc[MR];                                                                          \
+    _Pragma("unroll") for (int m = 0; m < MR; m++) acc[m] = 0;                                              \
+    for (int g = 0; g < ng; g++) {                                                        \
+      ACCV dq[MR], sx[MR];                                                                \
+      _Pragma("unroll") for (int m = 0; m < MR; m++) dq[m] = sx[m] = (ACCV)0;                               \
+      for (int j = g * wpg; j < (g + 1) * wpg; j++) {                                     \
+        const ACCV q = CONVV(((UINTV)wr[j] >> QSHIFT) & (UINTV)QMASK);                    \
+        _Pragma("unroll") for (int m = 0; m < MR; m++) {                                                    \
+          const ACCV xv = VLOADV(0, x + xo[m] + j * PER);                                 \
+          dq[m] += xv * q;                                                                \
+          sx[m] += xv;                                                                    \
+        }                                                                                 \
+      }                                                                                   \
+      const ACC s = LOAD(sc + sc_off, n * ng + g), b = LOAD(bi + bi_off, n * ng + g);     \
+      _Pragma("unroll") for (int m = 0; m < MR; m++) acc[m] += s * VSUM(dq[m]) + b * VSUM(sx[m]);           \
+    }                                                                                     \
+    _Pragma("unroll") for (int m = 0; m < MR; m++)                                                          \
+      if (m0 + m < M) STORE(y + y_off, (m0 + m) * N + n, acc[m]);                         \
+  }
+#if defined(LAM_F32) || defined(LAM_F64)
+Q_ROWS(q_rows1, 1)
+Q_ROWS(q_rows4, 4)
+#endif
+
 /* q_mm: y = x @ W^T, local size (QT, QT): item (tx, ty) owns y[m0 + ty, n0 + tx]. */
 kernel void q_mm(global const REAL *x, int x_off, global const uint *wq, int wq_off,
                  global const REAL *sc, int sc_off, global const REAL *bi, int bi_off,

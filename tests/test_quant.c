@@ -1,8 +1,8 @@
 /* test_quant.c: group-wise affine quantization (include/lamina/quant.h)
  * against plain C references: MLX's packing (little end first in 32-bit
  * words) bit for bit, quantize (bit-exact words, scales and biases),
- * dequantize, quantized_matmul through both kernels (LAMINA_QMM_PATH forces
- * each) on odd out-features and batch sizes, an f64 finite-difference check
+ * dequantize, quantized_matmul through its three kernels (LAMINA_QMM_PATH
+ * forces each) on odd out-features and batch sizes, an f64 finite-difference check
  * of x's gradient, the quantized layers, lam_quantize_layer (conversion,
  * predicate, gradients only for the float params), safetensors round trips
  * (and MLX's U32 words loading as i32), and bad input. */
@@ -216,6 +216,7 @@ static void qmm_suite(const char *path) {
 Test(quant, qmm_auto) { qmm_suite(NULL); }
 Test(quant, qmm_force_mv) { qmm_suite("mv"); }
 Test(quant, qmm_force_mm) { qmm_suite("mm"); }
+Test(quant, qmm_force_rows) { qmm_suite("rows"); }
 
 /* Batch dims and the row chunking of the matrix x vector path (M > 8 forced). */
 Test(quant, qmm_batched_shape) {
@@ -261,8 +262,8 @@ Test(quant, gradcheck_x) {
     cr_skip_test("no f64 on this device");
   }
   tu_rng r = tu_rng_make(5);
-  const char *paths[2] = {"mv", "mm"};
-  for (int p = 0; p < 2; p++) {
+  const char *paths[3] = {"mv", "mm", "rows"};
+  for (int p = 0; p < 3; p++) {
     setenv("LAMINA_QMM_PATH", paths[p], 1);
     for (int bi = 0; bi < 2; bi++) {
       qw q = make_qw(ctx, &r, LAM_F64, 5, 64, 32, BITS[bi]);

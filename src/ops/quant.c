@@ -4,8 +4,8 @@
  * reproducible bit for bit), lam_dequantize and lam_quantized_matmul with
  * its backward rule for x (kernels in cl/quant.cl). The packed words live in
  * an i32 tensor holding the bit pattern of MLX's uint32 words.
- * LAMINA_QMM_PATH=mv|mm forces the matrix x vector or the tiled kernel
- * (tests). */
+ * LAMINA_QMM_PATH=mv|mm|rows forces the matrix x vector, the tiled or
+ * the CPU row-streaming kernel (tests). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -173,6 +173,13 @@ static lam_status lam__q_launch(const char *fn, const char *kname, lam_tensor *i
                   LAM__ARG_T(out),     lam__arg_int(M), lam__arg_int(N),    lam__arg_int(K),
                   lam__arg_int(gs)};
   if (strcmp(kname, "q_mtv") == 0) return lam__launch_1d(ctx, k, fn, 14, a, (size_t)(M * K));
+  if (strncmp(kname, "q_rows", 6) == 0) {
+    const int64_t mr = kname[6] == '1' ? 1 : 4, rows = N * ((M + mr - 1) / mr);
+    lam__arg ar[15];
+    memcpy(ar, a, sizeof a);
+    ar[14] = lam__arg_int(rows);
+    return lam__launch_rows(ctx, k, fn, 15, ar, rows);
+  }
   if (strcmp(kname, "q_mv") == 0) {
     const size_t g = (size_t)((N + LAM__QMV_ROWS - 1) / LAM__QMV_ROWS) * LAM__QMV_WG, l = LAM__QMV_WG;
     return lam__launch(ctx, k, fn, 14, a, 1, &g, &l);
@@ -219,15 +226,20 @@ lam_tensor *lam_quantized_matmul(lam_tensor *x, lam_tensor *wq, lam_tensor *scal
   memcpy(ys, x->shape, sizeof ys);
   ys[x->ndim - 1] = N;
   if (lam__check_shape(fn, x->ndim, ys, &numel) != LAM_OK) return NULL;
+  /* CPU devices: q_rows at every batch size. Others: q_mv up to
+   * QMV_MAXM rows, q_mm beyond. */
   const char *e = getenv("LAMINA_QMM_PATH");
-  bool mv = M <= LAM__QMV_MAXM;
-  if (e && strcmp(e, "mm") == 0) mv = false;
-  if (e && strcmp(e, "mv") == 0) mv = true;
+  const bool cpu = x->ctx->info.type == LAM_DEVICE_CPU;
+  bool mv = M <= LAM__QMV_MAXM, rows = cpu;
+  if (e && strcmp(e, "mm") == 0) mv = false, rows = false;
+  if (e && strcmp(e, "mv") == 0) mv = true, rows = false;
+  if (e && strcmp(e, "rows") == 0) mv = false, rows = true;
   lam_tensor *y = lam__tensor_new(x->ctx, x->dtype, x->ndim, ys, fn);
   if (!y) return NULL;
   lam_status st = LAM_OK;
   /* The matrix x vector kernel takes up to QMV_MAXM rows at a time. */
-  for (int64_t m0 = 0; mv && st == LAM_OK && m0 < M; m0 += LAM__QMV_MAXM) {
+  if (rows) st = lam__q_launch(fn, M == 1 ? "q_rows1" : "q_rows4", x, wq, scales, biases, y, M, N, K, group_size, bits);
+  for (int64_t m0 = 0; !rows && mv && st == LAM_OK && m0 < M; m0 += LAM__QMV_MAXM) {
     const int64_t mc = M - m0 < LAM__QMV_MAXM ? M - m0 : LAM__QMV_MAXM;
     lam_tensor *xv = lam__tensor_view(x, x->offset + (size_t)(m0 * K), 2, (int64_t[]){mc, K});
     lam_tensor *yv = xv ? lam__tensor_view(y, y->offset + (size_t)(m0 * N), 2, (int64_t[]){mc, N}) : NULL;
@@ -235,7 +247,7 @@ lam_tensor *lam_quantized_matmul(lam_tensor *x, lam_tensor *wq, lam_tensor *scal
             : lam_last_status();
     lam_tensor_free(xv), lam_tensor_free(yv);
   }
-  if (!mv) st = lam__q_launch(fn, "q_mm", x, wq, scales, biases, y, M, N, K, group_size, bits);
+  if (!rows && !mv) st = lam__q_launch(fn, "q_mm", x, wq, scales, biases, y, M, N, K, group_size, bits);
   if (st != LAM_OK) {
     lam_tensor_free(y);
     return NULL;
