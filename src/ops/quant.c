@@ -42,8 +42,8 @@ static lam_status lam__q_check(const char *fn, lam_tensor *wq, lam_tensor *scale
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: wq, scales and biases belong to different contexts", fn);
   if (wq->dtype != LAM_I32)
     return lam__fail(LAM_ERR_DTYPE, "%s: wq must be i32 (packed words), got %s", fn, lam_dtype_name(wq->dtype));
-  if (!lam_dtype_is_float(scales->dtype) || biases->dtype != scales->dtype)
-    return lam__fail(LAM_ERR_DTYPE, "%s: scales (%s) and biases (%s) must share one float dtype", fn,
+  if ((scales->dtype != LAM_F32 && scales->dtype != LAM_F64) || biases->dtype != scales->dtype)
+    return lam__fail(LAM_ERR_DTYPE, "%s: scales (%s) and biases (%s) must share one dtype, f32 or f64", fn,
                      lam_dtype_name(scales->dtype), lam_dtype_name(biases->dtype));
   char b1[LAM__SHAPE_STR], b2[LAM__SHAPE_STR], b3[LAM__SHAPE_STR];
   const int64_t k = wq->ndim == 2 ? wq->shape[1] * (32 / *bits) : 0;
