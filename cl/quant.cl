@@ -104,10 +104,10 @@ kernel void q_mv(global const REAL *x, int x_off, global const uint *wq, int wq_
     for (int m = 0; m < M; m++) STORE(y + y_off, m * N + n, red[m * QMV_WG + lid]);
 }
 
-/* q_rows: the CPU kernel for any M. Item r = (chunk, n) owns y[m0 .. m0 +
- * QMV_MAXM - 1, n] (m0 = chunk * QMV_MAXM): it streams row n of W once,
- * unpacking each word once for its up to QMV_MAXM rows of x (read from
- * cache), and applies scale and bias once per group. A word is unpacked as
+/* q_rows1/4/8: the CPU kernels for any M. Item r = (chunk, n) owns MR
+ * consecutive rows of column n of y: it streams row n of W once, unpacking
+ * each word once for its MR rows of x (read from cache), and applies scale
+ * and bias once per group. A word is unpacked as
  * one vector: the word splatted, shifted by (0, QBITS, 2 QBITS, ...) and
  * masked, against a PER-wide vector load of x (AVX's variable shifts), so
  * the decode costs a handful of vector ops per PER weights. No local memory
@@ -133,7 +133,8 @@ kernel void q_mv(global const REAL *x, int x_off, global const uint *wq, int wq_
 /* Q_ROWS(name, MR): item r = (chunk, n) owns MR rows of y (fixed trip
  * counts, so the MR x 2 accumulator vectors stay in registers; rows past M
  * re-read row M - 1 and are not stored). q_rows1 serves batch 1, q_rows4
- * the rest. */
+ * up to 15 rows, q_rows8 more (a word unpacked once serves more rows; 8 rows
+ * x 2 accumulator vectors still fit AVX-512's registers). */
 #define Q_ROWS(NAME, MR)                                                                  \
   kernel void NAME(global const REAL *x, int x_off, global const uint *wq, int wq_off,    \
                    global const REAL *sc, int sc_off, global const REAL *bi, int bi_off,  \
@@ -167,6 +168,7 @@ kernel void q_mv(global const REAL *x, int x_off, global const uint *wq, int wq_
 #if defined(LAM_F32) || defined(LAM_F64)
 Q_ROWS(q_rows1, 1)
 Q_ROWS(q_rows4, 4)
+Q_ROWS(q_rows8, 8)
 #endif
 
 /* q_mm: y = x @ W^T, local size (QT, QT): item (tx, ty) owns y[m0 + ty, n0 + tx]. */

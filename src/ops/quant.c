@@ -174,7 +174,7 @@ static lam_status lam__q_launch(const char *fn, const char *kname, lam_tensor *i
                   lam__arg_int(gs)};
   if (strcmp(kname, "q_mtv") == 0) return lam__launch_1d(ctx, k, fn, 14, a, (size_t)(M * K));
   if (strncmp(kname, "q_rows", 6) == 0) {
-    const int64_t mr = kname[6] == '1' ? 1 : 4, rows = N * ((M + mr - 1) / mr);
+    const int64_t mr = kname[6] - '0', rows = N * ((M + mr - 1) / mr);
     lam__arg ar[15];
     memcpy(ar, a, sizeof a);
     ar[14] = lam__arg_int(rows);
@@ -238,7 +238,7 @@ lam_tensor *lam_quantized_matmul(lam_tensor *x, lam_tensor *wq, lam_tensor *scal
   if (!y) return NULL;
   lam_status st = LAM_OK;
   /* The matrix x vector kernel takes up to QMV_MAXM rows at a time. */
-  if (rows) st = lam__q_launch(fn, M == 1 ? "q_rows1" : "q_rows4", x, wq, scales, biases, y, M, N, K, group_size, bits);
+  if (rows) st = lam__q_launch(fn, M == 1 ? "q_rows1" : M < 16 ? "q_rows4" : "q_rows8", x, wq, scales, biases, y, M, N, K, group_size, bits);
   for (int64_t m0 = 0; !rows && mv && st == LAM_OK && m0 < M; m0 += LAM__QMV_MAXM) {
     const int64_t mc = M - m0 < LAM__QMV_MAXM ? M - m0 : LAM__QMV_MAXM;
     lam_tensor *xv = lam__tensor_view(x, x->offset + (size_t)(m0 * K), 2, (int64_t[]){mc, K});
