@@ -36,5 +36,6 @@
 #include "lamina/models.h"
 #include "lamina/models_text.h"
 #include "lamina/tokenizer.h"
+#include "lamina/quant.h"
 
 #endif

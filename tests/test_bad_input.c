@@ -554,6 +554,14 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0, -2.0}};
   X(S, lam_ptree_unfreeze, NULLARG, (NULL, ""))                                                       \
   X(E, lam_ptree_is_frozen, OK, lam_ptree_is_frozen(NULL, "w") == 0)                               \
   X(E, lam_ptree_leaf_frozen, OK, lam_ptree_leaf_frozen(f->tree, 99) == 0)                         \
+  /* quant.h */                                                                                    \
+  X(E, lam_quantize_defaults, OK, lam_quantize_defaults().bits == 4)                               \
+  X(S, lam_quantize, NULLARG, (NULL, 64, 4, &f->out, &f->out2, &f->out3))                          \
+  X(P, lam_dequantize, NULLARG, (NULL, f->t, f->t, 64, 4))                                         \
+  X(P, lam_quantized_matmul, NULLARG, (NULL, f->t, f->t, f->t, 64, 4))                             \
+  X(P, lam_nn_quantized_linear, SHAPE, (48, 4, NULL))                                              \
+  X(P, lam_nn_quantized_embedding, INVALID_ARGUMENT, (0, 64, false, NULL))                         \
+  X(S, lam_quantize_layer, NULLARG, (NULL, f->vars, NULL, NULL))                                   \
   /* reduce.h */                                                                                   \
   X(P, lam_sum, INVALID_ARGUMENT, (f->t, 1, (const int[]){5}, 0))                                  \
   X(P, lam_mean, NULLARG, (NULL, 0, NULL, 0))                                                         \

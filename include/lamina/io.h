@@ -149,7 +149,7 @@ LAM_API lam_load_opts lam_load_defaults(void);
 
 /* Reads a whole file into a new tree in `*out` on ctx (dicts created from
  * the dotted names, in header order). F32, F64, I32 and U8 keep their
- * dtype; F16 stays f16 where the device has cl_khr_fp16 and becomes f32
+ * dtype; U32 becomes i32 by bit pattern (MLX's packed quantized weights); F16 stays f16 where the device has cl_khr_fp16 and becomes f32
  * otherwise; BF16 becomes f32 (exact); F64 becomes f32 on devices without
  * cl_khr_fp64; BOOL becomes u8 and I64 i32. Returns LAM_OK, LAM_ERR_IO,
  * LAM_ERR_FORMAT, LAM_ERR_UNSUPPORTED (a dtype or a zero-sized or 9+-dim
@@ -170,7 +170,7 @@ LAM_API lam_status lam_safetensors_read_metadata(const char *path, lam_metadata 
  * keys and ALL shape/dtype mismatches (file dtype and shape against the
  * model's), and nothing is written. Any float file dtype (F64, F32, F16,
  * BF16) loads into any float leaf, converted on the host; integer leaves
- * need the same kind (I32 from I32 or I64 in range, U8 from U8 or BOOL).
+ * need the same kind (I32 from I32, I64 in range or U32 by bit pattern, U8 from U8 or BOOL).
  * Returns LAM_OK, LAM_ERR_NOT_FOUND (missing or unexpected keys),
  * LAM_ERR_SHAPE (shape mismatch), LAM_ERR_DTYPE (incompatible dtype),
  * LAM_ERR_IO, LAM_ERR_FORMAT. */

@@ -71,6 +71,13 @@ static lam_status lam__linear_apply(lam_layer *self, lam_ptree *params, lam_ptre
 static const lam_layer_vtable lam__linear_vt = {"linear", lam__linear_init, lam__linear_apply,
                                                 lam__free_impl};
 
+bool lam__linear_config(const lam_layer *layer, int64_t *in, int64_t *out, bool *no_bias) {
+  if (!layer || layer->vt != &lam__linear_vt) return false;
+  const lam__linear *l = layer->impl;
+  *in = l->in, *out = l->out, *no_bias = l->o.no_bias;
+  return true;
+}
+
 lam_layer *lam_nn_linear(int64_t in_features, int64_t out_features, const lam_linear_opts *opts) {
   if (in_features < 1 || out_features < 1)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_nn_linear: in_features %lld and out_features %lld must be >= 1",
@@ -347,6 +354,14 @@ static lam_status lam__embedding_apply(lam_layer *self, lam_ptree *params, lam_p
 
 static const lam_layer_vtable lam__embedding_vt = {"embedding", lam__embedding_init,
                                                    lam__embedding_apply, lam__free_impl};
+
+bool lam__embedding_config(const lam_layer *layer, bool *no_scale, double *max_norm) {
+  if (!layer || layer->vt != &lam__embedding_vt) return false;
+  const lam__embedding *e = layer->impl;
+  *no_scale = e->o.no_scale;
+  *max_norm = e->o.max_norm;
+  return true;
+}
 
 lam_layer *lam_nn_embedding(int64_t vocab_size, int64_t embed_dim, const lam_embedding_opts *opts) {
   const char *fn = "lam_nn_embedding";

@@ -24,5 +24,10 @@ lam_status lam__check_input(const char *layer, lam_tensor *x, int64_t features, 
 void lam__free_impl(lam_layer *self);
 lam_status lam__no_params_init(lam_layer *self, lam_ctx *ctx, lam_rng_key key, lam_dtype dtype,
                                lam_ptree *params, lam_ptree *state);
+/* For lam_quantize_layer (nn/quant_layers.c): true if layer is a built-in
+ * embedding, with its no_scale and max_norm options. */
+bool lam__embedding_config(const lam_layer *layer, bool *no_scale, double *max_norm);
+/* True if layer is a built-in linear (not bilinear), with its features and no_bias. */
+bool lam__linear_config(const lam_layer *layer, int64_t *in, int64_t *out, bool *no_bias);
 
 #endif

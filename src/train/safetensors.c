@@ -133,7 +133,7 @@ lam__st_dtype lam__st_of(lam_dtype d) {
 /* Whether file dtype s can be loaded into a leaf of dtype d. */
 bool lam__st_compatible(lam__st_dtype s, lam_dtype d) {
   if (lam_dtype_is_float(d)) return lam__st_is_float(s);
-  if (d == LAM_I32) return s == LAM__ST_I32 || s == LAM__ST_I64;
+  if (d == LAM_I32) return s == LAM__ST_I32 || s == LAM__ST_I64 || s == LAM__ST_U32; /* U32: bit pattern (MLX's packed weights) */
   if (d == LAM_U8) return s == LAM__ST_U8 || s == LAM__ST_BOOL;
   return false;
 }
@@ -227,6 +227,10 @@ int64_t lam__convert(const unsigned char *src, lam__st_dtype s, unsigned char *d
     memcpy(dst, src, (size_t)n * (size_t)lam__st_sizes[s]);
     return -1;
   }
+  if (s == LAM__ST_U32 && d == LAM__ST_I32) { /* bit pattern: MLX's packed quantized weights */
+    memcpy(dst, src, (size_t)n * 4);
+    return -1;
+  }
   size_t ss = (size_t)lam__st_sizes[s], ds = (size_t)lam__st_sizes[d];
   if (lam__st_is_float(s)) {
     for (int64_t i = 0; i < n; i++)
@@ -259,7 +263,8 @@ static int lam__load_dtype(lam__st_dtype s, const lam_ctx *ctx) {
     case LAM__ST_F16: return info->fp16 ? LAM_F16 : LAM_F32;
     case LAM__ST_BF16: return LAM_F32;
     case LAM__ST_I32:
-    case LAM__ST_I64: return LAM_I32;
+    case LAM__ST_I64:
+    case LAM__ST_U32: return LAM_I32; /* U32 by bit pattern */
     case LAM__ST_U8:
     case LAM__ST_BOOL: return LAM_U8;
     default: return -1;
