@@ -7,6 +7,8 @@
 # least 0.9999 between each of its embeddings and the reference (printing
 # every cosine and the largest absolute difference). Exits 77 (ctest's skip)
 # when the model folder is absent: tools/fetch_minilm.sh fetches it.
+# MIN_COSINE overrides the bound and EXTRA_ARGS adds arguments to the example
+# (the quantized runs: EXTRA_ARGS="--quantize 8", MIN_COSINE=0.999).
 # Usage: check_sentence_embeddings.sh path/to/sentence_embeddings reference.txt model-dir
 set -euo pipefail
 prog=$1; ref=$2; dir=${LAMINA_MINILM_DIR:-$3}
@@ -20,8 +22,9 @@ mapfile -t sentences < <(sed -n 's/^S\t//p' "$ref")
 [ ${#sentences[@]} -gt 0 ] || { echo "check_sentence_embeddings: no sentences in $ref"; exit 1; }
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-"$prog" --model "$dir" --print-embeddings -- "${sentences[@]}" >"$out"
-awk -v min=0.9999 -v n="${#sentences[@]}" '
+read -r -a extra <<<"${EXTRA_ARGS:-}"
+"$prog" --model "$dir" --print-embeddings "${extra[@]}" -- "${sentences[@]}" >"$out"
+awk -v min="${MIN_COSINE:-0.9999}" -v n="${#sentences[@]}" '
   FNR == NR { if (sub(/^E\t/, "")) ref[++r] = $0; next }
   { got[++g] = $0 }
   END {
@@ -40,5 +43,5 @@ awk -v min=0.9999 -v n="${#sentences[@]}" '
       if (!(c >= min)) bad++
     }
     if (bad) { printf "check_sentence_embeddings: %d of %d embeddings below cosine %s\n", bad, n, min; exit 1 }
-    printf "check_sentence_embeddings: all %d embeddings match PyTorch (cosine >= %s)\n", n, min
-  }' "$ref" "$out"
+    printf "check_sentence_embeddings: all %d embeddings match PyTorch (cosine >= %s%s)\n", n, min, extra
+  }' extra="${EXTRA_ARGS:+, $EXTRA_ARGS}" "$ref" "$out"
