@@ -13,6 +13,7 @@
 #include "lamina/runtime.h"
 #include "lamina/status.h"
 #include "lamina/tensor.h"
+#include "runtime/tuning_internal.h"
 
 /* ---- errors ------------------------------------------------------------ */
 
@@ -69,7 +70,8 @@ struct lam_ctx {
   lam__buffer **free_lists; /* one list per size class */
   int n_classes;
   lam_stats stats;
-  size_t wg_1d;         /* work-group size for 1-D streaming kernels */
+  size_t wg_1d;         /* work-group size for 1-D streaming kernels (= tuning.wg_1d) */
+  lam__tuning tuning;   /* every device-dependent choice (runtime/tuning.c) */
   lam__tape *tape;      /* active tape, or NULL */
   uint64_t tape_seq;    /* ids for tapes made on this context */
   bool grad_enabled;    /* false pauses recording */
