@@ -40,6 +40,7 @@ int main(int argc, char **argv) {
   }
   printf("tuning for %s (driver %s), budget %.0f s\n", lam_ctx_device(ctx)->name,
          lam_ctx_device(ctx)->driver_version, o.budget_s > 0 ? o.budget_s : 120.0);
+  fflush(stdout); /* before the progress lines on stderr */
   lam_tune_report r;
   if (lam_ctx_tune(ctx, &o, &r) != LAM_OK) {
     fprintf(stderr, "tune: %s\n", lam_last_error());

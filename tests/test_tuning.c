@@ -257,7 +257,10 @@ static void every_candidate(lam_dtype dt) {
     int n = lam__gemm_grid(&base, (lam__gemm_stage)s, cand, 32);
     cr_assert(n >= 2 && n <= 32, "stage %d has %d candidates", s, n);
     cr_assert(params_eq(&cand[0], &base), "stage %d does not start at the base", s);
-    for (int i = 0; i < n; i++) {
+    /* Under Oclgrind (small shapes, a build is minutes) the base and one
+     * other per stage; every candidate on the real device. */
+    const int run = tu_small() && n > 2 ? 2 : n;
+    for (int i = 0; i < run; i++) {
       char what[160];
       lam__gemm_params_str(&cand[i], what, sizeof what);
       cr_assert(lam__gemm_params_valid(&cand[i]), "%s", what);
@@ -276,7 +279,7 @@ static void every_candidate(lam_dtype dt) {
       total++;
     }
   }
-  cr_assert(total >= 20, "only %d candidates", total);
+  cr_assert(tu_small() || total >= 20, "only %d candidates", total);
   tu_assert_no_leak(ctx, m);
   lam_ctx_free(ctx);
   tu_remove_tmpdir();
