@@ -2,7 +2,7 @@
  * result beside the kernel cache, where every later lamina program on the
  * same device, driver and lamina version picks it up (docs/devices.md).
  *
- *   tune [--budget SECONDS] [--kernel gemm] [--f64] [--no-store]
+ *   tune [--budget SECONDS] [--kernel gemm|norm]... [--f64] [--no-store]
  *
  * Prints a progress line per candidate and the parameters chosen. */
 #include <lamina.h>
@@ -11,7 +11,7 @@
 #include <string.h>
 
 static int usage(void) {
-  fprintf(stderr, "usage: tune [--budget SECONDS] [--kernel gemm] [--f64] [--no-store]\n");
+  fprintf(stderr, "usage: tune [--budget SECONDS] [--kernel gemm|norm]... [--f64] [--no-store]\n");
   return 2;
 }
 
@@ -23,8 +23,13 @@ int main(int argc, char **argv) {
       o.budget_s = strtod(argv[++i], &end);
       if (*end || o.budget_s <= 0) return usage();
     } else if (strcmp(argv[i], "--kernel") == 0 && i + 1 < argc) {
-      if (strcmp(argv[++i], "gemm") != 0) return usage();
-      o.kernels |= LAM_TUNE_GEMM;
+      i++;
+      if (strcmp(argv[i], "gemm") == 0)
+        o.kernels |= LAM_TUNE_GEMM;
+      else if (strcmp(argv[i], "norm") == 0)
+        o.kernels |= LAM_TUNE_NORM;
+      else
+        return usage();
     } else if (strcmp(argv[i], "--f64") == 0) {
       o.f64 = true;
     } else if (strcmp(argv[i], "--no-store") == 0) {
@@ -47,10 +52,13 @@ int main(int argc, char **argv) {
     lam_ctx_free(ctx);
     return 1;
   }
-  printf("gemm f32: %s\n", r.gemm_f32);
+  if (r.gemm_f32[0]) {
+    printf("gemm f32: %s\n", r.gemm_f32);
+    printf("f32 square products: %.1f GFLOP/s with the defaults, %.1f tuned\n", r.gflops_default,
+           r.gflops_tuned);
+  }
   if (r.gemm_f64[0]) printf("gemm f64: %s\n", r.gemm_f64);
-  printf("f32 square products: %.1f GFLOP/s with the defaults, %.1f tuned\n", r.gflops_default,
-         r.gflops_tuned);
+  if (r.norm_layout[0]) printf("norm layout: %s\n", r.norm_layout);
   printf("%d candidates (%d rejected) in %.1f s%s\n", r.candidates, r.rejected, r.seconds,
          r.complete ? "" : " (budget spent before the last stage)");
   if (r.stored)

@@ -81,15 +81,25 @@ static const lam__gemm_params custom = {4, 8, 1, 2, 4, 8, 8, 64};
 static void write_store(const char *dir) {
   lam_ctx *ctx = ctx_in(dir);
   cr_assert(ctx->tuning.store_path[0], "no store path with cache dir %s", dir);
-  cr_assert_eq(lam__tuning_save(ctx, &custom, NULL), 0);
+  lam__tuning_saved s;
+  memset(&s, 0, sizeof s);
+  s.has_gemm[0] = true;
+  s.gemm[0] = custom;
+  s.has_norm = true;
+  s.norm_cpu = !ctx->tuning.norm_cpu; /* the other layout than the device's */
+  cr_assert_eq(lam__tuning_save(ctx, &s), 0);
   lam_ctx_free(ctx);
 }
 
-/* A later context: `custom` for f32 when want_loaded, else the defaults. */
+/* A later context: `custom` for f32 and the other norm layout when
+ * want_loaded, else the defaults. */
 static void expect_store(const char *dir, bool want_loaded, const char *what) {
   lam_ctx *ctx = ctx_in(dir);
   const lam__tuning *t = &ctx->tuning;
+  const bool device_norm_cpu = ctx->info.type == LAM_DEVICE_CPU;
   cr_assert_eq(t->gemm_tuned[0], want_loaded, "%s: f32 tuned flag", what);
+  cr_assert_eq(t->norm_tuned, want_loaded, "%s: norm tuned flag", what);
+  cr_assert_eq(t->norm_cpu, want_loaded ? !device_norm_cpu : device_norm_cpu, "%s: norm layout", what);
   cr_assert(params_eq(&t->gemm[0], want_loaded ? &custom : builtin(ctx, 0)), "%s: f32 params", what);
   cr_assert(!t->gemm_tuned[1] && params_eq(&t->gemm[1], builtin(ctx, 1)), "%s: f64 params", what);
   lam_ctx_free(ctx);
@@ -184,7 +194,11 @@ Test(tuning, corrupt_store_gives_defaults) {
   expect_store(dir, false, "invalid vector width");
   rewrite_line(path, "gemm f32", "gemm f32 mr=4 vw=8 nv=1 tm=2 tn=4 vk=8 ly=8");
   expect_store(dir, false, "missing field");
+  write_text(path, good);
+  rewrite_line(path, "norm ", "norm fastest");
+  expect_store(dir, false, "unknown norm layout");
   /* A good rewrite is loaded again (the helper itself is right). */
+  write_text(path, good);
   rewrite_line(path, "gemm f32", "gemm f32 mr=4 vw=8 nv=1 tm=2 tn=4 vk=8 ly=8 copy_min=64");
   expect_store(dir, true, "rewritten intact");
   tu_remove_tmpdir();
@@ -315,7 +329,9 @@ Test(tuning, tiny_budget_end_to_end, .timeout = 1200) {
   const char *dir = tu_make_tmpdir("lamina-tune");
   lam_ctx *ctx = ctx_in(dir);
   if (!(ctx->info.type & LAM_DEVICE_CPU)) { /* CLBlast devices: nothing to tune */
-    tu_assert_status(lam_ctx_tune(ctx, NULL, NULL), LAM_ERR_UNSUPPORTED, "CLBlast");
+    lam_tune_opts g = lam_tune_defaults();
+    g.kernels = LAM_TUNE_GEMM;
+    tu_assert_status(lam_ctx_tune(ctx, &g, NULL), LAM_ERR_UNSUPPORTED, "CLBlast");
     lam_ctx_free(ctx);
     tu_remove_tmpdir();
     return;
@@ -326,7 +342,7 @@ Test(tuning, tiny_budget_end_to_end, .timeout = 1200) {
   lam_tune_report rep;
   cr_assert_eq(lam_ctx_tune(ctx, &o, &rep), LAM_OK, "%s", lam_last_error());
   cr_assert(g_lines >= LAM__GEMM_STAGES, "%d progress lines", g_lines);
-  cr_assert_eq(rep.candidates, LAM__GEMM_STAGES, "candidates %d", rep.candidates);
+  cr_assert_eq(rep.candidates, LAM__GEMM_STAGES + 1, "candidates %d", rep.candidates);
   cr_assert_eq(rep.rejected, 0);
   cr_assert(!rep.complete);
   cr_assert(rep.stored, "not stored in %s", rep.path);
@@ -335,14 +351,57 @@ Test(tuning, tiny_budget_end_to_end, .timeout = 1200) {
   lam__gemm_params_str(builtin(ctx, 0), want, sizeof want);
   cr_assert_str_eq(rep.gemm_f32, want); /* only the bases ran: the defaults won */
   cr_assert_str_eq(rep.gemm_f64, "");
-  cr_assert(ctx->tuning.gemm_tuned[0]);
+  cr_assert_str_eq(rep.norm_layout, ctx->tuning.norm_cpu ? "cpu" : "gpu");
+  cr_assert(ctx->tuning.gemm_tuned[0] && ctx->tuning.norm_tuned);
   lam_ctx_free(ctx);
   /* A later context loads it, and multiplies correctly with it. */
   ctx = ctx_in(dir);
-  cr_assert(ctx->tuning.gemm_tuned[0] && !ctx->tuning.gemm_tuned[1]);
+  cr_assert(ctx->tuning.gemm_tuned[0] && !ctx->tuning.gemm_tuned[1] && ctx->tuning.norm_tuned);
   cr_assert(params_eq(&ctx->tuning.gemm[0], builtin(ctx, 0)));
   tu_rng r = tu_rng_make(5);
   check_product(ctx, LAM_F32, &ctx->tuning.gemm[0], 37, 45, 29, 0, 1, &r, "stored");
+  lam_ctx_free(ctx);
+  tu_remove_tmpdir();
+}
+
+/* A stored norm layout yields to LAMINA_NORM_LAYOUT, set for a run. */
+Test(tuning, layout_variable_outranks_the_store) {
+  const char *dir = tu_make_tmpdir("lamina-tune");
+  write_store(dir); /* the other norm layout than the device's */
+  lam_ctx *ctx = ctx_in(dir);
+  const bool stored = ctx->tuning.norm_cpu;
+  cr_assert(ctx->tuning.norm_tuned);
+  lam_ctx_free(ctx);
+  setenv("LAMINA_NORM_LAYOUT", stored ? "gpu" : "cpu", 1);
+  ctx = ctx_in(dir);
+  cr_assert_eq(ctx->tuning.norm_cpu, !stored);
+  cr_assert(!ctx->tuning.norm_tuned);
+  cr_assert(ctx->tuning.gemm_tuned[0], "the GEMM part of the store still applies");
+  lam_ctx_free(ctx);
+  tu_remove_tmpdir();
+}
+
+/* The norm layout alone, on any device (GPUs included: no GEMM tuning). */
+Test(tuning, norm_layout_end_to_end, .timeout = 1200) {
+  const char *dir = tu_make_tmpdir("lamina-tune");
+  lam_ctx *ctx = ctx_in(dir);
+  lam_tune_opts o = lam_tune_defaults();
+  o.kernels = LAM_TUNE_NORM;
+  o.quiet = true;
+  o.budget_s = tu_small() ? 0.001 : 600; /* both layouts on the real device */
+  lam_tune_report rep;
+  cr_assert_eq(lam_ctx_tune(ctx, &o, &rep), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(rep.candidates, tu_small() ? 1 : 2);
+  cr_assert_eq(rep.rejected, 0, "a norm layout gave wrong results");
+  cr_assert_str_eq(rep.gemm_f32, "");
+  cr_assert(strcmp(rep.norm_layout, "cpu") == 0 || strcmp(rep.norm_layout, "gpu") == 0);
+  cr_assert(rep.stored);
+  const bool chosen = ctx->tuning.norm_cpu;
+  cr_assert_str_eq(rep.norm_layout, chosen ? "cpu" : "gpu");
+  lam_ctx_free(ctx);
+  ctx = ctx_in(dir);
+  cr_assert(ctx->tuning.norm_tuned && ctx->tuning.norm_cpu == chosen);
+  cr_assert(!ctx->tuning.gemm_tuned[0]);
   lam_ctx_free(ctx);
   tu_remove_tmpdir();
 }

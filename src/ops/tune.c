@@ -16,7 +16,12 @@
  * candidate that fails to build or gives a wrong result is rejected. Then
  * it is timed, best of a few runs per problem, each problem sized so the
  * stage's parameters matter (see lam__tune_problems); the score is the sum
- * of the best times. */
+ * of the best times.
+ *
+ * The norm layout (LAM_TUNE_NORM) has two candidates, the table's own
+ * first: each checked against host layer, group and batch norms on small
+ * odd shapes, then timed on a transformer-sized layer norm, a group norm and
+ * a batch norm. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +29,7 @@
 #include <time.h>
 
 #include "lamina/linalg.h"
+#include "lamina/norm.h"
 #include "lamina/tune.h"
 #include "ops/gemm_internal.h"
 
@@ -288,6 +294,145 @@ static lam_status lam__tune_gemm(lam__tuner *t, lam_dtype dt, lam__gemm_params *
   return LAM_OK;
 }
 
+/* ---- the norm layout ---------------------------------------------------------- */
+
+/* y of op (0: layer norm over the last axis of [R, D]; 1: group norm of
+ * [N, C, S] in G groups; 2: batch norm in training of [N, C, S]) against a
+ * host reference, inputs in [-1, 1). */
+static lam_status lam__tune_norm_check1(lam_ctx *ctx, int op, int64_t n0, int64_t n1, int64_t n2,
+                                        int64_t G, uint64_t seed) {
+  const int64_t n = n0 * n1 * (op ? n2 : 1);
+  double *x = malloc(sizeof(double) * (size_t)n), *want = malloc(sizeof(double) * (size_t)n);
+  lam_status st = LAM_OK;
+  lam_tensor *tx = NULL, *ty = NULL;
+  float *got = NULL;
+  if (!x || !want) {
+    st = lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_ctx_tune: out of host memory");
+    goto done;
+  }
+  lam__tune_fill(x, n, &seed);
+  /* Each statistic is a set of `len` elements: first at `base(s)`, element e
+   * at base + (e / run) * jump + e % run. */
+  const int64_t nstat = op == 0 ? n0 : op == 1 ? n0 * G : n1;
+  for (int64_t s = 0; s < nstat; s++) {
+    int64_t len, run, jump, base;
+    if (op == 0) len = n1, run = n1, jump = 0, base = s * n1;
+    else if (op == 1) len = n1 / G * n2, run = len, jump = 0, base = s * len;
+    else len = n0 * n2, run = n2, jump = n1 * n2, base = s * n2;
+    double m = 0, v = 0;
+    for (int64_t e = 0; e < len; e++) m += x[base + (e / run) * jump + e % run];
+    m /= (double)len;
+    for (int64_t e = 0; e < len; e++) {
+      double d = x[base + (e / run) * jump + e % run] - m;
+      v += d * d;
+    }
+    v /= (double)len;
+    for (int64_t e = 0; e < len; e++) {
+      int64_t i = base + (e / run) * jump + e % run;
+      want[i] = (x[i] - m) / sqrt(v + 1e-5);
+    }
+  }
+  tx = op == 0 ? lam__tune_tensor(ctx, LAM_F32, n0, n1, x)
+               : lam__tune_tensor(ctx, LAM_F32, n0, n1 * n2, x);
+  if (tx && op > 0) {
+    lam_tensor *r = lam_tensor_reshape(tx, 3, (int64_t[]){n0, n1, n2});
+    lam_tensor_free(tx);
+    tx = r;
+  }
+  if (tx)
+    ty = op == 0   ? lam_layer_norm(tx, 1, NULL, NULL, 1e-5)
+         : op == 1 ? lam_group_norm(tx, G, NULL, NULL, 1e-5)
+                   : lam_batch_norm(tx, NULL, NULL, NULL, NULL, true, 0.1, 1e-5, NULL, NULL);
+  got = malloc(sizeof(float) * (size_t)n);
+  if (!ty || !got) {
+    st = !got ? lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "lam_ctx_tune: out of host memory")
+              : lam_last_status();
+    goto done;
+  }
+  if ((st = lam_tensor_to_host(ty, got, sizeof(float) * (size_t)n)) != LAM_OK) goto done;
+  for (int64_t i = 0; i < n; i++)
+    if (!(fabs((double)got[i] - want[i]) <= 2e-4 + 2e-4 * fabs(want[i]))) {
+      st = lam__fail(LAM_ERR_STATE, "lam_ctx_tune: norm %d wrong at %lld: %g, want %g", op,
+                     (long long)i, (double)got[i], want[i]);
+      break;
+    }
+done:
+  lam_tensor_free(tx);
+  lam_tensor_free(ty);
+  free(x);
+  free(want);
+  free(got);
+  return st;
+}
+
+/* Seconds (best of a few runs after a warm-up) of the timed norms; <0 on error. */
+static double lam__tune_norm_time(lam_ctx *ctx) {
+  lam_tensor *a = lam_tensor_full(ctx, LAM_F32, 2, (int64_t[]){1024, 768}, 0.5);
+  lam_tensor *b = lam_tensor_full(ctx, LAM_F32, 3, (int64_t[]){8, 64, 1024}, 0.5);
+  double total = 0;
+  for (int op = 0; op < 3 && total >= 0; op++) {
+    double best = -1, spent = 0;
+    for (int r = 0; r < 5 && (r < 2 || spent < 0.2); r++) {
+      double t = lam__now();
+      lam_tensor *y = !a || !b    ? NULL
+                      : op == 0 ? lam_layer_norm(a, 1, NULL, NULL, 1e-5)
+                      : op == 1 ? lam_group_norm(b, 32, NULL, NULL, 1e-5)
+                                : lam_batch_norm(b, NULL, NULL, NULL, NULL, true, 0.1, 1e-5, NULL, NULL);
+      lam_status st = y ? lam_ctx_finish(ctx) : LAM_ERR_OPENCL;
+      t = lam__now() - t;
+      lam_tensor_free(y);
+      if (st != LAM_OK) {
+        best = -1;
+        break;
+      }
+      spent += t;
+      if (r > 0 && (best < 0 || t < best)) best = t;
+    }
+    total = best < 0 ? -1 : total + best;
+  }
+  lam_tensor_free(a);
+  lam_tensor_free(b);
+  return total;
+}
+
+/* Picks the norm layout into *cpu (the table's unchanged when nothing passes). */
+static lam_status lam__tune_norm(lam__tuner *t, bool *cpu) {
+  lam_ctx *ctx = t->ctx;
+  const bool base = ctx->tuning.norm_cpu;
+  double best_time = -1;
+  *cpu = base;
+  for (int i = 0; i < 2; i++) {
+    const bool cand = i ? !base : base;
+    if (i > 0 && lam__now() - t->t0 > t->budget) {
+      t->rep->complete = false;
+      lam__tune_say(t, "lam_ctx_tune: budget of %.0f s spent; keeping the best so far", t->budget);
+      break;
+    }
+    t->rep->candidates++;
+    ctx->tuning.norm_cpu = cand;
+    lam_status st = lam__tune_norm_check1(ctx, 0, 37, 53, 1, 1, 21);
+    if (st == LAM_OK) st = lam__tune_norm_check1(ctx, 1, 3, 6, 29, 3, 22);
+    if (st == LAM_OK) st = lam__tune_norm_check1(ctx, 2, 5, 4, 13, 1, 23);
+    double sec = st == LAM_OK ? lam__tune_norm_time(ctx) : -1;
+    if (st == LAM_OK && sec < 0) st = LAM_ERR_OPENCL;
+    ctx->tuning.norm_cpu = base;
+    if (st != LAM_OK) {
+      t->rep->rejected++;
+      lam__tune_say(t, "lam_ctx_tune: norm layout %d/2 %s: rejected (%s)", i + 1,
+                    cand ? "cpu" : "gpu", lam_last_error());
+      continue;
+    }
+    if (best_time < 0 || sec < best_time) best_time = sec, *cpu = cand;
+    lam__tune_say(t, "lam_ctx_tune: norm layout %d/2 %s: %.2f ms (best %s), %.0f s of %.0f", i + 1,
+                  cand ? "cpu" : "gpu", sec * 1e3, *cpu ? "cpu" : "gpu", lam__now() - t->t0,
+                  t->budget);
+  }
+  if (best_time < 0)
+    return lam__fail(LAM_ERR_UNSUPPORTED, "lam_ctx_tune: no norm layout gives right results on %s",
+                     ctx->info.name);
+  return LAM_OK;
+}
+
 lam_status lam_ctx_tune(lam_ctx *ctx, const lam_tune_opts *opts, lam_tune_report *out) {
   lam_tune_report local;
   lam_tune_report *rep = out ? out : &local;
@@ -296,39 +441,60 @@ lam_status lam_ctx_tune(lam_ctx *ctx, const lam_tune_opts *opts, lam_tune_report
   lam_tune_opts o = opts ? *opts : lam_tune_defaults();
   if (!(o.budget_s >= 0))
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_ctx_tune: budget_s %g is negative", o.budget_s);
-  if (o.kernels & ~(unsigned)LAM_TUNE_GEMM)
+  const unsigned all = LAM_TUNE_GEMM | LAM_TUNE_NORM;
+  if (o.kernels & ~all)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam_ctx_tune: kernels 0x%x has unknown bits",
                      o.kernels);
-  if (!(ctx->cpu_gemm_tuning && (ctx->info.type & LAM_DEVICE_CPU)))
+  const bool own_gemm = ctx->cpu_gemm_tuning && (ctx->info.type & LAM_DEVICE_CPU);
+  /* 0: every kernel that runs here (CLBlast's GEMM is not lamina's to tune). */
+  const unsigned kernels = o.kernels ? o.kernels : own_gemm ? all : LAM_TUNE_NORM;
+  const bool gemm = kernels & LAM_TUNE_GEMM, norm = kernels & LAM_TUNE_NORM;
+  if (gemm && !own_gemm)
     return lam__fail(LAM_ERR_UNSUPPORTED,
                      "lam_ctx_tune: lam_matmul on %s runs CLBlast, which has tuners of its own",
                      ctx->info.name);
-  if (o.f64 && !ctx->info.fp64)
+  if (gemm && o.f64 && !ctx->info.fp64)
     return lam__fail(LAM_ERR_UNSUPPORTED, "lam_ctx_tune: f64 is not supported by %s",
                      ctx->info.name);
   lam__tuner t = {ctx, &o, lam__now(), o.budget_s > 0 ? o.budget_s : 120.0, rep};
   rep->complete = true;
   snprintf(rep->path, sizeof rep->path, "%s", ctx->tuning.store_path);
   lam__gemm_params best[2];
-  lam_status st = lam__tune_gemm(&t, LAM_F32, &best[0]);
-  if (st == LAM_OK && o.f64) st = lam__tune_gemm(&t, LAM_F64, &best[1]);
+  bool norm_cpu = ctx->tuning.norm_cpu;
+  lam_status st = LAM_OK;
+  if (gemm) st = lam__tune_gemm(&t, LAM_F32, &best[0]);
+  if (st == LAM_OK && gemm && o.f64) st = lam__tune_gemm(&t, LAM_F64, &best[1]);
+  if (st == LAM_OK && norm) st = lam__tune_norm(&t, &norm_cpu);
   rep->seconds = lam__now() - t.t0;
   if (st != LAM_OK) return st;
-  for (int d = 0; d < 1 + (int)o.f64; d++) {
+  for (int d = 0; gemm && d < 1 + (int)o.f64; d++) {
     ctx->tuning.gemm[d] = best[d];
     ctx->tuning.gemm_tuned[d] = true;
   }
-  lam__gemm_params_str(&best[0], rep->gemm_f32, sizeof rep->gemm_f32);
-  if (o.f64) lam__gemm_params_str(&best[1], rep->gemm_f64, sizeof rep->gemm_f64);
+  if (gemm) lam__gemm_params_str(&best[0], rep->gemm_f32, sizeof rep->gemm_f32);
+  if (gemm && o.f64) lam__gemm_params_str(&best[1], rep->gemm_f64, sizeof rep->gemm_f64);
+  if (norm) {
+    /* LAMINA_NORM_LAYOUT, set for this run, keeps its layout here (the
+     * result is still stored for later contexts). */
+    const char *e = getenv("LAMINA_NORM_LAYOUT");
+    if (!(e && (strcmp(e, "cpu") == 0 || strcmp(e, "gpu") == 0))) ctx->tuning.norm_cpu = norm_cpu;
+    ctx->tuning.norm_tuned = true;
+    snprintf(rep->norm_layout, sizeof rep->norm_layout, "%s", norm_cpu ? "cpu" : "gpu");
+  }
   if (!o.no_store && ctx->tuning.store_path[0]) {
-    /* A dtype not tuned now keeps what the store had for it. */
-    const lam__gemm_params *f64 = ctx->tuning.gemm_tuned[1] ? &ctx->tuning.gemm[1] : NULL;
-    rep->stored = lam__tuning_save(ctx, &ctx->tuning.gemm[0], f64) == 0;
+    /* What was not tuned now keeps what the store had (the context loaded it). */
+    lam__tuning_saved sv;
+    memset(&sv, 0, sizeof sv);
+    for (int d = 0; d < 2; d++)
+      if (ctx->tuning.gemm_tuned[d]) sv.has_gemm[d] = true, sv.gemm[d] = ctx->tuning.gemm[d];
+    sv.has_norm = ctx->tuning.norm_tuned;
+    sv.norm_cpu = norm ? norm_cpu : ctx->tuning.norm_cpu;
+    rep->stored = lam__tuning_save(ctx, &sv) == 0;
     if (!rep->stored) lam__tune_say(&t, "lam_ctx_tune: could not write %s", ctx->tuning.store_path);
   }
-  lam__tune_say(&t, "lam_ctx_tune: f32 %s%s%s (%.1f s, %d candidates, %d rejected)%s%s",
-                rep->gemm_f32, o.f64 ? "; f64 " : "", rep->gemm_f64, rep->seconds,
-                rep->candidates, rep->rejected, rep->stored ? ", stored in " : "",
-                rep->stored ? rep->path : "");
+  lam__tune_say(&t, "lam_ctx_tune: %s%s%s%s%s%s (%.1f s, %d candidates, %d rejected)%s%s",
+                gemm ? "f32 " : "", rep->gemm_f32, o.f64 ? "; f64 " : "", rep->gemm_f64,
+                norm ? "; norm " : "", rep->norm_layout, rep->seconds, rep->candidates,
+                rep->rejected, rep->stored ? ", stored in " : "", rep->stored ? rep->path : "");
   return LAM_OK;
 }

@@ -17,7 +17,11 @@
  *   driver <driver version>
  *   lamina <version>
  *   gemm f32 mr=6 vw=16 nv=2 tm=4 tn=4 vk=16 ly=16 copy_min=128
+ *   norm cpu
  *   checksum <16 hex>
+ *
+ * (each of the gemm f32, gemm f64 and norm lines optional). An unknown or
+ * repeated line makes the file invalid.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,18 +134,21 @@ static void lam__tuning_path(const lam_ctx *ctx, char *out, size_t cap) {
   snprintf(out, cap, "%s/tuning-%016llx.txt", ctx->cache_dir, h);
 }
 
-int lam__tuning_save(const lam_ctx *ctx, const lam__gemm_params *f32, const lam__gemm_params *f64) {
+int lam__tuning_save(const lam_ctx *ctx, const lam__tuning_saved *s) {
   const char *path = ctx->tuning.store_path;
   if (!path[0]) return -1;
   char text[2048], p[160];
   lam__tuning_key(ctx, text, sizeof text);
-  const lam__gemm_params *g[2] = {f32, f64};
   for (int d = 0; d < 2; d++)
-    if (g[d]) {
+    if (s->has_gemm[d]) {
       size_t n = strlen(text);
       snprintf(text + n, sizeof text - n, "gemm %s %s\n", d ? "f64" : "f32",
-               lam__gemm_params_str(g[d], p, sizeof p));
+               lam__gemm_params_str(&s->gemm[d], p, sizeof p));
     }
+  if (s->has_norm) {
+    size_t n = strlen(text);
+    snprintf(text + n, sizeof text - n, "norm %s\n", s->norm_cpu ? "cpu" : "gpu");
+  }
   size_t n = strlen(text);
   snprintf(text + n, sizeof text - n, "checksum %016llx\n",
            (unsigned long long)lam__tuning_checksum(text, n));
@@ -159,8 +166,8 @@ int lam__tuning_save(const lam_ctx *ctx, const lam__gemm_params *f32, const lam_
   return 0;
 }
 
-int lam__tuning_load(const lam_ctx *ctx, lam__gemm_params out[2], bool found[2]) {
-  found[0] = found[1] = false;
+int lam__tuning_load(const lam_ctx *ctx, lam__tuning_saved *s) {
+  memset(s, 0, sizeof *s);
   const char *path = ctx->tuning.store_path;
   if (!path[0]) return -1;
   FILE *f = fopen(path, "r");
@@ -180,18 +187,24 @@ int lam__tuning_load(const lam_ctx *ctx, lam__gemm_params out[2], bool found[2])
   if (sscanf(sum, "checksum %16llx\n%n", &want, &used) != 1 || used == 0 || sum[used] != '\0')
     return -1;
   if (lam__tuning_checksum(text, (size_t)(sum - text)) != want) return -1;
-  lam__gemm_params got[2];
-  bool have[2] = {false, false};
+  lam__tuning_saved got;
+  memset(&got, 0, sizeof got);
   for (char *line = text + kn; line < sum;) {
     char *end = strchr(line, '\n');
     *end = '\0';
     int d = strncmp(line, "gemm f32 ", 9) == 0 ? 0 : strncmp(line, "gemm f64 ", 9) == 0 ? 1 : -1;
-    if (d < 0 || have[d] || !lam__gemm_params_parse(line + 9, &got[d])) return -1;
-    have[d] = true;
+    if (d >= 0) {
+      if (got.has_gemm[d] || !lam__gemm_params_parse(line + 9, &got.gemm[d])) return -1;
+      got.has_gemm[d] = true;
+    } else if (!got.has_norm && (strcmp(line, "norm cpu") == 0 || strcmp(line, "norm gpu") == 0)) {
+      got.has_norm = true;
+      got.norm_cpu = line[5] == 'c';
+    } else {
+      return -1;
+    }
     line = end + 1;
   }
-  for (int d = 0; d < 2; d++)
-    if (have[d]) out[d] = got[d], found[d] = true;
+  *s = got;
   return 0;
 }
 
@@ -246,10 +259,15 @@ void lam__tuning_init(lam_ctx *ctx) {
     t->gemm[d] = *lam__gemm_set(dt, t->gemm_set[d], NULL);
   }
   lam__tuning_path(ctx, t->store_path, sizeof t->store_path);
-  lam__gemm_params stored[2];
-  if (lam__tuning_load(ctx, stored, t->gemm_tuned) == 0)
+  lam__tuning_saved stored;
+  if (lam__tuning_load(ctx, &stored) == 0) {
     for (int d = 0; d < 2; d++)
-      if (t->gemm_tuned[d]) t->gemm[d] = stored[d];
+      if (stored.has_gemm[d]) t->gemm[d] = stored.gemm[d], t->gemm_tuned[d] = true;
+    /* The variable, set for a run, outranks a stored choice. */
+    const char *e = getenv("LAMINA_NORM_LAYOUT");
+    if (stored.has_norm && !(e && (strcmp(e, "cpu") == 0 || strcmp(e, "gpu") == 0)))
+      t->norm_cpu = stored.norm_cpu, t->norm_tuned = true;
+  }
 }
 
 lam_status lam_ctx_tuning(const lam_ctx *ctx, char *buf, size_t cap) {
@@ -272,7 +290,7 @@ lam_status lam_ctx_tuning(const lam_ctx *ctx, char *buf, size_t cap) {
       "spread_groups %s\n"
       "reduce_layout %s (par %lld per CU, min chunk %lld)\n"
       "softmax_cols %s\n"
-      "norm_layout %s (channel items %lld per CU, plane target %lld, min run %lld)\n"
+      "norm_layout %s%s (channel items %lld per CU, plane target %lld, min run %lld)\n"
       "attention_layout %s (bm %d)\n"
       "gemm f32 %s (%s)\n"
       "gemm f64 %s (%s)\n"
@@ -280,7 +298,8 @@ lam_status lam_ctx_tuning(const lam_ctx *ctx, char *buf, size_t cap) {
       t->device_class, t->width_f32, t->pref_f32, t->width_f64, t->pref_f64, t->wg_1d, t->ew_chunk,
       t->rnn_chunk, t->spread_groups ? "yes" : "no", t->reduce_gpu ? "gpu" : "cpu",
       (long long)t->reduce_par_per_cu, (long long)t->reduce_min_chunk,
-      t->softmax_cols ? "yes" : "no", t->norm_cpu ? "cpu" : "gpu", (long long)t->norm_chan_per_cu,
+      t->softmax_cols ? "yes" : "no", t->norm_cpu ? "cpu" : "gpu",
+      t->norm_tuned ? " tuned" : "", (long long)t->norm_chan_per_cu,
       (long long)t->norm_plane_target, (long long)t->norm_plane_minrun, t->att_gpu ? "gpu" : "cpu",
       t->att_bm, g[0], t->gemm_tuned[0] ? "tuned" : set[0], g[1], t->gemm_tuned[1] ? "tuned" : set[1],
       t->store_path[0] ? t->store_path : "(no cache directory)");

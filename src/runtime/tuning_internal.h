@@ -36,7 +36,9 @@ typedef struct lam__tuning {
   int64_t reduce_par_per_cu;  /* work-items wanted per compute unit by a reduction */
   int64_t reduce_min_chunk;   /* shortest reduction chunk worth a work-item */
   bool softmax_cols;        /* softmax over a middle axis runs the column kernel (inner >= 16) */
-  bool norm_cpu;            /* norms: one work-item per statistic (LAMINA_NORM_LAYOUT) */
+  bool norm_cpu;            /* norms: one work-item per statistic (LAMINA_NORM_LAYOUT, else
+                             * a stored lam_ctx_tune result, else the device type) */
+  bool norm_tuned;          /* norm_cpu came from lam_ctx_tune (now or from the store) */
   int64_t norm_chan_per_cu; /* channel-sum work-items wanted per compute unit */
   int64_t norm_plane_target, norm_plane_minrun; /* per-plane chunks of the streaming kernels */
   bool att_gpu;             /* attention: the local-memory layout (LAMINA_ATTENTION_LAYOUT) */
@@ -63,13 +65,21 @@ const char *lam__gemm_params_str(const lam__gemm_params *p, char *buf, size_t ca
 typedef struct lam_ctx lam_ctx;
 /* Fills ctx->tuning from ctx->info, the environment and the store (context creation). */
 void lam__tuning_init(lam_ctx *ctx);
-/* Writes the GEMM parameters (per dtype; NULL: leave that dtype out) to the
- * store of ctx's device. Returns 0, or -1 when there is no cache dir or the
- * file cannot be written. */
-int lam__tuning_save(const lam_ctx *ctx, const lam__gemm_params *f32, const lam__gemm_params *f64);
-/* Reads the store of ctx's device into out[2] / found[2]; returns 0 when the
- * file exists, has this device's key and a good checksum, else -1. */
-int lam__tuning_load(const lam_ctx *ctx, lam__gemm_params out[2], bool found[2]);
+/* What the store holds: GEMM parameters per dtype and the norm layout
+ * (each present or not). */
+typedef struct lam__tuning_saved {
+  bool has_gemm[2];
+  lam__gemm_params gemm[2];
+  bool has_norm;
+  bool norm_cpu;
+} lam__tuning_saved;
+/* Writes s to the store of ctx's device. Returns 0, or -1 when there is no
+ * cache dir or the file cannot be written. */
+int lam__tuning_save(const lam_ctx *ctx, const lam__tuning_saved *s);
+/* Reads the store of ctx's device into *s; returns 0 when the file exists,
+ * has this device's key, a good checksum and valid lines, else -1 (and *s
+ * empty). */
+int lam__tuning_load(const lam_ctx *ctx, lam__tuning_saved *s);
 /* Checksum of a store file's text up to its checksum line (for tests). */
 uint64_t lam__tuning_checksum(const char *text, size_t n);
 
