@@ -492,9 +492,15 @@ lam_status lam_ctx_tune(lam_ctx *ctx, const lam_tune_opts *opts, lam_tune_report
     rep->stored = lam__tuning_save(ctx, &sv) == 0;
     if (!rep->stored) lam__tune_say(&t, "lam_ctx_tune: could not write %s", ctx->tuning.store_path);
   }
-  lam__tune_say(&t, "lam_ctx_tune: %s%s%s%s%s%s (%.1f s, %d candidates, %d rejected)%s%s",
-                gemm ? "f32 " : "", rep->gemm_f32, o.f64 ? "; f64 " : "", rep->gemm_f64,
-                norm ? "; norm " : "", rep->norm_layout, rep->seconds, rep->candidates,
-                rep->rejected, rep->stored ? ", stored in " : "", rep->stored ? rep->path : "");
+  char chosen[320] = "";
+  if (gemm) snprintf(chosen, sizeof chosen, "f32 %s", rep->gemm_f32);
+  if (gemm && o.f64)
+    snprintf(chosen + strlen(chosen), sizeof chosen - strlen(chosen), "; f64 %s", rep->gemm_f64);
+  if (norm)
+    snprintf(chosen + strlen(chosen), sizeof chosen - strlen(chosen), "%snorm %s",
+             gemm ? "; " : "", rep->norm_layout);
+  lam__tune_say(&t, "lam_ctx_tune: %s (%.1f s, %d candidates, %d rejected)%s%s", chosen,
+                rep->seconds, rep->candidates, rep->rejected, rep->stored ? ", stored in " : "",
+                rep->stored ? rep->path : "");
   return LAM_OK;
 }
