@@ -1,7 +1,9 @@
 /* devices.c: lists every OpenCL device lamina can see, with the capabilities
- * it uses, and says which one a context would pick (LAMINA_DEVICE honoured). */
+ * it uses, says which one a context would pick (LAMINA_DEVICE honoured) and
+ * prints that context's tuning table. */
 #include <lamina.h>
 #include <stdio.h>
+#include <string.h>
 
 static const char *type_name(lam_device_type t) {
   return t == LAM_DEVICE_GPU ? "GPU" : t == LAM_DEVICE_CPU ? "CPU" : t == LAM_DEVICE_ACCELERATOR ? "accelerator" : "other";
@@ -31,5 +33,20 @@ int main(void) {
     return 1;
   }
   printf("lamina picks [%d] %s\n", chosen, devices[chosen].name);
+  /* The tuning table a context on that device uses (docs/devices.md). */
+  lam_ctx *ctx = NULL;
+  char table[2048];
+  if (lam_ctx_create(NULL, &ctx) != LAM_OK || lam_ctx_tuning(ctx, table, sizeof table) != LAM_OK) {
+    fprintf(stderr, "devices: %s\n", lam_last_error());
+    lam_ctx_free(ctx);
+    return 1;
+  }
+  printf("tuning table:\n");
+  for (const char *line = table; *line;) {
+    const char *end = strchr(line, '\n');
+    printf("    %.*s\n", (int)(end - line), line);
+    line = end + 1;
+  }
+  lam_ctx_free(ctx);
   return 0;
 }

@@ -9,6 +9,7 @@
 #include "lamina/options.h"
 #include "lamina/status.h"
 #include "lamina/runtime.h"
+#include "lamina/tune.h"
 #include "lamina/tensor.h"
 #include "lamina/elementwise.h"
 #include "lamina/reduce.h"

@@ -21,7 +21,7 @@
 /* ---- the two layouts ----------------------------------------------------------------- */
 
 /* The fused kernels have a CPU and a GPU layout (cl/attention.cl), chosen
- * per call from the device or LAMINA_ATTENTION_LAYOUT=cpu|gpu.
+ * from the device or LAMINA_ATTENTION_LAYOUT=cpu|gpu when the context is made.
  * BOTH_LAYOUTS(suite, name) makes the tests `name` (CPU layout) and
  * `name_gpu_layout` of the function name_body, which runs with the variable
  * set and restored after. g_layout names the layout of the running body. */
@@ -320,37 +320,40 @@ BOTH_LAYOUTS(sdpa, rank3_inputs)
  * rounding but not bit for bit (they sum in other orders), and without the
  * variable the device's type decides (Oclgrind reports a GPU, PoCL a CPU). */
 Test(sdpa, layout_variable_selects_kernels) {
-  lam_ctx *ctx = tu_ctx();
-  tu_mark m = tu_mark_now(ctx);
-  tu_rng r = tu_rng_make(12);
+  /* The variable is read when a context is made (the tuning table): one
+   * context per setting, the same random inputs in each. */
   int64_t n = 2 * 4 * 37 * 24;
-  lam_tensor *q = tu_rand_f32(ctx, &r, 4, (int64_t[]){2, 4, 37, 40}, -1, 1);
-  lam_tensor *k = tu_rand_f32(ctx, &r, 4, (int64_t[]){2, 2, 45, 40}, -1, 1);
-  lam_tensor *v = tu_rand_f32(ctx, &r, 4, (int64_t[]){2, 2, 45, 24}, -1, 1);
   lam_attention_opts o = lam_attention_defaults();
   o.causal = true;
   o.impl = LAM_ATTENTION_FUSED;
   const char *layouts[3] = {"cpu", "gpu", NULL};
   float *y[3];
+  lam_device_type type = LAM_DEVICE_CPU;
   for (int l = 0; l < 3; l++) {
     if (layouts[l]) setenv("LAMINA_ATTENTION_LAYOUT", layouts[l], 1);
     else unsetenv("LAMINA_ATTENTION_LAYOUT");
+    lam_ctx *ctx = tu_ctx();
+    type = lam_ctx_device(ctx)->type;
+    tu_mark m = tu_mark_now(ctx);
+    tu_rng r = tu_rng_make(12);
+    lam_tensor *q = tu_rand_f32(ctx, &r, 4, (int64_t[]){2, 4, 37, 40}, -1, 1);
+    lam_tensor *k = tu_rand_f32(ctx, &r, 4, (int64_t[]){2, 2, 45, 40}, -1, 1);
+    lam_tensor *v = tu_rand_f32(ctx, &r, 4, (int64_t[]){2, 2, 45, 24}, -1, 1);
     lam_tensor *t = lam_scaled_dot_product_attention(q, k, v, &o);
     cr_assert(t, "%s", lam_last_error());
     y[l] = tu_read_f32(t);
-    lam_tensor_free(t);
+    lam_tensor *ts[] = {q, k, v, t};
+    for (int i = 0; i < 4; i++) lam_tensor_free(ts[i]);
+    tu_assert_no_leak(ctx, m);
+    lam_ctx_free(ctx);
   }
   tu_assert_close_f32(y[1], y[0], n, 2e-6, 2e-5, "gpu vs cpu layout");
   int differ = 0;
   for (int64_t i = 0; i < n; i++) differ += y[0][i] != y[1][i];
   cr_assert(differ > 0, "the two layouts gave identical bits: the variable did not switch kernels");
-  const float *want = lam_ctx_device(ctx)->type == LAM_DEVICE_GPU ? y[1] : y[0];
+  const float *want = type == LAM_DEVICE_GPU ? y[1] : y[0];
   for (int64_t i = 0; i < n; i++) cr_assert_eq(y[2][i], want[i], "default layout at %lld", (long long)i);
   for (int l = 0; l < 3; l++) free(y[l]);
-  lam_tensor *ts[] = {q, k, v};
-  for (int i = 0; i < 3; i++) lam_tensor_free(ts[i]);
-  tu_assert_no_leak(ctx, m);
-  lam_ctx_free(ctx);
 }
 
 /* ALiBi in the kernel equals the explicit lam_alibi_bias added as a mask. */

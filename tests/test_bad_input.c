@@ -627,6 +627,10 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0, -2.0}};
   X(S, lam_ctx_finish, NULLARG, (NULL))                                                               \
   X(S, lam_ctx_trim, NULLARG, (NULL))                                                                 \
   X(E, lam_ctx_cache_dir, OK, strcmp(lam_ctx_cache_dir(NULL), "") == 0)                                     \
+  /* tune.h */                                                                                     \
+  X(E, lam_tune_defaults, OK, lam_tune_defaults().budget_s == 0)                                    \
+  X(S, lam_ctx_tune, INVALID_ARGUMENT, (f->ctx, &(lam_tune_opts){.budget_s = -1}, NULL))          \
+  X(S, lam_ctx_tuning, NULLARG, (NULL, NULL, 0))                                                      \
   /* shape.h */                                                                                    \
   X(P, lam_reshape, SHAPE, (f->t, 1, (const int64_t[]){5}))                                        \
   X(P, lam_unsqueeze, INVALID_ARGUMENT, (f->t, 9))                                                 \

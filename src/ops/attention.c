@@ -50,14 +50,20 @@ lam__arg lam__att_arg_int4(const int64_t v[4]) {
 }
 
 lam_status lam__att_kernel(lam_ctx *ctx, const char *name, lam_dtype dtype, cl_kernel *k) {
-  return lam__kernel_dt(ctx, "attention", name, dtype, NULL, k);
+  return lam__att_kernel_d(ctx, name, dtype, 0, k);
 }
 
 lam_status lam__att_kernel_d(lam_ctx *ctx, const char *name, lam_dtype dtype, int64_t max_d,
                              cl_kernel *k) {
   /* Private accumulators hold ATT_MAX_D columns: 128 unless a head needs more
-   * (a second program, built only by models with such heads). */
-  return lam__kernel_dt(ctx, "attention", name, dtype, max_d > 128 ? "-DATT_MAX_D=256" : NULL, k);
+   * (a second program, built only by models with such heads). The table's
+   * rows per work-item go in as -DBM only where they differ from the
+   * kernel's own 12, so the usual program keeps its cache key. */
+  char opts[64] = "";
+  if (max_d > 128) strcpy(opts, "-DATT_MAX_D=256");
+  if (ctx->tuning.att_bm != 12)
+    snprintf(opts + strlen(opts), sizeof opts - strlen(opts), " -DBM=%d", ctx->tuning.att_bm);
+  return lam__kernel_dt(ctx, "attention", name, dtype, opts[0] ? opts : NULL, k);
 }
 
 lam_status lam__att_launch(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs,
@@ -68,7 +74,7 @@ lam_status lam__att_launch(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs,
   int64_t local = n_items / (4 * cu);
   if (local > 8) local = 8;
   if (local < 1) local = 1;
-  if (ctx->info.type == LAM_DEVICE_GPU) local = n_items < 64 ? n_items : 64;
+  if (!ctx->tuning.spread_groups) local = n_items < 64 ? n_items : 64;
   if (local > (int64_t)ctx->info.max_work_group_size) local = (int64_t)ctx->info.max_work_group_size;
   size_t l = (size_t)local, g = (size_t)((n_items + local - 1) / local * local);
   return lam__launch(ctx, k, fn, nargs, args, 1, &g, &l);
@@ -84,11 +90,7 @@ static int64_t lam__att_pow2_floor(int64_t v, int64_t cap) {
 }
 
 bool lam__att_gpu_layout(lam_ctx *ctx, lam_dtype dtype, int64_t max_d, lam__att_gpu *L) {
-  const char *e = getenv("LAMINA_ATTENTION_LAYOUT");
-  bool want = ctx->info.type == LAM_DEVICE_GPU;
-  if (e && strcmp(e, "gpu") == 0) want = true;
-  if (e && strcmp(e, "cpu") == 0) want = false;
-  if (!want) return false;
+  if (!ctx->tuning.att_gpu) return false; /* the table: device type or LAMINA_ATTENTION_LAYOUT */
   /* Padded head dim (compile-time loop bound of the private rows): 8, 16,
    * then steps of 32 and 64, so a handful of programs cover every head dim. */
   int64_t dk = max_d <= 8    ? 8
@@ -480,7 +482,7 @@ static lam_tensor *lam__sdpa_fused(const char *fn, const lam__sdpa_in *in, lam__
   }
   int64_t geo[16] = {g->B,  g->H,   g->G,    g->Sq,   g->Sk,   g->Skp,   g->Sqp,   g->D,
                      g->Dv, g->q_pos, g->flags, g->k_hs, g->k_rs, g->v_hs, g->v_rs, g->Hkv};
-  int64_t n_items = g->B * g->H * ((g->Sq + LAM__ATT_BM - 1) / LAM__ATT_BM);
+  int64_t n_items = g->B * g->H * ((g->Sq + ctx->tuning.att_bm - 1) / ctx->tuning.att_bm);
   lam__arg a[] = {LAM__ARG_T(in->q),
                   LAM__ARG_T(kt),
                   LAM__ARG_T(in->v),

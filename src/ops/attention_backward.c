@@ -79,7 +79,7 @@ lam_status lam__sdpa_backward(lam__node *node, lam_tensor *gout, lam_tensor **gi
     if (!dq || (need_b && !tmp[6])) st = lam_last_status();
     if (st == LAM_OK) {
       lam_tensor *ds = need_b ? tmp[6] : dq;
-      int64_t n_items = g->B * g->H * ((g->Sq + LAM__ATT_BM - 1) / LAM__ATT_BM);
+      int64_t n_items = g->B * g->H * ((g->Sq + ctx->tuning.att_bm - 1) / ctx->tuning.att_bm);
       if (gpu) {
         lam__arg a[] = {LAM__ARG_T(q),         LAM__ARG_T(k),          LAM__ARG_T(v),
                         LAM__ARG_T(gout),      LAM__ARG_T(tmp[0]),     LAM__ARG_T(tmp[1]),
@@ -122,7 +122,7 @@ lam_status lam__sdpa_backward(lam__node *node, lam_tensor *gout, lam_tensor **gi
                       lam__arg_real(dt, g->dscale)};
       st = lam__att_gpu_launch(ctx, kkv, fn, LAM__NARGS(a), a, g->B * g->Hkv, g->Sk, &L);
     } else if (st == LAM_OK) {
-      int64_t n_items = g->B * g->Hkv * ((g->Sk + LAM__ATT_BM - 1) / LAM__ATT_BM);
+      int64_t n_items = g->B * g->Hkv * ((g->Sk + ctx->tuning.att_bm - 1) / ctx->tuning.att_bm);
       lam__arg a[] = {LAM__ARG_T(k),         LAM__ARG_T(v),          LAM__ARG_T(tmp[4]),
                       LAM__ARG_T(tmp[5]),    LAM__ARG_T(q),          LAM__ARG_T(gout),
                       LAM__ARG_T(tmp[0]),    LAM__ARG_T(tmp[1]),     lam__arg_mem(pm),

@@ -18,8 +18,8 @@
 /* Number of entries of a kernel-argument array. */
 #define LAM__NARGS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-/* Rows per work-item of the fused kernels (BM in cl/attention.cl). */
-#define LAM__ATT_BM 12
+/* Rows per work-item of the fused kernels (BM in cl/attention.cl) are the
+ * tuning table's att_bm (runtime/tuning.c). */
 
 /* Everything the fused kernels need to know about one call; kept in the
  * tape node (node->extra) for the backward pass. */

@@ -1,6 +1,8 @@
 /* ops/gemm_tuning.c: the tuned parameters of lamina's CPU GEMM kernels
- * (cl/gemm.cl), one set per vector-register class and precision, and the
- * choice of set for a device.
+ * (cl/gemm.cl): their build options, and the candidate grid lam_ctx_tune
+ * searches. The built-in sets themselves (one per vector-register class and
+ * precision) live in the tuning table, runtime/tuning.c, which picks one
+ * per device; the notes below say how they were found.
  *
  * Why lamina's own kernels on CPUs: CLBlast 1.5.3 on PoCL 3.1 reaches
  * 16-20 GFLOP/s at 1024^3 (0.07-0.09 of OpenBLAS) with its defaults; a hand
@@ -41,70 +43,69 @@
 
 #include "ops/gemm_internal.h"
 
-typedef struct lam__gemm_set {
-  const char *name;
-  int min_width;  /* smallest native vector width (elements) the set is for */
-  int mr, vw, nv; /* gemm_nn: rows per work-item, vector width, vectors per row */
-  int tm, tn, vk; /* gemm_nt: rows x cols per work-item, vector width along k */
-  int ly;         /* row tiles per work-group (column tiles per group: 1) */
-  int copy_min;   /* C rows/cols from which operands are copied into gemm_nn's layout */
-} lam__gemm_set;
+int lam__gemm_cpu_set_count(lam_dtype dtype) { return lam__gemm_set_count(dtype); }
 
-/* Widest first: the first set whose min_width the device reaches is used. */
-static const lam__gemm_set lam__gemm_f32_sets[] = {
-    {"f32-w16", 16, 6, 16, 2, 4, 4, 16, 16, 128},
-    {"f32-w8", 8, 6, 8, 2, 4, 4, 8, 16, 128},
-    {"f32-w4", 1, 4, 4, 3, 4, 4, 4, 16, 128},
-};
-static const lam__gemm_set lam__gemm_f64_sets[] = {
-    {"f64-w8", 8, 6, 8, 2, 4, 4, 8, 16, 128},
-    {"f64-w4", 4, 6, 4, 2, 4, 4, 4, 16, 128},
-    {"f64-w2", 1, 4, 2, 3, 4, 4, 4, 16, 128},
-};
-
-static const lam__gemm_set *lam__gemm_sets(lam_dtype dtype, int *count) {
-  if (dtype == LAM_F64) {
-    *count = (int)(sizeof lam__gemm_f64_sets / sizeof *lam__gemm_f64_sets);
-    return lam__gemm_f64_sets;
-  }
-  *count = (int)(sizeof lam__gemm_f32_sets / sizeof *lam__gemm_f32_sets);
-  return lam__gemm_f32_sets;
-}
-
-int lam__gemm_cpu_set_count(lam_dtype dtype) {
-  int n;
-  lam__gemm_sets(dtype, &n);
-  return n;
-}
-
-/* Looks up set `index` of dtype (index < 0: the set for a device whose
- * native vector width for dtype is `native_width`). Writes its name, the
- * kernel build options, the gemm_nn and gemm_nt tile sizes and the row
- * tiles per work-group and the copying threshold (copy_min). Returns 0, or -1
- * when index is out of range. */
-int lam__gemm_cpu_params(lam_dtype dtype, int index, int native_width, const char **name,
-                         char *opts, size_t cap, int nn_tile[2], int nt_tile[2], int *ly,
-                         int *copy_min) {
-  int n;
-  const lam__gemm_set *sets = lam__gemm_sets(dtype, &n);
-  if (index >= n) return -1;
-  if (index < 0) {
-    index = n - 1;
-    for (int i = 0; i < n; i++)
-      if (native_width >= sets[i].min_width) {
-        index = i;
-        break;
-      }
-  }
-  const lam__gemm_set *s = &sets[index];
-  *name = s->name;
+void lam__gemm_opts(const lam__gemm_params *p, char *opts, size_t cap) {
   snprintf(opts, cap, "-DGEMM_MR=%d -DGEMM_VW=%d -DGEMM_NV=%d -DGEMM_TM=%d -DGEMM_TN=%d -DGEMM_VK=%d",
-           s->mr, s->vw, s->nv, s->tm, s->tn, s->vk);
-  nn_tile[0] = s->mr;
-  nn_tile[1] = s->vw * s->nv;
-  nt_tile[0] = s->tm;
-  nt_tile[1] = s->tn;
-  *ly = s->ly;
-  *copy_min = s->copy_min;
-  return 0;
+           p->mr, p->vw, p->nv, p->tm, p->tn, p->vk);
+}
+
+/* The grid, around base (the table's set): gemm_nn shapes MR in {4,6,8} x NV
+ * in {1,2} at the base vector width and half of it (>= 4); gemm_nt shapes
+ * TMxTN in {2x4, 4x4, 4x2, 3x4} at the base VK and half of it (>= 4); row
+ * tiles per group {4, 8, 16, 32}; copy_min {64, 128, 256}. Each stage
+ * varies its own fields with the others at base (the tuner takes the best
+ * of each stage in turn), so the kernels a tuned set can build are the
+ * gemm_nn x gemm_nt shapes listed here; ly and copy_min change launches and
+ * paths only. */
+int lam__gemm_grid(const lam__gemm_params *base, lam__gemm_stage stage, lam__gemm_params *out,
+                   int cap) {
+  int n = 0;
+  lam__gemm_params c = *base;
+#define LAM__PUSH()                                                                        \
+  do {                                                                                    \
+    bool dup = false;                                                                     \
+    for (int q = 0; q < n && q < cap; q++) dup = dup || memcmp(&out[q], &c, sizeof c) == 0; \
+    if (!dup && lam__gemm_params_valid(&c)) {                                             \
+      if (n < cap) out[n] = c;                                                            \
+      n++;                                                                                \
+    }                                                                                     \
+  } while (0)
+  if (stage == LAM__GEMM_STAGE_NN) {
+    const int vws[2] = {base->vw, base->vw / 2 >= 4 ? base->vw / 2 : base->vw};
+    const int mrs[3] = {4, 6, 8}, nvs[2] = {1, 2};
+    c.mr = base->mr, c.vw = base->vw, c.nv = base->nv;
+    LAM__PUSH(); /* the base first: it is the reference candidate */
+    for (int w = 0; w < 2; w++)
+      for (int m = 0; m < 3; m++)
+        for (int v = 0; v < 2; v++) {
+          c.vw = vws[w], c.mr = mrs[m], c.nv = nvs[v];
+          LAM__PUSH();
+        }
+  } else if (stage == LAM__GEMM_STAGE_NT) {
+    const int vks[2] = {base->vk, base->vk / 2 >= 4 ? base->vk / 2 : base->vk};
+    const int tms[4] = {2, 4, 4, 3}, tns[4] = {4, 4, 2, 4};
+    LAM__PUSH();
+    for (int w = 0; w < 2; w++)
+      for (int t = 0; t < 4; t++) {
+        c.vk = vks[w], c.tm = tms[t], c.tn = tns[t];
+        LAM__PUSH();
+      }
+  } else if (stage == LAM__GEMM_STAGE_LY) {
+    const int lys[4] = {4, 8, 16, 32};
+    LAM__PUSH();
+    for (int l = 0; l < 4; l++) {
+      c.ly = lys[l];
+      LAM__PUSH();
+    }
+  } else {
+    const int cms[3] = {64, 128, 256};
+    LAM__PUSH();
+    for (int l = 0; l < 3; l++) {
+      c.copy_min = cms[l];
+      LAM__PUSH();
+    }
+  }
+#undef LAM__PUSH
+  return n;
 }

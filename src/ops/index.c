@@ -21,7 +21,7 @@
  * and 1 rounded up and guarded by the kernels. */
 static lam_status lam__launch_box(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs,
                                   const lam__arg *args, int64_t n0, int64_t n1, int64_t n2) {
-  size_t wg = ctx->wg_1d, l0 = 1, l1 = 1;
+  size_t wg = ctx->tuning.wg_1d, l0 = 1, l1 = 1;
   while (l0 < (size_t)n0 && l0 * 2 <= wg) l0 *= 2;
   while (l1 < (size_t)n1 && l0 * l1 * 2 <= wg) l1 *= 2;
   size_t global[3] = {((size_t)n0 + l0 - 1) / l0 * l0, ((size_t)n1 + l1 - 1) / l1 * l1,

@@ -26,10 +26,8 @@
 #include "lamina/linalg.h"
 #include "ops/gemm_internal.h"
 
-/* Per-context state (ctx->blas): the device's native vector widths, read
- * once, which pick the CPU tuning set, and whether CLBlast ran here. */
+/* Per-context state (ctx->blas): whether CLBlast ran here. */
 typedef struct lam__blas {
-  int width_f32, width_f64;
   bool used_clblast;
 } lam__blas;
 
@@ -51,14 +49,6 @@ static lam__blas *lam__blas_get(lam_ctx *ctx, const char *fn) {
   if (ctx->blas) return ctx->blas;
   lam__blas *s = calloc(1, sizeof *s);
   if (!s) return lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn), NULL;
-  cl_uint w = 0;
-  if (clGetDeviceInfo(ctx->device, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof w, &w, NULL) ==
-      CL_SUCCESS)
-    s->width_f32 = (int)w;
-  w = 0;
-  if (clGetDeviceInfo(ctx->device, CL_DEVICE_NATIVE_VECTOR_WIDTH_DOUBLE, sizeof w, &w, NULL) ==
-      CL_SUCCESS)
-    s->width_f64 = (int)w;
   ctx->blas = s;
   ctx->blas_free = lam__blas_free;
   return s;
@@ -243,17 +233,14 @@ static lam_status lam__gemm_pad(lam_ctx *ctx, lam_tensor *t, int64_t rows, int64
   return LAM_OK;
 }
 
-static lam_status lam__gemm_cpu(lam_ctx *ctx, const lam__gemm *g, int set, const char *fn) {
-  lam__blas *bs = lam__blas_get(ctx, fn);
-  if (!bs) return lam_last_status();
+static lam_status lam__gemm_cpu(lam_ctx *ctx, const lam__gemm *g, const lam__gemm_params *p,
+                                const char *fn) {
   const lam_dtype dt = g->a->dtype;
-  const char *name;
+  if (!p) p = &ctx->tuning.gemm[dt == LAM_F64];
   char opts[256];
-  int nn[2], nt[2], ly, copy_min;
-  if (lam__gemm_cpu_params(dt, set, dt == LAM_F64 ? bs->width_f64 : bs->width_f32, &name, opts,
-                           sizeof opts, nn, nt, &ly, &copy_min) != 0)
-    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: no CPU GEMM tuning set %d for %s", fn, set,
-                     lam_dtype_name(dt));
+  lam__gemm_opts(p, opts, sizeof opts);
+  const int nn[2] = {p->mr, p->vw * p->nv}, nt[2] = {p->tm, p->tn};
+  const int ly = p->ly, copy_min = p->copy_min;
   const int64_t M = g->M, N = g->N, K = g->K;
   const int64_t es = (int64_t)lam_dtype_size(dt);
   /* op(A)[i,k] = a[i*sam + k*sak], op(B)[k,j] = b[k*sbk + j*sbn] */
@@ -352,9 +339,9 @@ static void lam__matrix_dims(const lam_tensor *t, int left, int64_t *rows, int64
   }
 }
 
-/* set: -1 for the context's own choice, else a CPU GEMM tuning set (tests). */
+/* forced: NULL for the context's own choice, else CPU GEMM parameters (tests, tuner). */
 static lam_tensor *lam__matmul(lam_tensor *a, lam_tensor *b, int ta, int tb, const char *fn,
-                               int set) {
+                               const lam__gemm_params *forced) {
   if (!a) return lam__null_input(fn, "a");
   if (!b) return lam__null_input(fn, "b");
   lam_ctx *ctx = a->ctx;
@@ -434,12 +421,12 @@ static lam_tensor *lam__matmul(lam_tensor *a, lam_tensor *b, int ta, int tb, con
     g.nbd = 0;
   }
 #if LAMINA_HAVE_CLBLAST
-  lam_status st = (set >= 0 || (ctx->cpu_gemm_tuning && (ctx->info.type & LAM_DEVICE_CPU)))
-                      ? lam__gemm_cpu(ctx, &g, set, fn)
+  lam_status st = (forced || (ctx->cpu_gemm_tuning && (ctx->info.type & LAM_DEVICE_CPU)))
+                      ? lam__gemm_cpu(ctx, &g, forced, fn)
                       : lam__gemm_clblast(ctx, &g, fn);
 #else
   /* Built without CLBlast (LAMINA_WITH_CLBLAST): lamina's kernels on every device. */
-  lam_status st = lam__gemm_cpu(ctx, &g, set, fn);
+  lam_status st = lam__gemm_cpu(ctx, &g, forced, fn);
 #endif
   if (st != LAM_OK) {
     lam_tensor_free(out);
@@ -458,19 +445,27 @@ static lam_tensor *lam__matmul(lam_tensor *a, lam_tensor *b, int ta, int tb, con
 }
 
 lam_tensor *lam_matmul(lam_tensor *a, lam_tensor *b) {
-  return lam__matmul(a, b, 0, 0, "lam_matmul", -1);
+  return lam__matmul(a, b, 0, 0, "lam_matmul", NULL);
 }
 
 lam_tensor *lam_matmul_t(lam_tensor *a, lam_tensor *b, int transpose_a, int transpose_b) {
-  return lam__matmul(a, b, transpose_a, transpose_b, "lam_matmul_t", -1);
+  return lam__matmul(a, b, transpose_a, transpose_b, "lam_matmul_t", NULL);
 }
 
 /* For tests: as lam_matmul_t with CPU GEMM tuning set `set` forced, on any
  * device. Returns NULL with a message when set is out of range. */
 lam_tensor *lam__matmul_with_set(lam_tensor *a, lam_tensor *b, int ta, int tb, int set) {
-  if (set < 0 || (a && set >= lam__gemm_cpu_set_count(a->dtype)))
+  const lam__gemm_params *p = a ? lam__gemm_set(a->dtype, set, NULL) : NULL;
+  if (a && !p)
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam__matmul_with_set: no tuning set %d", set), NULL;
-  return lam__matmul(a, b, ta, tb, "lam_matmul_t", set);
+  return lam__matmul(a, b, ta, tb, "lam_matmul_t", p);
+}
+
+lam_tensor *lam__matmul_with_params(lam_tensor *a, lam_tensor *b, int ta, int tb,
+                                    const lam__gemm_params *p) {
+  if (!lam__gemm_params_valid(p))
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "lam__matmul_with_params: invalid parameters"), NULL;
+  return lam__matmul(a, b, ta, tb, "lam_matmul_t", p);
 }
 
 /* ---- backward ----------------------------------------------------------- */

@@ -97,21 +97,17 @@ static lam_status lam__team_launch(lam_ctx *ctx, cl_kernel k, const char *fn, in
 }
 
 /* True when the work-item-per-statistic kernels run (CPU devices: see the
- * CPU section of cl/norm.cl); LAMINA_NORM_LAYOUT=cpu|gpu overrides the
- * device type, so tests take both paths on any device. */
-static bool lam__norm_cpu(const lam_ctx *ctx) {
-  const char *e = getenv("LAMINA_NORM_LAYOUT");
-  if (e && strcmp(e, "gpu") == 0) return false;
-  if (e && strcmp(e, "cpu") == 0) return true;
-  return ctx->info.type == LAM_DEVICE_CPU;
-}
+ * CPU section of cl/norm.cl); LAMINA_NORM_LAYOUT=cpu|gpu at context
+ * creation overrides the device type (the tuning table), so tests take both
+ * paths on any device. */
+static bool lam__norm_cpu(const lam_ctx *ctx) { return ctx->tuning.norm_cpu; }
 
 /* 1-D launch of n long-running work-items in groups small enough that every
  * compute unit gets some (PoCL runs a work-group on one core). */
 static lam_status lam__spread_launch(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs,
                                      const lam__arg *args, size_t n) {
   size_t cu = ctx->info.compute_units ? ctx->info.compute_units : 1;
-  size_t local = ctx->wg_1d, want = (n + 4 * cu - 1) / (4 * cu);
+  size_t local = ctx->tuning.wg_1d, want = (n + 4 * cu - 1) / (4 * cu);
   if (want < local) local = want;
   if (local < 1) local = 1;
   size_t global = (n + local - 1) / local * local;
@@ -154,7 +150,7 @@ static int lam__chan_team(const lam_ctx *ctx, int64_t N, int64_t C, int64_t S) {
   int64_t cu = ctx->info.compute_units ? ctx->info.compute_units : 1;
   int64_t want;
   if (S == 1) {
-    int64_t target = (ctx->info.type == LAM_DEVICE_CPU ? 128 : 4096) * cu;
+    int64_t target = ctx->tuning.norm_chan_per_cu * cu;
     want = (target + C - 1) / C;
     if (want > N) want = N;
   } else {
@@ -301,9 +297,9 @@ static lam_status lam__chan_merge(const char *fn, lam_tensor *part, lam_tensor *
 /* Per-plane work split of the streaming per-channel kernels (chan_affine,
  * chan_bwd_dx): enough work-items, long contiguous runs each. */
 static int64_t lam__plane_chunks(const lam_ctx *ctx, int64_t planes, int64_t S) {
-  int64_t target = ctx->info.type == LAM_DEVICE_CPU ? 256 : 65536;
+  int64_t target = ctx->tuning.norm_plane_target;
   int64_t chunks = planes >= target ? 1 : (target + planes - 1) / planes;
-  int64_t minrun = ctx->info.type == LAM_DEVICE_CPU ? 256 : 1;
+  int64_t minrun = ctx->tuning.norm_plane_minrun;
   if (chunks > S / minrun) chunks = S / minrun;
   return chunks < 1 ? 1 : chunks;
 }

@@ -102,30 +102,22 @@ lam_status lam__reduce_dtype(const char *fn, lam_dtype dtype, int allow_int) {
                    lam_dtype_name(dtype), allow_int ? ", i32" : "");
 }
 
-/* True when the GPU work split applies (device type, or the override). */
-static int lam__reduce_gpu_layout(const lam_ctx *ctx) {
-  const char *e = getenv("LAMINA_REDUCE_LAYOUT");
-  if (e && strcmp(e, "gpu") == 0) return 1;
-  if (e && strcmp(e, "cpu") == 0) return 0;
-  return ctx->info.type != LAM_DEVICE_CPU;
-}
+/* True when the GPU work split applies (the tuning table: device type, or
+ * LAMINA_REDUCE_LAYOUT at context creation). */
+static int lam__reduce_gpu_layout(const lam_ctx *ctx) { return ctx->tuning.reduce_gpu; }
 
 int64_t lam__reduce_par_target(const lam_ctx *ctx) {
   int64_t cu = ctx->info.compute_units ? ctx->info.compute_units : 1;
-  /* CPUs: a few dozen long work-items per core keep the cores busy and
-   * balanced; GPUs want thousands of threads per compute unit. */
-  return lam__reduce_gpu_layout(ctx) ? cu * 1024 : cu * 64;
+  return cu * ctx->tuning.reduce_par_per_cu;
 }
 
 /* Shortest chunk worth a work-item (loop setup and the extra pass). */
-static int64_t lam__reduce_min_chunk(const lam_ctx *ctx) {
-  return lam__reduce_gpu_layout(ctx) ? 64 : 2048;
-}
+static int64_t lam__reduce_min_chunk(const lam_ctx *ctx) { return ctx->tuning.reduce_min_chunk; }
 
 lam_status lam__reduce_launch(lam_ctx *ctx, cl_kernel k, const char *fn, int nargs,
                               const lam__arg *args, size_t n) {
-  size_t local = ctx->wg_1d;
-  if (ctx->info.type == LAM_DEVICE_CPU) {
+  size_t local = ctx->tuning.wg_1d;
+  if (ctx->tuning.spread_groups) {
     /* PoCL runs one work-group per core at a time: with few work-items, small
      * groups spread them over every core (each item loops for long, so the
      * per-group cost does not matter here). */
@@ -309,7 +301,7 @@ lam_tensor *lam__bcast_run(const char *fn, const lam__rgeom *g, int ndim, const 
                        lam__arg_real(a->dtype, scale), lam__arg_int(m[0]), lam__arg_int(m[1]),
                        lam__arg_int(os[0]),  lam__arg_int(os[1]),   lam__arg_int(os[2])};
     size_t nb = ((size_t)m[0] + 15) / 16;
-    size_t local[3] = {ctx->wg_1d < nb ? ctx->wg_1d : nb, 1, 1};
+    size_t local[3] = {ctx->tuning.wg_1d < nb ? ctx->tuning.wg_1d : nb, 1, 1};
     size_t global[3] = {(nb + local[0] - 1) / local[0] * local[0], (size_t)m[1], (size_t)m[2]};
     st = lam__launch(ctx, k, fn, (int)(sizeof args / sizeof args[0]), args, 3, global, local);
   } else {

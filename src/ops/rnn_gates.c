@@ -55,8 +55,8 @@ static lam__rnn_work lam__rnn_layout(int mode, int64_t T, int64_t B, int64_t H) 
   return w;
 }
 
-/* Units per work-item of the step kernels (see cl/rnn.cl): 64 on CPUs. */
-static int lam__rnn_chunk(const lam_ctx *ctx) { return ctx->info.type == LAM_DEVICE_CPU ? 64 : 1; }
+/* Units per work-item of the step kernels (see cl/rnn.cl): 64 on CPUs (the tuning table). */
+static int lam__rnn_chunk(const lam_ctx *ctx) { return ctx->tuning.rnn_chunk; }
 
 /* Work-items of a step kernel over B rows of H units. */
 static size_t lam__rnn_items(int64_t B, int64_t H, int chunk) {

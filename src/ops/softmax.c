@@ -43,7 +43,7 @@ static void lam__softmax_geom(lam_ctx *ctx, int ndim, const int64_t *shape, int 
   const int64_t target = lam__reduce_par_target(ctx);
   const int small = s->outer * s->D * s->inner <= 65536;
   int ok;
-  if (ctx->info.type == LAM_DEVICE_CPU && s->inner >= 16) {
+  if (ctx->tuning.softmax_cols && s->inner >= 16) {
     s->path = LAM__SM_COLS;
     ok = s->D <= 256 && s->outer * s->nblk >= target;
   } else {

@@ -54,7 +54,7 @@ size_t lam__ew_items(const lam__ew_layout *L, int64_t n, int chunk) {
   return (size_t)(n / inner * ((inner + chunk - 1) / chunk));
 }
 
-int lam__ew_chunk(const lam_ctx *ctx) { return ctx->info.type == LAM_DEVICE_CPU ? 64 : 1; }
+int lam__ew_chunk(const lam_ctx *ctx) { return ctx->tuning.ew_chunk; }
 
 lam_status lam__ew_same_ctx(const char *fn, const lam_tensor *a, const lam_tensor *b,
                             const char *na, const char *nb) {

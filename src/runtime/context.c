@@ -146,10 +146,8 @@ lam_status lam_ctx_create_from_cl(cl_context context, cl_device_id device, cl_co
 static void lam__ctx_setup(lam_ctx *ctx, const lam_ctx_opts *o) {
   lam__resolve_cache_dir(o, ctx->cache_dir, sizeof ctx->cache_dir);
   ctx->store_binaries = ctx->cache_dir[0] && lam__store_binaries(o, &ctx->info);
-  /* 256 work-items per group streams well on GPUs and on PoCL (which pays
-   * per group; 8-item groups are ~6x slower there). */
-  ctx->wg_1d = ctx->info.max_work_group_size < 256 ? ctx->info.max_work_group_size : 256;
-  if (ctx->wg_1d == 0) ctx->wg_1d = 1;
+  lam__tuning_init(ctx);
+  ctx->wg_1d = ctx->tuning.wg_1d;
   ctx->grad_enabled = true;
   ctx->cpu_gemm_tuning = !o->clblast_on_cpu;
 }

@@ -20,6 +20,7 @@
 #include "lamina/runtime.h"
 #include "lamina/status.h"
 #include "lamina/tensor.h"
+#include "runtime/tuning_internal.h"
 
 /* printf-style format checking: MinGW-w64's C99 printf (__USE_MINGW_ANSI_STDIO,
  * set by the build on Windows) is gnu_printf, not the archetype "printf"
@@ -88,7 +89,8 @@ struct lam_ctx {
   lam__buffer **free_lists; /* one list per size class */
   int n_classes;
   lam_stats stats;
-  size_t wg_1d;         /* work-group size for 1-D streaming kernels */
+  size_t wg_1d;         /* work-group size for 1-D streaming kernels (= tuning.wg_1d) */
+  lam__tuning tuning;   /* every device-dependent choice (runtime/tuning.c) */
   lam__tape *tape;      /* active tape, or NULL */
   uint64_t tape_seq;    /* ids for tapes made on this context */
   bool grad_enabled;    /* false pauses recording */
