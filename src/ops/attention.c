@@ -113,7 +113,7 @@ bool lam__att_gpu_layout(lam_ctx *ctx, lam_dtype dtype, int64_t max_d, lam__att_
   L->tile = (int)tile;
   L->dk = (int)dk;
   snprintf(L->opts, sizeof L->opts, "-DATT_GPU -DATT_BQ=%d -DATT_BT=%d -DATT_DK=%d%s", L->rows,
-           L->tile, L->dk, ctx->info.type == LAM_DEVICE_GPU ? " -DATT_UNROLL" : "");
+           L->tile, L->dk, ctx->tuning.att_unroll ? " -DATT_UNROLL" : "");
   return true;
 }
 

@@ -93,11 +93,11 @@ static lam_status lam__scatter_cols(const char *fn, lam_tensor *y, int ndim, int
                               (size_t)y->numel * es, 0, NULL, NULL);
   }
   if (err != CL_SUCCESS) return lam__cl_fail(err, fn, base ? "clEnqueueCopyBuffer" : "clEnqueueFillBuffer");
-  /* columns per work-item along the innermost dim: 1 on GPUs (coalescing),
-   * runs of 32 on other devices (cache lines; see cl/index.cl) */
+  /* columns per work-item along the innermost dim: the tuning table's
+   * index_run (1 on GPUs for coalescing, runs of 32 elsewhere; cl/index.cl) */
   int64_t ncols = y->numel / dshape[axis], rd[8], ri[8], ris[8], rss[8];
   int64_t inner = axis == ndim - 1 ? 1 : ishape[ndim - 1];
-  int64_t cpw = axis == ndim - 1 || ctx->info.type == LAM_DEVICE_GPU ? 1 : 32;
+  int64_t cpw = axis == ndim - 1 ? 1 : ctx->tuning.index_run;
   if (cpw > inner) cpw = inner;
   int64_t nchunks = (inner + cpw - 1) / cpw;
   int64_t items = axis == ndim - 1 ? ncols : ncols / dshape[ndim - 1] * nchunks;

@@ -226,11 +226,10 @@ lam_tensor *lam_quantized_matmul(lam_tensor *x, lam_tensor *wq, lam_tensor *scal
   memcpy(ys, x->shape, sizeof ys);
   ys[x->ndim - 1] = N;
   if (lam__check_shape(fn, x->ndim, ys, &numel) != LAM_OK) return NULL;
-  /* CPU devices: q_rows at every batch size. Others: q_mv up to
-   * QMV_MAXM rows, q_mm beyond. */
+  /* The tuning table's quant_rows (CPU devices): q_rows at every batch
+   * size. Others: q_mv up to QMV_MAXM rows, q_mm beyond. */
   const char *e = getenv("LAMINA_QMM_PATH");
-  const bool cpu = x->ctx->info.type == LAM_DEVICE_CPU;
-  bool mv = M <= LAM__QMV_MAXM, rows = cpu;
+  bool mv = M <= LAM__QMV_MAXM, rows = x->ctx->tuning.quant_rows;
   if (e && strcmp(e, "mm") == 0) mv = false, rows = false;
   if (e && strcmp(e, "mv") == 0) mv = true, rows = false;
   if (e && strcmp(e, "rows") == 0) mv = false, rows = true;

@@ -253,6 +253,10 @@ void lam__tuning_init(lam_ctx *ctx) {
   t->norm_plane_minrun = cpu ? 256 : 1;
   t->att_gpu = lam__layout_env("LAMINA_ATTENTION_LAYOUT", ctx->info.type == LAM_DEVICE_GPU);
   t->att_bm = 12;
+  t->att_unroll = ctx->info.type == LAM_DEVICE_GPU;
+  t->index_run = ctx->info.type == LAM_DEVICE_GPU ? 1 : 32;
+  t->quant_rows = cpu;
+  t->ctc_wg_cap = ctx->info.type == LAM_DEVICE_GPU ? 256 : 64;
   for (int d = 0; d < 2; d++) {
     lam_dtype dt = d ? LAM_F64 : LAM_F32;
     t->gemm_set[d] = lam__gemm_set_for_width(dt, d ? t->width_f64 : t->width_f32);
@@ -291,7 +295,10 @@ lam_status lam_ctx_tuning(const lam_ctx *ctx, char *buf, size_t cap) {
       "reduce_layout %s (par %lld per CU, min chunk %lld)\n"
       "softmax_cols %s\n"
       "norm_layout %s%s (channel items %lld per CU, plane target %lld, min run %lld)\n"
-      "attention_layout %s (bm %d)\n"
+      "attention_layout %s (bm %d%s)\n"
+      "index_run %d\n"
+      "quant_rows %s\n"
+      "ctc_wg_cap %zu\n"
       "gemm f32 %s (%s)\n"
       "gemm f64 %s (%s)\n"
       "store %s\n",
@@ -301,7 +308,8 @@ lam_status lam_ctx_tuning(const lam_ctx *ctx, char *buf, size_t cap) {
       t->softmax_cols ? "yes" : "no", t->norm_cpu ? "cpu" : "gpu",
       t->norm_tuned ? " tuned" : "", (long long)t->norm_chan_per_cu,
       (long long)t->norm_plane_target, (long long)t->norm_plane_minrun, t->att_gpu ? "gpu" : "cpu",
-      t->att_bm, g[0], t->gemm_tuned[0] ? "tuned" : set[0], g[1], t->gemm_tuned[1] ? "tuned" : set[1],
+      t->att_bm, t->att_unroll ? ", unrolled" : "", t->index_run, t->quant_rows ? "yes" : "no",
+      t->ctc_wg_cap, g[0], t->gemm_tuned[0] ? "tuned" : set[0], g[1], t->gemm_tuned[1] ? "tuned" : set[1],
       t->store_path[0] ? t->store_path : "(no cache directory)");
   if (n < 0 || (size_t)n >= cap) {
     if (cap) buf[0] = '\0';

@@ -43,6 +43,13 @@ typedef struct lam__tuning {
   int64_t norm_plane_target, norm_plane_minrun; /* per-plane chunks of the streaming kernels */
   bool att_gpu;             /* attention: the local-memory layout (LAMINA_ATTENTION_LAYOUT) */
   int att_bm;               /* rows per work-item of the CPU layout (-DBM; the kernel's own is 12) */
+  bool att_unroll;          /* GPU layout: unrolled tile loops (-DATT_UNROLL; GPUs only) */
+  int index_run;            /* gather/scatter columns per work-item off the last axis
+                             * (runs of cache lines on CPUs, 1 for coalescing on GPUs) */
+  bool quant_rows;          /* quantized matmul: the per-row kernels (q_rows*) at every
+                             * batch size (CPUs), else q_mv / q_mm (LAMINA_QMM_PATH forces) */
+  size_t ctc_wg_cap;        /* CTC alpha/beta work-group cap (a group's items run as a
+                             * loop on PoCL: 64; GPUs 256) */
   int gemm_set[2];          /* built-in GEMM set index per dtype (0: f32, 1: f64) */
   lam__gemm_params gemm[2]; /* the GEMM parameters in use per dtype */
   bool gemm_tuned[2];       /* gemm[d] came from lam_ctx_tune (now or from the store) */

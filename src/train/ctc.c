@@ -26,7 +26,7 @@
  * extended length, at most 64 on CPUs (PoCL runs a group's items as a loop)
  * and 256 elsewhere, and within the device's limit. */
 static size_t lam__ctc_local(lam_ctx *ctx, cl_kernel k, int64_t L) {
-  size_t cap = ctx->info.type == LAM_DEVICE_GPU ? 256 : 64, kmax = 0;
+  size_t cap = ctx->tuning.ctc_wg_cap, kmax = 0;
   if (ctx->info.max_work_group_size && ctx->info.max_work_group_size < cap) cap = ctx->info.max_work_group_size;
   if (clGetKernelWorkGroupInfo(k, ctx->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax, NULL) ==
           CL_SUCCESS && kmax && kmax < cap)
