@@ -86,7 +86,8 @@ lam_status lam__kernel_get(lam_ctx *ctx, const char *family, const char *options
 
 /* As lam__kernel_get, with options "-DREAL=<type> ..." for `dtype` followed
  * by `extra` (may be NULL). Fails with LAM_ERR_UNSUPPORTED when the device
- * lacks the dtype. */
+ * lacks f64, and with LAM_ERR_DTYPE for f16 on a family that cannot compute
+ * on it here (the per-family f16 table in runtime/launch.c). */
 lam_status lam__kernel_dt(lam_ctx *ctx, const char *family, const char *name, lam_dtype dtype,
                           const char *extra, cl_kernel *out);
 
