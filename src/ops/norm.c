@@ -37,8 +37,8 @@
 /* ---- validation ---------------------------------------------------------- */
 
 static lam_status lam__norm_check_x(const char *fn, const lam_tensor *x, int min_rank) {
-  if (x->dtype != LAM_F32 && x->dtype != LAM_F64)
-    return lam__fail(LAM_ERR_DTYPE, "%s: x is %s, need f32 or f64", fn, lam_dtype_name(x->dtype));
+  if (x->dtype != LAM_F32 && x->dtype != LAM_F64 && x->dtype != LAM_F16) /* f16: storage */
+    return lam__fail(LAM_ERR_DTYPE, "%s: x is %s, need f32, f64 or f16", fn, lam_dtype_name(x->dtype));
   if (x->ndim < min_rank) {
     char b[LAM__SHAPE_STR];
     return lam__fail(LAM_ERR_SHAPE, "%s: x is %s, need rank >= %d%s", fn,
