@@ -328,6 +328,30 @@ Test(half, reductions_softmax_layer_norm_matmul_against_f32) {
   lam_ctx_free(ctx);
 }
 
+Test(half, other_norms_compare_where_against_f32) {
+  lam_ctx *ctx = tu_ctx();
+  tu_mark m = tu_mark_now(ctx);
+  tu_rng r = tu_rng_make(45);
+  const int64_t sh[3] = {3, 4, tu_small() ? 9 : 65};
+  lam_tensor *x32, *x = rand_half(ctx, &r, 3, sh, -2, 2, &x32);
+  lam_tensor *w32, *w = rand_half(ctx, &r, 1, &sh[1], 0.5, 1.5, &w32);
+  lam_tensor *v32, *v = rand_half(ctx, &r, 1, &sh[2], 0.5, 1.5, &v32);
+  assert_half_close(lam_rms_norm(x, 1, v, 1e-5), lam_rms_norm(x32, 1, v32, 1e-5), RED_ATOL, RED_RTOL, "rms_norm");
+  assert_half_close(lam_group_norm(x, 2, w, NULL, 1e-5), lam_group_norm(x32, 2, w32, NULL, 1e-5), RED_ATOL,
+                    RED_RTOL, "group_norm");
+  assert_half_close(lam_batch_norm(x, NULL, NULL, w, NULL, true, 0.1, 1e-5, NULL, NULL),
+                    lam_batch_norm(x32, NULL, NULL, w32, NULL, true, 0.1, 1e-5, NULL, NULL), RED_ATOL,
+                    RED_RTOL, "batch_norm");
+  lam_tensor *y32, *y = rand_half(ctx, &r, 3, sh, -2, 2, &y32);
+  lam_tensor *c16 = lam_gt(x, y), *c32 = lam_gt(x32, y32);
+  cr_assert(tu_bits_equal(c16, c32), "gt: %s", lam_last_error());
+  assert_half_close(lam_where(c16, x, y), lam_where(c32, x32, y32), 0, 0, "where");
+  lam_tensor *all[] = {x, x32, w, w32, v, v32, y, y32, c16, c32};
+  for (size_t i = 0; i < 10; i++) lam_tensor_free(all[i]);
+  tu_assert_no_leak(ctx, m);
+  lam_ctx_free(ctx);
+}
+
 /* Gradients through f16 tensors (the mixed-precision backward pass). */
 static lam_tensor *mlp_loss_fn(lam_tensor *const *xs, int n, void *user) {
   (void)n, (void)user;
