@@ -191,7 +191,7 @@ static lam_status lam__rownorm_run(const char *fn, lam_tensor *x, lam_tensor *w,
     goto fail;
   }
   int L = lam__norm_wg(ctx), T = lam__row_team(ctx, g->D);
-  size_t acc = lam_dtype_size(x->dtype);
+  size_t acc = lam__acc_size(x->dtype);
   lam__arg args[] = {LAM__ARG_T(x),
                      LAM__ARG_T(w ? w : x),
                      LAM__ARG_T(b ? b : x),
@@ -374,7 +374,7 @@ static lam_status lam__chan_bwd_run(const char *fn, lam_tensor *x, lam_tensor *d
     st = lam_last_status();
   } else {
     int L = lam__norm_wg(ctx), T = lam__chan_team(ctx, N, C, S);
-    size_t acc = lam_dtype_size(x->dtype);
+    size_t acc = lam__acc_size(x->dtype);
     lam__arg args[] = {LAM__ARG_T(x),
                        LAM__ARG_T(dy),
                        LAM__ARG_T(mean ? mean : rstd),
@@ -458,7 +458,7 @@ static lam_status lam__rownorm_bw(lam__node *node, lam_tensor *gy, lam_tensor **
     lam_tensor *dx = lam__tensor_new(ctx, x->dtype, x->ndim, x->shape, fn);
     if (!dx) return lam_last_status();
     int L = lam__norm_wg(ctx), T = lam__row_team(ctx, g.D);
-    size_t acc = lam_dtype_size(x->dtype);
+    size_t acc = lam__acc_size(x->dtype);
     lam__arg args[] = {LAM__ARG_T(x),
                        LAM__ARG_T(gy),
                        LAM__ARG_T(w ? w : rstd),
@@ -757,7 +757,7 @@ lam_tensor *lam_batch_norm(lam_tensor *x, lam_tensor *running_mean,
     lam_tensor_free(a);
   } else {
     int L = lam__norm_wg(ctx), T = lam__chan_team(ctx, N, C, S);
-    size_t acc = lam_dtype_size(x->dtype);
+    size_t acc = lam__acc_size(x->dtype);
     lam__arg args[] = {LAM__ARG_T(x),
                        LAM__ARG_T(weight ? weight : x),
                        LAM__ARG_T(bias ? bias : x),

@@ -50,6 +50,10 @@ static int lam__f16_mode(const char *family) {
   return LAM__F16_NONE;
 }
 
+size_t lam__acc_size(lam_dtype dtype) {
+  return dtype == LAM_F64 ? sizeof(cl_double) : sizeof(cl_float); /* float, int: 4 bytes */
+}
+
 /* REAL is the storage type, ACC the type arithmetic is done in (halves are
  * computed in float), and one LAM_<DTYPE> macro names the dtype. */
 lam_status lam__kernel_dt(lam_ctx *ctx, const char *family, const char *name, lam_dtype dtype,

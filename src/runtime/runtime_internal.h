@@ -91,6 +91,10 @@ lam_status lam__kernel_get(lam_ctx *ctx, const char *family, const char *options
 lam_status lam__kernel_dt(lam_ctx *ctx, const char *family, const char *name, lam_dtype dtype,
                           const char *extra, cl_kernel *out);
 
+/* Bytes of one ACC value of a kernel built for `dtype` (halves compute in
+ * float): the element size of local-memory scratch arrays. */
+size_t lam__acc_size(lam_dtype dtype);
+
 /* Returns LAM_OK if the device can hold `dtype`, else records
  * "fn: dtype f64 is not supported by <device>" and returns LAM_ERR_UNSUPPORTED. */
 lam_status lam__check_dtype_supported(lam_ctx *ctx, lam_dtype dtype, const char *fn);
