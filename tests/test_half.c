@@ -352,6 +352,41 @@ Test(half, other_norms_compare_where_against_f32) {
   lam_ctx_free(ctx);
 }
 
+Test(half, index_ops_against_f32) {
+  lam_ctx *ctx = tu_ctx();
+  tu_mark m = tu_mark_now(ctx);
+  tu_rng r = tu_rng_make(47);
+  const int64_t sh[2] = {7, 5};
+  lam_tensor *x32, *x = rand_half(ctx, &r, 2, sh, -2, 2, &x32);
+  const int32_t iv[6] = {6, 0, 3, 3, -1, 2};
+  lam_tensor *idx = lam_tensor_from_host(ctx, LAM_I32, 1, (int64_t[]){6}, iv);
+  const int32_t gv[10] = {0, 4, 1, 2, 3, 4, 0, 0, 1, 2};
+  lam_tensor *gi = lam_tensor_from_host(ctx, LAM_I32, 2, (int64_t[]){2, 5}, gv);
+  lam_tensor *s32, *src = rand_half(ctx, &r, 2, (int64_t[]){2, 5}, -1, 1, &s32);
+  assert_half_close(lam_index_select(x, 0, idx), lam_index_select(x32, 0, idx), 0, 0, "index_select");
+  assert_half_close(lam_take(x, idx, 0), lam_take(x32, idx, 0), 0, 0, "take");
+  assert_half_close(lam_gather(x, 0, gi), lam_gather(x32, 0, gi), 0, 0, "gather");
+  assert_half_close(lam_tril(x, 1), lam_tril(x32, 1), 0, 0, "tril");
+  assert_half_close(lam_one_hot(idx, 7, LAM_F16), lam_one_hot(idx, 7, LAM_F32), 0, 0, "one_hot");
+  assert_half_close(lam_scatter_add(x, 0, gi, src), lam_scatter_add(x32, 0, gi, s32), 1e-3, EW_RTOL,
+                    "scatter_add");
+  /* an f16 embedding table */
+  lam_layer *emb = lam_nn_embedding(7, 5, &(lam_embedding_opts){.no_scale = true});
+  lam_vars *v = NULL;
+  cr_assert_eq(lam_layer_init(emb, ctx, lam_rng_key_make(2), LAM_F16, &v), LAM_OK, "%s", lam_last_error());
+  lam_tensor *ids = lam_tensor_from_host(ctx, LAM_I32, 1, (int64_t[]){3}, (int32_t[]){4, 0, 6});
+  lam_tensor *e = tu_apply(emb, v, ids, false);
+  lam_tensor *tab = lam_ptree_get(lam_vars_params(v), "weight");
+  lam_tensor *tab32 = lam_tensor_cast(tab, LAM_F32);
+  assert_half_close(e, lam_index_select(tab32, 0, ids), 0, 0, "embedding");
+  lam_tensor *all[] = {x, x32, idx, gi, src, s32, ids, tab32};
+  for (size_t i = 0; i < 8; i++) lam_tensor_free(all[i]);
+  lam_vars_free(v);
+  lam_layer_free(emb);
+  tu_assert_no_leak(ctx, m);
+  lam_ctx_free(ctx);
+}
+
 /* Gradients through f16 tensors (the mixed-precision backward pass). */
 static lam_tensor *mlp_loss_fn(lam_tensor *const *xs, int n, void *user) {
   (void)n, (void)user;
@@ -422,10 +457,10 @@ Test(half, extension_families_build_where_reported) {
     const char *name = lam_ctx_device(ctx)->name;
     lam_ctx_free(ctx);
     cr_skip("device %s reports no cl_khr_fp16: the f16-arithmetic builds of the conv, pool, "
-            "upsample, index, rnn, random, optim and ctc kernels are checked on a device that "
+            "upsample, rnn, random, optim and ctc kernels are checked on a device that "
             "does (f16 storage is tested everywhere)", name);
   }
-  const char *fam[][2] = {{"conv", NULL}, {"pool", NULL}, {"upsample", NULL}, {"index", NULL},
+  const char *fam[][2] = {{"conv", NULL}, {"pool", NULL}, {"upsample", NULL},
                           {"rnn", NULL},  {"random", NULL}, {"optim", NULL}, {"ctc", NULL}};
   for (size_t i = 0; i < sizeof fam / sizeof *fam; i++) {
     lam_status st = lam__kernel_dt(ctx, fam[i][0], "lam__no_such_kernel", LAM_F16, NULL, &(cl_kernel){0});

@@ -40,9 +40,8 @@ lam_status lam__check_dtype_supported(lam_ctx *ctx, lam_dtype dtype, const char 
 enum { LAM__F16_NONE, LAM__F16_STORAGE, LAM__F16_EXT };
 static int lam__f16_mode(const char *family) {
   static const char *const storage[] = {"tensor", "shape", "elementwise", "reduce", "norm",
-                                        "autodiff"};
-  static const char *const ext[] = {"conv", "pool", "upsample", "index", "rnn", "random",
-                                    "optim", "ctc"};
+                                        "autodiff", "index"};
+  static const char *const ext[] = {"conv", "pool", "upsample", "rnn", "random", "optim", "ctc"};
   for (size_t i = 0; i < sizeof storage / sizeof *storage; i++)
     if (strcmp(family, storage[i]) == 0) return LAM__F16_STORAGE;
   for (size_t i = 0; i < sizeof ext / sizeof *ext; i++)
