@@ -564,7 +564,7 @@ kernel void where_same(global const uchar *pc, int c_off, global const REAL *pa,
   global const uchar *cp = pc + c_off;
   global const REAL *ap = pa + a_off, *bp = pb + b_off;
   global REAL *yp = py + y_off;
-  for (int c = c0; c < c1; c++) yp[c] = cp[c] ? ap[c] : bp[c];
+  for (int c = c0; c < c1; c++) MOVE(yp, c, cp[c] ? ap : bp, c);
 }
 
 kernel void where_bcast(global const uchar *pc, int c_off, global const REAL *pa, int a_off,
@@ -583,7 +583,10 @@ kernel void where_bcast(global const uchar *pc, int c_off, global const REAL *pa
   global const REAL *ap = pa + ia, *bp = pb + ib;
   global REAL *yp = py + y_off + row * inner;
   int tc = stc[ndim - 1], ta = sta[ndim - 1], tb = stb[ndim - 1];
-  for (int c = c0; c < c1; c++) yp[c] = cp[c * tc] ? ap[c * ta] : bp[c * tb];
+  for (int c = c0; c < c1; c++) {
+    if (cp[c * tc]) MOVE(yp, c, ap, c * ta);
+    else MOVE(yp, c, bp, c * tb);
+  }
 }
 
 /* ---- backward kernels (float programs only) -------------------------------- */
@@ -675,6 +678,6 @@ kernel void where_backward(global const uchar *pc, int c_off, global const REAL 
   global const uchar *cp = pc + ic;
   global const REAL *gp = pg + g_off + base;
   global REAL *outp = pout + out_off + base;
-  for (int c = c0; c < c1; c++) outp[c] = ((cp[c * tc] != 0) == pick) ? gp[c] : (REAL)0;
+  for (int c = c0; c < c1; c++) STORE(outp, c, ((cp[c * tc] != 0) == pick) ? LOAD(gp, c) : (ACC)0);
 }
 #endif

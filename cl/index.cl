@@ -69,8 +69,8 @@ kernel void gather(global const REAL *x, int x_off, global const int *idx, int i
   G_OUTER(2) G_OUTER(3) G_OUTER(4) G_OUTER(5) G_OUTER(6) G_OUTER(7)
   int t = idx[idx_off + io];
   if (t < 0) t += dim;
-  if (t >= 0 && t < dim) y[y_off + yo] = x[x_off + xo + t * xsa];
-  else y[y_off + yo] = (REAL)0;
+  if (t >= 0 && t < dim) MOVE(y + y_off, yo, x + x_off, xo + t * xsa);
+  else STORE(y + y_off, yo, 0);
 }
 
 /* scatter_cols: y (contiguous, shape dshape, already holding the base)
@@ -148,7 +148,7 @@ kernel void one_hot(global const int *idx, int idx_off, global REAL *y, int y_of
                     int classes) {
   int c = get_global_id(0), r = get_global_id(1);
   if (c >= classes || r >= rows) return;
-  y[y_off + r * classes + c] = (REAL)(idx[idx_off + r] == c ? 1 : 0);
+  STORE(y + y_off, r * classes + c, idx[idx_off + r] == c ? 1 : 0);
 }
 
 /* tri: y = x where (col - row <= k) (lower) or (col - row >= k) (upper), else
@@ -161,6 +161,6 @@ kernel void tri(global const REAL *x, int x_off, int has_x, global REAL *y, int 
   if (c >= cols || r >= rows) return;
   int i = (get_global_id(2) * rows + r) * cols + c;
   int keep = upper ? (c - r >= k) : (c - r <= k);
-  if (has_x) y[y_off + i] = keep ? x[x_off + i] : (REAL)0;
-  else y[y_off + i] = (REAL)(keep ? 1 : 0);
+  if (has_x && keep) MOVE(y + y_off, i, x + x_off, i);
+  else STORE(y + y_off, i, has_x ? 0 : keep ? 1 : 0);
 }

@@ -134,10 +134,10 @@ kernel void rownorm_fwd(global const REAL *x, int x_off, global const REAL *w, i
     }
     ACC rs = rsqrt(Q / (ACC)D + eps);
     if (!rms) {
-      mean[mean_off + r] = (REAL)K;
-      mean[mean_off + rows + r] = (REAL)M;
+      STORE(mean, mean_off + r, K);
+      STORE(mean, mean_off + rows + r, M);
     }
-    rstd[rstd_off + r] = (REAL)rs;
+    STORE(rstd, rstd_off + r, rs);
     lm[lid] = M;
     lq[lid] = rs;
   }
@@ -284,12 +284,12 @@ kernel void chan_fwd(global const REAL *x, int x_off, global const REAL *w, int 
     ACC M = welford_merge(lm + lid, lq + lid, lc + lid, T, &Q, &n);
     ACC var = Q / n;
     ACC rs = rsqrt(var + eps);
-    mean[mean_off + c] = (REAL)K;
-    mean[mean_off + C + c] = (REAL)M;
-    rstd[rstd_off + c] = (REAL)rs;
+    STORE(mean, mean_off + c, K);
+    STORE(mean, mean_off + C + c, M);
+    STORE(rstd, rstd_off + c, rs);
     if (upd) {
-      nrm[nrm_off + c] = (REAL)(((ACC)1 - mom) * LOAD(rm, rm_off + c) + mom * (K + M));
-      nrv[nrv_off + c] = (REAL)(((ACC)1 - mom) * LOAD(rv, rv_off + c) + mom * (Q / (n - (ACC)1)));
+      STORE(nrm, nrm_off + c, (((ACC)1 - mom) * LOAD(rm, rm_off + c) + mom * (K + M)));
+      STORE(nrv, nrv_off + c, (((ACC)1 - mom) * LOAD(rv, rv_off + c) + mom * (Q / (n - (ACC)1))));
     }
     ACC a = has_w ? rs * LOAD(w, w_off + c) : rs;
     lq[lid] = a;
@@ -355,8 +355,8 @@ kernel void chan_bwd(global const REAL *x, int x_off, global const REAL *dy, int
       A += la[lid + k];
       B += lb[lid + k];
     }
-    if (want_db) db[db_off + c] = (REAL)A;
-    if (want_dw) dw[dw_off + c] = (REAL)B;
+    if (want_db) STORE(db, db_off + c, A);
+    if (want_dw) STORE(dw, dw_off + c, B);
     la[lid] = A / (ACC)(N * S);
     lb[lid] = B / (ACC)(N * S);
   }
@@ -416,14 +416,14 @@ kernel void chan_affine(global const REAL *x, int x_off, global const REAL *m, i
 #ifdef LAM_F64
 #define VW 8
 #define VACC double8
-#define VLOAD(p) vload8(0, p)
-#define VSTORE(v, p) vstore8(v, 0, p)
+#define VLOAD(p) VLOAD8(0, p)
+#define VSTORE(v, p) VSTORE8(v, 0, p)
 #define VSUM(v) ((((v).s0 + (v).s1) + ((v).s2 + (v).s3)) + (((v).s4 + (v).s5) + ((v).s6 + (v).s7)))
 #else
 #define VW 16
 #define VACC float16
-#define VLOAD(p) vload16(0, p)
-#define VSTORE(v, p) vstore16(v, 0, p)
+#define VLOAD(p) VLOAD16(0, p)
+#define VSTORE(v, p) VSTORE16(v, 0, p)
 #define VSUM(v)                                                                          \
   (((((v).s0 + (v).s1) + ((v).s2 + (v).s3)) + (((v).s4 + (v).s5) + ((v).s6 + (v).s7))) + \
    ((((v).s8 + (v).s9) + ((v).sa + (v).sb)) + (((v).sc + (v).sd) + ((v).se + (v).sf))))
@@ -534,10 +534,10 @@ kernel void rownorm_fwd_wi(global const REAL *x, int x_off, global const REAL *w
   }
   const ACC rs = rsqrt(Q / (ACC)D + eps);
   if (!rms) {
-    mean[mean_off + r] = (REAL)K;
-    mean[mean_off + rows + r] = (REAL)M;
+    STORE(mean, mean_off + r, K);
+    STORE(mean, mean_off + rows + r, M);
   }
-  rstd[rstd_off + r] = (REAL)rs;
+  STORE(rstd, rstd_off + r, rs);
   if (Sx != 1) {
     for (int j = 0; j < D; j++) {
       ACC v = ((LOAD(x, j * Sx) - K) - M) * rs;
@@ -799,13 +799,13 @@ kernel void chan_merge_wi(global const REAL *part, int part_off, global const RE
       chan_merge1(&n, &m, &q, LOAD(part, p * C + c), LOAD(part, (P + p) * C + c),
                   LOAD(part, (2 * P + p) * C + c));
     const ACC rs = rsqrt(q / n + eps), K = LOAD(x, x_off + c * S);
-    mean[mean_off + c] = (REAL)K;
-    mean[mean_off + C + c] = (REAL)m;
-    rstd[rstd_off + c] = (REAL)rs;
-    a[a_off + c] = (REAL)(has_w ? rs * LOAD(w, w_off + c) : rs);
+    STORE(mean, mean_off + c, K);
+    STORE(mean, mean_off + C + c, m);
+    STORE(rstd, rstd_off + c, rs);
+    STORE(a, a_off + c, (has_w ? rs * LOAD(w, w_off + c) : rs));
     if (upd) {
-      nrm[nrm_off + c] = (REAL)(((ACC)1 - mom) * LOAD(rm, rm_off + c) + mom * (K + m));
-      nrv[nrv_off + c] = (REAL)(((ACC)1 - mom) * LOAD(rv, rv_off + c) + mom * (q / (n - (ACC)1)));
+      STORE(nrm, nrm_off + c, (((ACC)1 - mom) * LOAD(rm, rm_off + c) + mom * (K + m)));
+      STORE(nrv, nrv_off + c, (((ACC)1 - mom) * LOAD(rv, rv_off + c) + mom * (q / (n - (ACC)1))));
     }
     return;
   }
@@ -814,14 +814,14 @@ kernel void chan_merge_wi(global const REAL *part, int part_off, global const RE
     A += LOAD(part, p * C + c);
     B += LOAD(part, (P + p) * C + c);
   }
-  if (want_db) db[db_off + c] = (REAL)A;
-  if (want_dw) dw[dw_off + c] = (REAL)B;
+  if (want_db) STORE(db, db_off + c, A);
+  if (want_dw) STORE(dw, dw_off + c, B);
   if (want_dx) { /* mean/rstd are inputs here; `a` receives the coefficients */
     const ACC rs = LOAD(rstd, rstd_off + c), M = LOAD(mean, mean_off + C + c);
     const ACC k = has_w ? rs * LOAD(w, w_off + c) : rs, k2 = -k * rs * B / cnt;
-    a[a_off + c] = (REAL)k;
-    a[a_off + C + c] = (REAL)k2;
-    a[a_off + 2 * C + c] = (REAL)(-k * A / cnt - M * k2); /* (x - K) k2 - M k2 */
+    STORE(a, a_off + c, k);
+    STORE(a, a_off + C + c, k2);
+    STORE(a, a_off + 2 * C + c, (-k * A / cnt - M * k2)); /* (x - K) k2 - M k2 */
   }
 }
 

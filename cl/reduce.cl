@@ -49,7 +49,7 @@
 #define ACC4V CAT(ACC, 4)
 #define ACC2V CAT(ACC, 2)
 /* REAL equals ACC for every dtype this file is built for (f32, f64, i32). */
-#define VLOAD(p, i) vload16(0, (p) + (i))
+#define VLOAD(p, i) VLOAD16(0, (p) + (i))
 /* select() masks need the element width of ACC. */
 #ifdef LAM_F64
 #define TO_MASKV convert_long16
@@ -369,7 +369,7 @@ kernel void reduce_cols(global const REAL *x, int x_off, global const REAL *x2, 
 #ifdef LAM_FLOAT
   else acc = select(shraw, (ACCV)0, isinf(shraw)) + log(acc);
 #endif
-  vstore16(acc, 0, y + o0);
+  VSTORE16(acc, 0, y + o0);
 }
 
 /* ---- arg-reductions ------------------------------------------------------ */
@@ -544,7 +544,7 @@ kernel void argcombine(global const REAL *pv, int pv_off, global const int *pi, 
     BC_OFFSETS                                                                   \
     if (j0 + 16 <= m0) {                                                         \
       int i = i0, ri = r0;                                                       \
-      vstore16(VEXPR, 0, y + i);                                                 \
+      VSTORE16(VEXPR, 0, y + i);                                                 \
     } else {                                                                     \
       for (int j = 0; j < m0 - j0; j++) {                                        \
         int i = i0 + j, ri = r0 + j * os0;                                       \
@@ -625,7 +625,7 @@ inline void sm_row_unit(global const REAL *x, global REAL *y, int D, int logmode
   for (j = 0; j + 16 <= D; j += 16) {
     ACCV e = exp(VLOAD(x, j) - m);
     vs += e;
-    if (!logmode) vstore16(e, 0, y + j);
+    if (!logmode) VSTORE16(e, 0, y + j);
   }
   for (; j < D; j++) {
     ACC e = exp(LOAD(x, j) - m);
@@ -635,11 +635,11 @@ inline void sm_row_unit(global const REAL *x, global REAL *y, int D, int logmode
   s += hred_add(vs);
   if (logmode) {
     ACC l = log(s);
-    for (j = 0; j + 16 <= D; j += 16) vstore16((VLOAD(x, j) - m) - l, 0, y + j);
+    for (j = 0; j + 16 <= D; j += 16) VSTORE16((VLOAD(x, j) - m) - l, 0, y + j);
     for (; j < D; j++) STORE(y, j, (LOAD(x, j) - m) - l);
   } else {
     ACC inv = (ACC)1 / s;
-    for (j = 0; j + 16 <= D; j += 16) vstore16(VLOAD(y, j) * inv, 0, y + j);
+    for (j = 0; j + 16 <= D; j += 16) VSTORE16(VLOAD(y, j) * inv, 0, y + j);
     for (; j < D; j++) STORE(y, j, LOAD(y, j) * inv);
   }
 }
@@ -653,14 +653,14 @@ inline void sm_cols16(global const REAL *x, global REAL *y, int D, int st, int l
   for (int j = 0; j < D; j++) {
     ACCV e = exp(VLOAD(x, j * st) - m);
     s += e;
-    if (!logmode) vstore16(e, 0, y + j * st);
+    if (!logmode) VSTORE16(e, 0, y + j * st);
   }
   if (logmode) {
     ACCV l = log(s);
-    for (int j = 0; j < D; j++) vstore16((VLOAD(x, j * st) - m) - l, 0, y + j * st);
+    for (int j = 0; j < D; j++) VSTORE16((VLOAD(x, j * st) - m) - l, 0, y + j * st);
   } else {
     ACCV inv = (ACCV)1 / s;
-    for (int j = 0; j < D; j++) vstore16(VLOAD(y, j * st) * inv, 0, y + j * st);
+    for (int j = 0; j < D; j++) VSTORE16(VLOAD(y, j * st) * inv, 0, y + j * st);
   }
 }
 
@@ -721,10 +721,10 @@ inline void smb_row_unit(global const REAL *y, global const REAL *g, global REAL
   }
   s += hred_add(vs);
   if (logmode) {
-    for (j = 0; j + 16 <= D; j += 16) vstore16(VLOAD(g, j) - exp(VLOAD(y, j)) * s, 0, dx + j);
+    for (j = 0; j + 16 <= D; j += 16) VSTORE16(VLOAD(g, j) - exp(VLOAD(y, j)) * s, 0, dx + j);
     for (; j < D; j++) STORE(dx, j, LOAD(g, j) - exp(LOAD(y, j)) * s);
   } else {
-    for (j = 0; j + 16 <= D; j += 16) vstore16(VLOAD(y, j) * (VLOAD(g, j) - s), 0, dx + j);
+    for (j = 0; j + 16 <= D; j += 16) VSTORE16(VLOAD(y, j) * (VLOAD(g, j) - s), 0, dx + j);
     for (; j < D; j++) STORE(dx, j, LOAD(y, j) * (LOAD(g, j) - s));
   }
 }
@@ -735,7 +735,7 @@ inline void smb_cols16(global const REAL *y, global const REAL *g, global REAL *
   for (int j = 0; j < D; j++) s += logmode ? VLOAD(g, j * st) : VLOAD(g, j * st) * VLOAD(y, j * st);
   for (int j = 0; j < D; j++) {
     ACCV yv = VLOAD(y, j * st), gv = VLOAD(g, j * st);
-    vstore16(logmode ? gv - exp(yv) * s : yv * (gv - s), 0, dx + j * st);
+    VSTORE16(logmode ? gv - exp(yv) * s : yv * (gv - s), 0, dx + j * st);
   }
 }
 

@@ -46,7 +46,7 @@ kernel void strided_copy(global const REAL *x, int x_off, global REAL *y, int y_
   int r = get_global_id(2);
   int xo = x_off + i0 * xs0 + i1 * xs1, yo = y_off + i0 * ys0 + i1 * ys1;
   OUTER_STEP(0) OUTER_STEP(1) OUTER_STEP(2) OUTER_STEP(3) OUTER_STEP(4) OUTER_STEP(5)
-  y[yo] = x[xo];
+  MOVE(y, yo, x, xo);
 }
 
 /* transpose_tile: the strided copy for boxes whose destination is
@@ -67,7 +67,7 @@ kernel void strided_copy(global const REAL *x, int x_off, global REAL *y, int y_
 kernel void transpose_tile(global const REAL *x, int x_off, global REAL *y, int y_off, int n0,
                            int n1, int xs0, int ys1, int nouter, int8 oshape, int8 oxs,
                            int8 oys) {
-  local REAL tile[TILE][TILE + 1];
+  local RAW_T tile[TILE][TILE + 1];
   int lx = get_local_id(0), ly = get_local_id(1);
   int b0 = get_group_id(0) * TILE, b1 = get_group_id(1) * TILE;
   int r = get_global_id(2);
@@ -76,13 +76,13 @@ kernel void transpose_tile(global const REAL *x, int x_off, global REAL *y, int 
   int i1 = b1 + lx; /* load: consecutive lx read consecutive x */
   for (int j = ly; j < TILE; j += ROWS) {
     int i0 = b0 + j;
-    if (i0 < n0 && i1 < n1) tile[j][lx] = x[xo + i0 * xs0 + i1];
+    if (i0 < n0 && i1 < n1) tile[j][lx] = RAW_LD(x, xo + i0 * xs0 + i1);
   }
   barrier(CLK_LOCAL_MEM_FENCE);
   int i0 = b0 + lx; /* store: consecutive lx write consecutive y */
   for (int j = ly; j < TILE; j += ROWS) {
     i1 = b1 + j;
-    if (i0 < n0 && i1 < n1) y[yo + i0 + i1 * ys1] = tile[lx][j];
+    if (i0 < n0 && i1 < n1) ((global RAW_T *)y)[yo + i0 + i1 * ys1] = tile[lx][j];
   }
 }
 
@@ -126,7 +126,7 @@ kernel void pad(global const REAL *x, int x_off, global REAL *y, int y_off, int 
   PAD_DIM(0, i0)
   PAD_DIM(1, i1)
   PAD_OUTER(2) PAD_OUTER(3) PAD_OUTER(4) PAD_OUTER(5) PAD_OUTER(6) PAD_OUTER(7)
-  if (inside) y[y_off + yo] = x[x_off + xo];
+  if (inside) MOVE(y + y_off, yo, x + x_off, xo);
   else STORE(y + y_off, yo, value);
 }
 

@@ -336,8 +336,11 @@ lam_tensor *lam_tensor_cast(const lam_tensor *t, lam_dtype dtype) {
   lam_tensor *y = lam__tensor_new(t->ctx, dtype, t->ndim, t->shape, fn);
   if (!y) return NULL;
   char extra[64];
+  /* An f16 source is storage only (read with vload_half) on every device. */
   snprintf(extra, sizeof extra, "-DSRC=%s%s", lam__cl_type(t->dtype),
-           t->dtype == LAM_F64 ? " -DLAM_SRC_F64" : t->dtype == LAM_F16 ? " -DLAM_SRC_F16" : "");
+           t->dtype == LAM_F64   ? " -DLAM_SRC_F64"
+           : t->dtype == LAM_F16 ? " -DLAM_SRC_F16_STORAGE"
+                                 : "");
   cl_kernel k;
   lam_status st = lam__kernel_dt(t->ctx, "tensor", "cast", dtype, extra, &k);
   if (st == LAM_OK) {

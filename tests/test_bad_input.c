@@ -530,6 +530,12 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0, -2.0}};
   X(E, lam_schedule_lr, OK, isnan(lam_schedule_lr(NULL, 0)))                                       \
   X(S, lam_optimizer_set_schedule, NULLARG, (NULL, &f->sched))                                        \
   X(S, lam_grad_clip_norm, INVALID_ARGUMENT, (f->tree, NAN, &f->d))                                \
+  X(E, lam_grad_scaler_defaults, OK, lam_grad_scaler_defaults().init_scale == 0)                   \
+  X(P, lam_grad_scaler_create, INVALID_ARGUMENT, (&(lam_grad_scaler_opts){.backoff_factor = 2}))   \
+  X(E, lam_grad_scaler_free, OK, (lam_grad_scaler_free(NULL), 1))                                  \
+  X(E, lam_grad_scaler_scale, OK, lam_grad_scaler_scale(NULL) == 0)                                \
+  X(P, lam_grad_scaler_scale_loss, NULLARG, (NULL, f->t))                                             \
+  X(S, lam_grad_scaler_step, NULLARG, (NULL, f->opt, f->tree, f->tree, NULL))                         \
   /* ptree.h */                                                                                    \
   X(E, lam_ptree_dict, OK, tree_ok(lam_ptree_dict()))                                              \
   X(E, lam_ptree_list, OK, tree_ok(lam_ptree_list()))                                              \
@@ -675,6 +681,7 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0, -2.0}};
   X(P, lam_tensor_full_like, INVALID_ARGUMENT, (f->ti, NAN))                                       \
   X(P, lam_tensor_copy, NULLARG, (NULL))                                                              \
   X(P, lam_tensor_cast, DTYPE, (f->t, (lam_dtype)99))                                              \
+  X(P, lam_cast, NULLARG, (NULL, LAM_F32))                                                            \
   X(P, lam_tensor_reshape, SHAPE, (f->t, 1, (const int64_t[]){7}))                                 \
   X(P, lam_tensor_slice0, SHAPE, (f->t, 1, 0))                                          \
   X(E, lam_tensor_retain, OK, lam_tensor_retain(NULL) == NULL)                                     \

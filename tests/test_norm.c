@@ -1110,7 +1110,7 @@ Test(norm, bad_input) {
     tu_assert_fails(t, LAM_ERR_NULL, "x is NULL");
   }
   /* layer / rms */
-  tu_assert_fails(lam_layer_norm(xi, 1, NULL, NULL, 1e-5), LAM_ERR_DTYPE, "need f32 or f64");
+  tu_assert_fails(lam_layer_norm(xi, 1, NULL, NULL, 1e-5), LAM_ERR_DTYPE, "need f32, f64 or f16");
   tu_assert_fails(lam_layer_norm(x, 0, NULL, NULL, 1e-5), LAM_ERR_INVALID_ARGUMENT, "normalized_ndim 0");
   tu_assert_fails(lam_layer_norm(x, 4, NULL, NULL, 1e-5), LAM_ERR_INVALID_ARGUMENT, "outside 1..3");
   tu_assert_fails(lam_layer_norm(x, 1, w4, NULL, 1e-5), LAM_ERR_SHAPE, "weight is [4], need [5]");

@@ -1,5 +1,5 @@
 /* lamina/elementwise.h: unary, binary (NumPy broadcasting), comparison and
- * select ops. Float ops take f32/f64 (f16 where the device has it); add, sub,
+ * select ops. Float ops take f32/f64/f16 (f16: stored as halves, computed in f32); add, sub,
  * mul, maximum, minimum, neg, abs, sign, square and comparisons also take
  * i32. Every function returns a new tensor or NULL with a message. Float ops
  * are differentiable (see lamina/autodiff.h). */

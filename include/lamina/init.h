@@ -102,8 +102,7 @@ LAM_API lam_status lam_init_check(const lam_init *init);
 LAM_API lam_status lam_init_fans(int ndim, const int64_t *shape, double *fan_in, double *fan_out);
 
 /* Returns a new tensor of `dtype` and `shape` drawn by `init` from `key`.
- * Random kinds need a float dtype (f32, f64, or f16 where the device has it,
- * drawn in f32 and cast); zeros/ones/constant accept any dtype. Returns NULL
+ * Random kinds need a float dtype (f32, f64, or f16 drawn in f32 and cast); zeros/ones/constant accept any dtype. Returns NULL
  * with a message on bad input (unknown kind/mode/distribution, negative or
  * non-finite scale, orthogonal on fewer than 2 dims, bad shape or dtype). */
 LAM_API lam_tensor *lam_init_apply(const lam_init *init, lam_ctx *ctx, lam_rng_key key, lam_dtype dtype,

@@ -149,8 +149,9 @@ LAM_API lam_load_opts lam_load_defaults(void);
 
 /* Reads a whole file into a new tree in `*out` on ctx (dicts created from
  * the dotted names, in header order). F32, F64, I32 and U8 keep their
- * dtype; U32 becomes i32 by bit pattern (MLX's packed quantized weights); F16 stays f16 where the device has cl_khr_fp16 and becomes f32
- * otherwise; BF16 becomes f32 (exact); F64 becomes f32 on devices without
+ * dtype; U32 becomes i32 by bit pattern (MLX's packed quantized weights);
+ * F16 stays f16 (a storage dtype on every device: cast to f32 for the ops
+ * that compute on f16 only with cl_khr_fp16); BF16 becomes f32 (exact); F64 becomes f32 on devices without
  * cl_khr_fp64; BOOL becomes u8 and I64 i32. Returns LAM_OK, LAM_ERR_IO,
  * LAM_ERR_FORMAT, LAM_ERR_UNSUPPORTED (a dtype or a zero-sized or 9+-dim
  * tensor lamina cannot hold), or a device error; *out is NULL on error. */

@@ -267,6 +267,44 @@ LAM_API lam_status lam_optimizer_set_schedule(lam_optimizer *opt, const lam_sche
  * finite. An empty tree gives total 0. Returns LAM_OK or the error. */
 LAM_API lam_status lam_grad_clip_norm(lam_ptree *grads, double max_norm, double *total_norm_out);
 
+/* ---- loss scaling (mixed precision) --------------------------------------- */
+
+/* Dynamic loss scaling as torch.cuda.amp.GradScaler: the loss is multiplied
+ * by `scale` before the backward pass so small f16 gradients do not flush to
+ * zero; lam_grad_scaler_step unscales them into the parameters' dtype (f32
+ * master weights) and steps the optimizer unless some gradient is inf or
+ * nan, in which case the step is skipped and the scale multiplied by
+ * backoff_factor. After growth_interval finite steps in a row the scale is
+ * multiplied by growth_factor. docs/half-precision.md has the recipe. */
+typedef struct lam_grad_scaler lam_grad_scaler;
+typedef struct lam_grad_scaler_opts {
+  double init_scale;       /* 0 (default): 65536 (2^16) */
+  double growth_factor;    /* > 1; 0 (default): 2 */
+  double backoff_factor;   /* in (0, 1); 0 (default): 0.5 */
+  int64_t growth_interval; /* >= 1; 0 (default): 2000 */
+  bool no_growth;          /* a static scale that never grows (still backs off) */
+} lam_grad_scaler_opts;
+
+LAM_API lam_grad_scaler_opts lam_grad_scaler_defaults(void);
+/* Returns a new scaler (opts may be NULL), or NULL with
+ * LAM_ERR_INVALID_ARGUMENT for an out-of-range option. */
+LAM_API lam_grad_scaler *lam_grad_scaler_create(const lam_grad_scaler_opts *opts);
+LAM_API void lam_grad_scaler_free(lam_grad_scaler *scaler); /* NULL is a no-op */
+/* The current scale (0 for NULL). */
+LAM_API double lam_grad_scaler_scale(const lam_grad_scaler *scaler);
+/* Returns loss * scale (differentiable; compute the loss in f32 so the
+ * scaled value cannot overflow: lam_cast the f16 outputs first). */
+LAM_API lam_tensor *lam_grad_scaler_scale_loss(const lam_grad_scaler *scaler, lam_tensor *loss);
+/* Unscales `grads` (any float dtype, e.g. f16 gradients of f16 parameter
+ * copies) into the dtype of the matching leaves of `params`, checks them
+ * for inf/nan, steps `opt` on `params` when all are finite, and updates the
+ * scale. `*stepped` (may be NULL) tells whether the step was taken.
+ * `grads` is not changed. Returns LAM_OK (a skipped step included),
+ * LAM_ERR_NULL, LAM_ERR_SHAPE for a grads leaf missing from params or of
+ * another shape, or the optimizer's error. */
+LAM_API lam_status lam_grad_scaler_step(lam_grad_scaler *scaler, lam_optimizer *opt, lam_ptree *params,
+                                        const lam_ptree *grads, bool *stepped);
+
 #ifdef __cplusplus
 }
 #endif

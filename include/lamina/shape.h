@@ -1,7 +1,7 @@
 /* lamina/shape.h: shape and data-movement ops. All return new tensors (or
  * NULL with a message); those on float tensors are differentiable. Axes may
  * be negative (counted from the end). Data movement works for every dtype
- * (f32, f64, i32, u8, and f16 where the device has it). Where the result is
+ * (f32, f64, i32, u8 and f16, moved bit for bit). Where the result is
  * one contiguous run of the input (reshape-like ops, a permute that moves
  * only size-1 axes, a slice of leading rows, split along a leading axis) the
  * new tensor is a view sharing the input's buffer, like lam_tensor_reshape.

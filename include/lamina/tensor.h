@@ -25,7 +25,7 @@ extern "C" {
 
 typedef enum lam_dtype {
   LAM_F32 = 0,
-  LAM_F16 = 1, /* storage where the device has cl_khr_fp16; host side: IEEE half bits */
+  LAM_F16 = 1, /* storage on every device (docs/half-precision.md); host side: IEEE half bits */
   LAM_F64 = 2, /* where the device has cl_khr_fp64 */
   LAM_I32 = 3,
   LAM_U8 = 4
@@ -63,6 +63,10 @@ LAM_API lam_tensor *lam_tensor_full_like(const lam_tensor *like, double value);
 LAM_API lam_tensor *lam_tensor_copy(const lam_tensor *t);
 /* Returns `t` converted to `dtype` (floats to integers truncate toward zero). */
 LAM_API lam_tensor *lam_tensor_cast(const lam_tensor *t, lam_dtype dtype);
+/* As lam_tensor_cast, as an op recorded on the tape: between float dtypes
+ * the gradient flows back cast to x's dtype (mixed precision: f16
+ * activations into an f32 loss). */
+LAM_API lam_tensor *lam_cast(lam_tensor *x, lam_dtype dtype);
 /* Returns a view of `t` with a new shape of the same element count; one
  * entry may be -1 to be inferred. Differentiable. */
 LAM_API lam_tensor *lam_tensor_reshape(lam_tensor *t, int ndim, const int64_t *shape);

@@ -349,8 +349,8 @@ static lam_tensor *lam__matmul(lam_tensor *a, lam_tensor *b, int ta, int tb, con
     return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: a and b belong to different contexts", fn), NULL;
   for (int i = 0; i < 2; i++) {
     const lam_tensor *t = i ? b : a;
-    if (t->dtype != LAM_F32 && t->dtype != LAM_F64)
-      return lam__fail(LAM_ERR_DTYPE, "%s: %s has dtype %s; matmul takes f32 or f64", fn,
+    if (t->dtype != LAM_F32 && t->dtype != LAM_F64 && t->dtype != LAM_F16)
+      return lam__fail(LAM_ERR_DTYPE, "%s: %s has dtype %s; matmul takes f32, f64 or f16", fn,
                        i ? "b" : "a", lam_dtype_name(t->dtype)), NULL;
     if (t->ndim < 1)
       return lam__fail(LAM_ERR_SHAPE, "%s: %s is 0-dim; operands need at least 1 dim", fn,
@@ -407,9 +407,23 @@ static lam_tensor *lam__matmul(lam_tensor *a, lam_tensor *b, int ta, int tb, con
   full[fnd++] = N;
   if (a->ndim > 1) oshape[ond++] = M;
   if (b->ndim > 1) oshape[ond++] = N;
-  lam_tensor *out = lam__tensor_new(ctx, a->dtype, ond, oshape, fn);
-  if (!out) return NULL;
-  g.a = a, g.b = b, g.c = out;
+  /* f16 (storage on every device): the operands are converted to f32 and
+   * the f32 GEMM runs (f32 products and accumulation, like torch's f16
+   * matmul on GPUs), then the result is rounded to f16 once. This costs two
+   * casts and f32 temporaries but keeps one tuned GEMM per device; the
+   * backward pass goes through this same path on the f16 tensors. */
+  const bool half = a->dtype == LAM_F16;
+  lam_tensor *a32 = half ? lam_tensor_cast(a, LAM_F32) : NULL;
+  lam_tensor *b32 = half ? lam_tensor_cast(b, LAM_F32) : NULL;
+  lam_tensor *out = (!half || (a32 && b32))
+                        ? lam__tensor_new(ctx, half ? LAM_F32 : a->dtype, ond, oshape, fn)
+                        : NULL;
+  if (!out) {
+    lam_tensor_free(a32);
+    lam_tensor_free(b32);
+    return NULL;
+  }
+  g.a = half ? a32 : a, g.b = half ? b32 : b, g.c = out;
   g.ta = ta, g.tb = tb;
   g.M = M, g.N = N, g.K = Ka;
   /* B shared by the whole batch and A not transposed: the batch is more rows of A. */
@@ -428,6 +442,14 @@ static lam_tensor *lam__matmul(lam_tensor *a, lam_tensor *b, int ta, int tb, con
   /* Built without CLBlast (LAMINA_WITH_CLBLAST): lamina's kernels on every device. */
   lam_status st = lam__gemm_cpu(ctx, &g, forced, fn);
 #endif
+  lam_tensor_free(a32);
+  lam_tensor_free(b32);
+  if (st == LAM_OK && half) {
+    lam_tensor *o16 = lam_tensor_cast(out, LAM_F16);
+    lam_tensor_free(out);
+    out = o16;
+    if (!out) return NULL;
+  }
   if (st != LAM_OK) {
     lam_tensor_free(out);
     return NULL;

@@ -37,8 +37,8 @@
 /* ---- validation ---------------------------------------------------------- */
 
 static lam_status lam__norm_check_x(const char *fn, const lam_tensor *x, int min_rank) {
-  if (x->dtype != LAM_F32 && x->dtype != LAM_F64)
-    return lam__fail(LAM_ERR_DTYPE, "%s: x is %s, need f32 or f64", fn, lam_dtype_name(x->dtype));
+  if (x->dtype != LAM_F32 && x->dtype != LAM_F64 && x->dtype != LAM_F16) /* f16: storage */
+    return lam__fail(LAM_ERR_DTYPE, "%s: x is %s, need f32, f64 or f16", fn, lam_dtype_name(x->dtype));
   if (x->ndim < min_rank) {
     char b[LAM__SHAPE_STR];
     return lam__fail(LAM_ERR_SHAPE, "%s: x is %s, need rank >= %d%s", fn,
@@ -187,7 +187,7 @@ static lam_status lam__rownorm_run(const char *fn, lam_tensor *x, lam_tensor *w,
     goto fail;
   }
   int L = lam__norm_wg(ctx), T = lam__row_team(ctx, g->D);
-  size_t acc = lam_dtype_size(x->dtype);
+  size_t acc = lam__acc_size(x->dtype);
   lam__arg args[] = {LAM__ARG_T(x),
                      LAM__ARG_T(w ? w : x),
                      LAM__ARG_T(b ? b : x),
@@ -370,7 +370,7 @@ static lam_status lam__chan_bwd_run(const char *fn, lam_tensor *x, lam_tensor *d
     st = lam_last_status();
   } else {
     int L = lam__norm_wg(ctx), T = lam__chan_team(ctx, N, C, S);
-    size_t acc = lam_dtype_size(x->dtype);
+    size_t acc = lam__acc_size(x->dtype);
     lam__arg args[] = {LAM__ARG_T(x),
                        LAM__ARG_T(dy),
                        LAM__ARG_T(mean ? mean : rstd),
@@ -454,7 +454,7 @@ static lam_status lam__rownorm_bw(lam__node *node, lam_tensor *gy, lam_tensor **
     lam_tensor *dx = lam__tensor_new(ctx, x->dtype, x->ndim, x->shape, fn);
     if (!dx) return lam_last_status();
     int L = lam__norm_wg(ctx), T = lam__row_team(ctx, g.D);
-    size_t acc = lam_dtype_size(x->dtype);
+    size_t acc = lam__acc_size(x->dtype);
     lam__arg args[] = {LAM__ARG_T(x),
                        LAM__ARG_T(gy),
                        LAM__ARG_T(w ? w : rstd),
@@ -753,7 +753,7 @@ lam_tensor *lam_batch_norm(lam_tensor *x, lam_tensor *running_mean,
     lam_tensor_free(a);
   } else {
     int L = lam__norm_wg(ctx), T = lam__chan_team(ctx, N, C, S);
-    size_t acc = lam_dtype_size(x->dtype);
+    size_t acc = lam__acc_size(x->dtype);
     lam__arg args[] = {LAM__ARG_T(x),
                        LAM__ARG_T(weight ? weight : x),
                        LAM__ARG_T(bias ? bias : x),

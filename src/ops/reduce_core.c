@@ -97,7 +97,8 @@ void lam__rgeom_make(int ndim, const int64_t *shape, unsigned mask, int keepdims
 }
 
 lam_status lam__reduce_dtype(const char *fn, lam_dtype dtype, int allow_int) {
-  if (dtype == LAM_F32 || dtype == LAM_F64 || (allow_int && dtype == LAM_I32)) return LAM_OK;
+  if (dtype == LAM_F32 || dtype == LAM_F64 || dtype == LAM_F16 || (allow_int && dtype == LAM_I32))
+    return LAM_OK; /* f16: storage, computed in f32 (cl/common.clh) */
   return lam__fail(LAM_ERR_DTYPE, "%s: dtype %s is not supported (f32, f64%s)", fn,
                    lam_dtype_name(dtype), allow_int ? ", i32" : "");
 }

@@ -22,10 +22,35 @@ lam_status lam__check_dtype_supported(lam_ctx *ctx, lam_dtype dtype, const char 
   if (dtype == LAM_F64 && !ctx->info.fp64)
     return lam__fail(LAM_ERR_UNSUPPORTED, "%s: dtype f64 is not supported by %s (no cl_khr_fp64)",
                      fn, ctx->info.name);
-  if (dtype == LAM_F16 && !ctx->info.fp16)
-    return lam__fail(LAM_ERR_UNSUPPORTED, "%s: dtype f16 is not supported by %s (no cl_khr_fp16)",
-                     fn, ctx->info.name);
+  /* f16 is a storage dtype on every device (core vload_half/vstore_half);
+   * lam__kernel_dt decides per kernel family whether it computes on it. */
   return LAM_OK;
+}
+
+/* How each kernel family (cl/<family>.cl) treats f16. STORAGE: every
+ * kernel touches REAL memory only through LOAD/STORE/MOVE/VLOADn/VSTOREn
+ * (cl/common.clh), so the family builds with -DLAM_F16_STORAGE on every
+ * device: halves are read with vload_half, computed in float and written
+ * with vstore_half_rte. The same build is used where cl_khr_fp16 exists, so
+ * results do not depend on the device. EXT: the family builds with
+ * REAL=half (ACC=float) and needs cl_khr_fp16. Families not listed (gemm:
+ * matmul casts f16 operands to f32 instead, src/ops/matmul.c; attention,
+ * whose kernels do not build with REAL=half) reject f16. Keep in step with
+ * docs/half-precision.md. */
+enum { LAM__F16_NONE, LAM__F16_STORAGE, LAM__F16_EXT };
+static int lam__f16_mode(const char *family) {
+  static const char *const storage[] = {"tensor", "shape", "elementwise", "reduce", "norm",
+                                        "autodiff", "index"};
+  static const char *const ext[] = {"conv", "pool", "upsample", "rnn", "random", "optim", "ctc"};
+  for (size_t i = 0; i < sizeof storage / sizeof *storage; i++)
+    if (strcmp(family, storage[i]) == 0) return LAM__F16_STORAGE;
+  for (size_t i = 0; i < sizeof ext / sizeof *ext; i++)
+    if (strcmp(family, ext[i]) == 0) return LAM__F16_EXT;
+  return LAM__F16_NONE;
+}
+
+size_t lam__acc_size(lam_dtype dtype) {
+  return dtype == LAM_F64 ? sizeof(cl_double) : sizeof(cl_float); /* float, int: 4 bytes */
 }
 
 /* REAL is the storage type, ACC the type arithmetic is done in (halves are
@@ -41,8 +66,20 @@ lam_status lam__kernel_dt(lam_ctx *ctx, const char *family, const char *name, la
       [LAM_I32] = "-DREAL=int -DACC=int -DLAM_I32",
       [LAM_U8] = "-DREAL=uchar -DACC=int -DLAM_U8",
   };
+  if ((unsigned)dtype >= sizeof opts / sizeof *opts) return LAM_ERR_DTYPE; /* checked above */
+  const char *base = opts[dtype];
+  if (dtype == LAM_F16) {
+    int mode = lam__f16_mode(family);
+    if (mode == LAM__F16_STORAGE) base = "-DREAL=half -DACC=float -DLAM_F16 -DLAM_F16_STORAGE";
+    else if (mode == LAM__F16_NONE || !ctx->info.fp16)
+      return lam__fail(LAM_ERR_DTYPE,
+                       "%s (%s kernels): f16 is storage-only here: these kernels compute on f16 "
+                       "%s; cast to f32 first (lam_tensor_cast)",
+                       name, family,
+                       mode == LAM__F16_NONE ? "on no device" : "only where cl_khr_fp16 is reported");
+  }
   char options[512];
-  snprintf(options, sizeof options, "%s%s%s", opts[dtype], extra && *extra ? " " : "",
+  snprintf(options, sizeof options, "%s%s%s", base, extra && *extra ? " " : "",
            extra ? extra : "");
   return lam__kernel_get(ctx, family, options, name, out);
 }

@@ -108,9 +108,14 @@ lam_status lam__kernel_get(lam_ctx *ctx, const char *family, const char *options
 
 /* As lam__kernel_get, with options "-DREAL=<type> ..." for `dtype` followed
  * by `extra` (may be NULL). Fails with LAM_ERR_UNSUPPORTED when the device
- * lacks the dtype. */
+ * lacks f64, and with LAM_ERR_DTYPE for f16 on a family that cannot compute
+ * on it here (the per-family f16 table in runtime/launch.c). */
 lam_status lam__kernel_dt(lam_ctx *ctx, const char *family, const char *name, lam_dtype dtype,
                           const char *extra, cl_kernel *out);
+
+/* Bytes of one ACC value of a kernel built for `dtype` (halves compute in
+ * float): the element size of local-memory scratch arrays. */
+size_t lam__acc_size(lam_dtype dtype);
 
 /* Returns LAM_OK if the device can hold `dtype`, else records
  * "fn: dtype f64 is not supported by <device>" and returns LAM_ERR_UNSUPPORTED. */

@@ -260,7 +260,7 @@ static int lam__load_dtype(lam__st_dtype s, const lam_ctx *ctx) {
   switch (s) {
     case LAM__ST_F32: return LAM_F32;
     case LAM__ST_F64: return info->fp64 ? LAM_F64 : LAM_F32;
-    case LAM__ST_F16: return info->fp16 ? LAM_F16 : LAM_F32;
+    case LAM__ST_F16: return LAM_F16; /* f16 storage exists on every device */
     case LAM__ST_BF16: return LAM_F32;
     case LAM__ST_I32:
     case LAM__ST_I64:
