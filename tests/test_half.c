@@ -7,6 +7,7 @@
  * with a mixed-precision training run. */
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -454,7 +455,8 @@ Test(half, other_families_reject_f16) {
 Test(half, extension_families_build_where_reported) {
   lam_ctx *ctx = tu_ctx();
   if (!lam_ctx_device(ctx)->fp16) {
-    const char *name = lam_ctx_device(ctx)->name;
+    char name[256]; /* a copy: the device info lives with the context */
+    snprintf(name, sizeof name, "%s", lam_ctx_device(ctx)->name);
     lam_ctx_free(ctx);
     cr_skip("device %s reports no cl_khr_fp16: the f16-arithmetic builds of the conv, pool, "
             "upsample, rnn, random, optim and ctc kernels are checked on a device that "
