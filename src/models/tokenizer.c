@@ -406,6 +406,7 @@ static bool lam__piece(const lam_tokenizer *t, const uint32_t *a, size_t n, work
   if (!lam__normalize(t, a, n, &wk->norm)) return false;
   const uint32_t *b = wk->norm.v;
   size_t m = wk->norm.n, s0 = 0;
+  if (m == 0) return true; /* normalised away (b may be NULL: no pointer arithmetic on it) */
   for (size_t i = 0; i < m && out->n < limit;) {
     int k = lam__added_at(t, b, m, i, true);
     if (k < 0) {
@@ -435,7 +436,7 @@ static bool lam__encode_one(const lam_tokenizer *t, work *wk, ids *out, size_t l
     i += t->added[k].len;
     s0 = i;
   }
-  if (out->n < limit && !lam__piece(t, a + s0, n - s0, wk, out, limit)) return false;
+  if (out->n < limit && s0 < n && !lam__piece(t, a + s0, n - s0, wk, out, limit)) return false;
   if (out->n > limit) out->n = limit;
   return true;
 }

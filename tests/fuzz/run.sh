@@ -52,6 +52,9 @@ mkdir -p "$seeds/tokenizer"
 printf '\x00\x40Hello, CAF\xc3\x89! \xe6\x88\x91\xe7\x88\xb1 <hi> <Hi> aaaa ##a e\xcc\x81\x00second \xc3\xa9' \
   >"$seeds/tokenizer/texts"
 printf '\x00\x07%s' aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa >"$seeds/tokenizer/long_word"
+# Regression: a text the normaliser empties (found by CI's 60 s run: pointer
+# arithmetic on a NULL buffer in lam__piece).
+base64 -d <<<'QGVIbABsbywgQ2FhICMjYSABAAABAAAAAAAAAQAAAAAZZXOBzGNlAG9uZCDDTQ==' >"$seeds/tokenizer/regress_empty_norm"
 seed_dir() {
   case $1 in
     fuzz_safetensors|fuzz_load_into) echo "$seeds/safetensors $seeds/checkpoint" ;;
