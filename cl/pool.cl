@@ -327,3 +327,39 @@ kernel void plane_gather(global const REAL *src, int src_off, global const int *
   dst[dst_off + i] =
       e >= 0 && e < n_plane ? src[src_off + (i / n_idx_plane) * n_plane + e] : (REAL)0;
 }
+
+/* max_pool2d_rows: the 2-D max pool with dilation 1 (ResNet's 3x3/2 stem
+ * pool), chosen on the host for those (LAMINA_POOL_PATH=general forces
+ * pool_fwd). One work-item per output row (plane, oh), as pool_fwd, but the
+ * window's clipping is computed once per row (kh) and per output (kw) as
+ * loop bounds instead of a test per tap, and the depth loop is gone: the
+ * inner loop is straight-line compare-and-select code. Same results as
+ * pool_fwd (first maximum, NaN wins, index of the first tap inside the
+ * input when every tap is -inf); idx written when want_idx. */
+kernel void max_pool2d_rows(global const REAL *x, int x_off, global REAL *y, int y_off,
+                            global int *idx, int idx_off, int want_idx, int rows, int IH, int IW,
+                            int OH, int OW, int KH, int KW, int SH, int SW, int PH, int PW) {
+  const int r = get_global_id(0);
+  if (r >= rows) return;
+  const int oh = r % OH, plane = r / OH;
+  const int h0 = oh * SH - PH;
+  const int kh0 = max(0, -h0), kh1 = min(KH, IH - h0);
+  global const REAL *xp = x + x_off + plane * IH * IW;
+  for (int ow = 0; ow < OW; ow++) {
+    const int w0 = ow * SW - PW;
+    const int kw0 = max(0, -w0), kw1 = min(KW, IW - w0);
+    ACC best = -INFINITY;
+    int bi = -1;
+    for (int kh = kh0; kh < kh1; kh++) {
+      const int e0 = (h0 + kh) * IW + w0;
+      for (int kw = kw0; kw < kw1; kw++) {
+        const ACC v = LOAD(xp, e0 + kw);
+        const int take = bi < 0 || v > best || isnan(v);
+        best = take ? v : best;
+        bi = take ? e0 + kw : bi;
+      }
+    }
+    STORE(y + y_off + r * OW, ow, best);
+    if (want_idx) idx[idx_off + r * OW + ow] = bi;
+  }
+}

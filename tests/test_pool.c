@@ -5,6 +5,7 @@
  * PyTorch golden data (tests/data/conv_golden.safetensors from
  * tools/gen_conv_golden.py), finite-difference checks,
  * one input above 2^22 elements, bad input, and the layers. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,6 +241,13 @@ static void random_psuite(int kind, int ncases, uint64_t seed) {
 }
 
 Test(pool, random_max) { random_psuite(0, tu_small() ? 3 : 20, 41); }
+/* The same cases on the general kernel (pool_fwd): the default takes
+ * max_pool2d_rows for dilation-1 1-D/2-D max pools. */
+Test(pool, random_max_general) {
+  setenv("LAMINA_POOL_PATH", "general", 1);
+  random_psuite(0, tu_small() ? 3 : 20, 41);
+  unsetenv("LAMINA_POOL_PATH");
+}
 Test(pool, random_avg) { random_psuite(1, tu_small() ? 3 : 20, 42); }
 Test(pool, random_adaptive_max) { random_psuite(2, tu_small() ? 3 : 15, 43); }
 Test(pool, random_adaptive_avg) { random_psuite(3, tu_small() ? 3 : 15, 44); }
