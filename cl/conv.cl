@@ -143,18 +143,35 @@ kernel void col2im(global const REAL *cols, int cols_off, global REAL *dx, int d
  * output's [nb, O, L] (with the bias), and output gradients the other way.
  * With Q == 1 the layouts coincide and src may equal dst (in-place bias):
  * each work-item reads and writes only its own row. One work-item per
- * destination row r = (q, p). */
+ * destination row r = (q, p). The evaluation epilogue (lam__conv2d_fused:
+ * batch norm folded into the weights) rides on the same pass: has_res adds
+ * res[q, p, :] (dst's layout; a residual) and relu clamps at 0, so bias,
+ * residual and ReLU cost no pass of their own. */
 kernel void chan_swap(global const REAL *src, int src_off, global REAL *dst, int dst_off,
-                      global const REAL *bias, int bias_off, int has_bias, int P, int Q, int L) {
+                      global const REAL *bias, int bias_off, int has_bias, int P, int Q, int L,
+                      global const REAL *res, int res_off, int has_res, int relu) {
   const int r = get_global_id(0);
   if (r >= P * Q) return;
   const int p = r % P, q = r / P;
   global const REAL *s = src + src_off + (p * Q + q) * L;
   global REAL *d = dst + dst_off + r * L;
+  global const REAL *e = res + res_off + r * L;
   const REAL b = has_bias ? bias[bias_off + p] : (REAL)0;
   int l = 0;
-  for (; l + 16 <= L; l += 16) vstore16(vload16(0, s + l) + b, 0, d + l);
-  for (; l < L; l++) d[l] = s[l] + b;
+  if (!has_res && !relu) {
+    for (; l + 16 <= L; l += 16) vstore16(vload16(0, s + l) + b, 0, d + l);
+    for (; l < L; l++) d[l] = s[l] + b;
+    return;
+  }
+  const REAL lo = relu ? (REAL)0 : (REAL)(-INFINITY);
+  if (has_res) {
+    for (; l + 16 <= L; l += 16)
+      vstore16(fmax(vload16(0, s + l) + b + vload16(0, e + l), (RV16)lo), 0, d + l);
+    for (; l < L; l++) d[l] = fmax(s[l] + b + e[l], lo);
+  } else {
+    for (; l + 16 <= L; l += 16) vstore16(fmax(vload16(0, s + l) + b, (RV16)lo), 0, d + l);
+    for (; l < L; l++) d[l] = fmax(s[l] + b, lo);
+  }
 }
 
 /* ---- direct kernels (thin groups: depthwise and friends) -------------------

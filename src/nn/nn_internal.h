@@ -25,4 +25,12 @@ void lam__free_impl(lam_layer *self);
 lam_status lam__no_params_init(lam_layer *self, lam_ctx *ctx, lam_rng_key key, lam_dtype dtype,
                                lam_ptree *params, lam_ptree *state);
 
+/* For the model zoo's evaluation fusions (lam_models_resnet_fuse): whether l is a
+ * ReLU activation layer; a 2-D convolution layer's options (NULL for other
+ * layers); a batch norm layer with affine weight and bias and running
+ * statistics (false otherwise) and its eps. */
+bool lam__nn_is_relu(const lam_layer *l);
+const struct lam_conv_opts *lam__nn_conv2d_opts(const lam_layer *l);
+bool lam__nn_batch_norm_eps(const lam_layer *l, double *eps);
+
 #endif
