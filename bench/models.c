@@ -15,7 +15,11 @@
  * (torchvision's structure, so torchvision is not needed), the encoder as
  * Hugging Face's BertModel computes it (post-LN, erf GELU,
  * F.scaled_dot_product_attention where torch has it) under torch.no_grad()
- * and eval(), with torch.set_num_threads(--threads, default 2).
+ * and eval(), with torch.set_num_threads(--threads, default 2). The child runs
+ * with PYTHONPATH=/usr/lib/python3/dist-packages (--torch-path DIR; "" keeps
+ * python's own path): Debian's PyTorch 1.13 there is the issue's reference and,
+ * on the development machine, several times faster on these shapes than the
+ * pip-installed torch 2.x found first on python's default path.
  *
  * Rounds alternate: each round runs PyTorch's child (reps timings per row
  * after 2 warm-ups) and then lamina (the same). Every timing is kept; the
@@ -29,7 +33,7 @@
  * times are summed per op family.
  *
  * Usage: bench_models [--reps N] [--rounds R] [--threads T] [--rows a,b,...]
- *                     [--quick] [--no-torch] [--no-fuse] [--profile]
+ *                     [--quick] [--no-torch] [--torch-path DIR] [--no-fuse] [--profile]
  *   --quick  rows r18-1 and bert-1, 2 reps, 2 rounds. LAMINA_DEVICE picks the device. */
 #define _POSIX_C_SOURCE 200809L
 #include <lamina.h>
@@ -497,6 +501,8 @@ static const char torch_script[] =
     "    sys.stdout.flush()\n";
 
 /* Runs the script on the rows that are on; appends their timings. Returns 0 or -1. */
+static const char *torch_path = "/usr/lib/python3/dist-packages";
+
 static int time_torch(int reps, int threads, char *version, size_t vcap) {
   char path[] = "/tmp/lamina_bench_models_XXXXXX";
   int fd = mkstemp(path);
@@ -510,7 +516,9 @@ static int time_torch(int reps, int threads, char *version, size_t vcap) {
   fputs(torch_script, f);
   fclose(f);
   char cmd[1024];
-  int len = snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %d %d", path, reps, threads);
+  int len = *torch_path ? snprintf(cmd, sizeof cmd, "PYTHONPATH=%s /usr/bin/python3 %s %d %d", torch_path, path,
+                                   reps, threads)
+                        : snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %d %d", path, reps, threads);
   for (int i = 0; i < NROWS; i++)
     if (rows[i].on)
       len += snprintf(cmd + len, sizeof cmd - (size_t)len, " %s,%d,%d", rows[i].name, rows[i].kind,
@@ -568,12 +576,13 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--rows") && i + 1 < argc) sel = argv[++i];
     else if (!strcmp(argv[i], "--quick")) sel = "r18-1,bert-1", reps = 2, rounds = 2;
     else if (!strcmp(argv[i], "--no-torch")) torch = 0;
+    else if (!strcmp(argv[i], "--torch-path") && i + 1 < argc) torch_path = argv[++i];
     else if (!strcmp(argv[i], "--no-fuse")) fuse = 0;
     else if (!strcmp(argv[i], "--profile")) profile = 1;
     else {
       fprintf(stderr,
               "usage: %s [--reps N] [--rounds R] [--threads T] [--rows r18-1,r18-16,r18-train8,bert-1,"
-              "bert-32] [--quick] [--no-torch] [--no-fuse] [--profile]\n",
+              "bert-32] [--quick] [--no-torch] [--torch-path DIR] [--no-fuse] [--profile]\n",
               argv[0]);
       return 2;
     }
