@@ -20,8 +20,9 @@
  * dW = dy @ cols^T, run as its transpose cols @ dy^T (an NN product, see
  * lam__conv_bwd_weight), recomputing im2col per chunk (keeping the columns
  * alive on the tape would cost KV times the input per layer); db = sum of
- * dy. LAMINA_CONV_PATH=gemm|direct forces a path and LAMINA_CONV_CHUNK=n
- * caps the images per chunk (tests run every path on the same cases).
+ * dy. LAMINA_CONV_PATH=gemm|direct forces a path, LAMINA_CONV_CHUNK=n
+ * caps the images per chunk and LAMINA_CONV_IM2COL=rows|plane forces the
+ * row-wise or the plane-wise im2col (tests run every path on the same cases).
  *
  * An implicit-GEMM kernel (B read straight from x, no column matrix) was
  * prototyped: on PoCL it ran at ~230 GFLOP/s against ~290 for im2col into
@@ -183,8 +184,20 @@ static lam_tensor *lam__im2col(lam_tensor *x, const lam__conv_geom *g, int64_t n
   lam_tensor *cols = lam__tensor_new(x->ctx, x->dtype, 3, shape, fn);
   if (!cols) return NULL;
   cl_kernel k;
-  lam_status st = lam__kernel_dt(x->ctx, "conv", "im2col", x->dtype, NULL, &k);
-  if (st == LAM_OK) {
+  /* short rows: a work-item per plane of OH rows (im2col_plane, cl/conv.cl) */
+  const char *e = getenv("LAMINA_CONV_IM2COL");
+  const int64_t planes = g->C * kv * nb * g->out[0];
+  const bool by_plane = e && strcmp(e, "plane") == 0 ? true
+                        : e && strcmp(e, "rows") == 0 ? false
+                                                       : g->out[2] < 32 && planes >= 256;
+  lam_status st = lam__kernel_dt(x->ctx, "conv", by_plane ? "im2col_plane" : "im2col", x->dtype, NULL, &k);
+  if (st == LAM_OK && by_plane) {
+    lam__arg a[10] = {lam__arg_mem(x->buf->mem),
+                      lam__arg_int((int64_t)x->offset + n0 * g->C * lam__lin(g)),
+                      LAM__ARG_T(cols), lam__arg_int(planes)};
+    lam__conv_vecs(g, nb, a + 5);
+    st = lam__launch_rows(x->ctx, k, fn, 9, a, planes);
+  } else if (st == LAM_OK) {
     const int64_t rows = g->C * kv * nb * g->out[0] * g->out[1];
     lam__arg a[10] = {lam__arg_mem(x->buf->mem),
                       lam__arg_int((int64_t)x->offset + n0 * g->C * lam__lin(g)),
