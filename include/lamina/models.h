@@ -94,7 +94,9 @@ LAM_API lam_layer *lam_models_resnet(int depth, const lam_models_resnet_opts *op
  * the very tensors folded (the same handles); anything else (training, other
  * vars, lam_vjp through the model) runs the general path. Call it again after
  * changing those tensors in place. Calling it with vars NULL drops the folded
- * copies. */
+ * copies; until then (or lam_layer_free) the model holds them and a reference
+ * to each tensor folded. LAM_ERR_NULL for a NULL model, LAM_ERR_INVALID_ARGUMENT
+ * for a layer that is not a lam_models_resnet, LAM_ERR_DTYPE for non-float vars. */
 LAM_API lam_status lam_models_resnet_fuse(lam_layer *model, lam_vars *vars);
 
 /* ---- MobileNetV2 ------------------------------------------------------------- */
