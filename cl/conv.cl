@@ -96,6 +96,50 @@ kernel void im2col(global const REAL *x, int x_off, global REAL *cols, int cols_
   for (ow = hi; ow < OW; ow++) dst[ow] = (REAL)0;
 }
 
+/* im2col_plane: im2col with one work-item per plane p = (c, kd, kh, kw, n, od),
+ * i.e. OH consecutive rows of the column matrix (OH*OW contiguous elements).
+ * The index decomposition and the tap's column range (the same for every row
+ * of the plane) are paid once per plane instead of once per row: for the
+ * small late-stage maps (OW = 7 or 14) im2col's per-row divisions cost more
+ * than the copying (ResNet-18 layer4 at batch 1: 226k elements in ~0.3 ms).
+ * Used when the rows are short (OW < 32) and there are at least 256 planes
+ * (LAMINA_CONV_IM2COL=rows / plane force either). Same result as im2col. */
+kernel void im2col_plane(global const REAL *x, int x_off, global REAL *cols, int cols_off, int planes,
+                         int8 gin, int8 gout, int8 gk, int8 gdp) {
+  const int p = get_global_id(0);
+  if (p >= planes) return;
+  const int C = gin.s0, ID = gin.s1, IH = gin.s2, IW = gin.s3, nb = gin.s4;
+  const int OD = gout.s0, OH = gout.s1, OW = gout.s2;
+  int t = p;
+  const int od = t % OD; t /= OD;
+  const int n = t % nb; t /= nb;
+  const int kw = t % gk.s2; t /= gk.s2;
+  const int kh = t % gk.s1; t /= gk.s1;
+  const int kd = t % gk.s0;
+  const int c = t / gk.s0;
+  const int id = od * gk.s3 - gdp.s3 + kd * gdp.s0;
+  const int sw = gk.s5, off = kw * gdp.s2 - gdp.s5;
+  int lo0 = 0, hi0 = 0;
+  tap_range(off, sw, IW, OW, &lo0, &hi0);
+  const bool dok = id >= 0 && id < ID;
+  global const REAL *plane = x + x_off + ((n * C + c) * ID + (dok ? id : 0)) * IH * IW + off;
+  global REAL *dst = cols + cols_off + p * OH * OW;
+  for (int oh = 0; oh < OH; oh++, dst += OW) {
+    const int ih = oh * gk.s4 - gdp.s4 + kh * gdp.s1;
+    const bool ok = dok && ih >= 0 && ih < IH;
+    const int lo = ok ? lo0 : 0, hi = ok ? hi0 : 0;
+    int ow = 0;
+    for (; ow < lo; ow++) dst[ow] = (REAL)0;
+    global const REAL *src = plane + (ok ? ih : 0) * IW;
+    if (sw == 1) {
+      for (; ow < hi; ow++) dst[ow] = src[ow];
+    } else {
+      for (; ow < hi; ow++) dst[ow] = src[ow * sw];
+    }
+    for (ow = hi; ow < OW; ow++) dst[ow] = (REAL)0;
+  }
+}
+
 /* col2im: the adjoint of im2col for input row r = (n, c, id, ih): the row
  * starts at bias[c] (has_bias; the transposed convolution's forward) or 0,
  * then every tap (kd, kh, kw) whose output row (od, oh) exists adds its
@@ -143,18 +187,38 @@ kernel void col2im(global const REAL *cols, int cols_off, global REAL *dx, int d
  * output's [nb, O, L] (with the bias), and output gradients the other way.
  * With Q == 1 the layouts coincide and src may equal dst (in-place bias):
  * each work-item reads and writes only its own row. One work-item per
- * destination row r = (q, p). */
+ * destination row r = (q, p). The evaluation epilogue (lam__conv2d_fused:
+ * batch norm folded into the weights) rides on the same pass: has_res adds
+ * res[q, p, :] (dst's layout; a residual) and relu clamps at 0, so bias,
+ * residual and ReLU cost no pass of their own. */
 kernel void chan_swap(global const REAL *src, int src_off, global REAL *dst, int dst_off,
-                      global const REAL *bias, int bias_off, int has_bias, int P, int Q, int L) {
+                      global const REAL *bias, int bias_off, int has_bias, int P, int Q, int L,
+                      global const REAL *res, int res_off, int has_res, int relu) {
   const int r = get_global_id(0);
   if (r >= P * Q) return;
   const int p = r % P, q = r / P;
   global const REAL *s = src + src_off + (p * Q + q) * L;
   global REAL *d = dst + dst_off + r * L;
+  global const REAL *e = res + res_off + r * L;
   const REAL b = has_bias ? bias[bias_off + p] : (REAL)0;
   int l = 0;
-  for (; l + 16 <= L; l += 16) vstore16(vload16(0, s + l) + b, 0, d + l);
-  for (; l < L; l++) d[l] = s[l] + b;
+  if (!has_res && !relu) {
+    for (; l + 16 <= L; l += 16) vstore16(vload16(0, s + l) + b, 0, d + l);
+    for (; l < L; l++) d[l] = s[l] + b;
+    return;
+  }
+  /* ReLU as a select (NaN stays NaN, as torch.relu; fmax would give 0 and is
+   * an out-of-line call on PoCL) */
+  for (; l + 16 <= L; l += 16) {
+    RV16 v = vload16(0, s + l) + b;
+    if (has_res) v += vload16(0, e + l);
+    if (relu) v = select(v, (RV16)0, v < (RV16)0);
+    vstore16(v, 0, d + l);
+  }
+  for (; l < L; l++) {
+    REAL v = s[l] + b + (has_res ? e[l] : (REAL)0);
+    d[l] = relu && v < (REAL)0 ? (REAL)0 : v;
+  }
 }
 
 /* ---- direct kernels (thin groups: depthwise and friends) -------------------

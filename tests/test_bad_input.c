@@ -451,6 +451,7 @@ static const lam_upsample_opts bad_upsample = {.scale = {-2.0, -2.0, -2.0}};
   /* models.h */                                                                                    \
   X(E, lam_models_resnet_defaults, OK, lam_models_resnet_defaults().width == 64)                    \
   X(P, lam_models_resnet, INVALID_ARGUMENT, (19, NULL))                                            \
+  X(S, lam_models_resnet_fuse, NULLARG, (NULL, NULL))                                              \
   X(E, lam_models_mobilenet_v2_defaults, OK, lam_models_mobilenet_v2_defaults().round_nearest == 8) \
   X(P, lam_models_mobilenet_v2, INVALID_ARGUMENT, (&(lam_models_mobilenet_v2_opts){.width_mult = -1})) \
   X(E, lam_models_vit_defaults, OK, lam_models_vit_defaults().embed_dim == 768)                     \

@@ -232,6 +232,15 @@ static void random_suite(int nsp, int ncases, uint64_t seed) {
 Test(conv, random_1d) { random_suite(1, tu_small() ? 4 : 25, 11); }
 Test(conv, random_2d) { random_suite(2, tu_small() ? 4 : 25, 12); }
 Test(conv, random_3d) { random_suite(3, tu_small() ? 3 : 12, 13); }
+/* The same suites on the plane-wise im2col (im2col_plane), which the default
+ * takes only for short rows and many planes (ResNet's late stages). */
+static void random_suite_plane(int nsp, int ncases, uint64_t seed) {
+  setenv("LAMINA_CONV_IM2COL", "plane", 1);
+  random_suite(nsp, ncases, seed);
+  unsetenv("LAMINA_CONV_IM2COL");
+}
+Test(conv, random_2d_im2col_plane) { random_suite_plane(2, tu_small() ? 4 : 25, 12); }
+Test(conv, random_3d_im2col_plane) { random_suite_plane(3, tu_small() ? 3 : 12, 13); }
 
 /* Fixed cases that matter: ResNet-style shapes, 1x1 (the no-im2col path),
  * one image vs several, non-square kernels, and batch chunks of 1 and 2. */

@@ -11,6 +11,7 @@
  * summary walk are checked too. The ViT cases come from timm's own
  * VisionTransformer (outputs, gradients, a strict load of a timm-saved
  * state_dict, the drop_path schedule, dropouts, no head, vit_base names). */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,6 +155,13 @@ static void check_case(const char *c, lam_dtype dt, double atol, double rtol, do
   snprintf(name, sizeof name, "%s.y", c);
   assert_close_golden(y, g, name, atol, rtol, 0);
   lam_tensor_free(y);
+  const bool resnet = strcmp(lam_layer_name(m), "resnet") == 0;
+  if (resnet) { /* batch norm folded (lam_models_resnet_fuse): the same outputs */
+    cr_assert_eq(lam_models_resnet_fuse(m, v), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam_layer_apply(m, v, x, NULL, &y), LAM_OK, "%s", lam_last_error());
+    assert_close_golden(y, g, name, 4 * atol, 4 * rtol, 0);
+    lam_tensor_free(y);
+  }
 
   step_ctx s = {m, lam_vars_state(v), x, tu_golden_tensor(ctx, LAM_I32, g, "%s.labels", c)};
   lam_tensor *loss = NULL;
@@ -187,6 +195,17 @@ static void check_case(const char *c, lam_dtype dt, double atol, double rtol, do
     lam_ptree_leaf(st, i, &path, &t);
     snprintf(name, sizeof name, "%s.after.%s", c, path);
     assert_close_golden(t, g, name, grad_atol, grad_rtol, 0);
+  }
+  if (resnet) { /* the step replaced the running statistics: the folds are stale and the
+                   general path runs (its output equals the unfused model's) */
+    lam_tensor *yf = NULL, *yu = NULL;
+    cr_assert_eq(lam_layer_apply(m, v, x, NULL, &yf), LAM_OK, "%s", lam_last_error());
+    cr_assert_eq(lam_models_resnet_fuse(m, NULL), LAM_OK);
+    cr_assert_eq(lam_layer_apply(m, v, x, NULL, &yu), LAM_OK, "%s", lam_last_error());
+    double *u = tu_to_f64(yu);
+    tu_assert_tensor_close(yf, u, lam_tensor_numel(yu), 0, 0, "stale folds run the general path");
+    free(u);
+    lam_tensor_free(yf), lam_tensor_free(yu);
   }
   cr_log_info("%s %s: worst gradient error %.3g of the tensor's largest value", c, lam_dtype_name(dt), worst);
   lam_tensor_free(loss);
@@ -422,6 +441,63 @@ static void check_full(lam_layer *m, const char *name) {
   lam_layer_free(m);
   tu_golden_free(g);
   lam_ctx_free(ctx);
+}
+
+/* lam_models_resnet_fuse at odd sizes: batch 1 (in-place epilogue) and 3 (the
+ * chan_swap epilogue, also one image per chunk), against the unfused model with random
+ * running statistics (so the fold is not the identity); and the error rows. */
+static void fuse_case(int depth, int64_t batch, int64_t hw, const char *chunk) {
+  lam_ctx *ctx = tu_ctx();
+  lam_layer *m = lam_models_resnet(depth, &(lam_models_resnet_opts){.width = 4, .num_classes = 7});
+  cr_assert(m);
+  lam_vars *v = NULL;
+  cr_assert_eq(lam_layer_init(m, ctx, lam_rng_key_make(3), LAM_F32, &v), LAM_OK, "%s", lam_last_error());
+  tu_rng r = tu_rng_make(11);
+  lam_ptree *st = lam_vars_state(v), *pa = lam_vars_params(v);
+  for (int t = 0; t < 2; t++) { /* random statistics and affine parameters */
+    lam_ptree *tree = t ? st : pa;
+    for (int i = 0; i < lam_ptree_leaf_count(tree); i++) {
+      const char *path;
+      lam_tensor *leaf;
+      lam_ptree_leaf(tree, i, &path, &leaf);
+      const bool var = strstr(path, "running_var") != NULL, mean = strstr(path, "running_mean") != NULL;
+      const bool bn = strstr(path, "bn") || strstr(path, "downsample.1");
+      if (!(var || mean || (bn && t == 0))) continue;
+      lam_tensor *nv = tu_rand_f32(ctx, &r, lam_tensor_ndim(leaf), lam_tensor_shape(leaf), var ? 0.5 : -0.5,
+                                   var ? 2.0 : 0.5);
+      cr_assert_eq(lam_ptree_set(tree, path, nv), LAM_OK);
+      lam_tensor_free(nv);
+    }
+  }
+  lam_tensor *x = tu_rand_f32(ctx, &r, 4, (int64_t[]){batch, 3, hw, hw + 2}, -1, 1);
+  lam_tensor *yu = NULL, *yf = NULL;
+  cr_assert_eq(lam_layer_apply(m, v, x, NULL, &yu), LAM_OK, "%s", lam_last_error());
+  cr_assert_eq(lam_models_resnet_fuse(m, v), LAM_OK, "%s", lam_last_error());
+  if (chunk) setenv("LAMINA_CONV_CHUNK", chunk, 1);
+  cr_assert_eq(lam_layer_apply(m, v, x, NULL, &yf), LAM_OK, "%s", lam_last_error());
+  unsetenv("LAMINA_CONV_CHUNK");
+  double *u = tu_to_f64(yu), scale = 0;
+  for (int64_t i = 0; i < lam_tensor_numel(yu); i++) scale = fmax(scale, fabs(u[i]));
+  tu_assert_tensor_close(yf, u, lam_tensor_numel(yu), 1e-5 * scale, 1e-4, "fused resnet");
+  free(u);
+  lam_tensor_free(yu), lam_tensor_free(yf), lam_tensor_free(x);
+  lam_vars_free(v);
+  lam_layer_free(m);
+  lam_ctx_free(ctx);
+}
+
+Test(models_vision, resnet_fuse_matches_unfused) {
+  fuse_case(18, 1, 17, NULL);
+  fuse_case(18, 3, 19, NULL);
+  fuse_case(18, 3, 19, "1");
+  fuse_case(50, 2, 21, NULL);
+}
+
+Test(models_vision, resnet_fuse_bad_input) {
+  tu_assert_status(lam_models_resnet_fuse(NULL, NULL), LAM_ERR_NULL, "lam_models_resnet_fuse");
+  lam_layer *l = lam_nn_relu();
+  tu_assert_status(lam_models_resnet_fuse(l, NULL), LAM_ERR_INVALID_ARGUMENT, "not a lam_models_resnet");
+  lam_layer_free(l);
 }
 
 Test(models_vision, resnet18_names_and_shapes_are_torchvisions) { check_full(lam_models_resnet(18, NULL), "resnet18"); }

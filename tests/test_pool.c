@@ -5,6 +5,7 @@
  * PyTorch golden data (tests/data/conv_golden.safetensors from
  * tools/gen_conv_golden.py), finite-difference checks,
  * one input above 2^22 elements, bad input, and the layers. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,6 +241,48 @@ static void random_psuite(int kind, int ncases, uint64_t seed) {
 }
 
 Test(pool, random_max) { random_psuite(0, tu_small() ? 3 : 20, 41); }
+/* The same cases on the general kernel (pool_fwd): the default takes
+ * max_pool2d_rows for dilation-1 1-D/2-D max pools. */
+Test(pool, random_max_general) {
+  setenv("LAMINA_POOL_PATH", "general", 1);
+  random_psuite(0, tu_small() ? 3 : 20, 41);
+  unsetenv("LAMINA_POOL_PATH");
+}
+/* The vectorised 3x3 stride-2 max pool (max_pool2d_k3s2: evaluation, no indices)
+ * against the general kernel, bitwise, on odd and even sizes (vector blocks, the
+ * scalar head and tail), padding 0 and 1, with NaN and -inf entries. */
+Test(pool, max_k3s2_matches_general) {
+  lam_ctx *ctx = tu_ctx();
+  static const int64_t sizes[] = {1, 2, 3, 5, 17, 18, 33, 40, 57};
+  tu_rng r = tu_rng_make(9);
+  for (int i = 0; i < 9; i++)
+    for (int p = 0; p < 2; p++) {
+      const int64_t H = sizes[i], W = sizes[(i * 5 + 3) % 9];
+      if ((H + 2 * p < 3) || (W + 2 * p < 3)) continue;
+      const int64_t n = 2 * 3 * H * W;
+      float *h = malloc((size_t)n * sizeof *h);
+      for (int64_t e = 0; e < n; e++) {
+        h[e] = (float)tu_uniform(&r, -1, 1);
+        if (e % 23 == 7) h[e] = NAN;
+        if (e % 19 == 5) h[e] = -INFINITY;
+      }
+      lam_tensor *x = lam_tensor_from_host(ctx, LAM_F32, 4, (int64_t[]){2, 3, H, W}, h);
+      lam_pool_opts o = {.kernel = {3, 3}, .stride = {2, 2}, .padding = {p, p}};
+      lam_tensor *yv = lam_max_pool2d(x, &o);
+      setenv("LAMINA_POOL_PATH", "general", 1);
+      lam_tensor *yg = lam_max_pool2d(x, &o);
+      unsetenv("LAMINA_POOL_PATH");
+      cr_assert(yv && yg, "%s", lam_last_error());
+      double *a = tu_to_f64(yv), *b = tu_to_f64(yg);
+      for (int64_t e = 0; e < lam_tensor_numel(yg); e++)
+        cr_assert(a[e] == b[e] || (isnan(a[e]) && isnan(b[e])), "H %lld W %lld pad %d at %lld: %g vs %g",
+                  (long long)H, (long long)W, p, (long long)e, a[e], b[e]);
+      free(a), free(b), free(h);
+      lam_tensor_free(x), lam_tensor_free(yv), lam_tensor_free(yg);
+    }
+  lam_ctx_free(ctx);
+}
+
 Test(pool, random_avg) { random_psuite(1, tu_small() ? 3 : 20, 42); }
 Test(pool, random_adaptive_max) { random_psuite(2, tu_small() ? 3 : 15, 43); }
 Test(pool, random_adaptive_avg) { random_psuite(3, tu_small() ? 3 : 15, 44); }

@@ -5,6 +5,7 @@
  * F.pad (tests/data/shape_golden.safetensors from tools/gen_shape_golden.py), one
  * case above 2^22 elements, gradient checks of every differentiable op, and
  * bad input with leak checks. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,6 +159,39 @@ Test(shape, permute_random_all_dtypes) {
     free(h);
   }
   tu_assert_no_leak(ctx, m);
+  lam_ctx_free(ctx);
+}
+
+/* Head split / merge layouts ([b, s, h, d] <-> [b, h, s, d]) with rows of 16 to 40
+ * elements: the strided_rows kernel (one work-item per contiguous row; odd row
+ * lengths leave a scalar tail), and the same cases on the general kernel
+ * (LAMINA_SHAPE_PATH=general). */
+Test(shape, permute_contiguous_rows_both_paths) {
+  lam_ctx *ctx = tu_ctx();
+  tu_rng r = tu_rng_make(5);
+  static const int64_t shapes[][4] = {{2, 17, 3, 16}, {3, 5, 7, 19}, {1, 33, 2, 40}, {2, 3, 4, 32}};
+  for (int path = 0; path < 2; path++) {
+    if (path) setenv("LAMINA_SHAPE_PATH", "general", 1);
+    for (int it = 0; it < 8; it++) {
+      lam_dtype dt = dts[it % N_DTS];
+      if (!tu_has_dtype(ctx, dt)) continue;
+      const int64_t *s = shapes[it % 4];
+      int perm[4] = {0, 2, 1, 3};
+      int64_t os[8];
+      unsigned char *h;
+      lam_tensor *x = tu_rand_tensor(ctx, &r, dt, 4, s, &h);
+      int64_t *map = permute_map(4, s, perm, os);
+      unsigned char *want = apply_map(h, lam_dtype_size(dt), map, tu_numel(4, s), NULL);
+      lam_tensor *y = lam_permute(x, perm);
+      tu_assert_tensor_bytes(y, 4, os, want, path ? "permute 0213 (general)" : "permute 0213 (rows)");
+      lam_tensor_free(y);
+      lam_tensor_free(x);
+      free(map);
+      free(want);
+      free(h);
+    }
+  }
+  unsetenv("LAMINA_SHAPE_PATH");
   lam_ctx_free(ctx);
 }
 

@@ -83,6 +83,22 @@ LAM_API lam_models_resnet_opts lam_models_resnet_defaults(void);
  * options. */
 LAM_API lam_layer *lam_models_resnet(int depth, const lam_models_resnet_opts *opts);
 
+/* Folds every batch norm of a ResNet built by lam_models_resnet into the
+ * convolution before it, for evaluation: the folded weights W * g / sqrt(v + eps)
+ * and biases b - m * g / sqrt(v + eps) (g, b the batch norm's weight and bias,
+ * m, v its running statistics) are computed now from vars and kept by the
+ * model, which then runs each conv-bn[-relu] of an evaluation-mode apply as one
+ * convolution whose output pass also adds the bias, the residual and the ReLU.
+ * The folded copies are used only while the model is applied in evaluation
+ * mode, with no gradient tape recording, to params and state whose leaves are
+ * the very tensors folded (the same handles); anything else (training, other
+ * vars, lam_vjp through the model) runs the general path. Call it again after
+ * changing those tensors in place. Calling it with vars NULL drops the folded
+ * copies; until then (or lam_layer_free) the model holds them and a reference
+ * to each tensor folded. LAM_ERR_NULL for a NULL model, LAM_ERR_INVALID_ARGUMENT
+ * for a layer that is not a lam_models_resnet, LAM_ERR_DTYPE for non-float vars. */
+LAM_API lam_status lam_models_resnet_fuse(lam_layer *model, lam_vars *vars);
+
 /* ---- MobileNetV2 ------------------------------------------------------------- */
 
 typedef struct lam_models_mobilenet_v2_opts {

@@ -18,4 +18,10 @@
 lam_layer *lam__models_chain(const char *name, int n, const char *const *keys, lam_layer *const *layers,
                              bool residual, const char *shortcut_key, lam_layer *shortcut, bool post_relu);
 
+/* lam_models_resnet_fuse's work: in every chain under layer (params / state its
+ * trees), folds each 2-D conv (no bias) followed by a batch norm (affine,
+ * running statistics) and the shortcut's conv-bn, keeping the folded copies in
+ * the chain for evaluation-mode applies; drop (or NULL trees) removes them. */
+lam_status lam__models_chain_fuse(lam_layer *layer, lam_ptree *params, lam_ptree *state, bool drop);
+
 #endif

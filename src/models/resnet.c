@@ -5,6 +5,7 @@
  * (models/chain.c) so the parameter paths are torchvision's. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 #include "lamina/conv.h"
@@ -169,4 +170,19 @@ lam_layer *lam_models_resnet(int depth, const lam_models_resnet_opts *opts) {
   }
   /* NULL when a part failed: its constructor's message stands. */
   return lam__models_chain("resnet", n, keys, layers, false, NULL, NULL, false);
+}
+
+lam_status lam_models_resnet_fuse(lam_layer *model, lam_vars *vars) {
+  const char *fn = "lam_models_resnet_fuse";
+  if (!model) return lam__fail(LAM_ERR_NULL, "%s: model is NULL", fn);
+  if (strcmp(lam_layer_name(model), "resnet") != 0)
+    return lam__fail(LAM_ERR_INVALID_ARGUMENT, "%s: the layer is a %s, not a lam_models_resnet", fn,
+                     lam_layer_name(model));
+  if (!vars) return lam__models_chain_fuse(model, NULL, NULL, true);
+  if (lam_vars_dtype(vars) != LAM_F32 && lam_vars_dtype(vars) != LAM_F64)
+    return lam__fail(LAM_ERR_DTYPE, "%s: vars are %s; f32 or f64 expected", fn,
+                     lam_dtype_name(lam_vars_dtype(vars)));
+  lam_status st = lam__models_chain_fuse(model, lam_vars_params(vars), lam_vars_state(vars), false);
+  if (st != LAM_OK) lam__models_chain_fuse(model, NULL, NULL, true);
+  return st;
 }

@@ -170,3 +170,9 @@ lam_layer *lam_nn_prelu(const lam_prelu_opts *opts) {
   if (!l) free(p);
   return l;
 }
+
+bool lam__nn_is_relu(const lam_layer *l) {
+  if (!l || l->vt != &lam__act_vt) return false;
+  const lam__act *a = l->impl;
+  return a->kind == 0 && a->op == LAM_RELU;
+}

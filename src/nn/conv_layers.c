@@ -438,3 +438,8 @@ static lam_layer *lam__upsample_layer(int nsp, const lam_upsample_opts *opts, co
 lam_layer *lam_nn_upsample1d(const lam_upsample_opts *opts) { return lam__upsample_layer(1, opts, "lam_nn_upsample1d"); }
 lam_layer *lam_nn_upsample2d(const lam_upsample_opts *opts) { return lam__upsample_layer(2, opts, "lam_nn_upsample2d"); }
 lam_layer *lam_nn_upsample3d(const lam_upsample_opts *opts) { return lam__upsample_layer(3, opts, "lam_nn_upsample3d"); }
+
+const lam_conv_opts *lam__nn_conv2d_opts(const lam_layer *l) {
+  if (!l || l->vt != &lam__convl_vt[0][1]) return NULL;
+  return &((const lam__convl *)l->impl)->o;
+}

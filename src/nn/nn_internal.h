@@ -30,4 +30,12 @@ bool lam__embedding_config(const lam_layer *layer, bool *no_scale, double *max_n
 /* True if layer is a built-in linear (not bilinear), with its features and no_bias. */
 bool lam__linear_config(const lam_layer *layer, int64_t *in, int64_t *out, bool *no_bias);
 
+/* For the model zoo's evaluation fusions (lam_models_resnet_fuse): whether l is a
+ * ReLU activation layer; a 2-D convolution layer's options (NULL for other
+ * layers); a batch norm layer with affine weight and bias and running
+ * statistics (false otherwise) and its eps. */
+bool lam__nn_is_relu(const lam_layer *l);
+const struct lam_conv_opts *lam__nn_conv2d_opts(const lam_layer *l);
+bool lam__nn_batch_norm_eps(const lam_layer *l, double *eps);
+
 #endif

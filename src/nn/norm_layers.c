@@ -441,3 +441,11 @@ lam_layer *lam_nn_layer_scale(int64_t planes, const lam_layer_scale_opts *opts) 
   if (l) ((lam__norm *)l->impl)->lambda = lambda;
   return l;
 }
+
+bool lam__nn_batch_norm_eps(const lam_layer *l, double *eps) {
+  if (!l || l->vt != &lam__norm_vt[LAM__BATCH_NORM]) return false;
+  const lam__norm *n = l->impl;
+  if (!n->o.affine || !n->o.bias || !n->o.track) return false;
+  *eps = n->o.eps;
+  return true;
+}

@@ -20,8 +20,9 @@
  * dW = dy @ cols^T, run as its transpose cols @ dy^T (an NN product, see
  * lam__conv_bwd_weight), recomputing im2col per chunk (keeping the columns
  * alive on the tape would cost KV times the input per layer); db = sum of
- * dy. LAMINA_CONV_PATH=gemm|direct forces a path and LAMINA_CONV_CHUNK=n
- * caps the images per chunk (tests run every path on the same cases).
+ * dy. LAMINA_CONV_PATH=gemm|direct forces a path, LAMINA_CONV_CHUNK=n
+ * caps the images per chunk and LAMINA_CONV_IM2COL=rows|plane forces the
+ * row-wise or the plane-wise im2col (tests run every path on the same cases).
  *
  * An implicit-GEMM kernel (B read straight from x, no column matrix) was
  * prototyped: on PoCL it ran at ~230 GFLOP/s against ~290 for im2col into
@@ -183,8 +184,20 @@ static lam_tensor *lam__im2col(lam_tensor *x, const lam__conv_geom *g, int64_t n
   lam_tensor *cols = lam__tensor_new(x->ctx, x->dtype, 3, shape, fn);
   if (!cols) return NULL;
   cl_kernel k;
-  lam_status st = lam__kernel_dt(x->ctx, "conv", "im2col", x->dtype, NULL, &k);
-  if (st == LAM_OK) {
+  /* short rows: a work-item per plane of OH rows (im2col_plane, cl/conv.cl) */
+  const char *e = getenv("LAMINA_CONV_IM2COL");
+  const int64_t planes = g->C * kv * nb * g->out[0];
+  const bool by_plane = e && strcmp(e, "plane") == 0 ? true
+                        : e && strcmp(e, "rows") == 0 ? false
+                                                       : g->out[2] < 32 && planes >= 256;
+  lam_status st = lam__kernel_dt(x->ctx, "conv", by_plane ? "im2col_plane" : "im2col", x->dtype, NULL, &k);
+  if (st == LAM_OK && by_plane) {
+    lam__arg a[10] = {lam__arg_mem(x->buf->mem),
+                      lam__arg_int((int64_t)x->offset + n0 * g->C * lam__lin(g)),
+                      LAM__ARG_T(cols), lam__arg_int(planes)};
+    lam__conv_vecs(g, nb, a + 5);
+    st = lam__launch_rows(x->ctx, k, fn, 9, a, planes);
+  } else if (st == LAM_OK) {
     const int64_t rows = g->C * kv * nb * g->out[0] * g->out[1];
     lam__arg a[10] = {lam__arg_mem(x->buf->mem),
                       lam__arg_int((int64_t)x->offset + n0 * g->C * lam__lin(g)),
@@ -199,18 +212,28 @@ static lam_tensor *lam__im2col(lam_tensor *x, const lam__conv_geom *g, int64_t n
   return cols;
 }
 
-/* dst[q, p, l] = src[p, q, l] (+ bias[p]); dst at element offset dst_off of dst_t's buffer. */
-static lam_status lam__chan_swap(lam_tensor *src, size_t src_off, lam_tensor *dst, size_t dst_off,
-                                 lam_tensor *bias, int64_t P, int64_t Q, int64_t L, const char *fn) {
+/* dst[q, p, l] = src[p, q, l] (+ bias[p]); dst at element offset dst_off of dst_t's buffer.
+ * With res (dst's layout [Q, P, L], at its own offset) adds it; relu clamps at 0. */
+static lam_status lam__chan_swap_epi(lam_tensor *src, size_t src_off, lam_tensor *dst, size_t dst_off,
+                                     lam_tensor *bias, lam_tensor *res, size_t res_off, bool relu,
+                                     int64_t P, int64_t Q, int64_t L, const char *fn) {
   cl_kernel k;
   lam_status st = lam__kernel_dt(src->ctx, "conv", "chan_swap", src->dtype, NULL, &k);
   if (st != LAM_OK) return st;
   lam_tensor *b = bias ? bias : src; /* any valid buffer when unused */
+  lam_tensor *e = res ? res : src;
   lam__arg a[] = {lam__arg_mem(src->buf->mem), lam__arg_int((int64_t)src_off),
                   lam__arg_mem(dst->buf->mem), lam__arg_int((int64_t)dst_off),
                   LAM__ARG_T(b), lam__arg_int(bias != NULL), lam__arg_int(P), lam__arg_int(Q),
-                  lam__arg_int(L)};
-  return lam__launch_rows(src->ctx, k, fn, 10, a, P * Q);
+                  lam__arg_int(L), lam__arg_mem(e->buf->mem),
+                  lam__arg_int(res ? (int64_t)res_off : 0), lam__arg_int(res != NULL),
+                  lam__arg_int(relu)};
+  return lam__launch_rows(src->ctx, k, fn, 14, a, P * Q);
+}
+
+static lam_status lam__chan_swap(lam_tensor *src, size_t src_off, lam_tensor *dst, size_t dst_off,
+                                 lam_tensor *bias, int64_t P, int64_t Q, int64_t L, const char *fn) {
+  return lam__chan_swap_epi(src, src_off, dst, dst_off, bias, NULL, 0, false, P, Q, L, fn);
 }
 
 /* The weight as GEMM operand [G, O/G, C/G*KV] (a view, not recorded). */
@@ -339,9 +362,32 @@ static lam_tensor *lam__direct_bwd_weight(lam_tensor *dy, lam_tensor *x, const l
 
 /* ---- the three primitives ---------------------------------------------------- */
 
+/* The forward pass with the evaluation epilogue: + res [N, O, out...] (NULL: none)
+ * and ReLU in the output pass of the GEMM path (separate ops on the direct path). */
+static lam_tensor *lam__conv_fwd_epi(lam_tensor *x, lam_tensor *w, lam_tensor *bias, lam_tensor *res,
+                                     bool relu, const lam__conv_geom *g, const char *fn);
+
 lam_tensor *lam__conv_fwd(lam_tensor *x, lam_tensor *w, lam_tensor *bias, const lam__conv_geom *g,
                           const char *fn) {
-  if (lam__use_direct(g)) return lam__direct_fwd(x, w, bias, g, fn);
+  return lam__conv_fwd_epi(x, w, bias, NULL, false, g, fn);
+}
+
+static lam_tensor *lam__conv_fwd_epi(lam_tensor *x, lam_tensor *w, lam_tensor *bias, lam_tensor *res,
+                                     bool relu, const lam__conv_geom *g, const char *fn) {
+  if (lam__use_direct(g)) {
+    lam_tensor *y = lam__direct_fwd(x, w, bias, g, fn);
+    if (y && res) {
+      lam_tensor *s = lam_add(y, res);
+      lam_tensor_free(y);
+      y = s;
+    }
+    if (y && relu) {
+      lam_tensor *s = lam_relu(y);
+      lam_tensor_free(y);
+      y = s;
+    }
+    return y;
+  }
   if (lam__check_cols(g, fn) != LAM_OK) return NULL;
   const int64_t L = lam__lout(g), nb = lam__chunk(g, 0);
   lam_tensor *wm = lam__wmat(w, g);
@@ -352,7 +398,9 @@ lam_tensor *lam__conv_fwd(lam_tensor *x, lam_tensor *w, lam_tensor *bias, const 
     lam_tensor *cols = lam__cols_mat(x, g, 0, 1, fn);
     lam_tensor *r = cols ? lam_matmul(wm, cols) : NULL;
     lam_tensor_free(cols);
-    if (r && bias && lam__chan_swap(r, r->offset, r, r->offset, bias, g->O, 1, L, fn) != LAM_OK) {
+    if (r && (bias || res || relu) &&
+        lam__chan_swap_epi(r, r->offset, r, r->offset, bias, res, res ? res->offset : 0, relu, g->O, 1,
+                           L, fn) != LAM_OK) {
       lam_tensor_free(r);
       r = NULL;
     }
@@ -371,8 +419,8 @@ lam_tensor *lam__conv_fwd(lam_tensor *x, lam_tensor *w, lam_tensor *bias, const 
     const int64_t nc = g->N - n0 < nb ? g->N - n0 : nb;
     lam_tensor *cols = lam__cols_mat(x, g, n0, nc, fn);
     lam_tensor *r = cols ? lam_matmul(wm, cols) : NULL;
-    st = r ? lam__chan_swap(r, r->offset, y, y->offset + (size_t)(n0 * g->O * L), bias, g->O, nc, L,
-                            fn)
+    st = r ? lam__chan_swap_epi(r, r->offset, y, y->offset + (size_t)(n0 * g->O * L), bias, res,
+                                res ? res->offset + (size_t)(n0 * g->O * L) : 0, relu, g->O, nc, L, fn)
            : lam_last_status();
     lam_tensor_free(cols);
     lam_tensor_free(r);
@@ -592,8 +640,29 @@ static lam_status lam__conv_backward(lam__node *node, lam_tensor *gy, lam_tensor
 static lam_tensor *lam__conv_run(lam_tensor *x, lam_tensor *w, lam_tensor *b,
                                  const lam__conv_geom *gp, const char *fn);
 
+/* The evaluation epilogue of lam__conv2d_fused (NULL in lam__conv: none). */
+typedef struct {
+  lam_tensor *res;
+  bool relu;
+} lam__conv_epi;
+
+/* y + res, then ReLU, as separate recorded ops (the general path of an epilogue). */
+static lam_tensor *lam__epi_apply(lam_tensor *y, const lam__conv_epi *epi) {
+  if (y && epi && epi->res) {
+    lam_tensor *s = lam_add(y, epi->res);
+    lam_tensor_free(y);
+    y = s;
+  }
+  if (y && epi && epi->relu) {
+    lam_tensor *s = lam_relu(y);
+    lam_tensor_free(y);
+    y = s;
+  }
+  return y;
+}
+
 static lam_tensor *lam__conv(int nsp, lam_tensor *x, lam_tensor *w, lam_tensor *b,
-                             const lam_conv_opts *o, const char *fn) {
+                             const lam_conv_opts *o, const lam__conv_epi *epi, const char *fn) {
   if (lam__conv_check_args(nsp, x, w, b, "[out, in/groups, k...]", fn) != LAM_OK) return NULL;
   char b1[LAM__SHAPE_STR], b2[LAM__SHAPE_STR];
   const int64_t G = o && o->groups ? o->groups : 1;
@@ -644,10 +713,30 @@ static lam_tensor *lam__conv(int nsp, lam_tensor *x, lam_tensor *w, lam_tensor *
       if (!xp) return NULL;
       lam_tensor *y = lam__conv_run(xp, w, b, &g, fn);
       lam_tensor_free(xp);
-      return y;
+      return lam__epi_apply(y, epi);
     }
   }
-  return lam__conv_run(x, w, b, &g, fn);
+  if (epi && epi->res) {
+    const lam_tensor *r = epi->res;
+    bool same = r->ctx == x->ctx && r->dtype == x->dtype && r->ndim == nsp + 2;
+    for (int d = 0; same && d < nsp + 2; d++) same = r->shape[d] == ys[d];
+    if (!same)
+      return lam__fail(LAM_ERR_SHAPE, "%s: the residual must be %s of x's dtype", fn,
+                       lam__shape_str(nsp + 2, ys, b1)), NULL;
+  }
+  if (epi && !lam_grad_is_recording(x->ctx)) {
+    const bool was = lam_grad_set_enabled(x->ctx, false);
+    lam_tensor *y = lam__conv_fwd_epi(x, w, b, epi->res, epi->relu, &g, fn);
+    lam_grad_set_enabled(x->ctx, was);
+    return y;
+  }
+  return lam__epi_apply(lam__conv_run(x, w, b, &g, fn), epi);
+}
+
+lam_tensor *lam__conv2d_fused(lam_tensor *x, lam_tensor *w, lam_tensor *b, lam_tensor *res, bool relu,
+                              const lam_conv_opts *opts) {
+  const lam__conv_epi epi = {res, relu};
+  return lam__conv(2, x, w, b, opts, &epi, "lam_conv2d");
 }
 
 /* The recorded convolution of x with geometry g (checked). */
@@ -672,15 +761,15 @@ static lam_tensor *lam__conv_run(lam_tensor *x, lam_tensor *w, lam_tensor *b,
 
 lam_tensor *lam_conv1d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
                                const lam_conv_opts *opts) {
-  return lam__conv(1, x, weight, bias, opts, "lam_conv1d");
+  return lam__conv(1, x, weight, bias, opts, NULL, "lam_conv1d");
 }
 
 lam_tensor *lam_conv2d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
                                const lam_conv_opts *opts) {
-  return lam__conv(2, x, weight, bias, opts, "lam_conv2d");
+  return lam__conv(2, x, weight, bias, opts, NULL, "lam_conv2d");
 }
 
 lam_tensor *lam_conv3d(lam_tensor *x, lam_tensor *weight, lam_tensor *bias,
                                const lam_conv_opts *opts) {
-  return lam__conv(3, x, weight, bias, opts, "lam_conv3d");
+  return lam__conv(3, x, weight, bias, opts, NULL, "lam_conv3d");
 }

@@ -6,6 +6,7 @@
 #define LAMINA_OPS_CONV_INTERNAL_H
 
 #include "internal.h"
+#include "lamina/conv.h"
 
 /* A convolution of x [N, C, in...] with w [O, C/G, k...] giving
  * y [N, O, out...]. Spatial arrays always have 3 entries (D, H, W); a conv
@@ -29,6 +30,14 @@ void lam__conv_geom_load(const int64_t *src, lam__conv_geom *g);
 /* y = conv(x, w) (+ bias [O], may be NULL). Returns a new tensor [N, O, out...]. */
 lam_tensor *lam__conv_fwd(lam_tensor *x, lam_tensor *w, lam_tensor *bias, const lam__conv_geom *g,
                           const char *fn);
+/* Evaluation only: relu?(conv2d(x, w, opts) + b + res) with bias b [O] and res
+ * (a contiguous [N, O, out...] of x's dtype) each optional, the bias, residual and
+ * ReLU applied in the pass that moves the GEMM result into place (one pass
+ * instead of three). Not recorded when no tape is recording (the caller's
+ * evaluation path: lam_models_resnet_fuse); under a recording tape it runs
+ * the recorded ops (conv, add, relu) instead. Messages name lam_conv2d. */
+lam_tensor *lam__conv2d_fused(lam_tensor *x, lam_tensor *w, lam_tensor *b, lam_tensor *res, bool relu,
+                              const lam_conv_opts *opts);
 /* The adjoint in x: dx [N, C, in...] = conv^T(dy, w) (+ bias [C], may be NULL:
  * the transposed convolution's forward). */
 lam_tensor *lam__conv_bwd_data(lam_tensor *dy, lam_tensor *w, lam_tensor *bias,

@@ -9,6 +9,7 @@
  * a recording tape, so inference allocates nothing extra. Output sizes and
  * the checks follow PyTorch (padding at most half the kernel, ceil_mode's
  * last window starting inside the input or its left padding). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "lamina/elementwise.h"
@@ -109,9 +110,31 @@ static lam_tensor *lam__pool_run(lam_tensor *x, const lam__pool_geom *g, lam_ten
   }
   lam_tensor *ib = idx ? idx : y;
   cl_kernel k;
-  lam_status st = lam__kernel_dt(ctx, "pool", g->adaptive ? "adaptive_fwd" : "pool_fwd", x->dtype,
-                                 NULL, &k);
-  if (st == LAM_OK) {
+  const char *path = getenv("LAMINA_POOL_PATH"); /* tests: "general" forces pool_fwd, "rows" max_pool2d_rows */
+  const bool rows2d = g->mode == 0 && !g->adaptive && g->in[0] == 1 && g->k[0] == 1 &&
+                      g->d[1] == 1 && g->d[2] == 1 && !(path && strcmp(path, "general") == 0);
+  const bool k3s2 = rows2d && !want_idx && g->k[1] == 3 && g->k[2] == 3 && g->s[1] == 2 && g->s[2] == 2 &&
+                    !(path && strcmp(path, "rows") == 0);
+  lam_status st = lam__kernel_dt(ctx, "pool",
+                                 k3s2     ? "max_pool2d_k3s2"
+                                 : rows2d ? "max_pool2d_rows"
+                                 : g->adaptive ? "adaptive_fwd" : "pool_fwd",
+                                 x->dtype, NULL, &k);
+  if (st == LAM_OK && k3s2) {
+    const int64_t rows = g->N * g->C * g->out[1];
+    lam__arg a[11] = {LAM__ARG_T(x), LAM__ARG_T(y), lam__arg_int(rows), lam__arg_int(g->in[1]),
+                      lam__arg_int(g->in[2]), lam__arg_int(g->out[1]), lam__arg_int(g->out[2]),
+                      lam__arg_int(g->p[1]), lam__arg_int(g->p[2])};
+    st = lam__launch_rows(ctx, k, fn, 11, a, rows);
+  } else if (st == LAM_OK && rows2d) {
+    const int64_t rows = g->N * g->C * g->out[1];
+    lam__arg a[18] = {LAM__ARG_T(x), LAM__ARG_T(y), LAM__ARG_T(ib), lam__arg_int(want_idx),
+                      lam__arg_int(rows), lam__arg_int(g->in[1]), lam__arg_int(g->in[2]),
+                      lam__arg_int(g->out[1]), lam__arg_int(g->out[2]), lam__arg_int(g->k[1]),
+                      lam__arg_int(g->k[2]), lam__arg_int(g->s[1]), lam__arg_int(g->s[2]),
+                      lam__arg_int(g->p[1]), lam__arg_int(g->p[2])};
+    st = lam__launch_rows(ctx, k, fn, 18, a, rows);
+  } else if (st == LAM_OK) {
     const int64_t rows = g->N * g->C * g->out[0] * g->out[1];
     lam__arg a[15] = {LAM__ARG_T(x), LAM__ARG_T(y), LAM__ARG_T(ib), lam__arg_int(want_idx),
                       lam__arg_int(rows), lam__arg_int(g->mode)};

@@ -100,6 +100,28 @@ static lam_status lam__box_copy(const char *fn, const lam_tensor *x, int64_t xo,
     size_t local[3] = {32, 8, 1};
     return lam__launch(ctx, k, fn, 12, args, 3, global, local);
   }
+  /* rows contiguous on both sides: a work-item per row (LAMINA_SHAPE_PATH=general: not) */
+  const char *path = getenv("LAMINA_SHAPE_PATH");
+  if (nd >= 2 && a[nd - 1] == 1 && b[nd - 1] == 1 && sh[nd - 1] >= 16 &&
+      !(path && strcmp(path, "general") == 0)) {
+    int64_t os[8] = {1, 1, 1, 1, 1, 1, 1, 1}, oa[8] = {0}, ob[8] = {0}, rows = sh[nd - 2];
+    const int nouter = nd - 2;
+    for (int j = 0; j < nouter; j++) {
+      os[j] = sh[nouter - 1 - j];
+      oa[j] = a[nouter - 1 - j];
+      ob[j] = b[nouter - 1 - j];
+      rows *= os[j];
+    }
+    cl_kernel k;
+    lam_status st = lam__kernel_dt(ctx, "shape", "strided_rows", y->dtype, NULL, &k);
+    if (st != LAM_OK) return st;
+    lam__arg args[] = {lam__arg_mem(x->buf->mem), lam__arg_int((int64_t)x->offset + xo),
+                       lam__arg_mem(y->buf->mem), lam__arg_int((int64_t)y->offset + yo),
+                       lam__arg_int(sh[nd - 1]), lam__arg_int(sh[nd - 2]), lam__arg_int(a[nd - 2]),
+                       lam__arg_int(b[nd - 2]), lam__arg_int(nouter), lam__arg_int8(8, os),
+                       lam__arg_int8(8, oa), lam__arg_int8(8, ob), lam__arg_int(rows)};
+    return lam__launch_rows(ctx, k, fn, 13, args, rows);
+  }
   /* innermost dim -> range dim 0, next -> dim 1, the rest (innermost first) -> dim 2 */
   int64_t n0 = sh[nd - 1], n1 = nd > 1 ? sh[nd - 2] : 1, n2 = 1;
   int64_t os[8] = {1, 1, 1, 1, 1, 1, 1, 1}, oa[8] = {0}, ob[8] = {0};
