@@ -213,8 +213,9 @@ kernel void strided_rows(global const REAL *x, int x_off, global REAL *y, int y_
   int i1 = g % n1, r = g / n1;
   int xo = x_off + i1 * xs1, yo = y_off + i1 * ys1;
   OUTER_STEP(0) OUTER_STEP(1) OUTER_STEP(2) OUTER_STEP(3) OUTER_STEP(4) OUTER_STEP(5)
-  global const REAL *s = x + xo;
-  global REAL *d = y + yo;
+  /* raw bits (RAW_T): the same copy for every dtype, f16 storage included */
+  global const RAW_T *s = (global const RAW_T *)(x + xo);
+  global RAW_T *d = (global RAW_T *)(y + yo);
   int c = 0;
   for (; c + 16 <= n0; c += 16) vstore16(vload16(0, s + c), 0, d + c);
   for (; c < n0; c++) d[c] = s[c];
