@@ -5,17 +5,19 @@
  * added-token split, BertNormalizer, BertPreTokenizer, WordPiece,
  * post-processor, truncation and batch padding. Text is handled as arrays
  * of code points; WordPiece looks its candidate pieces up as UTF-8. */
+#if LAMINA_HAVE_CJSON
 #include <cjson/cJSON.h>
+#endif
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "lamina/options.h"
 #include "lamina/tokenizer.h"
 #include "models/tokenizer_internal.h"
 #include "runtime/options_internal.h"
+#include "runtime/platform_internal.h"
 #include "runtime/runtime_internal.h"
 
 #define LAM__TOK_MAX_SPECIALS 8
@@ -240,12 +242,14 @@ void lam_tokenizer_free(lam_tokenizer *t) {
   free(t);
 }
 
+#if LAMINA_HAVE_CJSON /* used by the loader only */
 static char *lam__strdup(const char *s) {
   size_t n = strlen(s) + 1;
   char *d = malloc(n);
   if (d) memcpy(d, s, n);
   return d;
 }
+#endif
 
 /* ---- normalization ---------------------------------------------------------------- */
 
@@ -544,6 +548,7 @@ const char *lam_tokenizer_token(const lam_tokenizer *tok, int32_t id) {
 
 /* ---- tokenizer.json ------------------------------------------------------------------------ */
 
+#if LAMINA_HAVE_CJSON
 static const char lam__load_fn[] = "lam_tokenizer_load";
 
 /* A JSON integer in [lo, hi] (numbers only; false when absent or not one). */
@@ -833,21 +838,10 @@ lam_status lam_tokenizer_load(const char *path, lam_tokenizer **out) {
   if (!path || !out) return lam__fail(LAM_ERR_NULL, "%s: %s is NULL", fn, !path ? "path" : "out");
   FILE *f = fopen(path, "rb");
   if (!f) return lam__fail(LAM_ERR_IO, "%s: cannot open \"%s\": %s", fn, path, strerror(errno));
-  struct stat stt;
-  if (fstat(fileno(f), &stt) != 0 || !S_ISREG(stt.st_mode) || stt.st_size > 1000000000) {
-    fclose(f);
-    return lam__fail(LAM_ERR_IO, "%s: \"%s\" is not a regular file of at most 1 GB", fn, path);
-  }
-  size_t len = (size_t)stt.st_size;
-  char *text = malloc(len + 1);
-  if (!text || fread(text, 1, len, f) != len) {
-    fclose(f);
-    free(text);
-    return text ? lam__fail(LAM_ERR_IO, "%s: cannot read \"%s\"", fn, path)
-                : lam__fail(LAM_ERR_OUT_OF_HOST_MEMORY, "%s: out of host memory", fn);
-  }
   fclose(f);
-  text[len] = '\0';
+  size_t len = 0;
+  char *text = lam__read_all(path, 1000000000, &len); /* NUL-terminated */
+  if (!text) return lam__fail(LAM_ERR_IO, "%s: \"%s\" is not a regular file of at most 1 GB (or unreadable)", fn, path);
   cJSON *root = cJSON_ParseWithLength(text, len);
   free(text);
   if (!cJSON_IsObject(root)) {
@@ -873,3 +867,14 @@ lam_status lam_tokenizer_load(const char *path, lam_tokenizer **out) {
   *out = t;
   return LAM_OK;
 }
+
+#else /* !LAMINA_HAVE_CJSON */
+lam_status lam_tokenizer_load(const char *path, lam_tokenizer **out) {
+  if (out) *out = NULL;
+  if (!path || !out)
+    return lam__fail(LAM_ERR_NULL, "lam_tokenizer_load: %s is NULL", !path ? "path" : "out");
+  return lam__fail(LAM_ERR_UNSUPPORTED,
+                   "lam_tokenizer_load: \"%s\": this lamina was built without cJSON (LAMINA_WITH_CJSON); "
+                   "tokenizer.json cannot be parsed", path);
+}
+#endif /* LAMINA_HAVE_CJSON */

@@ -31,6 +31,7 @@ typedef struct lam__blas {
   bool used_clblast;
 } lam__blas;
 
+#if LAMINA_HAVE_CLBLAST /* the per-context CLBlast state: used by the CLBlast path only */
 /* Runs in lam_ctx_free before the OpenCL context is released. CLBlast keeps
  * every compiled program in a process-wide cache that retains its context
  * until exit; clearing it here frees them while the context is alive (and
@@ -39,9 +40,7 @@ typedef struct lam__blas {
  * CLBlast call (from the driver's cache: PoCL's in POCL_CACHE_DIR). */
 static void lam__blas_free(void *p) {
   lam__blas *s = p;
-#if LAMINA_HAVE_CLBLAST
   if (s && s->used_clblast) CLBlastClearCache();
-#endif
   free(s);
 }
 
@@ -53,6 +52,7 @@ static lam__blas *lam__blas_get(lam_ctx *ctx, const char *fn) {
   ctx->blas_free = lam__blas_free;
   return s;
 }
+#endif
 
 /* One product C[batch] = op(A[batch]) @ op(B[batch]). */
 typedef struct lam__gemm {

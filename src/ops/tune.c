@@ -26,12 +26,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "lamina/linalg.h"
 #include "lamina/norm.h"
 #include "lamina/tune.h"
 #include "ops/gemm_internal.h"
+#include "runtime/platform_internal.h"
 
 lam_tune_opts lam_tune_defaults(void) {
   lam_tune_opts o;
@@ -39,11 +39,7 @@ lam_tune_opts lam_tune_defaults(void) {
   return o;
 }
 
-static double lam__now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+static double lam__now(void) { return lam__now_seconds(); } /* runtime/platform.c */
 
 typedef struct {
   lam_ctx *ctx;

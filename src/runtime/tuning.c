@@ -26,10 +26,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "lamina/tune.h"
 #include "lamina/version.h"
+#include "runtime/platform_internal.h"
 #include "runtime/runtime_internal.h"
 
 /* ---- built-in GEMM sets (how they were found: ops/gemm_tuning.c) -------- */
@@ -154,12 +154,12 @@ int lam__tuning_save(const lam_ctx *ctx, const lam__tuning_saved *s) {
            (unsigned long long)lam__tuning_checksum(text, n));
   /* Written to a temporary name, then renamed: a reader never sees half a file. */
   char tmp[1200];
-  snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+  snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, lam__process_id());
   FILE *f = fopen(tmp, "w");
   if (!f) return -1;
   bool ok = fputs(text, f) >= 0;
   ok = fclose(f) == 0 && ok;
-  if (!ok || rename(tmp, path) != 0) {
+  if (!ok || lam__file_replace(tmp, path) != 0) {
     remove(tmp);
     return -1;
   }
