@@ -17,6 +17,7 @@ static int usage(void) {
 
 int main(int argc, char **argv) {
   lam_tune_opts o = lam_tune_defaults();
+  o.verbose = true; /* the tool shows its progress; the library is silent unless asked */
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--budget") == 0 && i + 1 < argc) {
       char *end;

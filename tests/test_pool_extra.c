@@ -1,5 +1,6 @@
 /* test_pool_extra.c: the pooling options beyond plain max/avg pools, from
- * lamina/pool.h: return_indices (lam_max_pool*d_with_indices and the
+ * lamina/pool.h (src/ops/pool.c, the layers of src/nn/pool_layers.c, LRN in
+ * src/nn/local_response_norm.c): return_indices (lam_max_pool*d_with_indices and the
  * adaptive ones), max unpooling, divisor_override, LP pooling, fractional
  * max pooling (explicit samples and samples drawn from a key), the 3-d
  * adaptive pool layers, lam_nn_max_pool_apply, and local response

@@ -1,4 +1,5 @@
-/* test_quant.c: group-wise affine quantization (include/lamina/quant.h)
+/* test_quant.c: group-wise affine quantization (include/lamina/quant.h; the
+ * ops of src/ops/quant.c and cl/quant.cl, the layers of src/nn/quant_layers.c)
  * against plain C references: MLX's packing (little end first in 32-bit
  * words) bit for bit, quantize (bit-exact words, scales and biases),
  * dequantize, quantized_matmul through its three kernels (LAMINA_QMM_PATH

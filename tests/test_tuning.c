@@ -387,7 +387,6 @@ Test(tuning, norm_layout_end_to_end, .timeout = 1200) {
   lam_ctx *ctx = ctx_in(dir);
   lam_tune_opts o = lam_tune_defaults();
   o.kernels = LAM_TUNE_NORM;
-  o.quiet = true;
   o.budget_s = tu_small() ? 0.001 : 600; /* both layouts on the real device */
   lam_tune_report rep;
   cr_assert_eq(lam_ctx_tune(ctx, &o, &rep), LAM_OK, "%s", lam_last_error());
@@ -417,7 +416,6 @@ Test(tuning, no_store_writes_nothing, .timeout = 1200) {
   lam_tune_opts o = lam_tune_defaults();
   o.budget_s = 0.001;
   o.no_store = true;
-  o.quiet = true;
   lam_tune_report rep;
   cr_assert_eq(lam_ctx_tune(ctx, &o, &rep), LAM_OK, "%s", lam_last_error());
   cr_assert(!rep.stored);

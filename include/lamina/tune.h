@@ -34,7 +34,8 @@ typedef struct lam_tune_opts {
   double budget_s;   /* seconds for the whole search; 0: 120. Past it the best so far is kept */
   unsigned kernels;  /* lam_tune_kernel bits; 0: every kernel there is (GEMM and NORM) */
   bool f64;          /* also tune the f64 GEMM (devices with fp64) */
-  bool quiet;        /* no progress lines on stderr (a progress callback still gets them) */
+  bool verbose;      /* progress lines on stderr (default: none; the library prints nothing
+                        unasked; a progress callback gets them either way) */
   bool no_store;     /* use the result in this context only; write nothing */
   /* Called with each progress line (no newline), instead of stderr; may be NULL. */
   void (*progress)(const char *line, void *user);

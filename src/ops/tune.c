@@ -57,7 +57,7 @@ static void lam__tune_say(lam__tuner *t, const char *fmt, ...) {
   va_end(ap);
   if (t->o->progress)
     t->o->progress(line, t->o->user);
-  else if (!t->o->quiet)
+  else if (t->o->verbose)
     fprintf(stderr, "%s\n", line);
 }
 
